@@ -1,0 +1,86 @@
+//! `pincer config get|set`: read one dotted key from the effective config, or change one key in
+//! the file while keeping its comments and layout.
+
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+use crate::{Config, ConfigError};
+
+/// The effective value of a dotted key (defaults included), as TOML text.
+///
+/// # Errors
+/// [`ConfigError::UnknownKey`] when the key does not exist.
+pub fn get_value(config: &Config, key: &str) -> Result<String, ConfigError> {
+    let unknown = || ConfigError::UnknownKey { key: key.to_owned() };
+    let root = toml::Value::try_from(config).map_err(|_| unknown())?;
+    let mut cur = &root;
+    for part in key.split('.') {
+        cur = cur.get(part).ok_or_else(unknown)?;
+    }
+    Ok(match cur {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Table(_) => toml::to_string_pretty(cur).map_err(|_| unknown())?,
+        other => other.to_string(),
+    })
+}
+
+/// Returns `text` with `key` set to `raw`. `raw` is read as a TOML value when it parses as one
+/// (`3`, `true`, `"x"`, `["a", "b"]`) and as a plain string otherwise. Missing tables are created.
+/// The caller validates the result before writing it.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when `text` is not TOML or the key cannot be set (a part is not a table).
+pub fn set_value(path: &std::path::Path, text: &str, key: &str, raw: &str) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        key: Some(key.to_owned()),
+        message,
+    };
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+    let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw));
+    let parts: Vec<&str> = key.split('.').collect();
+    let Some((last, tables)) = parts.split_last() else {
+        return Err(invalid("empty key".into()));
+    };
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(invalid("empty key segment".into()));
+    }
+    let mut table: &mut Table = doc.as_table_mut();
+    for part in tables {
+        let entry = table.entry(part).or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| invalid(format!("`{part}` is not a table")))?;
+    }
+    table.insert(last, Item::Value(value));
+    Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn set_keeps_comments_and_types_values() {
+        let text = "# my comment\nversion = 1\n";
+        let out = set_value(Path::new("c"), text, "security.approval_mode", "strict").unwrap();
+        assert!(out.contains("# my comment"));
+        assert!(out.contains("approval_mode = \"strict\""), "{out}");
+        let out = set_value(Path::new("c"), &out, "version", "2").unwrap();
+        assert!(out.contains("version = 2"));
+    }
+
+    #[test]
+    fn get_reads_defaults() {
+        let c = Config::new();
+        assert_eq!(get_value(&c, "security.exec").unwrap(), "off");
+        assert_eq!(get_value(&c, "gateway.bind").unwrap(), "127.0.0.1:7878");
+        assert!(get_value(&c, "nope").is_err());
+    }
+}

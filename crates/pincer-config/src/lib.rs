@@ -1,0 +1,26 @@
+//! Pincer's configuration: the home directory, the `config.toml` schema with secure defaults,
+//! loading with file/line/key-precise errors, atomic writes and the last-known-good copy.
+//!
+//! Invariants:
+//! - `config.toml` is human-controlled: nothing in this crate is reachable from a tool.
+//! - Unknown keys are rejected; a config that does not validate is never written.
+//! - Every write is atomic (temp file → fsync → rename → fsync directory); a successful load keeps
+//!   `config.last-good.toml` up to date, and a broken current file falls back to it loudly.
+
+mod atomic;
+mod edit;
+mod error;
+mod home;
+mod load;
+mod locate;
+mod schema;
+
+pub use atomic::{atomic_write, atomic_write_with_hook};
+pub use edit::{get_value, set_value};
+pub use error::ConfigError;
+pub use home::PincerHome;
+pub use load::{LoadedConfig, load, parse_and_validate, save};
+pub use schema::{
+    AgentConfig, ApprovalMode, Config, ExecMode, GatewayConfig, NetworkMode, PromptLimits,
+    ProviderConfig, ProviderKind, SecurityConfig, CONFIG_VERSION,
+};

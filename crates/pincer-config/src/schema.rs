@@ -1,0 +1,349 @@
+//! The `config.toml` schema. Every table rejects unknown keys, and every default is the secure
+//! one: no exec, no network, loopback-only gateway, `balanced` approvals.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use pincer_types::{AgentId, ToolName};
+use serde::{Deserialize, Serialize};
+
+/// The config schema version this build reads and writes.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The whole of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Schema version; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// The HTTP gateway.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// Global security switches.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// Model providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Agents by id.
+    #[serde(default)]
+    pub agents: BTreeMap<AgentId, AgentConfig>,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Listen address; loopback only.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self { bind: default_bind() }
+    }
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7878))
+}
+
+/// Whether agents may run commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMode {
+    /// No command execution at all (default).
+    #[default]
+    Off,
+    /// Commands run only inside an enforced sandbox.
+    Sandboxed,
+}
+
+/// Whether agents may reach the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// No egress (default).
+    #[default]
+    Off,
+    /// Only allowlisted hosts.
+    Allowlist,
+}
+
+/// Which risk tiers need a human's approval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// L1 and above need approval.
+    Strict,
+    /// L2 and above need approval (default).
+    #[default]
+    Balanced,
+    /// Only L3 needs approval.
+    Trusted,
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Command execution.
+    #[serde(default)]
+    pub exec: ExecMode,
+    /// Network egress.
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// Default approval mode for agents that do not set one.
+    #[serde(default)]
+    pub approval_mode: ApprovalMode,
+}
+
+/// Which wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI chat completions (also OpenRouter, Ollama, vLLM, llama.cpp, LM Studio, Groq, …).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+/// `[providers.<name>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Wire format.
+    pub kind: ProviderKind,
+    /// API base URL, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// Name of the environment variable that holds the API key (none for local servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Whole-request timeout in seconds (streaming included).
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Connect timeout in seconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Retries on 429/5xx/network errors before the first byte of an answer.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// First back-off delay in milliseconds (doubles each retry, capped at 30 s; `Retry-After`
+    /// wins when the server sends it).
+    #[serde(default = "default_backoff")]
+    pub retry_base_ms: u64,
+    /// Use server-sent-event streaming (default true).
+    #[serde(default = "default_true")]
+    pub stream: bool,
+}
+
+fn default_timeout() -> u64 {
+    300
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> u64 {
+    500
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[agents.<id>.prompt]`: prompt assembly caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptLimits {
+    /// Most bytes taken from any one instruction file.
+    #[serde(default = "default_file_cap")]
+    pub file_cap_bytes: usize,
+    /// Most bytes in the whole assembled system prompt.
+    #[serde(default = "default_total_cap")]
+    pub total_cap_bytes: usize,
+}
+
+impl Default for PromptLimits {
+    fn default() -> Self {
+        Self { file_cap_bytes: default_file_cap(), total_cap_bytes: default_total_cap() }
+    }
+}
+
+fn default_file_cap() -> usize {
+    20_000
+}
+fn default_total_cap() -> usize {
+    100_000
+}
+
+/// `[agents.<id>]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Name of the provider in `[providers]`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Model name sent to the provider.
+    pub model: String,
+    /// Writable root; default `$PINCER_HOME/workspaces/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<PathBuf>,
+    /// Tools this agent may use. Only these are shown to the model.
+    #[serde(default = "default_tools")]
+    pub tools: Vec<ToolName>,
+    /// Approval mode; default from `[security]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_mode: Option<ApprovalMode>,
+    /// Most model calls in one run.
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u32,
+    /// Wall-clock limit of one run, in seconds.
+    #[serde(default = "default_run_timeout")]
+    pub run_timeout_secs: u64,
+    /// `max_tokens` sent with each model request.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// Prompt assembly caps.
+    #[serde(default)]
+    pub prompt: PromptLimits,
+}
+
+fn default_provider() -> String {
+    "default".to_owned()
+}
+fn default_tools() -> Vec<ToolName> {
+    "time.now".parse().into_iter().collect()
+}
+fn default_max_steps() -> u32 {
+    16
+}
+fn default_run_timeout() -> u64 {
+    600
+}
+fn default_max_tokens() -> u32 {
+    4096
+}
+
+impl AgentConfig {
+    /// A new agent on `provider` using `model`, everything else default.
+    pub fn new(provider: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+            workspace: None,
+            tools: default_tools(),
+            approval_mode: None,
+            max_steps: default_max_steps(),
+            run_timeout_secs: default_run_timeout(),
+            max_tokens: default_max_tokens(),
+            prompt: PromptLimits::default(),
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// A provider of `kind` at `base_url`, everything else default.
+    pub fn new(kind: ProviderKind, base_url: impl Into<String>, api_key_env: Option<String>) -> Self {
+        Self {
+            kind,
+            base_url: base_url.into(),
+            api_key_env,
+            timeout_secs: default_timeout(),
+            connect_timeout_secs: default_connect_timeout(),
+            max_retries: default_retries(),
+            retry_base_ms: default_backoff(),
+            stream: true,
+        }
+    }
+}
+
+impl Config {
+    /// An empty config at the current version with secure defaults.
+    pub fn new() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            gateway: GatewayConfig::default(),
+            security: SecurityConfig::default(),
+            providers: BTreeMap::new(),
+            agents: BTreeMap::new(),
+        }
+    }
+
+    /// The approval mode in force for an agent.
+    pub fn approval_mode(&self, agent: &AgentId) -> ApprovalMode {
+        self.agents
+            .get(agent)
+            .and_then(|a| a.approval_mode)
+            .unwrap_or(self.security.approval_mode)
+    }
+
+    /// Semantic checks serde cannot express. Returns `(dotted key, message)` pairs.
+    pub(crate) fn semantic_errors(&self) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        if self.version != CONFIG_VERSION {
+            errs.push((
+                "version".to_owned(),
+                format!("unsupported version {} (this Pincer reads version {CONFIG_VERSION})", self.version),
+            ));
+        }
+        if !self.gateway.bind.ip().is_loopback() {
+            errs.push((
+                "gateway.bind".to_owned(),
+                format!("{} is not a loopback address; Pincer binds loopback only", self.gateway.bind),
+            ));
+        }
+        for (name, p) in &self.providers {
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                errs.push((format!("providers.{name}.base_url"), "must start with http:// or https://".into()));
+            }
+            if let Some(var) = &p.api_key_env {
+                let ok = !var.is_empty()
+                    && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !var.as_bytes()[0].is_ascii_digit();
+                if !ok {
+                    errs.push((
+                        format!("providers.{name}.api_key_env"),
+                        "must be an environment variable name (A-Z, 0-9, _), not the key itself".into(),
+                    ));
+                }
+            }
+            if p.timeout_secs == 0 {
+                errs.push((format!("providers.{name}.timeout_secs"), "must be at least 1".into()));
+            }
+        }
+        for (id, a) in &self.agents {
+            if !self.providers.contains_key(&a.provider) {
+                errs.push((
+                    format!("agents.{id}.provider"),
+                    format!("no provider named `{}` in [providers]", a.provider),
+                ));
+            }
+            if a.model.trim().is_empty() {
+                errs.push((format!("agents.{id}.model"), "must not be empty".into()));
+            }
+            if a.max_steps == 0 {
+                errs.push((format!("agents.{id}.max_steps"), "must be at least 1".into()));
+            }
+            if a.run_timeout_secs == 0 {
+                errs.push((format!("agents.{id}.run_timeout_secs"), "must be at least 1".into()));
+            }
+            if a.prompt.file_cap_bytes == 0 || a.prompt.total_cap_bytes < a.prompt.file_cap_bytes {
+                errs.push((
+                    format!("agents.{id}.prompt"),
+                    "file_cap_bytes must be > 0 and total_cap_bytes >= file_cap_bytes".into(),
+                ));
+            }
+        }
+        errs
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
