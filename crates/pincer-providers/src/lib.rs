@@ -1,1 +1,25 @@
-//! placeholder
+//! Model provider clients behind one small trait, [`ModelProvider`].
+//!
+//! Two wire formats are spoken: OpenAI chat completions (which also serves OpenRouter, Ollama,
+//! vLLM, llama.cpp, LM Studio, Groq, DeepSeek and Mistral) and Anthropic Messages. Both stream
+//! server-sent events, assemble tool-call fragments into whole calls, report token usage, retry
+//! 429/5xx with back-off honouring `Retry-After`, and classify errors.
+//!
+//! Invariants: the API key lives in an [`ApiKey`] whose `Debug` is redacted, is sent only in a
+//! request header, and is scrubbed from any error text a server echoes back. No input from the
+//! network can panic the process; buffers are bounded.
+
+mod anthropic;
+mod error;
+mod http;
+mod openai;
+mod provider;
+mod sse;
+mod types;
+
+pub use anthropic::AnthropicProvider;
+pub use error::{ErrorKind, ProviderError};
+pub use http::{ApiKey, HttpSettings};
+pub use openai::OpenAiProvider;
+pub use provider::{Capabilities, EventStream, ModelProvider, collect};
+pub use types::{ChatRequest, Completion, FinishReason, Message, StreamEvent, ToolCall, ToolDef};

@@ -1,0 +1,274 @@
+//! The HTTP core shared by both clients: one `reqwest` client, retries with back-off that honour
+//! `Retry-After`, bounded body reads, cancellation, and API-key hygiene.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
+
+use crate::{ErrorKind, ProviderError};
+
+/// Longest delay between retries, whatever the server asks for.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Most bytes read from an error body.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// An API key. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key read from the environment or the secret store.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// Removes every occurrence of the key from `text`.
+    pub fn scrub(&self, text: &str) -> String {
+        if self.0.len() < 4 {
+            return text.to_owned();
+        }
+        text.replace(&self.0, "[REDACTED]")
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([REDACTED])")
+    }
+}
+
+/// Timeouts and retry behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Whole-request timeout, streaming included.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First back-off delay; doubles each retry.
+    pub retry_base: Duration,
+    /// Use SSE streaming.
+    pub stream: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 3,
+            retry_base: Duration::from_millis(500),
+            stream: true,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct HttpCore {
+    client: reqwest::Client,
+    pub(crate) settings: HttpSettings,
+    key: Option<ApiKey>,
+}
+
+impl HttpCore {
+    pub(crate) fn new(settings: HttpSettings, key: Option<ApiKey>) -> Result<Self, ProviderError> {
+        // reqwest is built without a bundled crypto provider; ring is ours. Installing twice is
+        // harmless (the second call reports the first is in place).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::new(ErrorKind::Network, format!("cannot build HTTP client: {e}")))?;
+        Ok(Self { client, settings, key })
+    }
+
+    pub(crate) fn key(&self) -> Option<&ApiKey> {
+        self.key.as_ref()
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &self.key {
+            Some(k) => k.scrub(text),
+            None => text.to_owned(),
+        }
+    }
+
+    /// POSTs `body` as JSON, retrying retryable failures. Returns the first 2xx response.
+    pub(crate) async fn post_json(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        body: &serde_json::Value,
+        cancel: &CancellationToken,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let mut attempt = 0u32;
+        loop {
+            let request = self.client.post(url).headers(headers.clone()).json(body);
+            let result = tokio::select! {
+                r = request.send() => r,
+                () = cancel.cancelled() => return Err(canceled()),
+            };
+            let err = match result {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = retry_after(resp.headers());
+                    let text = read_limited(resp, MAX_ERROR_BODY, cancel).await.unwrap_or_default();
+                    let mut e = ProviderError::from_status(status, &String::from_utf8_lossy(&text), retry_after);
+                    e.message = self.scrub(&e.message);
+                    e
+                }
+                Err(e) => self.transport_error(&e),
+            };
+            if !err.kind.is_retryable() || attempt >= self.settings.max_retries {
+                return Err(err);
+            }
+            let backoff = self.settings.retry_base.saturating_mul(2u32.saturating_pow(attempt));
+            let delay = err.retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
+            tracing::warn!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "model request failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => return Err(canceled()),
+            }
+            attempt += 1;
+        }
+    }
+
+    pub(crate) fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+        // reqwest's Display includes the URL, never headers; scrub anyway.
+        let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        ProviderError::new(kind, self.scrub(&msg))
+    }
+
+    /// The next body chunk, honouring cancellation.
+    pub(crate) async fn next_chunk(
+        &self,
+        resp: &mut reqwest::Response,
+        cancel: &CancellationToken,
+    ) -> Result<Option<bytes::Bytes>, ProviderError> {
+        tokio::select! {
+            r = resp.chunk() => r.map_err(|e| {
+                let mut err = self.transport_error(&e);
+                if err.kind == ErrorKind::Network {
+                    err.kind = ErrorKind::Malformed;
+                    err.message = format!("the answer stream broke off: {}", err.message);
+                }
+                err
+            }),
+            () = cancel.cancelled() => Err(canceled()),
+        }
+    }
+
+    /// Reads a whole (non-streamed) body, at most `limit` bytes.
+    pub(crate) async fn read_body(
+        &self,
+        resp: reqwest::Response,
+        limit: usize,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<u8>, ProviderError> {
+        read_limited(resp, limit, cancel).await.map_err(|e| match e {
+            ReadError::Canceled => canceled(),
+            ReadError::TooLarge => ProviderError::malformed(format!("answer larger than {limit} bytes")),
+            ReadError::Http(e) => self.transport_error(&e),
+        })
+    }
+}
+
+pub(crate) fn canceled() -> ProviderError {
+    ProviderError::new(ErrorKind::Canceled, "canceled")
+}
+
+enum ReadError {
+    Canceled,
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+    cancel: &CancellationToken,
+) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            r = resp.chunk() => r.map_err(ReadError::Http)?,
+            () = cancel.cancelled() => return Err(ReadError::Canceled),
+        };
+        let Some(chunk) = chunk else { return Ok(out) };
+        if out.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+}
+
+/// `Retry-After` (seconds) or `retry-after-ms`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_millis(ms as u64));
+        }
+    }
+    text("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_millis((s * 1000.0) as u64))
+}
+
+/// Builds a header map; a value that is not a valid header (e.g. a key with a newline) is an
+/// auth error, reported without the value.
+pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> Result<HeaderMap, ProviderError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        let mut v = HeaderValue::from_str(value).map_err(|_| {
+            ProviderError::new(ErrorKind::Auth, format!("the value for header `{name}` is not a valid header value"))
+        })?;
+        if matches!(*name, "authorization" | "x-api-key") {
+            v.set_sensitive(true);
+        }
+        map.insert(HeaderName::from_static(name), v);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_redacted() {
+        let k = ApiKey::new("sk-secret-123456");
+        assert_eq!(format!("{k:?}"), "ApiKey([REDACTED])");
+        assert_eq!(k.scrub("bad key sk-secret-123456!"), "bad key [REDACTED]!");
+    }
+
+    #[test]
+    fn parses_retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), None);
+    }
+}

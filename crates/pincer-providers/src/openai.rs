@@ -1,0 +1,367 @@
+//! OpenAI chat-completions client (`POST {base_url}/chat/completions`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pincer_types::TokenUsage;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{HttpCore, headers};
+use crate::provider::{channel_stream, finish_reason};
+use crate::sse::SseDecoder;
+use crate::{
+    ApiKey, Capabilities, ChatRequest, EventStream, HttpSettings, Message, ModelProvider,
+    ProviderError, StreamEvent, ToolCall,
+};
+
+const MAX_EVENT: usize = 4 * 1024 * 1024;
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// A client for the OpenAI chat-completions wire format.
+#[derive(Debug, Clone)]
+pub struct OpenAiProvider {
+    core: Arc<HttpCore>,
+    url: Arc<str>,
+}
+
+impl OpenAiProvider {
+    /// A client for `base_url` (e.g. `https://api.openai.com/v1`).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(base_url: &str, key: Option<ApiKey>, settings: HttpSettings) -> Result<Self, ProviderError> {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        Ok(Self { core: Arc::new(HttpCore::new(settings, key)?), url: url.into() })
+    }
+}
+
+impl ModelProvider for OpenAiProvider {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { tools: true, streaming: self.core.settings.stream }
+    }
+
+    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
+        let (tx, rx) = mpsc::channel(64);
+        let core = Arc::clone(&self.core);
+        let url = Arc::clone(&self.url);
+        tokio::spawn(async move {
+            if let Err(e) = run(&core, &url, &request, &cancel, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        channel_stream(rx)
+    }
+}
+
+type Tx = mpsc::Sender<Result<StreamEvent, ProviderError>>;
+
+async fn run(
+    core: &HttpCore,
+    url: &str,
+    request: &ChatRequest,
+    cancel: &CancellationToken,
+    tx: &Tx,
+) -> Result<(), ProviderError> {
+    let stream = core.settings.stream;
+    let body = request_body(request, stream);
+    let auth = core.key().map(|k| format!("Bearer {}", k.expose()));
+    let mut pairs = vec![("accept", if stream { "text/event-stream" } else { "application/json" })];
+    if let Some(a) = auth.as_deref() {
+        pairs.push(("authorization", a));
+    }
+    let mut resp = core.post_json(url, headers(&pairs)?, &body, cancel).await?;
+    if !stream {
+        let bytes = core.read_body(resp, MAX_BODY, cancel).await?;
+        for ev in parse_full(&bytes)? {
+            if tx.send(Ok(ev)).await.is_err() {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    let mut decoder = SseDecoder::new(MAX_EVENT);
+    let mut asm = Assembler::default();
+    while let Some(chunk) = core.next_chunk(&mut resp, cancel).await? {
+        let events = decoder.push(&chunk).map_err(|e| ProviderError::malformed(e.0))?;
+        for ev in events {
+            for out in asm.on_data(&ev.data)? {
+                if tx.send(Ok(out)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if asm.done {
+            break;
+        }
+    }
+    if let Some(ev) = decoder.finish() {
+        asm.on_data(&ev.data)?;
+    }
+    for out in asm.finish()? {
+        if tx.send(Ok(out)).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The JSON body for a request.
+pub(crate) fn request_body(req: &ChatRequest, stream: bool) -> Value {
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system}));
+    }
+    for m in &req.messages {
+        messages.push(match m {
+            Message::User { content } => json!({"role": "user", "content": content}),
+            Message::Assistant { content, tool_calls } if tool_calls.is_empty() => {
+                json!({"role": "assistant", "content": content})
+            }
+            Message::Assistant { content, tool_calls } => json!({
+                "role": "assistant",
+                "content": if content.is_empty() { Value::Null } else { Value::from(content.as_str()) },
+                "tool_calls": tool_calls.iter().map(|c| json!({
+                    "id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                })).collect::<Vec<_>>(),
+            }),
+            Message::Tool { call_id, content, .. } => {
+                json!({"role": "tool", "tool_call_id": call_id, "content": content})
+            }
+        });
+    }
+    let mut body = json!({
+        "model": req.model,
+        "messages": messages,
+        "max_tokens": req.max_tokens,
+        "stream": stream,
+    });
+    if stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    if !req.tools.is_empty() {
+        body["tools"] = req
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.parameters,
+            }}))
+            .collect();
+    }
+    body
+}
+
+fn usage_of(v: &Value) -> Option<TokenUsage> {
+    let u = v.get("usage").filter(|u| u.is_object())?;
+    Some(TokenUsage {
+        input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output_tokens: u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+    })
+}
+
+fn api_error(v: &Value) -> Option<ProviderError> {
+    let e = v.get("error")?;
+    let msg = e.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+    Some(ProviderError::new(crate::ErrorKind::Server, format!("error in answer stream: {msg}")))
+}
+
+/// Parses a non-streamed response.
+fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ProviderError::malformed(format!("answer is not valid JSON: {e}")))?;
+    if let Some(e) = api_error(&v) {
+        return Err(e);
+    }
+    let choice = v
+        .pointer("/choices/0")
+        .ok_or_else(|| ProviderError::malformed("answer has no choices"))?;
+    let msg = choice.get("message").cloned().unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    if let Some(text) = msg.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        out.push(StreamEvent::TextDelta(text.to_owned()));
+    }
+    if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
+        for (i, c) in calls.iter().enumerate() {
+            let name = c.pointer("/function/name").and_then(Value::as_str).unwrap_or_default();
+            if name.is_empty() {
+                return Err(ProviderError::malformed("tool call without a name"));
+            }
+            let arguments = match c.pointer("/function/arguments") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "{}".to_owned(),
+            };
+            let id = c.get("id").and_then(Value::as_str).map_or_else(|| format!("call_{i}"), str::to_owned);
+            out.push(StreamEvent::ToolCall(ToolCall { id, name: name.to_owned(), arguments }));
+        }
+    }
+    if let Some(u) = usage_of(&v) {
+        out.push(StreamEvent::Usage(u));
+    }
+    let reason = choice.get("finish_reason").and_then(Value::as_str).unwrap_or("stop");
+    out.push(StreamEvent::Finish(finish_reason(reason)));
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Assembles streamed chunks: text passes straight through; tool-call fragments are joined by
+/// index and released, whole, at the end.
+#[derive(Debug, Default)]
+pub(crate) struct Assembler {
+    calls: BTreeMap<u64, PartialCall>,
+    finish: Option<String>,
+    usage: Option<TokenUsage>,
+    pub(crate) done: bool,
+}
+
+impl Assembler {
+    pub(crate) fn on_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError> {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        let v: Value = serde_json::from_str(data)
+            .map_err(|e| ProviderError::malformed(format!("invalid JSON in answer stream: {e}")))?;
+        if let Some(e) = api_error(&v) {
+            return Err(e);
+        }
+        if let Some(u) = usage_of(&v) {
+            self.usage = Some(u);
+        }
+        let mut out = Vec::new();
+        let Some(choice) = v.pointer("/choices/0") else { return Ok(out) };
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish = Some(reason.to_owned());
+        }
+        let Some(delta) = choice.get("delta") else { return Ok(out) };
+        if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            out.push(StreamEvent::TextDelta(text.to_owned()));
+        }
+        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+            for (pos, c) in calls.iter().enumerate() {
+                let index = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                if self.calls.len() >= 128 && !self.calls.contains_key(&index) {
+                    return Err(ProviderError::malformed("more than 128 tool calls in one answer"));
+                }
+                let slot = self.calls.entry(index).or_default();
+                if let Some(id) = c.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                    slot.id = id.to_owned();
+                }
+                if let Some(name) = c.pointer("/function/name").and_then(Value::as_str) {
+                    // Most servers send the name once; some repeat it whole in every fragment.
+                    if slot.name.is_empty() {
+                        slot.name = name.to_owned();
+                    } else if name != slot.name {
+                        slot.name.push_str(name);
+                    }
+                }
+                if let Some(args) = c.pointer("/function/arguments").and_then(Value::as_str) {
+                    if slot.arguments.len() + args.len() > MAX_EVENT {
+                        return Err(ProviderError::malformed("tool call arguments too large"));
+                    }
+                    slot.arguments.push_str(args);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn finish(self) -> Result<Vec<StreamEvent>, ProviderError> {
+        let Some(reason) = self.finish else {
+            return Err(ProviderError::malformed(
+                "the answer stream ended before the model finished (connection cut?)",
+            ));
+        };
+        let mut out = Vec::with_capacity(self.calls.len() + 2);
+        for (index, c) in self.calls {
+            if c.name.is_empty() {
+                return Err(ProviderError::malformed(format!("tool call #{index} has no name")));
+            }
+            let id = if c.id.is_empty() { format!("call_{index}") } else { c.id };
+            let arguments = if c.arguments.trim().is_empty() { "{}".to_owned() } else { c.arguments };
+            out.push(StreamEvent::ToolCall(ToolCall { id, name: c.name, arguments }));
+        }
+        if let Some(u) = self.usage {
+            out.push(StreamEvent::Usage(u));
+        }
+        out.push(StreamEvent::Finish(finish_reason(&reason)));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FinishReason;
+
+    #[test]
+    fn assembles_interleaved_tool_call_fragments() {
+        let mut a = Assembler::default();
+        let chunks = [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"time_now","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c2","type":"function","function":{"name":"fs_read","arguments":"{\"pa"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"th\":\"a\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+            "[DONE]",
+        ];
+        let mut events = Vec::new();
+        for c in chunks {
+            events.extend(a.on_data(c).unwrap());
+        }
+        assert!(a.done);
+        events.extend(a.finish().unwrap());
+        assert_eq!(events[0], StreamEvent::TextDelta("Hi".into()));
+        assert_eq!(
+            events[1],
+            StreamEvent::ToolCall(ToolCall { id: "c1".into(), name: "time_now".into(), arguments: "{}".into() })
+        );
+        assert_eq!(
+            events[2],
+            StreamEvent::ToolCall(ToolCall { id: "c2".into(), name: "fs_read".into(), arguments: r#"{"path":"a"}"#.into() })
+        );
+        assert_eq!(events[3], StreamEvent::Usage(TokenUsage { input_tokens: 7, output_tokens: 3 }));
+        assert_eq!(events[4], StreamEvent::Finish(FinishReason::ToolCalls));
+    }
+
+    #[test]
+    fn cut_stream_is_an_error() {
+        let mut a = Assembler::default();
+        a.on_data(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#).unwrap();
+        assert_eq!(a.finish().unwrap_err().kind, crate::ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut a = Assembler::default();
+        for junk in ["{", "null", "[1,2]", r#"{"choices":"x"}"#, r#"{"choices":[{"delta":{"tool_calls":"x"}}]}"#] {
+            let _ = a.on_data(junk);
+        }
+        assert!(a.on_data("{").is_err());
+        for junk in [&b"{"[..], b"[]", b"{\"choices\":[]}", b"\xff"] {
+            assert!(parse_full(junk).is_err());
+        }
+    }
+
+    #[test]
+    fn parses_non_streamed_answer() {
+        let body = br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"x","type":"function","function":{"name":"time_now","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+        let ev = parse_full(body).unwrap();
+        assert!(matches!(&ev[0], StreamEvent::ToolCall(c) if c.name == "time_now"));
+        assert_eq!(ev.last(), Some(&StreamEvent::Finish(FinishReason::ToolCalls)));
+    }
+}

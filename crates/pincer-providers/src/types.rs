@@ -1,0 +1,112 @@
+//! Provider-neutral request and response types.
+
+use pincer_types::TokenUsage;
+use serde::{Deserialize, Serialize};
+
+/// A tool offered to the model. `name` is the wire name (`[a-zA-Z0-9_-]{1,64}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDef {
+    /// Wire name.
+    pub name: String,
+    /// What the tool does, for the model.
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// A complete tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Provider-assigned id, echoed back with the result.
+    pub id: String,
+    /// Wire name of the tool.
+    pub name: String,
+    /// Arguments as JSON text, exactly as the model produced it (may be invalid JSON).
+    pub arguments: String,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// From the user.
+    User {
+        /// Text.
+        content: String,
+    },
+    /// From the model: text and/or tool calls.
+    Assistant {
+        /// Text (may be empty).
+        content: String,
+        /// Tool calls, in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    /// A tool's result for one call.
+    Tool {
+        /// The call this answers.
+        call_id: String,
+        /// The result text.
+        content: String,
+        /// Whether the tool failed.
+        #[serde(default)]
+        is_error: bool,
+    },
+}
+
+/// A request to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// Model name.
+    pub model: String,
+    /// System prompt.
+    pub system: String,
+    /// Conversation so far.
+    pub messages: Vec<Message>,
+    /// Tools offered.
+    pub tools: Vec<ToolDef>,
+    /// Output token limit.
+    pub max_tokens: u32,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// Natural end of the answer.
+    Stop,
+    /// It wants tool results.
+    ToolCalls,
+    /// Hit the token limit.
+    Length,
+    /// Filtered by the provider.
+    ContentFilter,
+    /// Something else, as the provider said it.
+    Other(String),
+}
+
+/// One event of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A piece of answer text.
+    TextDelta(String),
+    /// A complete tool call (fragments already assembled).
+    ToolCall(ToolCall),
+    /// Token usage for this request.
+    Usage(TokenUsage),
+    /// The answer is complete. Always the last event of a successful stream.
+    Finish(FinishReason),
+}
+
+/// A whole answer, collected from a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The text.
+    pub text: String,
+    /// Tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Token usage (zero when the provider reported none).
+    pub usage: TokenUsage,
+    /// Why it stopped.
+    pub finish: FinishReason,
+}
