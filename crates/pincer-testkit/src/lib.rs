@@ -1,1 +1,14 @@
-//! placeholder
+//! Test kit: real loopback servers that speak real wire formats, for tests and benchmarks.
+//!
+//! [`FakeLlm`] is a model server on `127.0.0.1:0` that speaks both OpenAI chat completions
+//! (`POST /v1/chat/completions`) and Anthropic Messages (`POST /v1/messages`), streamed (SSE) or
+//! not, as the request asks. Each test scripts its replies ([`Reply`]); every request is recorded.
+//! Faults can be injected: HTTP errors with `Retry-After`, malformed JSON, a stream cut mid-way,
+//! slow replies.
+
+mod llm;
+mod render;
+mod script;
+
+pub use llm::{FakeLlm, RecordedRequest};
+pub use script::{Reply, ScriptedCall};

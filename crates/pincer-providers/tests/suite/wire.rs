@@ -1,0 +1,224 @@
+//! Both clients, streamed and not, against `FakeLlm`.
+
+use std::time::Duration;
+
+use pincer_providers::{
+    AnthropicProvider, ApiKey, ChatRequest, ErrorKind, FinishReason, HttpSettings, Message,
+    ModelProvider, OpenAiProvider, ToolDef, collect,
+};
+use pincer_testkit::{FakeLlm, Reply, ScriptedCall};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "sk-test-0123456789abcdef";
+
+#[derive(Clone, Copy, Debug)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+fn settings(stream: bool) -> HttpSettings {
+    HttpSettings {
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        max_retries: 2,
+        retry_base: Duration::from_millis(10),
+        stream,
+    }
+}
+
+fn client(wire: Wire, server: &FakeLlm, s: HttpSettings) -> Box<dyn ModelProvider> {
+    let key = Some(ApiKey::new(KEY));
+    match wire {
+        Wire::OpenAi => Box::new(OpenAiProvider::new(&server.base_url(), key, s).unwrap()),
+        Wire::Anthropic => Box::new(AnthropicProvider::new(&server.base_url(), key, s).unwrap()),
+    }
+}
+
+fn request(text: &str) -> ChatRequest {
+    ChatRequest {
+        model: "m".into(),
+        system: "be brief".into(),
+        messages: vec![Message::User { content: text.into() }],
+        tools: vec![ToolDef {
+            name: "time_now".into(),
+            description: "current time".into(),
+            parameters: json!({"type": "object", "properties": {}}),
+        }],
+        max_tokens: 100,
+    }
+}
+
+async fn ask(wire: Wire, server: &FakeLlm, s: HttpSettings, text: &str) -> Result<pincer_providers::Completion, pincer_providers::ProviderError> {
+    let p = client(wire, server, s);
+    collect(p.stream(request(text), CancellationToken::new()), |_| {}).await
+}
+
+const WIRES: [Wire; 2] = [Wire::OpenAi, Wire::Anthropic];
+
+#[tokio::test]
+async fn text_answers_stream_and_whole() {
+    for wire in WIRES {
+        for stream in [true, false] {
+            let server = FakeLlm::start(vec![Reply::text("Hello there, friend")]).await.unwrap();
+            let mut deltas = 0;
+            let p = client(wire, &server, settings(stream));
+            let c = collect(p.stream(request("hi"), CancellationToken::new()), |_| deltas += 1).await.unwrap();
+            assert_eq!(c.text, "Hello there, friend", "{wire:?} stream={stream}");
+            assert_eq!(c.finish, FinishReason::Stop);
+            assert!(c.usage.input_tokens > 0 && c.usage.output_tokens == 3, "{:?}", c.usage);
+            if stream {
+                assert!(deltas > 1, "streamed in pieces");
+            }
+            let reqs = server.requests();
+            assert_eq!(reqs.len(), 1);
+            assert_eq!(reqs[0].body["stream"], json!(stream));
+            match wire {
+                Wire::OpenAi => {
+                    assert_eq!(reqs[0].headers["authorization"], format!("Bearer {KEY}"));
+                    assert_eq!(reqs[0].body["messages"][0]["role"], "system");
+                    assert_eq!(reqs[0].body["tools"][0]["function"]["name"], "time_now");
+                }
+                Wire::Anthropic => {
+                    assert_eq!(reqs[0].headers["x-api-key"], KEY);
+                    assert_eq!(reqs[0].headers["anthropic-version"], "2023-06-01");
+                    assert_eq!(reqs[0].body["system"], "be brief");
+                    assert_eq!(reqs[0].body["tools"][0]["input_schema"]["type"], "object");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn several_tool_calls_in_one_turn_are_assembled() {
+    for wire in WIRES {
+        for stream in [true, false] {
+            let calls = vec![
+                ScriptedCall { name: "time_now".into(), arguments: json!({}) },
+                ScriptedCall { name: "fs_read".into(), arguments: json!({"path": "notes/ü.md", "limit": 10}) },
+            ];
+            let server = FakeLlm::start(vec![Reply::ToolCalls { calls, text: "checking".into() }]).await.unwrap();
+            let c = ask(wire, &server, settings(stream), "q").await.unwrap();
+            assert_eq!(c.finish, FinishReason::ToolCalls, "{wire:?} {stream}");
+            assert_eq!(c.text, "checking");
+            assert_eq!(c.tool_calls.len(), 2);
+            assert_eq!(c.tool_calls[0].name, "time_now");
+            let args: serde_json::Value = serde_json::from_str(&c.tool_calls[1].arguments).unwrap();
+            assert_eq!(args, json!({"path": "notes/ü.md", "limit": 10}));
+            assert_ne!(c.tool_calls[0].id, c.tool_calls[1].id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn retries_429_honouring_retry_after_then_succeeds() {
+    for wire in WIRES {
+        let server = FakeLlm::start(vec![Reply::status(429, Some(0)), Reply::status(503, None), Reply::text("ok")])
+            .await
+            .unwrap();
+        let c = ask(wire, &server, settings(true), "q").await.unwrap();
+        assert_eq!(c.text, "ok");
+        assert_eq!(server.requests().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn gives_up_after_max_retries_with_classified_error() {
+    let server = FakeLlm::start(vec![Reply::status(500, None); 5]).await.unwrap();
+    let e = ask(Wire::OpenAi, &server, settings(true), "q").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Server);
+    assert_eq!(server.requests().len(), 3, "1 try + 2 retries");
+}
+
+#[tokio::test]
+async fn auth_errors_are_not_retried_and_never_show_the_key() {
+    for wire in WIRES {
+        let body = format!(r#"{{"error":{{"message":"Incorrect API key provided: {KEY}"}}}}"#);
+        let server = FakeLlm::start(vec![Reply::Status { code: 401, retry_after: None, body: Some(body) }])
+            .await
+            .unwrap();
+        let e = ask(wire, &server, settings(true), "q").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert_eq!(server.requests().len(), 1);
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(KEY), "key leaked: {shown}");
+        assert!(shown.contains("[REDACTED]"));
+    }
+}
+
+#[tokio::test]
+async fn malformed_answers_are_clear_errors() {
+    for wire in WIRES {
+        for stream in [true, false] {
+            let server = FakeLlm::start(vec![Reply::Malformed]).await.unwrap();
+            let e = ask(wire, &server, settings(stream), "q").await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Malformed, "{wire:?} {stream}: {e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_is_an_error() {
+    for wire in WIRES {
+        let server = FakeLlm::start(vec![Reply::CutStream { text: "one two three four".into() }]).await.unwrap();
+        let e = ask(wire, &server, settings(true), "q").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Malformed, "{wire:?}: {e}");
+        assert_eq!(server.requests().len(), 1, "a stream that began is not retried");
+    }
+}
+
+#[tokio::test]
+async fn slow_replies_time_out() {
+    let server = FakeLlm::start(vec![Reply::Slow { delay_ms: 3_000, reply: Box::new(Reply::text("late")) }])
+        .await
+        .unwrap();
+    let mut s = settings(true);
+    s.timeout = Duration::from_millis(200);
+    s.max_retries = 0;
+    let e = ask(Wire::OpenAi, &server, s, "q").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+}
+
+#[tokio::test]
+async fn cancellation_stops_a_pending_call() {
+    let server = FakeLlm::start(vec![Reply::Slow { delay_ms: 5_000, reply: Box::new(Reply::text("late")) }])
+        .await
+        .unwrap();
+    let p = client(Wire::Anthropic, &server, settings(true));
+    let cancel = CancellationToken::new();
+    let stream = p.stream(request("q"), cancel.clone());
+    let task = tokio::spawn(collect(stream, |_| {}));
+    // Cancel once the server has the request in hand.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "request never arrived");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    let e = task.await.unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Canceled);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_network_error() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let url = server.base_url();
+    drop(server);
+    let mut s = settings(true);
+    s.max_retries = 1;
+    let p = OpenAiProvider::new(&url, None, s).unwrap();
+    let e = collect(p.stream(request("q"), CancellationToken::new()), |_| {}).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Network, "{e}");
+}
+
+#[tokio::test]
+async fn echo_default_reads_last_user_message() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    for wire in WIRES {
+        let c = ask(wire, &server, settings(true), "ping pong").await.unwrap();
+        assert_eq!(c.text, "echo: ping pong");
+    }
+}

@@ -1,0 +1,229 @@
+//! The fake model server.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::render::{self, Answer, Format};
+use crate::Reply;
+
+/// One request the server received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// Request path, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    /// The body parsed as JSON (`Value::Null` when it was not JSON).
+    pub body: Value,
+}
+
+#[derive(Debug)]
+struct Inner {
+    script: VecDeque<Reply>,
+    default: Reply,
+    requests: Vec<RecordedRequest>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Inner> {
+    s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A scripted model server on loopback. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeLlm {
+    addr: SocketAddr,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeLlm {
+    /// Starts on `127.0.0.1:0` with `script`, then echoing.
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn start(script: Vec<Reply>) -> std::io::Result<Self> {
+        Self::bind(SocketAddr::from(([127, 0, 0, 1], 0)), script, Reply::Echo).await
+    }
+
+    /// Starts on `addr` with `script`, answering `default` once the script is used up.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn bind(addr: SocketAddr, script: Vec<Reply>, default: Reply) -> std::io::Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(Inner { script: script.into(), default, requests: Vec::new() }));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai))
+            .route("/v1/messages", post(anthropic))
+            .route("/v1/models", get(models))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL for either wire format: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Appends a reply to the script.
+    pub fn push(&self, reply: Reply) {
+        lock(&self.state).script.push_back(reply);
+    }
+
+    /// Runs until the server task ends (used by the `pincer-fake-llm` binary).
+    ///
+    /// # Errors
+    /// When the server task panicked.
+    pub async fn run_forever(mut self) -> Result<(), tokio::task::JoinError> {
+        (&mut self.task).await
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn models() -> impl IntoResponse {
+    axum::Json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}))
+}
+
+async fn openai(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(Format::OpenAi, "/v1/chat/completions", &s, &headers, &body).await
+}
+
+async fn anthropic(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(Format::Anthropic, "/v1/messages", &s, &headers, &body).await
+}
+
+async fn handle(format: Format, path: &str, s: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let reply = {
+        let mut inner = lock(s);
+        inner.requests.push(RecordedRequest {
+            path: path.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+            body: parsed.clone().unwrap_or(Value::Null),
+        });
+        let default = inner.default.clone();
+        inner.script.pop_front().unwrap_or(default)
+    };
+    let Some(req) = parsed else {
+        return (StatusCode::BAD_REQUEST, render::error_body(format, 400)).into_response();
+    };
+    let mut reply = reply;
+    while let Reply::Slow { delay_ms, reply: inner } = reply {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        reply = *inner;
+    }
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("fake-model").to_owned();
+    let input_tokens = (body.len() / 4) as u64;
+    let echo;
+    let (text, calls, cut): (&str, &[crate::ScriptedCall], bool) = match &reply {
+        Reply::Text { text } => (text, &[], false),
+        Reply::Echo => {
+            echo = format!("echo: {}", last_user_text(format, &req));
+            (&echo, &[], false)
+        }
+        Reply::ToolCalls { calls, text } => (text, calls, false),
+        Reply::CutStream { text } => (text, &[], true),
+        Reply::Status { code, retry_after, body } => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = (status, body.clone().unwrap_or_else(|| render::error_body(format, *code))).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            if let Some(secs) = retry_after {
+                if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            return resp;
+        }
+        Reply::Malformed => {
+            return if stream {
+                sse_response(vec![Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \"oops\"\n\n")], false)
+            } else {
+                ([(header::CONTENT_TYPE, "application/json")], "{\"choices\": [{\"message\": ").into_response()
+            };
+        }
+        Reply::Slow { .. } => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let answer = Answer { text, calls, input_tokens, model: &model };
+    if stream || cut {
+        let r = render::stream(format, &answer, cut);
+        sse_response(r.chunks, r.cut)
+    } else {
+        axum::Json(render::whole(format, &answer)).into_response()
+    }
+}
+
+fn sse_response(chunks: Vec<Bytes>, cut: bool) -> Response {
+    let items = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::io::Error>));
+    // An error item makes the server abort the connection mid-body: a real cut. It comes after a
+    // pause so the bytes before it are on the wire first, as when a peer dies mid-answer.
+    let tail = futures_util::stream::iter(cut.then_some(())).then(|()| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<Bytes, _>(std::io::Error::other("cut"))
+    });
+    let body = Body::from_stream(items.chain(tail));
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+fn text_of(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let texts: Vec<&str> = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            (!texts.is_empty()).then(|| texts.join(" "))
+        }
+        _ => None,
+    }
+}
+
+fn last_user_text(_format: Format, req: &Value) -> String {
+    req.get("messages")
+        .and_then(Value::as_array)
+        .and_then(|msgs| {
+            msgs.iter()
+                .rev()
+                .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                .find_map(|m| m.get("content").and_then(text_of))
+        })
+        .unwrap_or_default()
+}
