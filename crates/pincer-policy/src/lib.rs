@@ -1,1 +1,173 @@
-//! placeholder
+//! The policy engine: a pure decision over a resolved [`Action`].
+//!
+//! `evaluate(&Policy, &Action, &Context) -> Decision` does no I/O. [`Approved`] can only be built
+//! here — from an `Allow` decision (or, later, a matching human approval) — and a tool's `run`
+//! accepts nothing else, so no tool call can execute without passing through this module.
+//!
+//! Invariants: unknown or ungranted → deny; exec and network are denied while their global
+//! switches are off; matches on security enums are exhaustive.
+
+use std::collections::BTreeSet;
+
+use pincer_config::{ApprovalMode, ExecMode, NetworkMode};
+use pincer_types::{Action, AgentId, Capability, RiskTier, ToolName};
+use serde::{Deserialize, Serialize};
+
+/// Policy data for one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Which tiers need approval.
+    pub approval_mode: ApprovalMode,
+    /// Global exec switch.
+    pub exec: ExecMode,
+    /// Global network switch.
+    pub network: NetworkMode,
+    /// Tools the agent was granted.
+    pub granted: BTreeSet<ToolName>,
+}
+
+/// Facts about the call being decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// The agent asking.
+    pub agent: AgentId,
+}
+
+/// The outcome of [`evaluate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Run it.
+    Allow,
+    /// A human must approve first; with nobody to ask, this is a denial.
+    NeedsApproval {
+        /// The tier that triggered it.
+        tier: RiskTier,
+        /// Why.
+        reason: String,
+    },
+    /// Never run it.
+    Deny {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Decides whether `action` may run. Pure.
+pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
+    if !policy.granted.contains(&action.tool) {
+        return Decision::Deny {
+            reason: format!("tool `{}` is not granted to agent `{}`", action.tool, ctx.agent),
+        };
+    }
+    match action.capability {
+        Capability::Exec => match policy.exec {
+            ExecMode::Off => return Decision::Deny { reason: "command execution is off (security.exec)".into() },
+            ExecMode::Sandboxed => {}
+        },
+        Capability::Network => match policy.network {
+            NetworkMode::Off => return Decision::Deny { reason: "network access is off (security.network)".into() },
+            NetworkMode::Allowlist => {}
+        },
+        Capability::Time
+        | Capability::FsRead
+        | Capability::FsWrite
+        | Capability::Messaging
+        | Capability::Memory
+        | Capability::Automation => {}
+    }
+    let threshold = match policy.approval_mode {
+        ApprovalMode::Strict => RiskTier::L1Mutating,
+        ApprovalMode::Balanced => RiskTier::L2Destructive,
+        ApprovalMode::Trusted => RiskTier::L3Privileged,
+    };
+    if action.tier >= threshold {
+        Decision::NeedsApproval {
+            tier: action.tier,
+            reason: format!("{} actions need approval in {:?} mode", action.tier.as_str(), policy.approval_mode)
+                .to_lowercase(),
+        }
+    } else {
+        Decision::Allow
+    }
+}
+
+/// An action that policy allowed. Only this module can construct one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approved<A>(A);
+
+impl<A> Approved<A> {
+    /// The approved action.
+    pub fn action(&self) -> &A {
+        &self.0
+    }
+    /// Unwraps the approved action.
+    pub fn into_inner(self) -> A {
+        self.0
+    }
+}
+
+/// Evaluates and, on `Allow`, returns the action wrapped as [`Approved`].
+///
+/// # Errors
+/// The non-`Allow` decision.
+pub fn authorize(policy: &Policy, action: Action, ctx: &Context) -> Result<Approved<Action>, Decision> {
+    match evaluate(policy, &action, ctx) {
+        Decision::Allow => Ok(Approved(action)),
+        other @ (Decision::NeedsApproval { .. } | Decision::Deny { .. }) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(tool: &str, capability: Capability, tier: RiskTier) -> Action {
+        Action { tool: tool.parse().unwrap(), capability, tier, detail: serde_json::Value::Null }
+    }
+
+    fn policy(mode: ApprovalMode) -> Policy {
+        Policy {
+            approval_mode: mode,
+            exec: ExecMode::Off,
+            network: NetworkMode::Off,
+            granted: ["time.now", "fs.write", "shell.exec", "http.fetch"].iter().map(|t| t.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        use ApprovalMode::*;
+        use RiskTier::*;
+        let ctx = Context { agent: "main".parse().unwrap() };
+        // (mode, tool, capability, tier, expected: 'A'llow / 'N'eeds approval / 'D'eny)
+        let table = [
+            (Balanced, "time.now", Capability::Time, L0ReadOnly, 'A'),
+            (Balanced, "fs.write", Capability::FsWrite, L1Mutating, 'A'),
+            (Balanced, "fs.write", Capability::FsWrite, L2Destructive, 'N'),
+            (Strict, "time.now", Capability::Time, L0ReadOnly, 'A'),
+            (Strict, "fs.write", Capability::FsWrite, L1Mutating, 'N'),
+            (Trusted, "fs.write", Capability::FsWrite, L2Destructive, 'A'),
+            (Trusted, "fs.write", Capability::FsWrite, L3Privileged, 'N'),
+            (Trusted, "shell.exec", Capability::Exec, L0ReadOnly, 'D'),
+            (Trusted, "http.fetch", Capability::Network, L0ReadOnly, 'D'),
+            (Trusted, "fs.read", Capability::FsRead, L0ReadOnly, 'D'),
+        ];
+        for (mode, tool, cap, tier, want) in table {
+            let got = match evaluate(&policy(mode), &action(tool, cap, tier), &ctx) {
+                Decision::Allow => 'A',
+                Decision::NeedsApproval { .. } => 'N',
+                Decision::Deny { .. } => 'D',
+            };
+            assert_eq!(got, want, "{mode:?} {tool} {tier:?}");
+        }
+    }
+
+    #[test]
+    fn authorize_wraps_only_allowed_actions() {
+        let ctx = Context { agent: "main".parse().unwrap() };
+        let p = policy(ApprovalMode::Balanced);
+        assert!(authorize(&p, action("time.now", Capability::Time, RiskTier::L0ReadOnly), &ctx).is_ok());
+        assert!(authorize(&p, action("nope", Capability::Time, RiskTier::L0ReadOnly), &ctx).is_err());
+    }
+}

@@ -1,1 +1,16 @@
-//! placeholder
+//! Persistence behind one [`Store`] trait. SQLite (embedded, WAL) is the default implementation;
+//! the trait is async and speaks only in `pincer-types` values and JSON so a Postgres
+//! implementation can follow without touching callers.
+//!
+//! Invariants: schema changes happen only through numbered migrations applied in a transaction;
+//! the database file is created mode 0600; no lock is held across an `.await` (SQLite work runs
+//! on the blocking pool).
+
+mod error;
+mod migrations;
+mod sqlite;
+mod store;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+pub use store::{RunRecord, SessionInfo, Store};

@@ -1,0 +1,39 @@
+//! Numbered schema migrations. Append only: never edit a migration that has shipped.
+
+/// `(version, SQL)` in order.
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r"
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    agent       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    archived_at TEXT
+);
+CREATE UNIQUE INDEX sessions_current ON sessions(key) WHERE archived_at IS NULL;
+
+CREATE TABLE messages (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    seq        INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+
+CREATE TABLE runs (
+    id            TEXT PRIMARY KEY,
+    agent         TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    prompt_sha256 TEXT NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    started_at    TEXT NOT NULL,
+    ended_at      TEXT,
+    error         TEXT
+);
+CREATE INDEX runs_session ON runs(session_id, started_at);
+",
+)];

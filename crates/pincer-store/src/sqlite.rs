@@ -1,0 +1,393 @@
+//! The SQLite implementation of [`Store`] (rusqlite, bundled SQLite, WAL).
+//!
+//! rusqlite rather than sqlx: no proc-macro or offline query cache to build, a smaller binary, and
+//! the Postgres implementation will use tokio-postgres directly behind the same trait.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pincer_types::{AgentId, RunId, RunStatus, SessionId, SessionKey, TokenUsage};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::migrations::MIGRATIONS;
+use crate::{RunRecord, SessionInfo, Store, StoreError};
+
+/// A store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating, mode 0600) and migrates the database at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be created or opened, or a migration fails.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store (tests and one-off tools).
+    ///
+    /// # Errors
+    /// When migrations fail.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// The schema version in the file.
+    ///
+    /// # Errors
+    /// On a database error.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.with(|c| Ok(c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?))
+            .await
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(StoreError::TooNew { found: current, known });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, Utc::now().to_rfc3339()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
+}
+
+fn status_str(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Canceled => "canceled",
+        RunStatus::TimedOut => "timed_out",
+    }
+}
+
+fn status_parse(s: &str) -> Result<RunStatus, StoreError> {
+    Ok(match s {
+        "running" => RunStatus::Running,
+        "succeeded" => RunStatus::Succeeded,
+        "failed" => RunStatus::Failed,
+        "canceled" => RunStatus::Canceled,
+        "timed_out" => RunStatus::TimedOut,
+        other => return Err(StoreError::Corrupt(format!("run status `{other}`"))),
+    })
+}
+
+fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT id, agent, created_at FROM sessions WHERE key = ?1 AND archived_at IS NULL",
+            params![key.as_str()],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+        )
+        .optional()?;
+    row.map(|(id, agent, created)| {
+        Ok(SessionInfo {
+            id: parse(&id, "session id")?,
+            key: key.clone(),
+            agent: parse(&agent, "agent id")?,
+            created_at: ts(&created)?,
+        })
+    })
+    .transpose()
+}
+
+fn insert_session(conn: &Connection, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError> {
+    let info = SessionInfo { id: SessionId::new(), key: key.clone(), agent: agent.clone(), created_at: Utc::now() };
+    conn.execute(
+        "INSERT INTO sessions (id, key, agent, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![info.id.to_string(), key.as_str(), agent.as_str(), info.created_at.to_rfc3339()],
+    )?;
+    Ok(info)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn current_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError> {
+        let (key, agent) = (key.clone(), agent.clone());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let info = match current(&tx, &key)? {
+                Some(info) => info,
+                None => insert_session(&tx, &key, &agent)?,
+            };
+            tx.commit()?;
+            Ok(info)
+        })
+        .await
+    }
+
+    async fn new_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError> {
+        let (key, agent) = (key.clone(), agent.clone());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE sessions SET archived_at = ?2 WHERE key = ?1 AND archived_at IS NULL",
+                params![key.as_str(), Utc::now().to_rfc3339()],
+            )?;
+            let info = insert_session(&tx, &key, &agent)?;
+            tx.commit()?;
+            Ok(info)
+        })
+        .await
+    }
+
+    async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM messages WHERE session_id = ?1", params![session.to_string()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_messages(&self, session: SessionId, messages: Vec<serde_json::Value>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let sid = session.to_string();
+            let next: i64 =
+                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1", params![sid], |r| r.get(0))?;
+            let now = Utc::now().to_rfc3339();
+            {
+                let mut stmt =
+                    tx.prepare("INSERT INTO messages (session_id, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)")?;
+                for (i, m) in messages.iter().enumerate() {
+                    stmt.execute(params![sid, next + 1 + i as i64, m.to_string(), now])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn messages(&self, session: SessionId) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare("SELECT body FROM messages WHERE session_id = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![session.to_string()], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let body = row?;
+                out.push(serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("message: {e}")))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn upsert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let run = run.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO runs (id, agent, session_id, status, model, prompt_sha256, input_tokens,
+                                   output_tokens, started_at, ended_at, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+                    input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+                    ended_at = excluded.ended_at, error = excluded.error",
+                params![
+                    run.id.to_string(),
+                    run.agent.as_str(),
+                    run.session.to_string(),
+                    status_str(run.status),
+                    run.model,
+                    run.prompt_sha256,
+                    i64::try_from(run.usage.input_tokens).unwrap_or(i64::MAX),
+                    i64::try_from(run.usage.output_tokens).unwrap_or(i64::MAX),
+                    run.started_at.to_rfc3339(),
+                    run.ended_at.map(|t| t.to_rfc3339()),
+                    run.error,
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn runs(&self, session: SessionId) -> Result<Vec<RunRecord>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, agent, status, model, prompt_sha256, input_tokens, output_tokens, started_at,
+                        ended_at, error
+                 FROM runs WHERE session_id = ?1 ORDER BY started_at, id",
+            )?;
+            let rows = stmt.query_map(params![session.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, agent, status, model, hash, inp, outp, started, ended, error) = row?;
+                out.push(RunRecord {
+                    id: parse::<RunId>(&id, "run id")?,
+                    agent: parse(&agent, "agent id")?,
+                    session,
+                    status: status_parse(&status)?,
+                    model,
+                    prompt_sha256: hash,
+                    usage: TokenUsage {
+                        input_tokens: u64::try_from(inp).unwrap_or(0),
+                        output_tokens: u64::try_from(outp).unwrap_or(0),
+                    },
+                    started_at: ts(&started)?,
+                    ended_at: ended.as_deref().map(ts).transpose()?,
+                    error,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> (SessionKey, AgentId) {
+        ("main:cli:default".parse().unwrap(), "main".parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn sessions_are_stable_until_new() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (k, a) = key();
+        let one = s.current_session(&k, &a).await.unwrap();
+        assert_eq!(s.current_session(&k, &a).await.unwrap().id, one.id);
+        s.append_messages(one.id, vec![serde_json::json!({"role": "user", "content": "hi"})]).await.unwrap();
+        let two = s.new_session(&k, &a).await.unwrap();
+        assert_ne!(two.id, one.id);
+        assert_eq!(s.current_session(&k, &a).await.unwrap().id, two.id);
+        assert!(s.messages(two.id).await.unwrap().is_empty());
+        assert_eq!(s.messages(one.id).await.unwrap().len(), 1, "archived history is kept");
+    }
+
+    #[tokio::test]
+    async fn messages_keep_order_and_clear() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (k, a) = key();
+        let sess = s.current_session(&k, &a).await.unwrap();
+        s.append_messages(sess.id, vec![serde_json::json!(1), serde_json::json!(2)]).await.unwrap();
+        s.append_messages(sess.id, vec![serde_json::json!(3)]).await.unwrap();
+        assert_eq!(s.messages(sess.id).await.unwrap(), vec![serde_json::json!(1), serde_json::json!(2), serde_json::json!(3)]);
+        s.clear_messages(sess.id).await.unwrap();
+        assert!(s.messages(sess.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn runs_round_trip_and_update() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (k, a) = key();
+        let sess = s.current_session(&k, &a).await.unwrap();
+        let mut run = RunRecord {
+            id: RunId::new(),
+            agent: a,
+            session: sess.id,
+            status: RunStatus::Running,
+            model: "m".into(),
+            prompt_sha256: "ab".into(),
+            usage: TokenUsage::default(),
+            started_at: Utc::now(),
+            ended_at: None,
+            error: None,
+        };
+        s.upsert_run(&run).await.unwrap();
+        run.status = RunStatus::Failed;
+        run.error = Some("boom".into());
+        run.ended_at = Some(Utc::now());
+        s.upsert_run(&run).await.unwrap();
+        let runs = s.runs(sess.id).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, RunStatus::Failed);
+        assert_eq!(runs[0].error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn file_is_private_and_migrations_are_idempotent() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let s = SqliteStore::open(&p).unwrap();
+        assert_eq!(rt.block_on(s.schema_version()).unwrap(), 1);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let c = Connection::open(&p).unwrap();
+        c.execute("INSERT INTO schema_migrations VALUES (99, 'x')", []).unwrap();
+        drop(c);
+        assert!(matches!(SqliteStore::open(&p), Err(StoreError::TooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,66 @@
+//! The `Store` seam.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pincer_types::{AgentId, RunId, RunStatus, SessionId, SessionKey, TokenUsage};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// A session row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: SessionId,
+    /// The key that points at it.
+    pub key: SessionKey,
+    /// Its agent.
+    pub agent: AgentId,
+    /// When it began.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The summary of one run, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Run id.
+    pub id: RunId,
+    /// Agent.
+    pub agent: AgentId,
+    /// Session.
+    pub session: SessionId,
+    /// Final (or current) status.
+    pub status: RunStatus,
+    /// Model used.
+    pub model: String,
+    /// sha256 of the assembled prompt.
+    pub prompt_sha256: String,
+    /// Tokens used.
+    pub usage: TokenUsage,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time, once ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Error text for failed runs.
+    pub error: Option<String>,
+}
+
+/// Durable state. Implementors guarantee every method is atomic, and that at most one current
+/// (unarchived) session exists per key.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The current session for `key`, created if there is none.
+    async fn current_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError>;
+    /// Archives the current session for `key` (its history is kept) and starts a new one.
+    async fn new_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError>;
+    /// Deletes a session's messages, keeping the session.
+    async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError>;
+    /// Appends messages (opaque JSON) to a session, in order.
+    async fn append_messages(&self, session: SessionId, messages: Vec<serde_json::Value>) -> Result<(), StoreError>;
+    /// A session's messages, oldest first.
+    async fn messages(&self, session: SessionId) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Inserts or updates a run summary.
+    async fn upsert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Runs of a session, oldest first.
+    async fn runs(&self, session: SessionId) -> Result<Vec<RunRecord>, StoreError>;
+}

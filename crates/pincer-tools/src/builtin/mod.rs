@@ -1,0 +1,5 @@
+//! Built-in tools.
+
+mod time_now;
+
+pub use time_now::TimeNow;

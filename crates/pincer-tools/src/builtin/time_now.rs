@@ -1,0 +1,76 @@
+//! `time.now`: the current time. Read-only, needs only the `time` capability.
+
+use std::sync::Arc;
+
+use pincer_policy::Approved;
+use pincer_types::{Action, Capability, Clock, RiskTier};
+use serde_json::{Value, json};
+
+use crate::{Tool, ToolError, ToolFuture, ToolOutput, ToolSpec};
+
+/// Reports the current time in UTC and as a Unix timestamp.
+#[derive(Debug)]
+pub struct TimeNow {
+    spec: ToolSpec,
+    clock: Arc<dyn Clock>,
+}
+
+impl TimeNow {
+    /// A `time.now` tool reading `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let spec = ToolSpec {
+            name: pincer_types::ToolName::try_from("time.now".to_owned()).unwrap_or_else(|_| unreachable_name()),
+            description: "Returns the current date and time (UTC, RFC 3339) and the Unix timestamp.".into(),
+            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            capability: Capability::Time,
+            base_tier: RiskTier::L0ReadOnly,
+        };
+        Self { spec, clock }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_name() -> pincer_types::ToolName {
+    // "time.now" is a valid literal; this cannot happen.
+    panic!("invalid built-in tool name")
+}
+
+impl Tool for TimeNow {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn plan(&self, args: &Value) -> Result<Action, ToolError> {
+        match args {
+            Value::Object(map) if map.is_empty() => {}
+            Value::Null => {}
+            Value::Object(map) => {
+                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                return Err(ToolError::InvalidArguments(format!(
+                    "time.now takes no arguments (got {})",
+                    keys.join(", ")
+                )));
+            }
+            _ => return Err(ToolError::InvalidArguments("arguments must be a JSON object".into())),
+        }
+        Ok(Action {
+            tool: self.spec.name.clone(),
+            capability: self.spec.capability,
+            tier: self.spec.base_tier,
+            detail: json!({}),
+        })
+    }
+
+    fn run(&self, _action: Approved<Action>) -> ToolFuture<'_> {
+        let now = self.clock.now();
+        Box::pin(async move {
+            Ok(ToolOutput {
+                content: json!({
+                    "utc": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "unix": now.timestamp(),
+                })
+                .to_string(),
+            })
+        })
+    }
+}

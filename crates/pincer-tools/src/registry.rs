@@ -1,0 +1,118 @@
+//! The registry: every tool by canonical name and by wire name.
+//!
+//! Model APIs allow only `[a-zA-Z0-9_-]` in tool names, so `time.now` travels as `time_now`. The
+//! registry refuses a tool whose wire name would collide with another's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pincer_types::{Clock, ToolName};
+
+use crate::{TimeNow, Tool, ToolSpec};
+
+/// Registration failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two tools share a name or wire name.
+    #[error("tool `{0}` collides with an existing tool")]
+    Duplicate(String),
+}
+
+/// All tools Pincer knows, whether or not a given agent may use them.
+#[derive(Debug, Default, Clone)]
+pub struct ToolRegistry {
+    tools: BTreeMap<ToolName, Arc<dyn Tool>>,
+    wire: BTreeMap<String, ToolName>,
+}
+
+impl ToolRegistry {
+    /// The built-in tools.
+    pub fn builtin(clock: Arc<dyn Clock>) -> Self {
+        let mut r = Self::default();
+        // A fresh registry cannot hold a duplicate.
+        let _ = r.register(Arc::new(TimeNow::new(clock)));
+        r
+    }
+
+    /// Adds a tool.
+    ///
+    /// # Errors
+    /// [`RegistryError::Duplicate`] when its name or wire name is taken.
+    pub fn register(&mut self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
+        let name = tool.spec().name.clone();
+        let wire = Self::wire_name(&name);
+        if self.tools.contains_key(&name) || self.wire.contains_key(&wire) {
+            return Err(RegistryError::Duplicate(name.to_string()));
+        }
+        self.wire.insert(wire, name.clone());
+        self.tools.insert(name, tool);
+        Ok(())
+    }
+
+    /// The name a tool travels under on the wire (`time.now` → `time_now`).
+    pub fn wire_name(name: &ToolName) -> String {
+        name.as_str().replace('.', "_")
+    }
+
+    /// A tool by canonical name.
+    pub fn get(&self, name: &ToolName) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// A tool's canonical name from its wire name.
+    pub fn by_wire(&self, wire: &str) -> Option<&ToolName> {
+        self.wire.get(wire)
+    }
+
+    /// Specs of the listed tools that exist, in the listed order (deterministic prompts).
+    pub fn specs_for<'a>(&'a self, allowed: &'a [ToolName]) -> impl Iterator<Item = &'a ToolSpec> + 'a {
+        allowed.iter().filter_map(|n| self.tools.get(n)).map(|t| t.spec())
+    }
+
+    /// Every tool's spec, by name.
+    pub fn all(&self) -> impl Iterator<Item = &ToolSpec> {
+        self.tools.values().map(|t| t.spec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pincer_types::SystemClock;
+
+    #[test]
+    fn wire_names_map_both_ways() {
+        let r = ToolRegistry::builtin(Arc::new(SystemClock));
+        let name: ToolName = "time.now".parse().unwrap();
+        assert_eq!(ToolRegistry::wire_name(&name), "time_now");
+        assert_eq!(r.by_wire("time_now"), Some(&name));
+        assert!(r.by_wire("time.now").is_none());
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut r = ToolRegistry::builtin(Arc::new(SystemClock));
+        assert!(r.register(Arc::new(TimeNow::new(Arc::new(SystemClock)))).is_err());
+    }
+
+    #[tokio::test]
+    async fn time_now_validates_and_runs() {
+        use pincer_config::{ApprovalMode, ExecMode, NetworkMode};
+        let r = ToolRegistry::builtin(Arc::new(SystemClock));
+        let t = r.get(&"time.now".parse().unwrap()).unwrap();
+        assert!(t.plan(&serde_json::json!({"tz": "x"})).is_err());
+        assert!(t.plan(&serde_json::json!([1])).is_err());
+        let action = t.plan(&serde_json::json!({})).unwrap();
+        let policy = pincer_policy::Policy {
+            approval_mode: ApprovalMode::Balanced,
+            exec: ExecMode::Off,
+            network: NetworkMode::Off,
+            granted: [action.tool.clone()].into(),
+        };
+        let ctx = pincer_policy::Context { agent: "main".parse().unwrap() };
+        let approved = pincer_policy::authorize(&policy, action, &ctx).unwrap();
+        let out = t.run(approved).await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out.content).unwrap();
+        assert!(v["unix"].as_i64().unwrap() > 1_600_000_000);
+    }
+}
