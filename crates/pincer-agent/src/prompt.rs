@@ -1,0 +1,156 @@
+//! Deterministic prompt assembly (A2): fixed file order, per-file and total caps with visible
+//! truncation markers, and a sha256 over exactly what the model is sent as instructions.
+
+use std::path::Path;
+
+use pincer_config::PromptLimits;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::files::AGENT_FILES;
+use crate::AgentError;
+
+/// How one file entered the prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSection {
+    /// File name.
+    pub name: String,
+    /// Size on disk (0 when missing).
+    pub bytes: usize,
+    /// Bytes included.
+    pub included: usize,
+    /// Whether it was cut.
+    pub truncated: bool,
+}
+
+/// The assembled system prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssembledPrompt {
+    /// The system prompt text.
+    pub text: String,
+    /// sha256 (hex) over the text and the tool definitions offered with it.
+    pub sha256: String,
+    /// Per-file accounting, in prompt order.
+    pub files: Vec<FileSection>,
+}
+
+/// Largest prefix of `s` that is at most `max` bytes and ends on a char boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Builds the system prompt from the agent directory. `tools_json` is the canonical JSON of the
+/// tool definitions offered; it is part of the hash, since it is part of what the model sees.
+///
+/// # Errors
+/// [`AgentError::MissingAgent`] when the directory is missing, [`AgentError::Io`] when a file
+/// exists but cannot be read. A missing instruction file is simply skipped.
+pub fn assemble_prompt(agent_dir: &Path, limits: PromptLimits, tools_json: &str) -> Result<AssembledPrompt, AgentError> {
+    if !agent_dir.is_dir() {
+        return Err(AgentError::MissingAgent(agent_dir.to_owned()));
+    }
+    let mut text = String::new();
+    let mut files = Vec::with_capacity(AGENT_FILES.len());
+    let mut omitted = Vec::new();
+    for f in AGENT_FILES {
+        let path = agent_dir.join(f.name);
+        let content = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                files.push(FileSection { name: f.name.into(), bytes: 0, included: 0, truncated: false });
+                continue;
+            }
+            Err(e) => return Err(AgentError::io(&path, e)),
+        };
+        let header = format!("<file name=\"{}\">\n", f.name);
+        let footer = "\n</file>\n\n";
+        let remaining = limits.total_cap_bytes.saturating_sub(text.len() + header.len() + footer.len());
+        let cap = limits.file_cap_bytes.min(remaining);
+        let body = prefix(content.trim_end(), cap);
+        let truncated = body.len() < content.trim_end().len();
+        if body.is_empty() && truncated {
+            omitted.push(f.name);
+        } else {
+            text.push_str(&header);
+            text.push_str(body);
+            if truncated {
+                text.push_str(&format!(
+                    "\n[… truncated: {} is {} bytes, the first {} are shown …]",
+                    f.name,
+                    content.len(),
+                    body.len()
+                ));
+            }
+            text.push_str(footer);
+        }
+        files.push(FileSection { name: f.name.into(), bytes: content.len(), included: body.len(), truncated });
+    }
+    if !omitted.is_empty() {
+        text.push_str(&format!(
+            "[omitted: {} — the total prompt cap of {} bytes was reached]",
+            omitted.join(", "),
+            limits.total_cap_bytes
+        ));
+    }
+    let text = text.trim_end().to_owned();
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    h.update(b"\0tools\0");
+    h.update(tools_json.as_bytes());
+    Ok(AssembledPrompt { sha256: hex::encode(h.finalize()), text, files })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn limits(file: usize, total: usize) -> PromptLimits {
+        PromptLimits { file_cap_bytes: file, total_cap_bytes: total }
+    }
+
+    #[test]
+    fn same_inputs_same_prompt_and_hash() {
+        let t = tempfile::tempdir().unwrap();
+        crate::scaffold_agent(t.path()).unwrap();
+        let a = assemble_prompt(t.path(), limits(1000, 10_000), "[]").unwrap();
+        let b = assemble_prompt(t.path(), limits(1000, 10_000), "[]").unwrap();
+        assert_eq!(a, b);
+        let c = assemble_prompt(t.path(), limits(1000, 10_000), "[{}]").unwrap();
+        assert_ne!(a.sha256, c.sha256, "tools are part of the hash");
+        let soul = a.text.find("SOUL.md").unwrap();
+        let rules = a.text.find("RULES.md").unwrap();
+        let handoff = a.text.find("HANDOFF.md").unwrap();
+        assert!(soul < rules && rules < handoff, "fixed order");
+    }
+
+    #[test]
+    fn caps_truncate_visibly_on_char_boundaries() {
+        let t = tempfile::tempdir().unwrap();
+        crate::scaffold_agent(t.path()).unwrap();
+        fs::write(t.path().join("SOUL.md"), "é".repeat(100)).unwrap();
+        let p = assemble_prompt(t.path(), limits(51, 10_000), "").unwrap();
+        assert!(p.text.contains("[… truncated: SOUL.md is 200 bytes, the first 50 are shown …]"), "{}", p.text);
+        assert!(p.files[0].truncated);
+        let p = assemble_prompt(t.path(), limits(150, 160), "").unwrap();
+        assert!(p.text.len() < 400);
+        assert!(p.text.contains("[omitted: RULES.md"), "{}", p.text);
+    }
+
+    #[test]
+    fn edits_change_the_hash() {
+        let t = tempfile::tempdir().unwrap();
+        crate::scaffold_agent(t.path()).unwrap();
+        let a = assemble_prompt(t.path(), limits(1000, 10_000), "").unwrap();
+        fs::write(t.path().join("RULES.md"), "new rules").unwrap();
+        let b = assemble_prompt(t.path(), limits(1000, 10_000), "").unwrap();
+        assert_ne!(a.sha256, b.sha256);
+    }
+}

@@ -1,0 +1,473 @@
+//! The run loop (A3) as an explicit state machine:
+//!
+//! ```text
+//! Prompt ──► CallModel ──(tool calls)──► RunTools ──► CallModel … ──(text only)──► Finalize
+//!               │ error / cancel / step limit / timeout / breaker                  ▲
+//!               └───────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Every run writes a bundle and ends with a status in `meta.json`. Session history is only
+//! extended by runs that succeed, so a failed run never leaves a half turn behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use pincer_config::PromptLimits;
+use pincer_policy::{Context, Decision, Policy, authorize};
+use pincer_providers::{ChatRequest, ErrorKind, Message, ModelProvider, ToolCall, ToolDef, collect};
+use pincer_store::{RunRecord, SessionInfo, Store};
+use pincer_tools::ToolRegistry;
+use pincer_types::{AgentId, RiskTier, RunEvent, RunId, RunStatus, TokenUsage, ToolName};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::breaker::{REPEAT_LIMIT, RepeatBreaker};
+use crate::{AgentError, RunBundle, RunMeta, assemble_prompt};
+
+/// Most bytes of one tool result passed back to the model.
+const MAX_TOOL_RESULT: usize = 64 * 1024;
+
+/// Per-agent limits and model choice for a run.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Provider name (for the record).
+    pub provider_name: String,
+    /// Model name.
+    pub model: String,
+    /// Most model calls.
+    pub max_steps: u32,
+    /// Wall-clock limit.
+    pub run_timeout: Duration,
+    /// `max_tokens` per model call.
+    pub max_tokens: u32,
+    /// Prompt caps.
+    pub prompt: PromptLimits,
+    /// Tools offered to the model, in order.
+    pub tools: Vec<ToolName>,
+}
+
+/// One run to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The agent.
+    pub agent: AgentId,
+    /// Its directory (`agents/<id>`).
+    pub agent_dir: PathBuf,
+    /// Limits and model.
+    pub settings: RunSettings,
+    /// Policy for its tool calls.
+    pub policy: Policy,
+    /// The session it continues.
+    pub session: SessionInfo,
+    /// The user's message.
+    pub input: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The final `meta.json`.
+    pub meta: RunMeta,
+    /// The final answer (empty unless it succeeded).
+    pub output: String,
+    /// Where the bundle is.
+    pub bundle_dir: PathBuf,
+}
+
+/// Runs agents against one provider, tool registry and store.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    provider: Arc<dyn ModelProvider>,
+    tools: Arc<ToolRegistry>,
+    store: Arc<dyn Store>,
+}
+
+/// Why the loop stopped.
+struct Ended {
+    status: RunStatus,
+    kind: Option<String>,
+    error: Option<String>,
+}
+
+impl Ended {
+    fn ok() -> Self {
+        Self { status: RunStatus::Succeeded, kind: None, error: None }
+    }
+    fn failed(kind: &str, error: impl Into<String>) -> Self {
+        Self { status: RunStatus::Failed, kind: Some(kind.into()), error: Some(error.into()) }
+    }
+}
+
+enum State {
+    CallModel,
+    RunTools(Vec<ToolCall>),
+    Finalize(Ended),
+}
+
+/// Mutable state of one run.
+struct Turn<'a> {
+    req: &'a RunRequest,
+    bundle: RunBundle,
+    system: String,
+    tool_defs: Vec<ToolDef>,
+    history: Vec<Message>,
+    new_messages: Vec<Message>,
+    output: String,
+    usage: TokenUsage,
+    steps: u32,
+    tool_calls: u32,
+    breaker: RepeatBreaker,
+}
+
+impl Runner {
+    /// A runner.
+    pub fn new(provider: Arc<dyn ModelProvider>, tools: Arc<ToolRegistry>, store: Arc<dyn Store>) -> Self {
+        Self { provider, tools, store }
+    }
+
+    /// Does one run. `on_event` sees text deltas and tool activity as they happen.
+    ///
+    /// # Errors
+    /// Only when the bundle itself cannot be created or the store fails before the run starts;
+    /// every other failure is a finished run with a non-success status.
+    pub async fn run(
+        &self,
+        req: RunRequest,
+        cancel: CancellationToken,
+        on_event: &mut (dyn FnMut(&RunEvent) + Send),
+    ) -> Result<RunOutcome, AgentError> {
+        let run_id = RunId::new();
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let tool_defs: Vec<ToolDef> = self
+            .tools
+            .specs_for(&req.settings.tools)
+            .map(|s| ToolDef {
+                name: ToolRegistry::wire_name(&s.name),
+                description: s.description.clone(),
+                parameters: s.parameters.clone(),
+            })
+            .collect();
+        let tools_json = serde_json::to_string(&tool_defs).unwrap_or_default();
+        let mut bundle = RunBundle::create(&req.agent_dir.join("runs"), run_id, &req.input)?;
+        let mut meta = RunMeta {
+            run_id,
+            agent: req.agent.clone(),
+            session_id: req.session.id.to_string(),
+            session_key: req.session.key.to_string(),
+            provider: req.settings.provider_name.clone(),
+            model: req.settings.model.clone(),
+            status: RunStatus::Running,
+            error: None,
+            error_kind: None,
+            started_at,
+            ended_at: None,
+            duration_ms: None,
+            steps: 0,
+            tool_calls: 0,
+            prompt_sha256: String::new(),
+            prompt_bytes: 0,
+            truncated_files: Vec::new(),
+            usage: TokenUsage::default(),
+            pincer_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        on_event(&RunEvent::Started { run_id });
+        bundle.record("run_start", json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id}))?;
+
+        let prepared = self.prepare(&req, &tools_json).await;
+        match prepared {
+            Err(e) => {
+                bundle.record("error", json!({"error": e.to_string()}))?;
+                let mut turn = Turn::new(&req, bundle, String::new(), tool_defs, Vec::new());
+                let ended = Ended::failed("prepare", e.to_string());
+                self.finish(&mut turn, meta, ended, clock, on_event).await
+            }
+            Ok((prompt, history)) => {
+                meta.prompt_sha256 = prompt.sha256.clone();
+                meta.prompt_bytes = prompt.text.len();
+                meta.truncated_files =
+                    prompt.files.iter().filter(|f| f.truncated).map(|f| f.name.clone()).collect();
+                bundle.write_meta(&meta)?;
+                self.store.upsert_run(&record(&meta, req.session.id)).await?;
+                bundle.record("system_prompt", json!({"sha256": prompt.sha256, "files": prompt.files, "text": prompt.text}))?;
+                bundle.record("user", json!({"text": req.input}))?;
+                let mut turn = Turn::new(&req, bundle, prompt.text, tool_defs, history);
+                let limit = req.settings.run_timeout;
+                let child = cancel.child_token();
+                let looped = tokio::time::timeout(limit, self.drive(&mut turn, &child, on_event)).await;
+                let ended = match looped {
+                    Ok(Ok(ended)) => ended,
+                    Ok(Err(e)) => Ended::failed("io", e.to_string()),
+                    Err(_) => {
+                        child.cancel();
+                        Ended {
+                            status: RunStatus::TimedOut,
+                            kind: Some("timeout".into()),
+                            error: Some(format!("run exceeded its {}s limit", limit.as_secs())),
+                        }
+                    }
+                };
+                self.finish(&mut turn, meta, ended, clock, on_event).await
+            }
+        }
+    }
+
+    async fn prepare(
+        &self,
+        req: &RunRequest,
+        tools_json: &str,
+    ) -> Result<(crate::AssembledPrompt, Vec<Message>), AgentError> {
+        let prompt = assemble_prompt(&req.agent_dir, req.settings.prompt, tools_json)?;
+        let stored = self.store.messages(req.session.id).await?;
+        let history = stored
+            .into_iter()
+            .map(serde_json::from_value::<Message>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pincer_store::StoreError::Corrupt(format!("session message: {e}")))?;
+        Ok((prompt, history))
+    }
+
+    async fn drive(
+        &self,
+        turn: &mut Turn<'_>,
+        cancel: &CancellationToken,
+        on_event: &mut (dyn FnMut(&RunEvent) + Send),
+    ) -> Result<Ended, AgentError> {
+        turn.new_messages.push(Message::User { content: turn.req.input.clone() });
+        let mut state = State::CallModel;
+        loop {
+            state = match state {
+                State::Finalize(ended) => return Ok(ended),
+                _ if cancel.is_cancelled() => State::Finalize(canceled()),
+                State::CallModel => self.call_model(turn, cancel, on_event).await?,
+                State::RunTools(calls) => self.run_tools(turn, calls, on_event).await?,
+            };
+        }
+    }
+
+    async fn call_model(
+        &self,
+        turn: &mut Turn<'_>,
+        cancel: &CancellationToken,
+        on_event: &mut (dyn FnMut(&RunEvent) + Send),
+    ) -> Result<State, AgentError> {
+        let max = turn.req.settings.max_steps;
+        if turn.steps >= max {
+            return Ok(State::Finalize(Ended::failed(
+                "step_limit",
+                format!("stopped after {max} model calls (max_steps) without a final answer"),
+            )));
+        }
+        turn.steps += 1;
+        let mut messages = turn.history.clone();
+        messages.extend(turn.new_messages.iter().cloned());
+        let request = ChatRequest {
+            model: turn.req.settings.model.clone(),
+            system: turn.system.clone(),
+            messages,
+            tools: turn.tool_defs.clone(),
+            max_tokens: turn.req.settings.max_tokens,
+        };
+        let stream = self.provider.stream(request, cancel.clone());
+        let result = collect(stream, |t| on_event(&RunEvent::TextDelta { text: t.to_owned() })).await;
+        let completion = match result {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::Canceled => return Ok(State::Finalize(canceled())),
+            Err(e) => {
+                turn.bundle.record("error", json!({"kind": e.kind.as_str(), "error": e.to_string()}))?;
+                return Ok(State::Finalize(Ended::failed(e.kind.as_str(), format!("model call failed: {e}"))));
+            }
+        };
+        turn.usage.add(completion.usage);
+        turn.bundle.record(
+            "assistant",
+            json!({
+                "step": turn.steps,
+                "text": completion.text,
+                "tool_calls": completion.tool_calls,
+                "finish": completion.finish,
+                "usage": completion.usage,
+            }),
+        )?;
+        turn.new_messages.push(Message::Assistant {
+            content: completion.text.clone(),
+            tool_calls: completion.tool_calls.clone(),
+        });
+        if completion.tool_calls.is_empty() {
+            turn.output = completion.text;
+            return Ok(State::Finalize(Ended::ok()));
+        }
+        Ok(State::RunTools(completion.tool_calls))
+    }
+
+    async fn run_tools(
+        &self,
+        turn: &mut Turn<'_>,
+        calls: Vec<ToolCall>,
+        on_event: &mut (dyn FnMut(&RunEvent) + Send),
+    ) -> Result<State, AgentError> {
+        let mut tripped = None;
+        for call in calls {
+            turn.tool_calls += 1;
+            let (name, tier, decision, result) = self.call_tool(turn.req, &call).await;
+            let (content, is_error) = match result {
+                Ok(c) => (c, false),
+                Err(e) => (e, true),
+            };
+            let content = clip(content);
+            if let Some(tool) = &name {
+                on_event(&RunEvent::ToolCall { id: call.id.clone(), tool: tool.clone(), tier });
+            }
+            on_event(&RunEvent::ToolResult { id: call.id.clone(), is_error });
+            turn.bundle.record(
+                "tool_call",
+                json!({"id": call.id, "wire_name": call.name, "tool": name, "arguments": call.arguments,
+                       "tier": tier, "decision": decision}),
+            )?;
+            turn.bundle.record("tool_result", json!({"id": call.id, "is_error": is_error, "content": content}))?;
+            if turn.breaker.trips(&call.name, &call.arguments, &content) && tripped.is_none() {
+                tripped = Some(call.name.clone());
+            }
+            turn.new_messages.push(Message::Tool { call_id: call.id, content, is_error });
+        }
+        if let Some(tool) = tripped {
+            return Ok(State::Finalize(Ended::failed(
+                "no_progress",
+                format!("stopped: `{tool}` was called {REPEAT_LIMIT} times with the same arguments and result"),
+            )));
+        }
+        Ok(State::CallModel)
+    }
+
+    /// Resolves, authorizes and runs one call. Every failure is a model-visible error string.
+    async fn call_tool(
+        &self,
+        req: &RunRequest,
+        call: &ToolCall,
+    ) -> (Option<ToolName>, Option<RiskTier>, Value, Result<String, String>) {
+        let Some(name) = self.tools.by_wire(&call.name).cloned() else {
+            let err = format!("unknown tool `{}`", call.name);
+            return (None, None, json!({"decision": "deny", "reason": err}), Err(err));
+        };
+        let Some(tool) = self.tools.get(&name).filter(|_| req.settings.tools.contains(&name)) else {
+            let err = format!("tool `{name}` is not available to this agent");
+            return (Some(name), None, json!({"decision": "deny", "reason": err}), Err(err));
+        };
+        let args: Value = match serde_json::from_str(if call.arguments.trim().is_empty() { "{}" } else { &call.arguments }) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = format!("arguments are not valid JSON: {e}");
+                return (Some(name), None, json!({"decision": "invalid"}), Err(err));
+            }
+        };
+        let action = match tool.plan(&args) {
+            Ok(a) => a,
+            Err(e) => return (Some(name), None, json!({"decision": "invalid"}), Err(e.to_string())),
+        };
+        let tier = Some(action.tier);
+        let ctx = Context { agent: req.agent.clone() };
+        match authorize(&req.policy, action, &ctx) {
+            Ok(approved) => {
+                let decision = json!({"decision": "allow", "digest": approved.action().digest()});
+                let result = tool.run(approved).await.map(|o| o.content).map_err(|e| e.to_string());
+                (Some(name), tier, decision, result)
+            }
+            Err(Decision::NeedsApproval { tier: t, reason }) => {
+                let err = format!("denied: {reason}, and no approver is available in this session");
+                (Some(name), Some(t), json!({"decision": "needs_approval", "reason": reason}), Err(err))
+            }
+            Err(Decision::Deny { reason }) => {
+                let err = format!("denied by policy: {reason}");
+                (Some(name), tier, json!({"decision": "deny", "reason": reason}), Err(err))
+            }
+            Err(Decision::Allow) => (Some(name), tier, json!({"decision": "allow"}), Err("internal: inconsistent decision".into())),
+        }
+    }
+
+    async fn finish(
+        &self,
+        turn: &mut Turn<'_>,
+        mut meta: RunMeta,
+        ended: Ended,
+        clock: Instant,
+        on_event: &mut (dyn FnMut(&RunEvent) + Send),
+    ) -> Result<RunOutcome, AgentError> {
+        meta.status = ended.status;
+        meta.error = ended.error;
+        meta.error_kind = ended.kind;
+        meta.ended_at = Some(Utc::now());
+        meta.duration_ms = Some(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
+        meta.steps = turn.steps;
+        meta.tool_calls = turn.tool_calls;
+        meta.usage = turn.usage;
+        if meta.status != RunStatus::Succeeded {
+            turn.output.clear();
+        }
+        turn.bundle.record("run_end", json!({"status": meta.status, "error": meta.error, "usage": meta.usage}))?;
+        let output = if meta.status == RunStatus::Succeeded {
+            turn.output.clone()
+        } else {
+            format!("Run {:?}: {}\n", meta.status, meta.error.as_deref().unwrap_or("no answer"))
+        };
+        turn.bundle.finish(&output)?;
+        turn.bundle.write_meta(&meta)?;
+        self.store.upsert_run(&record(&meta, turn.req.session.id)).await?;
+        if meta.status == RunStatus::Succeeded {
+            let msgs: Vec<Value> = turn.new_messages.iter().filter_map(|m| serde_json::to_value(m).ok()).collect();
+            self.store.append_messages(turn.req.session.id, msgs).await?;
+        }
+        on_event(&RunEvent::Finished { status: meta.status });
+        Ok(RunOutcome { output: turn.output.clone(), bundle_dir: turn.bundle.dir().to_owned(), meta })
+    }
+}
+
+impl<'a> Turn<'a> {
+    fn new(req: &'a RunRequest, bundle: RunBundle, system: String, tool_defs: Vec<ToolDef>, history: Vec<Message>) -> Self {
+        Self {
+            req,
+            bundle,
+            system,
+            tool_defs,
+            history,
+            new_messages: Vec::new(),
+            output: String::new(),
+            usage: TokenUsage::default(),
+            steps: 0,
+            tool_calls: 0,
+            breaker: RepeatBreaker::default(),
+        }
+    }
+}
+
+fn canceled() -> Ended {
+    Ended { status: RunStatus::Canceled, kind: Some("canceled".into()), error: Some("canceled by the user".into()) }
+}
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_TOOL_RESULT {
+        let mut end = MAX_TOOL_RESULT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("\n[… tool result truncated …]");
+    }
+    s
+}
+
+fn record(meta: &RunMeta, session: pincer_types::SessionId) -> RunRecord {
+    RunRecord {
+        id: meta.run_id,
+        agent: meta.agent.clone(),
+        session,
+        status: meta.status,
+        model: meta.model.clone(),
+        prompt_sha256: meta.prompt_sha256.clone(),
+        usage: meta.usage,
+        started_at: meta.started_at,
+        ended_at: meta.ended_at,
+        error: meta.error.clone(),
+    }
+}
