@@ -273,6 +273,14 @@ impl Config {
         }
     }
 
+    /// The config as TOML text (no comments).
+    ///
+    /// # Errors
+    /// Only if a value cannot be represented in TOML, which the schema rules out.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+
     /// The approval mode in force for an agent.
     pub fn approval_mode(&self, agent: &AgentId) -> ApprovalMode {
         self.agents

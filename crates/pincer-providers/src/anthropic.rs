@@ -12,7 +12,7 @@ use crate::http::{HttpCore, headers};
 use crate::provider::{channel_stream, finish_reason};
 use crate::sse::SseDecoder;
 use crate::{
-    ApiKey, Capabilities, ChatRequest, ErrorKind, EventStream, HttpSettings, Message, ModelProvider,
+    ApiKey, Capabilities, CheckFuture, ChatRequest, ErrorKind, EventStream, HttpSettings, Message, ModelProvider,
     ProviderError, StreamEvent, ToolCall,
 };
 
@@ -57,6 +57,18 @@ impl ModelProvider for AnthropicProvider {
             }
         });
         channel_stream(rx)
+    }
+
+    fn check(&self) -> CheckFuture {
+        let core = Arc::clone(&self.core);
+        let url = self.url.replace("/messages", "/models");
+        Box::pin(async move {
+            let mut pairs = vec![("anthropic-version", API_VERSION)];
+            if let Some(k) = core.key() {
+                pairs.push(("x-api-key", k.expose()));
+            }
+            core.get_ok(&url, headers(&pairs)?).await
+        })
     }
 }
 

@@ -156,6 +156,19 @@ impl HttpCore {
         ProviderError::new(kind, self.scrub(&msg))
     }
 
+    /// `GET url` once (no retries); any 2xx is success.
+    pub(crate) async fn get_ok(&self, url: &str, headers: HeaderMap) -> Result<(), ProviderError> {
+        let resp = self.client.get(url).headers(headers).send().await.map_err(|e| self.transport_error(&e))?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        let mut e = ProviderError::from_status(status, &body, None);
+        e.message = self.scrub(&e.message);
+        Err(e)
+    }
+
     /// The next body chunk, honouring cancellation.
     pub(crate) async fn next_chunk(
         &self,

@@ -21,5 +21,5 @@ pub use anthropic::AnthropicProvider;
 pub use error::{ErrorKind, ProviderError};
 pub use http::{ApiKey, HttpSettings};
 pub use openai::OpenAiProvider;
-pub use provider::{Capabilities, EventStream, ModelProvider, collect};
+pub use provider::{Capabilities, CheckFuture, EventStream, ModelProvider, collect};
 pub use types::{ChatRequest, Completion, FinishReason, Message, StreamEvent, ToolCall, ToolDef};

@@ -12,7 +12,7 @@ use crate::http::{HttpCore, headers};
 use crate::provider::{channel_stream, finish_reason};
 use crate::sse::SseDecoder;
 use crate::{
-    ApiKey, Capabilities, ChatRequest, EventStream, HttpSettings, Message, ModelProvider,
+    ApiKey, Capabilities, CheckFuture, ChatRequest, EventStream, HttpSettings, Message, ModelProvider,
     ProviderError, StreamEvent, ToolCall,
 };
 
@@ -56,6 +56,19 @@ impl ModelProvider for OpenAiProvider {
             }
         });
         channel_stream(rx)
+    }
+
+    fn check(&self) -> CheckFuture {
+        let core = Arc::clone(&self.core);
+        let url = self.url.replace("/chat/completions", "/models");
+        Box::pin(async move {
+            let auth = core.key().map(|k| format!("Bearer {}", k.expose()));
+            let mut pairs = Vec::new();
+            if let Some(a) = auth.as_deref() {
+                pairs.push(("authorization", a));
+            }
+            core.get_ok(&url, headers(&pairs)?).await
+        })
     }
 }
 

@@ -33,7 +33,13 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
     fn capabilities(&self) -> Capabilities;
     /// Starts one model call.
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream;
+    /// Checks that the endpoint answers and accepts the key (`GET {base_url}/models`), without
+    /// spending tokens. Used by `pincer doctor`.
+    fn check(&self) -> CheckFuture;
 }
+
+/// The future [`ModelProvider::check`] returns.
+pub type CheckFuture = Pin<Box<dyn std::future::Future<Output = Result<(), ProviderError>> + Send>>;
 
 /// Drains a stream into a [`Completion`], calling `on_text` for each text delta.
 ///

@@ -1,0 +1,68 @@
+//! `pincer chat`: a REPL that keeps its session. `/new` starts a fresh session (the old one stays
+//! in the store), `/reset` clears the current session's history, `/exit` (or end of input) quits.
+
+use std::io::{BufRead, Write};
+
+use pincer_store::Store;
+use pincer_types::{RunEvent, SessionKey};
+use tokio_util::sync::CancellationToken;
+
+use super::output;
+use crate::cli::ChatArgs;
+use crate::runtime::{self, AgentRuntime};
+use crate::{Env, Failure};
+
+const HELP: &str = "commands: /new (fresh session), /reset (clear this session), /exit, /help";
+
+pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home)?;
+    let rt = runtime::tokio_runtime()?;
+    rt.block_on(async {
+        let agent = AgentRuntime::build(&home, &loaded.config, &args.agent, env)?;
+        let key = SessionKey::for_peer(&agent.agent, "cli", &args.session).map_err(|e| Failure::usage(e.to_string()))?;
+        let mut session = agent.store.current_session(&key, &agent.agent).await?;
+        if env.stdin_tty {
+            println!("pincer chat — agent `{}`, session `{}`. {HELP}", agent.agent, args.session);
+        }
+        let mut lines = std::io::stdin().lock().lines();
+        let mut last_code = 0;
+        loop {
+            if env.stdin_tty {
+                print!("you> ");
+                let _ = std::io::stdout().flush();
+            }
+            // Reading stdin blocks this (only) thread between turns; nothing else is running then.
+            let Some(line) = lines.next() else { break };
+            let line = line?;
+            let text = line.trim();
+            match text {
+                "" => continue,
+                "/exit" | "/quit" => break,
+                "/help" => println!("{HELP}"),
+                "/new" => {
+                    session = agent.store.new_session(&key, &agent.agent).await?;
+                    println!("(new session {})", session.id);
+                }
+                "/reset" => {
+                    agent.store.clear_messages(session.id).await?;
+                    println!("(session history cleared)");
+                }
+                _ if text.starts_with('/') => println!("unknown command {text}. {HELP}"),
+                _ => {
+                    let cancel = CancellationToken::new();
+                    let guard = output::cancel_on_ctrl_c(&cancel);
+                    let stream = env.stdout_tty;
+                    let mut printer = output::streaming_printer();
+                    let mut quiet = |_: &RunEvent| {};
+                    let on_event: &mut (dyn FnMut(&RunEvent) + Send) = if stream { &mut printer } else { &mut quiet };
+                    let outcome = agent.runner.run(agent.request(session.clone(), text.to_owned()), cancel, on_event).await?;
+                    guard.abort();
+                    last_code = output::report(&outcome, stream, false);
+                }
+            }
+        }
+        let _ = last_code;
+        Ok(0)
+    })
+}

@@ -1,0 +1,182 @@
+//! `pincer doctor`: checks with stable ids and suggested fixes. Exit 1 when any check fails.
+
+use std::os::unix::fs::PermissionsExt;
+
+use pincer_agent::AGENT_FILES;
+use pincer_config::{Config, ExecMode, NetworkMode, PincerHome};
+use serde::Serialize;
+
+use crate::cli::DoctorArgs;
+use crate::runtime;
+use crate::Env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    id: String,
+    status: Status,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+#[derive(Default)]
+struct Report(Vec<Check>);
+
+impl Report {
+    fn add(&mut self, id: impl Into<String>, status: Status, message: impl Into<String>, fix: Option<&str>) {
+        self.0.push(Check { id: id.into(), status, message: message.into(), fix: fix.map(str::to_owned) });
+    }
+}
+
+pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
+    let mut r = Report::default();
+    let home = runtime::home(env)?;
+    check_home(&home, &mut r);
+    let config = check_config(&home, &mut r);
+    if let Some(config) = &config {
+        check_agents(&home, config, &mut r);
+        check_security(config, &mut r);
+        check_providers(config, env, args.offline, &mut r)?;
+    }
+    let failed = r.0.iter().any(|c| c.status == Status::Fail);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r.0).unwrap_or_default());
+    } else {
+        for c in &r.0 {
+            let tag = match c.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            println!("[{tag}] {:<28} {}", c.id, c.message);
+            if let Some(fix) = &c.fix {
+                println!("       fix: {fix}");
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+fn check_home(home: &PincerHome, r: &mut Report) {
+    let root = home.root();
+    match std::fs::metadata(root) {
+        Err(_) => r.add("home.exists", Status::Fail, format!("{} does not exist", root.display()), Some("run `pincer init`")),
+        Ok(m) => {
+            r.add("home.exists", Status::Ok, root.display().to_string(), None);
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 == 0 {
+                r.add("home.permissions", Status::Ok, format!("mode {mode:o}"), None);
+            } else {
+                r.add(
+                    "home.permissions",
+                    Status::Fail,
+                    format!("mode {mode:o} lets other users read Pincer's state"),
+                    Some(&format!("chmod 700 {}", root.display())),
+                );
+            }
+        }
+    }
+}
+
+fn check_config(home: &PincerHome, r: &mut Report) -> Option<Config> {
+    let path = home.config_path();
+    let current = std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| pincer_config::parse_and_validate(&path, &t).map_err(|e| e.to_string()));
+    match current {
+        Ok(c) => {
+            r.add("config.valid", Status::Ok, path.display().to_string(), None);
+            if home.last_good_path().is_file() {
+                r.add("config.last_good", Status::Ok, "last-known-good copy present", None);
+            } else {
+                r.add("config.last_good", Status::Warn, "no last-known-good copy yet", Some("run any pincer command that loads the config"));
+            }
+            Some(c)
+        }
+        Err(e) => {
+            r.add("config.valid", Status::Fail, e, Some("fix the named line, then `pincer config validate`"));
+            let lkg = pincer_config::load(home).ok().filter(|l| l.fallback.is_some()).map(|l| l.config);
+            if lkg.is_some() {
+                r.add("config.last_good", Status::Warn, "running on the last-known-good copy", None);
+            }
+            lkg
+        }
+    }
+}
+
+fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
+    if config.agents.is_empty() {
+        r.add("agents.defined", Status::Fail, "no agents in config", Some("run `pincer init` or add [agents.main]"));
+    }
+    for id in config.agents.keys() {
+        let dir = home.agent_dir(id);
+        let missing: Vec<&str> = AGENT_FILES.iter().filter(|f| !dir.join(f.name).is_file()).map(|f| f.name).collect();
+        if missing.is_empty() {
+            r.add(format!("agent.{id}.files"), Status::Ok, dir.display().to_string(), None);
+        } else {
+            r.add(
+                format!("agent.{id}.files"),
+                Status::Fail,
+                format!("missing {}", missing.join(", ")),
+                Some("run `pincer init` (it never overwrites existing files)"),
+            );
+        }
+        let ws = config.agents.get(id).and_then(|a| a.workspace.clone()).unwrap_or_else(|| home.default_workspace(id));
+        if ws.is_dir() {
+            r.add(format!("agent.{id}.workspace"), Status::Ok, ws.display().to_string(), None);
+        } else {
+            r.add(format!("agent.{id}.workspace"), Status::Fail, format!("{} does not exist", ws.display()), Some("run `pincer init` or create the directory"));
+        }
+    }
+}
+
+fn check_security(config: &Config, r: &mut Report) {
+    match config.security.exec {
+        ExecMode::Off => r.add("security.exec", Status::Ok, "command execution off", None),
+        ExecMode::Sandboxed => r.add("security.exec", Status::Warn, "command execution on (sandboxed only)", None),
+    }
+    match config.security.network {
+        NetworkMode::Off => r.add("security.network", Status::Ok, "tool network access off", None),
+        NetworkMode::Allowlist => r.add("security.network", Status::Warn, "tool network access on (allowlist)", None),
+    }
+}
+
+fn check_providers(config: &Config, env: &Env, offline: bool, r: &mut Report) -> anyhow::Result<()> {
+    for (name, p) in &config.providers {
+        if let Some(var) = &p.api_key_env {
+            if env.var(var).is_some() {
+                r.add(format!("provider.{name}.api_key"), Status::Ok, format!("{var} is set"), None);
+            } else {
+                r.add(
+                    format!("provider.{name}.api_key"),
+                    Status::Fail,
+                    format!("{var} is not set"),
+                    Some(&format!("export {var}=<your key>")),
+                );
+                continue;
+            }
+        }
+        let id = format!("provider.{name}.reachable");
+        if offline {
+            r.add(id, Status::Skip, "skipped (--offline)", None);
+            continue;
+        }
+        let client = runtime::provider(name, p, env)?;
+        let rt = runtime::tokio_runtime()?;
+        match rt.block_on(client.check()) {
+            Ok(()) => r.add(id, Status::Ok, format!("{} answers", p.base_url), None),
+            Err(e) => r.add(id, Status::Fail, format!("{}: {e}", p.base_url), Some("check base_url, the key and that the server is running")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! One module per subcommand.
+
+mod ask;
+mod chat;
+mod config;
+mod doctor;
+mod init;
+mod output;
+
+use crate::Env;
+use crate::cli::{Cli, Command};
+
+pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Init(args) => init::run(args, env),
+        Command::Ask(args) => ask::run(args, env),
+        Command::Chat(args) => chat::run(args, env),
+        Command::Config { command } => config::run(command, env),
+        Command::Doctor(args) => doctor::run(args, env),
+    }
+}

@@ -1,0 +1,53 @@
+//! Exit codes and error rendering.
+
+use pincer_config::ConfigError;
+
+/// Exit code: a run or check failed.
+pub const FAILED: u8 = 1;
+/// Exit code: bad usage or configuration.
+pub const USAGE: u8 = 2;
+/// Exit code: canceled by the user (128 + SIGINT).
+pub const CANCELED: u8 = 130;
+
+/// An error with a chosen exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// Message.
+    pub message: String,
+}
+
+impl Failure {
+    /// A usage/configuration failure (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { code: USAGE, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+pub(crate) fn code_for(err: &anyhow::Error) -> u8 {
+    if let Some(f) = err.downcast_ref::<Failure>() {
+        return f.code;
+    }
+    if err.downcast_ref::<ConfigError>().is_some() {
+        return USAGE;
+    }
+    FAILED
+}
+
+pub(crate) fn render(err: &anyhow::Error) -> String {
+    let mut s = err.to_string();
+    for cause in err.chain().skip(1) {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+    }
+    s
+}

@@ -1,0 +1,39 @@
+//! The `pincer` command line. Thin: each subcommand parses its arguments, reads the environment
+//! once through [`Env`], and calls into the library crates.
+//!
+//! Exit codes: 0 success, 1 a run or check failed, 2 bad usage or configuration, 130 canceled.
+
+mod cli;
+mod commands;
+mod env;
+mod exit;
+mod runtime;
+
+pub use env::Env;
+pub use exit::Failure;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses `std::env::args`, runs the command and returns its exit code.
+pub fn main_entry() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing();
+    let env = Env::from_process();
+    let code = match commands::dispatch(args, &env) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = exit::code_for(&err);
+            eprintln!("error: {}", exit::render(&err));
+            code
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PINCER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
