@@ -1,0 +1,90 @@
+//! Helpers: a temporary home, and running the binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const KEY_VAR: &str = "PINCER_TEST_KEY";
+pub const KEY: &str = "sk-e2e-secret-4f3c2b1a0987";
+
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Runs `pincer` with this home, the test key in the environment, and `stdin`.
+    pub async fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let home = self.path();
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let stdin = stdin.to_owned();
+        tokio::task::spawn_blocking(move || run_blocking(&home, &args, &stdin)).await.unwrap()
+    }
+
+    pub async fn init(&self, base_url: &str) {
+        let out = self
+            .run(&["init", "--provider", "openai", "--base-url", base_url, "--model", "m", "--api-key-env", KEY_VAR], "")
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+
+    pub fn runs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.path().join("agents/main/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn run_blocking(home: &Path, args: &[String], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(args)
+        .env("PINCER_HOME", home)
+        .env(KEY_VAR, KEY)
+        .env_remove("PINCER_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json_file(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Every byte under `dir`, for secret scans.
+pub fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.extend(std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}

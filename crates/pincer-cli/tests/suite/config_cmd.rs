@@ -1,0 +1,63 @@
+//! Broken and edited configuration through the CLI.
+
+use pincer_testkit::FakeLlm;
+
+use super::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_config_runs_on_last_known_good_with_a_warning() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let path = home.path().join("config.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    for broken in [&good[..good.len() / 2], "version = 1\n[agents.main\n", "\u{0}\u{1}binary", ""] {
+        std::fs::write(&path, broken).unwrap();
+        let out = home.run(&["ask", "hi"], "").await;
+        assert_eq!(out.status.code(), Some(0), "{broken:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("last-known-good"), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "echo: hi\n");
+        let v = home.run(&["config", "validate"], "").await;
+        assert_eq!(v.status.code(), Some(2));
+        assert!(stderr(&v).contains("config.toml:"), "{}", stderr(&v));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_last_good_a_broken_config_names_file_line_and_key() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    std::fs::remove_file(home.path().join("config.last-good.toml")).unwrap();
+    let path = home.path().join("config.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, good.replace("max_steps = 16", "max_steps = 16\nrun_shell = true")).unwrap();
+    let out = home.run(&["ask", "hi"], "").await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let line = good.lines().position(|l| l == "max_steps = 16").unwrap() + 2;
+    assert!(err.contains(&format!("config.toml:{line}:")), "{err}");
+    assert!(err.contains("agents.main.run_shell"), "{err}");
+    assert!(!err.contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_validates_before_writing() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let path = home.path().join("config.toml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    for (key, value) in [("gateway.bind", "0.0.0.0:80"), ("security.exec", "yolo"), ("agents.main.nope", "1")] {
+        let out = home.run(&["config", "set", key, value], "").await;
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{key} changed the file");
+    }
+    let out = home.run(&["config", "set", "agents.main.max_steps", "4"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home.run(&["config", "get", "agents.main.max_steps"], "").await;
+    assert_eq!(stdout(&out), "4\n");
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("# Pincer configuration"), "comments kept");
+    let out = home.run(&["config", "path"], "").await;
+    assert_eq!(stdout(&out).trim(), path.to_str().unwrap());
+}

@@ -1,0 +1,3 @@
+mod common;
+mod config_cmd;
+mod e2e;
