@@ -72,7 +72,11 @@ impl RunBundle {
     /// [`AgentError::Io`] when the directory or files cannot be created.
     pub fn create(runs_dir: &Path, run_id: RunId, input: &str) -> Result<Self, AgentError> {
         let dir = runs_dir.join(run_id.to_string());
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| AgentError::io(&dir, e))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| AgentError::io(&dir, e))?;
         write_private(&dir.join("input.md"), input.as_bytes())?;
         let path = dir.join("transcript.jsonl");
         let transcript = OpenOptions::new()
@@ -95,7 +99,10 @@ impl RunBundle {
     /// [`AgentError::Io`] when the write fails.
     pub fn record(&mut self, kind: &str, fields: Value) -> Result<(), AgentError> {
         let mut line = serde_json::Map::new();
-        line.insert("ts".into(), Value::from(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)));
+        line.insert(
+            "ts".into(),
+            Value::from(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
         line.insert("type".into(), Value::from(kind));
         if let Value::Object(map) = fields {
             line.extend(map);
@@ -103,7 +110,9 @@ impl RunBundle {
         let mut text = Value::Object(line).to_string();
         text.push('\n');
         let path = self.dir.join("transcript.jsonl");
-        self.transcript.write_all(text.as_bytes()).map_err(|e| AgentError::io(&path, e))
+        self.transcript
+            .write_all(text.as_bytes())
+            .map_err(|e| AgentError::io(&path, e))
     }
 
     /// Writes `meta.json` atomically.
@@ -126,7 +135,9 @@ impl RunBundle {
     pub fn finish(&mut self, output: &str) -> Result<(), AgentError> {
         write_private(&self.dir.join("output.md"), output.as_bytes())?;
         let path = self.dir.join("transcript.jsonl");
-        self.transcript.sync_all().map_err(|e| AgentError::io(&path, e))
+        self.transcript
+            .sync_all()
+            .map_err(|e| AgentError::io(&path, e))
     }
 }
 

@@ -20,12 +20,36 @@ pub struct AgentFile {
 
 /// The instruction files, in prompt order.
 pub const AGENT_FILES: [AgentFile; 6] = [
-    AgentFile { name: "SOUL.md", agent_editable: false, template: SOUL },
-    AgentFile { name: "RULES.md", agent_editable: false, template: RULES },
-    AgentFile { name: "TOOLS.md", agent_editable: false, template: TOOLS },
-    AgentFile { name: "SPECPLAN.md", agent_editable: false, template: SPECPLAN },
-    AgentFile { name: "DEVPLAN.md", agent_editable: true, template: DEVPLAN },
-    AgentFile { name: "HANDOFF.md", agent_editable: true, template: HANDOFF },
+    AgentFile {
+        name: "SOUL.md",
+        agent_editable: false,
+        template: SOUL,
+    },
+    AgentFile {
+        name: "RULES.md",
+        agent_editable: false,
+        template: RULES,
+    },
+    AgentFile {
+        name: "TOOLS.md",
+        agent_editable: false,
+        template: TOOLS,
+    },
+    AgentFile {
+        name: "SPECPLAN.md",
+        agent_editable: false,
+        template: SPECPLAN,
+    },
+    AgentFile {
+        name: "DEVPLAN.md",
+        agent_editable: true,
+        template: DEVPLAN,
+    },
+    AgentFile {
+        name: "HANDOFF.md",
+        agent_editable: true,
+        template: HANDOFF,
+    },
 ];
 
 const SOUL: &str = "# Soul\n\nYou are a helpful, careful assistant running inside Pincer. Be concise and direct.\n";
@@ -44,16 +68,29 @@ pub fn scaffold_agent(dir: &Path) -> Result<Vec<PathBuf>, AgentError> {
     let mut created = Vec::new();
     for sub in [dir.to_owned(), dir.join("memory"), dir.join("runs")] {
         if !sub.is_dir() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&sub).map_err(|e| AgentError::io(&sub, e))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&sub)
+                .map_err(|e| AgentError::io(&sub, e))?;
             created.push(sub);
         }
     }
-    let mut files: Vec<(PathBuf, &str)> = AGENT_FILES.iter().map(|f| (dir.join(f.name), f.template)).collect();
+    let mut files: Vec<(PathBuf, &str)> = AGENT_FILES
+        .iter()
+        .map(|f| (dir.join(f.name), f.template))
+        .collect();
     files.push((dir.join("memory").join("MEMORY.md"), "# Memory\n"));
     for (path, template) in files {
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
             Ok(mut f) => {
-                f.write_all(template.as_bytes()).map_err(|e| AgentError::io(&path, e))?;
+                f.write_all(template.as_bytes())
+                    .map_err(|e| AgentError::io(&path, e))?;
                 created.push(path);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

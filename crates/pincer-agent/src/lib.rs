@@ -15,6 +15,6 @@ mod run;
 
 pub use bundle::{RunBundle, RunMeta};
 pub use error::AgentError;
-pub use files::{AgentFile, AGENT_FILES, scaffold_agent};
+pub use files::{AGENT_FILES, AgentFile, scaffold_agent};
 pub use prompt::{AssembledPrompt, FileSection, assemble_prompt};
 pub use run::{RunOutcome, RunRequest, RunSettings, Runner};

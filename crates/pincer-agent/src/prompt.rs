@@ -7,8 +7,8 @@ use pincer_config::PromptLimits;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::files::AGENT_FILES;
 use crate::AgentError;
+use crate::files::AGENT_FILES;
 
 /// How one file entered the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,7 +52,11 @@ fn prefix(s: &str, max: usize) -> &str {
 /// # Errors
 /// [`AgentError::MissingAgent`] when the directory is missing, [`AgentError::Io`] when a file
 /// exists but cannot be read. A missing instruction file is simply skipped.
-pub fn assemble_prompt(agent_dir: &Path, limits: PromptLimits, tools_json: &str) -> Result<AssembledPrompt, AgentError> {
+pub fn assemble_prompt(
+    agent_dir: &Path,
+    limits: PromptLimits,
+    tools_json: &str,
+) -> Result<AssembledPrompt, AgentError> {
     if !agent_dir.is_dir() {
         return Err(AgentError::MissingAgent(agent_dir.to_owned()));
     }
@@ -64,14 +68,21 @@ pub fn assemble_prompt(agent_dir: &Path, limits: PromptLimits, tools_json: &str)
         let content = match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                files.push(FileSection { name: f.name.into(), bytes: 0, included: 0, truncated: false });
+                files.push(FileSection {
+                    name: f.name.into(),
+                    bytes: 0,
+                    included: 0,
+                    truncated: false,
+                });
                 continue;
             }
             Err(e) => return Err(AgentError::io(&path, e)),
         };
         let header = format!("<file name=\"{}\">\n", f.name);
         let footer = "\n</file>\n\n";
-        let remaining = limits.total_cap_bytes.saturating_sub(text.len() + header.len() + footer.len());
+        let remaining = limits
+            .total_cap_bytes
+            .saturating_sub(text.len() + header.len() + footer.len());
         let cap = limits.file_cap_bytes.min(remaining);
         let body = prefix(content.trim_end(), cap);
         let truncated = body.len() < content.trim_end().len();
@@ -90,7 +101,12 @@ pub fn assemble_prompt(agent_dir: &Path, limits: PromptLimits, tools_json: &str)
             }
             text.push_str(footer);
         }
-        files.push(FileSection { name: f.name.into(), bytes: content.len(), included: body.len(), truncated });
+        files.push(FileSection {
+            name: f.name.into(),
+            bytes: content.len(),
+            included: body.len(),
+            truncated,
+        });
     }
     if !omitted.is_empty() {
         text.push_str(&format!(
@@ -104,7 +120,11 @@ pub fn assemble_prompt(agent_dir: &Path, limits: PromptLimits, tools_json: &str)
     h.update(text.as_bytes());
     h.update(b"\0tools\0");
     h.update(tools_json.as_bytes());
-    Ok(AssembledPrompt { sha256: hex::encode(h.finalize()), text, files })
+    Ok(AssembledPrompt {
+        sha256: hex::encode(h.finalize()),
+        text,
+        files,
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +133,10 @@ mod tests {
     use std::fs;
 
     fn limits(file: usize, total: usize) -> PromptLimits {
-        PromptLimits { file_cap_bytes: file, total_cap_bytes: total }
+        PromptLimits {
+            file_cap_bytes: file,
+            total_cap_bytes: total,
+        }
     }
 
     #[test]
@@ -137,7 +160,12 @@ mod tests {
         crate::scaffold_agent(t.path()).unwrap();
         fs::write(t.path().join("SOUL.md"), "é".repeat(100)).unwrap();
         let p = assemble_prompt(t.path(), limits(51, 10_000), "").unwrap();
-        assert!(p.text.contains("[… truncated: SOUL.md is 200 bytes, the first 50 are shown …]"), "{}", p.text);
+        assert!(
+            p.text
+                .contains("[… truncated: SOUL.md is 200 bytes, the first 50 are shown …]"),
+            "{}",
+            p.text
+        );
         assert!(p.files[0].truncated);
         let p = assemble_prompt(t.path(), limits(150, 160), "").unwrap();
         assert!(p.text.len() < 400);

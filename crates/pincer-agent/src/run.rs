@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use pincer_config::PromptLimits;
 use pincer_policy::{Context, Decision, Policy, authorize};
-use pincer_providers::{ChatRequest, ErrorKind, Message, ModelProvider, ToolCall, ToolDef, collect};
+use pincer_providers::{
+    ChatRequest, ErrorKind, Message, ModelProvider, ToolCall, ToolDef, collect,
+};
 use pincer_store::{RunRecord, SessionInfo, Store};
 use pincer_tools::ToolRegistry;
 use pincer_types::{AgentId, RiskTier, RunEvent, RunId, RunStatus, TokenUsage, ToolName};
@@ -93,10 +95,18 @@ struct Ended {
 
 impl Ended {
     fn ok() -> Self {
-        Self { status: RunStatus::Succeeded, kind: None, error: None }
+        Self {
+            status: RunStatus::Succeeded,
+            kind: None,
+            error: None,
+        }
     }
     fn failed(kind: &str, error: impl Into<String>) -> Self {
-        Self { status: RunStatus::Failed, kind: Some(kind.into()), error: Some(error.into()) }
+        Self {
+            status: RunStatus::Failed,
+            kind: Some(kind.into()),
+            error: Some(error.into()),
+        }
     }
 }
 
@@ -123,8 +133,16 @@ struct Turn<'a> {
 
 impl Runner {
     /// A runner.
-    pub fn new(provider: Arc<dyn ModelProvider>, tools: Arc<ToolRegistry>, store: Arc<dyn Store>) -> Self {
-        Self { provider, tools, store }
+    pub fn new(
+        provider: Arc<dyn ModelProvider>,
+        tools: Arc<ToolRegistry>,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self {
+            provider,
+            tools,
+            store,
+        }
     }
 
     /// Does one run. `on_event` sees text deltas and tool activity as they happen.
@@ -174,7 +192,10 @@ impl Runner {
             pincer_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         on_event(&RunEvent::Started { run_id });
-        bundle.record("run_start", json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id}))?;
+        bundle.record(
+            "run_start",
+            json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id}),
+        )?;
 
         let prepared = self.prepare(&req, &tools_json).await;
         match prepared {
@@ -187,16 +208,26 @@ impl Runner {
             Ok((prompt, history)) => {
                 meta.prompt_sha256 = prompt.sha256.clone();
                 meta.prompt_bytes = prompt.text.len();
-                meta.truncated_files =
-                    prompt.files.iter().filter(|f| f.truncated).map(|f| f.name.clone()).collect();
+                meta.truncated_files = prompt
+                    .files
+                    .iter()
+                    .filter(|f| f.truncated)
+                    .map(|f| f.name.clone())
+                    .collect();
                 bundle.write_meta(&meta)?;
-                self.store.upsert_run(&record(&meta, req.session.id)).await?;
-                bundle.record("system_prompt", json!({"sha256": prompt.sha256, "files": prompt.files, "text": prompt.text}))?;
+                self.store
+                    .upsert_run(&record(&meta, req.session.id))
+                    .await?;
+                bundle.record(
+                    "system_prompt",
+                    json!({"sha256": prompt.sha256, "files": prompt.files, "text": prompt.text}),
+                )?;
                 bundle.record("user", json!({"text": req.input}))?;
                 let mut turn = Turn::new(&req, bundle, prompt.text, tool_defs, history);
                 let limit = req.settings.run_timeout;
                 let child = cancel.child_token();
-                let looped = tokio::time::timeout(limit, self.drive(&mut turn, &child, on_event)).await;
+                let looped =
+                    tokio::time::timeout(limit, self.drive(&mut turn, &child, on_event)).await;
                 let ended = match looped {
                     Ok(Ok(ended)) => ended,
                     Ok(Err(e)) => Ended::failed("io", e.to_string()),
@@ -235,7 +266,9 @@ impl Runner {
         cancel: &CancellationToken,
         on_event: &mut (dyn FnMut(&RunEvent) + Send),
     ) -> Result<Ended, AgentError> {
-        turn.new_messages.push(Message::User { content: turn.req.input.clone() });
+        turn.new_messages.push(Message::User {
+            content: turn.req.input.clone(),
+        });
         let mut state = State::CallModel;
         loop {
             state = match state {
@@ -271,13 +304,22 @@ impl Runner {
             max_tokens: turn.req.settings.max_tokens,
         };
         let stream = self.provider.stream(request, cancel.clone());
-        let result = collect(stream, |t| on_event(&RunEvent::TextDelta { text: t.to_owned() })).await;
+        let result = collect(stream, |t| {
+            on_event(&RunEvent::TextDelta { text: t.to_owned() })
+        })
+        .await;
         let completion = match result {
             Ok(c) => c,
             Err(e) if e.kind == ErrorKind::Canceled => return Ok(State::Finalize(canceled())),
             Err(e) => {
-                turn.bundle.record("error", json!({"kind": e.kind.as_str(), "error": e.to_string()}))?;
-                return Ok(State::Finalize(Ended::failed(e.kind.as_str(), format!("model call failed: {e}"))));
+                turn.bundle.record(
+                    "error",
+                    json!({"kind": e.kind.as_str(), "error": e.to_string()}),
+                )?;
+                return Ok(State::Finalize(Ended::failed(
+                    e.kind.as_str(),
+                    format!("model call failed: {e}"),
+                )));
             }
         };
         turn.usage.add(completion.usage);
@@ -318,24 +360,40 @@ impl Runner {
             };
             let content = clip(content);
             if let Some(tool) = &name {
-                on_event(&RunEvent::ToolCall { id: call.id.clone(), tool: tool.clone(), tier });
+                on_event(&RunEvent::ToolCall {
+                    id: call.id.clone(),
+                    tool: tool.clone(),
+                    tier,
+                });
             }
-            on_event(&RunEvent::ToolResult { id: call.id.clone(), is_error });
+            on_event(&RunEvent::ToolResult {
+                id: call.id.clone(),
+                is_error,
+            });
             turn.bundle.record(
                 "tool_call",
                 json!({"id": call.id, "wire_name": call.name, "tool": name, "arguments": call.arguments,
                        "tier": tier, "decision": decision}),
             )?;
-            turn.bundle.record("tool_result", json!({"id": call.id, "is_error": is_error, "content": content}))?;
+            turn.bundle.record(
+                "tool_result",
+                json!({"id": call.id, "is_error": is_error, "content": content}),
+            )?;
             if turn.breaker.trips(&call.name, &call.arguments, &content) && tripped.is_none() {
                 tripped = Some(call.name.clone());
             }
-            turn.new_messages.push(Message::Tool { call_id: call.id, content, is_error });
+            turn.new_messages.push(Message::Tool {
+                call_id: call.id,
+                content,
+                is_error,
+            });
         }
         if let Some(tool) = tripped {
             return Ok(State::Finalize(Ended::failed(
                 "no_progress",
-                format!("stopped: `{tool}` was called {REPEAT_LIMIT} times with the same arguments and result"),
+                format!(
+                    "stopped: `{tool}` was called {REPEAT_LIMIT} times with the same arguments and result"
+                ),
             )));
         }
         Ok(State::CallModel)
@@ -346,16 +404,39 @@ impl Runner {
         &self,
         req: &RunRequest,
         call: &ToolCall,
-    ) -> (Option<ToolName>, Option<RiskTier>, Value, Result<String, String>) {
+    ) -> (
+        Option<ToolName>,
+        Option<RiskTier>,
+        Value,
+        Result<String, String>,
+    ) {
         let Some(name) = self.tools.by_wire(&call.name).cloned() else {
             let err = format!("unknown tool `{}`", call.name);
-            return (None, None, json!({"decision": "deny", "reason": err}), Err(err));
+            return (
+                None,
+                None,
+                json!({"decision": "deny", "reason": err}),
+                Err(err),
+            );
         };
-        let Some(tool) = self.tools.get(&name).filter(|_| req.settings.tools.contains(&name)) else {
+        let Some(tool) = self
+            .tools
+            .get(&name)
+            .filter(|_| req.settings.tools.contains(&name))
+        else {
             let err = format!("tool `{name}` is not available to this agent");
-            return (Some(name), None, json!({"decision": "deny", "reason": err}), Err(err));
+            return (
+                Some(name),
+                None,
+                json!({"decision": "deny", "reason": err}),
+                Err(err),
+            );
         };
-        let args: Value = match serde_json::from_str(if call.arguments.trim().is_empty() { "{}" } else { &call.arguments }) {
+        let args: Value = match serde_json::from_str(if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &call.arguments
+        }) {
             Ok(v) => v,
             Err(e) => {
                 let err = format!("arguments are not valid JSON: {e}");
@@ -364,25 +445,53 @@ impl Runner {
         };
         let action = match tool.plan(&args) {
             Ok(a) => a,
-            Err(e) => return (Some(name), None, json!({"decision": "invalid"}), Err(e.to_string())),
+            Err(e) => {
+                return (
+                    Some(name),
+                    None,
+                    json!({"decision": "invalid"}),
+                    Err(e.to_string()),
+                );
+            }
         };
         let tier = Some(action.tier);
-        let ctx = Context { agent: req.agent.clone() };
+        let ctx = Context {
+            agent: req.agent.clone(),
+        };
         match authorize(&req.policy, action, &ctx) {
             Ok(approved) => {
                 let decision = json!({"decision": "allow", "digest": approved.action().digest()});
-                let result = tool.run(approved).await.map(|o| o.content).map_err(|e| e.to_string());
+                let result = tool
+                    .run(approved)
+                    .await
+                    .map(|o| o.content)
+                    .map_err(|e| e.to_string());
                 (Some(name), tier, decision, result)
             }
             Err(Decision::NeedsApproval { tier: t, reason }) => {
                 let err = format!("denied: {reason}, and no approver is available in this session");
-                (Some(name), Some(t), json!({"decision": "needs_approval", "reason": reason}), Err(err))
+                (
+                    Some(name),
+                    Some(t),
+                    json!({"decision": "needs_approval", "reason": reason}),
+                    Err(err),
+                )
             }
             Err(Decision::Deny { reason }) => {
                 let err = format!("denied by policy: {reason}");
-                (Some(name), tier, json!({"decision": "deny", "reason": reason}), Err(err))
+                (
+                    Some(name),
+                    tier,
+                    json!({"decision": "deny", "reason": reason}),
+                    Err(err),
+                )
             }
-            Err(Decision::Allow) => (Some(name), tier, json!({"decision": "allow"}), Err("internal: inconsistent decision".into())),
+            Err(Decision::Allow) => (
+                Some(name),
+                tier,
+                json!({"decision": "allow"}),
+                Err("internal: inconsistent decision".into()),
+            ),
         }
     }
 
@@ -405,26 +514,53 @@ impl Runner {
         if meta.status != RunStatus::Succeeded {
             turn.output.clear();
         }
-        turn.bundle.record("run_end", json!({"status": meta.status, "error": meta.error, "usage": meta.usage}))?;
+        turn.bundle.record(
+            "run_end",
+            json!({"status": meta.status, "error": meta.error, "usage": meta.usage}),
+        )?;
         let output = if meta.status == RunStatus::Succeeded {
             turn.output.clone()
         } else {
-            format!("Run {:?}: {}\n", meta.status, meta.error.as_deref().unwrap_or("no answer"))
+            format!(
+                "Run {:?}: {}\n",
+                meta.status,
+                meta.error.as_deref().unwrap_or("no answer")
+            )
         };
         turn.bundle.finish(&output)?;
         turn.bundle.write_meta(&meta)?;
-        self.store.upsert_run(&record(&meta, turn.req.session.id)).await?;
+        self.store
+            .upsert_run(&record(&meta, turn.req.session.id))
+            .await?;
         if meta.status == RunStatus::Succeeded {
-            let msgs: Vec<Value> = turn.new_messages.iter().filter_map(|m| serde_json::to_value(m).ok()).collect();
-            self.store.append_messages(turn.req.session.id, msgs).await?;
+            let msgs: Vec<Value> = turn
+                .new_messages
+                .iter()
+                .filter_map(|m| serde_json::to_value(m).ok())
+                .collect();
+            self.store
+                .append_messages(turn.req.session.id, msgs)
+                .await?;
         }
-        on_event(&RunEvent::Finished { status: meta.status });
-        Ok(RunOutcome { output: turn.output.clone(), bundle_dir: turn.bundle.dir().to_owned(), meta })
+        on_event(&RunEvent::Finished {
+            status: meta.status,
+        });
+        Ok(RunOutcome {
+            output: turn.output.clone(),
+            bundle_dir: turn.bundle.dir().to_owned(),
+            meta,
+        })
     }
 }
 
 impl<'a> Turn<'a> {
-    fn new(req: &'a RunRequest, bundle: RunBundle, system: String, tool_defs: Vec<ToolDef>, history: Vec<Message>) -> Self {
+    fn new(
+        req: &'a RunRequest,
+        bundle: RunBundle,
+        system: String,
+        tool_defs: Vec<ToolDef>,
+        history: Vec<Message>,
+    ) -> Self {
         Self {
             req,
             bundle,
@@ -442,7 +578,11 @@ impl<'a> Turn<'a> {
 }
 
 fn canceled() -> Ended {
-    Ended { status: RunStatus::Canceled, kind: Some("canceled".into()), error: Some("canceled by the user".into()) }
+    Ended {
+        status: RunStatus::Canceled,
+        kind: Some("canceled".into()),
+        error: Some("canceled by the user".into()),
+    }
 }
 
 fn clip(mut s: String) -> String {

@@ -21,7 +21,10 @@ pub struct Failure {
 impl Failure {
     /// A usage/configuration failure (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: USAGE, message: message.into() }
+        Self {
+            code: USAGE,
+            message: message.into(),
+        }
     }
 }
 

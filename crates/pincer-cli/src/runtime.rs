@@ -17,7 +17,10 @@ use crate::{Env, Failure};
 
 /// The home directory from the environment.
 pub(crate) fn home(env: &Env) -> anyhow::Result<PincerHome> {
-    Ok(PincerHome::resolve(env.pincer_home.clone(), env.home.clone())?)
+    Ok(PincerHome::resolve(
+        env.pincer_home.clone(),
+        env.home.clone(),
+    )?)
 }
 
 /// Loads the config; when running on the last-known-good copy, says so loudly on stderr.
@@ -35,11 +38,18 @@ pub(crate) fn load_config(home: &PincerHome) -> anyhow::Result<LoadedConfig> {
 
 /// A single-threaded Tokio runtime: the CLI runs one conversation at a time.
 pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Builds the client for a configured provider.
-pub(crate) fn provider(name: &str, p: &ProviderConfig, env: &Env) -> anyhow::Result<Arc<dyn ModelProvider>> {
+pub(crate) fn provider(
+    name: &str,
+    p: &ProviderConfig,
+    env: &Env,
+) -> anyhow::Result<Arc<dyn ModelProvider>> {
     let key = match &p.api_key_env {
         Some(var) => Some(ApiKey::new(env.var(var).ok_or_else(|| {
             Failure::usage(format!(
@@ -79,10 +89,18 @@ struct RunRequestTemplate {
 
 impl AgentRuntime {
     /// Resolves `agent` in `config` and builds its runner.
-    pub(crate) fn build(home: &PincerHome, config: &Config, agent: &str, env: &Env) -> anyhow::Result<Self> {
+    pub(crate) fn build(
+        home: &PincerHome,
+        config: &Config,
+        agent: &str,
+        env: &Env,
+    ) -> anyhow::Result<Self> {
         let agent: AgentId = agent.parse().map_err(|e| Failure::usage(format!("{e}")))?;
         let a = config.agents.get(&agent).ok_or_else(|| {
-            Failure::usage(format!("no agent `{agent}` in {} (add [agents.{agent}])", home.config_path().display()))
+            Failure::usage(format!(
+                "no agent `{agent}` in {} (add [agents.{agent}])",
+                home.config_path().display()
+            ))
         })?;
         let p = config
             .providers
@@ -91,8 +109,12 @@ impl AgentRuntime {
         let provider = provider(&a.provider, p, env)?;
         let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
         let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock)));
-        let unknown: Vec<String> =
-            a.tools.iter().filter(|t| tools.get(t).is_none()).map(ToString::to_string).collect();
+        let unknown: Vec<String> = a
+            .tools
+            .iter()
+            .filter(|t| tools.get(t).is_none())
+            .map(ToString::to_string)
+            .collect();
         if !unknown.is_empty() {
             return Err(Failure::usage(format!(
                 "agents.{agent}.tools names unknown tools: {}",
@@ -118,8 +140,17 @@ impl AgentRuntime {
                 granted: a.tools.iter().cloned().collect(),
             },
         };
-        let runner = Runner::new(provider, tools, store.clone() as Arc<dyn pincer_store::Store>);
-        Ok(Self { runner, store, agent, template })
+        let runner = Runner::new(
+            provider,
+            tools,
+            store.clone() as Arc<dyn pincer_store::Store>,
+        );
+        Ok(Self {
+            runner,
+            store,
+            agent,
+            template,
+        })
     }
 
     /// A run request for `input` in `session`.

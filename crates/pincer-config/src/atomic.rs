@@ -27,8 +27,14 @@ pub fn atomic_write_with_hook(
     bytes: &[u8],
     before_rename: impl FnOnce() -> std::io::Result<()>,
 ) -> Result<(), ConfigError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -43,7 +49,9 @@ pub fn atomic_write_with_hook(
         drop(f);
         before_rename().map_err(|e| ConfigError::io(path, e))?;
         fs::rename(&tmp, path).map_err(|e| ConfigError::io(path, e))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| ConfigError::io(dir, e))
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ConfigError::io(dir, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -62,7 +70,11 @@ mod tests {
         atomic_write(&p, b"one").unwrap();
         atomic_write(&p, b"two").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1, "no temp file left behind");
+        assert_eq!(
+            fs::read_dir(t.path()).unwrap().count(),
+            1,
+            "no temp file left behind"
+        );
     }
 
     #[test]

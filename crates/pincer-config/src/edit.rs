@@ -10,7 +10,9 @@ use crate::{Config, ConfigError};
 /// # Errors
 /// [`ConfigError::UnknownKey`] when the key does not exist.
 pub fn get_value(config: &Config, key: &str) -> Result<String, ConfigError> {
-    let unknown = || ConfigError::UnknownKey { key: key.to_owned() };
+    let unknown = || ConfigError::UnknownKey {
+        key: key.to_owned(),
+    };
     let root = toml::Value::try_from(config).map_err(|_| unknown())?;
     let mut cur = &root;
     for part in key.split('.') {
@@ -29,7 +31,12 @@ pub fn get_value(config: &Config, key: &str) -> Result<String, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] when `text` is not TOML or the key cannot be set (a part is not a table).
-pub fn set_value(path: &std::path::Path, text: &str, key: &str, raw: &str) -> Result<String, ConfigError> {
+pub fn set_value(
+    path: &std::path::Path,
+    text: &str,
+    key: &str,
+    raw: &str,
+) -> Result<String, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_owned(),
         line: 0,
@@ -37,7 +44,9 @@ pub fn set_value(path: &std::path::Path, text: &str, key: &str, raw: &str) -> Re
         key: Some(key.to_owned()),
         message,
     };
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
     let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw));
     let parts: Vec<&str> = key.split('.').collect();
     let Some((last, tables)) = parts.split_last() else {

@@ -22,8 +22,14 @@ impl PincerHome {
     ///
     /// # Errors
     /// [`ConfigError::NoHome`] when neither is set.
-    pub fn resolve(pincer_home: Option<OsString>, user_home: Option<OsString>) -> Result<Self, ConfigError> {
-        match (pincer_home.filter(|v| !v.is_empty()), user_home.filter(|v| !v.is_empty())) {
+    pub fn resolve(
+        pincer_home: Option<OsString>,
+        user_home: Option<OsString>,
+    ) -> Result<Self, ConfigError> {
+        match (
+            pincer_home.filter(|v| !v.is_empty()),
+            user_home.filter(|v| !v.is_empty()),
+        ) {
             (Some(p), _) => Ok(Self::at(PathBuf::from(p))),
             (None, Some(h)) => Ok(Self::at(PathBuf::from(h).join(".pincer"))),
             (None, None) => Err(ConfigError::NoHome),
@@ -41,7 +47,12 @@ impl PincerHome {
     /// # Errors
     /// [`ConfigError::Io`] when a directory cannot be created.
     pub fn ensure(&self) -> Result<(), ConfigError> {
-        for dir in [self.root.clone(), self.agents_dir(), self.workspaces_dir(), self.audit_dir()] {
+        for dir in [
+            self.root.clone(),
+            self.agents_dir(),
+            self.workspaces_dir(),
+            self.audit_dir(),
+        ] {
             create_private_dir(&dir)?;
         }
         Ok(())

@@ -21,6 +21,6 @@ pub use error::ConfigError;
 pub use home::PincerHome;
 pub use load::{LoadedConfig, load, parse_and_validate, save};
 pub use schema::{
-    AgentConfig, ApprovalMode, Config, ExecMode, GatewayConfig, NetworkMode, PromptLimits,
-    ProviderConfig, ProviderKind, SecurityConfig, CONFIG_VERSION,
+    AgentConfig, ApprovalMode, CONFIG_VERSION, Config, ExecMode, GatewayConfig, NetworkMode,
+    PromptLimits, ProviderConfig, ProviderKind, SecurityConfig,
 };

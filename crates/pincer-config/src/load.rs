@@ -31,7 +31,13 @@ pub fn parse_and_validate(path: &Path, text: &str) -> Result<Config, ConfigError
     })?;
     if let Some((key, message)) = config.semantic_errors().into_iter().next() {
         let (line, column) = locate_key(text, &key);
-        return Err(ConfigError::Invalid { path: path.to_owned(), line, column, key: Some(key), message });
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            key: Some(key),
+            message,
+        });
     }
     Ok(config)
 }
@@ -40,7 +46,10 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error, at: Option<String>) 
     let message = e.message().trim().to_owned();
     // serde_path_to_error names the table; an unknown field's own name is in the message.
     let mut key = at.filter(|p| !p.is_empty() && p != "." && p != "?");
-    if let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
         key = Some(match key {
             Some(k) if k == field || k.ends_with(&format!(".{field}")) => k,
             Some(table) => format!("{table}.{field}"),
@@ -52,7 +61,13 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error, at: Option<String>) 
         (None, Some(k)) => locate_key(text, k),
         (None, None) => (0, 0),
     };
-    ConfigError::Invalid { path: path.to_owned(), line, column, key, message }
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        key,
+        message,
+    }
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -64,9 +79,9 @@ fn read(path: &Path) -> Result<String, ConfigError> {
             key: None,
             message: format!("not UTF-8 text ({e})"),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(ConfigError::NotFound { path: path.to_owned() })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::NotFound {
+            path: path.to_owned(),
+        }),
         Err(e) => Err(ConfigError::io(path, e)),
     }
 }
@@ -82,13 +97,21 @@ pub fn load(home: &PincerHome) -> Result<LoadedConfig, ConfigError> {
     match current {
         Ok((config, text)) => {
             refresh_last_good(home, &text);
-            Ok(LoadedConfig { config, path, fallback: None })
+            Ok(LoadedConfig {
+                config,
+                path,
+                fallback: None,
+            })
         }
         Err(err) => {
             let lkg_path = home.last_good_path();
             let lkg = read(&lkg_path).and_then(|t| parse_and_validate(&lkg_path, &t));
             match lkg {
-                Ok(config) => Ok(LoadedConfig { config, path: lkg_path, fallback: Some(err) }),
+                Ok(config) => Ok(LoadedConfig {
+                    config,
+                    path: lkg_path,
+                    fallback: Some(err),
+                }),
                 Err(_) => Err(err),
             }
         }
@@ -135,7 +158,9 @@ model = "m"
 
     fn invalid(text: &str) -> (usize, Option<String>, String) {
         match parse_and_validate(Path::new("/h/config.toml"), text) {
-            Err(ConfigError::Invalid { line, key, message, .. }) => (line, key, message),
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
             other => panic!("expected Invalid, got {other:?}"),
         }
     }

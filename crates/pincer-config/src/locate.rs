@@ -25,7 +25,9 @@ pub(crate) fn locate_key(text: &str, key: &str) -> (usize, usize) {
         }
         table = match t.get(part) {
             Some(Item::Table(inner)) => Some(inner as &dyn toml_edit::TableLike),
-            Some(Item::Value(toml_edit::Value::InlineTable(inner))) => Some(inner as &dyn toml_edit::TableLike),
+            Some(Item::Value(toml_edit::Value::InlineTable(inner))) => {
+                Some(inner as &dyn toml_edit::TableLike)
+            }
             _ => None,
         };
     }

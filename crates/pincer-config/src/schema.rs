@@ -42,7 +42,9 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { bind: default_bind() }
+        Self {
+            bind: default_bind(),
+        }
     }
 }
 
@@ -169,7 +171,10 @@ pub struct PromptLimits {
 
 impl Default for PromptLimits {
     fn default() -> Self {
-        Self { file_cap_bytes: default_file_cap(), total_cap_bytes: default_total_cap() }
+        Self {
+            file_cap_bytes: default_file_cap(),
+            total_cap_bytes: default_total_cap(),
+        }
     }
 }
 
@@ -247,7 +252,11 @@ impl AgentConfig {
 
 impl ProviderConfig {
     /// A provider of `kind` at `base_url`, everything else default.
-    pub fn new(kind: ProviderKind, base_url: impl Into<String>, api_key_env: Option<String>) -> Self {
+    pub fn new(
+        kind: ProviderKind,
+        base_url: impl Into<String>,
+        api_key_env: Option<String>,
+    ) -> Self {
         Self {
             kind,
             base_url: base_url.into(),
@@ -295,18 +304,27 @@ impl Config {
         if self.version != CONFIG_VERSION {
             errs.push((
                 "version".to_owned(),
-                format!("unsupported version {} (this Pincer reads version {CONFIG_VERSION})", self.version),
+                format!(
+                    "unsupported version {} (this Pincer reads version {CONFIG_VERSION})",
+                    self.version
+                ),
             ));
         }
         if !self.gateway.bind.ip().is_loopback() {
             errs.push((
                 "gateway.bind".to_owned(),
-                format!("{} is not a loopback address; Pincer binds loopback only", self.gateway.bind),
+                format!(
+                    "{} is not a loopback address; Pincer binds loopback only",
+                    self.gateway.bind
+                ),
             ));
         }
         for (name, p) in &self.providers {
             if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
-                errs.push((format!("providers.{name}.base_url"), "must start with http:// or https://".into()));
+                errs.push((
+                    format!("providers.{name}.base_url"),
+                    "must start with http:// or https://".into(),
+                ));
             }
             if let Some(var) = &p.api_key_env {
                 let ok = !var.is_empty()
@@ -315,12 +333,16 @@ impl Config {
                 if !ok {
                     errs.push((
                         format!("providers.{name}.api_key_env"),
-                        "must be an environment variable name (A-Z, 0-9, _), not the key itself".into(),
+                        "must be an environment variable name (A-Z, 0-9, _), not the key itself"
+                            .into(),
                     ));
                 }
             }
             if p.timeout_secs == 0 {
-                errs.push((format!("providers.{name}.timeout_secs"), "must be at least 1".into()));
+                errs.push((
+                    format!("providers.{name}.timeout_secs"),
+                    "must be at least 1".into(),
+                ));
             }
         }
         for (id, a) in &self.agents {
@@ -334,10 +356,16 @@ impl Config {
                 errs.push((format!("agents.{id}.model"), "must not be empty".into()));
             }
             if a.max_steps == 0 {
-                errs.push((format!("agents.{id}.max_steps"), "must be at least 1".into()));
+                errs.push((
+                    format!("agents.{id}.max_steps"),
+                    "must be at least 1".into(),
+                ));
             }
             if a.run_timeout_secs == 0 {
-                errs.push((format!("agents.{id}.run_timeout_secs"), "must be at least 1".into()));
+                errs.push((
+                    format!("agents.{id}.run_timeout_secs"),
+                    "must be at least 1".into(),
+                ));
             }
             if a.prompt.file_cap_bytes == 0 || a.prompt.total_cap_bytes < a.prompt.file_cap_bytes {
                 errs.push((

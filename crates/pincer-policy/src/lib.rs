@@ -57,16 +57,27 @@ pub enum Decision {
 pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     if !policy.granted.contains(&action.tool) {
         return Decision::Deny {
-            reason: format!("tool `{}` is not granted to agent `{}`", action.tool, ctx.agent),
+            reason: format!(
+                "tool `{}` is not granted to agent `{}`",
+                action.tool, ctx.agent
+            ),
         };
     }
     match action.capability {
         Capability::Exec => match policy.exec {
-            ExecMode::Off => return Decision::Deny { reason: "command execution is off (security.exec)".into() },
+            ExecMode::Off => {
+                return Decision::Deny {
+                    reason: "command execution is off (security.exec)".into(),
+                };
+            }
             ExecMode::Sandboxed => {}
         },
         Capability::Network => match policy.network {
-            NetworkMode::Off => return Decision::Deny { reason: "network access is off (security.network)".into() },
+            NetworkMode::Off => {
+                return Decision::Deny {
+                    reason: "network access is off (security.network)".into(),
+                };
+            }
             NetworkMode::Allowlist => {}
         },
         Capability::Time
@@ -84,8 +95,12 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     if action.tier >= threshold {
         Decision::NeedsApproval {
             tier: action.tier,
-            reason: format!("{} actions need approval in {:?} mode", action.tier.as_str(), policy.approval_mode)
-                .to_lowercase(),
+            reason: format!(
+                "{} actions need approval in {:?} mode",
+                action.tier.as_str(),
+                policy.approval_mode
+            )
+            .to_lowercase(),
         }
     } else {
         Decision::Allow
@@ -111,7 +126,11 @@ impl<A> Approved<A> {
 ///
 /// # Errors
 /// The non-`Allow` decision.
-pub fn authorize(policy: &Policy, action: Action, ctx: &Context) -> Result<Approved<Action>, Decision> {
+pub fn authorize(
+    policy: &Policy,
+    action: Action,
+    ctx: &Context,
+) -> Result<Approved<Action>, Decision> {
     match evaluate(policy, &action, ctx) {
         Decision::Allow => Ok(Approved(action)),
         other @ (Decision::NeedsApproval { .. } | Decision::Deny { .. }) => Err(other),
@@ -123,7 +142,12 @@ mod tests {
     use super::*;
 
     fn action(tool: &str, capability: Capability, tier: RiskTier) -> Action {
-        Action { tool: tool.parse().unwrap(), capability, tier, detail: serde_json::Value::Null }
+        Action {
+            tool: tool.parse().unwrap(),
+            capability,
+            tier,
+            detail: serde_json::Value::Null,
+        }
     }
 
     fn policy(mode: ApprovalMode) -> Policy {
@@ -131,7 +155,10 @@ mod tests {
             approval_mode: mode,
             exec: ExecMode::Off,
             network: NetworkMode::Off,
-            granted: ["time.now", "fs.write", "shell.exec", "http.fetch"].iter().map(|t| t.parse().unwrap()).collect(),
+            granted: ["time.now", "fs.write", "shell.exec", "http.fetch"]
+                .iter()
+                .map(|t| t.parse().unwrap())
+                .collect(),
         }
     }
 
@@ -139,12 +166,20 @@ mod tests {
     fn decision_table() {
         use ApprovalMode::*;
         use RiskTier::*;
-        let ctx = Context { agent: "main".parse().unwrap() };
+        let ctx = Context {
+            agent: "main".parse().unwrap(),
+        };
         // (mode, tool, capability, tier, expected: 'A'llow / 'N'eeds approval / 'D'eny)
         let table = [
             (Balanced, "time.now", Capability::Time, L0ReadOnly, 'A'),
             (Balanced, "fs.write", Capability::FsWrite, L1Mutating, 'A'),
-            (Balanced, "fs.write", Capability::FsWrite, L2Destructive, 'N'),
+            (
+                Balanced,
+                "fs.write",
+                Capability::FsWrite,
+                L2Destructive,
+                'N',
+            ),
             (Strict, "time.now", Capability::Time, L0ReadOnly, 'A'),
             (Strict, "fs.write", Capability::FsWrite, L1Mutating, 'N'),
             (Trusted, "fs.write", Capability::FsWrite, L2Destructive, 'A'),
@@ -165,9 +200,25 @@ mod tests {
 
     #[test]
     fn authorize_wraps_only_allowed_actions() {
-        let ctx = Context { agent: "main".parse().unwrap() };
+        let ctx = Context {
+            agent: "main".parse().unwrap(),
+        };
         let p = policy(ApprovalMode::Balanced);
-        assert!(authorize(&p, action("time.now", Capability::Time, RiskTier::L0ReadOnly), &ctx).is_ok());
-        assert!(authorize(&p, action("nope", Capability::Time, RiskTier::L0ReadOnly), &ctx).is_err());
+        assert!(
+            authorize(
+                &p,
+                action("time.now", Capability::Time, RiskTier::L0ReadOnly),
+                &ctx
+            )
+            .is_ok()
+        );
+        assert!(
+            authorize(
+                &p,
+                action("nope", Capability::Time, RiskTier::L0ReadOnly),
+                &ctx
+            )
+            .is_err()
+        );
     }
 }

@@ -12,8 +12,8 @@ use crate::http::{HttpCore, headers};
 use crate::provider::{channel_stream, finish_reason};
 use crate::sse::SseDecoder;
 use crate::{
-    ApiKey, Capabilities, CheckFuture, ChatRequest, ErrorKind, EventStream, HttpSettings, Message, ModelProvider,
-    ProviderError, StreamEvent, ToolCall,
+    ApiKey, Capabilities, ChatRequest, CheckFuture, ErrorKind, EventStream, HttpSettings, Message,
+    ModelProvider, ProviderError, StreamEvent, ToolCall,
 };
 
 const API_VERSION: &str = "2023-06-01";
@@ -32,9 +32,16 @@ impl AnthropicProvider {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(base_url: &str, key: Option<ApiKey>, settings: HttpSettings) -> Result<Self, ProviderError> {
+    pub fn new(
+        base_url: &str,
+        key: Option<ApiKey>,
+        settings: HttpSettings,
+    ) -> Result<Self, ProviderError> {
         let url = format!("{}/messages", base_url.trim_end_matches('/'));
-        Ok(Self { core: Arc::new(HttpCore::new(settings, key)?), url: url.into() })
+        Ok(Self {
+            core: Arc::new(HttpCore::new(settings, key)?),
+            url: url.into(),
+        })
     }
 }
 
@@ -44,7 +51,10 @@ impl ModelProvider for AnthropicProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { tools: true, streaming: self.core.settings.stream }
+        Capabilities {
+            tools: true,
+            streaming: self.core.settings.stream,
+        }
     }
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
@@ -85,7 +95,14 @@ async fn run(
     let body = request_body(request, stream);
     let mut pairs = vec![
         ("anthropic-version", API_VERSION),
-        ("accept", if stream { "text/event-stream" } else { "application/json" }),
+        (
+            "accept",
+            if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        ),
     ];
     if let Some(k) = core.key() {
         pairs.push(("x-api-key", k.expose()));
@@ -103,7 +120,10 @@ async fn run(
     let mut decoder = SseDecoder::new(MAX_EVENT);
     let mut asm = Assembler::default();
     while let Some(chunk) = core.next_chunk(&mut resp, cancel).await? {
-        for ev in decoder.push(&chunk).map_err(|e| ProviderError::malformed(e.0))? {
+        for ev in decoder
+            .push(&chunk)
+            .map_err(|e| ProviderError::malformed(e.0))?
+        {
             for out in asm.on_data(&ev.data)? {
                 if tx.send(Ok(out)).await.is_err() {
                     return Ok(());
@@ -136,7 +156,10 @@ pub(crate) fn request_body(req: &ChatRequest, stream: bool) -> Value {
     for m in &req.messages {
         match m {
             Message::User { content } => push("user", json!({"type": "text", "text": content})),
-            Message::Assistant { content, tool_calls } => {
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
                 if !content.is_empty() {
                     push("assistant", json!({"type": "text", "text": content}));
                 }
@@ -145,17 +168,26 @@ pub(crate) fn request_body(req: &ChatRequest, stream: bool) -> Value {
                         .ok()
                         .filter(Value::is_object)
                         .unwrap_or_else(|| json!({}));
-                    push("assistant", json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
+                    push(
+                        "assistant",
+                        json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}),
+                    );
                 }
             }
-            Message::Tool { call_id, content, is_error } => push(
+            Message::Tool {
+                call_id,
+                content,
+                is_error,
+            } => push(
                 "user",
                 json!({"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": is_error}),
             ),
         }
     }
-    let messages: Vec<Value> =
-        messages.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
     let mut body = json!({
         "model": req.model,
         "max_tokens": req.max_tokens,
@@ -189,31 +221,63 @@ fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => {
-                if let Some(t) = b.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                if let Some(t) = b
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                {
                     out.push(StreamEvent::TextDelta(t.to_owned()));
                 }
             }
             Some("tool_use") => {
-                let (Some(id), Some(name)) = (b.get("id").and_then(Value::as_str), b.get("name").and_then(Value::as_str)) else {
-                    return Err(ProviderError::malformed("tool_use block without id or name"));
+                let (Some(id), Some(name)) = (
+                    b.get("id").and_then(Value::as_str),
+                    b.get("name").and_then(Value::as_str),
+                ) else {
+                    return Err(ProviderError::malformed(
+                        "tool_use block without id or name",
+                    ));
                 };
-                let arguments = b.get("input").map_or_else(|| "{}".to_owned(), Value::to_string);
-                out.push(StreamEvent::ToolCall(ToolCall { id: id.to_owned(), name: name.to_owned(), arguments }));
+                let arguments = b
+                    .get("input")
+                    .map_or_else(|| "{}".to_owned(), Value::to_string);
+                out.push(StreamEvent::ToolCall(ToolCall {
+                    id: id.to_owned(),
+                    name: name.to_owned(),
+                    arguments,
+                }));
             }
             _ => {}
         }
     }
     let usage = v.get("usage");
-    let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-    out.push(StreamEvent::Usage(TokenUsage { input_tokens: n("input_tokens"), output_tokens: n("output_tokens") }));
-    let reason = v.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn");
+    let n = |k: &str| {
+        usage
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    out.push(StreamEvent::Usage(TokenUsage {
+        input_tokens: n("input_tokens"),
+        output_tokens: n("output_tokens"),
+    }));
+    let reason = v
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("end_turn");
     out.push(StreamEvent::Finish(finish_reason(reason)));
     Ok(out)
 }
 
 fn stream_error(v: &Value) -> ProviderError {
-    let kind_text = v.pointer("/error/type").and_then(Value::as_str).unwrap_or("api_error");
-    let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("unknown error");
+    let kind_text = v
+        .pointer("/error/type")
+        .and_then(Value::as_str)
+        .unwrap_or("api_error");
+    let msg = v
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown error");
     let kind = match kind_text {
         "overloaded_error" => ErrorKind::Overloaded,
         "rate_limit_error" => ErrorKind::RateLimit,
@@ -228,7 +292,11 @@ fn stream_error(v: &Value) -> ProviderError {
 #[derive(Debug)]
 enum Block {
     Text,
-    Tool { id: String, name: String, json: String },
+    Tool {
+        id: String,
+        name: String,
+        json: String,
+    },
     Other,
 }
 
@@ -250,7 +318,11 @@ impl Assembler {
         match v.get("type").and_then(Value::as_str).unwrap_or_default() {
             "message_start" => {
                 let u = v.pointer("/message/usage");
-                let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+                let n = |k: &str| {
+                    u.and_then(|u| u.get(k))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                };
                 self.usage.input_tokens = n("input_tokens")
                     + n("cache_read_input_tokens")
                     + n("cache_creation_input_tokens");
@@ -263,14 +335,27 @@ impl Assembler {
                 let b = v.get("content_block").cloned().unwrap_or(Value::Null);
                 let block = match b.get("type").and_then(Value::as_str) {
                     Some("text") => {
-                        if let Some(t) = b.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                        if let Some(t) = b
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .filter(|t| !t.is_empty())
+                        {
                             out.push(StreamEvent::TextDelta(t.to_owned()));
                         }
                         Block::Text
                     }
                     Some("tool_use") => {
-                        let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-                        Block::Tool { id: s("id"), name: s("name"), json: String::new() }
+                        let s = |k: &str| {
+                            b.get(k)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        Block::Tool {
+                            id: s("id"),
+                            name: s("name"),
+                            json: String::new(),
+                        }
                     }
                     _ => Block::Other,
                 };
@@ -278,21 +363,29 @@ impl Assembler {
             }
             "content_block_delta" => {
                 let d = v.get("delta").cloned().unwrap_or(Value::Null);
-                match (self.blocks.get_mut(&index), d.get("type").and_then(Value::as_str)) {
+                match (
+                    self.blocks.get_mut(&index),
+                    d.get("type").and_then(Value::as_str),
+                ) {
                     (Some(Block::Text), Some("text_delta")) => {
                         if let Some(t) = d.get("text").and_then(Value::as_str) {
                             out.push(StreamEvent::TextDelta(t.to_owned()));
                         }
                     }
                     (Some(Block::Tool { json, .. }), Some("input_json_delta")) => {
-                        let part = d.get("partial_json").and_then(Value::as_str).unwrap_or_default();
+                        let part = d
+                            .get("partial_json")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
                         if json.len() + part.len() > MAX_EVENT {
                             return Err(ProviderError::malformed("tool input too large"));
                         }
                         json.push_str(part);
                     }
                     (None, _) => {
-                        return Err(ProviderError::malformed(format!("delta for unknown content block {index}")));
+                        return Err(ProviderError::malformed(format!(
+                            "delta for unknown content block {index}"
+                        )));
                     }
                     _ => {}
                 }
@@ -322,14 +415,26 @@ impl Assembler {
         for (_, b) in self.blocks {
             if let Block::Tool { id, name, json } = b {
                 if id.is_empty() || name.is_empty() {
-                    return Err(ProviderError::malformed("tool_use block without id or name"));
+                    return Err(ProviderError::malformed(
+                        "tool_use block without id or name",
+                    ));
                 }
-                let arguments = if json.trim().is_empty() { "{}".to_owned() } else { json };
-                out.push(StreamEvent::ToolCall(ToolCall { id, name, arguments }));
+                let arguments = if json.trim().is_empty() {
+                    "{}".to_owned()
+                } else {
+                    json
+                };
+                out.push(StreamEvent::ToolCall(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                }));
             }
         }
         out.push(StreamEvent::Usage(self.usage));
-        out.push(StreamEvent::Finish(finish_reason(self.stop_reason.as_deref().unwrap_or("end_turn"))));
+        out.push(StreamEvent::Finish(finish_reason(
+            self.stop_reason.as_deref().unwrap_or("end_turn"),
+        )));
         Ok(out)
     }
 }
@@ -362,8 +467,16 @@ mod tests {
         out.extend(a.finish().unwrap());
         assert_eq!(out[0], StreamEvent::TextDelta("Let me".into()));
         assert!(matches!(&out[1], StreamEvent::ToolCall(c) if c.id == "t1" && c.arguments == "{}"));
-        assert!(matches!(&out[2], StreamEvent::ToolCall(c) if c.name == "fs_read" && c.arguments == r#"{"path":"a"}"#));
-        assert_eq!(out[3], StreamEvent::Usage(TokenUsage { input_tokens: 11, output_tokens: 9 }));
+        assert!(
+            matches!(&out[2], StreamEvent::ToolCall(c) if c.name == "fs_read" && c.arguments == r#"{"path":"a"}"#)
+        );
+        assert_eq!(
+            out[3],
+            StreamEvent::Usage(TokenUsage {
+                input_tokens: 11,
+                output_tokens: 9
+            })
+        );
         assert_eq!(out[4], StreamEvent::Finish(FinishReason::ToolCalls));
     }
 
@@ -371,7 +484,9 @@ mod tests {
     fn error_event_is_classified() {
         let mut a = Assembler::default();
         let e = a
-            .on_data(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
+            .on_data(
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            )
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Overloaded);
     }
@@ -382,16 +497,34 @@ mod tests {
             model: "m".into(),
             system: "s".into(),
             messages: vec![
-                Message::User { content: "q".into() },
+                Message::User {
+                    content: "q".into(),
+                },
                 Message::Assistant {
                     content: String::new(),
                     tool_calls: vec![
-                        ToolCall { id: "a".into(), name: "x".into(), arguments: "{}".into() },
-                        ToolCall { id: "b".into(), name: "x".into(), arguments: "not json".into() },
+                        ToolCall {
+                            id: "a".into(),
+                            name: "x".into(),
+                            arguments: "{}".into(),
+                        },
+                        ToolCall {
+                            id: "b".into(),
+                            name: "x".into(),
+                            arguments: "not json".into(),
+                        },
                     ],
                 },
-                Message::Tool { call_id: "a".into(), content: "1".into(), is_error: false },
-                Message::Tool { call_id: "b".into(), content: "2".into(), is_error: true },
+                Message::Tool {
+                    call_id: "a".into(),
+                    content: "1".into(),
+                    is_error: false,
+                },
+                Message::Tool {
+                    call_id: "b".into(),
+                    content: "2".into(),
+                    is_error: true,
+                },
             ],
             tools: vec![],
             max_tokens: 10,

@@ -47,8 +47,12 @@ impl ErrorKind {
     /// Whether retrying the same request may succeed.
     pub fn is_retryable(self) -> bool {
         match self {
-            Self::RateLimit | Self::Overloaded | Self::Server | Self::Network | Self::Timeout => true,
-            Self::Auth | Self::BadRequest | Self::Billing | Self::Malformed | Self::Canceled => false,
+            Self::RateLimit | Self::Overloaded | Self::Server | Self::Network | Self::Timeout => {
+                true
+            }
+            Self::Auth | Self::BadRequest | Self::Billing | Self::Malformed | Self::Canceled => {
+                false
+            }
         }
     }
 }
@@ -70,7 +74,12 @@ pub struct ProviderError {
 impl ProviderError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, status: None, message: message.into(), retry_after: None }
+        Self {
+            kind,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// A wire-format violation.
@@ -85,16 +94,25 @@ impl ProviderError {
         let kind = match status {
             401 | 403 => ErrorKind::Auth,
             402 => ErrorKind::Billing,
-            429 if lower.contains("insufficient_quota") || lower.contains("billing") => ErrorKind::Billing,
+            429 if lower.contains("insufficient_quota") || lower.contains("billing") => {
+                ErrorKind::Billing
+            }
             429 => ErrorKind::RateLimit,
             408 | 504 => ErrorKind::Timeout,
             503 | 529 => ErrorKind::Overloaded,
-            400 if lower.contains("credit balance") || lower.contains("billing") => ErrorKind::Billing,
+            400 if lower.contains("credit balance") || lower.contains("billing") => {
+                ErrorKind::Billing
+            }
             400..=499 => ErrorKind::BadRequest,
             _ if lower.contains("overloaded") => ErrorKind::Overloaded,
             _ => ErrorKind::Server,
         };
-        Self { kind, status: Some(status), message: detail, retry_after }
+        Self {
+            kind,
+            status: Some(status),
+            message: detail,
+            retry_after,
+        }
     }
 }
 
@@ -126,16 +144,31 @@ mod tests {
         let cases = [
             (401, "{}", ErrorKind::Auth),
             (402, "", ErrorKind::Billing),
-            (429, r#"{"error":{"code":"insufficient_quota","message":"pay"}}"#, ErrorKind::Billing),
+            (
+                429,
+                r#"{"error":{"code":"insufficient_quota","message":"pay"}}"#,
+                ErrorKind::Billing,
+            ),
             (429, "slow down", ErrorKind::RateLimit),
-            (529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, ErrorKind::Overloaded),
+            (
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                ErrorKind::Overloaded,
+            ),
             (400, r#"{"error":{"message":"bad"}}"#, ErrorKind::BadRequest),
             (500, "oops", ErrorKind::Server),
             (504, "", ErrorKind::Timeout),
         ];
         for (status, body, kind) in cases {
-            assert_eq!(ProviderError::from_status(status, body, None).kind, kind, "{status} {body}");
+            assert_eq!(
+                ProviderError::from_status(status, body, None).kind,
+                kind,
+                "{status} {body}"
+            );
         }
-        assert_eq!(ProviderError::from_status(400, r#"{"error":{"message":"bad thing"}}"#, None).message, "bad thing");
+        assert_eq!(
+            ProviderError::from_status(400, r#"{"error":{"message":"bad thing"}}"#, None).message,
+            "bad thing"
+        );
     }
 }

@@ -87,8 +87,14 @@ impl HttpCore {
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ProviderError::new(ErrorKind::Network, format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { client, settings, key })
+            .map_err(|e| {
+                ProviderError::new(ErrorKind::Network, format!("cannot build HTTP client: {e}"))
+            })?;
+        Ok(Self {
+            client,
+            settings,
+            key,
+        })
     }
 
     pub(crate) fn key(&self) -> Option<&ApiKey> {
@@ -122,8 +128,14 @@ impl HttpCore {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry_after(resp.headers());
-                    let text = read_limited(resp, MAX_ERROR_BODY, cancel).await.unwrap_or_default();
-                    let mut e = ProviderError::from_status(status, &String::from_utf8_lossy(&text), retry_after);
+                    let text = read_limited(resp, MAX_ERROR_BODY, cancel)
+                        .await
+                        .unwrap_or_default();
+                    let mut e = ProviderError::from_status(
+                        status,
+                        &String::from_utf8_lossy(&text),
+                        retry_after,
+                    );
                     e.message = self.scrub(&e.message);
                     e
                 }
@@ -132,7 +144,10 @@ impl HttpCore {
             if !err.kind.is_retryable() || attempt >= self.settings.max_retries {
                 return Err(err);
             }
-            let backoff = self.settings.retry_base.saturating_mul(2u32.saturating_pow(attempt));
+            let backoff = self
+                .settings
+                .retry_base
+                .saturating_mul(2u32.saturating_pow(attempt));
             let delay = err.retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
             tracing::warn!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "model request failed; retrying");
             tokio::select! {
@@ -145,7 +160,11 @@ impl HttpCore {
 
     pub(crate) fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
         // reqwest's Display includes the URL, never headers; scrub anyway.
-        let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Network
+        };
         let mut msg = e.to_string();
         let mut source = std::error::Error::source(e);
         while let Some(s) = source {
@@ -158,7 +177,13 @@ impl HttpCore {
 
     /// `GET url` once (no retries); any 2xx is success.
     pub(crate) async fn get_ok(&self, url: &str, headers: HeaderMap) -> Result<(), ProviderError> {
-        let resp = self.client.get(url).headers(headers).send().await.map_err(|e| self.transport_error(&e))?;
+        let resp = self
+            .client
+            .get(url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -195,11 +220,15 @@ impl HttpCore {
         limit: usize,
         cancel: &CancellationToken,
     ) -> Result<Vec<u8>, ProviderError> {
-        read_limited(resp, limit, cancel).await.map_err(|e| match e {
-            ReadError::Canceled => canceled(),
-            ReadError::TooLarge => ProviderError::malformed(format!("answer larger than {limit} bytes")),
-            ReadError::Http(e) => self.transport_error(&e),
-        })
+        read_limited(resp, limit, cancel)
+            .await
+            .map_err(|e| match e {
+                ReadError::Canceled => canceled(),
+                ReadError::TooLarge => {
+                    ProviderError::malformed(format!("answer larger than {limit} bytes"))
+                }
+                ReadError::Http(e) => self.transport_error(&e),
+            })
     }
 }
 
@@ -234,7 +263,12 @@ async fn read_limited(
 
 /// `Retry-After` (seconds) or `retry-after-ms`.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if ms.is_finite() && ms >= 0.0 {
             return Some(Duration::from_millis(ms as u64));
@@ -252,7 +286,10 @@ pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> Result<HeaderMap, Provi
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         let mut v = HeaderValue::from_str(value).map_err(|_| {
-            ProviderError::new(ErrorKind::Auth, format!("the value for header `{name}` is not a valid header value"))
+            ProviderError::new(
+                ErrorKind::Auth,
+                format!("the value for header `{name}` is not a valid header value"),
+            )
         })?;
         if matches!(*name, "authorization" | "x-api-key") {
             v.set_sensitive(true);
@@ -281,7 +318,10 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("150"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
         let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), None);
     }
 }

@@ -12,8 +12,8 @@ use crate::http::{HttpCore, headers};
 use crate::provider::{channel_stream, finish_reason};
 use crate::sse::SseDecoder;
 use crate::{
-    ApiKey, Capabilities, CheckFuture, ChatRequest, EventStream, HttpSettings, Message, ModelProvider,
-    ProviderError, StreamEvent, ToolCall,
+    ApiKey, Capabilities, ChatRequest, CheckFuture, EventStream, HttpSettings, Message,
+    ModelProvider, ProviderError, StreamEvent, ToolCall,
 };
 
 const MAX_EVENT: usize = 4 * 1024 * 1024;
@@ -31,9 +31,16 @@ impl OpenAiProvider {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(base_url: &str, key: Option<ApiKey>, settings: HttpSettings) -> Result<Self, ProviderError> {
+    pub fn new(
+        base_url: &str,
+        key: Option<ApiKey>,
+        settings: HttpSettings,
+    ) -> Result<Self, ProviderError> {
         let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
-        Ok(Self { core: Arc::new(HttpCore::new(settings, key)?), url: url.into() })
+        Ok(Self {
+            core: Arc::new(HttpCore::new(settings, key)?),
+            url: url.into(),
+        })
     }
 }
 
@@ -43,7 +50,10 @@ impl ModelProvider for OpenAiProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { tools: true, streaming: self.core.settings.stream }
+        Capabilities {
+            tools: true,
+            streaming: self.core.settings.stream,
+        }
     }
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
@@ -84,7 +94,14 @@ async fn run(
     let stream = core.settings.stream;
     let body = request_body(request, stream);
     let auth = core.key().map(|k| format!("Bearer {}", k.expose()));
-    let mut pairs = vec![("accept", if stream { "text/event-stream" } else { "application/json" })];
+    let mut pairs = vec![(
+        "accept",
+        if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    )];
     if let Some(a) = auth.as_deref() {
         pairs.push(("authorization", a));
     }
@@ -101,7 +118,9 @@ async fn run(
     let mut decoder = SseDecoder::new(MAX_EVENT);
     let mut asm = Assembler::default();
     while let Some(chunk) = core.next_chunk(&mut resp, cancel).await? {
-        let events = decoder.push(&chunk).map_err(|e| ProviderError::malformed(e.0))?;
+        let events = decoder
+            .push(&chunk)
+            .map_err(|e| ProviderError::malformed(e.0))?;
         for ev in events {
             for out in asm.on_data(&ev.data)? {
                 if tx.send(Ok(out)).await.is_err() {
@@ -162,9 +181,11 @@ pub(crate) fn request_body(req: &ChatRequest, stream: bool) -> Value {
         body["tools"] = req
             .tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {
-                "name": t.name, "description": t.description, "parameters": t.parameters,
-            }}))
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters,
+                }})
+            })
             .collect();
     }
     body
@@ -174,14 +195,23 @@ fn usage_of(v: &Value) -> Option<TokenUsage> {
     let u = v.get("usage").filter(|u| u.is_object())?;
     Some(TokenUsage {
         input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-        output_tokens: u.get("completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output_tokens: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     })
 }
 
 fn api_error(v: &Value) -> Option<ProviderError> {
     let e = v.get("error")?;
-    let msg = e.get("message").and_then(Value::as_str).unwrap_or("unknown error");
-    Some(ProviderError::new(crate::ErrorKind::Server, format!("error in answer stream: {msg}")))
+    let msg = e
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown error");
+    Some(ProviderError::new(
+        crate::ErrorKind::Server,
+        format!("error in answer stream: {msg}"),
+    ))
 }
 
 /// Parses a non-streamed response.
@@ -196,12 +226,19 @@ fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
         .ok_or_else(|| ProviderError::malformed("answer has no choices"))?;
     let msg = choice.get("message").cloned().unwrap_or(Value::Null);
     let mut out = Vec::new();
-    if let Some(text) = msg.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(text) = msg
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         out.push(StreamEvent::TextDelta(text.to_owned()));
     }
     if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
         for (i, c) in calls.iter().enumerate() {
-            let name = c.pointer("/function/name").and_then(Value::as_str).unwrap_or_default();
+            let name = c
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if name.is_empty() {
                 return Err(ProviderError::malformed("tool call without a name"));
             }
@@ -210,14 +247,24 @@ fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
                 Some(other) => other.to_string(),
                 None => "{}".to_owned(),
             };
-            let id = c.get("id").and_then(Value::as_str).map_or_else(|| format!("call_{i}"), str::to_owned);
-            out.push(StreamEvent::ToolCall(ToolCall { id, name: name.to_owned(), arguments }));
+            let id = c
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("call_{i}"), str::to_owned);
+            out.push(StreamEvent::ToolCall(ToolCall {
+                id,
+                name: name.to_owned(),
+                arguments,
+            }));
         }
     }
     if let Some(u) = usage_of(&v) {
         out.push(StreamEvent::Usage(u));
     }
-    let reason = choice.get("finish_reason").and_then(Value::as_str).unwrap_or("stop");
+    let reason = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("stop");
     out.push(StreamEvent::Finish(finish_reason(reason)));
     Ok(out)
 }
@@ -254,22 +301,36 @@ impl Assembler {
             self.usage = Some(u);
         }
         let mut out = Vec::new();
-        let Some(choice) = v.pointer("/choices/0") else { return Ok(out) };
+        let Some(choice) = v.pointer("/choices/0") else {
+            return Ok(out);
+        };
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finish = Some(reason.to_owned());
         }
-        let Some(delta) = choice.get("delta") else { return Ok(out) };
-        if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        let Some(delta) = choice.get("delta") else {
+            return Ok(out);
+        };
+        if let Some(text) = delta
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
             out.push(StreamEvent::TextDelta(text.to_owned()));
         }
         if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
             for (pos, c) in calls.iter().enumerate() {
                 let index = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
                 if self.calls.len() >= 128 && !self.calls.contains_key(&index) {
-                    return Err(ProviderError::malformed("more than 128 tool calls in one answer"));
+                    return Err(ProviderError::malformed(
+                        "more than 128 tool calls in one answer",
+                    ));
                 }
                 let slot = self.calls.entry(index).or_default();
-                if let Some(id) = c.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                if let Some(id) = c
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                {
                     slot.id = id.to_owned();
                 }
                 if let Some(name) = c.pointer("/function/name").and_then(Value::as_str) {
@@ -300,11 +361,25 @@ impl Assembler {
         let mut out = Vec::with_capacity(self.calls.len() + 2);
         for (index, c) in self.calls {
             if c.name.is_empty() {
-                return Err(ProviderError::malformed(format!("tool call #{index} has no name")));
+                return Err(ProviderError::malformed(format!(
+                    "tool call #{index} has no name"
+                )));
             }
-            let id = if c.id.is_empty() { format!("call_{index}") } else { c.id };
-            let arguments = if c.arguments.trim().is_empty() { "{}".to_owned() } else { c.arguments };
-            out.push(StreamEvent::ToolCall(ToolCall { id, name: c.name, arguments }));
+            let id = if c.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                c.id
+            };
+            let arguments = if c.arguments.trim().is_empty() {
+                "{}".to_owned()
+            } else {
+                c.arguments
+            };
+            out.push(StreamEvent::ToolCall(ToolCall {
+                id,
+                name: c.name,
+                arguments,
+            }));
         }
         if let Some(u) = self.usage {
             out.push(StreamEvent::Usage(u));
@@ -341,27 +416,48 @@ mod tests {
         assert_eq!(events[0], StreamEvent::TextDelta("Hi".into()));
         assert_eq!(
             events[1],
-            StreamEvent::ToolCall(ToolCall { id: "c1".into(), name: "time_now".into(), arguments: "{}".into() })
+            StreamEvent::ToolCall(ToolCall {
+                id: "c1".into(),
+                name: "time_now".into(),
+                arguments: "{}".into()
+            })
         );
         assert_eq!(
             events[2],
-            StreamEvent::ToolCall(ToolCall { id: "c2".into(), name: "fs_read".into(), arguments: r#"{"path":"a"}"#.into() })
+            StreamEvent::ToolCall(ToolCall {
+                id: "c2".into(),
+                name: "fs_read".into(),
+                arguments: r#"{"path":"a"}"#.into()
+            })
         );
-        assert_eq!(events[3], StreamEvent::Usage(TokenUsage { input_tokens: 7, output_tokens: 3 }));
+        assert_eq!(
+            events[3],
+            StreamEvent::Usage(TokenUsage {
+                input_tokens: 7,
+                output_tokens: 3
+            })
+        );
         assert_eq!(events[4], StreamEvent::Finish(FinishReason::ToolCalls));
     }
 
     #[test]
     fn cut_stream_is_an_error() {
         let mut a = Assembler::default();
-        a.on_data(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#).unwrap();
+        a.on_data(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#)
+            .unwrap();
         assert_eq!(a.finish().unwrap_err().kind, crate::ErrorKind::Malformed);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut a = Assembler::default();
-        for junk in ["{", "null", "[1,2]", r#"{"choices":"x"}"#, r#"{"choices":[{"delta":{"tool_calls":"x"}}]}"#] {
+        for junk in [
+            "{",
+            "null",
+            "[1,2]",
+            r#"{"choices":"x"}"#,
+            r#"{"choices":[{"delta":{"tool_calls":"x"}}]}"#,
+        ] {
             let _ = a.on_data(junk);
         }
         assert!(a.on_data("{").is_err());
@@ -375,6 +471,9 @@ mod tests {
         let body = br#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"x","type":"function","function":{"name":"time_now","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
         let ev = parse_full(body).unwrap();
         assert!(matches!(&ev[0], StreamEvent::ToolCall(c) if c.name == "time_now"));
-        assert_eq!(ev.last(), Some(&StreamEvent::Finish(FinishReason::ToolCalls)));
+        assert_eq!(
+            ev.last(),
+            Some(&StreamEvent::Finish(FinishReason::ToolCalls))
+        );
     }
 }

@@ -61,11 +61,18 @@ pub async fn collect(
             StreamEvent::ToolCall(c) => tool_calls.push(c),
             StreamEvent::Usage(u) => usage = u,
             StreamEvent::Finish(finish) => {
-                return Ok(Completion { text, tool_calls, usage, finish });
+                return Ok(Completion {
+                    text,
+                    tool_calls,
+                    usage,
+                    finish,
+                });
             }
         }
     }
-    Err(ProviderError::malformed("the answer ended without a finish event"))
+    Err(ProviderError::malformed(
+        "the answer ended without a finish event",
+    ))
 }
 
 /// Sends events from a producer task to the consumer through a bounded channel.

@@ -25,7 +25,13 @@ pub(crate) struct SseError(pub String);
 
 impl SseDecoder {
     pub(crate) fn new(max_event_bytes: usize) -> Self {
-        Self { buf: Vec::new(), event: None, data: String::new(), has_data: false, max_event_bytes }
+        Self {
+            buf: Vec::new(),
+            event: None,
+            data: String::new(),
+            has_data: false,
+            max_event_bytes,
+        }
     }
 
     /// Feeds bytes; returns the events they complete.
@@ -51,7 +57,10 @@ impl SseDecoder {
         self.buf = buf;
         self.buf.drain(..start);
         if self.buf.len() + self.data.len() > self.max_event_bytes {
-            return Err(SseError(format!("event larger than {} bytes", self.max_event_bytes)));
+            return Err(SseError(format!(
+                "event larger than {} bytes",
+                self.max_event_bytes
+            )));
         }
         Ok(out)
     }
@@ -67,7 +76,10 @@ impl SseDecoder {
                 data.pop();
             }
             self.has_data = false;
-            return Some(SseEvent { event: self.event.take(), data });
+            return Some(SseEvent {
+                event: self.event.take(),
+                data,
+            });
         }
         if line.starts_with(':') {
             return None;
@@ -114,7 +126,13 @@ mod tests {
             events.extend(d.push(b).unwrap());
         }
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0], SseEvent { event: Some("a".into()), data: "one".into() });
+        assert_eq!(
+            events[0],
+            SseEvent {
+                event: Some("a".into()),
+                data: "one".into()
+            }
+        );
         assert_eq!(events[1].data, "two\nlines");
         assert_eq!(d.finish().map(|e| e.data), Some("x".into()));
     }

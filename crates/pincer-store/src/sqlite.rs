@@ -33,7 +33,10 @@ impl SqliteStore {
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+            .map_err(|source| StoreError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let conn = Connection::open(path)?;
         Self::init(conn)
     }
@@ -52,7 +55,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// The schema version in the file.
@@ -60,8 +65,14 @@ impl SqliteStore {
     /// # Errors
     /// On a database error.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?))
-            .await
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
     }
 
     async fn with<T: Send + 'static>(
@@ -82,10 +93,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
-    let current: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > known {
-        return Err(StoreError::TooNew { found: current, known });
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;
@@ -106,7 +124,8 @@ fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
 }
 
 fn status_str(s: RunStatus) -> &'static str {
@@ -135,7 +154,13 @@ fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, S
         .query_row(
             "SELECT id, agent, created_at FROM sessions WHERE key = ?1 AND archived_at IS NULL",
             params![key.as_str()],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
     row.map(|(id, agent, created)| {
@@ -149,18 +174,36 @@ fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, S
     .transpose()
 }
 
-fn insert_session(conn: &Connection, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError> {
-    let info = SessionInfo { id: SessionId::new(), key: key.clone(), agent: agent.clone(), created_at: Utc::now() };
+fn insert_session(
+    conn: &Connection,
+    key: &SessionKey,
+    agent: &AgentId,
+) -> Result<SessionInfo, StoreError> {
+    let info = SessionInfo {
+        id: SessionId::new(),
+        key: key.clone(),
+        agent: agent.clone(),
+        created_at: Utc::now(),
+    };
     conn.execute(
         "INSERT INTO sessions (id, key, agent, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![info.id.to_string(), key.as_str(), agent.as_str(), info.created_at.to_rfc3339()],
+        params![
+            info.id.to_string(),
+            key.as_str(),
+            agent.as_str(),
+            info.created_at.to_rfc3339()
+        ],
     )?;
     Ok(info)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn current_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError> {
+    async fn current_session(
+        &self,
+        key: &SessionKey,
+        agent: &AgentId,
+    ) -> Result<SessionInfo, StoreError> {
         let (key, agent) = (key.clone(), agent.clone());
         self.with(move |c| {
             let tx = c.transaction()?;
@@ -174,7 +217,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn new_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError> {
+    async fn new_session(
+        &self,
+        key: &SessionKey,
+        agent: &AgentId,
+    ) -> Result<SessionInfo, StoreError> {
         let (key, agent) = (key.clone(), agent.clone());
         self.with(move |c| {
             let tx = c.transaction()?;
@@ -191,13 +238,20 @@ impl Store for SqliteStore {
 
     async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
         self.with(move |c| {
-            c.execute("DELETE FROM messages WHERE session_id = ?1", params![session.to_string()])?;
+            c.execute(
+                "DELETE FROM messages WHERE session_id = ?1",
+                params![session.to_string()],
+            )?;
             Ok(())
         })
         .await
     }
 
-    async fn append_messages(&self, session: SessionId, messages: Vec<serde_json::Value>) -> Result<(), StoreError> {
+    async fn append_messages(
+        &self,
+        session: SessionId,
+        messages: Vec<serde_json::Value>,
+    ) -> Result<(), StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let sid = session.to_string();
@@ -219,12 +273,16 @@ impl Store for SqliteStore {
 
     async fn messages(&self, session: SessionId) -> Result<Vec<serde_json::Value>, StoreError> {
         self.with(move |c| {
-            let mut stmt = c.prepare("SELECT body FROM messages WHERE session_id = ?1 ORDER BY seq")?;
+            let mut stmt =
+                c.prepare("SELECT body FROM messages WHERE session_id = ?1 ORDER BY seq")?;
             let rows = stmt.query_map(params![session.to_string()], |r| r.get::<_, String>(0))?;
             let mut out = Vec::new();
             for row in rows {
                 let body = row?;
-                out.push(serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("message: {e}")))?);
+                out.push(
+                    serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(format!("message: {e}")))?,
+                );
             }
             Ok(out)
         })
@@ -320,12 +378,21 @@ mod tests {
         let (k, a) = key();
         let one = s.current_session(&k, &a).await.unwrap();
         assert_eq!(s.current_session(&k, &a).await.unwrap().id, one.id);
-        s.append_messages(one.id, vec![serde_json::json!({"role": "user", "content": "hi"})]).await.unwrap();
+        s.append_messages(
+            one.id,
+            vec![serde_json::json!({"role": "user", "content": "hi"})],
+        )
+        .await
+        .unwrap();
         let two = s.new_session(&k, &a).await.unwrap();
         assert_ne!(two.id, one.id);
         assert_eq!(s.current_session(&k, &a).await.unwrap().id, two.id);
         assert!(s.messages(two.id).await.unwrap().is_empty());
-        assert_eq!(s.messages(one.id).await.unwrap().len(), 1, "archived history is kept");
+        assert_eq!(
+            s.messages(one.id).await.unwrap().len(),
+            1,
+            "archived history is kept"
+        );
     }
 
     #[tokio::test]
@@ -333,9 +400,20 @@ mod tests {
         let s = SqliteStore::in_memory().unwrap();
         let (k, a) = key();
         let sess = s.current_session(&k, &a).await.unwrap();
-        s.append_messages(sess.id, vec![serde_json::json!(1), serde_json::json!(2)]).await.unwrap();
-        s.append_messages(sess.id, vec![serde_json::json!(3)]).await.unwrap();
-        assert_eq!(s.messages(sess.id).await.unwrap(), vec![serde_json::json!(1), serde_json::json!(2), serde_json::json!(3)]);
+        s.append_messages(sess.id, vec![serde_json::json!(1), serde_json::json!(2)])
+            .await
+            .unwrap();
+        s.append_messages(sess.id, vec![serde_json::json!(3)])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.messages(sess.id).await.unwrap(),
+            vec![
+                serde_json::json!(1),
+                serde_json::json!(2),
+                serde_json::json!(3)
+            ]
+        );
         s.clear_messages(sess.id).await.unwrap();
         assert!(s.messages(sess.id).await.unwrap().is_empty());
     }
@@ -374,10 +452,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("state.db");
         drop(SqliteStore::open(&p).unwrap());
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let s = SqliteStore::open(&p).unwrap();
         assert_eq!(rt.block_on(s.schema_version()).unwrap(), 1);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -386,8 +469,12 @@ mod tests {
         let p = t.path().join("state.db");
         drop(SqliteStore::open(&p).unwrap());
         let c = Connection::open(&p).unwrap();
-        c.execute("INSERT INTO schema_migrations VALUES (99, 'x')", []).unwrap();
+        c.execute("INSERT INTO schema_migrations VALUES (99, 'x')", [])
+            .unwrap();
         drop(c);
-        assert!(matches!(SqliteStore::open(&p), Err(StoreError::TooNew { found: 99, .. })));
+        assert!(matches!(
+            SqliteStore::open(&p),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 }

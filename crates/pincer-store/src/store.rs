@@ -50,13 +50,25 @@ pub struct RunRecord {
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The current session for `key`, created if there is none.
-    async fn current_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError>;
+    async fn current_session(
+        &self,
+        key: &SessionKey,
+        agent: &AgentId,
+    ) -> Result<SessionInfo, StoreError>;
     /// Archives the current session for `key` (its history is kept) and starts a new one.
-    async fn new_session(&self, key: &SessionKey, agent: &AgentId) -> Result<SessionInfo, StoreError>;
+    async fn new_session(
+        &self,
+        key: &SessionKey,
+        agent: &AgentId,
+    ) -> Result<SessionInfo, StoreError>;
     /// Deletes a session's messages, keeping the session.
     async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError>;
     /// Appends messages (opaque JSON) to a session, in order.
-    async fn append_messages(&self, session: SessionId, messages: Vec<serde_json::Value>) -> Result<(), StoreError>;
+    async fn append_messages(
+        &self,
+        session: SessionId,
+        messages: Vec<serde_json::Value>,
+    ) -> Result<(), StoreError>;
     /// A session's messages, oldest first.
     async fn messages(&self, session: SessionId) -> Result<Vec<serde_json::Value>, StoreError>;
     /// Inserts or updates a run summary.

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::render::{self, Answer, Format};
 use crate::Reply;
+use crate::render::{self, Answer, Format};
 
 /// One request the server received.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,8 +63,16 @@ impl FakeLlm {
     ///
     /// # Errors
     /// When the address cannot be bound.
-    pub async fn bind(addr: SocketAddr, script: Vec<Reply>, default: Reply) -> std::io::Result<Self> {
-        let state: Shared = Arc::new(Mutex::new(Inner { script: script.into(), default, requests: Vec::new() }));
+    pub async fn bind(
+        addr: SocketAddr,
+        script: Vec<Reply>,
+        default: Reply,
+    ) -> std::io::Result<Self> {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            script: script.into(),
+            default,
+            requests: Vec::new(),
+        }));
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
@@ -125,7 +133,13 @@ async fn anthropic(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     handle(Format::Anthropic, "/v1/messages", &s, &headers, &body).await
 }
 
-async fn handle(format: Format, path: &str, s: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
+async fn handle(
+    format: Format,
+    path: &str,
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let reply = {
         let mut inner = lock(s);
@@ -133,7 +147,12 @@ async fn handle(format: Format, path: &str, s: &Shared, headers: &HeaderMap, bod
             path: path.to_owned(),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: parsed.clone().unwrap_or(Value::Null),
         });
@@ -144,12 +163,20 @@ async fn handle(format: Format, path: &str, s: &Shared, headers: &HeaderMap, bod
         return (StatusCode::BAD_REQUEST, render::error_body(format, 400)).into_response();
     };
     let mut reply = reply;
-    while let Reply::Slow { delay_ms, reply: inner } = reply {
+    while let Reply::Slow {
+        delay_ms,
+        reply: inner,
+    } = reply
+    {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         reply = *inner;
     }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("fake-model").to_owned();
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake-model")
+        .to_owned();
     let input_tokens = (body.len() / 4) as u64;
     let echo;
     let (text, calls, cut): (&str, &[crate::ScriptedCall], bool) = match &reply {
@@ -160,10 +187,22 @@ async fn handle(format: Format, path: &str, s: &Shared, headers: &HeaderMap, bod
         }
         Reply::ToolCalls { calls, text } => (text, calls, false),
         Reply::CutStream { text } => (text, &[], true),
-        Reply::Status { code, retry_after, body } => {
+        Reply::Status {
+            code,
+            retry_after,
+            body,
+        } => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut resp = (status, body.clone().unwrap_or_else(|| render::error_body(format, *code))).into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            let mut resp = (
+                status,
+                body.clone()
+                    .unwrap_or_else(|| render::error_body(format, *code)),
+            )
+                .into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
             if let Some(secs) = retry_after {
                 if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -173,14 +212,28 @@ async fn handle(format: Format, path: &str, s: &Shared, headers: &HeaderMap, bod
         }
         Reply::Malformed => {
             return if stream {
-                sse_response(vec![Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \"oops\"\n\n")], false)
+                sse_response(
+                    vec![Bytes::from_static(
+                        b"data: {\"choices\": [{\"delta\": {\"content\": \"oops\"\n\n",
+                    )],
+                    false,
+                )
             } else {
-                ([(header::CONTENT_TYPE, "application/json")], "{\"choices\": [{\"message\": ").into_response()
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"choices\": [{\"message\": ",
+                )
+                    .into_response()
             };
         }
         Reply::Slow { .. } => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let answer = Answer { text, calls, input_tokens, model: &model };
+    let answer = Answer {
+        text,
+        calls,
+        input_tokens,
+        model: &model,
+    };
     if stream || cut {
         let r = render::stream(format, &answer, cut);
         sse_response(r.chunks, r.cut)
@@ -198,7 +251,14 @@ fn sse_response(chunks: Vec<Bytes>, cut: bool) -> Response {
         Err::<Bytes, _>(std::io::Error::other("cut"))
     });
     let body = Body::from_stream(items.chain(tail));
-    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn text_of(content: &Value) -> Option<String> {

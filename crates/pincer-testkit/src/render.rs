@@ -67,8 +67,10 @@ pub(crate) fn whole(format: Format, a: &Answer<'_>) -> Value {
                 .calls
                 .iter()
                 .enumerate()
-                .map(|(i, c)| json!({"id": format!("call_{i}"), "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments.to_string()}}))
+                .map(|(i, c)| {
+                    json!({"id": format!("call_{i}"), "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments.to_string()}})
+                })
                 .collect();
             let mut message = json!({"role": "assistant", "content": a.text});
             if !calls.is_empty() {
@@ -110,10 +112,16 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
     match format {
         Format::OpenAi => {
             let chunk = |delta: Value, finish: Value| {
-                sse(None, &json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": a.model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+                sse(
+                    None,
+                    &json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": a.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+                )
             };
-            chunks.push(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+            chunks.push(chunk(
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            ));
             for p in &parts {
                 chunks.push(chunk(json!({"content": p}), Value::Null));
             }
@@ -122,7 +130,10 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
             }
             for (i, c) in a.calls.iter().enumerate() {
                 let args = c.arguments.to_string();
-                let mid = args.char_indices().nth(args.chars().count() / 2).map_or(0, |(i, _)| i);
+                let mid = args
+                    .char_indices()
+                    .nth(args.chars().count() / 2)
+                    .map_or(0, |(i, _)| i);
                 chunks.push(chunk(
                     json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
                         "function": {"name": c.name, "arguments": &args[..mid]}}]}),
@@ -133,7 +144,11 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
                     Value::Null,
                 ));
             }
-            let finish = if a.calls.is_empty() { "stop" } else { "tool_calls" };
+            let finish = if a.calls.is_empty() {
+                "stop"
+            } else {
+                "tool_calls"
+            };
             chunks.push(chunk(json!({}), Value::from(finish)));
             let out = output_tokens(a);
             chunks.push(sse(None, &json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [],
@@ -146,16 +161,25 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
                 "stop_reason": null, "usage": {"input_tokens": a.input_tokens, "output_tokens": 1}}})));
             let mut index = 0;
             if !a.text.is_empty() {
-                chunks.push(sse(Some("content_block_start"), &json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}})));
+                chunks.push(sse(
+                    Some("content_block_start"),
+                    &json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ));
                 for p in &parts {
-                    chunks.push(sse(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": p}})));
+                    chunks.push(sse(
+                        Some("content_block_delta"),
+                        &json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": p}}),
+                    ));
                 }
                 if cut {
                     return Rendered { chunks, cut: true };
                 }
-                chunks.push(sse(Some("content_block_stop"), &json!({"type": "content_block_stop", "index": 0})));
+                chunks.push(sse(
+                    Some("content_block_stop"),
+                    &json!({"type": "content_block_stop", "index": 0}),
+                ));
                 index = 1;
             } else if cut {
                 return Rendered { chunks, cut: true };
@@ -166,14 +190,27 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
                 chunks.push(sse(Some("content_block_start"), &json!({"type": "content_block_start", "index": idx,
                     "content_block": {"type": "tool_use", "id": format!("toolu_{i}"), "name": c.name, "input": {}}})));
                 let args = c.arguments.to_string();
-                let mid = args.char_indices().nth(args.chars().count() / 2).map_or(0, |(i, _)| i);
+                let mid = args
+                    .char_indices()
+                    .nth(args.chars().count() / 2)
+                    .map_or(0, |(i, _)| i);
                 for part in [&args[..mid], &args[mid..]] {
-                    chunks.push(sse(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": idx,
-                        "delta": {"type": "input_json_delta", "partial_json": part}})));
+                    chunks.push(sse(
+                        Some("content_block_delta"),
+                        &json!({"type": "content_block_delta", "index": idx,
+                        "delta": {"type": "input_json_delta", "partial_json": part}}),
+                    ));
                 }
-                chunks.push(sse(Some("content_block_stop"), &json!({"type": "content_block_stop", "index": idx})));
+                chunks.push(sse(
+                    Some("content_block_stop"),
+                    &json!({"type": "content_block_stop", "index": idx}),
+                ));
             }
-            let stop = if a.calls.is_empty() { "end_turn" } else { "tool_use" };
+            let stop = if a.calls.is_empty() {
+                "end_turn"
+            } else {
+                "tool_use"
+            };
             chunks.push(sse(Some("message_delta"), &json!({"type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output_tokens(a)}})));
             chunks.push(sse(Some("message_stop"), &json!({"type": "message_stop"})));
@@ -192,7 +229,11 @@ pub(crate) fn error_body(format: Format, code: u16) -> String {
         _ => ("api_error", "internal error"),
     };
     match format {
-        Format::OpenAi => json!({"error": {"message": msg, "type": kind, "code": Value::Null}}).to_string(),
-        Format::Anthropic => json!({"type": "error", "error": {"type": kind, "message": msg}}).to_string(),
+        Format::OpenAi => {
+            json!({"error": {"message": msg, "type": kind, "code": Value::Null}}).to_string()
+        }
+        Format::Anthropic => {
+            json!({"type": "error", "error": {"type": kind, "message": msg}}).to_string()
+        }
     }
 }

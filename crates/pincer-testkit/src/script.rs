@@ -71,11 +71,21 @@ impl Reply {
 
     /// A reply with one tool call.
     pub fn tool_call(name: impl Into<String>, arguments: serde_json::Value) -> Self {
-        Self::ToolCalls { calls: vec![ScriptedCall { name: name.into(), arguments }], text: String::new() }
+        Self::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: name.into(),
+                arguments,
+            }],
+            text: String::new(),
+        }
     }
 
     /// An error status with `Retry-After`.
     pub fn status(code: u16, retry_after: Option<u64>) -> Self {
-        Self::Status { code, retry_after, body: None }
+        Self::Status {
+            code,
+            retry_after,
+            body: None,
+        }
     }
 }

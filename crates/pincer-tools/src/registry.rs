@@ -65,8 +65,14 @@ impl ToolRegistry {
     }
 
     /// Specs of the listed tools that exist, in the listed order (deterministic prompts).
-    pub fn specs_for<'a>(&'a self, allowed: &'a [ToolName]) -> impl Iterator<Item = &'a ToolSpec> + 'a {
-        allowed.iter().filter_map(|n| self.tools.get(n)).map(|t| t.spec())
+    pub fn specs_for<'a>(
+        &'a self,
+        allowed: &'a [ToolName],
+    ) -> impl Iterator<Item = &'a ToolSpec> + 'a {
+        allowed
+            .iter()
+            .filter_map(|n| self.tools.get(n))
+            .map(|t| t.spec())
     }
 
     /// Every tool's spec, by name.
@@ -92,7 +98,10 @@ mod tests {
     #[test]
     fn duplicates_are_refused() {
         let mut r = ToolRegistry::builtin(Arc::new(SystemClock));
-        assert!(r.register(Arc::new(TimeNow::new(Arc::new(SystemClock)))).is_err());
+        assert!(
+            r.register(Arc::new(TimeNow::new(Arc::new(SystemClock))))
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -109,7 +118,9 @@ mod tests {
             network: NetworkMode::Off,
             granted: [action.tool.clone()].into(),
         };
-        let ctx = pincer_policy::Context { agent: "main".parse().unwrap() };
+        let ctx = pincer_policy::Context {
+            agent: "main".parse().unwrap(),
+        };
         let approved = pincer_policy::authorize(&policy, action, &ctx).unwrap();
         let out = t.run(approved).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out.content).unwrap();

@@ -19,7 +19,11 @@ pub struct IdError {
 }
 
 fn check_slug(kind: &'static str, s: &str, max: usize, extra: &[char]) -> Result<(), IdError> {
-    let err = |reason| IdError { kind, value: s.chars().take(80).collect(), reason };
+    let err = |reason| IdError {
+        kind,
+        value: s.chars().take(80).collect(),
+        reason,
+    };
     if s.is_empty() {
         return Err(err("must not be empty"));
     }
@@ -30,10 +34,9 @@ fn check_slug(kind: &'static str, s: &str, max: usize, extra: &[char]) -> Result
     if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
         return Err(err("must start with a lowercase letter or digit"));
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || extra.contains(&c))
-    {
+    if !s.chars().all(|c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || extra.contains(&c)
+    }) {
         return Err(err("may contain only a-z, 0-9, '-' and '_'"));
     }
     Ok(())
@@ -207,7 +210,17 @@ mod tests {
 
     #[test]
     fn agent_ids_reject_path_tricks() {
-        for bad in ["", "..", "a/b", "A", "a b", "-x", ".hidden", "a\0b", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "A",
+            "a b",
+            "-x",
+            ".hidden",
+            "a\0b",
+            &"x".repeat(65),
+        ] {
             assert!(bad.parse::<AgentId>().is_err(), "{bad:?} accepted");
         }
         assert_eq!("main".parse::<AgentId>().unwrap().as_str(), "main");

@@ -28,15 +28,29 @@ async fn env(script: Vec<Reply>) -> Env {
     let agent_dir = dir.path().join("agents/main");
     scaffold_agent(&agent_dir).unwrap();
     let server = FakeLlm::start(script).await.unwrap();
-    let settings = HttpSettings { retry_base: Duration::from_millis(5), ..HttpSettings::default() };
+    let settings = HttpSettings {
+        retry_base: Duration::from_millis(5),
+        ..HttpSettings::default()
+    };
     let provider = Arc::new(OpenAiProvider::new(&server.base_url(), None, settings).unwrap());
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock)));
     let runner = Runner::new(provider, tools, store.clone());
-    Env { _dir: dir, agent_dir, store, runner, server }
+    Env {
+        _dir: dir,
+        agent_dir,
+        store,
+        runner,
+        server,
+    }
 }
 
-fn request(env: &Env, session: pincer_store::SessionInfo, input: &str, max_steps: u32) -> RunRequest {
+fn request(
+    env: &Env,
+    session: pincer_store::SessionInfo,
+    input: &str,
+    max_steps: u32,
+) -> RunRequest {
     RunRequest {
         agent: "main".parse().unwrap(),
         agent_dir: env.agent_dir.clone(),
@@ -69,7 +83,11 @@ async fn run(env: &Env, input: &str, max_steps: u32) -> (RunOutcome, Vec<RunEven
     let mut events = Vec::new();
     let out = env
         .runner
-        .run(request(env, session, input, max_steps), CancellationToken::new(), &mut |e| events.push(e.clone()))
+        .run(
+            request(env, session, input, max_steps),
+            CancellationToken::new(),
+            &mut |e| events.push(e.clone()),
+        )
         .await
         .unwrap();
     (out, events)
@@ -85,9 +103,18 @@ fn transcript(dir: &Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn tool_call_round_trips_into_transcript_and_session() {
-    let env = env(vec![Reply::tool_call("time_now", json!({})), Reply::text("It is now.")]).await;
+    let env = env(vec![
+        Reply::tool_call("time_now", json!({})),
+        Reply::text("It is now."),
+    ])
+    .await;
     let (out, events) = run(&env, "what time is it?", 8).await;
-    assert_eq!(out.meta.status, RunStatus::Succeeded, "{:?}", out.meta.error);
+    assert_eq!(
+        out.meta.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        out.meta.error
+    );
     assert_eq!(out.output, "It is now.");
     assert_eq!(out.meta.tool_calls, 1);
     assert_eq!(out.meta.steps, 2);
@@ -100,15 +127,28 @@ async fn tool_call_round_trips_into_transcript_and_session() {
     let call = lines.iter().find(|l| l["type"] == "tool_call").unwrap();
     assert_eq!(call["tool"], "time.now");
     assert_eq!(call["decision"]["decision"], "allow");
-    assert!(events.iter().any(|e| matches!(e, RunEvent::ToolCall { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::ToolCall { .. }))
+    );
     // The second model request carried the tool result back.
     let second = &env.server.requests()[1].body["messages"];
-    assert!(second.as_array().unwrap().iter().any(|m| m["role"] == "tool"));
+    assert!(
+        second
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "tool")
+    );
     // Session history holds the whole turn; a follow-up sees it.
     let (out2, _) = run(&env, "and again?", 8).await;
     assert_eq!(out2.meta.status, RunStatus::Succeeded);
     let third = &env.server.requests()[2].body["messages"];
-    assert!(third.as_array().unwrap().len() >= 5, "history was sent: {third}");
+    assert!(
+        third.as_array().unwrap().len() >= 5,
+        "history was sent: {third}"
+    );
     for f in ["input.md", "output.md", "meta.json", "transcript.jsonl"] {
         assert!(out.bundle_dir.join(f).is_file(), "{f}");
     }
@@ -120,7 +160,9 @@ async fn model_errors_end_the_run_failed_with_a_bundle() {
     let (out, _) = run(&env, "hi", 8).await;
     assert_eq!(out.meta.status, RunStatus::Failed);
     assert_eq!(out.meta.error_kind.as_deref(), Some("malformed"));
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(out.bundle_dir.join("meta.json")).unwrap()).unwrap();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.bundle_dir.join("meta.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["status"], "failed");
     assert!(meta["error"].as_str().unwrap().contains("malformed"));
 }
@@ -138,7 +180,12 @@ async fn step_limit_stops_endless_tool_use() {
 async fn repeated_identical_failing_call_trips_the_breaker() {
     let env = env(vec![Reply::tool_call("time_now", json!({"bogus": 1})); 10]).await;
     let (out, _) = run(&env, "loop", 10).await;
-    assert_eq!(out.meta.error_kind.as_deref(), Some("no_progress"), "{:?}", out.meta.error);
+    assert_eq!(
+        out.meta.error_kind.as_deref(),
+        Some("no_progress"),
+        "{:?}",
+        out.meta.error
+    );
     assert_eq!(env.server.requests().len(), 3);
 }
 
@@ -159,18 +206,38 @@ async fn unknown_and_malformed_tool_calls_are_model_visible_errors() {
 
 #[tokio::test]
 async fn timeout_ends_the_run_timed_out() {
-    let env = env(vec![Reply::Slow { delay_ms: 10_000, reply: Box::new(Reply::text("late")) }]).await;
-    let session = env.store.current_session(&"main:t:y".parse().unwrap(), &"main".parse().unwrap()).await.unwrap();
+    let env = env(vec![Reply::Slow {
+        delay_ms: 10_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await;
+    let session = env
+        .store
+        .current_session(&"main:t:y".parse().unwrap(), &"main".parse().unwrap())
+        .await
+        .unwrap();
     let mut req = request(&env, session, "x", 4);
     req.settings.run_timeout = Duration::from_millis(300);
-    let out = env.runner.run(req, CancellationToken::new(), &mut |_| {}).await.unwrap();
+    let out = env
+        .runner
+        .run(req, CancellationToken::new(), &mut |_| {})
+        .await
+        .unwrap();
     assert_eq!(out.meta.status, RunStatus::TimedOut);
 }
 
 #[tokio::test]
 async fn cancellation_ends_the_run_canceled_and_keeps_history_clean() {
-    let env = env(vec![Reply::Slow { delay_ms: 10_000, reply: Box::new(Reply::text("late")) }]).await;
-    let session = env.store.current_session(&"main:t:z".parse().unwrap(), &"main".parse().unwrap()).await.unwrap();
+    let env = env(vec![Reply::Slow {
+        delay_ms: 10_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await;
+    let session = env
+        .store
+        .current_session(&"main:t:z".parse().unwrap(), &"main".parse().unwrap())
+        .await
+        .unwrap();
     let sid = session.id;
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
@@ -187,5 +254,8 @@ async fn cancellation_ends_the_run_canceled_and_keeps_history_clean() {
         .unwrap();
     assert_eq!(out.meta.status, RunStatus::Canceled);
     assert!(env.store.messages(sid).await.unwrap().is_empty());
-    assert_eq!(env.store.runs(sid).await.unwrap()[0].status, RunStatus::Canceled);
+    assert_eq!(
+        env.store.runs(sid).await.unwrap()[0].status,
+        RunStatus::Canceled
+    );
 }

@@ -17,7 +17,9 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
     let loaded = runtime::load_config(&home)?;
     let message = if args.message.is_empty() || args.message == ["-"] {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the message from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the message from stdin")?;
         s
     } else {
         args.message.join(" ")
@@ -34,7 +36,8 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
             Some(name) => (name.as_str(), false),
             None => ("ask", true),
         };
-        let key = SessionKey::for_peer(&agent.agent, "cli", peer).map_err(|e| Failure::usage(e.to_string()))?;
+        let key = SessionKey::for_peer(&agent.agent, "cli", peer)
+            .map_err(|e| Failure::usage(e.to_string()))?;
         let session = if fresh {
             agent.store.new_session(&key, &agent.agent).await?
         } else {
@@ -45,8 +48,12 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
         let stream = env.stdout_tty && !args.json;
         let mut printer = output::streaming_printer();
         let mut quiet = |_: &pincer_types::RunEvent| {};
-        let on_event: &mut (dyn FnMut(&pincer_types::RunEvent) + Send) = if stream { &mut printer } else { &mut quiet };
-        let outcome = agent.runner.run(agent.request(session, message), cancel, on_event).await?;
+        let on_event: &mut (dyn FnMut(&pincer_types::RunEvent) + Send) =
+            if stream { &mut printer } else { &mut quiet };
+        let outcome = agent
+            .runner
+            .run(agent.request(session, message), cancel, on_event)
+            .await?;
         guard.abort();
         Ok(output::report(&outcome, stream, args.json))
     })

@@ -20,10 +20,14 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
     let rt = runtime::tokio_runtime()?;
     rt.block_on(async {
         let agent = AgentRuntime::build(&home, &loaded.config, &args.agent, env)?;
-        let key = SessionKey::for_peer(&agent.agent, "cli", &args.session).map_err(|e| Failure::usage(e.to_string()))?;
+        let key = SessionKey::for_peer(&agent.agent, "cli", &args.session)
+            .map_err(|e| Failure::usage(e.to_string()))?;
         let mut session = agent.store.current_session(&key, &agent.agent).await?;
         if env.stdin_tty {
-            println!("pincer chat — agent `{}`, session `{}`. {HELP}", agent.agent, args.session);
+            println!(
+                "pincer chat — agent `{}`, session `{}`. {HELP}",
+                agent.agent, args.session
+            );
         }
         let mut lines = std::io::stdin().lock().lines();
         let mut last_code = 0;
@@ -55,8 +59,16 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
                     let stream = env.stdout_tty;
                     let mut printer = output::streaming_printer();
                     let mut quiet = |_: &RunEvent| {};
-                    let on_event: &mut (dyn FnMut(&RunEvent) + Send) = if stream { &mut printer } else { &mut quiet };
-                    let outcome = agent.runner.run(agent.request(session.clone(), text.to_owned()), cancel, on_event).await?;
+                    let on_event: &mut (dyn FnMut(&RunEvent) + Send) =
+                        if stream { &mut printer } else { &mut quiet };
+                    let outcome = agent
+                        .runner
+                        .run(
+                            agent.request(session.clone(), text.to_owned()),
+                            cancel,
+                            on_event,
+                        )
+                        .await?;
                     guard.abort();
                     last_code = output::report(&outcome, stream, false);
                 }

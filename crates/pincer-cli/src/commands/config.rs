@@ -23,7 +23,9 @@ pub(crate) fn run(cmd: ConfigCommand, env: &Env) -> anyhow::Result<u8> {
         ConfigCommand::Set { key, value } => {
             let text = read(&path)?;
             parse_and_validate(&path, &text).map_err(|e| {
-                Failure::usage(format!("{e}\nconfig.toml must be valid before `config set` can change it"))
+                Failure::usage(format!(
+                    "{e}\nconfig.toml must be valid before `config set` can change it"
+                ))
             })?;
             let updated = set_value(&path, &text, &key, &value)?;
             save(&home, &updated)?;
@@ -37,7 +39,10 @@ fn read(path: &std::path::Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(pincer_config::ConfigError::NotFound { path: path.to_owned() }.into())
+            Err(pincer_config::ConfigError::NotFound {
+                path: path.to_owned(),
+            }
+            .into())
         }
         Err(e) => Err(Failure::usage(format!("{}: {e}", path.display())).into()),
     }

@@ -6,9 +6,9 @@ use pincer_agent::AGENT_FILES;
 use pincer_config::{Config, ExecMode, NetworkMode, PincerHome};
 use serde::Serialize;
 
+use crate::Env;
 use crate::cli::DoctorArgs;
 use crate::runtime;
-use crate::Env;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,8 +32,19 @@ struct Check {
 struct Report(Vec<Check>);
 
 impl Report {
-    fn add(&mut self, id: impl Into<String>, status: Status, message: impl Into<String>, fix: Option<&str>) {
-        self.0.push(Check { id: id.into(), status, message: message.into(), fix: fix.map(str::to_owned) });
+    fn add(
+        &mut self,
+        id: impl Into<String>,
+        status: Status,
+        message: impl Into<String>,
+        fix: Option<&str>,
+    ) {
+        self.0.push(Check {
+            id: id.into(),
+            status,
+            message: message.into(),
+            fix: fix.map(str::to_owned),
+        });
     }
 }
 
@@ -70,12 +81,22 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
 fn check_home(home: &PincerHome, r: &mut Report) {
     let root = home.root();
     match std::fs::metadata(root) {
-        Err(_) => r.add("home.exists", Status::Fail, format!("{} does not exist", root.display()), Some("run `pincer init`")),
+        Err(_) => r.add(
+            "home.exists",
+            Status::Fail,
+            format!("{} does not exist", root.display()),
+            Some("run `pincer init`"),
+        ),
         Ok(m) => {
             r.add("home.exists", Status::Ok, root.display().to_string(), None);
             let mode = m.permissions().mode() & 0o777;
             if mode & 0o077 == 0 {
-                r.add("home.permissions", Status::Ok, format!("mode {mode:o}"), None);
+                r.add(
+                    "home.permissions",
+                    Status::Ok,
+                    format!("mode {mode:o}"),
+                    None,
+                );
             } else {
                 r.add(
                     "home.permissions",
@@ -97,17 +118,40 @@ fn check_config(home: &PincerHome, r: &mut Report) -> Option<Config> {
         Ok(c) => {
             r.add("config.valid", Status::Ok, path.display().to_string(), None);
             if home.last_good_path().is_file() {
-                r.add("config.last_good", Status::Ok, "last-known-good copy present", None);
+                r.add(
+                    "config.last_good",
+                    Status::Ok,
+                    "last-known-good copy present",
+                    None,
+                );
             } else {
-                r.add("config.last_good", Status::Warn, "no last-known-good copy yet", Some("run any pincer command that loads the config"));
+                r.add(
+                    "config.last_good",
+                    Status::Warn,
+                    "no last-known-good copy yet",
+                    Some("run any pincer command that loads the config"),
+                );
             }
             Some(c)
         }
         Err(e) => {
-            r.add("config.valid", Status::Fail, e, Some("fix the named line, then `pincer config validate`"));
-            let lkg = pincer_config::load(home).ok().filter(|l| l.fallback.is_some()).map(|l| l.config);
+            r.add(
+                "config.valid",
+                Status::Fail,
+                e,
+                Some("fix the named line, then `pincer config validate`"),
+            );
+            let lkg = pincer_config::load(home)
+                .ok()
+                .filter(|l| l.fallback.is_some())
+                .map(|l| l.config);
             if lkg.is_some() {
-                r.add("config.last_good", Status::Warn, "running on the last-known-good copy", None);
+                r.add(
+                    "config.last_good",
+                    Status::Warn,
+                    "running on the last-known-good copy",
+                    None,
+                );
             }
             lkg
         }
@@ -116,13 +160,27 @@ fn check_config(home: &PincerHome, r: &mut Report) -> Option<Config> {
 
 fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
     if config.agents.is_empty() {
-        r.add("agents.defined", Status::Fail, "no agents in config", Some("run `pincer init` or add [agents.main]"));
+        r.add(
+            "agents.defined",
+            Status::Fail,
+            "no agents in config",
+            Some("run `pincer init` or add [agents.main]"),
+        );
     }
     for id in config.agents.keys() {
         let dir = home.agent_dir(id);
-        let missing: Vec<&str> = AGENT_FILES.iter().filter(|f| !dir.join(f.name).is_file()).map(|f| f.name).collect();
+        let missing: Vec<&str> = AGENT_FILES
+            .iter()
+            .filter(|f| !dir.join(f.name).is_file())
+            .map(|f| f.name)
+            .collect();
         if missing.is_empty() {
-            r.add(format!("agent.{id}.files"), Status::Ok, dir.display().to_string(), None);
+            r.add(
+                format!("agent.{id}.files"),
+                Status::Ok,
+                dir.display().to_string(),
+                None,
+            );
         } else {
             r.add(
                 format!("agent.{id}.files"),
@@ -131,11 +189,25 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
                 Some("run `pincer init` (it never overwrites existing files)"),
             );
         }
-        let ws = config.agents.get(id).and_then(|a| a.workspace.clone()).unwrap_or_else(|| home.default_workspace(id));
+        let ws = config
+            .agents
+            .get(id)
+            .and_then(|a| a.workspace.clone())
+            .unwrap_or_else(|| home.default_workspace(id));
         if ws.is_dir() {
-            r.add(format!("agent.{id}.workspace"), Status::Ok, ws.display().to_string(), None);
+            r.add(
+                format!("agent.{id}.workspace"),
+                Status::Ok,
+                ws.display().to_string(),
+                None,
+            );
         } else {
-            r.add(format!("agent.{id}.workspace"), Status::Fail, format!("{} does not exist", ws.display()), Some("run `pincer init` or create the directory"));
+            r.add(
+                format!("agent.{id}.workspace"),
+                Status::Fail,
+                format!("{} does not exist", ws.display()),
+                Some("run `pincer init` or create the directory"),
+            );
         }
     }
 }
@@ -143,19 +215,44 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
 fn check_security(config: &Config, r: &mut Report) {
     match config.security.exec {
         ExecMode::Off => r.add("security.exec", Status::Ok, "command execution off", None),
-        ExecMode::Sandboxed => r.add("security.exec", Status::Warn, "command execution on (sandboxed only)", None),
+        ExecMode::Sandboxed => r.add(
+            "security.exec",
+            Status::Warn,
+            "command execution on (sandboxed only)",
+            None,
+        ),
     }
     match config.security.network {
-        NetworkMode::Off => r.add("security.network", Status::Ok, "tool network access off", None),
-        NetworkMode::Allowlist => r.add("security.network", Status::Warn, "tool network access on (allowlist)", None),
+        NetworkMode::Off => r.add(
+            "security.network",
+            Status::Ok,
+            "tool network access off",
+            None,
+        ),
+        NetworkMode::Allowlist => r.add(
+            "security.network",
+            Status::Warn,
+            "tool network access on (allowlist)",
+            None,
+        ),
     }
 }
 
-fn check_providers(config: &Config, env: &Env, offline: bool, r: &mut Report) -> anyhow::Result<()> {
+fn check_providers(
+    config: &Config,
+    env: &Env,
+    offline: bool,
+    r: &mut Report,
+) -> anyhow::Result<()> {
     for (name, p) in &config.providers {
         if let Some(var) = &p.api_key_env {
             if env.var(var).is_some() {
-                r.add(format!("provider.{name}.api_key"), Status::Ok, format!("{var} is set"), None);
+                r.add(
+                    format!("provider.{name}.api_key"),
+                    Status::Ok,
+                    format!("{var} is set"),
+                    None,
+                );
             } else {
                 r.add(
                     format!("provider.{name}.api_key"),
@@ -175,7 +272,12 @@ fn check_providers(config: &Config, env: &Env, offline: bool, r: &mut Report) ->
         let rt = runtime::tokio_runtime()?;
         match rt.block_on(client.check()) {
             Ok(()) => r.add(id, Status::Ok, format!("{} answers", p.base_url), None),
-            Err(e) => r.add(id, Status::Fail, format!("{}: {e}", p.base_url), Some("check base_url, the key and that the server is running")),
+            Err(e) => r.add(
+                id,
+                Status::Fail,
+                format!("{}: {e}", p.base_url),
+                Some("check base_url, the key and that the server is running"),
+            ),
         }
     }
     Ok(())

@@ -26,8 +26,14 @@ pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
     let config_path = home.config_path();
     if config_path.exists() {
         println!("config: {} exists, left unchanged", config_path.display());
-        if args.provider.is_some() || args.base_url.is_some() || args.model.is_some() || args.api_key_env.is_some() {
-            eprintln!("note: flags were ignored because the config exists; use `pincer config set` to change it");
+        if args.provider.is_some()
+            || args.base_url.is_some()
+            || args.model.is_some()
+            || args.api_key_env.is_some()
+        {
+            eprintln!(
+                "note: flags were ignored because the config exists; use `pincer config set` to change it"
+            );
         }
     } else {
         let text = new_config_text(&args, env, &agent)?;
@@ -48,7 +54,10 @@ fn scaffold(home: &PincerHome, agent: &AgentId) -> anyhow::Result<()> {
     let ws = home.default_workspace(agent);
     if !ws.is_dir() {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&ws)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&ws)?;
         println!("created {}", ws.display());
     }
     Ok(())
@@ -62,20 +71,10 @@ fn is_local(url: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),
     };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn local_urls() {
-        for u in ["http://127.0.0.1:11434/v1", "http://localhost:8080/v1", "http://[::1]:1/v1"] {
-            assert!(super::is_local(u), "{u}");
-        }
-        for u in ["https://api.openai.com/v1", "http://10.0.0.1/v1", "http://127.0.0.1.evil.com/v1"] {
-            assert!(!super::is_local(u), "{u}");
-        }
-    }
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Result<String> {
@@ -84,7 +83,10 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
     let kind = match args.provider {
         Some(ProviderArg::Openai) => ProviderKind::Openai,
         Some(ProviderArg::Anthropic) => ProviderKind::Anthropic,
-        None => match ask.line("Provider wire format (openai/anthropic)", Some("openai"))?.as_deref() {
+        None => match ask
+            .line("Provider wire format (openai/anthropic)", Some("openai"))?
+            .as_deref()
+        {
             Some("anthropic") => ProviderKind::Anthropic,
             Some("openai") | None => ProviderKind::Openai,
             Some(other) => return Err(Failure::usage(format!("unknown provider `{other}`")).into()),
@@ -96,12 +98,16 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
     };
     let base_url = match &args.base_url {
         Some(u) => u.clone(),
-        None => ask.line("API base URL", Some(default_url))?.unwrap_or_else(|| default_url.to_owned()),
+        None => ask
+            .line("API base URL", Some(default_url))?
+            .unwrap_or_else(|| default_url.to_owned()),
     };
     let model = match &args.model {
         Some(m) => m.clone(),
         None => ask.line("Model name", None)?.ok_or_else(|| {
-            Failure::usage("--model is required when stdin is not a terminal (e.g. --model gpt-4o-mini)")
+            Failure::usage(
+                "--model is required when stdin is not a terminal (e.g. --model gpt-4o-mini)",
+            )
         })?,
     };
     let default_key = match kind {
@@ -115,13 +121,27 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
     } else if is_local(&base_url) && !interactive {
         None
     } else {
-        let suggested = if is_local(&base_url) { None } else { Some(default_key) };
-        ask.line("Environment variable holding the API key (empty for none)", suggested)?
+        let suggested = if is_local(&base_url) {
+            None
+        } else {
+            Some(default_key)
+        };
+        ask.line(
+            "Environment variable holding the API key (empty for none)",
+            suggested,
+        )?
     };
     let mut config = Config::new();
-    config.providers.insert("default".into(), ProviderConfig::new(kind, base_url, api_key_env));
-    config.agents.insert(agent.clone(), AgentConfig::new("default", model));
-    let body = config.to_toml().map_err(|e| Failure::usage(format!("cannot write config: {e}")))?;
+    config.providers.insert(
+        "default".into(),
+        ProviderConfig::new(kind, base_url, api_key_env),
+    );
+    config
+        .agents
+        .insert(agent.clone(), AgentConfig::new("default", model));
+    let body = config
+        .to_toml()
+        .map_err(|e| Failure::usage(format!("cannot write config: {e}")))?;
     Ok(format!("{HEADER}{body}"))
 }
 
@@ -143,6 +163,31 @@ impl Prompter {
         let mut s = String::new();
         std::io::stdin().lock().read_line(&mut s)?;
         let s = s.trim();
-        Ok(if s.is_empty() { default.map(str::to_owned) } else { Some(s.to_owned()) })
+        Ok(if s.is_empty() {
+            default.map(str::to_owned)
+        } else {
+            Some(s.to_owned())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_urls() {
+        for u in [
+            "http://127.0.0.1:11434/v1",
+            "http://localhost:8080/v1",
+            "http://[::1]:1/v1",
+        ] {
+            assert!(super::is_local(u), "{u}");
+        }
+        for u in [
+            "https://api.openai.com/v1",
+            "http://10.0.0.1/v1",
+            "http://127.0.0.1.evil.com/v1",
+        ] {
+            assert!(!super::is_local(u), "{u}");
+        }
     }
 }

@@ -37,7 +37,10 @@ pub(crate) fn report(outcome: &RunOutcome, streamed: bool, json: bool) -> u8 {
             "output": outcome.output,
             "bundle": outcome.bundle_dir,
         });
-        println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&record).unwrap_or_default()
+        );
     } else if outcome.meta.status == RunStatus::Succeeded {
         if streamed {
             println!();

@@ -13,7 +13,9 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -25,12 +27,27 @@ impl Home {
         let home = self.path();
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         let stdin = stdin.to_owned();
-        tokio::task::spawn_blocking(move || run_blocking(&home, &args, &stdin)).await.unwrap()
+        tokio::task::spawn_blocking(move || run_blocking(&home, &args, &stdin))
+            .await
+            .unwrap()
     }
 
     pub async fn init(&self, base_url: &str) {
         let out = self
-            .run(&["init", "--provider", "openai", "--base-url", base_url, "--model", "m", "--api-key-env", KEY_VAR], "")
+            .run(
+                &[
+                    "init",
+                    "--provider",
+                    "openai",
+                    "--base-url",
+                    base_url,
+                    "--model",
+                    "m",
+                    "--api-key-env",
+                    KEY_VAR,
+                ],
+                "",
+            )
             .await;
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
@@ -56,7 +73,12 @@ fn run_blocking(home: &Path, args: &[String], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 

@@ -11,7 +11,12 @@ async fn corrupted_config_runs_on_last_known_good_with_a_warning() {
     home.init(&server.base_url()).await;
     let path = home.path().join("config.toml");
     let good = std::fs::read_to_string(&path).unwrap();
-    for broken in [&good[..good.len() / 2], "version = 1\n[agents.main\n", "\u{0}\u{1}binary", ""] {
+    for broken in [
+        &good[..good.len() / 2],
+        "version = 1\n[agents.main\n",
+        "\u{0}\u{1}binary",
+        "",
+    ] {
         std::fs::write(&path, broken).unwrap();
         let out = home.run(&["ask", "hi"], "").await;
         assert_eq!(out.status.code(), Some(0), "{broken:?}: {}", stderr(&out));
@@ -31,7 +36,11 @@ async fn without_last_good_a_broken_config_names_file_line_and_key() {
     std::fs::remove_file(home.path().join("config.last-good.toml")).unwrap();
     let path = home.path().join("config.toml");
     let good = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, good.replace("max_steps = 16", "max_steps = 16\nrun_shell = true")).unwrap();
+    std::fs::write(
+        &path,
+        good.replace("max_steps = 16", "max_steps = 16\nrun_shell = true"),
+    )
+    .unwrap();
     let out = home.run(&["ask", "hi"], "").await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -48,16 +57,33 @@ async fn config_set_validates_before_writing() {
     home.init(&server.base_url()).await;
     let path = home.path().join("config.toml");
     let before = std::fs::read_to_string(&path).unwrap();
-    for (key, value) in [("gateway.bind", "0.0.0.0:80"), ("security.exec", "yolo"), ("agents.main.nope", "1")] {
+    for (key, value) in [
+        ("gateway.bind", "0.0.0.0:80"),
+        ("security.exec", "yolo"),
+        ("agents.main.nope", "1"),
+    ] {
         let out = home.run(&["config", "set", key, value], "").await;
         assert_eq!(out.status.code(), Some(2), "{key}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{key} changed the file");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            before,
+            "{key} changed the file"
+        );
     }
-    let out = home.run(&["config", "set", "agents.main.max_steps", "4"], "").await;
+    let out = home
+        .run(&["config", "set", "agents.main.max_steps", "4"], "")
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = home.run(&["config", "get", "agents.main.max_steps"], "").await;
+    let out = home
+        .run(&["config", "get", "agents.main.max_steps"], "")
+        .await;
     assert_eq!(stdout(&out), "4\n");
-    assert!(std::fs::read_to_string(&path).unwrap().starts_with("# Pincer configuration"), "comments kept");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("# Pincer configuration"),
+        "comments kept"
+    );
     let out = home.run(&["config", "path"], "").await;
     assert_eq!(stdout(&out).trim(), path.to_str().unwrap());
 }

@@ -22,12 +22,24 @@ async fn init_then_ask_prints_the_reply_and_writes_a_bundle() {
     assert_eq!(meta["prompt_sha256"].as_str().unwrap().len(), 64);
     let transcript = std::fs::read_to_string(runs[0].join("transcript.jsonl")).unwrap();
     assert!(transcript.contains("\"type\":\"assistant\""));
-    assert_eq!(std::fs::read_to_string(runs[0].join("output.md")).unwrap(), "echo: hello");
-    assert_eq!(std::fs::read_to_string(runs[0].join("input.md")).unwrap(), "hello");
+    assert_eq!(
+        std::fs::read_to_string(runs[0].join("output.md")).unwrap(),
+        "echo: hello"
+    );
+    assert_eq!(
+        std::fs::read_to_string(runs[0].join("input.md")).unwrap(),
+        "hello"
+    );
     // The key went to the server, and nowhere on disk.
-    assert_eq!(server.requests()[0].headers["authorization"], format!("Bearer {KEY}"));
+    assert_eq!(
+        server.requests()[0].headers["authorization"],
+        format!("Bearer {KEY}")
+    );
     let bytes = all_bytes(&home.path());
-    assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "API key written to disk");
+    assert!(
+        !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+        "API key written to disk"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +57,13 @@ async fn identical_asks_have_the_same_prompt_hash() {
     assert_ne!(a["run_id"], b["run_id"]);
     assert_eq!(a["prompt_sha256"], b["prompt_sha256"]);
     // Fresh sessions: the second request carried no history.
-    assert_eq!(server.requests()[1].body["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        server.requests()[1].body["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     // Editing an instruction file changes it.
     std::fs::write(home.path().join("agents/main/SOUL.md"), "You are terse.").unwrap();
     home.run(&["ask", "same question"], "").await;
@@ -55,7 +73,12 @@ async fn identical_asks_have_the_same_prompt_hash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_time_now_round_trips_through_the_cli() {
-    let server = FakeLlm::start(vec![Reply::tool_call("time_now", json!({})), Reply::text("done")]).await.unwrap();
+    let server = FakeLlm::start(vec![
+        Reply::tool_call("time_now", json!({})),
+        Reply::text("done"),
+    ])
+    .await
+    .unwrap();
     let home = Home::new();
     home.init(&server.base_url()).await;
     let out = home.run(&["ask", "--json", "what time is it"], "").await;
@@ -76,7 +99,12 @@ async fn scripted_time_now_round_trips_through_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_then_success_still_answers() {
-    let server = FakeLlm::start(vec![Reply::status(429, Some(0)), Reply::text("after retry")]).await.unwrap();
+    let server = FakeLlm::start(vec![
+        Reply::status(429, Some(0)),
+        Reply::text("after retry"),
+    ])
+    .await
+    .unwrap();
     let home = Home::new();
     home.init(&server.base_url()).await;
     let out = home.run(&["ask", "hi"], "").await;
@@ -97,7 +125,10 @@ async fn garbage_from_the_model_is_a_clear_error_and_a_failed_bundle() {
     assert!(err.contains("bundle:"), "{err}");
     let meta = json_file(&home.runs()[0].join("meta.json"));
     assert_eq!(meta["status"], "failed");
-    assert!(meta["error"].as_str().unwrap().contains("not valid JSON") || meta["error"].as_str().unwrap().contains("invalid JSON"));
+    assert!(
+        meta["error"].as_str().unwrap().contains("not valid JSON")
+            || meta["error"].as_str().unwrap().contains("invalid JSON")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +138,8 @@ async fn unreachable_model_server_fails_cleanly() {
     drop(server);
     let home = Home::new();
     home.init(&url).await;
-    home.run(&["config", "set", "providers.default.max_retries", "0"], "").await;
+    home.run(&["config", "set", "providers.default.max_retries", "0"], "")
+        .await;
     let out = home.run(&["ask", "hi"], "").await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("network"), "{}", stderr(&out));
@@ -122,11 +154,19 @@ async fn reinit_keeps_user_edits() {
     std::fs::write(&soul, "mine").unwrap();
     let config_before = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
     std::fs::remove_file(home.path().join("agents/main/HANDOFF.md")).unwrap();
-    let out = home.run(&["init", "--provider", "anthropic", "--model", "other"], "").await;
+    let out = home
+        .run(&["init", "--provider", "anthropic", "--model", "other"], "")
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&soul).unwrap(), "mine");
-    assert_eq!(std::fs::read_to_string(home.path().join("config.toml")).unwrap(), config_before);
-    assert!(home.path().join("agents/main/HANDOFF.md").is_file(), "missing files are restored");
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("config.toml")).unwrap(),
+        config_before
+    );
+    assert!(
+        home.path().join("agents/main/HANDOFF.md").is_file(),
+        "missing files are restored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,15 +174,30 @@ async fn chat_keeps_its_session_and_obeys_commands() {
     let server = FakeLlm::start(vec![]).await.unwrap();
     let home = Home::new();
     home.init(&server.base_url()).await;
-    let out = home.run(&["chat"], "first\nsecond\n/reset\nthird\n/new\nfourth\n/exit\nnever\n").await;
+    let out = home
+        .run(
+            &["chat"],
+            "first\nsecond\n/reset\nthird\n/new\nfourth\n/exit\nnever\n",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    for want in ["echo: first", "echo: second", "history cleared", "echo: third", "new session", "echo: fourth"] {
+    for want in [
+        "echo: first",
+        "echo: second",
+        "history cleared",
+        "echo: third",
+        "new session",
+        "echo: fourth",
+    ] {
         assert!(text.contains(want), "{want} missing in {text}");
     }
     assert!(!text.contains("never"));
-    let lens: Vec<usize> =
-        server.requests().iter().map(|r| r.body["messages"].as_array().unwrap().len()).collect();
+    let lens: Vec<usize> = server
+        .requests()
+        .iter()
+        .map(|r| r.body["messages"].as_array().unwrap().len())
+        .collect();
     // system+user; then history of 2 + system + user; after /reset and /new, fresh again.
     assert_eq!(lens, vec![2, 4, 2, 2]);
 }
@@ -161,7 +216,15 @@ async fn doctor_reports_problems_with_ids() {
     let out = home.run(&["doctor", "--offline", "--json"], "").await;
     assert_eq!(out.status.code(), Some(1));
     let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let status = |id: &str| checks.as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["status"].clone();
+    let status = |id: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
     assert_eq!(status("home.permissions"), "fail");
     assert_eq!(status("agent.main.files"), "fail");
     assert_eq!(status("provider.default.reachable"), "skip");

@@ -40,7 +40,9 @@ fn request(text: &str) -> ChatRequest {
     ChatRequest {
         model: "m".into(),
         system: "be brief".into(),
-        messages: vec![Message::User { content: text.into() }],
+        messages: vec![Message::User {
+            content: text.into(),
+        }],
         tools: vec![ToolDef {
             name: "time_now".into(),
             description: "current time".into(),
@@ -50,7 +52,12 @@ fn request(text: &str) -> ChatRequest {
     }
 }
 
-async fn ask(wire: Wire, server: &FakeLlm, s: HttpSettings, text: &str) -> Result<pincer_providers::Completion, pincer_providers::ProviderError> {
+async fn ask(
+    wire: Wire,
+    server: &FakeLlm,
+    s: HttpSettings,
+    text: &str,
+) -> Result<pincer_providers::Completion, pincer_providers::ProviderError> {
     let p = client(wire, server, s);
     collect(p.stream(request(text), CancellationToken::new()), |_| {}).await
 }
@@ -61,13 +68,23 @@ const WIRES: [Wire; 2] = [Wire::OpenAi, Wire::Anthropic];
 async fn text_answers_stream_and_whole() {
     for wire in WIRES {
         for stream in [true, false] {
-            let server = FakeLlm::start(vec![Reply::text("Hello there, friend")]).await.unwrap();
+            let server = FakeLlm::start(vec![Reply::text("Hello there, friend")])
+                .await
+                .unwrap();
             let mut deltas = 0;
             let p = client(wire, &server, settings(stream));
-            let c = collect(p.stream(request("hi"), CancellationToken::new()), |_| deltas += 1).await.unwrap();
+            let c = collect(p.stream(request("hi"), CancellationToken::new()), |_| {
+                deltas += 1
+            })
+            .await
+            .unwrap();
             assert_eq!(c.text, "Hello there, friend", "{wire:?} stream={stream}");
             assert_eq!(c.finish, FinishReason::Stop);
-            assert!(c.usage.input_tokens > 0 && c.usage.output_tokens == 3, "{:?}", c.usage);
+            assert!(
+                c.usage.input_tokens > 0 && c.usage.output_tokens == 3,
+                "{:?}",
+                c.usage
+            );
             if stream {
                 assert!(deltas > 1, "streamed in pieces");
             }
@@ -96,10 +113,21 @@ async fn several_tool_calls_in_one_turn_are_assembled() {
     for wire in WIRES {
         for stream in [true, false] {
             let calls = vec![
-                ScriptedCall { name: "time_now".into(), arguments: json!({}) },
-                ScriptedCall { name: "fs_read".into(), arguments: json!({"path": "notes/ü.md", "limit": 10}) },
+                ScriptedCall {
+                    name: "time_now".into(),
+                    arguments: json!({}),
+                },
+                ScriptedCall {
+                    name: "fs_read".into(),
+                    arguments: json!({"path": "notes/ü.md", "limit": 10}),
+                },
             ];
-            let server = FakeLlm::start(vec![Reply::ToolCalls { calls, text: "checking".into() }]).await.unwrap();
+            let server = FakeLlm::start(vec![Reply::ToolCalls {
+                calls,
+                text: "checking".into(),
+            }])
+            .await
+            .unwrap();
             let c = ask(wire, &server, settings(stream), "q").await.unwrap();
             assert_eq!(c.finish, FinishReason::ToolCalls, "{wire:?} {stream}");
             assert_eq!(c.text, "checking");
@@ -115,9 +143,13 @@ async fn several_tool_calls_in_one_turn_are_assembled() {
 #[tokio::test]
 async fn retries_429_honouring_retry_after_then_succeeds() {
     for wire in WIRES {
-        let server = FakeLlm::start(vec![Reply::status(429, Some(0)), Reply::status(503, None), Reply::text("ok")])
-            .await
-            .unwrap();
+        let server = FakeLlm::start(vec![
+            Reply::status(429, Some(0)),
+            Reply::status(503, None),
+            Reply::text("ok"),
+        ])
+        .await
+        .unwrap();
         let c = ask(wire, &server, settings(true), "q").await.unwrap();
         assert_eq!(c.text, "ok");
         assert_eq!(server.requests().len(), 3);
@@ -126,8 +158,12 @@ async fn retries_429_honouring_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn gives_up_after_max_retries_with_classified_error() {
-    let server = FakeLlm::start(vec![Reply::status(500, None); 5]).await.unwrap();
-    let e = ask(Wire::OpenAi, &server, settings(true), "q").await.unwrap_err();
+    let server = FakeLlm::start(vec![Reply::status(500, None); 5])
+        .await
+        .unwrap();
+    let e = ask(Wire::OpenAi, &server, settings(true), "q")
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Server);
     assert_eq!(server.requests().len(), 3, "1 try + 2 retries");
 }
@@ -136,9 +172,13 @@ async fn gives_up_after_max_retries_with_classified_error() {
 async fn auth_errors_are_not_retried_and_never_show_the_key() {
     for wire in WIRES {
         let body = format!(r#"{{"error":{{"message":"Incorrect API key provided: {KEY}"}}}}"#);
-        let server = FakeLlm::start(vec![Reply::Status { code: 401, retry_after: None, body: Some(body) }])
-            .await
-            .unwrap();
+        let server = FakeLlm::start(vec![Reply::Status {
+            code: 401,
+            retry_after: None,
+            body: Some(body),
+        }])
+        .await
+        .unwrap();
         let e = ask(wire, &server, settings(true), "q").await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Auth);
         assert_eq!(server.requests().len(), 1);
@@ -162,18 +202,29 @@ async fn malformed_answers_are_clear_errors() {
 #[tokio::test]
 async fn a_stream_cut_midway_is_an_error() {
     for wire in WIRES {
-        let server = FakeLlm::start(vec![Reply::CutStream { text: "one two three four".into() }]).await.unwrap();
+        let server = FakeLlm::start(vec![Reply::CutStream {
+            text: "one two three four".into(),
+        }])
+        .await
+        .unwrap();
         let e = ask(wire, &server, settings(true), "q").await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Malformed, "{wire:?}: {e}");
-        assert_eq!(server.requests().len(), 1, "a stream that began is not retried");
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "a stream that began is not retried"
+        );
     }
 }
 
 #[tokio::test]
 async fn slow_replies_time_out() {
-    let server = FakeLlm::start(vec![Reply::Slow { delay_ms: 3_000, reply: Box::new(Reply::text("late")) }])
-        .await
-        .unwrap();
+    let server = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 3_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await
+    .unwrap();
     let mut s = settings(true);
     s.timeout = Duration::from_millis(200);
     s.max_retries = 0;
@@ -183,9 +234,12 @@ async fn slow_replies_time_out() {
 
 #[tokio::test]
 async fn cancellation_stops_a_pending_call() {
-    let server = FakeLlm::start(vec![Reply::Slow { delay_ms: 5_000, reply: Box::new(Reply::text("late")) }])
-        .await
-        .unwrap();
+    let server = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 5_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await
+    .unwrap();
     let p = client(Wire::Anthropic, &server, settings(true));
     let cancel = CancellationToken::new();
     let stream = p.stream(request("q"), cancel.clone());
@@ -193,7 +247,10 @@ async fn cancellation_stops_a_pending_call() {
     // Cancel once the server has the request in hand.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while server.requests().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "request never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request never arrived"
+        );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -210,7 +267,9 @@ async fn connection_refused_is_a_network_error() {
     let mut s = settings(true);
     s.max_retries = 1;
     let p = OpenAiProvider::new(&url, None, s).unwrap();
-    let e = collect(p.stream(request("q"), CancellationToken::new()), |_| {}).await.unwrap_err();
+    let e = collect(p.stream(request("q"), CancellationToken::new()), |_| {})
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Network, "{e}");
 }
 
@@ -218,7 +277,9 @@ async fn connection_refused_is_a_network_error() {
 async fn echo_default_reads_last_user_message() {
     let server = FakeLlm::start(vec![]).await.unwrap();
     for wire in WIRES {
-        let c = ask(wire, &server, settings(true), "ping pong").await.unwrap();
+        let c = ask(wire, &server, settings(true), "ping pong")
+            .await
+            .unwrap();
         assert_eq!(c.text, "echo: ping pong");
     }
 }

@@ -12,7 +12,11 @@ use clap::Parser;
 use pincer_testkit::{FakeLlm, Reply};
 
 #[derive(Debug, Parser)]
-#[command(name = "pincer-fake-llm", version, about = "A scripted fake model server on loopback")]
+#[command(
+    name = "pincer-fake-llm",
+    version,
+    about = "A scripted fake model server on loopback"
+)]
 struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
@@ -30,13 +34,19 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let script: Vec<Reply> = match &args.script {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => Vec::new(),
     };
     let default = args.text.map_or(Reply::Echo, Reply::text);
-    let server = FakeLlm::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), script, default).await?;
+    let server = FakeLlm::bind(
+        SocketAddr::from(([127, 0, 0, 1], args.port)),
+        script,
+        default,
+    )
+    .await?;
     println!("pincer-fake-llm listening on {}", server.base_url());
     server.run_forever().await?;
     Ok(())

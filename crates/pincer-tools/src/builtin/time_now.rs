@@ -19,8 +19,10 @@ impl TimeNow {
     /// A `time.now` tool reading `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         let spec = ToolSpec {
-            name: pincer_types::ToolName::try_from("time.now".to_owned()).unwrap_or_else(|_| unreachable_name()),
-            description: "Returns the current date and time (UTC, RFC 3339) and the Unix timestamp.".into(),
+            name: pincer_types::ToolName::try_from("time.now".to_owned())
+                .unwrap_or_else(|_| unreachable_name()),
+            description:
+                "Returns the current date and time (UTC, RFC 3339) and the Unix timestamp.".into(),
             parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
             capability: Capability::Time,
             base_tier: RiskTier::L0ReadOnly,
@@ -51,7 +53,11 @@ impl Tool for TimeNow {
                     keys.join(", ")
                 )));
             }
-            _ => return Err(ToolError::InvalidArguments("arguments must be a JSON object".into())),
+            _ => {
+                return Err(ToolError::InvalidArguments(
+                    "arguments must be a JSON object".into(),
+                ));
+            }
         }
         Ok(Action {
             tool: self.spec.name.clone(),
