@@ -5,20 +5,17 @@ use std::sync::Arc;
 
 use pincer_types::TokenUsage;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{HttpCore, headers};
-use crate::provider::{channel_stream, finish_reason};
-use crate::sse::SseDecoder;
+use crate::call::{self, Call, MAX_EVENT};
+use crate::http::{HttpCore, accept, headers};
+use crate::provider::finish_reason;
 use crate::{
     ApiKey, Capabilities, ChatRequest, CheckFuture, ErrorKind, EventStream, HttpSettings, Message,
     ModelProvider, ProviderError, StreamEvent, ToolCall,
 };
 
 const API_VERSION: &str = "2023-06-01";
-const MAX_EVENT: usize = 4 * 1024 * 1024;
-const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// A client for the Anthropic Messages wire format.
 #[derive(Debug, Clone)]
@@ -58,15 +55,21 @@ impl ModelProvider for AnthropicProvider {
     }
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
-        let (tx, rx) = mpsc::channel(64);
-        let core = Arc::clone(&self.core);
-        let url = Arc::clone(&self.url);
-        tokio::spawn(async move {
-            if let Err(e) = run(&core, &url, &request, &cancel, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
+        let stream = self.core.settings.stream;
+        let mut pairs = vec![
+            ("anthropic-version", API_VERSION),
+            ("accept", accept(stream)),
+        ];
+        if let Some(k) = self.core.key() {
+            pairs.push(("x-api-key", k.expose()));
+        }
+        let call = headers(&pairs).map(|headers| Call {
+            url: self.url.to_string(),
+            headers,
+            body: request_body(&request, stream),
+            parse_full,
         });
-        channel_stream(rx)
+        call::start::<Assembler>(Arc::clone(&self.core), call, cancel)
     }
 
     fn check(&self) -> CheckFuture {
@@ -80,69 +83,6 @@ impl ModelProvider for AnthropicProvider {
             core.get_ok(&url, headers(&pairs)?).await
         })
     }
-}
-
-type Tx = mpsc::Sender<Result<StreamEvent, ProviderError>>;
-
-async fn run(
-    core: &HttpCore,
-    url: &str,
-    request: &ChatRequest,
-    cancel: &CancellationToken,
-    tx: &Tx,
-) -> Result<(), ProviderError> {
-    let stream = core.settings.stream;
-    let body = request_body(request, stream);
-    let mut pairs = vec![
-        ("anthropic-version", API_VERSION),
-        (
-            "accept",
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        ),
-    ];
-    if let Some(k) = core.key() {
-        pairs.push(("x-api-key", k.expose()));
-    }
-    let mut resp = core.post_json(url, headers(&pairs)?, &body, cancel).await?;
-    if !stream {
-        let bytes = core.read_body(resp, MAX_BODY, cancel).await?;
-        for ev in parse_full(&bytes)? {
-            if tx.send(Ok(ev)).await.is_err() {
-                return Ok(());
-            }
-        }
-        return Ok(());
-    }
-    let mut decoder = SseDecoder::new(MAX_EVENT);
-    let mut asm = Assembler::default();
-    while let Some(chunk) = core.next_chunk(&mut resp, cancel).await? {
-        for ev in decoder
-            .push(&chunk)
-            .map_err(|e| ProviderError::malformed(e.0))?
-        {
-            for out in asm.on_data(&ev.data)? {
-                if tx.send(Ok(out)).await.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        if asm.stopped {
-            break;
-        }
-    }
-    if let Some(ev) = decoder.finish() {
-        asm.on_data(&ev.data)?;
-    }
-    for out in asm.finish()? {
-        if tx.send(Ok(out)).await.is_err() {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// The JSON body for a request. Consecutive user-side turns (user text and tool results) are
@@ -306,11 +246,11 @@ pub(crate) struct Assembler {
     blocks: BTreeMap<u64, Block>,
     usage: TokenUsage,
     stop_reason: Option<String>,
-    pub(crate) stopped: bool,
+    stopped: bool,
 }
 
-impl Assembler {
-    pub(crate) fn on_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError> {
+impl call::Assembler for Assembler {
+    fn on_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError> {
         let v: Value = serde_json::from_str(data)
             .map_err(|e| ProviderError::malformed(format!("invalid JSON in answer stream: {e}")))?;
         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -405,7 +345,11 @@ impl Assembler {
         Ok(out)
     }
 
-    pub(crate) fn finish(self) -> Result<Vec<StreamEvent>, ProviderError> {
+    fn is_complete(&self) -> bool {
+        self.stopped
+    }
+
+    fn finish(self) -> Result<Vec<StreamEvent>, ProviderError> {
         if !self.stopped && self.stop_reason.is_none() {
             return Err(ProviderError::malformed(
                 "the answer stream ended before the model finished (connection cut?)",
@@ -443,6 +387,7 @@ impl Assembler {
 mod tests {
     use super::*;
     use crate::FinishReason;
+    use crate::call::Assembler as _;
 
     #[test]
     fn assembles_text_and_two_tool_uses() {

@@ -280,6 +280,15 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_millis((s * 1000.0) as u64))
 }
 
+/// The `accept` header for a streamed or whole answer.
+pub(crate) fn accept(stream: bool) -> &'static str {
+    if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    }
+}
+
 /// Builds a header map; a value that is not a valid header (e.g. a key with a newline) is an
 /// auth error, reported without the value.
 pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> Result<HeaderMap, ProviderError> {

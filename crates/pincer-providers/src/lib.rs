@@ -10,6 +10,7 @@
 //! network can panic the process; buffers are bounded.
 
 mod anthropic;
+mod call;
 mod error;
 mod http;
 mod openai;

@@ -5,19 +5,15 @@ use std::sync::Arc;
 
 use pincer_types::TokenUsage;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{HttpCore, headers};
-use crate::provider::{channel_stream, finish_reason};
-use crate::sse::SseDecoder;
+use crate::call::{self, Call, MAX_EVENT};
+use crate::http::{HttpCore, accept, headers};
+use crate::provider::finish_reason;
 use crate::{
     ApiKey, Capabilities, ChatRequest, CheckFuture, EventStream, HttpSettings, Message,
     ModelProvider, ProviderError, StreamEvent, ToolCall,
 };
-
-const MAX_EVENT: usize = 4 * 1024 * 1024;
-const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// A client for the OpenAI chat-completions wire format.
 #[derive(Debug, Clone)]
@@ -57,15 +53,19 @@ impl ModelProvider for OpenAiProvider {
     }
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
-        let (tx, rx) = mpsc::channel(64);
-        let core = Arc::clone(&self.core);
-        let url = Arc::clone(&self.url);
-        tokio::spawn(async move {
-            if let Err(e) = run(&core, &url, &request, &cancel, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
+        let stream = self.core.settings.stream;
+        let auth = self.core.key().map(|k| format!("Bearer {}", k.expose()));
+        let mut pairs = vec![("accept", accept(stream))];
+        if let Some(a) = auth.as_deref() {
+            pairs.push(("authorization", a));
+        }
+        let call = headers(&pairs).map(|headers| Call {
+            url: self.url.to_string(),
+            headers,
+            body: request_body(&request, stream),
+            parse_full,
         });
-        channel_stream(rx)
+        call::start::<Assembler>(Arc::clone(&self.core), call, cancel)
     }
 
     fn check(&self) -> CheckFuture {
@@ -80,67 +80,6 @@ impl ModelProvider for OpenAiProvider {
             core.get_ok(&url, headers(&pairs)?).await
         })
     }
-}
-
-type Tx = mpsc::Sender<Result<StreamEvent, ProviderError>>;
-
-async fn run(
-    core: &HttpCore,
-    url: &str,
-    request: &ChatRequest,
-    cancel: &CancellationToken,
-    tx: &Tx,
-) -> Result<(), ProviderError> {
-    let stream = core.settings.stream;
-    let body = request_body(request, stream);
-    let auth = core.key().map(|k| format!("Bearer {}", k.expose()));
-    let mut pairs = vec![(
-        "accept",
-        if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        },
-    )];
-    if let Some(a) = auth.as_deref() {
-        pairs.push(("authorization", a));
-    }
-    let mut resp = core.post_json(url, headers(&pairs)?, &body, cancel).await?;
-    if !stream {
-        let bytes = core.read_body(resp, MAX_BODY, cancel).await?;
-        for ev in parse_full(&bytes)? {
-            if tx.send(Ok(ev)).await.is_err() {
-                return Ok(());
-            }
-        }
-        return Ok(());
-    }
-    let mut decoder = SseDecoder::new(MAX_EVENT);
-    let mut asm = Assembler::default();
-    while let Some(chunk) = core.next_chunk(&mut resp, cancel).await? {
-        let events = decoder
-            .push(&chunk)
-            .map_err(|e| ProviderError::malformed(e.0))?;
-        for ev in events {
-            for out in asm.on_data(&ev.data)? {
-                if tx.send(Ok(out)).await.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        if asm.done {
-            break;
-        }
-    }
-    if let Some(ev) = decoder.finish() {
-        asm.on_data(&ev.data)?;
-    }
-    for out in asm.finish()? {
-        if tx.send(Ok(out)).await.is_err() {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// The JSON body for a request.
@@ -283,11 +222,11 @@ pub(crate) struct Assembler {
     calls: BTreeMap<u64, PartialCall>,
     finish: Option<String>,
     usage: Option<TokenUsage>,
-    pub(crate) done: bool,
+    done: bool,
 }
 
-impl Assembler {
-    pub(crate) fn on_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError> {
+impl call::Assembler for Assembler {
+    fn on_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError> {
         if data.trim() == "[DONE]" {
             self.done = true;
             return Ok(Vec::new());
@@ -352,7 +291,11 @@ impl Assembler {
         Ok(out)
     }
 
-    pub(crate) fn finish(self) -> Result<Vec<StreamEvent>, ProviderError> {
+    fn is_complete(&self) -> bool {
+        self.done
+    }
+
+    fn finish(self) -> Result<Vec<StreamEvent>, ProviderError> {
         let Some(reason) = self.finish else {
             return Err(ProviderError::malformed(
                 "the answer stream ended before the model finished (connection cut?)",
@@ -393,6 +336,7 @@ impl Assembler {
 mod tests {
     use super::*;
     use crate::FinishReason;
+    use crate::call::Assembler as _;
 
     #[test]
     fn assembles_interleaved_tool_call_fragments() {
