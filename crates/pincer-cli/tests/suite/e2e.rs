@@ -229,3 +229,47 @@ async fn doctor_reports_problems_with_ids() {
     assert_eq!(status("agent.main.files"), "fail");
     assert_eq!(status("provider.default.reachable"), "skip");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_provider_streamed_and_whole() {
+    let server = FakeLlm::start(vec![
+        Reply::tool_call("time_now", json!({})),
+        Reply::text("it is late"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    let out = home
+        .run(
+            &[
+                "init",
+                "--provider",
+                "anthropic",
+                "--base-url",
+                &server.base_url(),
+                "--model",
+                "claude-x",
+                "--api-key-env",
+                KEY_VAR,
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home.run(&["ask", "time?"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "it is late\n");
+    let reqs = server.requests();
+    assert_eq!(reqs[0].path, "/v1/messages");
+    assert_eq!(reqs[0].headers["x-api-key"], KEY);
+    assert_eq!(
+        reqs[1].body["messages"][2]["content"][0]["type"],
+        "tool_result"
+    );
+    // Non-streaming mode speaks the same format.
+    home.run(&["config", "set", "providers.default.stream", "false"], "")
+        .await;
+    let out = home.run(&["ask", "again"], "").await;
+    assert_eq!(stdout(&out), "echo: again\n", "{}", stderr(&out));
+    assert_eq!(server.requests()[2].body["stream"], false);
+}
