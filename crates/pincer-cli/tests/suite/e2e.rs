@@ -273,3 +273,47 @@ async fn anthropic_provider_streamed_and_whole() {
     assert_eq!(stdout(&out), "echo: again\n", "{}", stderr(&out));
     assert_eq!(server.requests()[2].body["stream"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
+    let server = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 30_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["ask", "wait"])
+        .env("PINCER_HOME", home.path())
+        .env(KEY_VAR, KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the model server holds the request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.requests().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || {
+        let _ = child.stdin.take();
+        child.wait_with_output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let meta = json_file(&home.runs()[0].join("meta.json"));
+    assert_eq!(meta["status"], "canceled");
+}
