@@ -1,7 +1,9 @@
 //! `pincer chat`: a REPL that keeps its session. `/new` starts a fresh session (the old one stays
 //! in the store), `/reset` clears the current session's history, `/exit` (or end of input) quits.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use pincer_store::Store;
 use pincer_types::{RunEvent, SessionKey};
@@ -18,7 +20,7 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home)?;
     let rt = runtime::tokio_runtime()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let agent = AgentRuntime::build(&home, &loaded.config, &args.agent, env)?;
         let key = SessionKey::for_peer(&agent.agent, "cli", &args.session)
             .map_err(|e| Failure::usage(e.to_string()))?;
@@ -29,16 +31,22 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
                 agent.agent, args.session
             );
         }
-        let mut lines = std::io::stdin().lock().lines();
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut last_code = 0;
         loop {
             if env.stdin_tty {
                 print!("you> ");
                 let _ = std::io::stdout().flush();
             }
-            // Reading stdin blocks this (only) thread between turns; nothing else is running then.
-            let Some(line) = lines.next() else { break };
-            let line = line?;
+            // Ctrl-C at the prompt quits; during an answer it cancels only that answer.
+            let line = tokio::select! {
+                line = lines.next_line() => line?,
+                _ = tokio::signal::ctrl_c() => {
+                    println!();
+                    None
+                }
+            };
+            let Some(line) = line else { break };
             let text = line.trim();
             match text {
                 "" => continue,
@@ -76,5 +84,8 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
         }
         let _ = last_code;
         Ok(0)
-    })
+    });
+    // Tokio's stdin reader may still be blocked in read(2); do not wait for it.
+    rt.shutdown_background();
+    result
 }
