@@ -1,0 +1,20 @@
+//! The tamper-evident audit log (D5): append-only JSONL under `$PINCER_HOME/audit/`, one file per
+//! UTC day, every line `{seq, ts, prev_hash, hash, event}`, hash-chained with sha256 over
+//! canonical JSON across files and restarts. Secrets are redacted before a line is hashed.
+//!
+//! Invariants: `seq` starts at 1 and grows by one; each line's `prev_hash` is the previous line's
+//! `hash` (the first line's is 64 zeros); `hash = sha256(canonical JSON of {seq, ts, prev_hash,
+//! event})`; `HEAD` records the last `seq` and `hash`, so truncating the tail is detected too.
+//!
+//! Status: the log, redaction and verification exist and are tested; wiring every tool call and
+//! policy decision into it, and the `pincer audit` commands, are the rest of issue 3.
+
+mod error;
+mod log;
+mod redact;
+mod verify;
+
+pub use error::AuditError;
+pub use log::{AuditLog, GENESIS};
+pub use redact::Redactor;
+pub use verify::{VerifyReport, verify};

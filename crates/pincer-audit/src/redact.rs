@@ -1,0 +1,131 @@
+//! Redaction before hashing: known secret values, common token shapes and configured patterns
+//! become `[REDACTED:kind]`.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::AuditError;
+
+/// Shapes of well-known credentials: (kind, pattern).
+const BUILTIN: &[(&str, &str)] = &[
+    ("bearer", r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*"),
+    ("openai_key", r"\bsk-[A-Za-z0-9_\-]{16,}"),
+    ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("aws_key", r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    ),
+];
+
+/// Replaces secrets in text and in every string of a JSON value.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    secrets: Vec<String>,
+    patterns: Vec<(String, Regex)>,
+}
+
+impl Redactor {
+    /// A redactor for the built-in shapes, `secrets` (exact values Pincer holds) and extra
+    /// `patterns` as `(kind, regex)`.
+    ///
+    /// # Errors
+    /// [`AuditError::Pattern`] when a pattern does not compile.
+    pub fn new(secrets: Vec<String>, extra: &[(String, String)]) -> Result<Self, AuditError> {
+        let mut patterns = Vec::new();
+        let builtin = BUILTIN
+            .iter()
+            .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()));
+        for (kind, pattern) in builtin.chain(extra.iter().cloned()) {
+            let re = Regex::new(&pattern).map_err(|e| AuditError::Pattern {
+                pattern: pattern.clone(),
+                message: e.to_string(),
+            })?;
+            patterns.push((kind, re));
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Self { secrets, patterns })
+    }
+
+    /// Redacts one string.
+    pub fn text(&self, s: &str) -> String {
+        let mut out = s.to_owned();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[REDACTED:secret]");
+            }
+        }
+        for (kind, re) in &self.patterns {
+            if re.is_match(&out) {
+                out = re
+                    .replace_all(&out, format!("[REDACTED:{kind}]").as_str())
+                    .into_owned();
+            }
+        }
+        out
+    }
+
+    /// Redacts every string (keys included) in a JSON value.
+    pub fn value(&self, v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(self.text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|i| self.value(i)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (self.text(k), self.value(v)))
+                    .collect(),
+            ),
+            Value::Null | Value::Bool(_) | Value::Number(_) => v.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_known_values_shapes_and_patterns() {
+        let r = Redactor::new(
+            vec!["hunter2-very-secret".into()],
+            &[("ticket".into(), r"TKT-\d{4}".into())],
+        )
+        .unwrap();
+        let cases = [
+            ("pw hunter2-very-secret!", "pw [REDACTED:secret]!"),
+            (
+                "key sk-abcdefghijklmnopqrstuvwx",
+                "key [REDACTED:openai_key]",
+            ),
+            (
+                "ghp_abcdefghijklmnopqrstuvwxyz0123",
+                "[REDACTED:github_token]",
+            ),
+            ("xoxb-1234567890-abcdef", "[REDACTED:slack_token]"),
+            ("AKIAABCDEFGHIJKLMNOP", "[REDACTED:aws_key]"),
+            (
+                "Authorization: Bearer abc.def.ghi-jkl",
+                "Authorization: [REDACTED:bearer]",
+            ),
+            (
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlc2ln",
+                "[REDACTED:jwt]",
+            ),
+            ("see TKT-1234", "see [REDACTED:ticket]"),
+            ("nothing here", "nothing here"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(r.text(input), want, "{input}");
+        }
+        let v = r.value(&serde_json::json!({"args": {"cmd": "curl -H 'Authorization: Bearer abcdefgh12345'"}, "n": 1}));
+        assert!(!v.to_string().contains("abcdefgh12345"));
+    }
+
+    #[test]
+    fn bad_pattern_is_an_error() {
+        assert!(Redactor::new(vec![], &[("x".into(), "(".into())]).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Verification: recompute the chain from the first line and compare with `HEAD`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::AuditError;
+use crate::log::{GENESIS, day_files, head_path, line_hash, read_head};
+
+/// What a sound log contains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Lines checked.
+    pub lines: u64,
+    /// Files checked.
+    pub files: usize,
+    /// Hash of the last line.
+    pub last_hash: String,
+}
+
+/// Verifies every line in `dir`.
+///
+/// # Errors
+/// [`AuditError::Tampered`] naming the first bad line (edited, deleted, reordered, torn) or the
+/// `HEAD` file (tail truncated); [`AuditError::Io`] when a file cannot be read.
+pub fn verify(dir: &Path) -> Result<VerifyReport, AuditError> {
+    let files = day_files(dir)?;
+    let mut expected_seq = 1u64;
+    let mut prev = GENESIS.to_owned();
+    for path in &files {
+        let f = File::open(path).map_err(|e| AuditError::io(path, e))?;
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let line = line.map_err(|e| AuditError::io(path, e))?;
+            prev = check_line(path, i + 1, &line, expected_seq, &prev)?;
+            expected_seq += 1;
+        }
+    }
+    let lines = expected_seq - 1;
+    let head = read_head(dir)?;
+    match head {
+        Some((seq, _)) if seq != lines => {
+            return Err(AuditError::Tampered {
+                path: head_path(dir),
+                line: 0,
+                reason: format!(
+                    "HEAD records {seq} lines but the log holds {lines}: lines were removed from the end"
+                ),
+            });
+        }
+        Some((_, hash)) if hash != prev => {
+            return Err(AuditError::Tampered {
+                path: head_path(dir),
+                line: 0,
+                reason: "HEAD hash does not match the last line".into(),
+            });
+        }
+        None if lines > 0 => {
+            return Err(AuditError::Tampered {
+                path: head_path(dir),
+                line: 0,
+                reason: "HEAD is missing".into(),
+            });
+        }
+        _ => {}
+    }
+    Ok(VerifyReport {
+        lines,
+        files: files.len(),
+        last_hash: prev,
+    })
+}
+
+fn check_line(
+    path: &PathBuf,
+    n: usize,
+    line: &str,
+    seq: u64,
+    prev: &str,
+) -> Result<String, AuditError> {
+    let bad = |reason: String| AuditError::Tampered {
+        path: path.clone(),
+        line: n,
+        reason,
+    };
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| bad(format!("not JSON (torn or edited line): {e}")))?;
+    let got_seq = v
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("no seq".into()))?;
+    if got_seq != seq {
+        return Err(bad(format!(
+            "seq {got_seq} where {seq} was expected (line deleted or reordered)"
+        )));
+    }
+    let ts = v
+        .get("ts")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no ts".into()))?;
+    let prev_hash = v
+        .get("prev_hash")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no prev_hash".into()))?;
+    if prev_hash != prev {
+        return Err(bad("prev_hash does not match the previous line".into()));
+    }
+    let event = v.get("event").ok_or_else(|| bad("no event".into()))?;
+    let hash = v
+        .get("hash")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no hash".into()))?;
+    if line_hash(seq, ts, prev_hash, event) != hash {
+        return Err(bad("hash does not match the content (line edited)".into()));
+    }
+    Ok(hash.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditLog, Redactor};
+    use serde_json::json;
+    use std::fs;
+
+    fn log_with(n: u64) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("audit");
+        let log = AuditLog::open(&dir, Redactor::new(vec![], &[]).unwrap()).unwrap();
+        for i in 0..n {
+            assert_eq!(log.append("tool.call", json!({"i": i})).unwrap(), i + 1);
+        }
+        (t, dir)
+    }
+
+    fn day_file(dir: &Path) -> PathBuf {
+        day_files(dir).unwrap().pop().unwrap()
+    }
+
+    fn rewrite(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
+        let p = day_file(dir);
+        let mut lines: Vec<String> = fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        f(&mut lines);
+        fs::write(
+            &p,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+    }
+
+    fn bad_line(dir: &Path) -> usize {
+        match verify(dir) {
+            Err(AuditError::Tampered { line, .. }) => line,
+            other => panic!("expected tampering, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fresh_log_verifies_and_chain_survives_reopen() {
+        let (_t, dir) = log_with(3);
+        assert_eq!(verify(&dir).unwrap().lines, 3);
+        let log = AuditLog::open(&dir, Redactor::new(vec![], &[]).unwrap()).unwrap();
+        assert_eq!(log.append("run.start", json!({})).unwrap(), 4);
+        assert_eq!(verify(&dir).unwrap().lines, 4);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(verify(empty.path()).unwrap().lines, 0);
+    }
+
+    #[test]
+    fn edit_is_detected_at_its_line() {
+        let (_t, dir) = log_with(4);
+        rewrite(&dir, |l| l[2] = l[2].replace("\"i\":2", "\"i\":7"));
+        assert_eq!(bad_line(&dir), 3);
+    }
+
+    #[test]
+    fn deletion_is_detected() {
+        let (_t, dir) = log_with(4);
+        rewrite(&dir, |l| {
+            l.remove(1);
+        });
+        assert_eq!(bad_line(&dir), 2);
+    }
+
+    #[test]
+    fn reorder_is_detected() {
+        let (_t, dir) = log_with(4);
+        rewrite(&dir, |l| l.swap(1, 2));
+        assert_eq!(bad_line(&dir), 2);
+    }
+
+    #[test]
+    fn tail_truncation_is_detected_via_head() {
+        let (_t, dir) = log_with(4);
+        rewrite(&dir, |l| {
+            l.pop();
+        });
+        assert_eq!(bad_line(&dir), 0);
+    }
+
+    #[test]
+    fn torn_last_line_is_detected() {
+        let (_t, dir) = log_with(2);
+        let p = day_file(&dir);
+        let text = fs::read_to_string(&p).unwrap();
+        fs::write(&p, &text[..text.len() - 10]).unwrap();
+        assert_eq!(bad_line(&dir), 2);
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_hashing() {
+        let t = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(
+            t.path(),
+            Redactor::new(vec!["my-held-secret-value".into()], &[]).unwrap(),
+        )
+        .unwrap();
+        log.append(
+            "tool.call",
+            json!({"args": "token my-held-secret-value and sk-abcdefghijklmnopqrstuv"}),
+        )
+        .unwrap();
+        let text = fs::read_to_string(day_file(t.path())).unwrap();
+        assert!(
+            !text.contains("my-held-secret-value") && !text.contains("sk-abcdef"),
+            "{text}"
+        );
+        assert!(text.contains("[REDACTED:secret]"));
+        assert_eq!(verify(t.path()).unwrap().lines, 1);
+    }
+}
