@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -73,14 +73,14 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, AuditError> {
 }
 
 fn check_line(
-    path: &PathBuf,
+    path: &Path,
     n: usize,
     line: &str,
     seq: u64,
     prev: &str,
 ) -> Result<String, AuditError> {
     let bad = |reason: String| AuditError::Tampered {
-        path: path.clone(),
+        path: path.to_owned(),
         line: n,
         reason,
     };
@@ -123,6 +123,7 @@ mod tests {
     use crate::{AuditLog, Redactor};
     use serde_json::json;
     use std::fs;
+    use std::path::PathBuf;
 
     fn log_with(n: u64) -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();
