@@ -34,18 +34,6 @@ pub struct AssembledPrompt {
     pub files: Vec<FileSection>,
 }
 
-/// Largest prefix of `s` that is at most `max` bytes and ends on a char boundary.
-fn prefix(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// Builds the system prompt from the agent directory. `tools_json` is the canonical JSON of the
 /// tool definitions offered; it is part of the hash, since it is part of what the model sees.
 ///
@@ -84,8 +72,9 @@ pub fn assemble_prompt(
             .total_cap_bytes
             .saturating_sub(text.len() + header.len() + footer.len());
         let cap = limits.file_cap_bytes.min(remaining);
-        let body = prefix(content.trim_end(), cap);
-        let truncated = body.len() < content.trim_end().len();
+        let full = content.trim_end();
+        let body = &full[..full.floor_char_boundary(cap)];
+        let truncated = body.len() < full.len();
         if body.is_empty() && truncated {
             omitted.push(f.name);
         } else {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use pincer_config::PromptLimits;
-use pincer_policy::{Context, Decision, Policy, authorize};
+use pincer_policy::{Context, Policy, Refusal, authorize};
 use pincer_providers::{
     ChatRequest, ErrorKind, Message, ModelProvider, ToolCall, ToolDef, collect,
 };
@@ -46,8 +46,6 @@ pub struct RunSettings {
     pub max_tokens: u32,
     /// Prompt caps.
     pub prompt: PromptLimits,
-    /// Tools offered to the model, in order.
-    pub tools: Vec<ToolName>,
 }
 
 /// One run to do.
@@ -116,14 +114,13 @@ enum State {
     Finalize(Ended),
 }
 
-/// Mutable state of one run.
+/// Mutable state of one run. `request` is the conversation as the model sees it;
+/// `request.messages[history_len..]` is what this run added.
 struct Turn<'a> {
     req: &'a RunRequest,
     bundle: RunBundle,
-    system: String,
-    tool_defs: Vec<ToolDef>,
-    history: Vec<Message>,
-    new_messages: Vec<Message>,
+    request: ChatRequest,
+    history_len: usize,
     output: String,
     usage: TokenUsage,
     steps: u32,
@@ -159,9 +156,11 @@ impl Runner {
         let run_id = RunId::new();
         let started_at = Utc::now();
         let clock = Instant::now();
+        // The model is offered exactly the granted tools that exist, in name order (deterministic).
+        let granted: Vec<ToolName> = req.policy.granted.iter().cloned().collect();
         let tool_defs: Vec<ToolDef> = self
             .tools
-            .specs_for(&req.settings.tools)
+            .specs_for(&granted)
             .map(|s| ToolDef {
                 name: ToolRegistry::wire_name(&s.name),
                 description: s.description.clone(),
@@ -266,7 +265,7 @@ impl Runner {
         cancel: &CancellationToken,
         on_event: &mut (dyn FnMut(&RunEvent) + Send),
     ) -> Result<Ended, AgentError> {
-        turn.new_messages.push(Message::User {
+        turn.request.messages.push(Message::User {
             content: turn.req.input.clone(),
         });
         let mut state = State::CallModel;
@@ -294,16 +293,7 @@ impl Runner {
             )));
         }
         turn.steps += 1;
-        let mut messages = turn.history.clone();
-        messages.extend(turn.new_messages.iter().cloned());
-        let request = ChatRequest {
-            model: turn.req.settings.model.clone(),
-            system: turn.system.clone(),
-            messages,
-            tools: turn.tool_defs.clone(),
-            max_tokens: turn.req.settings.max_tokens,
-        };
-        let stream = self.provider.stream(request, cancel.clone());
+        let stream = self.provider.stream(&turn.request, cancel.clone());
         let result = collect(stream, |t| {
             on_event(&RunEvent::TextDelta { text: t.to_owned() })
         })
@@ -333,7 +323,7 @@ impl Runner {
                 "usage": completion.usage,
             }),
         )?;
-        turn.new_messages.push(Message::Assistant {
+        turn.request.messages.push(Message::Assistant {
             content: completion.text.clone(),
             tool_calls: completion.tool_calls.clone(),
         });
@@ -353,7 +343,12 @@ impl Runner {
         let mut tripped = None;
         for call in calls {
             turn.tool_calls += 1;
-            let (name, tier, decision, result) = self.call_tool(turn.req, &call).await;
+            let Handled {
+                tool: name,
+                tier,
+                decision,
+                result,
+            } = self.call_tool(turn.req, &call).await;
             let (content, is_error) = match result {
                 Ok(c) => (c, false),
                 Err(e) => (e, true),
@@ -382,7 +377,7 @@ impl Runner {
             if turn.breaker.trips(&call.name, &call.arguments, &content) && tripped.is_none() {
                 tripped = Some(call.name.clone());
             }
-            turn.new_messages.push(Message::Tool {
+            turn.request.messages.push(Message::Tool {
                 call_id: call.id,
                 content,
                 is_error,
@@ -399,62 +394,31 @@ impl Runner {
         Ok(State::CallModel)
     }
 
-    /// Resolves, authorizes and runs one call. Every failure is a model-visible error string.
-    async fn call_tool(
-        &self,
-        req: &RunRequest,
-        call: &ToolCall,
-    ) -> (
-        Option<ToolName>,
-        Option<RiskTier>,
-        Value,
-        Result<String, String>,
-    ) {
-        let Some(name) = self.tools.by_wire(&call.name).cloned() else {
-            let err = format!("unknown tool `{}`", call.name);
-            return (
-                None,
-                None,
-                json!({"decision": "deny", "reason": err}),
-                Err(err),
-            );
-        };
-        let Some(tool) = self
+    /// Resolves, authorizes and runs one call. Every failure is a model-visible error.
+    /// The grant check is policy's: an existing but ungranted tool is planned (no side effects)
+    /// and then denied by `authorize`, so the decision is recorded like any other.
+    async fn call_tool(&self, req: &RunRequest, call: &ToolCall) -> Handled {
+        let Some((name, tool)) = self
             .tools
-            .get(&name)
-            .filter(|_| req.settings.tools.contains(&name))
+            .by_wire(&call.name)
+            .and_then(|n| self.tools.get(n).map(|t| (n.clone(), t)))
         else {
-            let err = format!("tool `{name}` is not available to this agent");
-            return (
-                Some(name),
-                None,
-                json!({"decision": "deny", "reason": err}),
-                Err(err),
-            );
+            return Handled::refused(None, None, "deny", format!("unknown tool `{}`", call.name));
         };
-        let args: Value = match serde_json::from_str(if call.arguments.trim().is_empty() {
+        let raw = if call.arguments.trim().is_empty() {
             "{}"
         } else {
             &call.arguments
-        }) {
-            Ok(v) => v,
-            Err(e) => {
-                let err = format!("arguments are not valid JSON: {e}");
-                return (Some(name), None, json!({"decision": "invalid"}), Err(err));
-            }
         };
-        let action = match tool.plan(&args) {
+        let action = match serde_json::from_str::<Value>(raw) {
+            Err(e) => Err(format!("arguments are not valid JSON: {e}")),
+            Ok(args) => tool.plan(&args).map_err(|e| e.to_string()),
+        };
+        let action = match action {
             Ok(a) => a,
-            Err(e) => {
-                return (
-                    Some(name),
-                    None,
-                    json!({"decision": "invalid"}),
-                    Err(e.to_string()),
-                );
-            }
+            Err(err) => return Handled::refused(Some(name), None, "invalid", err),
         };
-        let tier = Some(action.tier);
+        let tier = action.tier;
         let ctx = Context {
             agent: req.agent.clone(),
         };
@@ -466,32 +430,28 @@ impl Runner {
                     .await
                     .map(|o| o.content)
                     .map_err(|e| e.to_string());
-                (Some(name), tier, decision, result)
+                Handled {
+                    tool: Some(name),
+                    tier: Some(tier),
+                    decision,
+                    result,
+                }
             }
-            Err(Decision::NeedsApproval { tier: t, reason }) => {
-                let err = format!("denied: {reason}, and no approver is available in this session");
-                (
-                    Some(name),
-                    Some(t),
-                    json!({"decision": "needs_approval", "reason": reason}),
-                    Err(err),
-                )
+            Err(refusal) => {
+                let err = match &refusal {
+                    Refusal::NeedsApproval { reason, .. } => {
+                        format!("denied: {reason}, and no approver is available in this session")
+                    }
+                    Refusal::Deny { reason } => format!("denied by policy: {reason}"),
+                };
+                let decision = serde_json::to_value(&refusal).unwrap_or(Value::Null);
+                Handled {
+                    tool: Some(name),
+                    tier: Some(tier),
+                    decision,
+                    result: Err(err),
+                }
             }
-            Err(Decision::Deny { reason }) => {
-                let err = format!("denied by policy: {reason}");
-                (
-                    Some(name),
-                    tier,
-                    json!({"decision": "deny", "reason": reason}),
-                    Err(err),
-                )
-            }
-            Err(Decision::Allow) => (
-                Some(name),
-                tier,
-                json!({"decision": "allow"}),
-                Err("internal: inconsistent decision".into()),
-            ),
         }
     }
 
@@ -533,8 +493,7 @@ impl Runner {
             .upsert_run(&record(&meta, turn.req.session.id))
             .await?;
         if meta.status == RunStatus::Succeeded {
-            let msgs: Vec<Value> = turn
-                .new_messages
+            let msgs: Vec<Value> = turn.request.messages[turn.history_len..]
                 .iter()
                 .filter_map(|m| serde_json::to_value(m).ok())
                 .collect();
@@ -561,18 +520,50 @@ impl<'a> Turn<'a> {
         tool_defs: Vec<ToolDef>,
         history: Vec<Message>,
     ) -> Self {
+        let history_len = history.len();
+        let request = ChatRequest {
+            model: req.settings.model.clone(),
+            system,
+            messages: history,
+            tools: tool_defs,
+            max_tokens: req.settings.max_tokens,
+        };
         Self {
             req,
             bundle,
-            system,
-            tool_defs,
-            history,
-            new_messages: Vec::new(),
+            request,
+            history_len,
             output: String::new(),
             usage: TokenUsage::default(),
             steps: 0,
             tool_calls: 0,
             breaker: RepeatBreaker::default(),
+        }
+    }
+}
+
+/// What happened to one tool call.
+struct Handled {
+    tool: Option<ToolName>,
+    tier: Option<RiskTier>,
+    /// The decision as recorded in the transcript.
+    decision: Value,
+    /// Result text for the model; `Err` is shown to it as an error.
+    result: Result<String, String>,
+}
+
+impl Handled {
+    fn refused(
+        tool: Option<ToolName>,
+        tier: Option<RiskTier>,
+        decision: &str,
+        err: String,
+    ) -> Self {
+        Self {
+            tool,
+            tier,
+            decision: json!({"decision": decision, "reason": err}),
+            result: Err(err),
         }
     }
 }
@@ -587,11 +578,7 @@ fn canceled() -> Ended {
 
 fn clip(mut s: String) -> String {
     if s.len() > MAX_TOOL_RESULT {
-        let mut end = MAX_TOOL_RESULT;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+        s.truncate(s.floor_char_boundary(MAX_TOOL_RESULT));
         s.push_str("\n[… tool result truncated …]");
     }
     s

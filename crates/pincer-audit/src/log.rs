@@ -94,13 +94,13 @@ fn last_line_state(dir: &Path) -> Result<Option<(u64, String)>, AuditError> {
     let mut found = None;
     for line in BufReader::new(f).lines() {
         let line = line.map_err(|e| AuditError::io(&last, e))?;
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if let (Some(seq), Some(hash)) = (
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && let (Some(seq), Some(hash)) = (
                 v.get("seq").and_then(Value::as_u64),
                 v.get("hash").and_then(Value::as_str),
-            ) {
-                found = Some((seq, hash.to_owned()));
-            }
+            )
+        {
+            found = Some((seq, hash.to_owned()));
         }
     }
     Ok(found)

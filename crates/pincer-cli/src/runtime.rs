@@ -108,7 +108,7 @@ impl AgentRuntime {
             .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
         let provider = provider(&a.provider, p, env)?;
         let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
-        let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock)));
+        let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock))?);
         let unknown: Vec<String> = a
             .tools
             .iter()
@@ -131,7 +131,6 @@ impl AgentRuntime {
                 run_timeout: Duration::from_secs(a.run_timeout_secs),
                 max_tokens: a.max_tokens,
                 prompt: a.prompt,
-                tools: a.tools.clone(),
             },
             policy: Policy {
                 approval_mode: config.approval_mode(&agent),

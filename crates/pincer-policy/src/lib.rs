@@ -107,6 +107,24 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     }
 }
 
+/// Why [`authorize`] did not approve an action: every non-`Allow` decision, and only those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Refusal {
+    /// A human must approve first; with nobody to ask, this is a denial.
+    NeedsApproval {
+        /// The tier that triggered it.
+        tier: RiskTier,
+        /// Why.
+        reason: String,
+    },
+    /// Never run it.
+    Deny {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// An action that policy allowed. Only this module can construct one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approved<A>(A);
@@ -125,15 +143,16 @@ impl<A> Approved<A> {
 /// Evaluates and, on `Allow`, returns the action wrapped as [`Approved`].
 ///
 /// # Errors
-/// The non-`Allow` decision.
+/// The [`Refusal`] when the decision is not `Allow`.
 pub fn authorize(
     policy: &Policy,
     action: Action,
     ctx: &Context,
-) -> Result<Approved<Action>, Decision> {
+) -> Result<Approved<Action>, Refusal> {
     match evaluate(policy, &action, ctx) {
         Decision::Allow => Ok(Approved(action)),
-        other @ (Decision::NeedsApproval { .. } | Decision::Deny { .. }) => Err(other),
+        Decision::NeedsApproval { tier, reason } => Err(Refusal::NeedsApproval { tier, reason }),
+        Decision::Deny { reason } => Err(Refusal::Deny { reason }),
     }
 }
 

@@ -1,87 +1,51 @@
 //! Anthropic Messages client (`POST {base_url}/messages`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use pincer_types::TokenUsage;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::call::{self, Call, MAX_EVENT};
-use crate::http::{HttpCore, accept, headers};
+use crate::call::{self, MAX_EVENT};
+use crate::http::headers;
 use crate::provider::finish_reason;
-use crate::{
-    ApiKey, Capabilities, ChatRequest, CheckFuture, ErrorKind, EventStream, HttpSettings, Message,
-    ModelProvider, ProviderError, StreamEvent, ToolCall,
-};
+use crate::wire::{Wire, WireProvider};
+use crate::{ApiKey, ChatRequest, ErrorKind, Message, ProviderError, StreamEvent, ToolCall};
 
 const API_VERSION: &str = "2023-06-01";
 
+/// The Anthropic Messages wire format.
+#[derive(Debug, Clone, Copy)]
+pub struct Anthropic;
+
 /// A client for the Anthropic Messages wire format.
-#[derive(Debug, Clone)]
-pub struct AnthropicProvider {
-    core: Arc<HttpCore>,
-    url: Arc<str>,
-}
+pub type AnthropicProvider = WireProvider<Anthropic>;
 
-impl AnthropicProvider {
-    /// A client for `base_url` (e.g. `https://api.anthropic.com/v1`).
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn new(
-        base_url: &str,
-        key: Option<ApiKey>,
-        settings: HttpSettings,
-    ) -> Result<Self, ProviderError> {
-        let url = format!("{}/messages", base_url.trim_end_matches('/'));
-        Ok(Self {
-            core: Arc::new(HttpCore::new(settings, key)?),
-            url: url.into(),
-        })
-    }
-}
+impl Wire for Anthropic {
+    const NAME: &'static str = "anthropic";
+    const CHAT_PATH: &'static str = "/messages";
+    type Assembler = Assembler;
 
-impl ModelProvider for AnthropicProvider {
-    fn name(&self) -> &'static str {
-        "anthropic"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            tools: true,
-            streaming: self.core.settings.stream,
+    fn headers(
+        key: Option<&ApiKey>,
+        accept: Option<&'static str>,
+    ) -> Result<HeaderMap, ProviderError> {
+        let mut pairs = vec![("anthropic-version", API_VERSION)];
+        if let Some(a) = accept {
+            pairs.push(("accept", a));
         }
-    }
-
-    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
-        let stream = self.core.settings.stream;
-        let mut pairs = vec![
-            ("anthropic-version", API_VERSION),
-            ("accept", accept(stream)),
-        ];
-        if let Some(k) = self.core.key() {
+        if let Some(k) = key {
             pairs.push(("x-api-key", k.expose()));
         }
-        let call = headers(&pairs).map(|headers| Call {
-            url: self.url.to_string(),
-            headers,
-            body: request_body(&request, stream),
-            parse_full,
-        });
-        call::start::<Assembler>(Arc::clone(&self.core), call, cancel)
+        headers(&pairs)
     }
 
-    fn check(&self) -> CheckFuture {
-        let core = Arc::clone(&self.core);
-        let url = self.url.replace("/messages", "/models");
-        Box::pin(async move {
-            let mut pairs = vec![("anthropic-version", API_VERSION)];
-            if let Some(k) = core.key() {
-                pairs.push(("x-api-key", k.expose()));
-            }
-            core.get_ok(&url, headers(&pairs)?).await
-        })
+    fn request_body(req: &ChatRequest, stream: bool) -> Value {
+        request_body(req, stream)
+    }
+
+    fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
+        parse_full(bytes)
     }
 }
 
@@ -190,23 +154,29 @@ fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
             _ => {}
         }
     }
-    let usage = v.get("usage");
-    let n = |k: &str| {
-        usage
-            .and_then(|u| u.get(k))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    out.push(StreamEvent::Usage(TokenUsage {
-        input_tokens: n("input_tokens"),
-        output_tokens: n("output_tokens"),
-    }));
+    out.push(StreamEvent::Usage(usage_of(v.get("usage"))));
     let reason = v
         .get("stop_reason")
         .and_then(Value::as_str)
         .unwrap_or("end_turn");
     out.push(StreamEvent::Finish(finish_reason(reason)));
     Ok(out)
+}
+
+/// Token usage from a Messages `usage` object; cached prompt tokens count as input.
+fn usage_of(usage: Option<&Value>) -> TokenUsage {
+    let n = |k: &str| {
+        usage
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    TokenUsage {
+        input_tokens: n("input_tokens")
+            .saturating_add(n("cache_read_input_tokens"))
+            .saturating_add(n("cache_creation_input_tokens")),
+        output_tokens: n("output_tokens"),
+    }
 }
 
 fn stream_error(v: &Value) -> ProviderError {
@@ -242,7 +212,7 @@ enum Block {
 
 /// Turns the Messages event stream into [`StreamEvent`]s.
 #[derive(Debug, Default)]
-pub(crate) struct Assembler {
+pub struct Assembler {
     blocks: BTreeMap<u64, Block>,
     usage: TokenUsage,
     stop_reason: Option<String>,
@@ -257,22 +227,13 @@ impl call::Assembler for Assembler {
         let mut out = Vec::new();
         match v.get("type").and_then(Value::as_str).unwrap_or_default() {
             "message_start" => {
-                let u = v.pointer("/message/usage");
-                let n = |k: &str| {
-                    u.and_then(|u| u.get(k))
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0)
-                };
-                self.usage.input_tokens = n("input_tokens")
-                    + n("cache_read_input_tokens")
-                    + n("cache_creation_input_tokens");
-                self.usage.output_tokens = n("output_tokens");
+                self.usage = usage_of(v.pointer("/message/usage"));
             }
             "content_block_start" => {
                 if self.blocks.len() >= 256 {
                     return Err(ProviderError::malformed("too many content blocks"));
                 }
-                let b = v.get("content_block").cloned().unwrap_or(Value::Null);
+                let b = v.get("content_block").unwrap_or(&Value::Null);
                 let block = match b.get("type").and_then(Value::as_str) {
                     Some("text") => {
                         if let Some(t) = b
@@ -302,7 +263,7 @@ impl call::Assembler for Assembler {
                 self.blocks.insert(index, block);
             }
             "content_block_delta" => {
-                let d = v.get("delta").cloned().unwrap_or(Value::Null);
+                let d = v.get("delta").unwrap_or(&Value::Null);
                 match (
                     self.blocks.get_mut(&index),
                     d.get("type").and_then(Value::as_str),

@@ -20,7 +20,7 @@ pub(crate) const MAX_EVENT: usize = 4 * 1024 * 1024;
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Turns one format's stream events into [`StreamEvent`]s.
-pub(crate) trait Assembler: Default + Send + 'static {
+pub trait Assembler: Default + Send + 'static {
     /// Handles one SSE `data` payload; returns events ready now (text deltas).
     fn on_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, ProviderError>;
     /// Whether the format's end-of-answer marker was seen.

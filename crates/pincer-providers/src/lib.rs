@@ -17,10 +17,12 @@ mod openai;
 mod provider;
 mod sse;
 mod types;
+mod wire;
 
-pub use anthropic::AnthropicProvider;
+pub use anthropic::{Anthropic, AnthropicProvider};
 pub use error::{ErrorKind, ProviderError};
 pub use http::{ApiKey, HttpSettings};
-pub use openai::OpenAiProvider;
+pub use openai::{OpenAi, OpenAiProvider};
 pub use provider::{Capabilities, CheckFuture, EventStream, ModelProvider, collect};
 pub use types::{ChatRequest, Completion, FinishReason, Message, StreamEvent, ToolCall, ToolDef};
+pub use wire::WireProvider;

@@ -1,84 +1,50 @@
 //! OpenAI chat-completions client (`POST {base_url}/chat/completions`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use pincer_types::TokenUsage;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::call::{self, Call, MAX_EVENT};
-use crate::http::{HttpCore, accept, headers};
+use crate::call::{self, MAX_EVENT};
+use crate::http::headers;
 use crate::provider::finish_reason;
-use crate::{
-    ApiKey, Capabilities, ChatRequest, CheckFuture, EventStream, HttpSettings, Message,
-    ModelProvider, ProviderError, StreamEvent, ToolCall,
-};
+use crate::wire::{Wire, WireProvider};
+use crate::{ApiKey, ChatRequest, Message, ProviderError, StreamEvent, ToolCall};
 
-/// A client for the OpenAI chat-completions wire format.
-#[derive(Debug, Clone)]
-pub struct OpenAiProvider {
-    core: Arc<HttpCore>,
-    url: Arc<str>,
-}
+/// The OpenAI chat completions wire format.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenAi;
 
-impl OpenAiProvider {
-    /// A client for `base_url` (e.g. `https://api.openai.com/v1`).
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn new(
-        base_url: &str,
-        key: Option<ApiKey>,
-        settings: HttpSettings,
-    ) -> Result<Self, ProviderError> {
-        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
-        Ok(Self {
-            core: Arc::new(HttpCore::new(settings, key)?),
-            url: url.into(),
-        })
-    }
-}
+/// A client for the OpenAI chat completions wire format.
+pub type OpenAiProvider = WireProvider<OpenAi>;
 
-impl ModelProvider for OpenAiProvider {
-    fn name(&self) -> &'static str {
-        "openai"
-    }
+impl Wire for OpenAi {
+    const NAME: &'static str = "openai";
+    const CHAT_PATH: &'static str = "/chat/completions";
+    type Assembler = Assembler;
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            tools: true,
-            streaming: self.core.settings.stream,
+    fn headers(
+        key: Option<&ApiKey>,
+        accept: Option<&'static str>,
+    ) -> Result<HeaderMap, ProviderError> {
+        let auth = key.map(|k| format!("Bearer {}", k.expose()));
+        let mut pairs = Vec::with_capacity(2);
+        if let Some(a) = accept {
+            pairs.push(("accept", a));
         }
-    }
-
-    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
-        let stream = self.core.settings.stream;
-        let auth = self.core.key().map(|k| format!("Bearer {}", k.expose()));
-        let mut pairs = vec![("accept", accept(stream))];
         if let Some(a) = auth.as_deref() {
             pairs.push(("authorization", a));
         }
-        let call = headers(&pairs).map(|headers| Call {
-            url: self.url.to_string(),
-            headers,
-            body: request_body(&request, stream),
-            parse_full,
-        });
-        call::start::<Assembler>(Arc::clone(&self.core), call, cancel)
+        headers(&pairs)
     }
 
-    fn check(&self) -> CheckFuture {
-        let core = Arc::clone(&self.core);
-        let url = self.url.replace("/chat/completions", "/models");
-        Box::pin(async move {
-            let auth = core.key().map(|k| format!("Bearer {}", k.expose()));
-            let mut pairs = Vec::new();
-            if let Some(a) = auth.as_deref() {
-                pairs.push(("authorization", a));
-            }
-            core.get_ok(&url, headers(&pairs)?).await
-        })
+    fn request_body(req: &ChatRequest, stream: bool) -> Value {
+        request_body(req, stream)
+    }
+
+    fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
+        parse_full(bytes)
     }
 }
 
@@ -163,7 +129,7 @@ fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
     let choice = v
         .pointer("/choices/0")
         .ok_or_else(|| ProviderError::malformed("answer has no choices"))?;
-    let msg = choice.get("message").cloned().unwrap_or(Value::Null);
+    let msg = choice.get("message").unwrap_or(&Value::Null);
     let mut out = Vec::new();
     if let Some(text) = msg
         .get("content")
@@ -218,7 +184,7 @@ struct PartialCall {
 /// Assembles streamed chunks: text passes straight through; tool-call fragments are joined by
 /// index and released, whole, at the end.
 #[derive(Debug, Default)]
-pub(crate) struct Assembler {
+pub struct Assembler {
     calls: BTreeMap<u64, PartialCall>,
     finish: Option<String>,
     usage: Option<TokenUsage>,

@@ -31,8 +31,9 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// What it supports.
     fn capabilities(&self) -> Capabilities;
-    /// Starts one model call.
-    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream;
+    /// Starts one model call. The request is encoded before this returns, so the caller keeps
+    /// ownership of the conversation.
+    fn stream(&self, request: &ChatRequest, cancel: CancellationToken) -> EventStream;
     /// Checks that the endpoint answers and accepts the key (`GET {base_url}/models`), without
     /// spending tokens. Used by `pincer doctor`.
     fn check(&self) -> CheckFuture;

@@ -75,6 +75,20 @@ impl SqliteStore {
         .await
     }
 
+    /// Runs `f` in one transaction on the blocking pool; commits when it returns `Ok`.
+    async fn with_tx<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -205,14 +219,9 @@ impl Store for SqliteStore {
         agent: &AgentId,
     ) -> Result<SessionInfo, StoreError> {
         let (key, agent) = (key.clone(), agent.clone());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let info = match current(&tx, &key)? {
-                Some(info) => info,
-                None => insert_session(&tx, &key, &agent)?,
-            };
-            tx.commit()?;
-            Ok(info)
+        self.with_tx(move |tx| match current(tx, &key)? {
+            Some(info) => Ok(info),
+            None => insert_session(tx, &key, &agent),
         })
         .await
     }
@@ -223,15 +232,12 @@ impl Store for SqliteStore {
         agent: &AgentId,
     ) -> Result<SessionInfo, StoreError> {
         let (key, agent) = (key.clone(), agent.clone());
-        self.with(move |c| {
-            let tx = c.transaction()?;
+        self.with_tx(move |tx| {
             tx.execute(
                 "UPDATE sessions SET archived_at = ?2 WHERE key = ?1 AND archived_at IS NULL",
                 params![key.as_str(), Utc::now().to_rfc3339()],
             )?;
-            let info = insert_session(&tx, &key, &agent)?;
-            tx.commit()?;
-            Ok(info)
+            insert_session(tx, &key, &agent)
         })
         .await
     }
@@ -252,8 +258,7 @@ impl Store for SqliteStore {
         session: SessionId,
         messages: Vec<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
+        self.with_tx(move |tx| {
             let sid = session.to_string();
             let next: i64 =
                 tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1", params![sid], |r| r.get(0))?;
@@ -265,7 +270,6 @@ impl Store for SqliteStore {
                     stmt.execute(params![sid, next + 1 + i as i64, m.to_string(), now])?;
                 }
             }
-            tx.commit()?;
             Ok(())
         })
         .await

@@ -36,10 +36,17 @@ struct Inner {
     requests: Vec<RecordedRequest>,
 }
 
-type Shared = Arc<Mutex<Inner>>;
+/// Server state plus a notification fired on every recorded request.
+#[derive(Debug)]
+struct SharedState {
+    inner: Mutex<Inner>,
+    arrived: tokio::sync::Notify,
+}
+
+type Shared = Arc<SharedState>;
 
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Inner> {
-    s.lock().unwrap_or_else(PoisonError::into_inner)
+    s.inner.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A scripted model server on loopback. Dropping it stops the server.
@@ -68,11 +75,14 @@ impl FakeLlm {
         script: Vec<Reply>,
         default: Reply,
     ) -> std::io::Result<Self> {
-        let state: Shared = Arc::new(Mutex::new(Inner {
-            script: script.into(),
-            default,
-            requests: Vec::new(),
-        }));
+        let state: Shared = Arc::new(SharedState {
+            arrived: tokio::sync::Notify::new(),
+            inner: Mutex::new(Inner {
+                script: script.into(),
+                default,
+                requests: Vec::new(),
+            }),
+        });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
@@ -99,6 +109,23 @@ impl FakeLlm {
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state).requests.clone()
+    }
+
+    /// Waits until at least `n` requests have arrived, for at most `timeout`. Returns whether
+    /// they did. Event-driven: wakes on each request, no polling.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                // Register interest before checking, so a request between the check and the
+                // await is not missed.
+                let notified = self.state.arrived.notified();
+                if lock(&self.state).requests.len() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
     /// Appends a reply to the script.
@@ -159,10 +186,12 @@ async fn handle(
         let default = inner.default.clone();
         inner.script.pop_front().unwrap_or(default)
     };
+    s.arrived.notify_waiters();
     let Some(req) = parsed else {
         return (StatusCode::BAD_REQUEST, render::error_body(format, 400)).into_response();
     };
     let mut reply = reply;
+    // A slow server is the fault being simulated here, not test synchronisation.
     while let Reply::Slow {
         delay_ms,
         reply: inner,
@@ -182,7 +211,7 @@ async fn handle(
     let (text, calls, cut): (&str, &[crate::ScriptedCall], bool) = match &reply {
         Reply::Text { text } => (text, &[], false),
         Reply::Echo => {
-            echo = format!("echo: {}", last_user_text(format, &req));
+            echo = format!("echo: {}", last_user_text(&req));
             (&echo, &[], false)
         }
         Reply::ToolCalls { calls, text } => (text, calls, false),
@@ -203,10 +232,10 @@ async fn handle(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("application/json"),
             );
-            if let Some(secs) = retry_after {
-                if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
+            if let Some(secs) = retry_after
+                && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+            {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
             return resp;
         }
@@ -244,10 +273,11 @@ async fn handle(
 
 fn sse_response(chunks: Vec<Bytes>, cut: bool) -> Response {
     let items = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::io::Error>));
-    // An error item makes the server abort the connection mid-body: a real cut. It comes after a
-    // pause so the bytes before it are on the wire first, as when a peer dies mid-answer.
+    // An error item makes the server abort the connection mid-body: a real cut. Before it the body
+    // reports "not ready" once, which makes hyper flush the bytes already produced, so the client
+    // has a started answer in hand when the connection dies.
     let tail = futures_util::stream::iter(cut.then_some(())).then(|()| async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::task::yield_now().await;
         Err::<Bytes, _>(std::io::Error::other("cut"))
     });
     let body = Body::from_stream(items.chain(tail));
@@ -276,7 +306,7 @@ fn text_of(content: &Value) -> Option<String> {
     }
 }
 
-fn last_user_text(_format: Format, req: &Value) -> String {
+fn last_user_text(req: &Value) -> String {
     req.get("messages")
         .and_then(Value::as_array)
         .and_then(|msgs| {

@@ -16,6 +16,9 @@ pub enum RegistryError {
     /// Two tools share a name or wire name.
     #[error("tool `{0}` collides with an existing tool")]
     Duplicate(String),
+    /// A built-in tool's name is not a valid tool name.
+    #[error(transparent)]
+    InvalidName(#[from] pincer_types::IdError),
 }
 
 /// All tools Pincer knows, whether or not a given agent may use them.
@@ -27,11 +30,13 @@ pub struct ToolRegistry {
 
 impl ToolRegistry {
     /// The built-in tools.
-    pub fn builtin(clock: Arc<dyn Clock>) -> Self {
+    ///
+    /// # Errors
+    /// [`RegistryError`] if a built-in is misdefined (caught by this crate's tests).
+    pub fn builtin(clock: Arc<dyn Clock>) -> Result<Self, RegistryError> {
         let mut r = Self::default();
-        // A fresh registry cannot hold a duplicate.
-        let _ = r.register(Arc::new(TimeNow::new(clock)));
-        r
+        r.register(Arc::new(TimeNow::new(clock)?))?;
+        Ok(r)
     }
 
     /// Adds a tool.
@@ -88,7 +93,7 @@ mod tests {
 
     #[test]
     fn wire_names_map_both_ways() {
-        let r = ToolRegistry::builtin(Arc::new(SystemClock));
+        let r = ToolRegistry::builtin(Arc::new(SystemClock)).unwrap();
         let name: ToolName = "time.now".parse().unwrap();
         assert_eq!(ToolRegistry::wire_name(&name), "time_now");
         assert_eq!(r.by_wire("time_now"), Some(&name));
@@ -97,9 +102,9 @@ mod tests {
 
     #[test]
     fn duplicates_are_refused() {
-        let mut r = ToolRegistry::builtin(Arc::new(SystemClock));
+        let mut r = ToolRegistry::builtin(Arc::new(SystemClock)).unwrap();
         assert!(
-            r.register(Arc::new(TimeNow::new(Arc::new(SystemClock))))
+            r.register(Arc::new(TimeNow::new(Arc::new(SystemClock)).unwrap()))
                 .is_err()
         );
     }
@@ -107,7 +112,7 @@ mod tests {
     #[tokio::test]
     async fn time_now_validates_and_runs() {
         use pincer_config::{ApprovalMode, ExecMode, NetworkMode};
-        let r = ToolRegistry::builtin(Arc::new(SystemClock));
+        let r = ToolRegistry::builtin(Arc::new(SystemClock)).unwrap();
         let t = r.get(&"time.now".parse().unwrap()).unwrap();
         assert!(t.plan(&serde_json::json!({"tz": "x"})).is_err());
         assert!(t.plan(&serde_json::json!([1])).is_err());

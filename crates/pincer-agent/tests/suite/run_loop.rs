@@ -34,7 +34,7 @@ async fn env(script: Vec<Reply>) -> Env {
     };
     let provider = Arc::new(OpenAiProvider::new(&server.base_url(), None, settings).unwrap());
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
-    let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock)));
+    let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock)).unwrap());
     let runner = Runner::new(provider, tools, store.clone());
     Env {
         _dir: dir,
@@ -43,6 +43,13 @@ async fn env(script: Vec<Reply>) -> Env {
         runner,
         server,
     }
+}
+
+async fn session(env: &Env, key: &str) -> pincer_store::SessionInfo {
+    env.store
+        .current_session(&key.parse().unwrap(), &"main".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn request(
@@ -61,7 +68,6 @@ fn request(
             run_timeout: Duration::from_secs(30),
             max_tokens: 100,
             prompt: PromptLimits::default(),
-            tools: vec!["time.now".parse().unwrap()],
         },
         policy: Policy {
             approval_mode: ApprovalMode::Balanced,
@@ -75,11 +81,7 @@ fn request(
 }
 
 async fn run(env: &Env, input: &str, max_steps: u32) -> (RunOutcome, Vec<RunEvent>) {
-    let session = env
-        .store
-        .current_session(&"main:test:x".parse().unwrap(), &"main".parse().unwrap())
-        .await
-        .unwrap();
+    let session = session(env, "main:test:x").await;
     let mut events = Vec::new();
     let out = env
         .runner
@@ -211,11 +213,7 @@ async fn timeout_ends_the_run_timed_out() {
         reply: Box::new(Reply::text("late")),
     }])
     .await;
-    let session = env
-        .store
-        .current_session(&"main:t:y".parse().unwrap(), &"main".parse().unwrap())
-        .await
-        .unwrap();
+    let session = session(&env, "main:t:y").await;
     let mut req = request(&env, session, "x", 4);
     req.settings.run_timeout = Duration::from_millis(300);
     let out = env
@@ -233,11 +231,7 @@ async fn cancellation_ends_the_run_canceled_and_keeps_history_clean() {
         reply: Box::new(Reply::text("late")),
     }])
     .await;
-    let session = env
-        .store
-        .current_session(&"main:t:z".parse().unwrap(), &"main".parse().unwrap())
-        .await
-        .unwrap();
+    let session = session(&env, "main:t:z").await;
     let sid = session.id;
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
@@ -257,5 +251,42 @@ async fn cancellation_ends_the_run_canceled_and_keeps_history_clean() {
     assert_eq!(
         env.store.runs(sid).await.unwrap()[0].status,
         RunStatus::Canceled
+    );
+}
+
+#[tokio::test]
+async fn a_tool_that_was_not_granted_is_neither_offered_nor_run() {
+    let env = env(vec![
+        Reply::tool_call("time_now", json!({})),
+        Reply::text("ok"),
+    ])
+    .await;
+    let session = session(&env, "main:t:g").await;
+    let mut req = request(&env, session, "x", 4);
+    req.policy.granted.clear();
+    let out = env
+        .runner
+        .run(req, CancellationToken::new(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(out.meta.status, RunStatus::Succeeded);
+    assert!(
+        env.server.requests()[0].body.get("tools").is_none(),
+        "ungranted tool offered"
+    );
+    let lines = transcript(&out.bundle_dir);
+    let call = lines.iter().find(|l| l["type"] == "tool_call").unwrap();
+    assert_eq!(call["decision"]["decision"], "deny");
+    assert!(
+        call["decision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not granted")
+    );
+    let result = lines.iter().find(|l| l["type"] == "tool_result").unwrap();
+    assert_eq!(result["is_error"], true);
+    assert!(
+        !result["content"].as_str().unwrap().contains("unix"),
+        "the tool ran"
     );
 }

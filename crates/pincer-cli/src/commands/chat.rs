@@ -32,7 +32,6 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
             );
         }
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        let mut last_code = 0;
         loop {
             if env.stdin_tty {
                 print!("you> ");
@@ -78,11 +77,11 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
                         )
                         .await?;
                     guard.abort();
-                    last_code = output::report(&outcome, stream, false);
+                    // A failed turn is reported and the conversation goes on.
+                    output::report(&outcome, stream, false);
                 }
             }
         }
-        let _ = last_code;
         Ok(0)
     });
     // Tokio's stdin reader may still be blocked in read(2); do not wait for it.

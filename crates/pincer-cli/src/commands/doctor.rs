@@ -244,6 +244,8 @@ fn check_providers(
     offline: bool,
     r: &mut Report,
 ) -> anyhow::Result<()> {
+    // One runtime for all provider checks, built only if one is needed.
+    let mut rt: Option<tokio::runtime::Runtime> = None;
     for (name, p) in &config.providers {
         if let Some(var) = &p.api_key_env {
             if env.var(var).is_some() {
@@ -269,7 +271,10 @@ fn check_providers(
             continue;
         }
         let client = runtime::provider(name, p, env)?;
-        let rt = runtime::tokio_runtime()?;
+        let rt = match &rt {
+            Some(rt) => rt,
+            None => rt.insert(runtime::tokio_runtime()?),
+        };
         match rt.block_on(client.check()) {
             Ok(()) => r.add(id, Status::Ok, format!("{} answers", p.base_url), None),
             Err(e) => r.add(

@@ -293,14 +293,12 @@ async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
         .spawn()
         .unwrap();
     // Interrupt once the model server holds the request.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while server.requests().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "request never arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    assert!(
+        server
+            .wait_for_requests(1, std::time::Duration::from_secs(20))
+            .await,
+        "request never arrived"
+    );
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

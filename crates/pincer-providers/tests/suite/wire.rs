@@ -59,7 +59,7 @@ async fn ask(
     text: &str,
 ) -> Result<pincer_providers::Completion, pincer_providers::ProviderError> {
     let p = client(wire, server, s);
-    collect(p.stream(request(text), CancellationToken::new()), |_| {}).await
+    collect(p.stream(&request(text), CancellationToken::new()), |_| {}).await
 }
 
 const WIRES: [Wire; 2] = [Wire::OpenAi, Wire::Anthropic];
@@ -73,7 +73,7 @@ async fn text_answers_stream_and_whole() {
                 .unwrap();
             let mut deltas = 0;
             let p = client(wire, &server, settings(stream));
-            let c = collect(p.stream(request("hi"), CancellationToken::new()), |_| {
+            let c = collect(p.stream(&request("hi"), CancellationToken::new()), |_| {
                 deltas += 1
             })
             .await
@@ -242,18 +242,13 @@ async fn cancellation_stops_a_pending_call() {
     .unwrap();
     let p = client(Wire::Anthropic, &server, settings(true));
     let cancel = CancellationToken::new();
-    let stream = p.stream(request("q"), cancel.clone());
+    let stream = p.stream(&request("q"), cancel.clone());
     let task = tokio::spawn(collect(stream, |_| {}));
     // Cancel once the server has the request in hand.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.requests().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "request never arrived"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    assert!(
+        server.wait_for_requests(1, Duration::from_secs(5)).await,
+        "request never arrived"
+    );
     cancel.cancel();
     let e = task.await.unwrap().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Canceled);
@@ -267,7 +262,7 @@ async fn connection_refused_is_a_network_error() {
     let mut s = settings(true);
     s.max_retries = 1;
     let p = OpenAiProvider::new(&url, None, s).unwrap();
-    let e = collect(p.stream(request("q"), CancellationToken::new()), |_| {})
+    let e = collect(p.stream(&request("q"), CancellationToken::new()), |_| {})
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Network, "{e}");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use pincer_policy::Approved;
-use pincer_types::{Action, Capability, Clock, RiskTier};
+use pincer_types::{Action, Capability, Clock, IdError, RiskTier};
 use serde_json::{Value, json};
 
 use crate::{Tool, ToolError, ToolFuture, ToolOutput, ToolSpec};
@@ -17,24 +17,20 @@ pub struct TimeNow {
 
 impl TimeNow {
     /// A `time.now` tool reading `clock`.
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    ///
+    /// # Errors
+    /// Never in practice: the name is a valid literal, checked by the unit tests.
+    pub fn new(clock: Arc<dyn Clock>) -> Result<Self, IdError> {
         let spec = ToolSpec {
-            name: pincer_types::ToolName::try_from("time.now".to_owned())
-                .unwrap_or_else(|_| unreachable_name()),
+            name: "time.now".parse()?,
             description:
                 "Returns the current date and time (UTC, RFC 3339) and the Unix timestamp.".into(),
             parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
             capability: Capability::Time,
             base_tier: RiskTier::L0ReadOnly,
         };
-        Self { spec, clock }
+        Ok(Self { spec, clock })
     }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_name() -> pincer_types::ToolName {
-    // "time.now" is a valid literal; this cannot happen.
-    panic!("invalid built-in tool name")
 }
 
 impl Tool for TimeNow {
