@@ -62,6 +62,7 @@ pub struct RunMeta {
 #[derive(Debug)]
 pub struct RunBundle {
     dir: PathBuf,
+    run_id: RunId,
     transcript: File,
 }
 
@@ -85,7 +86,16 @@ impl RunBundle {
             .mode(0o600)
             .open(&path)
             .map_err(|e| AgentError::io(&path, e))?;
-        Ok(Self { dir, transcript })
+        Ok(Self {
+            dir,
+            run_id,
+            transcript,
+        })
+    }
+
+    /// The run this bundle records.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
     }
 
     /// The bundle directory.

@@ -4,17 +4,23 @@
 //!
 //! Invariants: the same agent files and tools always give the same prompt and prompt hash; every
 //! run that starts writes a bundle and ends it with a final status, whatever went wrong; every
-//! tool call passes `pincer_policy::authorize` before it runs.
+//! tool call passes through the [`Gate`] (plan → policy → approval → run), which records it in
+//! the audit log first and refuses to run anything it cannot record.
 
 mod breaker;
 mod bundle;
 mod error;
 mod files;
+mod gate;
 mod prompt;
 mod run;
 
 pub use bundle::{RunBundle, RunMeta};
 pub use error::AgentError;
 pub use files::{AGENT_FILES, AgentFile, scaffold_agent};
-pub use prompt::{AssembledPrompt, FileSection, assemble_prompt};
+pub use gate::{
+    ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver, CallOutcome, CallScope, CallStatus,
+    Gate, NoApprover, summarize,
+};
+pub use prompt::{AssembledPrompt, DATA_NOTICE, FileSection, assemble_prompt};
 pub use run::{RunOutcome, RunRequest, RunSettings, Runner};

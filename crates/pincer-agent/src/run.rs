@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use pincer_config::PromptLimits;
-use pincer_policy::{Context, Policy, Refusal, authorize};
+use pincer_policy::Policy;
 use pincer_providers::{
     ChatRequest, ErrorKind, Message, ModelProvider, ToolCall, ToolDef, collect,
 };
 use pincer_store::{RunRecord, SessionInfo, Store};
-use pincer_tools::ToolRegistry;
-use pincer_types::{AgentId, RiskTier, RunEvent, RunId, RunStatus, TokenUsage, ToolName};
+use pincer_tools::{ToolContext, ToolRegistry};
+use pincer_types::{AgentId, RunEvent, RunId, RunStatus, TokenUsage, ToolName};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{REPEAT_LIMIT, RepeatBreaker};
+use crate::gate::{CallScope, CallStatus, Gate};
 use crate::{AgentError, RunBundle, RunMeta, assemble_prompt};
 
 /// Most bytes of one tool result passed back to the model.
@@ -59,6 +60,8 @@ pub struct RunRequest {
     pub settings: RunSettings,
     /// Policy for its tool calls.
     pub policy: Policy,
+    /// What its tools can reach (workspace, read-only roots).
+    pub tools: ToolContext,
     /// The session it continues.
     pub session: SessionInfo,
     /// The user's message.
@@ -80,7 +83,7 @@ pub struct RunOutcome {
 #[derive(Debug, Clone)]
 pub struct Runner {
     provider: Arc<dyn ModelProvider>,
-    tools: Arc<ToolRegistry>,
+    gate: Arc<Gate>,
     store: Arc<dyn Store>,
 }
 
@@ -118,6 +121,7 @@ enum State {
 /// `request.messages[history_len..]` is what this run added.
 struct Turn<'a> {
     req: &'a RunRequest,
+    run_id: RunId,
     bundle: RunBundle,
     request: ChatRequest,
     history_len: usize,
@@ -130,14 +134,10 @@ struct Turn<'a> {
 
 impl Runner {
     /// A runner.
-    pub fn new(
-        provider: Arc<dyn ModelProvider>,
-        tools: Arc<ToolRegistry>,
-        store: Arc<dyn Store>,
-    ) -> Self {
+    pub fn new(provider: Arc<dyn ModelProvider>, gate: Arc<Gate>, store: Arc<dyn Store>) -> Self {
         Self {
             provider,
-            tools,
+            gate,
             store,
         }
     }
@@ -159,7 +159,8 @@ impl Runner {
         // The model is offered exactly the granted tools that exist, in name order (deterministic).
         let granted: Vec<ToolName> = req.policy.granted.iter().cloned().collect();
         let tool_defs: Vec<ToolDef> = self
-            .tools
+            .gate
+            .tools()
             .specs_for(&granted)
             .map(|s| ToolDef {
                 name: ToolRegistry::wire_name(&s.name),
@@ -191,6 +192,21 @@ impl Runner {
             pincer_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         on_event(&RunEvent::Started { run_id });
+        let offered: Vec<&str> = tool_defs.iter().map(|t| t.name.as_str()).collect();
+        if let Err(e) = self
+            .gate
+            .audit(
+                "run.start",
+                json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id,
+                       "provider": meta.provider, "model": meta.model, "tools": offered}),
+            )
+            .await
+        {
+            bundle.record("error", json!({"error": format!("audit log: {e}")}))?;
+            let mut turn = Turn::new(&req, bundle, String::new(), tool_defs, Vec::new());
+            let ended = Ended::failed("audit", format!("the audit log cannot be written: {e}"));
+            return self.finish(&mut turn, meta, ended, clock, on_event).await;
+        }
         bundle.record(
             "run_start",
             json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id}),
@@ -343,22 +359,35 @@ impl Runner {
         let mut tripped = None;
         for call in calls {
             turn.tool_calls += 1;
-            let Handled {
-                tool: name,
-                tier,
-                decision,
-                result,
-            } = self.call_tool(turn.req, &call).await;
-            let (content, is_error) = match result {
-                Ok(c) => (c, false),
-                Err(e) => (e, true),
+            let scope = CallScope {
+                ctx: &turn.req.tools,
+                policy: &turn.req.policy,
+                run_id: Some(turn.run_id),
+                origin: "agent",
             };
-            let content = clip(content);
-            if let Some(tool) = &name {
+            let out = self
+                .gate
+                .call(scope, &call.id, &call.name, &call.arguments)
+                .await;
+            let is_error = out.result.is_err();
+            // D9: tool output is data, labelled untrusted; Pincer's own messages are labelled so.
+            let (trust, body) = match out.result {
+                Ok(c) => ("untrusted", c),
+                Err(e) => match out.status {
+                    CallStatus::ToolError => ("untrusted", e),
+                    CallStatus::Ok | CallStatus::Denied | CallStatus::NotApproved => ("pincer", e),
+                },
+            };
+            let source = out
+                .tool
+                .as_ref()
+                .map_or_else(|| call.name.clone(), ToString::to_string);
+            let content = label(&source, &call.id, trust, &clip(body));
+            if let Some(tool) = &out.tool {
                 on_event(&RunEvent::ToolCall {
                     id: call.id.clone(),
                     tool: tool.clone(),
-                    tier,
+                    tier: out.tier,
                 });
             }
             on_event(&RunEvent::ToolResult {
@@ -367,12 +396,13 @@ impl Runner {
             });
             turn.bundle.record(
                 "tool_call",
-                json!({"id": call.id, "wire_name": call.name, "tool": name, "arguments": call.arguments,
-                       "tier": tier, "decision": decision}),
+                json!({"id": call.id, "wire_name": call.name, "tool": out.tool, "arguments": call.arguments,
+                       "tier": out.tier, "decision": out.decision, "status": out.status}),
             )?;
             turn.bundle.record(
                 "tool_result",
-                json!({"id": call.id, "is_error": is_error, "content": content}),
+                json!({"id": call.id, "is_error": is_error, "content": content,
+                       "provenance": {"source": format!("tool:{source}"), "trust": trust}}),
             )?;
             if turn.breaker.trips(&call.name, &call.arguments, &content) && tripped.is_none() {
                 tripped = Some(call.name.clone());
@@ -392,67 +422,6 @@ impl Runner {
             )));
         }
         Ok(State::CallModel)
-    }
-
-    /// Resolves, authorizes and runs one call. Every failure is a model-visible error.
-    /// The grant check is policy's: an existing but ungranted tool is planned (no side effects)
-    /// and then denied by `authorize`, so the decision is recorded like any other.
-    async fn call_tool(&self, req: &RunRequest, call: &ToolCall) -> Handled {
-        let Some((name, tool)) = self
-            .tools
-            .by_wire(&call.name)
-            .and_then(|n| self.tools.get(n).map(|t| (n.clone(), t)))
-        else {
-            return Handled::refused(None, None, "deny", format!("unknown tool `{}`", call.name));
-        };
-        let raw = if call.arguments.trim().is_empty() {
-            "{}"
-        } else {
-            &call.arguments
-        };
-        let action = match serde_json::from_str::<Value>(raw) {
-            Err(e) => Err(format!("arguments are not valid JSON: {e}")),
-            Ok(args) => tool.plan(&args).map_err(|e| e.to_string()),
-        };
-        let action = match action {
-            Ok(a) => a,
-            Err(err) => return Handled::refused(Some(name), None, "invalid", err),
-        };
-        let tier = action.tier;
-        let ctx = Context {
-            agent: req.agent.clone(),
-        };
-        match authorize(&req.policy, action, &ctx) {
-            Ok(approved) => {
-                let decision = json!({"decision": "allow", "digest": approved.action().digest()});
-                let result = tool
-                    .run(approved)
-                    .await
-                    .map(|o| o.content)
-                    .map_err(|e| e.to_string());
-                Handled {
-                    tool: Some(name),
-                    tier: Some(tier),
-                    decision,
-                    result,
-                }
-            }
-            Err(refusal) => {
-                let err = match &refusal {
-                    Refusal::NeedsApproval { reason, .. } => {
-                        format!("denied: {reason}, and no approver is available in this session")
-                    }
-                    Refusal::Deny { reason } => format!("denied by policy: {reason}"),
-                };
-                let decision = serde_json::to_value(&refusal).unwrap_or(Value::Null);
-                Handled {
-                    tool: Some(name),
-                    tier: Some(tier),
-                    decision,
-                    result: Err(err),
-                }
-            }
-        }
     }
 
     async fn finish(
@@ -489,6 +458,18 @@ impl Runner {
         };
         turn.bundle.finish(&output)?;
         turn.bundle.write_meta(&meta)?;
+        if let Err(e) = self
+            .gate
+            .audit(
+                "run.end",
+                json!({"run_id": meta.run_id, "agent": meta.agent, "status": meta.status,
+                       "error_kind": meta.error_kind, "steps": meta.steps,
+                       "tool_calls": meta.tool_calls, "usage": meta.usage}),
+            )
+            .await
+        {
+            tracing::error!("audit log: could not record run.end: {e}");
+        }
         self.store
             .upsert_run(&record(&meta, turn.req.session.id))
             .await?;
@@ -530,6 +511,7 @@ impl<'a> Turn<'a> {
         };
         Self {
             req,
+            run_id: bundle.run_id(),
             bundle,
             request,
             history_len,
@@ -542,38 +524,29 @@ impl<'a> Turn<'a> {
     }
 }
 
-/// What happened to one tool call.
-struct Handled {
-    tool: Option<ToolName>,
-    tier: Option<RiskTier>,
-    /// The decision as recorded in the transcript.
-    decision: Value,
-    /// Result text for the model; `Err` is shown to it as an error.
-    result: Result<String, String>,
-}
-
-impl Handled {
-    fn refused(
-        tool: Option<ToolName>,
-        tier: Option<RiskTier>,
-        decision: &str,
-        err: String,
-    ) -> Self {
-        Self {
-            tool,
-            tier,
-            decision: json!({"decision": decision, "reason": err}),
-            result: Err(err),
-        }
-    }
-}
-
 fn canceled() -> Ended {
     Ended {
         status: RunStatus::Canceled,
         kind: Some("canceled".into()),
         error: Some("canceled by the user".into()),
     }
+}
+
+/// Wraps tool output for the model with its provenance. Closing tags inside the content are
+/// defused so data cannot end its own wrapper and pose as instructions.
+fn label(source: &str, call_id: &str, trust: &str, body: &str) -> String {
+    let body = body.replace("</tool_output", "<\\/tool_output");
+    let source: String = source
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    let call_id: String = call_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        .collect();
+    format!(
+        "<tool_output tool=\"{source}\" call_id=\"{call_id}\" trust=\"{trust}\">\n{body}\n</tool_output>"
+    )
 }
 
 fn clip(mut s: String) -> String {

@@ -6,15 +6,17 @@
 //! `hash` (the first line's is 64 zeros); `hash = sha256(canonical JSON of {seq, ts, prev_hash,
 //! event})`; `HEAD` records the last `seq` and `hash`, so truncating the tail is detected too.
 //!
-//! Status: the log, redaction and verification exist and are tested; wiring every tool call and
-//! policy decision into it, and the `pincer audit` commands, are the rest of issue 3.
+//! The agent gate (`pincer_agent::Gate`) writes every tool call, policy decision and approval
+//! here; `pincer audit verify|tail|search` read it.
 
 mod error;
 mod log;
+mod read;
 mod redact;
 mod verify;
 
 pub use error::AuditError;
 pub use log::{AuditLog, GENESIS};
+pub use read::{Entry, Follower, entries};
 pub use redact::Redactor;
 pub use verify::{VerifyReport, verify};

@@ -25,6 +25,96 @@ pub(crate) enum Command {
     },
     /// Check the installation and suggest fixes.
     Doctor(DoctorArgs),
+    /// List tools, or call one through the same policy, approval and audit path agents use.
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+    /// Verify, tail or search the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ToolsCommand {
+    /// List every tool with its capability, base tier and whether the agent is granted it.
+    List {
+        /// Agent id.
+        #[arg(long, default_value = "main")]
+        agent: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool as an agent. Exit 0 ok, 1 tool error, 3 denied by policy, 4 needed approval
+    /// and none was given.
+    Call {
+        /// Tool name (e.g. fs.read).
+        tool: String,
+        /// Agent id whose grants, workspace and approval mode apply.
+        #[arg(long, default_value = "main")]
+        agent: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Approve the action yourself if policy asks for approval (never overrides a denial).
+        #[arg(long)]
+        approve: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain; exit 1 naming the first bad line.
+    Verify {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the last entries; with -f, keep printing new ones.
+    Tail {
+        /// How many entries.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Follow the log as it grows.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Print raw JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find entries by agent, tool, decision, event type and time.
+    Search(AuditSearchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditSearchArgs {
+    /// Agent id.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Tool name (e.g. fs.write).
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// Decision: allow, needs_approval or deny.
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Event type or prefix (e.g. approval, tool.call).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Entries at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Entries before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Most entries to print (the newest).
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Print raw JSON lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

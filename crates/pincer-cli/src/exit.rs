@@ -6,6 +6,10 @@ use pincer_config::ConfigError;
 pub const FAILED: u8 = 1;
 /// Exit code: bad usage or configuration.
 pub const USAGE: u8 = 2;
+/// Exit code: denied by policy.
+pub const DENIED: u8 = 3;
+/// Exit code: needed approval and none was given.
+pub const NOT_APPROVED: u8 = 4;
 /// Exit code: canceled by the user (128 + SIGINT).
 pub const CANCELED: u8 = 130;
 

@@ -1,8 +1,10 @@
 //! The `pincer` command line. Thin: each subcommand parses its arguments, reads the environment
 //! once through [`Env`], and calls into the library crates.
 //!
-//! Exit codes: 0 success, 1 a run or check failed, 2 bad usage or configuration, 130 canceled.
+//! Exit codes: 0 success, 1 a run or check failed, 2 bad usage or configuration, 3 denied by
+//! policy, 4 needed approval and none was given, 130 canceled.
 
+mod approver;
 mod cli;
 mod commands;
 mod env;

@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pincer_agent::{RunRequest, RunSettings, Runner};
-use pincer_config::{Config, LoadedConfig, PincerHome, ProviderConfig, ProviderKind};
-use pincer_policy::Policy;
+use pincer_agent::{Approver, Gate, RunRequest, RunSettings, Runner};
+use pincer_audit::{AuditLog, Redactor};
+use pincer_config::{
+    AgentConfig, Config, LoadedConfig, PincerHome, ProviderConfig, ProviderKind, ToolSelector,
+};
+use pincer_policy::{Policy, resolve_grants};
 use pincer_providers::{AnthropicProvider, ApiKey, HttpSettings, ModelProvider, OpenAiProvider};
 use pincer_store::{SessionInfo, SqliteStore};
-use pincer_tools::ToolRegistry;
+use pincer_tools::fs::{FsScope, ProtectedPath, Protection};
+use pincer_tools::{ToolContext, ToolRegistry};
 use pincer_types::{AgentId, SystemClock};
 
 use crate::{Env, Failure};
@@ -71,6 +75,181 @@ pub(crate) fn provider(
     })
 }
 
+/// Who approves actions in `ask` and `chat`: the user at the terminal when there is one,
+/// otherwise nobody (so every action needing approval is denied).
+pub(crate) fn interactive_approver(env: &Env) -> Arc<dyn Approver> {
+    if env.stdin_tty {
+        Arc::new(crate::approver::TerminalApprover)
+    } else {
+        Arc::new(pincer_agent::NoApprover)
+    }
+}
+
+/// Records a config change in the audit log. A config change that cannot be audited is
+/// reported loudly; the change itself has already been validated and written.
+pub(crate) fn audit_config(
+    home: &PincerHome,
+    env: &Env,
+    kind: &'static str,
+    fields: serde_json::Value,
+) {
+    let config = pincer_config::load(home)
+        .map(|l| l.config)
+        .unwrap_or_default();
+    let logged = open_audit(home, &config, env).and_then(|log| Ok(log.append(kind, fields)?));
+    if let Err(e) = logged {
+        eprintln!("WARNING: could not record {kind} in the audit log: {e}");
+    }
+}
+
+/// Opens the audit log with a redactor that knows every API key Pincer can see and the
+/// configured extra patterns.
+pub(crate) fn open_audit(
+    home: &PincerHome,
+    config: &Config,
+    env: &Env,
+) -> anyhow::Result<Arc<AuditLog>> {
+    let secrets: Vec<String> = config
+        .providers
+        .values()
+        .filter_map(|p| p.api_key_env.as_deref())
+        .filter_map(|var| env.var(var))
+        .collect();
+    let extra: Vec<(String, String)> = config
+        .security
+        .redact_patterns
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let redactor = Redactor::new(secrets, &extra).map_err(|e| {
+        Failure::usage(format!(
+            "{}: security.redact_patterns: {e}",
+            home.config_path().display()
+        ))
+    })?;
+    Ok(Arc::new(AuditLog::open(&home.audit_dir(), redactor)?))
+}
+
+/// Paths no tool may write (or, for secrets, read), whatever the workspace.
+pub(crate) fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<ProtectedPath> {
+    let no_write = |path: std::path::PathBuf, label: &str| ProtectedPath {
+        path,
+        label: label.to_owned(),
+        protection: Protection::NoWrite,
+    };
+    let db = home.state_db_path();
+    let mut v = vec![
+        no_write(home.config_path(), "Pincer's configuration"),
+        no_write(
+            home.last_good_path(),
+            "Pincer's last-known-good configuration",
+        ),
+        no_write(db.clone(), "Pincer's state database"),
+        no_write(db.with_extension("db-wal"), "Pincer's state database"),
+        no_write(db.with_extension("db-shm"), "Pincer's state database"),
+        no_write(db.with_extension("db-journal"), "Pincer's state database"),
+        no_write(home.audit_dir(), "the audit log"),
+        no_write(home.skills_dir(), "installed skills"),
+        ProtectedPath {
+            path: home.secrets_dir(),
+            label: "Pincer's secrets".into(),
+            protection: Protection::NoAccess,
+        },
+    ];
+    let dir = home.agent_dir(agent);
+    for f in pincer_agent::AGENT_FILES
+        .iter()
+        .filter(|f| !f.agent_editable)
+    {
+        v.push(no_write(
+            dir.join(f.name),
+            "a read-only agent instruction file",
+        ));
+    }
+    v.push(no_write(dir.join("runs"), "the agent's run records"));
+    v.push(no_write(dir.join("skills"), "installed skills"));
+    v
+}
+
+/// The agent's workspace path (created if missing).
+pub(crate) fn workspace(
+    home: &PincerHome,
+    agent: &AgentId,
+    a: &AgentConfig,
+) -> anyhow::Result<std::path::PathBuf> {
+    let ws = a
+        .workspace
+        .clone()
+        .unwrap_or_else(|| home.default_workspace(agent));
+    if !ws.is_dir() {
+        std::fs::create_dir_all(&ws)
+            .with_context(|| format!("creating workspace {}", ws.display()))?;
+    }
+    Ok(ws)
+}
+
+/// What the agent's tools can reach.
+pub(crate) fn tool_context(
+    home: &PincerHome,
+    agent: &AgentId,
+    a: &AgentConfig,
+) -> anyhow::Result<ToolContext> {
+    let ws = workspace(home, agent, a)?;
+    let scope = FsScope::open(&ws, &a.read_roots, &protected_paths(home, agent))
+        .map_err(|e| Failure::usage(format!("agents.{agent}: {e}")))?;
+    Ok(ToolContext {
+        agent: agent.clone(),
+        fs: Arc::new(scope),
+    })
+}
+
+/// The agent's policy: grants from profile/allow/deny, switches from `[security]`.
+pub(crate) fn policy(config: &Config, agent: &AgentId, a: &AgentConfig) -> Policy {
+    Policy {
+        approval_mode: config.approval_mode(agent),
+        exec: config.security.exec,
+        network: config.security.network,
+        granted: resolve_grants(a.profile, &a.allow, &a.deny),
+    }
+}
+
+/// Looks an agent up in the config.
+pub(crate) fn agent_config<'c>(
+    home: &PincerHome,
+    config: &'c Config,
+    agent: &str,
+) -> anyhow::Result<(AgentId, &'c AgentConfig)> {
+    let id: AgentId = agent.parse().map_err(|e| Failure::usage(format!("{e}")))?;
+    let a = config.agents.get(&id).ok_or_else(|| {
+        Failure::usage(format!(
+            "no agent `{id}` in {} (add [agents.{id}])",
+            home.config_path().display()
+        ))
+    })?;
+    Ok((id, a))
+}
+
+/// The built-in tools; an explicitly allowed tool that does not exist is a config error.
+pub(crate) fn registry(agent: &AgentId, a: &AgentConfig) -> anyhow::Result<Arc<ToolRegistry>> {
+    let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock))?);
+    let unknown: Vec<String> = a
+        .allow
+        .iter()
+        .filter_map(|s| match s {
+            ToolSelector::Tool(t) if tools.get(t).is_none() => Some(t.to_string()),
+            _ => None,
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Failure::usage(format!(
+            "agents.{agent}.allow names tools this Pincer does not have: {}",
+            unknown.join(", ")
+        ))
+        .into());
+    }
+    Ok(tools)
+}
+
 /// Everything needed to run one agent from the CLI.
 #[derive(Debug)]
 pub(crate) struct AgentRuntime {
@@ -85,6 +264,7 @@ struct RunRequestTemplate {
     agent_dir: std::path::PathBuf,
     settings: RunSettings,
     policy: Policy,
+    tools: ToolContext,
 }
 
 impl AgentRuntime {
@@ -94,34 +274,17 @@ impl AgentRuntime {
         config: &Config,
         agent: &str,
         env: &Env,
+        approver: Arc<dyn Approver>,
     ) -> anyhow::Result<Self> {
-        let agent: AgentId = agent.parse().map_err(|e| Failure::usage(format!("{e}")))?;
-        let a = config.agents.get(&agent).ok_or_else(|| {
-            Failure::usage(format!(
-                "no agent `{agent}` in {} (add [agents.{agent}])",
-                home.config_path().display()
-            ))
-        })?;
+        let (agent, a) = agent_config(home, config, agent)?;
         let p = config
             .providers
             .get(&a.provider)
             .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
         let provider = provider(&a.provider, p, env)?;
         let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
-        let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock))?);
-        let unknown: Vec<String> = a
-            .tools
-            .iter()
-            .filter(|t| tools.get(t).is_none())
-            .map(ToString::to_string)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Failure::usage(format!(
-                "agents.{agent}.tools names unknown tools: {}",
-                unknown.join(", ")
-            ))
-            .into());
-        }
+        let tools = registry(&agent, a)?;
+        let audit = open_audit(home, config, env)?;
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {
@@ -132,16 +295,13 @@ impl AgentRuntime {
                 max_tokens: a.max_tokens,
                 prompt: a.prompt,
             },
-            policy: Policy {
-                approval_mode: config.approval_mode(&agent),
-                exec: config.security.exec,
-                network: config.security.network,
-                granted: a.tools.iter().cloned().collect(),
-            },
+            policy: policy(config, &agent, a),
+            tools: tool_context(home, &agent, a)?,
         };
+        let gate = Arc::new(Gate::new(tools, audit, approver));
         let runner = Runner::new(
             provider,
-            tools,
+            gate,
             store.clone() as Arc<dyn pincer_store::Store>,
         );
         Ok(Self {
@@ -159,6 +319,7 @@ impl AgentRuntime {
             agent_dir: self.template.agent_dir.clone(),
             settings: self.template.settings.clone(),
             policy: self.template.policy.clone(),
+            tools: self.template.tools.clone(),
             session,
             input,
         }

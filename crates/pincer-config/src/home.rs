@@ -94,6 +94,14 @@ impl PincerHome {
     pub fn audit_dir(&self) -> PathBuf {
         self.root.join("audit")
     }
+    /// `secrets/`: credentials Pincer keeps on disk (never readable or writable by tools).
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+    /// `skills/`: installed skills (never writable by tools).
+    pub fn skills_dir(&self) -> PathBuf {
+        self.root.join("skills")
+    }
 }
 
 /// Creates a directory (and parents) with mode 0700 if it does not exist.

@@ -22,5 +22,6 @@ pub use home::PincerHome;
 pub use load::{LoadedConfig, load, parse_and_validate, save};
 pub use schema::{
     AgentConfig, ApprovalMode, CONFIG_VERSION, Config, ExecMode, GatewayConfig, NetworkMode,
-    PromptLimits, ProviderConfig, ProviderKind, SecurityConfig,
+    PromptLimits, ProviderConfig, ProviderKind, SecurityConfig, ToolGroup, ToolProfile,
+    ToolSelector,
 };

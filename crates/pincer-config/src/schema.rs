@@ -87,6 +87,113 @@ pub enum ApprovalMode {
     Trusted,
 }
 
+/// A named base set of tools for an agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolProfile {
+    /// The clock only (default): an agent that can talk and nothing else.
+    #[default]
+    Minimal,
+    /// Files, patches, code search, memory and (when enabled) sandboxed exec.
+    Coding,
+    /// Sending messages and memory.
+    Messaging,
+    /// Every tool Pincer has. Global switches (exec, network) and approvals still apply.
+    Full,
+}
+
+/// A named group of tools, written `group:<name>` in `allow` and `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ToolGroup {
+    /// `group:fs`: reading, listing, writing, editing, patching and searching files.
+    Fs,
+    /// `group:runtime`: sandboxed command execution.
+    Runtime,
+    /// `group:web`: fetching and searching the web.
+    Web,
+    /// `group:memory`: the agent's memory.
+    Memory,
+    /// `group:messaging`: sending messages on channels.
+    Messaging,
+    /// `group:automation`: schedules and webhooks.
+    Automation,
+}
+
+impl ToolGroup {
+    /// Every group.
+    pub const ALL: [Self; 6] = [
+        Self::Fs,
+        Self::Runtime,
+        Self::Web,
+        Self::Memory,
+        Self::Messaging,
+        Self::Automation,
+    ];
+
+    /// The name after `group:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fs => "fs",
+            Self::Runtime => "runtime",
+            Self::Web => "web",
+            Self::Memory => "memory",
+            Self::Messaging => "messaging",
+            Self::Automation => "automation",
+        }
+    }
+}
+
+/// One entry of `allow` / `deny`: a tool name or `group:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ToolSelector {
+    /// A single tool.
+    Tool(ToolName),
+    /// A group of tools.
+    Group(ToolGroup),
+}
+
+impl std::str::FromStr for ToolSelector {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(g) = s.strip_prefix("group:") {
+            return ToolGroup::ALL
+                .into_iter()
+                .find(|x| x.as_str() == g)
+                .map(Self::Group)
+                .ok_or_else(|| {
+                    let known: Vec<String> = ToolGroup::ALL
+                        .iter()
+                        .map(|g| format!("group:{}", g.as_str()))
+                        .collect();
+                    format!("unknown tool group `{s}` (known: {})", known.join(", "))
+                });
+        }
+        s.parse().map(Self::Tool).map_err(|e| format!("{e}"))
+    }
+}
+
+impl std::fmt::Display for ToolSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tool(t) => write!(f, "{t}"),
+            Self::Group(g) => write!(f, "group:{}", g.as_str()),
+        }
+    }
+}
+
+impl Serialize for ToolSelector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ToolSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// `[security]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +207,10 @@ pub struct SecurityConfig {
     /// Default approval mode for agents that do not set one.
     #[serde(default)]
     pub approval_mode: ApprovalMode,
+    /// Extra secret shapes to redact from the audit log, by name (`internal = "corp_[A-Za-z0-9]{20}"`);
+    /// matches become `[REDACTED:<name>]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redact_patterns: BTreeMap<String, String>,
 }
 
 /// Which wire format a provider speaks.
@@ -197,9 +308,19 @@ pub struct AgentConfig {
     /// Writable root; default `$PINCER_HOME/workspaces/<id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<PathBuf>,
-    /// Tools this agent may use. Only these are shown to the model.
-    #[serde(default = "default_tools")]
-    pub tools: Vec<ToolName>,
+    /// The base tool set; `allow` adds to it and `deny` removes from it.
+    #[serde(default)]
+    pub profile: ToolProfile,
+    /// Extra tools or groups (`group:fs`) on top of the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<ToolSelector>,
+    /// Tools or groups this agent never gets; deny always wins over profile and allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<ToolSelector>,
+    /// Extra read-only roots by name (`docs = "/usr/share/doc"`); file tools reach them with
+    /// `root = "docs"`. Nothing outside the workspace is ever writable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub read_roots: BTreeMap<String, PathBuf>,
     /// Approval mode; default from `[security]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_mode: Option<ApprovalMode>,
@@ -220,9 +341,6 @@ pub struct AgentConfig {
 fn default_provider() -> String {
     "default".to_owned()
 }
-fn default_tools() -> Vec<ToolName> {
-    "time.now".parse().into_iter().collect()
-}
 fn default_max_steps() -> u32 {
     16
 }
@@ -240,7 +358,10 @@ impl AgentConfig {
             provider: provider.into(),
             model: model.into(),
             workspace: None,
-            tools: default_tools(),
+            profile: ToolProfile::default(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            read_roots: BTreeMap::new(),
             approval_mode: None,
             max_steps: default_max_steps(),
             run_timeout_secs: default_run_timeout(),
@@ -366,6 +487,25 @@ impl Config {
                     format!("agents.{id}.run_timeout_secs"),
                     "must be at least 1".into(),
                 ));
+            }
+            for (name, path) in &a.read_roots {
+                let ok_name = !name.is_empty()
+                    && name != "workspace"
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !ok_name {
+                    errs.push((
+                        format!("agents.{id}.read_roots.{name}"),
+                        "root names use a-z, 0-9, _ and - and cannot be `workspace`".into(),
+                    ));
+                }
+                if !path.is_absolute() {
+                    errs.push((
+                        format!("agents.{id}.read_roots.{name}"),
+                        "must be an absolute path".into(),
+                    ));
+                }
             }
             if a.prompt.file_cap_bytes == 0 || a.prompt.total_cap_bytes < a.prompt.file_cap_bytes {
                 errs.push((

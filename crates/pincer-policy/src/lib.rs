@@ -7,10 +7,14 @@
 //! Invariants: unknown or ungranted → deny; exec and network are denied while their global
 //! switches are off; matches on security enums are exhaustive.
 
+mod grants;
+
+pub use grants::{group_tools, profile_selectors, resolve_grants};
+
 use std::collections::BTreeSet;
 
 use pincer_config::{ApprovalMode, ExecMode, NetworkMode};
-use pincer_types::{Action, AgentId, Capability, RiskTier, ToolName};
+use pincer_types::{Action, ActionDigest, AgentId, Capability, RiskTier, ToolName};
 use serde::{Deserialize, Serialize};
 
 /// Policy data for one agent.
@@ -156,6 +160,39 @@ pub fn authorize(
     }
 }
 
+/// A human's "yes" to one exact action, identified by its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HumanApproval {
+    /// Digest of the action that was shown and approved.
+    pub digest: ActionDigest,
+    /// Who approved (`operator:cli`, `user:tty`, …), for the audit log.
+    pub approver: String,
+}
+
+/// Like [`authorize`], but a `NeedsApproval` decision becomes `Approved` when `approval` is for
+/// exactly this action. A `Deny` is never overridden, and an approval for a different action
+/// (a digest mismatch) is refused.
+///
+/// # Errors
+/// The [`Refusal`] when the action is denied or the approval does not match it.
+pub fn authorize_with_approval(
+    policy: &Policy,
+    action: Action,
+    ctx: &Context,
+    approval: &HumanApproval,
+) -> Result<Approved<Action>, Refusal> {
+    match evaluate(policy, &action, ctx) {
+        Decision::Allow => Ok(Approved(action)),
+        Decision::Deny { reason } => Err(Refusal::Deny { reason }),
+        Decision::NeedsApproval { .. } if action.digest() == approval.digest => {
+            Ok(Approved(action))
+        }
+        Decision::NeedsApproval { .. } => Err(Refusal::Deny {
+            reason: "the approval given was for a different action".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +252,36 @@ mod tests {
             };
             assert_eq!(got, want, "{mode:?} {tool} {tier:?}");
         }
+    }
+
+    #[test]
+    fn approvals_bind_to_the_exact_action_and_never_override_deny() {
+        let ctx = Context {
+            agent: "main".parse().unwrap(),
+        };
+        let p = policy(ApprovalMode::Balanced);
+        let a = action("fs.write", Capability::FsWrite, RiskTier::L2Destructive);
+        let yes = HumanApproval {
+            digest: a.digest(),
+            approver: "test".into(),
+        };
+        assert!(authorize(&p, a.clone(), &ctx).is_err());
+        assert!(authorize_with_approval(&p, a.clone(), &ctx, &yes).is_ok());
+        let mut other = a.clone();
+        other.detail = serde_json::json!({"path": "elsewhere"});
+        assert!(matches!(
+            authorize_with_approval(&p, other, &ctx, &yes),
+            Err(Refusal::Deny { .. })
+        ));
+        let exec = action("shell.exec", Capability::Exec, RiskTier::L3Privileged);
+        let yes_exec = HumanApproval {
+            digest: exec.digest(),
+            approver: "test".into(),
+        };
+        assert!(matches!(
+            authorize_with_approval(&p, exec, &ctx, &yes_exec),
+            Err(Refusal::Deny { .. })
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pincer_types::{Clock, ToolName};
 
-use crate::{TimeNow, Tool, ToolSpec};
+use crate::{ApplyPatch, CodeSearch, FsEdit, FsList, FsRead, FsWrite, TimeNow, Tool, ToolSpec};
 
 /// Registration failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +36,12 @@ impl ToolRegistry {
     pub fn builtin(clock: Arc<dyn Clock>) -> Result<Self, RegistryError> {
         let mut r = Self::default();
         r.register(Arc::new(TimeNow::new(clock)?))?;
+        r.register(Arc::new(FsRead::new()?))?;
+        r.register(Arc::new(FsList::new()?))?;
+        r.register(Arc::new(FsWrite::new()?))?;
+        r.register(Arc::new(FsEdit::new()?))?;
+        r.register(Arc::new(ApplyPatch::new()?))?;
+        r.register(Arc::new(CodeSearch::new()?))?;
         Ok(r)
     }
 
@@ -101,6 +107,19 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_has_an_object_schema_without_refs() {
+        let r = ToolRegistry::builtin(Arc::new(SystemClock)).unwrap();
+        for spec in r.all() {
+            assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
+            let text = spec.parameters.to_string();
+            assert!(
+                !text.contains("$ref") && !text.contains("$schema"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn duplicates_are_refused() {
         let mut r = ToolRegistry::builtin(Arc::new(SystemClock)).unwrap();
         assert!(
@@ -114,20 +133,25 @@ mod tests {
         use pincer_config::{ApprovalMode, ExecMode, NetworkMode};
         let r = ToolRegistry::builtin(Arc::new(SystemClock)).unwrap();
         let t = r.get(&"time.now".parse().unwrap()).unwrap();
-        assert!(t.plan(&serde_json::json!({"tz": "x"})).is_err());
-        assert!(t.plan(&serde_json::json!([1])).is_err());
-        let action = t.plan(&serde_json::json!({})).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = crate::ToolContext {
+            agent: "main".parse().unwrap(),
+            fs: Arc::new(crate::fs::FsScope::open(dir.path(), &Default::default(), &[]).unwrap()),
+        };
+        assert!(t.plan(&ctx, &serde_json::json!({"tz": "x"})).is_err());
+        assert!(t.plan(&ctx, &serde_json::json!([1])).is_err());
+        let action = t.plan(&ctx, &serde_json::json!({})).unwrap();
         let policy = pincer_policy::Policy {
             approval_mode: ApprovalMode::Balanced,
             exec: ExecMode::Off,
             network: NetworkMode::Off,
             granted: [action.tool.clone()].into(),
         };
-        let ctx = pincer_policy::Context {
+        let pctx = pincer_policy::Context {
             agent: "main".parse().unwrap(),
         };
-        let approved = pincer_policy::authorize(&policy, action, &ctx).unwrap();
-        let out = t.run(approved).await.unwrap();
+        let approved = pincer_policy::authorize(&policy, action, &pctx).unwrap();
+        let out = t.run(&ctx, approved).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out.content).unwrap();
         assert!(v["unix"].as_i64().unwrap() > 1_600_000_000);
     }

@@ -2,9 +2,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use pincer_policy::Approved;
-use pincer_types::{Action, Capability, RiskTier, ToolName};
+use pincer_types::{Action, AgentId, Capability, RiskTier, ToolName};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::fs::FsScope;
 
 /// What a tool is, as shown to the model and to policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +26,74 @@ pub struct ToolSpec {
     pub base_tier: RiskTier,
 }
 
+impl ToolSpec {
+    /// A spec whose parameter schema is generated from the argument type `A`.
+    ///
+    /// # Errors
+    /// When `name` is not a valid tool name (caught by this crate's tests).
+    pub fn for_args<A: JsonSchema>(
+        name: &str,
+        description: &str,
+        capability: Capability,
+        base_tier: RiskTier,
+    ) -> Result<Self, pincer_types::IdError> {
+        Ok(Self {
+            name: name.parse()?,
+            description: description.to_owned(),
+            parameters: schema_of::<A>(),
+            capability,
+            base_tier,
+        })
+    }
+
+    /// An action of this tool at `tier` (never below the base tier) with `detail`.
+    pub fn action(&self, tier: RiskTier, detail: serde_json::Value) -> Action {
+        Action {
+            tool: self.name.clone(),
+            capability: self.capability,
+            tier: tier.max(self.base_tier),
+            detail,
+        }
+    }
+}
+
+/// The JSON Schema of `A` as a plain, self-contained object schema (no `$ref`s, no `$schema`).
+pub fn schema_of<A: JsonSchema>() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut v = generator.into_root_schema_for::<A>().to_value();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("$schema");
+        map.remove("title");
+    }
+    v
+}
+
+/// Parses tool arguments into `A`, with an error the model can act on.
+///
+/// # Errors
+/// [`ToolError::InvalidArguments`] naming the field and what was wrong.
+pub fn parse_args<A: DeserializeOwned>(
+    tool: &str,
+    args: &serde_json::Value,
+) -> Result<A, ToolError> {
+    let args = if args.is_null() {
+        &serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        args
+    };
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        if at == "." {
+            ToolError::InvalidArguments(format!("{tool}: {inner}"))
+        } else {
+            ToolError::InvalidArguments(format!("{tool}: `{at}`: {inner}"))
+        }
+    })
+}
+
 /// A tool's result as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolOutput {
@@ -28,19 +101,31 @@ pub struct ToolOutput {
     pub content: String,
 }
 
-/// A tool failure. Every variant is shown to the model so it can correct itself; `Internal` is
-/// also logged as a fault.
+/// A tool failure. Every variant is shown to the model so it can correct itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ToolError {
     /// The arguments did not match the schema.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
+    /// The call tried to leave its confinement (path escape, protected file, special file).
+    /// Reported and audited as a policy denial.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The tool ran and failed.
     #[error("{0}")]
     Failed(String),
     /// An internal fault.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What a tool may reach for one agent: the agent and its file scope.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    /// The agent calling.
+    pub agent: AgentId,
+    /// Its workspace and read-only roots.
+    pub fs: Arc<FsScope>,
 }
 
 /// The future a tool's `run` returns.
@@ -57,8 +142,9 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
     /// Validates `args` and resolves them into an action.
     ///
     /// # Errors
-    /// [`ToolError::InvalidArguments`] when the arguments are wrong.
-    fn plan(&self, args: &serde_json::Value) -> Result<Action, ToolError>;
+    /// [`ToolError::InvalidArguments`] when the arguments are wrong, [`ToolError::Forbidden`]
+    /// when they reach outside the agent's scope.
+    fn plan(&self, ctx: &ToolContext, args: &serde_json::Value) -> Result<Action, ToolError>;
     /// Runs an approved action.
-    fn run(&self, action: Approved<Action>) -> ToolFuture<'_>;
+    fn run<'a>(&'a self, ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a>;
 }

@@ -4,13 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pincer_agent::{RunOutcome, RunRequest, RunSettings, Runner, scaffold_agent};
+use pincer_agent::{Gate, NoApprover, RunOutcome, RunRequest, RunSettings, Runner, scaffold_agent};
+use pincer_audit::{AuditLog, Redactor};
 use pincer_config::{ApprovalMode, ExecMode, NetworkMode, PromptLimits};
 use pincer_policy::Policy;
 use pincer_providers::{HttpSettings, OpenAiProvider};
 use pincer_store::{SqliteStore, Store};
 use pincer_testkit::{FakeLlm, Reply};
-use pincer_tools::ToolRegistry;
+use pincer_tools::fs::FsScope;
+use pincer_tools::{ToolContext, ToolRegistry};
 use pincer_types::{RunEvent, RunStatus, SystemClock};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 struct Env {
     _dir: tempfile::TempDir,
     agent_dir: std::path::PathBuf,
+    audit_dir: std::path::PathBuf,
+    tools: ToolContext,
     store: Arc<SqliteStore>,
     runner: Runner,
     server: FakeLlm,
@@ -35,10 +39,22 @@ async fn env(script: Vec<Reply>) -> Env {
     let provider = Arc::new(OpenAiProvider::new(&server.base_url(), None, settings).unwrap());
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock)).unwrap());
-    let runner = Runner::new(provider, tools, store.clone());
+    let audit_dir = dir.path().join("audit");
+    let audit =
+        Arc::new(AuditLog::open(&audit_dir, Redactor::new(Vec::new(), &[]).unwrap()).unwrap());
+    let gate = Arc::new(Gate::new(tools, audit, Arc::new(NoApprover)));
+    let runner = Runner::new(provider, gate, store.clone());
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let tools = ToolContext {
+        agent: "main".parse().unwrap(),
+        fs: Arc::new(FsScope::open(&ws, &Default::default(), &[]).unwrap()),
+    };
     Env {
         _dir: dir,
         agent_dir,
+        audit_dir,
+        tools,
         store,
         runner,
         server,
@@ -75,6 +91,7 @@ fn request(
             network: NetworkMode::Off,
             granted: ["time.now".parse().unwrap()].into(),
         },
+        tools: env.tools.clone(),
         session,
         input: input.into(),
     }
@@ -103,6 +120,23 @@ fn transcript(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+fn audit_kinds(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    for f in files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            out.push(v["event"]["type"].as_str().unwrap().to_owned());
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn tool_call_round_trips_into_transcript_and_session() {
     let env = env(vec![
@@ -124,8 +158,34 @@ async fn tool_call_round_trips_into_transcript_and_session() {
     let lines = transcript(&out.bundle_dir);
     let result = lines.iter().find(|l| l["type"] == "tool_result").unwrap();
     assert_eq!(result["is_error"], false);
-    let content: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    // D9: the result is wrapped and labelled untrusted, and the label is recorded.
+    let wrapped = result["content"].as_str().unwrap();
+    let inner = wrapped
+        .strip_prefix("<tool_output tool=\"time.now\" call_id=\"call_0\" trust=\"untrusted\">\n")
+        .and_then(|s| s.strip_suffix("\n</tool_output>"))
+        .unwrap_or_else(|| panic!("not labelled: {wrapped}"));
+    let content: Value = serde_json::from_str(inner).unwrap();
     assert!(content["unix"].as_i64().unwrap() > 0);
+    assert_eq!(result["provenance"]["trust"], "untrusted");
+    assert_eq!(result["provenance"]["source"], "tool:time.now");
+    let system = env.server.requests()[0].body["messages"][0]["content"].clone();
+    assert!(
+        system.as_str().unwrap().contains(pincer_agent::DATA_NOTICE),
+        "{system}"
+    );
+    // The audit log holds the whole story, and its chain verifies.
+    let kinds = audit_kinds(&env.audit_dir);
+    assert_eq!(
+        kinds,
+        [
+            "run.start",
+            "tool.call",
+            "policy.decision",
+            "tool.result",
+            "run.end"
+        ]
+    );
+    pincer_audit::verify(&env.audit_dir).unwrap();
     let call = lines.iter().find(|l| l["type"] == "tool_call").unwrap();
     assert_eq!(call["tool"], "time.now");
     assert_eq!(call["decision"]["decision"], "allow");

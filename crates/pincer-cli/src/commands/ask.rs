@@ -29,7 +29,13 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
     }
     let rt = runtime::tokio_runtime()?;
     rt.block_on(async {
-        let agent = AgentRuntime::build(&home, &loaded.config, &args.agent, env)?;
+        let agent = AgentRuntime::build(
+            &home,
+            &loaded.config,
+            &args.agent,
+            env,
+            runtime::interactive_approver(env),
+        )?;
         // Without --session every ask is a fresh conversation, so identical asks see identical
         // prompts; with it, the named session continues.
         let (peer, fresh) = match &args.session {

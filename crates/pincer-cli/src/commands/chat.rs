@@ -21,7 +21,13 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
     let loaded = runtime::load_config(&home)?;
     let rt = runtime::tokio_runtime()?;
     let result = rt.block_on(async {
-        let agent = AgentRuntime::build(&home, &loaded.config, &args.agent, env)?;
+        let agent = AgentRuntime::build(
+            &home,
+            &loaded.config,
+            &args.agent,
+            env,
+            runtime::interactive_approver(env),
+        )?;
         let key = SessionKey::for_peer(&agent.agent, "cli", &args.session)
             .map_err(|e| Failure::usage(e.to_string()))?;
         let mut session = agent.store.current_session(&key, &agent.agent).await?;

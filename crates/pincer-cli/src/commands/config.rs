@@ -29,6 +29,12 @@ pub(crate) fn run(cmd: ConfigCommand, env: &Env) -> anyhow::Result<u8> {
             })?;
             let updated = set_value(&path, &text, &key, &value)?;
             save(&home, &updated)?;
+            runtime::audit_config(
+                &home,
+                env,
+                "config.set",
+                serde_json::json!({"key": key, "value": value, "file": path, "by": "operator:cli"}),
+            );
             println!("set {key} = {value}");
         }
     }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 
 use pincer_agent::scaffold_agent;
-use pincer_config::{AgentConfig, Config, PincerHome, ProviderConfig, ProviderKind};
+use pincer_config::{AgentConfig, Config, PincerHome, ProviderConfig, ProviderKind, ToolProfile};
 use pincer_types::AgentId;
 
 use crate::cli::{InitArgs, ProviderArg};
@@ -38,6 +38,12 @@ pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
     } else {
         let text = new_config_text(&args, env, &agent)?;
         pincer_config::save(&home, &text)?;
+        runtime::audit_config(
+            &home,
+            env,
+            "config.init",
+            serde_json::json!({"file": config_path, "by": "operator:cli"}),
+        );
         println!("config: wrote {}", config_path.display());
     }
     scaffold(&home, &agent)?;
@@ -136,9 +142,10 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
         "default".into(),
         ProviderConfig::new(kind, base_url, api_key_env),
     );
-    config
-        .agents
-        .insert(agent.clone(), AgentConfig::new("default", model));
+    // The first agent can work on files in its own workspace; exec and network stay off.
+    let mut main = AgentConfig::new("default", model);
+    main.profile = ToolProfile::Coding;
+    config.agents.insert(agent.clone(), main);
     let body = config
         .to_toml()
         .map_err(|e| Failure::usage(format!("cannot write config: {e}")))?;

@@ -1,11 +1,13 @@
 //! One module per subcommand.
 
 mod ask;
+mod audit;
 mod chat;
 mod config;
 mod doctor;
 mod init;
 mod output;
+mod tools;
 
 use crate::Env;
 use crate::cli::{Cli, Command};
@@ -17,5 +19,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Chat(args) => chat::run(args, env),
         Command::Config { command } => config::run(command, env),
         Command::Doctor(args) => doctor::run(args, env),
+        Command::Tools { command } => tools::run(command, env),
+        Command::Audit { command } => audit::run(command, env),
     }
 }

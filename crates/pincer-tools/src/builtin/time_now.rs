@@ -6,7 +6,7 @@ use pincer_policy::Approved;
 use pincer_types::{Action, Capability, Clock, IdError, RiskTier};
 use serde_json::{Value, json};
 
-use crate::{Tool, ToolError, ToolFuture, ToolOutput, ToolSpec};
+use crate::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput, ToolSpec};
 
 /// Reports the current time in UTC and as a Unix timestamp.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl Tool for TimeNow {
         &self.spec
     }
 
-    fn plan(&self, args: &Value) -> Result<Action, ToolError> {
+    fn plan(&self, _ctx: &ToolContext, args: &Value) -> Result<Action, ToolError> {
         match args {
             Value::Object(map) if map.is_empty() => {}
             Value::Null => {}
@@ -63,7 +63,7 @@ impl Tool for TimeNow {
         })
     }
 
-    fn run(&self, _action: Approved<Action>) -> ToolFuture<'_> {
+    fn run<'a>(&'a self, _ctx: &'a ToolContext, _action: Approved<Action>) -> ToolFuture<'a> {
         let now = self.clock.now();
         Box::pin(async move {
             Ok(ToolOutput {

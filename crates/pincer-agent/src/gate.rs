@@ -1,0 +1,511 @@
+//! The gate: the one path every tool call takes, from the agent loop and from
+//! `pincer tools call` alike.
+//!
+//! ```text
+//! resolve tool ─► parse args ─► plan (confinement) ─► policy::evaluate ─► [approval] ─► run
+//!      │ audit: tool.call       policy.decision      approval.*            tool.result │
+//! ```
+//!
+//! Fail closed: if the audit log cannot record the call or the decision, the tool does not run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use pincer_audit::{AuditError, AuditLog};
+use pincer_policy::{
+    Context, Decision, HumanApproval, Policy, Refusal, authorize, authorize_with_approval, evaluate,
+};
+use pincer_tools::{ToolContext, ToolError, ToolRegistry};
+use pincer_types::{Action, ActionDigest, AgentId, RiskTier, RunId, ToolName};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Strings longer than this are replaced by their length and hash in audit events.
+const AUDIT_STRING_CAP: usize = 2048;
+
+/// What an approver is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRequest {
+    /// The agent asking.
+    pub agent: AgentId,
+    /// The resolved action (tool, capability, tier, detail).
+    pub action: Action,
+    /// The digest an approval binds to.
+    pub digest: ActionDigest,
+    /// Why approval is needed.
+    pub reason: String,
+}
+
+/// An approver's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalAnswer {
+    /// Approved by `approver`.
+    Approved {
+        /// Who approved (e.g. `operator:cli`, `user:tty`).
+        approver: String,
+    },
+    /// Refused by `by`.
+    Denied {
+        /// Who refused.
+        by: String,
+    },
+    /// Nobody can answer (no terminal, no channel): treated as a denial.
+    Unavailable,
+}
+
+/// The future an [`Approver`] returns.
+pub type ApprovalFuture<'a> = Pin<Box<dyn Future<Output = ApprovalAnswer> + Send + 'a>>;
+
+/// Someone who can approve actions: a terminal user, an operator, a chat owner.
+pub trait Approver: Send + Sync + std::fmt::Debug {
+    /// Asks about one action.
+    fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> ApprovalFuture<'a>;
+}
+
+/// Nobody: every request is unavailable, so every `NeedsApproval` becomes a denial.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoApprover;
+
+impl Approver for NoApprover {
+    fn ask<'a>(&'a self, _request: &'a ApprovalRequest) -> ApprovalFuture<'a> {
+        Box::pin(async { ApprovalAnswer::Unavailable })
+    }
+}
+
+/// How a call ended, for exit codes and the transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// The tool ran and succeeded.
+    Ok,
+    /// The tool ran (or planned) and failed, or its arguments were invalid.
+    ToolError,
+    /// Policy (or confinement) denied it.
+    Denied,
+    /// It needed approval and none was given.
+    NotApproved,
+}
+
+/// The result of one call through the gate.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    /// The canonical tool name, when the tool exists.
+    pub tool: Option<ToolName>,
+    /// The action's tier, when it was planned.
+    pub tier: Option<RiskTier>,
+    /// How it ended.
+    pub status: CallStatus,
+    /// The decision as recorded (JSON).
+    pub decision: Value,
+    /// Result text (`Ok`) or a message for the model (`Err`).
+    pub result: Result<String, String>,
+}
+
+/// Who is calling and under what rules.
+#[derive(Debug, Clone, Copy)]
+pub struct CallScope<'a> {
+    /// Tool context (agent, file scope).
+    pub ctx: &'a ToolContext,
+    /// The agent's policy.
+    pub policy: &'a Policy,
+    /// The run, when called from the agent loop.
+    pub run_id: Option<RunId>,
+    /// `agent` or `cli`.
+    pub origin: &'a str,
+}
+
+/// The gate.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    tools: Arc<ToolRegistry>,
+    audit: Arc<AuditLog>,
+    approver: Arc<dyn Approver>,
+}
+
+impl Gate {
+    /// A gate over `tools`, recording to `audit`, asking `approver`.
+    pub fn new(
+        tools: Arc<ToolRegistry>,
+        audit: Arc<AuditLog>,
+        approver: Arc<dyn Approver>,
+    ) -> Self {
+        Self {
+            tools,
+            audit,
+            approver,
+        }
+    }
+
+    /// The registry.
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// Appends an audit event off the async executor (the append `fdatasync`s).
+    ///
+    /// # Errors
+    /// [`AuditError`] when the line could not be written.
+    pub async fn audit(&self, kind: &'static str, fields: Value) -> Result<u64, AuditError> {
+        let log = self.audit.clone();
+        tokio::task::spawn_blocking(move || log.append(kind, fields))
+            .await
+            .map_err(|e| AuditError::Io {
+                path: self.audit.dir().to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// Runs one call. `name` is a canonical name (`fs.read`) or wire name (`fs_read`);
+    /// `arguments` is the JSON text the model (or operator) sent.
+    pub async fn call(
+        &self,
+        scope: CallScope<'_>,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> CallOutcome {
+        let agent = &scope.ctx.agent;
+        let tool = self.tools.by_wire(name).cloned().or_else(|| {
+            name.parse::<ToolName>()
+                .ok()
+                .filter(|n| self.tools.get(n).is_some())
+        });
+        let logged = self
+            .audit(
+                "tool.call",
+                json!({"run_id": scope.run_id, "agent": agent, "origin": scope.origin,
+                       "call_id": call_id, "tool": tool.as_ref().map_or(name, ToolName::as_str),
+                       "arguments": summarize(&parse_lenient(arguments))}),
+            )
+            .await;
+        if let Err(e) = logged {
+            return audit_down(tool, &e);
+        }
+        let Some((tool_name, t)) = tool.and_then(|n| self.tools.get(&n).cloned().map(|t| (n, t)))
+        else {
+            let reason = format!("unknown tool `{name}`");
+            return self
+                .decided(
+                    scope,
+                    call_id,
+                    None,
+                    None,
+                    CallStatus::Denied,
+                    "deny",
+                    reason,
+                    None,
+                )
+                .await;
+        };
+        let raw = if arguments.trim().is_empty() {
+            "{}"
+        } else {
+            arguments
+        };
+        let planned = match serde_json::from_str::<Value>(raw) {
+            Err(e) => Err(ToolError::InvalidArguments(format!(
+                "arguments are not valid JSON: {e}"
+            ))),
+            Ok(args) => t.plan(scope.ctx, &args),
+        };
+        let action = match planned {
+            Ok(a) => a,
+            Err(ToolError::Forbidden(reason)) => {
+                return self
+                    .decided(
+                        scope,
+                        call_id,
+                        Some(tool_name),
+                        None,
+                        CallStatus::Denied,
+                        "deny",
+                        reason,
+                        None,
+                    )
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .finish(
+                        scope,
+                        call_id,
+                        Some(tool_name),
+                        None,
+                        json!({"decision": "invalid"}),
+                        CallStatus::ToolError,
+                        Err(e.to_string()),
+                    )
+                    .await;
+            }
+        };
+        let tier = action.tier;
+        let digest = action.digest();
+        let pctx = Context {
+            agent: agent.clone(),
+        };
+        let decision = evaluate(scope.policy, &action, &pctx);
+        let (word, reason) = match &decision {
+            Decision::Allow => ("allow", String::new()),
+            Decision::NeedsApproval { reason, .. } => ("needs_approval", reason.clone()),
+            Decision::Deny { reason } => ("deny", reason.clone()),
+        };
+        let logged = self
+            .audit(
+                "policy.decision",
+                json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool_name,
+                       "capability": action.capability, "tier": tier, "decision": word,
+                       "reason": reason, "digest": digest, "detail": summarize(&action.detail)}),
+            )
+            .await;
+        if let Err(e) = logged {
+            return audit_down(Some(tool_name), &e);
+        }
+        let approved = match decision {
+            Decision::Deny { reason } => {
+                let msg = format!("denied by policy: {reason}");
+                return self
+                    .finish(
+                        scope,
+                        call_id,
+                        Some(tool_name),
+                        Some(tier),
+                        json!({"decision": "deny", "reason": reason}),
+                        CallStatus::Denied,
+                        Err(msg),
+                    )
+                    .await;
+            }
+            Decision::Allow => authorize(scope.policy, action, &pctx),
+            Decision::NeedsApproval { reason, .. } => {
+                match self
+                    .approve(scope, call_id, &tool_name, action.clone(), &digest, &reason)
+                    .await
+                {
+                    Ok(Some(approval)) => {
+                        authorize_with_approval(scope.policy, action, &pctx, &approval)
+                    }
+                    Ok(None) => {
+                        let msg = format!(
+                            "not approved: {reason}; the action was not run (ask the user to approve it, or do something else)"
+                        );
+                        return self
+                            .finish(scope, call_id, Some(tool_name), Some(tier), json!({"decision": "needs_approval", "approved": false, "reason": reason}), CallStatus::NotApproved, Err(msg))
+                            .await;
+                    }
+                    Err(e) => return audit_down(Some(tool_name), &e),
+                }
+            }
+        };
+        let approved = match approved {
+            Ok(a) => a,
+            Err(Refusal::Deny { reason } | Refusal::NeedsApproval { reason, .. }) => {
+                return self
+                    .finish(
+                        scope,
+                        call_id,
+                        Some(tool_name),
+                        Some(tier),
+                        json!({"decision": "deny", "reason": reason}),
+                        CallStatus::Denied,
+                        Err(format!("denied by policy: {reason}")),
+                    )
+                    .await;
+            }
+        };
+        let decision = json!({"decision": "allow", "digest": digest});
+        match t.run(scope.ctx, approved).await {
+            Ok(out) => {
+                self.finish(
+                    scope,
+                    call_id,
+                    Some(tool_name),
+                    Some(tier),
+                    decision,
+                    CallStatus::Ok,
+                    Ok(out.content),
+                )
+                .await
+            }
+            Err(ToolError::Forbidden(reason)) => {
+                self.finish(
+                    scope,
+                    call_id,
+                    Some(tool_name),
+                    Some(tier),
+                    json!({"decision": "deny", "reason": reason}),
+                    CallStatus::Denied,
+                    Err(format!("denied: {reason}")),
+                )
+                .await
+            }
+            Err(e) => {
+                self.finish(
+                    scope,
+                    call_id,
+                    Some(tool_name),
+                    Some(tier),
+                    decision,
+                    CallStatus::ToolError,
+                    Err(e.to_string()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Asks the approver; records `approval.requested` and the answer.
+    async fn approve(
+        &self,
+        scope: CallScope<'_>,
+        call_id: &str,
+        tool: &ToolName,
+        action: Action,
+        digest: &ActionDigest,
+        reason: &str,
+    ) -> Result<Option<HumanApproval>, AuditError> {
+        let agent = &scope.ctx.agent;
+        self.audit(
+            "approval.requested",
+            json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool,
+                   "tier": action.tier, "digest": digest, "reason": reason}),
+        )
+        .await?;
+        let req = ApprovalRequest {
+            agent: agent.clone(),
+            action,
+            digest: digest.clone(),
+            reason: reason.to_owned(),
+        };
+        let answer = self.approver.ask(&req).await;
+        let base = json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool, "digest": digest});
+        let (kind, by, approval) = match answer {
+            ApprovalAnswer::Approved { approver } => (
+                "approval.granted",
+                Value::from(approver.clone()),
+                Some(HumanApproval {
+                    digest: digest.clone(),
+                    approver,
+                }),
+            ),
+            ApprovalAnswer::Denied { by } => ("approval.denied", Value::from(by), None),
+            ApprovalAnswer::Unavailable => ("approval.unavailable", Value::Null, None),
+        };
+        let mut fields = base;
+        if let Some(map) = fields.as_object_mut() {
+            map.insert("by".into(), by);
+        }
+        self.audit(kind, fields).await?;
+        Ok(approval)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decided(
+        &self,
+        scope: CallScope<'_>,
+        call_id: &str,
+        tool: Option<ToolName>,
+        tier: Option<RiskTier>,
+        status: CallStatus,
+        word: &str,
+        reason: String,
+        digest: Option<ActionDigest>,
+    ) -> CallOutcome {
+        let logged = self
+            .audit(
+                "policy.decision",
+                json!({"run_id": scope.run_id, "agent": scope.ctx.agent, "call_id": call_id,
+                       "tool": tool, "tier": tier, "decision": word, "reason": reason, "digest": digest}),
+            )
+            .await;
+        if let Err(e) = logged {
+            return audit_down(tool, &e);
+        }
+        let msg = format!("denied by policy: {reason}");
+        self.finish(
+            scope,
+            call_id,
+            tool,
+            tier,
+            json!({"decision": word, "reason": reason}),
+            status,
+            Err(msg),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        scope: CallScope<'_>,
+        call_id: &str,
+        tool: Option<ToolName>,
+        tier: Option<RiskTier>,
+        decision: Value,
+        status: CallStatus,
+        result: Result<String, String>,
+    ) -> CallOutcome {
+        let (ok, text) = match &result {
+            Ok(t) => (true, t.as_str()),
+            Err(e) => (false, e.as_str()),
+        };
+        let mut fields = json!({"run_id": scope.run_id, "agent": scope.ctx.agent, "call_id": call_id,
+                                "tool": tool, "status": status, "ok": ok, "bytes": text.len(),
+                                "sha256": hex::encode(Sha256::digest(text.as_bytes()))});
+        if !ok && let Some(map) = fields.as_object_mut() {
+            map.insert("error".into(), Value::from(clip(text)));
+        }
+        if let Err(e) = self.audit("tool.result", fields).await {
+            // The tool already ran; the model still gets its result, and the failure is loud.
+            tracing::error!("audit log: could not record tool.result: {e}");
+        }
+        CallOutcome {
+            tool,
+            tier,
+            status,
+            decision,
+            result,
+        }
+    }
+}
+
+fn audit_down(tool: Option<ToolName>, e: &AuditError) -> CallOutcome {
+    tracing::error!("audit log unavailable, refusing tool call: {e}");
+    CallOutcome {
+        tool,
+        tier: None,
+        status: CallStatus::Denied,
+        decision: json!({"decision": "deny", "reason": "audit log unavailable"}),
+        result: Err(format!(
+            "denied: the audit log cannot be written ({e}), so no tool may run"
+        )),
+    }
+}
+
+fn parse_lenient(arguments: &str) -> Value {
+    serde_json::from_str(arguments).unwrap_or_else(|_| Value::from(arguments))
+}
+
+fn clip(s: &str) -> String {
+    if s.len() > AUDIT_STRING_CAP {
+        format!("{}…", &s[..s.floor_char_boundary(AUDIT_STRING_CAP)])
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Replaces long strings (file contents, patches) by `{bytes, sha256}` so audit lines stay small
+/// while still binding to the exact content.
+pub fn summarize(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.len() > AUDIT_STRING_CAP => {
+            json!({"bytes": s.len(), "sha256": hex::encode(Sha256::digest(s.as_bytes()))})
+        }
+        Value::Array(a) => Value::Array(a.iter().map(summarize).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), summarize(v))).collect())
+        }
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,111 @@
+//! `pincer tools list|call`.
+
+use std::sync::Arc;
+
+use pincer_agent::{Approver, CallScope, CallStatus, Gate, NoApprover};
+use serde_json::{Value, json};
+
+use crate::Env;
+use crate::approver::{OperatorApprover, TerminalApprover};
+use crate::cli::ToolsCommand;
+use crate::exit::{DENIED, FAILED, NOT_APPROVED};
+use crate::runtime;
+
+pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home)?;
+    let config = &loaded.config;
+    match cmd {
+        ToolsCommand::List { agent, json } => {
+            let (id, a) = runtime::agent_config(&home, config, &agent)?;
+            let tools = runtime::registry(&id, a)?;
+            let policy = runtime::policy(config, &id, a);
+            let rows: Vec<Value> = tools
+                .all()
+                .map(|s| {
+                    json!({"name": s.name, "capability": s.capability, "base_tier": s.base_tier,
+                           "granted": policy.granted.contains(&s.name), "description": s.description})
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "agent `{id}`: profile {:?}, approval mode {:?}",
+                    a.profile, policy.approval_mode
+                );
+                println!(
+                    "{:<14} {:<10} {:<15} GRANTED",
+                    "TOOL", "CAPABILITY", "BASE TIER"
+                );
+                for s in tools.all() {
+                    let granted = if policy.granted.contains(&s.name) {
+                        "yes"
+                    } else {
+                        "no"
+                    };
+                    let cap = serde_json::to_value(s.capability)?;
+                    println!(
+                        "{:<14} {:<10} {:<15} {granted}",
+                        s.name.as_str(),
+                        cap.as_str().unwrap_or(""),
+                        s.base_tier.as_str()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        ToolsCommand::Call {
+            tool,
+            agent,
+            args,
+            approve,
+        } => {
+            let (id, a) = runtime::agent_config(&home, config, &agent)?;
+            let tools = runtime::registry(&id, a)?;
+            let audit = runtime::open_audit(&home, config, env)?;
+            let approver: Arc<dyn Approver> = if approve {
+                Arc::new(OperatorApprover)
+            } else if env.stdin_tty {
+                Arc::new(TerminalApprover)
+            } else {
+                Arc::new(NoApprover)
+            };
+            let gate = Gate::new(tools, audit, approver);
+            let ctx = runtime::tool_context(&home, &id, a)?;
+            let policy = runtime::policy(config, &id, a);
+            let rt = runtime::tokio_runtime()?;
+            let call_id = format!("cli-{}", uuid_like());
+            let out = rt.block_on(async {
+                let scope = CallScope {
+                    ctx: &ctx,
+                    policy: &policy,
+                    run_id: None,
+                    origin: "cli",
+                };
+                gate.call(scope, &call_id, &tool, &args).await
+            });
+            match out.result {
+                Ok(text) => {
+                    let pretty = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                        .unwrap_or(text);
+                    println!("{pretty}");
+                }
+                Err(e) => eprintln!("error: {e}"),
+            }
+            Ok(match out.status {
+                CallStatus::Ok => 0,
+                CallStatus::ToolError => FAILED,
+                CallStatus::Denied => DENIED,
+                CallStatus::NotApproved => NOT_APPROVED,
+            })
+        }
+    }
+}
+
+/// A short unique id for the call (time-ordered).
+fn uuid_like() -> String {
+    pincer_types::RunId::new().to_string()
+}

@@ -1,0 +1,123 @@
+//! What an agent is granted: its profile, plus `allow`, minus `deny` (deny always wins).
+//!
+//! Groups name tools that may not exist yet in this build (e.g. `shell.exec` before the sandbox
+//! lands); the registry offers only tools that exist, so naming a future tool grants nothing.
+
+use std::collections::BTreeSet;
+
+use pincer_config::{ToolGroup, ToolProfile, ToolSelector};
+use pincer_types::ToolName;
+
+/// Tools in a group, by canonical name.
+pub fn group_tools(group: ToolGroup) -> &'static [&'static str] {
+    match group {
+        ToolGroup::Fs => &[
+            "fs.read",
+            "fs.list",
+            "fs.write",
+            "fs.edit",
+            "apply_patch",
+            "code.search",
+        ],
+        ToolGroup::Runtime => &["shell.exec", "process"],
+        ToolGroup::Web => &["web.fetch", "web.search", "browser"],
+        ToolGroup::Memory => &["memory.search", "memory.get", "memory.write"],
+        ToolGroup::Messaging => &["message.send"],
+        ToolGroup::Automation => &["schedule.add", "schedule.list", "schedule.remove"],
+    }
+}
+
+/// The selectors a profile stands for.
+pub fn profile_selectors(profile: ToolProfile) -> Vec<ToolSelector> {
+    let mut v = Vec::new();
+    if let Ok(t) = "time.now".parse() {
+        v.push(ToolSelector::Tool(t));
+    }
+    let groups: &[ToolGroup] = match profile {
+        ToolProfile::Minimal => &[],
+        ToolProfile::Coding => &[ToolGroup::Fs, ToolGroup::Runtime, ToolGroup::Memory],
+        ToolProfile::Messaging => &[ToolGroup::Messaging, ToolGroup::Memory],
+        ToolProfile::Full => &ToolGroup::ALL,
+    };
+    v.extend(groups.iter().copied().map(ToolSelector::Group));
+    v
+}
+
+fn expand(sel: &ToolSelector, out: &mut BTreeSet<ToolName>) {
+    match sel {
+        ToolSelector::Tool(t) => {
+            out.insert(t.clone());
+        }
+        ToolSelector::Group(g) => {
+            out.extend(group_tools(*g).iter().filter_map(|n| n.parse().ok()));
+        }
+    }
+}
+
+/// The granted tool names: `profile ∪ allow ∖ deny`.
+pub fn resolve_grants(
+    profile: ToolProfile,
+    allow: &[ToolSelector],
+    deny: &[ToolSelector],
+) -> BTreeSet<ToolName> {
+    let mut granted = BTreeSet::new();
+    for sel in profile_selectors(profile).iter().chain(allow) {
+        expand(sel, &mut granted);
+    }
+    let mut denied = BTreeSet::new();
+    for sel in deny {
+        expand(sel, &mut denied);
+    }
+    granted.retain(|t| !denied.contains(t));
+    granted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(s: &str) -> ToolSelector {
+        s.parse().unwrap()
+    }
+    fn names(set: &BTreeSet<ToolName>) -> Vec<&str> {
+        set.iter().map(ToolName::as_str).collect()
+    }
+
+    #[test]
+    fn minimal_is_the_clock_only() {
+        assert_eq!(
+            names(&resolve_grants(ToolProfile::Minimal, &[], &[])),
+            ["time.now"]
+        );
+    }
+
+    #[test]
+    fn coding_has_files_and_deny_wins_over_profile_and_allow() {
+        let g = resolve_grants(
+            ToolProfile::Coding,
+            &[sel("fs.write"), sel("group:web")],
+            &[sel("fs.write"), sel("group:web")],
+        );
+        assert!(g.contains(&"fs.read".parse().unwrap()));
+        assert!(!g.contains(&"fs.write".parse().unwrap()));
+        assert!(!g.contains(&"web.fetch".parse().unwrap()));
+    }
+
+    #[test]
+    fn allow_adds_to_a_profile_and_full_covers_every_group() {
+        let g = resolve_grants(ToolProfile::Minimal, &[sel("group:fs")], &[]);
+        assert!(g.contains(&"apply_patch".parse().unwrap()));
+        let full = resolve_grants(ToolProfile::Full, &[], &[]);
+        for group in ToolGroup::ALL {
+            for t in group_tools(group) {
+                assert!(full.contains(&t.parse().unwrap()), "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_groups_are_config_errors() {
+        assert!("group:nope".parse::<ToolSelector>().is_err());
+        assert!("group:fs".parse::<ToolSelector>().is_ok());
+    }
+}

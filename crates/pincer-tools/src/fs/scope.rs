@@ -1,0 +1,710 @@
+//! [`FsScope`]: the one place file tools touch the filesystem.
+//!
+//! Every path is resolved one component at a time with `openat(…, O_NOFOLLOW)` from a directory
+//! handle opened once on the root, so no string prefix check is involved and nothing a model
+//! does can make a lookup leave the root:
+//!
+//! - `..`, absolute paths, NUL bytes and over-long paths are refused before any system call;
+//! - symlinks are never followed, at any depth (a symlink swapped in after a check is caught
+//!   because the lookup itself refuses to follow it);
+//! - only regular files are read or written; FIFOs, sockets and devices are refused without being
+//!   opened, and the opened file is checked again (`fstat`) to be the one that was inspected;
+//! - files with more than one hard link are refused (a hard link can point outside);
+//! - writes go to a temporary file in the same directory and are renamed over the target, so they
+//!   never write through an existing link;
+//! - protected paths (config, secrets, state, audit, skills, instruction files) are identified by
+//!   device and inode, so no spelling of a path, no hard link and no workspace placement reaches
+//!   them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
+use rustix::io::Errno;
+use sha2::{Digest, Sha256};
+
+use super::FsError;
+use super::path::{components, join};
+
+/// Identity of a file: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Id {
+    dev: u64,
+    ino: u64,
+}
+
+impl Id {
+    fn of(st: &Stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// How strongly a path is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// Tools may read it but never write, replace, move or delete it (or anything under it).
+    NoWrite,
+    /// Tools may not read or write it (or anything under it).
+    NoAccess,
+}
+
+/// A path file tools must not touch, with a label for error messages.
+#[derive(Debug, Clone)]
+pub struct ProtectedPath {
+    /// The path (need not exist yet).
+    pub path: PathBuf,
+    /// What it is, e.g. `Pincer configuration`.
+    pub label: String,
+    /// Read-only or no access at all.
+    pub protection: Protection,
+}
+
+#[derive(Debug, Default)]
+struct Guard {
+    /// Existing protected files and directories.
+    ids: BTreeMap<Id, (String, Protection)>,
+    /// Protected names that do not exist yet, by their parent directory.
+    missing: BTreeMap<(Id, String), (String, Protection)>,
+}
+
+impl Guard {
+    fn build(paths: &[ProtectedPath]) -> Self {
+        let mut g = Self::default();
+        for p in paths {
+            let v = (p.label.clone(), p.protection);
+            if let Ok(st) = rustix::fs::lstat(&p.path) {
+                g.ids.insert(Id::of(&st), v);
+            } else if let (Some(parent), Some(name)) = (p.path.parent(), p.path.file_name())
+                && let Ok(st) = rustix::fs::stat(parent)
+            {
+                g.missing
+                    .insert((Id::of(&st), name.to_string_lossy().into_owned()), v);
+            }
+        }
+        g
+    }
+
+    fn check(&self, id: Id, write: bool, what: &str) -> Result<(), FsError> {
+        match self.ids.get(&id) {
+            Some((label, Protection::NoAccess)) => Err(FsError::Protected(format!(
+                "{what} is {label}; tools cannot access it"
+            ))),
+            Some((label, Protection::NoWrite)) if write => Err(FsError::Protected(format!(
+                "{what} is {label}; tools cannot change it"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_missing(
+        &self,
+        parent: Id,
+        name: &str,
+        write: bool,
+        what: &str,
+    ) -> Result<(), FsError> {
+        match self.missing.get(&(parent, name.to_owned())) {
+            Some((label, Protection::NoAccess)) => Err(FsError::Protected(format!(
+                "{what} is {label}; tools cannot access it"
+            ))),
+            Some((label, Protection::NoWrite)) if write => Err(FsError::Protected(format!(
+                "{what} is {label}; tools cannot create it"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One root: the workspace or a named read-only root.
+#[derive(Debug)]
+struct Root {
+    path: PathBuf,
+    fd: OwnedFd,
+    writable: bool,
+    /// Set when the root itself lies inside a protected directory.
+    inside: Option<(String, Protection)>,
+}
+
+/// Name of the writable root.
+pub const WORKSPACE: &str = "workspace";
+
+/// An entry returned by [`FsScope::list`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Entry {
+    /// Path relative to the root.
+    pub path: String,
+    /// `file`, `dir`, `symlink` or `other`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Size in bytes (files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// What [`FsScope::list`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Entries in walk order (sorted by name per directory).
+    pub entries: Vec<Entry>,
+    /// Whether the entry limit cut the listing short.
+    pub truncated: bool,
+}
+
+/// A regular file's content as read.
+#[derive(Debug, Clone)]
+pub struct FileData {
+    /// The bytes read (at most the cap).
+    pub bytes: Vec<u8>,
+    /// The file's size.
+    pub size: u64,
+    /// Whether the file was larger than the cap.
+    pub truncated: bool,
+}
+
+/// How [`FsScope::write`] may treat an existing file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The file must not exist.
+    Create,
+    /// The file must exist with exactly this content hash (what the approver saw).
+    Replace {
+        /// sha256 of the current content, hex.
+        sha256: String,
+    },
+}
+
+/// The filesystem an agent's tools can see.
+#[derive(Debug)]
+pub struct FsScope {
+    roots: BTreeMap<String, Root>,
+    guard: Guard,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn dir_flags() -> OFlags {
+    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+fn io(e: Errno, what: &str) -> FsError {
+    FsError::Io(format!("{what}: {}", std::io::Error::from(e)))
+}
+
+fn kind_of(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// sha256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl FsScope {
+    /// Opens the workspace (writable) and named read-only roots, and records the protected paths
+    /// by identity.
+    ///
+    /// # Errors
+    /// [`FsError::Io`] when a root cannot be opened as a directory.
+    pub fn open(
+        workspace: &Path,
+        read_roots: &BTreeMap<String, PathBuf>,
+        protected: &[ProtectedPath],
+    ) -> Result<Self, FsError> {
+        let guard = Guard::build(protected);
+        let mut roots = BTreeMap::new();
+        roots.insert(
+            WORKSPACE.to_owned(),
+            Self::open_root(workspace, true, &guard)?,
+        );
+        for (name, path) in read_roots {
+            roots.insert(name.clone(), Self::open_root(path, false, &guard)?);
+        }
+        Ok(Self { roots, guard })
+    }
+
+    fn open_root(path: &Path, writable: bool, guard: &Guard) -> Result<Root, FsError> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(e, &format!("opening root {}", path.display())))?;
+        // Walk up to `/` by handle: is the root itself inside something protected?
+        let mut inside = None;
+        let mut cur = rustix::fs::openat(&fd, ".", dir_flags(), Mode::empty())
+            .map_err(|e| io(e, "opening root"))?;
+        for _ in 0..4096 {
+            let id = Id::of(&rustix::fs::fstat(&cur).map_err(|e| io(e, "stat"))?);
+            if let Some(v) = guard.ids.get(&id) {
+                inside = Some(v.clone());
+                break;
+            }
+            let parent = rustix::fs::openat(&cur, "..", dir_flags(), Mode::empty())
+                .map_err(|e| io(e, "opening parent"))?;
+            let pid = Id::of(&rustix::fs::fstat(&parent).map_err(|e| io(e, "stat"))?);
+            if pid == id {
+                break;
+            }
+            cur = parent;
+        }
+        Ok(Root {
+            path: path.to_owned(),
+            fd,
+            writable,
+            inside,
+        })
+    }
+
+    /// Names of the roots (`workspace` first is not guaranteed; sorted).
+    pub fn root_names(&self) -> impl Iterator<Item = &str> {
+        self.roots.keys().map(String::as_str)
+    }
+
+    /// The host path of a root, for display.
+    pub fn root_path(&self, root: &str) -> Option<&Path> {
+        self.roots.get(root).map(|r| r.path.as_path())
+    }
+
+    fn root(&self, name: &str, write: bool) -> Result<&Root, FsError> {
+        let r = self.roots.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.root_names().collect();
+            FsError::UnknownRoot(format!(
+                "no root named `{name}` (this agent has: {})",
+                known.join(", ")
+            ))
+        })?;
+        if write && !r.writable {
+            return Err(FsError::ReadOnly(name.to_owned()));
+        }
+        match &r.inside {
+            Some((label, Protection::NoAccess)) => Err(FsError::Protected(format!(
+                "root `{name}` lies inside {label}; tools cannot access it"
+            ))),
+            Some((label, Protection::NoWrite)) if write => Err(FsError::Protected(format!(
+                "root `{name}` lies inside {label}; tools cannot change it"
+            ))),
+            _ => Ok(r),
+        }
+    }
+
+    /// Opens the directory `comps` under `root` (each step `O_NOFOLLOW`, each step checked
+    /// against the protected set). With `create`, missing directories are made (0755).
+    fn walk(
+        &self,
+        root: &Root,
+        comps: &[&str],
+        write: bool,
+        create: bool,
+    ) -> Result<OwnedFd, FsError> {
+        let mut cur = rustix::fs::openat(&root.fd, ".", dir_flags(), Mode::empty())
+            .map_err(|e| io(e, "opening root"))?;
+        let id = Id::of(&rustix::fs::fstat(&cur).map_err(|e| io(e, "stat"))?);
+        self.guard.check(id, write, "the root")?;
+        for (i, c) in comps.iter().enumerate() {
+            let shown = join(&comps[..=i]);
+            let next = match rustix::fs::openat(&cur, *c, dir_flags(), Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) if create => {
+                    let pid = Id::of(&rustix::fs::fstat(&cur).map_err(|e| io(e, "stat"))?);
+                    self.guard
+                        .check_missing(pid, c, write, &format!("`{shown}`"))?;
+                    match rustix::fs::mkdirat(&cur, *c, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(io(e, &format!("creating `{shown}`"))),
+                    }
+                    rustix::fs::openat(&cur, *c, dir_flags(), Mode::empty())
+                        .map_err(|e| self.classify(&cur, c, &shown, e))?
+                }
+                Err(e) => return Err(self.classify(&cur, c, &shown, e)),
+            };
+            let id = Id::of(&rustix::fs::fstat(&next).map_err(|e| io(e, "stat"))?);
+            self.guard.check(id, write, &format!("`{shown}`"))?;
+            cur = next;
+        }
+        Ok(cur)
+    }
+
+    /// Turns a failed directory lookup into a clear error.
+    fn classify(&self, dir: &OwnedFd, name: &str, shown: &str, e: Errno) -> FsError {
+        match e {
+            Errno::NOENT => FsError::NotFound(shown.to_owned()),
+            Errno::NOTDIR | Errno::LOOP => {
+                match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) if kind_of(&st) == FileType::Symlink => {
+                        FsError::Symlink(shown.to_owned())
+                    }
+                    _ => FsError::NotADirectory(shown.to_owned()),
+                }
+            }
+            e => io(e, shown),
+        }
+    }
+
+    /// Splits a path into (parent components, final name). The root itself has no name.
+    fn split(path: &str) -> Result<(Vec<&str>, Option<&str>), FsError> {
+        let mut comps = components(path)?;
+        let name = comps.pop();
+        Ok((comps, name))
+    }
+
+    /// Inspects the final component without following it, enforcing regular-file, link-count
+    /// and protection rules. Returns `None` when it does not exist.
+    fn inspect(
+        &self,
+        dir: &OwnedFd,
+        name: &str,
+        shown: &str,
+        write: bool,
+    ) -> Result<Option<Stat>, FsError> {
+        let pid = Id::of(&rustix::fs::fstat(dir).map_err(|e| io(e, "stat"))?);
+        self.guard
+            .check_missing(pid, name, write, &format!("`{shown}`"))?;
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(io(e, shown)),
+        };
+        self.guard
+            .check(Id::of(&st), write, &format!("`{shown}`"))?;
+        match kind_of(&st) {
+            FileType::RegularFile => {}
+            FileType::Symlink => return Err(FsError::Symlink(shown.to_owned())),
+            FileType::Directory => return Err(FsError::IsADirectory(shown.to_owned())),
+            _ => return Err(FsError::NotRegular(shown.to_owned())),
+        }
+        if st.st_nlink > 1 {
+            return Err(FsError::Hardlinked(shown.to_owned()));
+        }
+        Ok(Some(st))
+    }
+
+    /// Opens a regular file for reading and checks it is the one inspected.
+    fn open_checked(
+        &self,
+        dir: &OwnedFd,
+        name: &str,
+        shown: &str,
+        st: &Stat,
+    ) -> Result<File, FsError> {
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::LOOP => FsError::Symlink(shown.to_owned()),
+            Errno::NOENT => FsError::NotFound(shown.to_owned()),
+            e => io(e, shown),
+        })?;
+        let now = rustix::fs::fstat(&fd).map_err(|e| io(e, shown))?;
+        if Id::of(&now) != Id::of(st) || kind_of(&now) != FileType::RegularFile || now.st_nlink > 1
+        {
+            return Err(FsError::Raced(shown.to_owned()));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Resolves a file for reading without opening it: every confinement rule applies.
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation or a missing file.
+    pub fn check_read(&self, root: &str, path: &str) -> Result<String, FsError> {
+        let r = self.root(root, false)?;
+        let (parent, name) = Self::split(path)?;
+        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
+        let dir = self.walk(r, &parent, false, false)?;
+        let shown = join(&components(path)?);
+        self.inspect(&dir, name, &shown, false)?
+            .ok_or_else(|| FsError::NotFound(shown.clone()))?;
+        Ok(shown)
+    }
+
+    /// Resolves a directory for listing or searching: every confinement rule applies.
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation or a missing directory.
+    pub fn check_dir(&self, root: &str, path: &str) -> Result<String, FsError> {
+        let r = self.root(root, false)?;
+        let comps = components(path)?;
+        self.walk(r, &comps, false, false)?;
+        Ok(join(&comps))
+    }
+
+    /// Reads up to `cap` bytes of a regular file.
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation, a missing file or an I/O error.
+    pub fn read(&self, root: &str, path: &str, cap: u64) -> Result<FileData, FsError> {
+        let r = self.root(root, false)?;
+        let (parent, name) = Self::split(path)?;
+        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
+        let dir = self.walk(r, &parent, false, false)?;
+        let shown = join(&components(path)?);
+        let st = self
+            .inspect(&dir, name, &shown, false)?
+            .ok_or_else(|| FsError::NotFound(shown.clone()))?;
+        let file = self.open_checked(&dir, name, &shown, &st)?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(usize::try_from(size.min(cap)).unwrap_or(0));
+        file.take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
+        let truncated = bytes.len() as u64 > cap;
+        bytes.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
+        Ok(FileData {
+            bytes,
+            size,
+            truncated,
+        })
+    }
+
+    /// Whether a workspace file exists, and the sha256 of its content when it does. Applies the
+    /// same rules as a write (so a protected or special file is refused here, at plan time).
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation.
+    pub fn probe_for_write(
+        &self,
+        path: &str,
+        cap: u64,
+    ) -> Result<Option<(String, Vec<u8>)>, FsError> {
+        let r = self.root(WORKSPACE, true)?;
+        let (parent, name) = Self::split(path)?;
+        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
+        let shown = join(&components(path)?);
+        let dir = match self.walk(r, &parent, true, false) {
+            Ok(d) => d,
+            // Missing parents are created at write time.
+            Err(FsError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(st) = self.inspect(&dir, name, &shown, true)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        self.open_checked(&dir, name, &shown, &st)?
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
+        if bytes.len() as u64 > cap {
+            return Err(FsError::TooLarge(format!(
+                "`{shown}` is larger than {cap} bytes"
+            )));
+        }
+        Ok(Some((sha256_hex(&bytes), bytes)))
+    }
+
+    /// Writes `content` to a workspace file atomically (temp file + rename), creating parent
+    /// directories. `mode` states what the approver saw; if the file changed since, nothing is
+    /// written.
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation, a changed file or an I/O error.
+    pub fn write(&self, path: &str, content: &[u8], mode: &WriteMode) -> Result<(), FsError> {
+        let r = self.root(WORKSPACE, true)?;
+        let (parent, name) = Self::split(path)?;
+        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
+        let shown = join(&components(path)?);
+        let dir = self.walk(r, &parent, true, true)?;
+        let existing = self.inspect(&dir, name, &shown, true)?;
+        let perm = match (&existing, mode) {
+            (None, WriteMode::Create) => 0o644,
+            (Some(_), WriteMode::Create) => return Err(FsError::Exists(shown)),
+            (None, WriteMode::Replace { .. }) => return Err(FsError::Changed(shown)),
+            (Some(st), WriteMode::Replace { sha256 }) => {
+                let mut cur = Vec::new();
+                self.open_checked(&dir, name, &shown, st)?
+                    .read_to_end(&mut cur)
+                    .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
+                if sha256_hex(&cur) != *sha256 {
+                    return Err(FsError::Changed(shown));
+                }
+                st.st_mode & 0o777
+            }
+        };
+        let tmp = format!(
+            ".pincer-tmp-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let fd = rustix::fs::openat(
+            &dir,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(perm),
+        )
+        .map_err(|e| io(e, &format!("creating a temporary file next to `{shown}`")))?;
+        let cleanup = |e: FsError| {
+            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            e
+        };
+        let mut file = File::from(fd);
+        file.write_all(content)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| cleanup(FsError::Io(format!("{shown}: {e}"))))?;
+        let renamed = match mode {
+            WriteMode::Create => {
+                rustix::fs::renameat_with(&dir, tmp.as_str(), &dir, name, RenameFlags::NOREPLACE)
+            }
+            WriteMode::Replace { .. } => rustix::fs::renameat(&dir, tmp.as_str(), &dir, name),
+        };
+        renamed.map_err(|e| {
+            cleanup(match e {
+                Errno::EXIST => FsError::Exists(shown.clone()),
+                e => io(e, &shown),
+            })
+        })?;
+        sync_dir(&dir);
+        Ok(())
+    }
+
+    /// Deletes a workspace file whose content still hashes to `sha256`.
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation, a changed file or an I/O error.
+    pub fn remove(&self, path: &str, sha256: &str) -> Result<(), FsError> {
+        let r = self.root(WORKSPACE, true)?;
+        let (parent, name) = Self::split(path)?;
+        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
+        let shown = join(&components(path)?);
+        let dir = self.walk(r, &parent, true, false)?;
+        let st = self
+            .inspect(&dir, name, &shown, true)?
+            .ok_or_else(|| FsError::Changed(shown.clone()))?;
+        let mut cur = Vec::new();
+        self.open_checked(&dir, name, &shown, &st)?
+            .read_to_end(&mut cur)
+            .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
+        if sha256_hex(&cur) != sha256 {
+            return Err(FsError::Changed(shown));
+        }
+        rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| io(e, &shown))?;
+        sync_dir(&dir);
+        Ok(())
+    }
+
+    /// Lists a directory down to `depth` levels, at most `limit` entries. Symlinks are shown,
+    /// never followed; protected no-access directories are not entered.
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation or I/O error.
+    pub fn list(
+        &self,
+        root: &str,
+        path: &str,
+        depth: u32,
+        limit: usize,
+    ) -> Result<Listing, FsError> {
+        let r = self.root(root, false)?;
+        let comps = components(path)?;
+        let dir = self.walk(r, &comps, false, false)?;
+        let prefix = if comps.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", join(&comps))
+        };
+        let mut out = Listing::default();
+        self.list_into(&dir, &prefix, depth.max(1), limit, &mut out)?;
+        Ok(out)
+    }
+
+    fn list_into(
+        &self,
+        dir: &OwnedFd,
+        prefix: &str,
+        depth: u32,
+        limit: usize,
+        out: &mut Listing,
+    ) -> Result<(), FsError> {
+        let readable = rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(e, prefix))?;
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for entry in rustix::fs::Dir::read_from(&readable).map_err(|e| io(e, prefix))? {
+            let entry = entry.map_err(|e| io(e, prefix))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != "." && name != ".." && !name.starts_with(".pincer-tmp-") {
+                names.insert(name);
+            }
+        }
+        for name in names {
+            if out.entries.len() >= limit {
+                out.truncated = true;
+                return Ok(());
+            }
+            let Ok(st) = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let hidden = matches!(
+                self.guard.ids.get(&Id::of(&st)),
+                Some((_, Protection::NoAccess))
+            );
+            if hidden {
+                continue;
+            }
+            let (kind, size) = match kind_of(&st) {
+                FileType::RegularFile => ("file", u64::try_from(st.st_size).ok()),
+                FileType::Directory => ("dir", None),
+                FileType::Symlink => ("symlink", None),
+                _ => ("other", None),
+            };
+            let path = format!("{prefix}{name}");
+            out.entries.push(Entry {
+                path: path.clone(),
+                kind,
+                size,
+            });
+            if kind == "dir" && depth > 1 && name != ".git" {
+                let Ok(sub) = rustix::fs::openat(dir, name.as_str(), dir_flags(), Mode::empty())
+                else {
+                    continue;
+                };
+                self.list_into(&sub, &format!("{path}/"), depth - 1, limit, out)?;
+                if out.truncated {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a directory under a root for a search walk, returning its host path. The walk
+    /// itself only lists names; every file it reports is opened again through [`Self::read`].
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation.
+    pub fn search_base(&self, root: &str, path: &str) -> Result<PathBuf, FsError> {
+        let r = self.root(root, false)?;
+        let comps = components(path)?;
+        // Resolving proves the directory exists beneath the root via handles.
+        let _ = self.walk(r, &comps, false, false)?;
+        Ok(if comps.is_empty() {
+            r.path.clone()
+        } else {
+            r.path.join(join(&comps))
+        })
+    }
+}
+
+fn sync_dir(dir: &OwnedFd) {
+    if let Ok(d) = rustix::fs::openat(
+        dir.as_fd(),
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = rustix::fs::fsync(&d);
+    }
+}

@@ -1,0 +1,4 @@
+mod common;
+mod confinement;
+mod patch_fixtures;
+mod search;
