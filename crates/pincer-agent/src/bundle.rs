@@ -9,6 +9,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use pincer_audit::Redactor;
 use pincer_types::{AgentId, RunId, RunStatus, TokenUsage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,21 +65,28 @@ pub struct RunBundle {
     dir: PathBuf,
     run_id: RunId,
     transcript: File,
+    redactor: Redactor,
 }
 
 impl RunBundle {
-    /// Creates `runs_dir/<run-id>/` and writes `input.md`.
+    /// Creates `runs_dir/<run-id>/` and writes `input.md`. Everything written to the bundle
+    /// passes through `redactor` first, so secrets never land in run artifacts.
     ///
     /// # Errors
     /// [`AgentError::Io`] when the directory or files cannot be created.
-    pub fn create(runs_dir: &Path, run_id: RunId, input: &str) -> Result<Self, AgentError> {
+    pub fn create(
+        runs_dir: &Path,
+        run_id: RunId,
+        input: &str,
+        redactor: Redactor,
+    ) -> Result<Self, AgentError> {
         let dir = runs_dir.join(run_id.to_string());
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|e| AgentError::io(&dir, e))?;
-        write_private(&dir.join("input.md"), input.as_bytes())?;
+        write_private(&dir.join("input.md"), redactor.text(input).as_bytes())?;
         let path = dir.join("transcript.jsonl");
         let transcript = OpenOptions::new()
             .create(true)
@@ -90,6 +98,7 @@ impl RunBundle {
             dir,
             run_id,
             transcript,
+            redactor,
         })
     }
 
@@ -117,7 +126,7 @@ impl RunBundle {
         if let Value::Object(map) = fields {
             line.extend(map);
         }
-        let mut text = Value::Object(line).to_string();
+        let mut text = self.redactor.value(&Value::Object(line)).to_string();
         text.push('\n');
         let path = self.dir.join("transcript.jsonl");
         self.transcript
@@ -143,7 +152,10 @@ impl RunBundle {
     /// # Errors
     /// [`AgentError::Io`] when a write fails.
     pub fn finish(&mut self, output: &str) -> Result<(), AgentError> {
-        write_private(&self.dir.join("output.md"), output.as_bytes())?;
+        write_private(
+            &self.dir.join("output.md"),
+            self.redactor.text(output).as_bytes(),
+        )?;
         let path = self.dir.join("transcript.jsonl");
         self.transcript
             .sync_all()

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use pincer_audit::{AuditError, AuditLog};
 use pincer_policy::{
-    Context, Decision, HumanApproval, Policy, Refusal, authorize, authorize_with_approval, evaluate,
+    Context, Decision, HumanApproval, Policy, Refusal, authorize, authorize_with_approval,
+    check_granted, evaluate,
 };
 use pincer_tools::{ToolContext, ToolError, ToolRegistry};
 use pincer_types::{Action, ActionDigest, AgentId, RiskTier, RunId, ToolName};
@@ -138,6 +139,11 @@ impl Gate {
         }
     }
 
+    /// The redactor secrets are scrubbed with before anything is persisted.
+    pub fn redactor(&self) -> &pincer_audit::Redactor {
+        self.audit.redactor()
+    }
+
     /// The registry.
     pub fn tools(&self) -> &ToolRegistry {
         &self.tools
@@ -199,6 +205,24 @@ impl Gate {
                 )
                 .await;
         };
+        let pctx = Context {
+            agent: agent.clone(),
+        };
+        // An ungranted tool is refused before it is planned: planning may inspect files.
+        if let Err(reason) = check_granted(scope.policy, &tool_name, &pctx) {
+            return self
+                .decided(
+                    scope,
+                    call_id,
+                    Some(tool_name),
+                    None,
+                    CallStatus::Denied,
+                    "deny",
+                    reason,
+                    None,
+                )
+                .await;
+        }
         let raw = if arguments.trim().is_empty() {
             "{}"
         } else {
@@ -242,9 +266,6 @@ impl Gate {
         };
         let tier = action.tier;
         let digest = action.digest();
-        let pctx = Context {
-            agent: agent.clone(),
-        };
         let decision = evaluate(scope.policy, &action, &pctx);
         let (word, reason) = match &decision {
             Decision::Allow => ("allow", String::new()),

@@ -169,7 +169,12 @@ impl Runner {
             })
             .collect();
         let tools_json = serde_json::to_string(&tool_defs).unwrap_or_default();
-        let mut bundle = RunBundle::create(&req.agent_dir.join("runs"), run_id, &req.input)?;
+        let mut bundle = RunBundle::create(
+            &req.agent_dir.join("runs"),
+            run_id,
+            &req.input,
+            self.gate.redactor().clone(),
+        )?;
         let mut meta = RunMeta {
             run_id,
             agent: req.agent.clone(),
@@ -474,9 +479,12 @@ impl Runner {
             .upsert_run(&record(&meta, turn.req.session.id))
             .await?;
         if meta.status == RunStatus::Succeeded {
+            // Session history is persisted, so it is redacted like every other artifact.
+            let redactor = self.gate.redactor();
             let msgs: Vec<Value> = turn.request.messages[turn.history_len..]
                 .iter()
                 .filter_map(|m| serde_json::to_value(m).ok())
+                .map(|v| redactor.value(&v))
                 .collect();
             self.store
                 .append_messages(turn.req.session.id, msgs)

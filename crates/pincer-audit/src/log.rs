@@ -182,6 +182,11 @@ impl AuditLog {
         Ok(seq)
     }
 
+    /// The redactor applied to every event (also used for run artifacts).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -57,15 +57,26 @@ pub enum Decision {
     },
 }
 
+/// The grant check alone, for callers that must refuse an ungranted tool before even planning
+/// it (planning can inspect the filesystem). [`evaluate`] applies the same check.
+///
+/// # Errors
+/// The denial reason when `tool` is not granted.
+pub fn check_granted(policy: &Policy, tool: &ToolName, ctx: &Context) -> Result<(), String> {
+    if policy.granted.contains(tool) {
+        Ok(())
+    } else {
+        Err(format!(
+            "tool `{tool}` is not granted to agent `{}`",
+            ctx.agent
+        ))
+    }
+}
+
 /// Decides whether `action` may run. Pure.
 pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
-    if !policy.granted.contains(&action.tool) {
-        return Decision::Deny {
-            reason: format!(
-                "tool `{}` is not granted to agent `{}`",
-                action.tool, ctx.agent
-            ),
-        };
+    if let Err(reason) = check_granted(policy, &action.tool, ctx) {
+        return Decision::Deny { reason };
     }
     match action.capability {
         Capability::Exec => match policy.exec {

@@ -1,3 +1,5 @@
+mod abuse;
 mod common;
 mod config_cmd;
 mod e2e;
+mod tools_audit;
