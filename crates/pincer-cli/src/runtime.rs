@@ -28,9 +28,15 @@ pub(crate) fn home(env: &Env) -> anyhow::Result<PincerHome> {
 }
 
 /// Loads the config; when running on the last-known-good copy, says so loudly on stderr.
-pub(crate) fn load_config(home: &PincerHome) -> anyhow::Result<LoadedConfig> {
+pub(crate) fn load_config(home: &PincerHome, env: &Env) -> anyhow::Result<LoadedConfig> {
     let loaded = pincer_config::load(home)?;
     if let Some(err) = &loaded.fallback {
+        audit_config(
+            home,
+            env,
+            "config.fallback",
+            serde_json::json!({"error": err.to_string(), "running_on": loaded.path}),
+        );
         eprintln!("WARNING: {err}");
         eprintln!(
             "WARNING: config.toml is invalid; running on the last-known-good copy {}. Fix the file, then check it with `pincer config validate`.",

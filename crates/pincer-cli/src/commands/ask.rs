@@ -14,7 +14,7 @@ use crate::{Env, Failure};
 
 pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
-    let loaded = runtime::load_config(&home)?;
+    let loaded = runtime::load_config(&home, env)?;
     let message = if args.message.is_empty() || args.message == ["-"] {
         let mut s = String::new();
         std::io::stdin()

@@ -18,7 +18,7 @@ const HELP: &str = "commands: /new (fresh session), /reset (clear this session),
 
 pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
-    let loaded = runtime::load_config(&home)?;
+    let loaded = runtime::load_config(&home, env)?;
     let rt = runtime::tokio_runtime()?;
     let result = rt.block_on(async {
         let agent = AgentRuntime::build(

@@ -17,7 +17,7 @@ pub(crate) fn run(cmd: ConfigCommand, env: &Env) -> anyhow::Result<u8> {
             println!("ok: {}", path.display());
         }
         ConfigCommand::Get { key } => {
-            let loaded = runtime::load_config(&home)?;
+            let loaded = runtime::load_config(&home, env)?;
             println!("{}", get_value(&loaded.config, &key)?.trim_end());
         }
         ConfigCommand::Set { key, value } => {

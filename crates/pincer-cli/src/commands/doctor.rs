@@ -56,6 +56,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
     if let Some(config) = &config {
         check_agents(&home, config, &mut r);
         check_security(config, &mut r);
+        check_audit(&home, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
     let failed = r.0.iter().any(|c| c.status == Status::Fail);
@@ -168,6 +169,7 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
         );
     }
     for id in config.agents.keys() {
+        check_agent_tools(id, config, r);
         let dir = home.agent_dir(id);
         let missing: Vec<&str> = AGENT_FILES
             .iter()
@@ -209,6 +211,62 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
                 Some("run `pincer init` or create the directory"),
             );
         }
+    }
+}
+
+fn check_audit(home: &PincerHome, r: &mut Report) {
+    let dir = home.audit_dir();
+    if !dir.is_dir() {
+        r.add("audit.chain", Status::Skip, "no audit log yet", None);
+        return;
+    }
+    match pincer_audit::verify(&dir) {
+        Ok(rep) => r.add(
+            "audit.chain",
+            Status::Ok,
+            format!("{} lines in {} files, chain intact", rep.lines, rep.files),
+            None,
+        ),
+        Err(e) => r.add(
+            "audit.chain",
+            Status::Fail,
+            format!("audit log is not intact: {e}"),
+            Some("keep the damaged log for investigation; see `pincer audit verify`"),
+        ),
+    }
+}
+
+fn check_agent_tools(id: &pincer_types::AgentId, config: &Config, r: &mut Report) {
+    let Some(a) = config.agents.get(id) else {
+        return;
+    };
+    match runtime::registry(id, a) {
+        Ok(tools) => {
+            let policy = runtime::policy(config, id, a);
+            let usable: Vec<&str> = policy
+                .granted
+                .iter()
+                .filter(|t| tools.get(t).is_some())
+                .map(pincer_types::ToolName::as_str)
+                .collect();
+            r.add(
+                format!("agent.{id}.tools"),
+                Status::Ok,
+                format!(
+                    "{:?} profile, {:?} approvals: {}",
+                    a.profile,
+                    policy.approval_mode,
+                    usable.join(", ")
+                ),
+                None,
+            );
+        }
+        Err(e) => r.add(
+            format!("agent.{id}.tools"),
+            Status::Fail,
+            e.to_string(),
+            Some("remove the unknown names from `allow` (see `pincer tools list`)"),
+        ),
     }
 }
 

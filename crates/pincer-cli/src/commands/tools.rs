@@ -13,7 +13,7 @@ use crate::runtime;
 
 pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
-    let loaded = runtime::load_config(&home)?;
+    let loaded = runtime::load_config(&home, env)?;
     let config = &loaded.config;
     match cmd {
         ToolsCommand::List { agent, json } => {

@@ -26,6 +26,24 @@ async fn corrupted_config_runs_on_last_known_good_with_a_warning() {
         assert_eq!(v.status.code(), Some(2));
         assert!(stderr(&v).contains("config.toml:"), "{}", stderr(&v));
     }
+    // Each fallback is in the audit log, after the init that wrote the config.
+    let out = home
+        .run(&["audit", "search", "--type", "config", "--json"], "")
+        .await;
+    let kinds: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds[0], "config.init");
+    assert!(
+        kinds.iter().filter(|k| *k == "config.fallback").count() >= 4,
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

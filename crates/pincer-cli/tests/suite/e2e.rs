@@ -210,6 +210,15 @@ async fn doctor_reports_problems_with_ids() {
     let out = home.run(&["doctor"], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("provider.default.reachable"));
+    assert!(stdout(&out).contains("agent.main.tools"));
+    // A tampered audit log fails the audit.chain check.
+    let day = std::fs::read_dir(home.path().join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&day).unwrap();
+    std::fs::write(&day, text.replacen("config.init", "config.edit", 1)).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::remove_file(home.path().join("agents/main/RULES.md")).unwrap();
@@ -227,6 +236,8 @@ async fn doctor_reports_problems_with_ids() {
     };
     assert_eq!(status("home.permissions"), "fail");
     assert_eq!(status("agent.main.files"), "fail");
+    assert_eq!(status("audit.chain"), "fail");
+    assert_eq!(status("agent.main.tools"), "ok");
     assert_eq!(status("provider.default.reachable"), "skip");
 }
 
