@@ -172,37 +172,41 @@ impl Gate {
         name: &str,
         arguments: &str,
     ) -> CallOutcome {
+        match self.decide_and_run(scope, call_id, name, arguments).await {
+            Ok(ending) => self.finish(scope, call_id, ending).await,
+            Err(AuditDown { tool, error }) => audit_down(tool, &error),
+        }
+    }
+
+    /// Everything up to the tool's result; the caller records `tool.result`.
+    async fn decide_and_run(
+        &self,
+        scope: CallScope<'_>,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Result<Ending, AuditDown> {
         let agent = &scope.ctx.agent;
         let tool = self.tools.by_wire(name).cloned().or_else(|| {
             name.parse::<ToolName>()
                 .ok()
                 .filter(|n| self.tools.get(n).is_some())
         });
-        let logged = self
-            .audit(
-                "tool.call",
-                json!({"run_id": scope.run_id, "agent": agent, "origin": scope.origin,
-                       "call_id": call_id, "tool": tool.as_ref().map_or(name, ToolName::as_str),
-                       "arguments": summarize(&parse_lenient(arguments))}),
-            )
-            .await;
-        if let Err(e) = logged {
-            return audit_down(tool, &e);
-        }
+        self.audit(
+            "tool.call",
+            json!({"run_id": scope.run_id, "agent": agent, "origin": scope.origin,
+                   "call_id": call_id, "tool": tool.as_ref().map_or(name, ToolName::as_str),
+                   "arguments": summarize(&parse_lenient(arguments))}),
+        )
+        .await
+        .map_err(|error| AuditDown {
+            tool: tool.clone(),
+            error,
+        })?;
         let Some((tool_name, t)) = tool.and_then(|n| self.tools.get(&n).cloned().map(|t| (n, t)))
         else {
-            let reason = format!("unknown tool `{name}`");
             return self
-                .decided(
-                    scope,
-                    call_id,
-                    None,
-                    None,
-                    CallStatus::Denied,
-                    "deny",
-                    reason,
-                    None,
-                )
+                .refuse(scope, call_id, None, format!("unknown tool `{name}`"))
                 .await;
         };
         let pctx = Context {
@@ -210,18 +214,7 @@ impl Gate {
         };
         // An ungranted tool is refused before it is planned: planning may inspect files.
         if let Err(reason) = check_granted(scope.policy, &tool_name, &pctx) {
-            return self
-                .decided(
-                    scope,
-                    call_id,
-                    Some(tool_name),
-                    None,
-                    CallStatus::Denied,
-                    "deny",
-                    reason,
-                    None,
-                )
-                .await;
+            return self.refuse(scope, call_id, Some(tool_name), reason).await;
         }
         let raw = if arguments.trim().is_empty() {
             "{}"
@@ -236,32 +229,18 @@ impl Gate {
         };
         let action = match planned {
             Ok(a) => a,
+            // Confinement refusals (escapes, protected files) are policy denials.
             Err(ToolError::Forbidden(reason)) => {
-                return self
-                    .decided(
-                        scope,
-                        call_id,
-                        Some(tool_name),
-                        None,
-                        CallStatus::Denied,
-                        "deny",
-                        reason,
-                        None,
-                    )
-                    .await;
+                return self.refuse(scope, call_id, Some(tool_name), reason).await;
             }
             Err(e) => {
-                return self
-                    .finish(
-                        scope,
-                        call_id,
-                        Some(tool_name),
-                        None,
-                        json!({"decision": "invalid"}),
-                        CallStatus::ToolError,
-                        Err(e.to_string()),
-                    )
-                    .await;
+                return Ok(Ending {
+                    tool: Some(tool_name),
+                    tier: None,
+                    status: CallStatus::ToolError,
+                    decision: json!({"decision": "invalid"}),
+                    result: Err(e.to_string()),
+                });
             }
         };
         let tier = action.tier;
@@ -272,108 +251,64 @@ impl Gate {
             Decision::NeedsApproval { reason, .. } => ("needs_approval", reason.clone()),
             Decision::Deny { reason } => ("deny", reason.clone()),
         };
-        let logged = self
-            .audit(
-                "policy.decision",
-                json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool_name,
-                       "capability": action.capability, "tier": tier, "decision": word,
-                       "reason": reason, "digest": digest, "detail": summarize(&action.detail)}),
-            )
-            .await;
-        if let Err(e) = logged {
-            return audit_down(Some(tool_name), &e);
-        }
+        self.audit(
+            "policy.decision",
+            json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool_name,
+                   "capability": action.capability, "tier": tier, "decision": word,
+                   "reason": reason, "digest": digest, "detail": summarize(&action.detail)}),
+        )
+        .await
+        .map_err(|error| AuditDown {
+            tool: Some(tool_name.clone()),
+            error,
+        })?;
         let approved = match decision {
-            Decision::Deny { reason } => {
-                let msg = format!("denied by policy: {reason}");
-                return self
-                    .finish(
-                        scope,
-                        call_id,
-                        Some(tool_name),
-                        Some(tier),
-                        json!({"decision": "deny", "reason": reason}),
-                        CallStatus::Denied,
-                        Err(msg),
-                    )
-                    .await;
-            }
+            Decision::Deny { reason } => return Ok(Ending::denied(tool_name, Some(tier), reason)),
             Decision::Allow => authorize(scope.policy, action, &pctx),
             Decision::NeedsApproval { reason, .. } => {
-                match self
+                let approval = self
                     .approve(scope, call_id, &tool_name, action.clone(), &digest, &reason)
                     .await
-                {
-                    Ok(Some(approval)) => {
-                        authorize_with_approval(scope.policy, action, &pctx, &approval)
-                    }
-                    Ok(None) => {
-                        let msg = format!(
+                    .map_err(|error| AuditDown {
+                        tool: Some(tool_name.clone()),
+                        error,
+                    })?;
+                let Some(approval) = approval else {
+                    return Ok(Ending {
+                        tool: Some(tool_name),
+                        tier: Some(tier),
+                        status: CallStatus::NotApproved,
+                        decision: json!({"decision": "needs_approval", "approved": false, "reason": reason}),
+                        result: Err(format!(
                             "not approved: {reason}; the action was not run (ask the user to approve it, or do something else)"
-                        );
-                        return self
-                            .finish(scope, call_id, Some(tool_name), Some(tier), json!({"decision": "needs_approval", "approved": false, "reason": reason}), CallStatus::NotApproved, Err(msg))
-                            .await;
-                    }
-                    Err(e) => return audit_down(Some(tool_name), &e),
-                }
+                        )),
+                    });
+                };
+                authorize_with_approval(scope.policy, action, &pctx, &approval)
             }
         };
         let approved = match approved {
             Ok(a) => a,
             Err(Refusal::Deny { reason } | Refusal::NeedsApproval { reason, .. }) => {
-                return self
-                    .finish(
-                        scope,
-                        call_id,
-                        Some(tool_name),
-                        Some(tier),
-                        json!({"decision": "deny", "reason": reason}),
-                        CallStatus::Denied,
-                        Err(format!("denied by policy: {reason}")),
-                    )
-                    .await;
+                return Ok(Ending::denied(tool_name, Some(tier), reason));
             }
         };
-        let decision = json!({"decision": "allow", "digest": digest});
-        match t.run(scope.ctx, approved).await {
-            Ok(out) => {
-                self.finish(
-                    scope,
-                    call_id,
-                    Some(tool_name),
-                    Some(tier),
-                    decision,
-                    CallStatus::Ok,
-                    Ok(out.content),
-                )
-                .await
-            }
+        let allowed = json!({"decision": "allow", "digest": digest});
+        let (status, decision, result) = match t.run(scope.ctx, approved).await {
+            Ok(out) => (CallStatus::Ok, allowed, Ok(out.content)),
+            // A confinement check at use time (e.g. a symlink swapped in) is a denial too.
             Err(ToolError::Forbidden(reason)) => {
-                self.finish(
-                    scope,
-                    call_id,
-                    Some(tool_name),
-                    Some(tier),
-                    json!({"decision": "deny", "reason": reason}),
-                    CallStatus::Denied,
-                    Err(format!("denied: {reason}")),
-                )
-                .await
+                return Ok(Ending::denied(tool_name, Some(tier), reason));
             }
-            Err(e) => {
-                self.finish(
-                    scope,
-                    call_id,
-                    Some(tool_name),
-                    Some(tier),
-                    decision,
-                    CallStatus::ToolError,
-                    Err(e.to_string()),
-                )
-                .await
-            }
-        }
+            Err(e) => (CallStatus::ToolError, allowed, Err(e.to_string())),
+        };
+        Ok(Ending {
+            tool: Some(tool_name),
+            tier: Some(tier),
+            status,
+            decision,
+            result,
+        })
     }
 
     /// Asks the approver; records `approval.requested` and the answer.
@@ -421,74 +356,84 @@ impl Gate {
         Ok(approval)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn decided(
+    /// Records a denial made before there was an action to evaluate.
+    async fn refuse(
         &self,
         scope: CallScope<'_>,
         call_id: &str,
         tool: Option<ToolName>,
-        tier: Option<RiskTier>,
-        status: CallStatus,
-        word: &str,
         reason: String,
-        digest: Option<ActionDigest>,
-    ) -> CallOutcome {
-        let logged = self
-            .audit(
-                "policy.decision",
-                json!({"run_id": scope.run_id, "agent": scope.ctx.agent, "call_id": call_id,
-                       "tool": tool, "tier": tier, "decision": word, "reason": reason, "digest": digest}),
-            )
-            .await;
-        if let Err(e) = logged {
-            return audit_down(tool, &e);
-        }
-        let msg = format!("denied by policy: {reason}");
-        self.finish(
-            scope,
-            call_id,
-            tool,
-            tier,
-            json!({"decision": word, "reason": reason}),
-            status,
-            Err(msg),
+    ) -> Result<Ending, AuditDown> {
+        self.audit(
+            "policy.decision",
+            json!({"run_id": scope.run_id, "agent": scope.ctx.agent, "call_id": call_id,
+                   "tool": tool, "decision": "deny", "reason": reason}),
         )
         .await
+        .map_err(|error| AuditDown {
+            tool: tool.clone(),
+            error,
+        })?;
+        Ok(Ending {
+            result: Err(format!("denied by policy: {reason}")),
+            decision: json!({"decision": "deny", "reason": reason}),
+            status: CallStatus::Denied,
+            tier: None,
+            tool,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn finish(
-        &self,
-        scope: CallScope<'_>,
-        call_id: &str,
-        tool: Option<ToolName>,
-        tier: Option<RiskTier>,
-        decision: Value,
-        status: CallStatus,
-        result: Result<String, String>,
-    ) -> CallOutcome {
-        let (ok, text) = match &result {
+    /// Records `tool.result` and returns the outcome.
+    async fn finish(&self, scope: CallScope<'_>, call_id: &str, e: Ending) -> CallOutcome {
+        let (ok, text) = match &e.result {
             Ok(t) => (true, t.as_str()),
-            Err(e) => (false, e.as_str()),
+            Err(err) => (false, err.as_str()),
         };
         let mut fields = json!({"run_id": scope.run_id, "agent": scope.ctx.agent, "call_id": call_id,
-                                "tool": tool, "status": status, "ok": ok, "bytes": text.len(),
+                                "tool": e.tool, "status": e.status, "ok": ok, "bytes": text.len(),
                                 "sha256": hex::encode(Sha256::digest(text.as_bytes()))});
         if !ok && let Some(map) = fields.as_object_mut() {
             map.insert("error".into(), Value::from(clip(text)));
         }
-        if let Err(e) = self.audit("tool.result", fields).await {
+        if let Err(err) = self.audit("tool.result", fields).await {
             // The tool already ran; the model still gets its result, and the failure is loud.
-            tracing::error!("audit log: could not record tool.result: {e}");
+            tracing::error!("audit log: could not record tool.result: {err}");
         }
         CallOutcome {
-            tool,
-            tier,
-            status,
-            decision,
-            result,
+            tool: e.tool,
+            tier: e.tier,
+            status: e.status,
+            decision: e.decision,
+            result: e.result,
         }
     }
+}
+
+/// How a call ended, before `tool.result` is recorded.
+struct Ending {
+    tool: Option<ToolName>,
+    tier: Option<RiskTier>,
+    status: CallStatus,
+    decision: Value,
+    result: Result<String, String>,
+}
+
+impl Ending {
+    fn denied(tool: ToolName, tier: Option<RiskTier>, reason: String) -> Self {
+        Self {
+            result: Err(format!("denied by policy: {reason}")),
+            decision: json!({"decision": "deny", "reason": reason}),
+            status: CallStatus::Denied,
+            tier,
+            tool: Some(tool),
+        }
+    }
+}
+
+/// The audit log could not record a step: the call is refused.
+struct AuditDown {
+    tool: Option<ToolName>,
+    error: AuditError,
 }
 
 fn audit_down(tool: Option<ToolName>, e: &AuditError) -> CallOutcome {
