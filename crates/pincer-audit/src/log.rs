@@ -158,7 +158,21 @@ impl AuditLog {
                 .to_string();
         line.push('\n');
         let path = self.dir.join(format!("{day}.jsonl"));
-        if st.file.as_ref().is_none_or(|(d, _)| *d != day) {
+        // Reopen on a new day, or when the day file was unlinked or replaced under us (appending
+        // to an unlinked inode would silently lose lines).
+        let stale = st.file.as_ref().is_none_or(|(d, f)| {
+            use std::os::unix::fs::MetadataExt;
+            *d != day
+                || match (f.metadata(), fs::metadata(&path)) {
+                    (Ok(open), Ok(on_disk)) => {
+                        open.nlink() == 0
+                            || open.ino() != on_disk.ino()
+                            || open.dev() != on_disk.dev()
+                    }
+                    _ => true,
+                }
+        });
+        if stale {
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -190,5 +204,23 @@ impl AuditLog {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_file_removed_under_the_log_is_recreated_not_lost() {
+        let t = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(t.path(), Redactor::new(vec![], &[]).unwrap()).unwrap();
+        log.append("a", json!({})).unwrap();
+        let file = day_files(t.path()).unwrap().pop().unwrap();
+        fs::remove_file(&file).unwrap();
+        let seq = log.append("b", json!({})).unwrap();
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(text.contains("\"seq\":2"), "{text}");
+        assert_eq!(seq, 2);
     }
 }
