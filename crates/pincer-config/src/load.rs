@@ -216,6 +216,30 @@ model = "m"
     }
 
     #[test]
+    fn tool_settings_are_checked_with_their_key() {
+        let with = |extra: &str| GOOD.replace("model = \"m\"", &format!("model = \"m\"\n{extra}"));
+        let (line, key, message) = invalid(&with("deny = [\"group:nope\"]"));
+        assert_eq!((line, key.as_deref()), (9, Some("agents.main.deny[0]")));
+        assert!(message.contains("unknown tool group"), "{message}");
+        let (_, key, _) = invalid(&with("allow = [\"Bad Name\"]"));
+        assert_eq!(key.as_deref(), Some("agents.main.allow[0]"));
+        let (_, key, _) = invalid(&with("profile = \"everything\""));
+        assert_eq!(key.as_deref(), Some("agents.main.profile"));
+        let (_, key, _) = invalid(&with("workspace = \"relative/dir\""));
+        assert_eq!(key.as_deref(), Some("agents.main.workspace"));
+        let (_, key, _) = invalid(&with("read_roots = { workspace = \"/x\" }"));
+        assert_eq!(key.as_deref(), Some("agents.main.read_roots.workspace"));
+        let c = parse_and_validate(
+            Path::new("c"),
+            &with("profile = \"coding\"\nallow = [\"group:web\"]\ndeny = [\"fs.write\"]"),
+        )
+        .unwrap();
+        let a = &c.agents[&"main".parse().unwrap()];
+        assert_eq!(a.profile, crate::ToolProfile::Coding);
+        assert_eq!(a.deny[0].to_string(), "fs.write");
+    }
+
+    #[test]
     fn broken_current_falls_back_to_last_good() {
         let t = tempfile::tempdir().unwrap();
         let home = PincerHome::at(t.path());

@@ -488,6 +488,14 @@ impl Config {
                     "must be at least 1".into(),
                 ));
             }
+            if let Some(ws) = &a.workspace
+                && !ws.is_absolute()
+            {
+                errs.push((
+                    format!("agents.{id}.workspace"),
+                    "must be an absolute path".into(),
+                ));
+            }
             for (name, path) in &a.read_roots {
                 let ok_name = !name.is_empty()
                     && name != "workspace"
