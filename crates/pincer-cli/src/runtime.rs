@@ -33,6 +33,7 @@ pub(crate) fn load_config(home: &PincerHome, env: &Env) -> anyhow::Result<Loaded
     if let Some(err) = &loaded.fallback {
         audit_config(
             home,
+            &loaded.config,
             env,
             "config.fallback",
             serde_json::json!({"error": err.to_string(), "running_on": loaded.path}),
@@ -93,16 +94,15 @@ pub(crate) fn interactive_approver(env: &Env) -> Arc<dyn Approver> {
 
 /// Records a config change in the audit log. A config change that cannot be audited is
 /// reported loudly; the change itself has already been validated and written.
+/// `config` is the configuration in force (its keys and patterns drive redaction).
 pub(crate) fn audit_config(
     home: &PincerHome,
+    config: &Config,
     env: &Env,
     kind: &'static str,
     fields: serde_json::Value,
 ) {
-    let config = pincer_config::load(home)
-        .map(|l| l.config)
-        .unwrap_or_default();
-    let logged = open_audit(home, &config, env).and_then(|log| Ok(log.append(kind, fields)?));
+    let logged = open_audit(home, config, env).and_then(|log| Ok(log.append(kind, fields)?));
     if let Err(e) = logged {
         eprintln!("WARNING: could not record {kind} in the audit log: {e}");
     }
@@ -256,6 +256,34 @@ pub(crate) fn registry(agent: &AgentId, a: &AgentConfig) -> anyhow::Result<Arc<T
     Ok(tools)
 }
 
+/// An agent's tool side, built the same way for agent runs and `pincer tools call`: the gate
+/// (registry, audit log, approver), what its tools can reach, and its policy.
+#[derive(Debug)]
+pub(crate) struct AgentTools {
+    pub gate: Arc<Gate>,
+    pub ctx: ToolContext,
+    pub policy: Policy,
+}
+
+impl AgentTools {
+    pub(crate) fn build(
+        home: &PincerHome,
+        config: &Config,
+        agent: &AgentId,
+        a: &AgentConfig,
+        env: &Env,
+        approver: Arc<dyn Approver>,
+    ) -> anyhow::Result<Self> {
+        let tools = registry(agent, a)?;
+        let audit = open_audit(home, config, env)?;
+        Ok(Self {
+            gate: Arc::new(Gate::new(tools, audit, approver)),
+            ctx: tool_context(home, agent, a)?,
+            policy: policy(config, agent, a),
+        })
+    }
+}
+
 /// Everything needed to run one agent from the CLI.
 #[derive(Debug)]
 pub(crate) struct AgentRuntime {
@@ -289,8 +317,8 @@ impl AgentRuntime {
             .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
         let provider = provider(&a.provider, p, env)?;
         let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
-        let tools = registry(&agent, a)?;
-        let audit = open_audit(home, config, env)?;
+        let AgentTools { gate, ctx, policy } =
+            AgentTools::build(home, config, &agent, a, env, approver)?;
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {
@@ -301,10 +329,9 @@ impl AgentRuntime {
                 max_tokens: a.max_tokens,
                 prompt: a.prompt,
             },
-            policy: policy(config, &agent, a),
-            tools: tool_context(home, &agent, a)?,
+            policy,
+            tools: ctx,
         };
-        let gate = Arc::new(Gate::new(tools, audit, approver));
         let runner = Runner::new(
             provider,
             gate,

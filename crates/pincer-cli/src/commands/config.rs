@@ -28,9 +28,10 @@ pub(crate) fn run(cmd: ConfigCommand, env: &Env) -> anyhow::Result<u8> {
                 ))
             })?;
             let updated = set_value(&path, &text, &key, &value)?;
-            save(&home, &updated)?;
+            let saved = save(&home, &updated)?;
             runtime::audit_config(
                 &home,
+                &saved,
                 env,
                 "config.set",
                 serde_json::json!({"key": key, "value": value, "file": path, "by": "operator:cli"}),

@@ -37,9 +37,10 @@ pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
         }
     } else {
         let text = new_config_text(&args, env, &agent)?;
-        pincer_config::save(&home, &text)?;
+        let saved = pincer_config::save(&home, &text)?;
         runtime::audit_config(
             &home,
+            &saved,
             env,
             "config.init",
             serde_json::json!({"file": config_path, "by": "operator:cli"}),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pincer_agent::{Approver, CallScope, CallStatus, Gate, NoApprover};
+use pincer_agent::{Approver, CallScope, CallStatus, NoApprover};
 use serde_json::{Value, json};
 
 use crate::Env;
@@ -62,8 +62,6 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             approve,
         } => {
             let (id, a) = runtime::agent_config(&home, config, &agent)?;
-            let tools = runtime::registry(&id, a)?;
-            let audit = runtime::open_audit(&home, config, env)?;
             let approver: Arc<dyn Approver> = if approve {
                 Arc::new(OperatorApprover)
             } else if env.stdin_tty {
@@ -71,11 +69,10 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             } else {
                 Arc::new(NoApprover)
             };
-            let gate = Gate::new(tools, audit, approver);
-            let ctx = runtime::tool_context(&home, &id, a)?;
-            let policy = runtime::policy(config, &id, a);
+            let runtime::AgentTools { gate, ctx, policy } =
+                runtime::AgentTools::build(&home, config, &id, a, env, approver)?;
             let rt = runtime::tokio_runtime()?;
-            let call_id = format!("cli-{}", uuid_like());
+            let call_id = format!("cli-{}", pincer_types::RunId::new());
             let out = rt.block_on(async {
                 let scope = CallScope {
                     ctx: &ctx,
@@ -103,9 +100,4 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             })
         }
     }
-}
-
-/// A short unique id for the call (time-ordered).
-fn uuid_like() -> String {
-    pincer_types::RunId::new().to_string()
 }

@@ -189,6 +189,16 @@ pub struct FsScope {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Most bytes read to check that a file is still what the approver saw.
+const MAX_HASHED: u64 = 64 * 1024 * 1024;
+
+/// A file path resolved beneath a root: its parent directory handle and final name.
+struct Target<'p> {
+    dir: OwnedFd,
+    name: &'p str,
+    shown: String,
+}
+
 fn dir_flags() -> OFlags {
     OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
@@ -347,11 +357,47 @@ impl FsScope {
         }
     }
 
-    /// Splits a path into (parent components, final name). The root itself has no name.
-    fn split(path: &str) -> Result<(Vec<&str>, Option<&str>), FsError> {
+    /// Resolves a file path under `root` to its parent directory handle and final name.
+    /// With `create`, missing parent directories are made. The root itself is not a file.
+    fn target<'p>(
+        &self,
+        root: &Root,
+        path: &'p str,
+        write: bool,
+        create: bool,
+    ) -> Result<Target<'p>, FsError> {
         let mut comps = components(path)?;
-        let name = comps.pop();
-        Ok((comps, name))
+        let shown = join(&comps);
+        let name = comps
+            .pop()
+            .ok_or_else(|| FsError::IsADirectory(".".into()))?;
+        let dir = self.walk(root, &comps, write, create)?;
+        Ok(Target { dir, name, shown })
+    }
+
+    /// Reads an inspected file through a checked open, refusing more than `cap` bytes.
+    fn read_capped(&self, t: &Target<'_>, st: &Stat, cap: u64) -> Result<Vec<u8>, FsError> {
+        let mut bytes = Vec::new();
+        self.open_checked(&t.dir, t.name, &t.shown, st)?
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| FsError::Io(format!("{}: {e}", t.shown)))?;
+        if bytes.len() as u64 > cap {
+            return Err(FsError::TooLarge(format!(
+                "`{}` is larger than {cap} bytes",
+                t.shown
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Fails with [`FsError::Changed`] unless the inspected file still hashes to `sha256`.
+    fn expect_content(&self, t: &Target<'_>, st: &Stat, sha256: &str) -> Result<(), FsError> {
+        if sha256_hex(&self.read_capped(t, st, MAX_HASHED)?) == sha256 {
+            Ok(())
+        } else {
+            Err(FsError::Changed(t.shown.clone()))
+        }
     }
 
     /// Inspects the final component without following it, enforcing regular-file, link-count
@@ -417,14 +463,10 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation or a missing file.
     pub fn check_read(&self, root: &str, path: &str) -> Result<String, FsError> {
-        let r = self.root(root, false)?;
-        let (parent, name) = Self::split(path)?;
-        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
-        let dir = self.walk(r, &parent, false, false)?;
-        let shown = join(&components(path)?);
-        self.inspect(&dir, name, &shown, false)?
-            .ok_or_else(|| FsError::NotFound(shown.clone()))?;
-        Ok(shown)
+        let t = self.target(self.root(root, false)?, path, false, false)?;
+        self.inspect(&t.dir, t.name, &t.shown, false)?
+            .ok_or_else(|| FsError::NotFound(t.shown.clone()))?;
+        Ok(t.shown)
     }
 
     /// Resolves a directory for listing or searching: every confinement rule applies.
@@ -443,20 +485,16 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation, a missing file or an I/O error.
     pub fn read(&self, root: &str, path: &str, cap: u64) -> Result<FileData, FsError> {
-        let r = self.root(root, false)?;
-        let (parent, name) = Self::split(path)?;
-        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
-        let dir = self.walk(r, &parent, false, false)?;
-        let shown = join(&components(path)?);
+        let t = self.target(self.root(root, false)?, path, false, false)?;
         let st = self
-            .inspect(&dir, name, &shown, false)?
-            .ok_or_else(|| FsError::NotFound(shown.clone()))?;
-        let file = self.open_checked(&dir, name, &shown, &st)?;
+            .inspect(&t.dir, t.name, &t.shown, false)?
+            .ok_or_else(|| FsError::NotFound(t.shown.clone()))?;
+        let file = self.open_checked(&t.dir, t.name, &t.shown, &st)?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
         let mut bytes = Vec::with_capacity(usize::try_from(size.min(cap)).unwrap_or(0));
         file.take(cap.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
+            .map_err(|e| FsError::Io(format!("{}: {e}", t.shown)))?;
         let truncated = bytes.len() as u64 > cap;
         bytes.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
         Ok(FileData {
@@ -466,39 +504,26 @@ impl FsScope {
         })
     }
 
-    /// Whether a workspace file exists, and the sha256 of its content when it does. Applies the
+    /// Whether a workspace file exists, and its content and sha256 when it does. Applies the
     /// same rules as a write (so a protected or special file is refused here, at plan time).
     ///
     /// # Errors
-    /// [`FsError`] on any confinement violation.
+    /// [`FsError`] on any confinement violation, or a file larger than `cap`.
     pub fn probe_for_write(
         &self,
         path: &str,
         cap: u64,
     ) -> Result<Option<(String, Vec<u8>)>, FsError> {
-        let r = self.root(WORKSPACE, true)?;
-        let (parent, name) = Self::split(path)?;
-        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
-        let shown = join(&components(path)?);
-        let dir = match self.walk(r, &parent, true, false) {
-            Ok(d) => d,
+        let t = match self.target(self.root(WORKSPACE, true)?, path, true, false) {
+            Ok(t) => t,
             // Missing parents are created at write time.
             Err(FsError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(st) = self.inspect(&dir, name, &shown, true)? else {
+        let Some(st) = self.inspect(&t.dir, t.name, &t.shown, true)? else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        self.open_checked(&dir, name, &shown, &st)?
-            .take(cap.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
-        if bytes.len() as u64 > cap {
-            return Err(FsError::TooLarge(format!(
-                "`{shown}` is larger than {cap} bytes"
-            )));
-        }
+        let bytes = self.read_capped(&t, &st, cap)?;
         Ok(Some((sha256_hex(&bytes), bytes)))
     }
 
@@ -509,24 +534,15 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation, a changed file or an I/O error.
     pub fn write(&self, path: &str, content: &[u8], mode: &WriteMode) -> Result<(), FsError> {
-        let r = self.root(WORKSPACE, true)?;
-        let (parent, name) = Self::split(path)?;
-        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
-        let shown = join(&components(path)?);
-        let dir = self.walk(r, &parent, true, true)?;
-        let existing = self.inspect(&dir, name, &shown, true)?;
+        let t = self.target(self.root(WORKSPACE, true)?, path, true, true)?;
+        let (dir, name, shown) = (&t.dir, t.name, &t.shown);
+        let existing = self.inspect(dir, name, shown, true)?;
         let perm = match (&existing, mode) {
             (None, WriteMode::Create) => 0o644,
-            (Some(_), WriteMode::Create) => return Err(FsError::Exists(shown)),
-            (None, WriteMode::Replace { .. }) => return Err(FsError::Changed(shown)),
+            (Some(_), WriteMode::Create) => return Err(FsError::Exists(t.shown)),
+            (None, WriteMode::Replace { .. }) => return Err(FsError::Changed(t.shown)),
             (Some(st), WriteMode::Replace { sha256 }) => {
-                let mut cur = Vec::new();
-                self.open_checked(&dir, name, &shown, st)?
-                    .read_to_end(&mut cur)
-                    .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
-                if sha256_hex(&cur) != *sha256 {
-                    return Err(FsError::Changed(shown));
-                }
+                self.expect_content(&t, st, sha256)?;
                 st.st_mode & 0o777
             }
         };
@@ -536,14 +552,14 @@ impl FsScope {
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let fd = rustix::fs::openat(
-            &dir,
+            dir,
             tmp.as_str(),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(perm),
         )
         .map_err(|e| io(e, &format!("creating a temporary file next to `{shown}`")))?;
         let cleanup = |e: FsError| {
-            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
             e
         };
         let mut file = File::from(fd);
@@ -552,17 +568,17 @@ impl FsScope {
             .map_err(|e| cleanup(FsError::Io(format!("{shown}: {e}"))))?;
         let renamed = match mode {
             WriteMode::Create => {
-                rustix::fs::renameat_with(&dir, tmp.as_str(), &dir, name, RenameFlags::NOREPLACE)
+                rustix::fs::renameat_with(dir, tmp.as_str(), dir, name, RenameFlags::NOREPLACE)
             }
-            WriteMode::Replace { .. } => rustix::fs::renameat(&dir, tmp.as_str(), &dir, name),
+            WriteMode::Replace { .. } => rustix::fs::renameat(dir, tmp.as_str(), dir, name),
         };
         renamed.map_err(|e| {
             cleanup(match e {
                 Errno::EXIST => FsError::Exists(shown.clone()),
-                e => io(e, &shown),
+                e => io(e, shown),
             })
         })?;
-        sync_dir(&dir);
+        sync_dir(dir);
         Ok(())
     }
 
@@ -571,23 +587,13 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation, a changed file or an I/O error.
     pub fn remove(&self, path: &str, sha256: &str) -> Result<(), FsError> {
-        let r = self.root(WORKSPACE, true)?;
-        let (parent, name) = Self::split(path)?;
-        let name = name.ok_or_else(|| FsError::IsADirectory(".".into()))?;
-        let shown = join(&components(path)?);
-        let dir = self.walk(r, &parent, true, false)?;
+        let t = self.target(self.root(WORKSPACE, true)?, path, true, false)?;
         let st = self
-            .inspect(&dir, name, &shown, true)?
-            .ok_or_else(|| FsError::Changed(shown.clone()))?;
-        let mut cur = Vec::new();
-        self.open_checked(&dir, name, &shown, &st)?
-            .read_to_end(&mut cur)
-            .map_err(|e| FsError::Io(format!("{shown}: {e}")))?;
-        if sha256_hex(&cur) != sha256 {
-            return Err(FsError::Changed(shown));
-        }
-        rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| io(e, &shown))?;
-        sync_dir(&dir);
+            .inspect(&t.dir, t.name, &t.shown, true)?
+            .ok_or_else(|| FsError::Changed(t.shown.clone()))?;
+        self.expect_content(&t, &st, sha256)?;
+        rustix::fs::unlinkat(&t.dir, t.name, AtFlags::empty()).map_err(|e| io(e, &t.shown))?;
+        sync_dir(&t.dir);
         Ok(())
     }
 

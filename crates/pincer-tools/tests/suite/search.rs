@@ -26,7 +26,7 @@ fn tree() -> tempfile::TempDir {
     fs::write(p.join(".gitignore"), "target/\n").unwrap();
     fs::write(
         p.join("src/a.rs"),
-        "fn alpha() {}\n// TODO: Alpha\nlet x = a.b;\n",
+        "fn alpha() {}\n// NOTE: Alpha\nlet x = a.b;\n",
     )
     .unwrap();
     fs::write(p.join("src/b.txt"), "alpha beta\n").unwrap();
@@ -102,7 +102,7 @@ async fn literal_context_and_caps() {
         .unwrap();
     assert_eq!(files(&r), ["src/a.rs:3"]);
     let r = env
-        .call("code.search", json!({"pattern": "TODO", "context": 1}))
+        .call("code.search", json!({"pattern": "NOTE", "context": 1}))
         .await
         .unwrap();
     let lines: Vec<u64> = r["hits"]
