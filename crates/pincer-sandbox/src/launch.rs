@@ -1,0 +1,359 @@
+//! The parent side: start a launcher, wait for the helper's handshake, drain output into
+//! bounded buffers, enforce the timeout, kill the whole tree.
+//!
+//! Killing is by process group: the launcher is started as the leader of a new group, and the
+//! sandbox's pid 1 dies with it (parent-death signal), which makes the kernel kill every
+//! process left in the sandbox's pid namespace — grandchildren and daemons included.
+
+use std::future::Future;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::process::{Child, ChildStderr, ChildStdout};
+
+use crate::capture::{Captured, HeadTail};
+use crate::cgroup::PidsCgroup;
+use crate::protocol::{self, Handshake, Ready};
+use crate::{ExecSpec, Sandbox, SandboxError};
+
+/// How long a launcher may take to reach the ready line.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for a killed sandbox's pipes to close.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Most launcher error text kept when the helper never spoke.
+const MAX_LAUNCHER_ERROR: usize = 4096;
+
+/// Limits the parent enforces while a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Wall-clock limit; `None` for background processes killed explicitly.
+    pub timeout: Option<Duration>,
+    /// Bytes of each stream returned (head and tail halves).
+    pub output_cap: usize,
+    /// Total output after which the command is killed.
+    pub output_kill: u64,
+}
+
+/// Why a command stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Termination {
+    /// It exited (or was killed by a signal from inside).
+    Exited,
+    /// The wall-clock timeout fired; the whole tree was killed.
+    Timeout,
+    /// The caller canceled; the whole tree was killed.
+    Canceled,
+    /// It wrote more than the output limit; the whole tree was killed.
+    OutputLimit,
+}
+
+/// Which stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// Exit code, when it exited normally (`128 + n` when the sandbox reports signal `n`).
+    pub exit_code: Option<i32>,
+    /// Signal that killed the launcher, if any.
+    pub signal: Option<i32>,
+    /// Why it stopped.
+    pub termination: Termination,
+    /// Wall-clock time from spawn.
+    pub duration: Duration,
+}
+
+/// A finished command with its captured output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// How it ended.
+    pub finished: Finished,
+    /// Captured standard output.
+    pub stdout: Captured,
+    /// Captured standard error.
+    pub stderr: Captured,
+}
+
+/// A confined command that passed the handshake and is running.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    pgid: Option<rustix::process::Pid>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    early_stderr: Vec<u8>,
+    ready: Ready,
+    started: Instant,
+    // Last: removed after the child is gone.
+    _cgroup: Option<PidsCgroup>,
+}
+
+/// Validates `spec`, starts it in `sandbox` and waits for the helper's handshake.
+///
+/// # Errors
+/// [`SandboxError::InvalidSpec`] for a bad spec, [`SandboxError::Launch`] when the launcher
+/// cannot start, [`SandboxError::Setup`] when a confinement step failed (the command did not
+/// run).
+pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, SandboxError> {
+    let spec = spec.validated()?;
+    let cgroup = if PidsCgroup::needed() {
+        Some(PidsCgroup::create(spec.limits.processes)?)
+    } else {
+        None
+    };
+    let launcher = sandbox.launcher(&spec, cgroup.as_ref().map(PidsCgroup::procs).as_deref())?;
+    let program = launcher.get_program().to_string_lossy().into_owned();
+    let mut cmd = tokio::process::Command::from(launcher);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| SandboxError::Launch(format!("{program}: {e}")))?;
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw);
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| SandboxError::Io("no stderr pipe".into()))?;
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, first_line(&mut stderr)).await;
+    let (line, rest) = match first {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            kill_group(pgid, &mut child);
+            return Err(SandboxError::Io(format!("reading the handshake: {e}")));
+        }
+        Err(_) => {
+            kill_group(pgid, &mut child);
+            return Err(SandboxError::Setup {
+                step: "handshake".into(),
+                message: format!(
+                    "the sandbox was not ready within {}s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                ),
+            });
+        }
+    };
+    match protocol::parse(&line) {
+        Handshake::Ready(ready) => Ok(Running {
+            stdout: child.stdout.take(),
+            child,
+            pgid,
+            stderr: Some(stderr),
+            early_stderr: rest,
+            ready,
+            started,
+            _cgroup: cgroup,
+        }),
+        Handshake::Failed(f) => {
+            kill_group(pgid, &mut child);
+            let _ = child.wait().await;
+            Err(SandboxError::Setup {
+                step: f.step,
+                message: f.message,
+            })
+        }
+        Handshake::Foreign(text) => {
+            // The launcher failed before the helper ran: collect what it said.
+            let mut msg = text.into_bytes();
+            msg.extend_from_slice(&rest);
+            let mut more = Vec::new();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                (&mut stderr)
+                    .take(MAX_LAUNCHER_ERROR as u64)
+                    .read_to_end(&mut more),
+            )
+            .await;
+            msg.extend_from_slice(&more);
+            kill_group(pgid, &mut child);
+            let status = child.wait().await.ok();
+            let mut message = String::from_utf8_lossy(&msg).trim().to_owned();
+            if message.is_empty() {
+                message = format!(
+                    "{program} exited ({}) before the sandbox was ready",
+                    status.map_or_else(|| "unknown status".to_owned(), |s| s.to_string())
+                );
+            }
+            Err(SandboxError::Setup {
+                step: "launcher".into(),
+                message,
+            })
+        }
+    }
+}
+
+/// Reads stderr up to the first newline (bounded). Returns the line and any bytes after it.
+async fn first_line(r: &mut ChildStderr) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let rest = buf.split_off(i + 1);
+            buf.pop();
+            return Ok((buf, rest));
+        }
+        if buf.len() >= protocol::MAX_LINE {
+            return Ok((buf, Vec::new()));
+        }
+        let n = r.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok((buf, Vec::new()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn kill_group(pgid: Option<rustix::process::Pid>, child: &mut Child) {
+    if let Some(pgid) = pgid {
+        // ESRCH means the group is already gone.
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+    let _ = child.start_kill();
+}
+
+async fn read_some<R: AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match r {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Running {
+    /// What the helper reported as enforced.
+    pub fn ready(&self) -> &Ready {
+        &self.ready
+    }
+
+    /// Drains output into `sink` until the command ends, the timeout fires, `cancel` completes
+    /// or the output limit is passed; in the last three cases the whole tree is killed.
+    ///
+    /// # Errors
+    /// [`SandboxError::Io`] when waiting on the launcher fails.
+    pub async fn drive(
+        mut self,
+        limits: RunLimits,
+        cancel: impl Future<Output = ()>,
+        mut sink: impl FnMut(Stream, &[u8]),
+    ) -> Result<Finished, SandboxError> {
+        let mut total = self.early_stderr.len() as u64;
+        if !self.early_stderr.is_empty() {
+            sink(Stream::Stderr, &self.early_stderr);
+        }
+        let deadline = async {
+            match limits.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline, cancel);
+        let mut out = self.stdout.take();
+        let mut err = self.stderr.take();
+        let mut b_out = vec![0u8; 16 * 1024];
+        let mut b_err = vec![0u8; 16 * 1024];
+        let mut termination = None;
+        // Output first: the streams close when every process in the sandbox is gone (or has
+        // closed them); then the exit status.
+        while (out.is_some() || err.is_some()) && termination.is_none() {
+            tokio::select! {
+                n = read_some(&mut out, &mut b_out) => match n {
+                    Ok(n) if n > 0 => { total += n as u64; sink(Stream::Stdout, &b_out[..n]); }
+                    _ => out = None,
+                },
+                n = read_some(&mut err, &mut b_err) => match n {
+                    Ok(n) if n > 0 => { total += n as u64; sink(Stream::Stderr, &b_err[..n]); }
+                    _ => err = None,
+                },
+                () = &mut deadline => termination = Some(Termination::Timeout),
+                () = &mut cancel => termination = Some(Termination::Canceled),
+            }
+            if termination.is_none() && total > limits.output_kill {
+                termination = Some(Termination::OutputLimit);
+            }
+        }
+        if termination.is_none() {
+            tokio::select! {
+                s = self.child.wait() => {
+                    let s = s.map_err(|e| SandboxError::Io(e.to_string()))?;
+                    return Ok(self.finished(s, Termination::Exited));
+                }
+                () = &mut deadline => termination = Some(Termination::Timeout),
+                () = &mut cancel => termination = Some(Termination::Canceled),
+            }
+        }
+        let why = termination.unwrap_or(Termination::Canceled);
+        kill_group(self.pgid, &mut self.child);
+        let s = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        // Every process in the sandbox holds the pipes unless it closed them; waiting for them
+        // to close means that, when this returns, the tree is gone. Bounded in case one
+        // survived the kill (which would be a kernel bug) or a process closed its ends.
+        let _ = tokio::time::timeout(KILL_GRACE, async {
+            while out.is_some() || err.is_some() {
+                tokio::select! {
+                    n = read_some(&mut out, &mut b_out) => if !matches!(n, Ok(n) if n > 0) { out = None },
+                    n = read_some(&mut err, &mut b_err) => if !matches!(n, Ok(n) if n > 0) { err = None },
+                }
+            }
+        })
+        .await;
+        Ok(self.finished(s, why))
+    }
+
+    fn finished(&self, s: std::process::ExitStatus, termination: Termination) -> Finished {
+        use std::os::unix::process::ExitStatusExt as _;
+        Finished {
+            exit_code: s.code(),
+            signal: s.signal(),
+            termination,
+            duration: self.started.elapsed(),
+        }
+    }
+}
+
+/// Runs `spec` to the end with bounded output capture.
+///
+/// # Errors
+/// As [`spawn`] and [`Running::drive`].
+pub async fn run(
+    sandbox: &dyn Sandbox,
+    spec: ExecSpec,
+    limits: RunLimits,
+    cancel: impl Future<Output = ()>,
+) -> Result<ExecOutcome, SandboxError> {
+    let running = spawn(sandbox, spec).await?;
+    let mut out = HeadTail::new(limits.output_cap);
+    let mut err = HeadTail::new(limits.output_cap);
+    let finished = running
+        .drive(limits, cancel, |s, b| match s {
+            Stream::Stdout => out.push(b),
+            Stream::Stderr => err.push(b),
+        })
+        .await?;
+    Ok(ExecOutcome {
+        finished,
+        stdout: out.finish(),
+        stderr: err.finish(),
+    })
+}

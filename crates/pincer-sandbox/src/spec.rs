@@ -1,0 +1,201 @@
+//! What to run and under which limits: the [`ExecSpec`] handed from the parent to the helper.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::SandboxError;
+
+/// Host paths visible (read-only) inside every sandbox when they exist: the programs, their
+/// libraries, and the few files under `/etc` that programs need to start and resolve users and
+/// certificates. Nothing else of the host is mounted — no `/home`, no `/root`, no `/etc/shadow`,
+/// no Pincer home. Symlinks (`/bin` → `usr/bin`) are recreated as symlinks.
+pub const SYSTEM_PATHS: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/alternatives",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/mime.types",
+];
+
+/// Network inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkAccess {
+    /// An empty network namespace, and no sockets other than `AF_UNIX`.
+    Off,
+}
+
+/// Kernel-enforced resource limits (rlimits) for the confined command and its children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPU seconds (`RLIMIT_CPU`).
+    pub cpu_secs: u64,
+    /// Address space in bytes (`RLIMIT_AS`).
+    pub memory_bytes: u64,
+    /// Processes (`RLIMIT_NPROC`, counted inside the sandbox's user namespace).
+    pub processes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// Largest file a process may write (`RLIMIT_FSIZE`).
+    pub file_size_bytes: u64,
+    /// Size of the private `/tmp`.
+    pub tmp_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            cpu_secs: 600,
+            memory_bytes: 8 << 30,
+            processes: 512,
+            open_files: 1024,
+            file_size_bytes: 1 << 30,
+            tmp_bytes: 256 << 20,
+        }
+    }
+}
+
+/// One command to run confined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Program and arguments; a program without `/` is looked up in the sandbox's `PATH`.
+    pub argv: Vec<String>,
+    /// Working directory: the workspace or a directory inside it.
+    pub cwd: PathBuf,
+    /// The complete environment of the command (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    /// The only writable host directory.
+    pub workspace: PathBuf,
+    /// Extra host directories visible read-only.
+    pub read_only: Vec<PathBuf>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Network access.
+    pub network: NetworkAccess,
+}
+
+impl ExecSpec {
+    /// Checks the spec and makes its paths canonical (so no symlink in a configured path can
+    /// redirect a mount).
+    ///
+    /// # Errors
+    /// [`SandboxError::InvalidSpec`] naming what is wrong.
+    pub fn validated(mut self) -> Result<Self, SandboxError> {
+        let bad = |m: String| Err(SandboxError::InvalidSpec(m));
+        if self.argv.is_empty() || self.argv[0].is_empty() {
+            return bad("argv is empty".into());
+        }
+        if let Some(a) = self.argv.iter().find(|a| a.contains('\0')) {
+            return bad(format!("argument contains a NUL byte: {a:?}"));
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                return bad(format!("invalid environment variable {k:?}"));
+            }
+        }
+        self.workspace = canonical(&self.workspace, "workspace")?;
+        if self.workspace == Path::new("/") {
+            return bad("the workspace cannot be `/`".into());
+        }
+        self.cwd = canonical(&self.cwd, "working directory")?;
+        if !self.cwd.starts_with(&self.workspace) {
+            return bad(format!(
+                "working directory {} is outside the workspace {}",
+                self.cwd.display(),
+                self.workspace.display()
+            ));
+        }
+        self.read_only = self
+            .read_only
+            .iter()
+            .map(|p| canonical(p, "read-only path"))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+}
+
+fn canonical(p: &Path, what: &str) -> Result<PathBuf, SandboxError> {
+    if !p.is_absolute() {
+        return Err(SandboxError::InvalidSpec(format!(
+            "{what} {} is not absolute",
+            p.display()
+        )));
+    }
+    let c = std::fs::canonicalize(p)
+        .map_err(|e| SandboxError::InvalidSpec(format!("{what} {}: {e}", p.display())))?;
+    if !c.is_dir() {
+        return Err(SandboxError::InvalidSpec(format!(
+            "{what} {} is not a directory",
+            c.display()
+        )));
+    }
+    if c.to_str().is_none() {
+        return Err(SandboxError::InvalidSpec(format!(
+            "{what} {} is not valid UTF-8",
+            c.display()
+        )));
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ws: &Path) -> ExecSpec {
+        ExecSpec {
+            argv: vec!["true".into()],
+            cwd: ws.to_path_buf(),
+            env: vec![],
+            workspace: ws.to_path_buf(),
+            read_only: vec![],
+            limits: Limits::default(),
+            network: NetworkAccess::Off,
+        }
+    }
+
+    #[test]
+    fn cwd_must_stay_in_the_workspace() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        let mut s = spec(&ws);
+        s.cwd = d.path().to_path_buf();
+        assert!(matches!(s.validated(), Err(SandboxError::InvalidSpec(_))));
+        // A symlink inside the workspace pointing out is resolved, then refused.
+        std::os::unix::fs::symlink(d.path(), ws.join("out")).unwrap();
+        let mut s = spec(&ws);
+        s.cwd = ws.join("out");
+        assert!(matches!(s.validated(), Err(SandboxError::InvalidSpec(_))));
+    }
+
+    #[test]
+    fn nul_bytes_and_empty_argv_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spec(d.path());
+        s.argv = vec![];
+        assert!(s.validated().is_err());
+        let mut s = spec(d.path());
+        s.argv = vec!["a\0b".into()];
+        assert!(s.validated().is_err());
+        let mut s = spec(d.path());
+        s.env = vec![("A=B".into(), "x".into())];
+        assert!(s.validated().is_err());
+        assert!(spec(d.path()).validated().is_ok());
+    }
+}

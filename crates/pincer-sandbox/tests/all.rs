@@ -1,0 +1,429 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Attack tests on the real kernel, for both providers. Each test tries the attack from inside
+//! the sandbox and asserts the kernel stopped it.
+//!
+//! The helper is this crate's `pincer-sandbox-helper` binary, re-executed exactly as production
+//! re-executes `pincer`. The bwrap tests need `bwrap` installed: under CI (`CI=true`) a missing
+//! `bwrap` fails them; locally they say why and pass.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_sandbox::launch::{self, RunLimits};
+use pincer_sandbox::{
+    Bwrap, ExecOutcome, ExecSpec, Limits, Native, NetworkAccess, Sandbox, SandboxError,
+    SandboxKind, Termination,
+};
+
+const HELPER: &str = env!("CARGO_BIN_EXE_pincer-sandbox-helper");
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn sandbox(kind: SandboxKind) -> Option<Arc<dyn Sandbox>> {
+    match kind {
+        SandboxKind::Native => Some(Arc::new(Native::new(HELPER))),
+        SandboxKind::Bwrap => match Bwrap::locate(std::env::var_os("PATH").as_deref()) {
+            Ok(_) => {
+                let bwrap = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                    .map(|d| d.join("bwrap"))
+                    .find(|p| p.is_file())
+                    .unwrap();
+                Some(Arc::new(Bwrap::new(bwrap, HELPER)))
+            }
+            Err(e) => {
+                assert!(!in_ci(), "bwrap is required under CI: {e}");
+                eprintln!("SKIP (not CI): {e}");
+                None
+            }
+        },
+    }
+}
+
+/// A workspace, a sibling directory standing in for `$PINCER_HOME`, and the sandbox.
+struct Env {
+    _dir: tempfile::TempDir,
+    ws: PathBuf,
+    home: PathBuf,
+    sb: Arc<dyn Sandbox>,
+    limits: Limits,
+    run: RunLimits,
+}
+
+impl Env {
+    fn new(kind: SandboxKind) -> Option<Self> {
+        let sb = sandbox(kind)?;
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join("config.toml"), "api_key = \"sk-secret\"\n").unwrap();
+        Some(Self {
+            _dir: dir,
+            ws,
+            home,
+            sb,
+            limits: Limits::default(),
+            run: RunLimits {
+                timeout: Some(Duration::from_secs(60)),
+                output_cap: 64 * 1024,
+                output_kill: 16 << 20,
+            },
+        })
+    }
+
+    fn spec(&self, argv: &[&str]) -> ExecSpec {
+        ExecSpec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: self.ws.clone(),
+            env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+            workspace: self.ws.clone(),
+            read_only: vec![],
+            limits: self.limits,
+            network: NetworkAccess::Off,
+        }
+    }
+
+    async fn try_sh(&self, script: &str) -> Result<ExecOutcome, SandboxError> {
+        launch::run(
+            &*self.sb,
+            self.spec(&["/bin/sh", "-c", script]),
+            self.run,
+            std::future::pending(),
+        )
+        .await
+    }
+
+    async fn sh(&self, script: &str) -> ExecOutcome {
+        self.try_sh(script).await.unwrap()
+    }
+}
+
+fn ok(o: &ExecOutcome) -> bool {
+    o.finished.termination == Termination::Exited && o.finished.exit_code == Some(0)
+}
+
+macro_rules! both {
+    ($name:ident, |$env:pat_param| $body:block) => {
+        mod $name {
+            use super::*;
+            async fn case($env: Env) $body
+            #[tokio::test]
+            async fn native() {
+                if let Some(e) = Env::new(SandboxKind::Native) {
+                    case(e).await
+                }
+            }
+            #[tokio::test]
+            async fn bwrap() {
+                if let Some(e) = Env::new(SandboxKind::Bwrap) {
+                    case(e).await
+                }
+            }
+        }
+    };
+}
+
+both!(runs_a_command_and_captures_both_streams, |env| {
+    let o = env.sh("echo hello; echo oops >&2; exit 3").await;
+    assert_eq!(o.stdout.text, "hello\n");
+    assert_eq!(o.stderr.text, "oops\n");
+    assert_eq!(o.finished.exit_code, Some(3));
+    assert_eq!(o.finished.termination, Termination::Exited);
+});
+
+both!(reports_the_enforced_confinement, |env| {
+    let r = launch::spawn(&*env.sb, env.spec(&["true"])).await.unwrap();
+    assert!(r.ready().landlock_abi >= 3, "{:?}", r.ready());
+    assert!(r.ready().seccomp);
+    let f = r
+        .drive(env.run, std::future::pending(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(f.exit_code, Some(0));
+});
+
+both!(workspace_is_writable_and_cwd_is_inside, |env| {
+    std::fs::create_dir(env.ws.join("sub")).unwrap();
+    let mut spec = env.spec(&["/bin/sh", "-c", "pwd; echo made > out.txt"]);
+    spec.cwd = env.ws.join("sub");
+    let o = launch::run(&*env.sb, spec, env.run, std::future::pending())
+        .await
+        .unwrap();
+    assert!(ok(&o), "{o:?}");
+    let pwd = std::fs::canonicalize(env.ws.join("sub")).unwrap();
+    assert_eq!(o.stdout.text.trim(), pwd.to_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(env.ws.join("sub/out.txt")).unwrap(),
+        "made\n"
+    );
+});
+
+both!(cannot_read_etc_shadow_or_the_pincer_home, |env| {
+    let config = env.home.join("config.toml");
+    let o = env
+        .sh(&format!(
+            "cat /etc/shadow; cat {}; ls {}; cat /proc/1/root/etc/shadow",
+            config.display(),
+            env.home.display()
+        ))
+        .await;
+    assert!(!o.stdout.text.contains("sk-secret"), "{o:?}");
+    assert!(!o.stdout.text.contains("root:"), "{o:?}");
+    assert!(o.stdout.text.is_empty(), "{o:?}");
+    assert_ne!(o.finished.exit_code, Some(0));
+});
+
+both!(a_symlink_planted_in_the_workspace_leads_nowhere, |env| {
+    std::os::unix::fs::symlink(&env.home, env.ws.join("h")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", env.ws.join("s")).unwrap();
+    let o = env.sh("cat h/config.toml; cat s; echo x > h/planted").await;
+    assert!(!o.stdout.text.contains("sk-secret"), "{o:?}");
+    assert!(!env.home.join("planted").exists());
+});
+
+both!(cannot_write_outside_the_workspace, |env| {
+    let target = env.home.join("pwned");
+    let o = env
+        .sh(&format!(
+            "echo x > {t}; touch /usr/pwned; touch /etc/pwned; mkdir /pwned; echo x > /tmp/ok && echo tmp-ok",
+            t = target.display()
+        ))
+        .await;
+    assert!(!target.exists());
+    assert!(!Path::new("/usr/pwned").exists());
+    assert!(!Path::new("/etc/pwned").exists());
+    assert!(!Path::new("/pwned").exists());
+    // The private /tmp works, and is not the host's.
+    assert!(o.stdout.text.contains("tmp-ok"), "{o:?}");
+    assert!(!Path::new("/tmp/ok").exists());
+});
+
+both!(read_only_roots_are_readable_not_writable, |mut env| {
+    let docs = env.home.join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("a.txt"), "doc text").unwrap();
+    let mut spec = env.spec(&[
+        "/bin/sh",
+        "-c",
+        &format!("cat {d}/a.txt; echo x > {d}/b.txt", d = docs.display()),
+    ]);
+    spec.read_only = vec![docs.clone()];
+    env.limits = Limits::default();
+    let o = launch::run(&*env.sb, spec, env.run, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(o.stdout.text, "doc text");
+    assert!(!docs.join("b.txt").exists());
+});
+
+both!(cannot_connect_to_a_loopback_server, |env| {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let o = env
+        .sh(&format!(
+            "if command -v bash >/dev/null; then bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo connected; fi; \
+             if command -v python3 >/dev/null; then python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)' && echo connected; fi; \
+             exit 0"
+        ))
+        .await;
+    assert!(!o.stdout.text.contains("connected"), "{o:?}");
+    // Nothing reached the listener.
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+});
+
+both!(no_new_privileges_and_no_capabilities, |env| {
+    // Inside, even a setuid-root binary runs with no capabilities: no_new_privs, nosuid mounts
+    // and an empty bounding set.
+    let o = env
+        .sh(
+            "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status; \
+             mount -t tmpfs none /tmp 2>/dev/null && echo mounted; \
+             unshare -r true 2>/dev/null && echo unshared; \
+             su -c id 2>/dev/null && echo su-ok; exit 0",
+        )
+        .await;
+    let t = &o.stdout.text;
+    assert!(t.contains("CapEff:\t0000000000000000"), "{t}");
+    assert!(t.contains("CapPrm:\t0000000000000000"), "{t}");
+    assert!(t.contains("CapBnd:\t0000000000000000"), "{t}");
+    assert!(t.contains("NoNewPrivs:\t1"), "{t}");
+    assert!(
+        !t.contains("mounted") && !t.contains("unshared") && !t.contains("su-ok"),
+        "{t}"
+    );
+});
+
+both!(a_copied_setuid_binary_does_not_escalate, |env| {
+    let copy = env.ws.join("suid-cat");
+    std::fs::copy("/bin/cat", &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let o = env
+        .sh("./suid-cat /proc/self/status | grep -E '^(CapEff|Uid)'")
+        .await;
+    assert!(o.stdout.text.contains("CapEff:\t0000000000000000"), "{o:?}");
+});
+
+both!(a_fork_bomb_is_contained, |mut env| {
+    env.limits.processes = 32;
+    // Try to start 200 processes, then count (with builtins only: no fork left) what lives.
+    let o = env
+        .sh(
+            "( i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null; \
+             n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo \"alive $n\"",
+        )
+        .await;
+    let live: usize = o
+        .stdout
+        .text
+        .trim()
+        .strip_prefix("alive ")
+        .unwrap_or_else(|| panic!("{o:?}"))
+        .parse()
+        .unwrap();
+    assert!((1..=33).contains(&live), "{live} processes alive: {o:?}");
+});
+
+both!(endless_output_is_capped_and_killed, |mut env| {
+    env.run.output_cap = 1000;
+    env.run.output_kill = 1 << 20;
+    let o = env.sh("yes pincer").await;
+    assert_eq!(o.finished.termination, Termination::OutputLimit);
+    assert!(o.stdout.truncated);
+    assert!(o.stdout.bytes > 1 << 20);
+    assert!(o.stdout.text.len() < 1100, "{}", o.stdout.text.len());
+    assert!(o.stdout.text.starts_with("pincer\n"));
+    assert!(o.stdout.text.contains("bytes omitted"));
+});
+
+both!(a_sleeping_grandchild_is_killed_at_the_timeout, |mut env| {
+    env.run.timeout = Some(Duration::from_millis(500));
+    let marker = format!(
+        "{}.{}",
+        7000 + std::process::id() % 1000,
+        if env.sb.kind() == SandboxKind::Native {
+            424242
+        } else {
+            434343
+        }
+    );
+    let o = env
+        .sh(&format!("sh -c 'sleep {marker}' & sleep {marker}"))
+        .await;
+    assert_eq!(o.finished.termination, Termination::Timeout);
+    // `drive` returned after the pipes closed: no process of the tree is left on the host.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline);
+        assert!(!text.contains(&marker), "survivor: {text}");
+    }
+});
+
+both!(the_environment_is_exactly_the_spec, |env| {
+    let o = env.sh("env").await;
+    let keys: Vec<&str> = o
+        .stdout
+        .text
+        .lines()
+        .filter_map(|l| l.split('=').next())
+        .collect();
+    for k in &keys {
+        assert!(
+            ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(k),
+            "{k} leaked: {o:?}"
+        );
+    }
+});
+
+both!(a_missing_command_is_a_typed_error, |env| {
+    let e = launch::run(
+        &*env.sb,
+        env.spec(&["definitely-not-a-command-xyz"]),
+        env.run,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.is_command_not_found(), "{e:?}");
+});
+
+both!(non_utf8_output_is_replaced, |env| {
+    let o = env.sh("printf 'a\\377b'").await;
+    assert_eq!(o.stdout.text, "a\u{fffd}b");
+});
+
+both!(cancel_kills_the_tree, |env| {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spec = env.spec(&["/bin/sh", "-c", "echo started; exec sleep 1000"]);
+    let running = launch::spawn(&*env.sb, spec).await.unwrap();
+    let mut tx = Some(tx);
+    let f = running
+        .drive(
+            env.run,
+            async {
+                let _ = rx.await;
+            },
+            move |_, b| {
+                if b.starts_with(b"started")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.termination, Termination::Canceled);
+});
+
+#[tokio::test]
+async fn a_broken_launcher_fails_closed() {
+    // A "bwrap" that is not bwrap: the helper never speaks, so nothing counts as confined.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("bwrap");
+    let mut f = std::fs::File::create(&fake).unwrap();
+    writeln!(
+        f,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1"
+    )
+    .unwrap();
+    drop(f);
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sb = Bwrap::new(&fake, HELPER);
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let spec = ExecSpec {
+        argv: vec!["true".into()],
+        cwd: ws.clone(),
+        env: vec![],
+        workspace: ws,
+        read_only: vec![],
+        limits: Limits::default(),
+        network: NetworkAccess::Off,
+    };
+    let e = launch::spawn(&sb, spec).await.unwrap_err();
+    assert!(
+        matches!(&e, SandboxError::Setup { step, message } if step == "launcher" && message.contains("No permissions")),
+        "{e:?}"
+    );
+    let p = pincer_sandbox::probe(&sb, dir.path()).await;
+    assert!(!p.is_enforced());
+    assert!(p.fix.is_some());
+}
+
+#[tokio::test]
+async fn the_native_probe_passes_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pincer_sandbox::probe(&Native::new(HELPER), dir.path()).await;
+    assert!(p.is_enforced(), "{p:?}");
+}
