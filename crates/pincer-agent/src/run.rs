@@ -437,6 +437,10 @@ impl Runner {
         clock: Instant,
         on_event: &mut (dyn FnMut(&RunEvent) + Send),
     ) -> Result<RunOutcome, AgentError> {
+        // Background processes end with the run unless configured to outlive it.
+        if let Some(exec) = &turn.req.tools.exec {
+            exec.end_run();
+        }
         meta.status = ended.status;
         meta.error = ended.error;
         meta.error_kind = ended.kind;

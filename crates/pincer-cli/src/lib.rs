@@ -10,6 +10,7 @@ mod commands;
 mod env;
 mod exit;
 mod runtime;
+mod sandbox;
 
 pub use env::Env;
 pub use exit::Failure;

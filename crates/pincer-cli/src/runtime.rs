@@ -14,10 +14,10 @@ use pincer_policy::{Policy, resolve_grants};
 use pincer_providers::{AnthropicProvider, ApiKey, HttpSettings, ModelProvider, OpenAiProvider};
 use pincer_store::{SessionInfo, SqliteStore};
 use pincer_tools::fs::{FsScope, ProtectedPath, Protection};
-use pincer_tools::{ToolContext, ToolRegistry};
+use pincer_tools::{ExecScope, ToolContext, ToolRegistry};
 use pincer_types::{AgentId, SystemClock};
 
-use crate::{Env, Failure};
+use crate::{Env, Failure, sandbox};
 
 /// The home directory from the environment.
 pub(crate) fn home(env: &Env) -> anyhow::Result<PincerHome> {
@@ -199,6 +199,7 @@ pub(crate) fn tool_context(
     home: &PincerHome,
     agent: &AgentId,
     a: &AgentConfig,
+    exec: Option<Arc<ExecScope>>,
 ) -> anyhow::Result<ToolContext> {
     let ws = workspace(home, agent, a)?;
     let scope = FsScope::open(&ws, &a.read_roots, &protected_paths(home, agent))
@@ -206,6 +207,7 @@ pub(crate) fn tool_context(
     Ok(ToolContext {
         agent: agent.clone(),
         fs: Arc::new(scope),
+        exec,
     })
 }
 
@@ -235,14 +237,27 @@ pub(crate) fn agent_config<'c>(
     Ok((id, a))
 }
 
-/// The built-in tools; an explicitly allowed tool that does not exist is a config error.
-pub(crate) fn registry(agent: &AgentId, a: &AgentConfig) -> anyhow::Result<Arc<ToolRegistry>> {
-    let tools = Arc::new(ToolRegistry::builtin(Arc::new(SystemClock))?);
+/// The built-in tools, plus the exec tools when the agent's sandbox is enforced; an explicitly
+/// allowed tool that does not exist at all is a config error.
+pub(crate) fn registry(
+    agent: &AgentId,
+    a: &AgentConfig,
+    with_exec: bool,
+) -> anyhow::Result<Arc<ToolRegistry>> {
+    let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?;
+    if with_exec {
+        tools = tools.with_exec()?;
+    }
+    let tools = Arc::new(tools);
     let unknown: Vec<String> = a
         .allow
         .iter()
         .filter_map(|s| match s {
-            ToolSelector::Tool(t) if tools.get(t).is_none() => Some(t.to_string()),
+            ToolSelector::Tool(t)
+                if tools.get(t).is_none() && !sandbox::EXEC_TOOLS.contains(&t.as_str()) =>
+            {
+                Some(t.to_string())
+            }
             _ => None,
         })
         .collect();
@@ -266,7 +281,9 @@ pub(crate) struct AgentTools {
 }
 
 impl AgentTools {
-    pub(crate) fn build(
+    /// Builds the agent's tools. Probes the sandbox when the agent may run commands; when it
+    /// cannot be enforced, says so on stderr and leaves the exec tools out.
+    pub(crate) async fn build(
         home: &PincerHome,
         config: &Config,
         agent: &AgentId,
@@ -274,12 +291,27 @@ impl AgentTools {
         env: &Env,
         approver: Arc<dyn Approver>,
     ) -> anyhow::Result<Self> {
-        let tools = registry(agent, a)?;
+        let policy = policy(config, agent, a);
+        let ws = workspace(home, agent, a)?;
+        let protected = protected_paths(home, agent);
+        let exec = match sandbox::exec_state(config, a, &policy.granted, &ws, &protected, env).await
+        {
+            sandbox::ExecState::On(scope) => Some(scope),
+            sandbox::ExecState::NotWanted => None,
+            sandbox::ExecState::Unavailable(why) => {
+                eprintln!(
+                    "WARNING: shell.exec and process are unavailable to agent `{agent}`: the {} sandbox cannot be enforced here ({why}). Run `pincer sandbox check`.",
+                    config.security.sandbox.as_str()
+                );
+                None
+            }
+        };
+        let tools = registry(agent, a, exec.is_some())?;
         let audit = open_audit(home, config, env)?;
         Ok(Self {
             gate: Arc::new(Gate::new(tools, audit, approver)),
-            ctx: tool_context(home, agent, a)?,
-            policy: policy(config, agent, a),
+            ctx: tool_context(home, agent, a, exec)?,
+            policy,
         })
     }
 }
@@ -303,7 +335,7 @@ struct RunRequestTemplate {
 
 impl AgentRuntime {
     /// Resolves `agent` in `config` and builds its runner.
-    pub(crate) fn build(
+    pub(crate) async fn build(
         home: &PincerHome,
         config: &Config,
         agent: &str,
@@ -318,7 +350,7 @@ impl AgentRuntime {
         let provider = provider(&a.provider, p, env)?;
         let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
         let AgentTools { gate, ctx, policy } =
-            AgentTools::build(home, config, &agent, a, env, approver)?;
+            AgentTools::build(home, config, &agent, a, env, approver).await?;
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {

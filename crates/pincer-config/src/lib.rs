@@ -10,6 +10,7 @@
 mod atomic;
 mod edit;
 mod error;
+mod exec;
 mod home;
 mod load;
 mod locate;
@@ -18,6 +19,7 @@ mod schema;
 pub use atomic::{atomic_write, atomic_write_with_hook};
 pub use edit::{get_value, set_value};
 pub use error::ConfigError;
+pub use exec::{ExecConfig, ProcessCleanup, SandboxProvider, argv_prefix};
 pub use home::PincerHome;
 pub use load::{LoadedConfig, load, parse_and_validate, save};
 pub use schema::{

@@ -240,6 +240,40 @@ model = "m"
     }
 
     #[test]
+    fn exec_settings_are_checked_with_their_key() {
+        let keyed = GOOD.replace(
+            "base_url = \"http://127.0.0.1:1/v1\"",
+            "base_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"OPENAI_API_KEY\"",
+        );
+        let (_, key, message) = invalid(&format!(
+            "{keyed}\n[exec]\nenv_allow = [\"LANG\", \"OPENAI_API_KEY\"]\n"
+        ));
+        assert_eq!(key.as_deref(), Some("exec.env_allow[1]"));
+        assert!(message.contains("API key"), "{message}");
+        let (_, key, _) = invalid(&format!("{GOOD}\n[exec]\ntimeout_secs = 0\n"));
+        assert_eq!(key.as_deref(), Some("exec.timeout_secs"));
+        let (_, key, _) = invalid(&format!(
+            "{GOOD}\n[exec]\ntimeout_secs = 60\nmax_timeout_secs = 30\n"
+        ));
+        assert_eq!(key.as_deref(), Some("exec.max_timeout_secs"));
+        let (_, key, _) =
+            invalid(&GOOD.replace("model = \"m\"", "model = \"m\"\nexec_allow = [\"  \"]"));
+        assert_eq!(key.as_deref(), Some("agents.main.exec_allow[0]"));
+        let (_, key, _) = invalid(&GOOD.replace(
+            "version = 1",
+            "version = 1\n[security]\nsandbox = \"docker\"",
+        ));
+        assert_eq!(key.as_deref(), Some("security.sandbox"));
+        let c = parse_and_validate(
+            Path::new("c"),
+            &format!("{GOOD}\n[exec]\nenv_allow = [\"LANG\"]\nprocess_cleanup = \"session\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.exec.process_cleanup, crate::ProcessCleanup::Session);
+        assert_eq!(c.security.sandbox, crate::SandboxProvider::Native);
+    }
+
+    #[test]
     fn broken_current_falls_back_to_last_good() {
         let t = tempfile::tempdir().unwrap();
         let home = PincerHome::at(t.path());

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use pincer_types::{AgentId, ToolName};
+
+use crate::exec::{ExecConfig, SandboxProvider};
 use serde::{Deserialize, Serialize};
 
 /// The config schema version this build reads and writes.
@@ -23,6 +25,9 @@ pub struct Config {
     /// Global security switches.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// Limits for sandboxed commands.
+    #[serde(default)]
+    pub exec: ExecConfig,
     /// Model providers by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -201,6 +206,9 @@ pub struct SecurityConfig {
     /// Command execution.
     #[serde(default)]
     pub exec: ExecMode,
+    /// Which sandbox runs commands when `exec = "sandboxed"`; `none` removes the exec tools.
+    #[serde(default)]
+    pub sandbox: SandboxProvider,
     /// Network egress.
     #[serde(default)]
     pub network: NetworkMode,
@@ -321,6 +329,11 @@ pub struct AgentConfig {
     /// `root = "docs"`. Nothing outside the workspace is ever writable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub read_roots: BTreeMap<String, PathBuf>,
+    /// Commands `shell.exec` may run at a lower risk tier (`L1_MUTATING` instead of
+    /// `L2_DESTRUCTIVE`), as argv prefixes: `"cargo test"` matches `cargo test --all` but not
+    /// `cargo testx` or `sh -c "cargo test"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_allow: Vec<String>,
     /// Approval mode; default from `[security]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_mode: Option<ApprovalMode>,
@@ -362,6 +375,7 @@ impl AgentConfig {
             allow: Vec::new(),
             deny: Vec::new(),
             read_roots: BTreeMap::new(),
+            exec_allow: Vec::new(),
             approval_mode: None,
             max_steps: default_max_steps(),
             run_timeout_secs: default_run_timeout(),
@@ -398,6 +412,7 @@ impl Config {
             version: CONFIG_VERSION,
             gateway: GatewayConfig::default(),
             security: SecurityConfig::default(),
+            exec: ExecConfig::default(),
             providers: BTreeMap::new(),
             agents: BTreeMap::new(),
         }
@@ -466,7 +481,21 @@ impl Config {
                 ));
             }
         }
+        let key_vars: Vec<&str> = self
+            .providers
+            .values()
+            .filter_map(|p| p.api_key_env.as_deref())
+            .collect();
+        errs.extend(self.exec.errors(&key_vars));
         for (id, a) in &self.agents {
+            for (i, entry) in a.exec_allow.iter().enumerate() {
+                if entry.split_whitespace().next().is_none() {
+                    errs.push((
+                        format!("agents.{id}.exec_allow[{i}]"),
+                        "must name a command (e.g. \"cargo test\")".into(),
+                    ));
+                }
+            }
             if !self.providers.contains_key(&a.provider) {
                 errs.push((
                     format!("agents.{id}.provider"),

@@ -94,6 +94,8 @@ pub struct Running {
     early_stderr: Vec<u8>,
     ready: Ready,
     started: Instant,
+    /// Set once the launcher was waited for; its pid (and group id) may then be reused.
+    reaped: bool,
     // Last: removed after the child is gone.
     _cgroup: Option<PidsCgroup>,
 }
@@ -158,6 +160,7 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
             early_stderr: rest,
             ready,
             started,
+            reaped: false,
             _cgroup: cgroup,
         }),
         Handshake::Failed(f) => {
@@ -321,13 +324,23 @@ impl Running {
         Ok(self.finished(s, why))
     }
 
-    fn finished(&self, s: std::process::ExitStatus, termination: Termination) -> Finished {
+    fn finished(&mut self, s: std::process::ExitStatus, termination: Termination) -> Finished {
+        self.reaped = true;
         use std::os::unix::process::ExitStatusExt as _;
         Finished {
             exit_code: s.code(),
             signal: s.signal(),
             termination,
             duration: self.started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A command dropped before it finished (its run was canceled) takes its tree with it.
+    fn drop(&mut self) {
+        if !self.reaped {
+            kill_group(self.pgid, &mut self.child);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! policy module approved. File tools reach the disk only through [`fs::FsScope`].
 
 mod builtin;
+pub mod exec;
 pub mod fs;
 pub mod patch;
 mod registry;
@@ -13,6 +14,7 @@ pub mod search;
 mod tool;
 
 pub use builtin::TimeNow;
+pub use exec::{ExecScope, ExecSettings, ProcessTool, ShellExec};
 pub use fs::{FsEdit, FsList, FsRead, FsWrite};
 pub use patch::ApplyPatch;
 pub use registry::{RegistryError, ToolRegistry};

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use pincer_types::{Clock, ToolName};
 
-use crate::{ApplyPatch, CodeSearch, FsEdit, FsList, FsRead, FsWrite, TimeNow, Tool, ToolSpec};
+use crate::{
+    ApplyPatch, CodeSearch, FsEdit, FsList, FsRead, FsWrite, ProcessTool, ShellExec, TimeNow, Tool,
+    ToolSpec,
+};
 
 /// Registration failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +46,17 @@ impl ToolRegistry {
         r.register(Arc::new(ApplyPatch::new()?))?;
         r.register(Arc::new(CodeSearch::new()?))?;
         Ok(r)
+    }
+
+    /// Adds `shell.exec` and `process`. Call only when the agent's sandbox passed its probe:
+    /// a registry without them is how "no enforced sandbox" reaches the model (C1, D3).
+    ///
+    /// # Errors
+    /// [`RegistryError`] if they are already registered.
+    pub fn with_exec(mut self) -> Result<Self, RegistryError> {
+        self.register(Arc::new(ShellExec::new()?))?;
+        self.register(Arc::new(ProcessTool::new()?))?;
+        Ok(self)
     }
 
     /// Adds a tool.
@@ -137,6 +151,7 @@ mod tests {
         let ctx = crate::ToolContext {
             agent: "main".parse().unwrap(),
             fs: Arc::new(crate::fs::FsScope::open(dir.path(), &Default::default(), &[]).unwrap()),
+            exec: None,
         };
         assert!(t.plan(&ctx, &serde_json::json!({"tz": "x"})).is_err());
         assert!(t.plan(&ctx, &serde_json::json!([1])).is_err());

@@ -126,6 +126,9 @@ pub struct ToolContext {
     pub agent: AgentId,
     /// Its workspace and read-only roots.
     pub fs: Arc<FsScope>,
+    /// Its sandbox for `shell.exec` and `process`; `None` when exec is off or no sandbox can be
+    /// enforced (the exec tools are then not registered either).
+    pub exec: Option<Arc<crate::exec::ExecScope>>,
 }
 
 /// The future a tool's `run` returns.

@@ -20,6 +20,7 @@ fn setup(dir: &std::path::Path) -> (Gate, ToolContext, Policy) {
     let ctx = ToolContext {
         agent: "main".parse().unwrap(),
         fs: Arc::new(FsScope::open(&ws, &Default::default(), &[]).unwrap()),
+        exec: None,
     };
     let policy = Policy {
         approval_mode: ApprovalMode::Balanced,

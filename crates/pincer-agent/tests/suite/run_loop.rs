@@ -49,6 +49,7 @@ async fn env(script: Vec<Reply>) -> Env {
     let tools = ToolContext {
         agent: "main".parse().unwrap(),
         fs: Arc::new(FsScope::open(&ws, &Default::default(), &[]).unwrap()),
+        exec: None,
     };
     Env {
         _dir: dir,

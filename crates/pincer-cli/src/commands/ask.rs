@@ -35,7 +35,8 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
             &args.agent,
             env,
             runtime::interactive_approver(env),
-        )?;
+        )
+        .await?;
         // Without --session every ask is a fresh conversation, so identical asks see identical
         // prompts; with it, the named session continues.
         let (peer, fresh) = match &args.session {

@@ -27,7 +27,8 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
             &args.agent,
             env,
             runtime::interactive_approver(env),
-        )?;
+        )
+        .await?;
         let key = SessionKey::for_peer(&agent.agent, "cli", &args.session)
             .map_err(|e| Failure::usage(e.to_string()))?;
         let mut session = agent.store.current_session(&key, &agent.agent).await?;

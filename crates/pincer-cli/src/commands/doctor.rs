@@ -56,6 +56,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
     if let Some(config) = &config {
         check_agents(&home, config, &mut r);
         check_security(config, &mut r);
+        check_sandbox(config, &mut r)?;
         check_audit(&home, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
@@ -240,7 +241,8 @@ fn check_agent_tools(id: &pincer_types::AgentId, config: &Config, r: &mut Report
     let Some(a) = config.agents.get(id) else {
         return;
     };
-    match runtime::registry(id, a) {
+    // Exec tools are reported by the `sandbox` check.
+    match runtime::registry(id, a, false) {
         Ok(tools) => {
             let policy = runtime::policy(config, id, a);
             let usable: Vec<&str> = policy
@@ -294,6 +296,57 @@ fn check_security(config: &Config, r: &mut Report) {
             None,
         ),
     }
+}
+
+/// `sandbox`: whether the configured provider is enforced, by running a confined command.
+fn check_sandbox(config: &Config, r: &mut Report) -> anyhow::Result<()> {
+    let Some(kind) = crate::sandbox::configured(config) else {
+        let status = match config.security.exec {
+            ExecMode::Off => Status::Ok,
+            ExecMode::Sandboxed => Status::Warn,
+        };
+        r.add(
+            "sandbox",
+            status,
+            "security.sandbox = \"none\": shell.exec and process are not available",
+            None,
+        );
+        return Ok(());
+    };
+    let probes = super::sandbox::probe_all()?;
+    let Some(p) = probes.into_iter().find(|p| p.kind == kind) else {
+        return Ok(());
+    };
+    match (&p.ready, config.security.exec) {
+        (Some(ready), _) if p.is_enforced() => r.add(
+            "sandbox",
+            Status::Ok,
+            format!(
+                "{} sandbox enforced (Landlock ABI {}, seccomp, namespaces){}",
+                kind.as_str(),
+                ready.landlock_abi,
+                match config.security.exec {
+                    ExecMode::Off => "; exec is off (security.exec)",
+                    ExecMode::Sandboxed => "",
+                }
+            ),
+            None,
+        ),
+        (_, exec) => r.add(
+            "sandbox",
+            match exec {
+                ExecMode::Sandboxed => Status::Fail,
+                ExecMode::Off => Status::Warn,
+            },
+            format!(
+                "the {} sandbox cannot be enforced: {}; shell.exec and process are unavailable",
+                kind.as_str(),
+                p.error.as_deref().unwrap_or("unknown")
+            ),
+            p.fix.as_deref(),
+        ),
+    }
+    Ok(())
 }
 
 fn check_providers(

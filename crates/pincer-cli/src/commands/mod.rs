@@ -7,6 +7,7 @@ mod config;
 mod doctor;
 mod init;
 mod output;
+mod sandbox;
 mod tools;
 
 use crate::Env;
@@ -21,5 +22,6 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Doctor(args) => doctor::run(args, env),
         Command::Tools { command } => tools::run(command, env),
         Command::Audit { command } => audit::run(command, env),
+        Command::Sandbox { command } => sandbox::run(command, env),
     }
 }

@@ -18,8 +18,18 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
     match cmd {
         ToolsCommand::List { agent, json } => {
             let (id, a) = runtime::agent_config(&home, config, &agent)?;
-            let tools = runtime::registry(&id, a)?;
-            let policy = runtime::policy(config, &id, a);
+            // Built exactly as for a run, so the exec tools appear only when the sandbox holds.
+            let rt = runtime::tokio_runtime()?;
+            let built = rt.block_on(runtime::AgentTools::build(
+                &home,
+                config,
+                &id,
+                a,
+                env,
+                Arc::new(NoApprover),
+            ))?;
+            let tools = built.gate.tools();
+            let policy = built.policy;
             let rows: Vec<Value> = tools
                 .all()
                 .map(|s| {
@@ -69,19 +79,19 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             } else {
                 Arc::new(NoApprover)
             };
-            let runtime::AgentTools { gate, ctx, policy } =
-                runtime::AgentTools::build(&home, config, &id, a, env, approver)?;
             let rt = runtime::tokio_runtime()?;
             let call_id = format!("cli-{}", pincer_types::RunId::new());
             let out = rt.block_on(async {
+                let runtime::AgentTools { gate, ctx, policy } =
+                    runtime::AgentTools::build(&home, config, &id, a, env, approver).await?;
                 let scope = CallScope {
                     ctx: &ctx,
                     policy: &policy,
                     run_id: None,
                     origin: "cli",
                 };
-                gate.call(scope, &call_id, &tool, &args).await
-            });
+                anyhow::Ok(gate.call(scope, &call_id, &tool, &args).await)
+            })?;
             match out.result {
                 Ok(text) => {
                     let pretty = serde_json::from_str::<Value>(&text)

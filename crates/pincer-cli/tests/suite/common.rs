@@ -24,10 +24,23 @@ impl Home {
 
     /// Runs `pincer` with this home, the test key in the environment, and `stdin`.
     pub async fn run(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_full(args, stdin, &[]).await
+    }
+
+    /// Like `run`, with extra environment variables.
+    pub async fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        self.run_full(args, "", vars).await
+    }
+
+    async fn run_full(&self, args: &[&str], stdin: &str, vars: &[(&str, &str)]) -> Output {
         let home = self.path();
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let stdin = stdin.to_owned();
-        tokio::task::spawn_blocking(move || run_blocking(&home, &args, &stdin))
+        tokio::task::spawn_blocking(move || run_blocking(&home, &args, &stdin, &vars))
             .await
             .unwrap()
     }
@@ -62,11 +75,12 @@ impl Home {
     }
 }
 
-fn run_blocking(home: &Path, args: &[String], stdin: &str) -> Output {
+fn run_blocking(home: &Path, args: &[String], stdin: &str, vars: &[(String, String)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
         .args(args)
         .env("PINCER_HOME", home)
         .env(KEY_VAR, KEY)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .env_remove("PINCER_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -2,4 +2,5 @@ mod abuse;
 mod common;
 mod config_cmd;
 mod e2e;
+mod exec;
 mod tools_audit;

@@ -27,6 +27,7 @@ impl Env {
             ctx: ToolContext {
                 agent: "main".parse().unwrap(),
                 fs: Arc::new(FsScope::open(ws, &roots, protected).unwrap()),
+                exec: None,
             },
         }
     }

@@ -1,0 +1,319 @@
+//! Sandboxed exec through the real binary: a scripted model attacks from inside `shell.exec`;
+//! exec tools are absent whenever the sandbox is off or cannot be enforced.
+
+use pincer_testkit::{FakeLlm, Reply, ScriptedCall};
+use serde_json::{Value, json};
+
+use super::common::*;
+
+fn call(name: &str, arguments: Value) -> ScriptedCall {
+    ScriptedCall {
+        name: name.into(),
+        arguments,
+    }
+}
+
+async fn set(home: &Home, key: &str, value: &str) {
+    let out = home.run(&["config", "set", key, value], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Exec on, and approval mode trusted: L2 commands run without asking, so the sandbox alone
+/// must stop an attack.
+async fn exec_on_trusted(home: &Home, server: &FakeLlm) {
+    home.init(&server.base_url()).await;
+    set(home, "security.exec", "sandboxed").await;
+    set(home, "agents.main.approval_mode", "trusted").await;
+}
+
+fn offered(req: &Value) -> Vec<String> {
+    req["tools"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_model_cannot_escape_through_shell_exec() {
+    let home = Home::new();
+    let config = home.path().join("config.toml");
+    let attempts = vec![
+        call("shell_exec", json!({"argv": ["env"]})),
+        call(
+            "shell_exec",
+            json!({"command": format!("cat {c}; echo pwned >> {c}; cat /etc/shadow", c = config.display())}),
+        ),
+        call(
+            "shell_exec",
+            json!({"command": "echo made > made.txt && echo ok"}),
+        ),
+    ];
+    let server = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: attempts,
+            text: String::new(),
+        },
+        Reply::text("done"),
+    ])
+    .await
+    .unwrap();
+    exec_on_trusted(&home, &server).await;
+    let before = std::fs::read(&config).unwrap();
+
+    let out = home.run(&["ask", "go"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "done\n");
+
+    let reqs = server.requests();
+    assert!(offered(&reqs[0].body).contains(&"shell_exec".to_owned()));
+    let results: Vec<Value> = reqs[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(results.len(), 3, "{results:?}");
+    let text = |i: usize| results[i].as_str().unwrap().to_owned();
+    // The environment holds no secret and not even the name of the key variable.
+    assert!(
+        !text(0).contains(KEY) && !text(0).contains(KEY_VAR),
+        "{}",
+        text(0)
+    );
+    assert!(text(0).contains("PINCER_SANDBOX=1"), "{}", text(0));
+    // The config is neither readable nor writable from inside.
+    assert!(!text(1).contains("[providers"), "{}", text(1));
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    // The workspace is.
+    assert!(text(2).contains("ok"), "{}", text(2));
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("workspaces/main/made.txt")).unwrap(),
+        "made\n"
+    );
+    // Every call was audited.
+    let out = home
+        .run(
+            &[
+                "audit",
+                "search",
+                "--tool",
+                "shell.exec",
+                "--type",
+                "tool.result",
+                "--json",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+    assert!(
+        !all_bytes(&home.path().join("audit"))
+            .windows(KEY.len())
+            .any(|w| w == KEY.as_bytes())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sandbox_the_model_is_never_offered_exec() {
+    let home = Home::new();
+    let server = FakeLlm::start(vec![Reply::text("a"), Reply::text("b"), Reply::text("c")])
+        .await
+        .unwrap();
+    home.init(&server.base_url()).await;
+    // Exec off (the default).
+    let out = home.run(&["ask", "hi"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Exec on, sandbox none.
+    set(&home, "security.exec", "sandboxed").await;
+    set(&home, "security.sandbox", "none").await;
+    let out = home.run(&["ask", "hi"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Exec on, sandbox on: offered.
+    set(&home, "security.sandbox", "native").await;
+    let out = home.run(&["ask", "hi"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = server.requests();
+    for (i, expect) in [(0, false), (1, false), (2, true)] {
+        let tools = offered(&reqs[i].body);
+        assert!(tools.contains(&"fs_read".to_owned()), "{tools:?}");
+        assert_eq!(
+            tools.contains(&"shell_exec".to_owned()),
+            expect,
+            "{i}: {tools:?}"
+        );
+        assert_eq!(
+            tools.contains(&"process".to_owned()),
+            expect,
+            "{i}: {tools:?}"
+        );
+    }
+    // And a direct call to an exec tool with sandbox none is refused without running.
+    set(&home, "security.sandbox", "none").await;
+    let out = home
+        .run(
+            &[
+                "tools",
+                "call",
+                "shell.exec",
+                "--args",
+                r#"{"command":"touch ran"}"#,
+                "--approve",
+            ],
+            "",
+        )
+        .await;
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!home.path().join("workspaces/main/ran").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_holding_pincer_files_gets_no_exec() {
+    let home = Home::new();
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    home.init(&server.base_url()).await;
+    set(&home, "security.exec", "sandboxed").await;
+    let home_str = home.path().to_string_lossy().into_owned();
+    set(&home, "agents.main.workspace", &home_str).await;
+    let out = home.run(&["tools", "list", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(!rows.iter().any(|r| r["name"] == "shell.exec"), "{rows:?}");
+    assert!(stderr(&out).contains("overlaps"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_check_and_doctor_report_the_sandbox() {
+    let home = Home::new();
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    home.init(&server.base_url()).await;
+    let out = home.run(&["sandbox", "check", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["configured"], "native");
+    assert_eq!(v["enforced"], true);
+    let native = v["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "native")
+        .unwrap();
+    assert!(native["ready"]["landlock_abi"].as_u64().unwrap() >= 3);
+    let out = home.run(&["doctor", "--offline", "--json"], "").await;
+    let checks: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let sandbox = checks.iter().find(|c| c["id"] == "sandbox").unwrap();
+    assert_eq!(sandbox["status"], "ok", "{sandbox}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unenforceable_sandbox_fails_closed() {
+    let home = Home::new();
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    home.init(&server.base_url()).await;
+    set(&home, "security.exec", "sandboxed").await;
+    set(&home, "security.sandbox", "bwrap").await;
+    // No bwrap on this PATH: the configured sandbox cannot run.
+    let empty = home.dir.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let path = empty.to_string_lossy().into_owned();
+    let out = home
+        .run_with_env(&["tools", "list", "--json"], &[("PATH", &path)])
+        .await;
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(!rows.iter().any(|r| r["name"] == "shell.exec"), "{rows:?}");
+    assert!(stderr(&out).contains("bwrap"), "{}", stderr(&out));
+    let out = home
+        .run_with_env(
+            &[
+                "tools",
+                "call",
+                "shell.exec",
+                "--args",
+                r#"{"command":"touch ran"}"#,
+                "--approve",
+            ],
+            &[("PATH", &path)],
+        )
+        .await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!home.path().join("workspaces/main/ran").exists());
+    let out = home
+        .run_with_env(&["sandbox", "check"], &[("PATH", &path)])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("apt-get install bubblewrap"),
+        "{}",
+        stdout(&out)
+    );
+    let out = home
+        .run_with_env(&["doctor", "--offline", "--json"], &[("PATH", &path)])
+        .await;
+    let checks: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let sandbox = checks.iter().find(|c| c["id"] == "sandbox").unwrap();
+    assert_eq!(sandbox["status"], "fail", "{sandbox}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_processes_start_poll_cap_and_kill() {
+    let home = Home::new();
+    let step = |name: &str, args: Value| Reply::ToolCalls {
+        calls: vec![call(name, args)],
+        text: String::new(),
+    };
+    let server = FakeLlm::start(vec![
+        step(
+            "process",
+            json!({"action": "start", "command": "echo begin; exec sleep 1000"}),
+        ),
+        step(
+            "process",
+            json!({"action": "poll", "id": "p1", "wait_secs": 20}),
+        ),
+        step(
+            "process",
+            json!({"action": "start", "argv": ["sleep", "1000"]}),
+        ),
+        step("process", json!({"action": "kill", "id": "p1"})),
+        step("process", json!({"action": "list"})),
+        step(
+            "process",
+            json!({"action": "start", "argv": ["definitely-not-a-command"]}),
+        ),
+        Reply::text("done"),
+    ])
+    .await
+    .unwrap();
+    exec_on_trusted(&home, &server).await;
+    set(&home, "exec.max_background", "1").await;
+    let out = home.run(&["ask", "go"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = server.requests();
+    let last = |i: usize| -> Value {
+        let msgs = reqs[i].body["messages"].as_array().unwrap();
+        let m = msgs.iter().rev().find(|m| m["role"] == "tool").unwrap();
+        let text = m["content"].as_str().unwrap();
+        // Tool output is wrapped in a provenance tag; the JSON is inside.
+        let start = text.find('{').unwrap();
+        let end = text.rfind('}').unwrap();
+        serde_json::from_str(&text[start..=end]).unwrap_or(Value::String(text.to_owned()))
+    };
+    let started = last(1);
+    assert_eq!(started["id"], "p1", "{started}");
+    assert_eq!(started["status"], "running", "{started}");
+    let polled = last(2);
+    assert_eq!(polled["output"], "begin\n", "{polled}");
+    // The per-agent cap holds.
+    let capped = reqs[3].body["messages"].to_string();
+    assert!(capped.contains("background processes running"), "{capped}");
+    let killed = last(4);
+    assert_eq!(killed["status"], "killed", "{killed}");
+    let listed = last(5);
+    assert_eq!(listed["processes"][0]["status"], "killed", "{listed}");
+    let missing = last(6);
+    assert_eq!(missing["status"], "not_found", "{missing}");
+}
