@@ -138,8 +138,9 @@ fn default_background() -> usize {
     4
 }
 
-/// Environment variable names that stay out of commands whatever `env_allow` says.
-const NEVER_PASSED: &[&str] = &["PINCER_HOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
+/// Environment variable names that stay out of commands whatever `env_allow` says (and every
+/// `LD_*` dynamic-loader variable).
+const NEVER_PASSED: &[&str] = &["PINCER_HOME"];
 
 impl ExecConfig {
     /// Semantic errors as `(key, message)`; `api_key_vars` are the providers' key variables.
@@ -187,7 +188,7 @@ impl ExecConfig {
                     key,
                     format!("`{name}` holds a provider API key; secrets never enter the sandbox"),
                 ));
-            } else if NEVER_PASSED.contains(&name.as_str()) {
+            } else if NEVER_PASSED.contains(&name.as_str()) || name.starts_with("LD_") {
                 errs.push((key, format!("`{name}` cannot be passed into the sandbox")));
             }
         }
