@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helper::{HELPER_ARG, HelperSpec};
-use crate::{ExecSpec, SYSTEM_PATHS, Sandbox, SandboxError, SandboxKind};
+use crate::{ExecSpec, Launcher, SYSTEM_PATHS, Sandbox, SandboxError, SandboxKind};
 
 /// Where the helper appears inside the sandbox.
 const HELPER_INSIDE: &str = "/.pincer/helper";
@@ -58,8 +58,8 @@ impl Sandbox for Bwrap {
         SandboxKind::Bwrap
     }
 
-    fn launcher(&self, spec: &ExecSpec, cgroup: Option<&Path>) -> Result<Command, SandboxError> {
-        let json = serde_json::to_string(&HelperSpec {
+    fn launcher(&self, spec: &ExecSpec, cgroup: Option<&Path>) -> Result<Launcher, SandboxError> {
+        let stdin = serde_json::to_vec(&HelperSpec {
             exec: spec.clone(),
             own_root: false,
             parent: std::process::id(),
@@ -117,7 +117,8 @@ impl Sandbox for Bwrap {
         c.arg("--ro-bind").arg(&self.helper).arg(HELPER_INSIDE);
         c.arg("--remount-ro").arg("/");
         c.arg("--chdir").arg(&spec.cwd);
-        c.args(["--", HELPER_INSIDE, HELPER_ARG, "init"]).arg(json);
-        Ok(c)
+        // The spec reaches the helper on stdin, which bwrap passes through.
+        c.args(["--", HELPER_INSIDE, HELPER_ARG, "init"]);
+        Ok(Launcher { command: c, stdin })
     }
 }

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, ChildStderr, ChildStdout};
 
 use crate::capture::{Captured, HeadTail};
@@ -114,9 +114,13 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         None
     };
     let launcher = sandbox.launcher(&spec, cgroup.as_ref().map(PidsCgroup::procs).as_deref())?;
-    let program = launcher.get_program().to_string_lossy().into_owned();
-    let mut cmd = tokio::process::Command::from(launcher);
-    cmd.stdin(Stdio::null())
+    let program = launcher
+        .command
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let mut cmd = tokio::process::Command::from(launcher.command);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -129,6 +133,11 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .and_then(rustix::process::Pid::from_raw);
+    if let Some(mut stdin) = child.stdin.take() {
+        // The helper reads its spec first thing; a failed write means the launcher already
+        // failed, which the handshake below reports.
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stdin.write_all(&launcher.stdin)).await;
+    }
     let mut stderr = child
         .stderr
         .take()

@@ -55,6 +55,16 @@ impl SandboxKind {
     }
 }
 
+/// A launcher command and the bytes to write to its stdin (the helper's spec — on stdin rather
+/// than in argv, because every local user can read a process's argv but not its stdin).
+#[derive(Debug)]
+pub struct Launcher {
+    /// The command to spawn.
+    pub command: std::process::Command,
+    /// Written to its stdin, which is then closed.
+    pub stdin: Vec<u8>,
+}
+
 /// A way to start a confined command.
 ///
 /// Implementors build a *launcher*: a command that, once spawned by [`launch::spawn`], confines
@@ -72,5 +82,5 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
         &self,
         spec: &ExecSpec,
         cgroup: Option<&std::path::Path>,
-    ) -> Result<std::process::Command, SandboxError>;
+    ) -> Result<Launcher, SandboxError>;
 }

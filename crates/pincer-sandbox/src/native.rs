@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helper::{HELPER_ARG, HelperSpec};
-use crate::{ExecSpec, Sandbox, SandboxError, SandboxKind};
+use crate::{ExecSpec, Launcher, Sandbox, SandboxError, SandboxKind};
 
 /// Runs the helper (this binary) in two stages: `native` unshares the namespaces, `init` builds
 /// the root and confines itself (see the crate docs).
@@ -33,16 +33,16 @@ impl Sandbox for Native {
         SandboxKind::Native
     }
 
-    fn launcher(&self, spec: &ExecSpec, cgroup: Option<&Path>) -> Result<Command, SandboxError> {
-        let json = serde_json::to_string(&HelperSpec {
+    fn launcher(&self, spec: &ExecSpec, cgroup: Option<&Path>) -> Result<Launcher, SandboxError> {
+        let stdin = serde_json::to_vec(&HelperSpec {
             exec: spec.clone(),
             own_root: true,
             parent: std::process::id(),
             cgroup: cgroup.map(Path::to_path_buf),
         })
         .map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
-        let mut c = Command::new(&self.helper);
-        c.arg(HELPER_ARG).arg("native").arg(json).env_clear();
-        Ok(c)
+        let mut command = Command::new(&self.helper);
+        command.arg(HELPER_ARG).arg("native").env_clear();
+        Ok(Launcher { command, stdin })
     }
 }

@@ -427,3 +427,43 @@ async fn the_native_probe_passes_here() {
     let p = pincer_sandbox::probe(&Native::new(HELPER), dir.path()).await;
     assert!(p.is_enforced(), "{p:?}");
 }
+
+both!(the_spec_never_appears_in_a_command_line, |env| {
+    // Environment values travel on the helper's stdin: no process's argv (world-readable in
+    // /proc) may carry them while the command runs.
+    let mut spec = env.spec(&["/bin/sh", "-c", "echo started; exec sleep 1000"]);
+    spec.env
+        .push(("SECRET_TOKEN".into(), "tok-5e3f9a17".into()));
+    let running = launch::spawn(&*env.sb, spec).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<String>>));
+    let seen_in_sink = seen.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut tx = Some(tx);
+    let f = running
+        .drive(
+            env.run,
+            async {
+                let _ = rx.await;
+            },
+            move |_, b| {
+                if b.starts_with(b"started")
+                    && let Some(tx) = tx.take()
+                {
+                    let leaks: Vec<String> = std::fs::read_dir("/proc")
+                        .unwrap()
+                        .flatten()
+                        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                        .map(|c| String::from_utf8_lossy(&c).into_owned())
+                        .filter(|c| c.contains("tok-5e3f9a17"))
+                        .collect();
+                    *seen_in_sink.lock().unwrap() = Some(leaks);
+                    let _ = tx.send(());
+                }
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.termination, Termination::Canceled);
+    let leaks = seen.lock().unwrap().take().expect("the command started");
+    assert!(leaks.is_empty(), "{leaks:?}");
+});

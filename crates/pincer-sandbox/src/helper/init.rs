@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use rustix::process::{Signal, set_parent_process_death_signal, setsid};
 
@@ -39,6 +39,7 @@ pub(super) fn run(json: &str) -> Result<Infallible, StepError> {
         .args(&exec.argv[1..])
         .env_clear()
         .envs(exec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
         .exec();
     // The ready line is out, so this goes to the command's stderr like a shell's would.
     eprintln!("pincer-sandbox: cannot execute {}: {e}", exec.argv[0]);

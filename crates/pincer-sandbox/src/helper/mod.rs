@@ -1,7 +1,8 @@
 //! The helper entry point: the child side of every sandbox.
 //!
 //! The parent runs its own executable (or, for bwrap, a bind-mounted copy of it) as
-//! `<exe> __pincer-sandbox <stage> <spec-json>`:
+//! `<exe> __pincer-sandbox <stage>` with the JSON spec on stdin (argv is readable by every local
+//! user; stdin is not):
 //! - `enter <cgroup.procs> <program> …` joins a `pids` cgroup and becomes `program` (bwrap as
 //!   root; see `cgroup.rs`).
 //! - `native` (native provider only) unshares the namespaces, writes the id maps and starts the
@@ -53,15 +54,17 @@ pub fn run_if_helper() {
     if args.get(1).is_none_or(|a| a != HELPER_ARG) {
         return;
     }
-    let stage = args.get(2).and_then(|s| s.to_str());
-    let json = args.get(3).and_then(|s| s.to_str());
-    let code = match (stage, json) {
-        (Some("native"), Some(json)) => report(stage1::run(json)),
-        (Some("init"), Some(json)) => report(init::run(json).map(|never| match never {})),
-        (Some("enter"), _) => report(enter(&args[3..]).map(|never| match never {})),
+    let code = match args.get(2).and_then(|s| s.to_str()) {
+        Some("native") => report(read_spec().and_then(|json| stage1::run(&json))),
+        Some("init") => report(
+            read_spec()
+                .and_then(|json| init::run(&json))
+                .map(|never| match never {}),
+        ),
+        Some("enter") => report(enter(&args[3..]).map(|never| match never {})),
         _ => report(Err(StepError::new(
             "args",
-            "usage: __pincer-sandbox native|init <spec>",
+            "usage: __pincer-sandbox native|init (spec on stdin) | enter <cgroup.procs> <program> …",
         ))),
     };
     std::process::exit(code)
@@ -129,6 +132,21 @@ fn enter(args: &[OsString]) -> Result<std::convert::Infallible, StepError> {
 pub(crate) fn join_cgroup(procs: &std::path::Path) -> Result<(), StepError> {
     std::fs::write(procs, "0")
         .map_err(|e| StepError::new("cgroup", format!("joining {}: {e}", procs.display())))
+}
+
+/// Most spec bytes read from stdin.
+const MAX_SPEC: u64 = 8 << 20;
+
+/// Reads the JSON spec from stdin (the parent closes it after writing).
+fn read_spec() -> Result<String, StepError> {
+    use std::io::Read as _;
+    let mut s = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_SPEC)
+        .read_to_string(&mut s)
+        .map_err(at("spec"))?;
+    Ok(s)
 }
 
 pub(crate) fn parse_spec(json: &str) -> Result<HelperSpec, StepError> {

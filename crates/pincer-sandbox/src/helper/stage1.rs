@@ -1,7 +1,8 @@
 //! The native provider's first stage: new namespaces, id maps, then the `init` stage as pid 1.
 
+use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use rustix::process::{Signal, getgid, getppid, getuid, set_parent_process_death_signal};
 use rustix::thread::UnshareFlags;
@@ -25,13 +26,18 @@ pub(super) fn run(json: &str) -> Result<i32, StepError> {
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n")).map_err(at("gid_map"))?;
     // The first child of this process is pid 1 of the new pid namespace; when it exits the
     // kernel kills everything left in the namespace.
-    let status = Command::new("/proc/self/exe")
+    let mut child = Command::new("/proc/self/exe")
         .arg(HELPER_ARG)
         .arg("init")
-        .arg(json)
         .env_clear()
-        .status()
+        .stdin(Stdio::piped())
+        .spawn()
         .map_err(at("spawn"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write means init already failed; its exit status and report say why.
+        let _ = stdin.write_all(json.as_bytes());
+    }
+    let status = child.wait().map_err(at("spawn"))?;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
