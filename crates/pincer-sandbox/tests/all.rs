@@ -361,12 +361,16 @@ both!(non_utf8_output_is_replaced, |env| {
     assert_eq!(o.stdout.text, "a\u{fffd}b");
 });
 
-both!(cancel_kills_the_tree, |env| {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let spec = env.spec(&["/bin/sh", "-c", "echo started; exec sleep 1000"]);
+/// Runs `spec` (which must print `started`), calls `at_start` when that arrives, then cancels.
+async fn cancel_after_start(
+    env: &Env,
+    spec: ExecSpec,
+    at_start: impl FnOnce() + Send,
+) -> pincer_sandbox::Finished {
     let running = launch::spawn(&*env.sb, spec).await.unwrap();
-    let mut tx = Some(tx);
-    let f = running
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let mut pending = Some((tx, at_start));
+    running
         .drive(
             env.run,
             async {
@@ -374,14 +378,20 @@ both!(cancel_kills_the_tree, |env| {
             },
             move |_, b| {
                 if b.starts_with(b"started")
-                    && let Some(tx) = tx.take()
+                    && let Some((tx, at_start)) = pending.take()
                 {
+                    at_start();
                     let _ = tx.send(());
                 }
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+both!(cancel_kills_the_tree, |env| {
+    let spec = env.spec(&["/bin/sh", "-c", "echo started; exec sleep 1000"]);
+    let f = cancel_after_start(&env, spec, || {}).await;
     assert_eq!(f.termination, Termination::Canceled);
 });
 
@@ -434,36 +444,20 @@ both!(the_spec_never_appears_in_a_command_line, |env| {
     let mut spec = env.spec(&["/bin/sh", "-c", "echo started; exec sleep 1000"]);
     spec.env
         .push(("SECRET_TOKEN".into(), "tok-5e3f9a17".into()));
-    let running = launch::spawn(&*env.sb, spec).await.unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<String>>));
-    let seen_in_sink = seen.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let mut tx = Some(tx);
-    let f = running
-        .drive(
-            env.run,
-            async {
-                let _ = rx.await;
-            },
-            move |_, b| {
-                if b.starts_with(b"started")
-                    && let Some(tx) = tx.take()
-                {
-                    let leaks: Vec<String> = std::fs::read_dir("/proc")
-                        .unwrap()
-                        .flatten()
-                        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-                        .map(|c| String::from_utf8_lossy(&c).into_owned())
-                        .filter(|c| c.contains("tok-5e3f9a17"))
-                        .collect();
-                    *seen_in_sink.lock().unwrap() = Some(leaks);
-                    let _ = tx.send(());
-                }
-            },
-        )
-        .await
-        .unwrap();
+    let mut leaks = None;
+    let f = cancel_after_start(&env, spec, || {
+        leaks = Some(
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+                .filter(|c| c.contains("tok-5e3f9a17"))
+                .collect::<Vec<_>>(),
+        );
+    })
+    .await;
     assert_eq!(f.termination, Termination::Canceled);
-    let leaks = seen.lock().unwrap().take().expect("the command started");
+    let leaks = leaks.expect("the command started");
     assert!(leaks.is_empty(), "{leaks:?}");
 });
