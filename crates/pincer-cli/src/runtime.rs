@@ -92,8 +92,9 @@ pub(crate) fn interactive_approver(env: &Env) -> Arc<dyn Approver> {
     }
 }
 
-/// Records a config change in the audit log. A config change that cannot be audited is
-/// reported loudly; the change itself has already been validated and written.
+/// Records an event about the configuration (a change, a fallback, a sandbox that cannot be
+/// enforced) in the audit log. An event that cannot be audited is reported loudly; whatever it
+/// describes has already happened.
 /// `config` is the configuration in force (its keys and patterns drive redaction).
 pub(crate) fn audit_config(
     home: &PincerHome,
@@ -299,6 +300,14 @@ impl AgentTools {
             sandbox::ExecState::On(scope) => Some(scope),
             sandbox::ExecState::NotWanted => None,
             sandbox::ExecState::Unavailable(why) => {
+                audit_config(
+                    home,
+                    config,
+                    env,
+                    "sandbox.unavailable",
+                    serde_json::json!({"agent": agent, "provider": config.security.sandbox.as_str(),
+                                       "reason": why, "tools_removed": sandbox::EXEC_TOOLS}),
+                );
                 eprintln!(
                     "WARNING: shell.exec and process are unavailable to agent `{agent}`: the {} sandbox cannot be enforced here ({why}). Run `pincer sandbox check`.",
                     config.security.sandbox.as_str()

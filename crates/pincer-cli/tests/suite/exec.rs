@@ -184,6 +184,14 @@ async fn a_workspace_holding_pincer_files_gets_no_exec() {
     let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(!rows.iter().any(|r| r["name"] == "shell.exec"), "{rows:?}");
     assert!(stderr(&out).contains("overlaps"), "{}", stderr(&out));
+    // The decision is in the audit log.
+    let out = home
+        .run(
+            &["audit", "search", "--type", "sandbox.unavailable", "--json"],
+            "",
+        )
+        .await;
+    assert!(stdout(&out).contains("overlaps"), "{}", stdout(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
