@@ -10,7 +10,9 @@ mod error;
 mod migrations;
 mod sqlite;
 mod store;
+mod tasks;
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
+pub use tasks::{NewTask, TaskError, TaskQueue, TaskRecord};

@@ -1,9 +1,10 @@
 //! Numbered schema migrations. Append only: never edit a migration that has shipped.
 
 /// `(version, SQL)` in order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r"
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE sessions (
     id          TEXT PRIMARY KEY,
     key         TEXT NOT NULL,
@@ -36,4 +37,30 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_session ON runs(session_id, started_at);
 ",
-)];
+    ),
+    (
+        2,
+        r"
+CREATE TABLE tasks (
+    id              TEXT PRIMARY KEY,
+    seq             INTEGER NOT NULL UNIQUE,
+    agent           TEXT NOT NULL,
+    session_key     TEXT NOT NULL,
+    input           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    lease_owner     TEXT,
+    lease_until     TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    started_at      TEXT,
+    ended_at        TEXT,
+    deadline        TEXT,
+    output          TEXT,
+    error           TEXT
+);
+CREATE INDEX tasks_status ON tasks(status, seq);
+CREATE INDEX tasks_session ON tasks(session_key, status);
+",
+    ),
+];

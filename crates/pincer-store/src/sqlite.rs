@@ -80,16 +80,28 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
+        self.transact(f).await
+    }
+
+    /// Runs `f` in one transaction on the blocking pool, committing when it returns `Ok`; the
+    /// error type is the caller's.
+    pub(crate) async fn transact<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = guard.transaction().map_err(StoreError::from)?;
             let out = f(&tx)?;
-            tx.commit()?;
+            tx.commit().map_err(StoreError::from)?;
             Ok(out)
         })
         .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -131,13 +143,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
 }
 
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
+pub(crate) fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
 }
@@ -460,7 +472,10 @@ mod tests {
             .build()
             .unwrap();
         let s = SqliteStore::open(&p).unwrap();
-        assert_eq!(rt.block_on(s.schema_version()).unwrap(), 1);
+        assert_eq!(
+            rt.block_on(s.schema_version()).unwrap(),
+            crate::migrations::MIGRATIONS.last().unwrap().0
+        );
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600

@@ -1,0 +1,604 @@
+//! The durable task queue (E7, E8): submission with idempotency keys, claiming under a lease,
+//! heartbeats, transitions checked against [`TaskStatus::can_move_to`], and crash recovery.
+//!
+//! Recovery contract: a task is claimed by one worker at a time (`lease_owner`, `lease_until`).
+//! A worker renews the lease while it runs; if it stops (crash, `kill -9`), the lease expires and
+//! [`TaskQueue::recover_expired`] ends the task as `FAILED` with an "interrupted" error — it is
+//! **not** run again, because a half-finished run may already have had effects (files written,
+//! commands run, messages sent). Queued tasks are untouched by a crash and run exactly once.
+//! Within a session only one task is active (`RUNNING` or `WAITING_APPROVAL`) at a time; the
+//! others wait in submission order.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{SqliteStore, StoreError};
+
+/// A task to submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    /// The agent that runs it.
+    pub agent: AgentId,
+    /// The session it belongs to.
+    pub session_key: SessionKey,
+    /// The message.
+    pub input: String,
+    /// Same key → same task.
+    pub idempotency_key: Option<String>,
+    /// Latest end time; past it the task is `TIMED_OUT`.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// A stored task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Id.
+    pub id: TaskId,
+    /// Agent.
+    pub agent: AgentId,
+    /// Session key.
+    pub session_key: SessionKey,
+    /// The message.
+    pub input: String,
+    /// Current state.
+    pub status: TaskStatus,
+    /// The idempotency key it was submitted with.
+    pub idempotency_key: Option<String>,
+    /// The worker holding it.
+    pub lease_owner: Option<String>,
+    /// Until when the worker's lease holds.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Submitted.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// First claimed.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Deadline.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The answer, once succeeded.
+    pub output: Option<String>,
+    /// Why it failed, timed out or was canceled.
+    pub error: Option<String>,
+}
+
+/// Why a queue operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// No such task.
+    #[error("no task {0}")]
+    NotFound(TaskId),
+    /// The transition is not in the lifecycle table.
+    #[error("task {id} cannot go from {from} to {to}")]
+    Transition {
+        /// Task.
+        id: TaskId,
+        /// Current state.
+        from: &'static str,
+        /// Requested state.
+        to: &'static str,
+    },
+    /// The caller does not hold the task's lease (it expired or another worker has it).
+    #[error("task {0}: lease lost")]
+    LeaseLost(TaskId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The task queue seam.
+#[async_trait]
+pub trait TaskQueue: Send + Sync + std::fmt::Debug {
+    /// Submits a task; with an idempotency key already used, returns the existing task and
+    /// `false`.
+    async fn submit(&self, t: NewTask, now: DateTime<Utc>)
+    -> Result<(TaskRecord, bool), TaskError>;
+    /// One task.
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, TaskError>;
+    /// Tasks, newest first, optionally in one state.
+    async fn list(
+        &self,
+        status: Option<TaskStatus>,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>, TaskError>;
+    /// Claims the oldest queued task whose session has no active task, for `worker`, leased
+    /// until `now + lease`.
+    async fn claim(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<TaskRecord>, TaskError>;
+    /// Renews `worker`'s lease on `id`.
+    async fn heartbeat(
+        &self,
+        id: TaskId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<(), TaskError>;
+    /// Moves `id` to `to`. With `worker`, the caller must hold the lease. Ending states clear
+    /// the lease and record `detail` as the output (`SUCCEEDED`) or error.
+    async fn transition(
+        &self,
+        id: TaskId,
+        worker: Option<&str>,
+        to: TaskStatus,
+        detail: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<TaskRecord, TaskError>;
+    /// Ends every active task whose lease expired before `now` as `FAILED` (interrupted), and
+    /// every non-ended task past its deadline as `TIMED_OUT`. Returns the ids touched.
+    async fn recover_expired(&self, now: DateTime<Utc>) -> Result<Vec<TaskId>, TaskError>;
+}
+
+const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
+                       lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error";
+
+fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| crate::sqlite::ts(&s)).transpose()
+}
+
+fn row(r: &Row<'_>) -> Result<TaskRecord, StoreError> {
+    let status: String = r.get(4)?;
+    Ok(TaskRecord {
+        id: crate::sqlite::parse(&r.get::<_, String>(0)?, "task id")?,
+        agent: crate::sqlite::parse(&r.get::<_, String>(1)?, "agent id")?,
+        session_key: crate::sqlite::parse(&r.get::<_, String>(2)?, "session key")?,
+        input: r.get(3)?,
+        status: TaskStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("task status `{status}`")))?,
+        idempotency_key: r.get(5)?,
+        lease_owner: r.get(6)?,
+        lease_until: opt_ts(r.get(7)?)?,
+        created_at: crate::sqlite::ts(&r.get::<_, String>(8)?)?,
+        updated_at: crate::sqlite::ts(&r.get::<_, String>(9)?)?,
+        started_at: opt_ts(r.get(10)?)?,
+        ended_at: opt_ts(r.get(11)?)?,
+        deadline: opt_ts(r.get(12)?)?,
+        output: r.get(13)?,
+        error: r.get(14)?,
+    })
+}
+
+fn get(c: &rusqlite::Connection, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?;
+    let mut rows = st.query(params![id.to_string()])?;
+    rows.next()?.map(row).transpose()
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> String {
+    stamp(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+}
+
+/// Applies a checked transition inside a transaction.
+fn apply(
+    c: &rusqlite::Connection,
+    id: TaskId,
+    worker: Option<&str>,
+    to: TaskStatus,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<TaskRecord, TaskError> {
+    let t = get(c, id)?.ok_or(TaskError::NotFound(id))?;
+    if !t.status.can_move_to(to) {
+        return Err(TaskError::Transition {
+            id,
+            from: t.status.as_str(),
+            to: to.as_str(),
+        });
+    }
+    if let Some(w) = worker {
+        let holds = t.lease_owner.as_deref() == Some(w) && t.lease_until.is_some_and(|u| u > now);
+        if !holds {
+            return Err(TaskError::LeaseLost(id));
+        }
+    }
+    let now_s = stamp(now);
+    if to.is_terminal() {
+        let (output, error) = match to {
+            TaskStatus::Succeeded => (detail, None),
+            _ => (None, detail),
+        };
+        c.execute(
+            "UPDATE tasks SET status = ?2, lease_owner = NULL, lease_until = NULL, updated_at = ?3,
+                    ended_at = ?3, output = ?4, error = ?5 WHERE id = ?1",
+            params![id.to_string(), to.as_str(), now_s, output, error],
+        )
+        .map_err(StoreError::from)?;
+    } else {
+        c.execute(
+            "UPDATE tasks SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id.to_string(), to.as_str(), now_s],
+        )
+        .map_err(StoreError::from)?;
+    }
+    get(c, id)?.ok_or(TaskError::NotFound(id))
+}
+
+/// Runs `f` in a transaction, keeping the typed error.
+async fn in_tx<T: Send + 'static>(
+    s: &SqliteStore,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TaskError> + Send + 'static,
+) -> Result<T, TaskError> {
+    s.transact(f).await
+}
+
+#[async_trait]
+impl TaskQueue for SqliteStore {
+    async fn submit(
+        &self,
+        t: NewTask,
+        now: DateTime<Utc>,
+    ) -> Result<(TaskRecord, bool), TaskError> {
+        in_tx(self, move |c| {
+            if let Some(key) = &t.idempotency_key {
+                let mut st =
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1"))
+                        .map_err(StoreError::from)?;
+                let mut rows = st.query(params![key]).map_err(StoreError::from)?;
+                if let Some(r) = rows.next().map_err(StoreError::from)? {
+                    return Ok((row(r)?, false));
+                }
+            }
+            let id = TaskId::new();
+            let now_s = stamp(now);
+            c.execute(
+                "INSERT INTO tasks (id, seq, agent, session_key, input, status, idempotency_key,
+                                    created_at, updated_at, deadline)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                params![
+                    id.to_string(),
+                    t.agent.to_string(),
+                    t.session_key.to_string(),
+                    t.input,
+                    TaskStatus::Queued.as_str(),
+                    t.idempotency_key,
+                    now_s,
+                    t.deadline.map(stamp),
+                ],
+            )
+            .map_err(StoreError::from)?;
+            Ok((get(c, id)?.ok_or(TaskError::NotFound(id))?, true))
+        })
+        .await
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, TaskError> {
+        Ok(self.with(move |c| get(c, id)).await?)
+    }
+
+    async fn list(
+        &self,
+        status: Option<TaskStatus>,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>, TaskError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .with(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM tasks WHERE (?1 IS NULL OR status = ?1)
+                     ORDER BY seq DESC LIMIT ?2"
+                ))?;
+                let mut rows = st.query(params![status.map(TaskStatus::as_str), limit])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(row(r)?);
+                }
+                Ok(out)
+            })
+            .await?)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<TaskRecord>, TaskError> {
+        let worker = worker.to_owned();
+        in_tx(self, move |c| {
+            let id: Option<String> = c
+                .query_row(
+                    "SELECT id FROM tasks q WHERE q.status = 'QUEUED' AND NOT EXISTS (
+                         SELECT 1 FROM tasks a WHERE a.session_key = q.session_key
+                           AND a.status IN ('RUNNING', 'WAITING_APPROVAL'))
+                     ORDER BY q.seq LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::from)?;
+            let Some(id) = id else { return Ok(None) };
+            let id: TaskId = crate::sqlite::parse(&id, "task id")?;
+            let t = apply(c, id, None, TaskStatus::Running, None, now)?;
+            c.execute(
+                "UPDATE tasks SET lease_owner = ?2, lease_until = ?3,
+                        started_at = COALESCE(started_at, ?4) WHERE id = ?1",
+                params![t.id.to_string(), worker, lease_end(now, lease), stamp(now)],
+            )
+            .map_err(StoreError::from)?;
+            Ok(get(c, id)?)
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: TaskId,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<(), TaskError> {
+        let worker = worker.to_owned();
+        in_tx(self, move |c| {
+            let n = c
+                .execute(
+                    "UPDATE tasks SET lease_until = ?3, updated_at = ?4
+                     WHERE id = ?1 AND lease_owner = ?2 AND lease_until > ?4
+                       AND status IN ('RUNNING', 'WAITING_APPROVAL')",
+                    params![id.to_string(), worker, lease_end(now, lease), stamp(now)],
+                )
+                .map_err(StoreError::from)?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(TaskError::LeaseLost(id))
+            }
+        })
+        .await
+    }
+
+    async fn transition(
+        &self,
+        id: TaskId,
+        worker: Option<&str>,
+        to: TaskStatus,
+        detail: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<TaskRecord, TaskError> {
+        let worker = worker.map(str::to_owned);
+        in_tx(self, move |c| {
+            apply(c, id, worker.as_deref(), to, detail, now)
+        })
+        .await
+    }
+
+    async fn recover_expired(&self, now: DateTime<Utc>) -> Result<Vec<TaskId>, TaskError> {
+        in_tx(self, move |c| {
+            let now_s = stamp(now);
+            let mut touched = Vec::new();
+            let ids = |sql: &str| -> Result<Vec<TaskId>, TaskError> {
+                let mut st = c.prepare_cached(sql).map_err(StoreError::from)?;
+                let rows = st
+                    .query_map(params![now_s], |r| r.get::<_, String>(0))
+                    .map_err(StoreError::from)?;
+                let mut v = Vec::new();
+                for r in rows {
+                    v.push(crate::sqlite::parse(
+                        &r.map_err(StoreError::from)?,
+                        "task id",
+                    )?);
+                }
+                Ok(v)
+            };
+            for id in ids(
+                "SELECT id FROM tasks WHERE deadline IS NOT NULL AND deadline <= ?1
+                   AND status IN ('QUEUED', 'RUNNING', 'WAITING_APPROVAL')",
+            )? {
+                apply(
+                    c,
+                    id,
+                    None,
+                    TaskStatus::TimedOut,
+                    Some("deadline passed".into()),
+                    now,
+                )?;
+                touched.push(id);
+            }
+            for id in ids(
+                "SELECT id FROM tasks WHERE lease_until IS NOT NULL AND lease_until <= ?1
+                   AND status IN ('RUNNING', 'WAITING_APPROVAL')",
+            )? {
+                apply(
+                    c,
+                    id,
+                    None,
+                    TaskStatus::Failed,
+                    Some(
+                        "interrupted: its worker stopped (crash or kill) while it ran; not \
+                         retried, since a partial run may already have had effects"
+                            .into(),
+                    ),
+                    now,
+                )?;
+                touched.push(id);
+            }
+            Ok(touched)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        t0() + chrono::Duration::seconds(secs)
+    }
+
+    fn new(session: &str, input: &str, key: Option<&str>) -> NewTask {
+        let agent: AgentId = "main".parse().unwrap();
+        NewTask {
+            session_key: SessionKey::for_peer(&agent, "api", session).unwrap(),
+            agent,
+            input: input.into(),
+            idempotency_key: key.map(str::to_owned),
+            deadline: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn same_idempotency_key_same_task() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (a, created) = s.submit(new("s", "hi", Some("k1")), t0()).await.unwrap();
+        assert!(created);
+        let (b, created) = s
+            .submit(new("s", "hi again", Some("k1")), at(1))
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(a.id, b.id);
+        assert_eq!(b.input, "hi");
+        let (c, _) = s.submit(new("s", "hi", Some("k2")), at(2)).await.unwrap();
+        assert_ne!(a.id, c.id);
+        assert_eq!(s.list(None, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn one_active_task_per_session_in_submission_order() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (a1, _) = s.submit(new("a", "1", None), t0()).await.unwrap();
+        let (a2, _) = s.submit(new("a", "2", None), at(1)).await.unwrap();
+        let (b1, _) = s.submit(new("b", "1", None), at(2)).await.unwrap();
+        let first = s.claim("w1", at(3), LEASE).await.unwrap().unwrap();
+        assert_eq!(first.id, a1.id);
+        assert_eq!(first.status, TaskStatus::Running);
+        // Session a is busy: the next claim skips a2 and takes b1.
+        let second = s.claim("w2", at(3), LEASE).await.unwrap().unwrap();
+        assert_eq!(second.id, b1.id);
+        assert!(s.claim("w3", at(3), LEASE).await.unwrap().is_none());
+        // Waiting for approval still holds the session.
+        s.transition(a1.id, Some("w1"), TaskStatus::WaitingApproval, None, at(4))
+            .await
+            .unwrap();
+        assert!(s.claim("w3", at(4), LEASE).await.unwrap().is_none());
+        s.transition(a1.id, Some("w1"), TaskStatus::Running, None, at(5))
+            .await
+            .unwrap();
+        let done = s
+            .transition(
+                a1.id,
+                Some("w1"),
+                TaskStatus::Succeeded,
+                Some("ok".into()),
+                at(6),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.output.as_deref(), Some("ok"));
+        assert!(done.lease_owner.is_none() && done.ended_at.is_some());
+        let third = s.claim("w3", at(7), LEASE).await.unwrap().unwrap();
+        assert_eq!(third.id, a2.id);
+    }
+
+    #[tokio::test]
+    async fn transitions_outside_the_table_and_without_the_lease_are_refused() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (t, _) = s.submit(new("s", "x", None), t0()).await.unwrap();
+        let err = s
+            .transition(t.id, None, TaskStatus::Succeeded, None, at(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::Transition { .. }), "{err}");
+        s.claim("w1", at(1), LEASE).await.unwrap().unwrap();
+        let err = s
+            .transition(t.id, Some("w2"), TaskStatus::Succeeded, None, at(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::LeaseLost(_)), "{err}");
+        assert!(matches!(
+            s.heartbeat(t.id, "w2", at(2), LEASE).await,
+            Err(TaskError::LeaseLost(_))
+        ));
+        s.heartbeat(t.id, "w1", at(20), LEASE).await.unwrap();
+        // Renewed: still held at 45 s (20 + 30).
+        s.transition(
+            t.id,
+            Some("w1"),
+            TaskStatus::Canceled,
+            Some("by user".into()),
+            at(45),
+        )
+        .await
+        .unwrap();
+        let err = s
+            .transition(t.id, None, TaskStatus::Running, None, at(46))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::Transition { .. }), "{err}");
+        let missing = TaskId::new();
+        assert!(matches!(
+            s.transition(missing, None, TaskStatus::Canceled, None, at(47))
+                .await,
+            Err(TaskError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn after_a_crash_nothing_stays_running_and_nothing_runs_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let (running, queued) = {
+            let s = SqliteStore::open(&path).unwrap();
+            let (a, _) = s.submit(new("a", "1", None), t0()).await.unwrap();
+            let (b, _) = s.submit(new("b", "1", None), at(1)).await.unwrap();
+            s.claim("w1", at(2), LEASE).await.unwrap().unwrap();
+            (a.id, b.id)
+            // The store is dropped here: the worker is gone without a word.
+        };
+        let s = SqliteStore::open(&path).unwrap();
+        // Before the lease runs out nothing is touched.
+        assert!(s.recover_expired(at(10)).await.unwrap().is_empty());
+        let touched = s.recover_expired(at(40)).await.unwrap();
+        assert_eq!(touched, vec![running]);
+        let t = s.task(running).await.unwrap().unwrap();
+        assert_eq!(t.status, TaskStatus::Failed);
+        assert!(t.error.unwrap().contains("interrupted"));
+        // The interrupted task is not claimable again; the queued one runs once.
+        let next = s.claim("w2", at(41), LEASE).await.unwrap().unwrap();
+        assert_eq!(next.id, queued);
+        assert!(s.claim("w3", at(41), LEASE).await.unwrap().is_none());
+        // The old worker cannot finish what it no longer holds.
+        assert!(
+            s.transition(running, Some("w1"), TaskStatus::Succeeded, None, at(42))
+                .await
+                .is_err()
+        );
+        assert!(s.list(Some(TaskStatus::Running), 10).await.unwrap().len() == 1);
+    }
+
+    #[tokio::test]
+    async fn deadlines_time_tasks_out() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut n = new("s", "x", None);
+        n.deadline = Some(at(10));
+        let (t, _) = s.submit(n, t0()).await.unwrap();
+        s.claim("w", at(1), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(s.recover_expired(at(11)).await.unwrap(), vec![t.id]);
+        let t = s.task(t.id).await.unwrap().unwrap();
+        assert_eq!(t.status, TaskStatus::TimedOut);
+    }
+}
