@@ -12,6 +12,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("openai_key", r"\bsk-[A-Za-z0-9_\-]{16,}"),
     ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("pincer_token", r"\bpnc_[A-Za-z0-9_\-]{20,}"),
     ("aws_key", r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"),
     (
         "jwt",
@@ -105,6 +106,10 @@ mod tests {
                 "[REDACTED:github_token]",
             ),
             ("xoxb-1234567890-abcdef", "[REDACTED:slack_token]"),
+            (
+                "pnc_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCd",
+                "[REDACTED:pincer_token]",
+            ),
             ("AKIAABCDEFGHIJKLMNOP", "[REDACTED:aws_key]"),
             (
                 "Authorization: Bearer abc.def.ghi-jkl",

@@ -35,10 +35,47 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Create, list, revoke and rotate API tokens for `pincer serve`.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Check which command sandboxes this machine can enforce.
     Sandbox {
         #[command(subcommand)]
         command: SandboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// Unique name (a-z, A-Z, 0-9, `-`, `_`, `.`).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: tasks:read, tasks:write, approvals:write, audit:read, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime such as `30d`, `12h`, `90m` (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        /// Token name.
+        name: String,
+    },
+    /// Replace a token's secret and print the new one once; the old one stops working.
+    Rotate {
+        /// Token name.
+        name: String,
     },
 }
 

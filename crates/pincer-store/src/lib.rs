@@ -11,8 +11,10 @@ mod migrations;
 mod sqlite;
 mod store;
 mod tasks;
+mod tokens;
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskQueue, TaskRecord};
+pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, token_hash};

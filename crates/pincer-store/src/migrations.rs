@@ -63,4 +63,18 @@ CREATE INDEX tasks_status ON tasks(status, seq);
 CREATE INDEX tasks_session ON tasks(session_key, status);
 ",
     ),
+    (
+        3,
+        r"
+CREATE TABLE tokens (
+    name         TEXT PRIMARY KEY,
+    hash         TEXT NOT NULL UNIQUE,
+    scopes       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT,
+    revoked_at   TEXT,
+    last_used_at TEXT
+);
+",
+    ),
 ];

@@ -11,6 +11,7 @@ mod envelope;
 mod events;
 mod ids;
 mod risk;
+mod scope;
 mod task;
 
 pub use action::{Action, ActionDigest};
@@ -19,4 +20,5 @@ pub use envelope::{Envelope, Provenance};
 pub use events::{RunEvent, RunStatus, TokenUsage};
 pub use ids::{AgentId, IdError, RunId, SessionId, SessionKey, TaskId, ToolName};
 pub use risk::{Capability, RiskTier};
+pub use scope::Scope;
 pub use task::TaskStatus;

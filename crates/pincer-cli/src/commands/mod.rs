@@ -8,6 +8,7 @@ mod doctor;
 mod init;
 mod output;
 mod sandbox;
+mod tokens;
 mod tools;
 
 use crate::Env;
@@ -23,5 +24,6 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Tools { command } => tools::run(command, env),
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
+        Command::Tokens { command } => tokens::run(command, env),
     }
 }

@@ -3,4 +3,5 @@ mod common;
 mod config_cmd;
 mod e2e;
 mod exec;
+mod tokens;
 mod tools_audit;

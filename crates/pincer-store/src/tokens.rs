@@ -1,0 +1,407 @@
+//! API tokens (D11): created with a name and scopes, shown once, stored only as a SHA-256 hash,
+//! listed, revoked, rotated, optionally expiring.
+//!
+//! A token is `pnc_` followed by 43 characters of URL-safe base64 (32 random bytes from the OS).
+//! Tokens are high-entropy, so an unsalted SHA-256 is enough to make a stolen database useless;
+//! lookups are by hash and the final comparison is constant-time.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pincer_types::Scope;
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{SqliteStore, StoreError};
+
+/// The prefix every token starts with (lets secret scanners recognise them).
+pub const TOKEN_PREFIX: &str = "pnc_";
+
+/// A stored token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    /// Unique name.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Created (or last rotated).
+    pub created_at: DateTime<Utc>,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Last successful use.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl TokenInfo {
+    /// Usable at `now`: neither revoked nor expired.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// A token operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The name is taken.
+    #[error("a token named `{0}` already exists (revoke or rotate it)")]
+    Exists(String),
+    /// No such token.
+    #[error("no token named `{0}`")]
+    NotFound(String),
+    /// Invalid input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The OS random source failed.
+    #[error("no randomness available: {0}")]
+    Random(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The token store seam.
+#[async_trait]
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// Creates a token; returns the secret (shown once) and its info.
+    async fn create_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenInfo), TokenError>;
+    /// Every token, by name.
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, TokenError>;
+    /// Revokes a token at once.
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<TokenInfo, TokenError>;
+    /// Replaces a token's secret (same name, scopes and expiry); the old secret stops working.
+    async fn rotate_token(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenInfo), TokenError>;
+    /// The active token whose secret is `presented`, recording the use; `None` for anything
+    /// unknown, revoked or expired.
+    async fn authenticate(
+        &self,
+        presented: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenInfo>, TokenError>;
+}
+
+fn new_secret() -> Result<String, TokenError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
+    Ok(format!("{TOKEN_PREFIX}{}", base64url(&bytes)))
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// The stored form of a secret.
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Equal in time independent of where the inputs differ.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn scopes_str(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+const COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, last_used_at";
+
+fn row(r: &Row<'_>) -> Result<TokenInfo, StoreError> {
+    let scopes: String = r.get(1)?;
+    let opt = |s: Option<String>| s.map(|s| crate::sqlite::ts(&s)).transpose();
+    Ok(TokenInfo {
+        name: r.get(0)?,
+        scopes: scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(StoreError::Corrupt))
+            .collect::<Result<_, _>>()?,
+        created_at: crate::sqlite::ts(&r.get::<_, String>(2)?)?,
+        expires_at: opt(r.get(3)?)?,
+        revoked_at: opt(r.get(4)?)?,
+        last_used_at: opt(r.get(5)?)?,
+    })
+}
+
+fn by_name(c: &rusqlite::Connection, name: &str) -> Result<Option<TokenInfo>, StoreError> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE name = ?1"))?;
+    let mut rows = st.query(params![name])?;
+    rows.next()?.map(row).transpose()
+}
+
+fn check_name(name: &str) -> Result<(), TokenError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(TokenError::Invalid(format!(
+            "token name `{name}`: use 1-64 of a-z, A-Z, 0-9, `-`, `_`, `.`"
+        )))
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn create_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenInfo), TokenError> {
+        check_name(name)?;
+        if scopes.is_empty() {
+            return Err(TokenError::Invalid(
+                "a token needs at least one scope".into(),
+            ));
+        }
+        let secret = new_secret()?;
+        let (name, hash, scopes) = (name.to_owned(), token_hash(&secret), scopes_str(scopes));
+        let info = self
+            .transact(move |c| {
+                if by_name(c, &name)?.is_some() {
+                    return Err(TokenError::Exists(name));
+                }
+                c.execute(
+                    "INSERT INTO tokens (name, hash, scopes, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![name, hash, scopes, stamp(now), expires_at.map(stamp)],
+                )
+                .map_err(StoreError::from)?;
+                by_name(c, &name)?.ok_or(TokenError::NotFound(name))
+            })
+            .await?;
+        Ok((secret, info))
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, TokenError> {
+        Ok(self
+            .with(|c| {
+                let mut st =
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY name"))?;
+                let mut rows = st.query([])?;
+                let mut v = Vec::new();
+                while let Some(r) = rows.next()? {
+                    v.push(row(r)?);
+                }
+                Ok(v)
+            })
+            .await?)
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<TokenInfo, TokenError> {
+        let name = name.to_owned();
+        self.transact(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE name = ?1",
+                    params![name, stamp(now)],
+                )
+                .map_err(StoreError::from)?;
+            if n == 0 {
+                return Err(TokenError::NotFound(name));
+            }
+            by_name(c, &name)?.ok_or(TokenError::NotFound(name))
+        })
+        .await
+    }
+
+    async fn rotate_token(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenInfo), TokenError> {
+        let secret = new_secret()?;
+        let (name, hash) = (name.to_owned(), token_hash(&secret));
+        let info = self
+            .transact(move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE tokens SET hash = ?2, created_at = ?3, revoked_at = NULL,
+                                last_used_at = NULL WHERE name = ?1",
+                        params![name, hash, stamp(now)],
+                    )
+                    .map_err(StoreError::from)?;
+                if n == 0 {
+                    return Err(TokenError::NotFound(name));
+                }
+                by_name(c, &name)?.ok_or(TokenError::NotFound(name))
+            })
+            .await?;
+        Ok((secret, info))
+    }
+
+    async fn authenticate(
+        &self,
+        presented: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenInfo>, TokenError> {
+        if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 128 {
+            return Ok(None);
+        }
+        let hash = token_hash(presented);
+        Ok(self
+            .transact(move |c| {
+                let found: Option<(String, String)> = c
+                    .query_row(
+                        "SELECT name, hash FROM tokens WHERE hash = ?1",
+                        params![hash],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((name, stored)) = found else {
+                    return Ok::<_, StoreError>(None);
+                };
+                if !ct_eq(stored.as_bytes(), hash.as_bytes()) {
+                    return Ok(None);
+                }
+                let Some(info) = by_name(c, &name)? else {
+                    return Ok(None);
+                };
+                if !info.is_active(now) {
+                    return Ok(None);
+                }
+                c.execute(
+                    "UPDATE tokens SET last_used_at = ?2 WHERE name = ?1",
+                    params![name, stamp(now)],
+                )?;
+                by_name(c, &name)
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + chrono::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn base64url_matches_known_vectors() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+        assert_eq!(base64url(&[0u8; 32]).len(), 43);
+    }
+
+    #[tokio::test]
+    async fn tokens_are_shown_once_stored_hashed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        let (secret, info) = s
+            .create_token("ci", &[Scope::TasksRead, Scope::TasksWrite], None, at(0))
+            .await
+            .unwrap();
+        assert!(
+            secret.starts_with(TOKEN_PREFIX) && secret.len() == 47,
+            "{secret}"
+        );
+        assert_eq!(info.scopes, vec![Scope::TasksRead, Scope::TasksWrite]);
+        // The secret is not in the database file; its hash is.
+        drop(s);
+        let bytes = std::fs::read(&path).unwrap();
+        let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(!has(&secret));
+        let s = SqliteStore::open(&path).unwrap();
+        let who = s.authenticate(&secret, at(1)).await.unwrap().unwrap();
+        assert_eq!(who.name, "ci");
+        assert_eq!(who.last_used_at, Some(at(1)));
+        // Wrong, malformed or near-miss secrets fail.
+        let mut near = secret.clone();
+        near.pop();
+        near.push('A');
+        for bad in [near.as_str(), "", "pnc_", "Bearer x", &secret[4..]] {
+            if bad != secret {
+                assert!(s.authenticate(bad, at(2)).await.unwrap().is_none(), "{bad}");
+            }
+        }
+        assert!(matches!(
+            s.create_token("ci", &[Scope::Admin], None, at(3)).await,
+            Err(TokenError::Exists(_))
+        ));
+        assert!(
+            s.create_token("bad name", &[Scope::Admin], None, at(3))
+                .await
+                .is_err()
+        );
+        assert!(s.create_token("empty", &[], None, at(3)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn revoke_rotate_and_expiry() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (old, _) = s
+            .create_token("a", &[Scope::Admin], None, at(0))
+            .await
+            .unwrap();
+        let (new, _) = s.rotate_token("a", at(1)).await.unwrap();
+        assert_ne!(old, new);
+        assert!(s.authenticate(&old, at(2)).await.unwrap().is_none());
+        assert!(s.authenticate(&new, at(2)).await.unwrap().is_some());
+        s.revoke_token("a", at(3)).await.unwrap();
+        assert!(s.authenticate(&new, at(4)).await.unwrap().is_none());
+        assert!(matches!(
+            s.revoke_token("nope", at(4)).await,
+            Err(TokenError::NotFound(_))
+        ));
+        let (t, _) = s
+            .create_token("short", &[Scope::AuditRead], Some(at(10)), at(0))
+            .await
+            .unwrap();
+        assert!(s.authenticate(&t, at(9)).await.unwrap().is_some());
+        assert!(s.authenticate(&t, at(10)).await.unwrap().is_none());
+        let names: Vec<String> = s
+            .tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["a", "short"]);
+    }
+}
