@@ -6,6 +6,7 @@
 //! the database file is created mode 0600; no lock is held across an `.await` (SQLite work runs
 //! on the blocking pool).
 
+mod approvals;
 mod error;
 mod migrations;
 mod sqlite;
@@ -13,6 +14,7 @@ mod store;
 mod tasks;
 mod tokens;
 
+pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};

@@ -77,4 +77,25 @@ CREATE TABLE tokens (
 );
 ",
     ),
+    (
+        4,
+        r"
+CREATE TABLE approvals (
+    id         TEXT PRIMARY KEY,
+    task_id    TEXT,
+    tool       TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    tier       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    requester  TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    decided_by TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    decided_at TEXT
+);
+CREATE INDEX approvals_status ON approvals(status, created_at);
+",
+    ),
 ];

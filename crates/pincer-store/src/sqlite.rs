@@ -143,6 +143,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The stored form of a time (RFC 3339, microseconds, `Z`; sorts as text).
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A fixed test time plus `secs` seconds.
+#[cfg(test)]
+pub(crate) fn test_at(secs: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default()
+        + chrono::Duration::seconds(secs)
+}
+
 pub(crate) fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))

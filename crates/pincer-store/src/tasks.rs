@@ -174,9 +174,7 @@ fn get(c: &rusqlite::Connection, id: TaskId) -> Result<Option<TaskRecord>, Store
     rows.next()?.map(row).transpose()
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+use crate::sqlite::stamp;
 
 fn lease_end(now: DateTime<Utc>, lease: Duration) -> String {
     stamp(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
@@ -437,14 +435,10 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(30);
 
-    fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::sqlite::test_at as at;
 
-    fn at(secs: i64) -> DateTime<Utc> {
-        t0() + chrono::Duration::seconds(secs)
+    fn t0() -> DateTime<Utc> {
+        at(0)
     }
 
     fn new(session: &str, input: &str, key: Option<&str>) -> NewTask {

@@ -132,9 +132,7 @@ fn scopes_str(scopes: &[Scope]) -> String {
         .join(",")
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+use crate::sqlite::stamp;
 
 const COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, last_used_at";
 
@@ -311,12 +309,7 @@ impl TokenStore for SqliteStore {
 mod tests {
     use super::*;
 
-    fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-            + chrono::Duration::seconds(secs)
-    }
+    use crate::sqlite::test_at as at;
 
     #[test]
     fn base64url_matches_known_vectors() {
