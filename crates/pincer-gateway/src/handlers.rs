@@ -1,0 +1,273 @@
+//! Route handlers. Each validates its input into typed values and answers JSON.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::Utc;
+use pincer_store::{ApprovalError, ApprovalStatus, ApprovalStore, NewTask, TaskError, TaskQueue};
+use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState, Caller};
+
+/// Longest task message.
+const MAX_MESSAGE: usize = 64 * 1024;
+/// Longest idempotency key.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// A JSON body whose rejections are typed API errors.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(r) => Err(json_error(&r)),
+        }
+    }
+}
+
+fn json_error(r: &JsonRejection) -> ApiError {
+    let code = match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        _ => "invalid_json",
+    };
+    let status = match r.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        s => s,
+    };
+    ApiError::new(status, code, r.body_text())
+}
+
+fn task_error(e: TaskError) -> ApiError {
+    match e {
+        TaskError::NotFound(id) => ApiError::not_found(format!("no task {id}")),
+        e @ TaskError::Transition { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+        }
+        e @ TaskError::LeaseLost(_) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+        }
+        TaskError::Store(e) => ApiError::internal(e),
+    }
+}
+
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    st.store
+        .schema_version()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))?;
+    Ok(Json(json!({"status": "ready"})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTask {
+    agent: String,
+    message: String,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+pub(crate) async fn create_task(
+    State(st): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<CreateTask>,
+) -> Result<Response, ApiError> {
+    let agent: AgentId = body
+        .agent
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("agent: {e}")))?;
+    if !st.agents.contains(&agent) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_agent",
+            format!("no agent `{agent}`"),
+        ));
+    }
+    if body.message.trim().is_empty() || body.message.len() > MAX_MESSAGE {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "message must be 1 to 65536 bytes",
+        ));
+    }
+    if body
+        .idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "idempotency_key must be 1 to 200 bytes",
+        ));
+    }
+    let session = body.session.as_deref().unwrap_or("default");
+    let session_key = SessionKey::for_peer(&agent, "api", session)
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("session: {e}")))?;
+    let (task, created) = st
+        .store
+        .submit(
+            NewTask {
+                agent,
+                session_key,
+                input: body.message,
+                idempotency_key: body.idempotency_key,
+                deadline: None,
+            },
+            Utc::now(),
+        )
+        .await
+        .map_err(task_error)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"task": task, "created": created}))).into_response())
+}
+
+fn task_id(s: &str) -> Result<TaskId, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request("invalid_request", format!("`{s}` is not a task id")))
+}
+
+pub(crate) async fn get_task(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&id)?;
+    let t = st
+        .store
+        .task(id)
+        .await
+        .map_err(task_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    Ok(Json(json!({"task": t})))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+fn limit(q: &ListQuery) -> usize {
+    q.limit.unwrap_or(50).clamp(1, 500)
+}
+
+pub(crate) async fn list_tasks(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            TaskStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request("invalid_request", format!("unknown status `{s}`"))
+            })
+        })
+        .transpose()?;
+    let tasks = st.store.list(status, limit(&q)).await.map_err(task_error)?;
+    Ok(Json(json!({"tasks": tasks})))
+}
+
+pub(crate) async fn cancel_task(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&id)?;
+    let t = st
+        .store
+        .transition(
+            id,
+            None,
+            TaskStatus::Canceled,
+            Some("canceled through the API".into()),
+            Utc::now(),
+        )
+        .await
+        .map_err(task_error)?;
+    Ok(Json(json!({"task": t})))
+}
+
+fn approval_error(e: ApprovalError) -> ApiError {
+    match e {
+        ApprovalError::NotFound(id) => ApiError::not_found(format!("no approval `{id}`")),
+        e @ ApprovalError::Decided { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+        }
+        ApprovalError::Random(e) => ApiError::internal(e),
+        ApprovalError::Store(e) => ApiError::internal(e),
+    }
+}
+
+pub(crate) async fn list_approvals(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("PENDING") => Some(ApprovalStatus::Pending),
+        Some("APPROVED") => Some(ApprovalStatus::Approved),
+        Some("DENIED") => Some(ApprovalStatus::Denied),
+        Some("EXPIRED") => Some(ApprovalStatus::Expired),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("unknown status `{other}`"),
+            ));
+        }
+    };
+    let list = st
+        .store
+        .approvals(status, limit(&q))
+        .await
+        .map_err(approval_error)?;
+    Ok(Json(json!({"approvals": list})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Decision {
+    decision: DecisionKind,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum DecisionKind {
+    Approve,
+    Deny,
+}
+
+pub(crate) async fn decide_approval(
+    State(st): State<Arc<AppState>>,
+    Extension(Caller(who)): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    let approve = matches!(body.decision, DecisionKind::Approve);
+    let a = st
+        .store
+        .decide(&id, approve, &format!("token:{}", who.name), Utc::now())
+        .await
+        .map_err(approval_error)?;
+    Ok(Json(json!({"approval": a})))
+}

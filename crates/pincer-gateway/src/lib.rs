@@ -1,0 +1,181 @@
+//! The HTTP API of `pincer serve` (E2, D11).
+//!
+//! Every route is declared once in [`routes`] together with its [`Access`]: `Public` (only
+//! `/healthz`) or the [`Scope`] a bearer token must hold. The router is built from that list
+//! alone, so a route cannot exist without a declared access, and the test suite calls every
+//! declared route without a token and expects 401. Errors are typed JSON
+//! (`{"error": {"code", "message"}}`); bodies are bounded.
+
+mod auth;
+mod error;
+mod handlers;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use pincer_store::{SqliteStore, TokenInfo, TokenStore};
+use pincer_types::{AgentId, Scope};
+
+pub use auth::{AuthLimiter, MAX_FAILURES};
+pub use error::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health only).
+    Public,
+    /// A token holding this scope (or `admin`).
+    Scoped(Scope),
+}
+
+/// A declared route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteDef {
+    /// Method.
+    pub method: &'static str,
+    /// Path, axum syntax (`/v1/tasks/{id}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The store (tasks, tokens, approvals).
+    pub store: Arc<SqliteStore>,
+    /// Agents that exist.
+    pub agents: BTreeSet<AgentId>,
+    /// Failed-authentication counter.
+    pub limiter: AuthLimiter,
+}
+
+/// The authenticated caller, available to handlers.
+#[derive(Debug, Clone)]
+pub struct Caller(pub TokenInfo);
+
+type Handler = MethodRouter<Arc<AppState>>;
+
+/// Every route with its access and handler.
+pub fn routes() -> Vec<(RouteDef, Handler)> {
+    use axum::routing::{get, post};
+    use handlers as h;
+    let r = |method, path, access| RouteDef {
+        method,
+        path,
+        access,
+    };
+    vec![
+        (r("GET", "/healthz", Access::Public), get(h::healthz)),
+        (
+            r("GET", "/readyz", Access::Scoped(Scope::TasksRead)),
+            get(h::readyz),
+        ),
+        (
+            r("POST", "/v1/tasks", Access::Scoped(Scope::TasksWrite)),
+            post(h::create_task),
+        ),
+        (
+            r("GET", "/v1/tasks", Access::Scoped(Scope::TasksRead)),
+            get(h::list_tasks),
+        ),
+        (
+            r("GET", "/v1/tasks/{id}", Access::Scoped(Scope::TasksRead)),
+            get(h::get_task),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/tasks/{id}/cancel",
+                Access::Scoped(Scope::TasksWrite),
+            ),
+            post(h::cancel_task),
+        ),
+        (
+            r("GET", "/v1/approvals", Access::Scoped(Scope::TasksRead)),
+            get(h::list_approvals),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/approvals/{id}/decision",
+                Access::Scoped(Scope::ApprovalsWrite),
+            ),
+            post(h::decide_approval),
+        ),
+    ]
+}
+
+/// The router: every declared route behind its access check, bounded bodies, JSON 404s.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut app = Router::new();
+    for (def, handler) in routes() {
+        let handler = match def.access {
+            Access::Public => handler,
+            Access::Scoped(scope) => handler.route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), scope),
+                authorize,
+            )),
+        };
+        app = app.route(def.path, handler);
+    }
+    app.fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Checks the bearer token and its scope; counts failures per client address.
+async fn authorize(
+    State((state, scope)): State<(Arc<AppState>, Scope)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let ip = addr.ip();
+    if let Err(e) = state.limiter.check(ip, Instant::now()) {
+        return e.into_response();
+    }
+    let token = match auth::bearer(req.headers(), req.uri()) {
+        Ok(t) => t.to_owned(),
+        Err(e) => {
+            if e.status == StatusCode::UNAUTHORIZED {
+                state.limiter.fail(ip, Instant::now());
+            }
+            return e.into_response();
+        }
+    };
+    let info = match state.store.authenticate(&token, chrono::Utc::now()).await {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            state.limiter.fail(ip, Instant::now());
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown, revoked or expired token",
+            )
+            .into_response();
+        }
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    if !scope.granted_by(&info.scopes) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this token lacks the `{}` scope", scope.as_str()),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(Caller(info));
+    next.run(req).await
+}

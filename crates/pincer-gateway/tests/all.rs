@@ -1,0 +1,307 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The API over real loopback HTTP: every declared route demands its token, errors are typed,
+//! tasks and approvals work end to end against the real store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use pincer_gateway::{Access, AppState, AuthLimiter, MAX_FAILURES, router, routes};
+use pincer_store::{ApprovalStore, NewApproval, SqliteStore, TokenStore};
+use pincer_types::{RiskTier, Scope};
+use serde_json::{Value, json};
+
+struct Server {
+    base: String,
+    store: Arc<SqliteStore>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Self {
+        // reqwest is built without a default crypto provider (Pincer installs ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            agents: ["main".parse().unwrap()].into_iter().collect(),
+            limiter: AuthLimiter::default(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            store,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn token(&self, name: &str, scopes: &[Scope]) -> String {
+        self.store
+            .create_token(name, scopes, None, Utc::now())
+            .await
+            .unwrap()
+            .0
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "0190f0f0-0000-7000-8000-000000000000")
+}
+
+#[tokio::test]
+async fn every_declared_route_demands_a_token_except_health() {
+    let s = Server::start().await;
+    let defs = routes();
+    assert!(defs.len() >= 8);
+    for (def, _) in &defs {
+        let (status, body) = s.call(def.method, &concrete(def.path), None, None).await;
+        match def.access {
+            Access::Public => assert_eq!(status, 200, "{} {}", def.method, def.path),
+            Access::Scoped(_) => {
+                assert_eq!(status, 401, "{} {}: {body}", def.method, def.path);
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+        }
+    }
+    // Only /healthz is public.
+    assert_eq!(
+        defs.iter()
+            .filter(|(d, _)| d.access == Access::Public)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn scopes_are_enforced_and_tokens_in_urls_refused() {
+    let s = Server::start().await;
+    let reader = s.token("reader", &[Scope::TasksRead]).await;
+    let admin = s.token("admin", &[Scope::Admin]).await;
+    let body = json!({"agent": "main", "message": "hi"});
+    let (st, b) = s
+        .call("POST", "/v1/tasks", Some(&reader), Some(body.clone()))
+        .await;
+    assert_eq!((st, b["error"]["code"].as_str()), (403, Some("forbidden")));
+    let (st, _) = s.call("POST", "/v1/tasks", Some(&admin), Some(body)).await;
+    assert_eq!(st, 201);
+    let (st, b) = s
+        .call(
+            "GET",
+            &format!("/v1/tasks?access_token={reader}"),
+            Some(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (400, Some("token_in_query"))
+    );
+    let (st, b) = s.call("GET", "/v1/tasks", Some("pnc_forged"), None).await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (st, b) = s.call("GET", "/nope", Some(&admin), None).await;
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn failed_authentication_is_rate_limited_even_on_loopback() {
+    let s = Server::start().await;
+    let good = s.token("good", &[Scope::TasksRead]).await;
+    for _ in 0..MAX_FAILURES {
+        let (st, _) = s.call("GET", "/v1/tasks", Some("pnc_wrong"), None).await;
+        assert_eq!(st, 401);
+    }
+    let (st, b) = s.call("GET", "/v1/tasks", Some(&good), None).await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    // Health stays up.
+    assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn tasks_submit_idempotently_list_get_and_cancel() {
+    let s = Server::start().await;
+    let t = s.token("w", &[Scope::TasksRead, Scope::TasksWrite]).await;
+    let body = json!({"agent": "main", "message": "build it", "idempotency_key": "k1"});
+    let (st, a) = s
+        .call("POST", "/v1/tasks", Some(&t), Some(body.clone()))
+        .await;
+    assert_eq!(st, 201, "{a}");
+    let (st, b) = s.call("POST", "/v1/tasks", Some(&t), Some(body)).await;
+    assert_eq!(st, 200);
+    assert_eq!(a["task"]["id"], b["task"]["id"]);
+    assert_eq!(b["created"], false);
+    let id = a["task"]["id"].as_str().unwrap();
+    let (st, g) = s
+        .call("GET", &format!("/v1/tasks/{id}"), Some(&t), None)
+        .await;
+    assert_eq!((st, g["task"]["status"].as_str()), (200, Some("QUEUED")));
+    let (_, l) = s
+        .call("GET", "/v1/tasks?status=QUEUED", Some(&t), None)
+        .await;
+    assert_eq!(l["tasks"].as_array().unwrap().len(), 1);
+    let (st, c) = s
+        .call("POST", &format!("/v1/tasks/{id}/cancel"), Some(&t), None)
+        .await;
+    assert_eq!((st, c["task"]["status"].as_str()), (200, Some("CANCELED")));
+    let (st, c) = s
+        .call("POST", &format!("/v1/tasks/{id}/cancel"), Some(&t), None)
+        .await;
+    assert_eq!((st, c["error"]["code"].as_str()), (409, Some("conflict")));
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_the_server_keeps_serving() {
+    let s = Server::start().await;
+    let t = s.token("w", &[Scope::Admin]).await;
+    let raw = |body: Vec<u8>, ct: &'static str| {
+        s.http
+            .post(format!("{}/v1/tasks", s.base))
+            .bearer_auth(&t)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
+    let r = raw(b"{not json".to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(code(&r.json().await.unwrap()), "invalid_json");
+    let r = raw(vec![b' '; 300 * 1024], "application/json")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let r = raw(b"{}".to_vec(), "text/plain").await.unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    for (body, status, want) in [
+        (
+            json!({"agent": "ghost", "message": "x"}),
+            404,
+            "unknown_agent",
+        ),
+        (
+            json!({"agent": "main", "message": ""}),
+            400,
+            "invalid_request",
+        ),
+        (json!({"agent": "main"}), 400, "invalid_request"),
+        (
+            json!({"agent": "main", "message": "x", "extra": 1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"agent": "Bad Agent!", "message": "x"}),
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let (st, b) = s
+            .call("POST", "/v1/tasks", Some(&t), Some(body.clone()))
+            .await;
+        assert_eq!((st, code(&b).as_str()), (status, want), "{body}");
+    }
+    let (st, b) = s.call("GET", "/v1/tasks/not-a-uuid", Some(&t), None).await;
+    assert_eq!((st, code(&b).as_str()), (400, "invalid_request"));
+    let (st, b) = s.call("GET", "/v1/tasks?status=DONE", Some(&t), None).await;
+    assert_eq!((st, code(&b).as_str()), (400, "invalid_request"));
+    assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(s.call("GET", "/readyz", Some(&t), None).await.0, 200);
+}
+
+#[tokio::test]
+async fn approvals_are_decided_once_by_a_token_with_the_scope() {
+    let s = Server::start().await;
+    let reader = s.token("reader", &[Scope::TasksRead]).await;
+    let approver = s
+        .token("ops", &[Scope::ApprovalsWrite, Scope::TasksRead])
+        .await;
+    let a = s
+        .store
+        .request_approval(
+            NewApproval {
+                task: None,
+                tool: "shell.exec".into(),
+                digest: "cd".repeat(32),
+                tier: RiskTier::L2Destructive,
+                reason: "L2".into(),
+                detail: json!({"argv": ["make"]}),
+                requester: "main".into(),
+                expires_at: Utc::now() + chrono::Duration::minutes(5),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (_, l) = s
+        .call("GET", "/v1/approvals?status=PENDING", Some(&reader), None)
+        .await;
+    assert_eq!(l["approvals"][0]["id"], a.id.as_str());
+    let path = format!("/v1/approvals/{}/decision", a.id);
+    let approve = json!({"decision": "APPROVE"});
+    let (st, _) = s
+        .call("POST", &path, Some(&reader), Some(approve.clone()))
+        .await;
+    assert_eq!(st, 403);
+    let (st, b) = s
+        .call(
+            "POST",
+            &path,
+            Some(&approver),
+            Some(json!({"decision": "MAYBE"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = s
+        .call("POST", &path, Some(&approver), Some(approve.clone()))
+        .await;
+    assert_eq!(
+        (st, b["approval"]["status"].as_str()),
+        (200, Some("APPROVED"))
+    );
+    assert_eq!(b["approval"]["decided_by"], "token:ops");
+    let (st, _) = s.call("POST", &path, Some(&approver), Some(approve)).await;
+    assert_eq!(st, 409);
+}
