@@ -35,6 +35,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the HTTP API (loopback by default) until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
     /// Create, list, revoke and rotate API tokens for `pincer serve`.
     Tokens {
         #[command(subcommand)]
@@ -238,6 +240,14 @@ pub(crate) enum ConfigCommand {
         /// Value (TOML syntax, or a bare string).
         value: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Listen address (default `gateway.bind`); a non-loopback address needs
+    /// `gateway.allow_non_loopback = true` and an API token.
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -40,17 +40,30 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Listen address; loopback only.
+    /// Listen address; loopback unless `allow_non_loopback`.
     #[serde(default = "default_bind")]
     pub bind: SocketAddr,
+    /// Explicit opt-in to a non-loopback `bind`; `pincer serve` still refuses it while no API
+    /// token exists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_non_loopback: bool,
+    /// Tasks run at once across all agents.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             bind: default_bind(),
+            allow_non_loopback: false,
+            workers: default_workers(),
         }
     }
+}
+
+fn default_workers() -> usize {
+    4
 }
 
 fn default_bind() -> SocketAddr {
@@ -446,11 +459,14 @@ impl Config {
                 ),
             ));
         }
-        if !self.gateway.bind.ip().is_loopback() {
+        if self.gateway.workers == 0 || self.gateway.workers > 256 {
+            errs.push(("gateway.workers".to_owned(), "must be 1..=256".into()));
+        }
+        if !self.gateway.bind.ip().is_loopback() && !self.gateway.allow_non_loopback {
             errs.push((
                 "gateway.bind".to_owned(),
                 format!(
-                    "{} is not a loopback address; Pincer binds loopback only",
+                    "{} is not a loopback address; Pincer binds loopback only unless `gateway.allow_non_loopback = true` (and `pincer serve` also needs an API token to exist)",
                     self.gateway.bind
                 ),
             ));

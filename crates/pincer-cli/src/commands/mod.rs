@@ -8,6 +8,7 @@ mod doctor;
 mod init;
 mod output;
 mod sandbox;
+mod serve;
 mod tokens;
 mod tools;
 
@@ -25,5 +26,6 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
+        Command::Serve(args) => serve::run(args, env),
     }
 }

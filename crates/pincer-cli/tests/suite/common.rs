@@ -18,6 +18,11 @@ impl Home {
         }
     }
 
+    /// A handle on an existing home directory (for blocking helpers).
+    pub fn at(path: PathBuf) -> HomeAt {
+        HomeAt(path)
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("home")
     }
@@ -72,6 +77,15 @@ impl Home {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// A home addressed by path only.
+pub struct HomeAt(pub PathBuf);
+
+impl HomeAt {
+    pub fn path(&self) -> PathBuf {
+        self.0.clone()
     }
 }
 

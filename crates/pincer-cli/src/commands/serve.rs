@@ -1,0 +1,95 @@
+//! `pincer serve`: the HTTP API on loopback (or, with an explicit opt-in and a token, beyond).
+//!
+//! At start, tasks interrupted by a previous crash are ended (`recover_expired`, see the task
+//! queue's recovery contract). SIGTERM or Ctrl-C stops accepting connections and lets requests in
+//! flight finish before exit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use pincer_gateway::{AppState, AuthLimiter, router};
+use pincer_store::{SqliteStore, TaskQueue, TokenStore};
+use serde_json::json;
+
+use crate::cli::ServeArgs;
+use crate::{Env, Failure, runtime};
+
+pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home, env)?;
+    let config = loaded.config;
+    let bind = args.bind.unwrap_or(config.gateway.bind);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
+    if !bind.ip().is_loopback() {
+        if !config.gateway.allow_non_loopback {
+            return Err(Failure::usage(format!(
+                "refusing to listen on {bind}: it is not a loopback address. Set `gateway.allow_non_loopback = true` in {} (and create an API token) to expose the API.",
+                home.config_path().display()
+            ))
+            .into());
+        }
+        let now = Utc::now();
+        let active = rt
+            .block_on(store.tokens())?
+            .iter()
+            .any(|t| t.is_active(now));
+        if !active {
+            return Err(Failure::usage(format!(
+                "refusing to listen on {bind}: no API token exists yet (the API accepts only tokens); create one first with `pincer tokens create --name N --scopes …`"
+            ))
+            .into());
+        }
+    }
+    let audit = |kind: &'static str, fields: serde_json::Value| {
+        runtime::audit_config(&home, &config, env, kind, fields);
+    };
+    rt.block_on(async {
+        let recovered = store.recover_expired(Utc::now()).await?;
+        for id in &recovered {
+            audit("task.recovered", json!({"task": id.to_string()}));
+        }
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            agents: config.agents.keys().cloned().collect(),
+            limiter: AuthLimiter::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;
+        let addr = listener.local_addr()?;
+        audit("serve.start", json!({"addr": addr.to_string()}));
+        println!("pincer serve: listening on http://{addr}");
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown())
+        .await?;
+        audit("serve.stop", json!({"addr": addr.to_string()}));
+        eprintln!("pincer serve: stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,108 @@
+//! `pincer serve` as a real process: loopback by default, refuses to expose itself without an
+//! explicit opt-in and a token, answers over HTTP, stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use pincer_testkit::FakeLlm;
+
+use super::common::*;
+
+fn spawn_serve(home: &HomeAt, bind: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["serve", "--bind", bind])
+        .env("PINCER_HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("pincer serve: listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+fn get(addr: &str, path: &str, token: Option<&str>) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn term(child: &mut Child) -> Option<i32> {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    child.wait().unwrap().code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_on_loopback_and_stops_on_sigterm() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = home
+        .run(
+            &["tokens", "create", "--name", "t", "--scopes", "tasks:read"],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let (mut child, addr) = tokio::task::spawn_blocking({
+        let home_path = home.path();
+        move || {
+            let h = Home::at(home_path);
+            spawn_serve(&h, "127.0.0.1:0")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let health = get(&addr, "/healthz", None);
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let anon = get(&addr, "/v1/tasks", None);
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+    let authed = get(&addr, "/v1/tasks", Some(&token));
+    assert!(authed.starts_with("HTTP/1.1 200"), "{authed}");
+    assert_eq!(term(&mut child), Some(0));
+    let out = home
+        .run(&["audit", "search", "--type", "serve.stop", "--json"], "")
+        .await;
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_expose_itself_without_opt_in_and_a_token() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = home.run(&["serve", "--bind", "0.0.0.0:0"], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("allow_non_loopback"),
+        "{}",
+        stderr(&out)
+    );
+    let out = home
+        .run(&["config", "set", "gateway.allow_non_loopback", "true"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home.run(&["serve", "--bind", "0.0.0.0:0"], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no API token"), "{}", stderr(&out));
+}
