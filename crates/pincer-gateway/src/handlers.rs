@@ -133,6 +133,10 @@ pub(crate) async fn create_task(
         )
         .await
         .map_err(task_error)?;
+    if created {
+        st.wake.notify_one();
+        st.changed();
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -146,18 +150,35 @@ fn task_id(s: &str) -> Result<TaskId, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_request", format!("`{s}` is not a task id")))
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct GetQuery {
+    /// Wait up to this many seconds (at most 60) for the task to end.
+    #[serde(default)]
+    wait_secs: Option<u64>,
+}
+
 pub(crate) async fn get_task(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
+    Query(q): Query<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = task_id(&id)?;
-    let t = st
-        .store
-        .task(id)
-        .await
-        .map_err(task_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-    Ok(Json(json!({"task": t})))
+    let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = st.changes.subscribe();
+    loop {
+        let t = st
+            .store
+            .task(id)
+            .await
+            .map_err(task_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+        if t.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(json!({"task": t})));
+        }
+        // Any task change wakes us; re-read and decide again.
+        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +226,7 @@ pub(crate) async fn cancel_task(
         )
         .await
         .map_err(task_error)?;
+    st.changed();
     Ok(Json(json!({"task": t})))
 }
 

@@ -59,6 +59,28 @@ pub struct AppState {
     pub agents: BTreeSet<AgentId>,
     /// Failed-authentication counter.
     pub limiter: AuthLimiter,
+    /// Notified when a task is submitted (wakes a worker).
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Bumped whenever a task changes (wakes `GET /v1/tasks/{id}?wait_secs=`).
+    pub changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl AppState {
+    /// State over `store` for `agents`, with fresh notifiers.
+    pub fn new(store: Arc<SqliteStore>, agents: BTreeSet<AgentId>) -> Self {
+        Self {
+            store,
+            agents,
+            limiter: AuthLimiter::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            changes: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// Marks that a task changed.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// The authenticated caller, available to handlers.

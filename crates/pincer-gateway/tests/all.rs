@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use pincer_gateway::{Access, AppState, AuthLimiter, MAX_FAILURES, router, routes};
+use pincer_gateway::{Access, AppState, MAX_FAILURES, router, routes};
 use pincer_store::{ApprovalStore, NewApproval, SqliteStore, TokenStore};
 use pincer_types::{RiskTier, Scope};
 use serde_json::{Value, json};
@@ -24,11 +24,10 @@ impl Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
-        let state = Arc::new(AppState {
-            store: store.clone(),
-            agents: ["main".parse().unwrap()].into_iter().collect(),
-            limiter: AuthLimiter::default(),
-        });
+        let state = Arc::new(AppState::new(
+            store.clone(),
+            ["main".parse().unwrap()].into_iter().collect(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

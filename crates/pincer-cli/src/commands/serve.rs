@@ -1,19 +1,21 @@
 //! `pincer serve`: the HTTP API on loopback (or, with an explicit opt-in and a token, beyond).
 //!
-//! At start, tasks interrupted by a previous crash are ended (`recover_expired`, see the task
-//! queue's recovery contract). SIGTERM or Ctrl-C stops accepting connections and lets requests in
-//! flight finish before exit.
+//! Queued tasks are run by `gateway.workers` workers (`worker.rs`). At start, tasks a previous
+//! crash interrupted are ended (`recover_expired`, see the task queue's recovery contract).
+//! SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish, stops claiming
+//! tasks and waits for running ones to finish before exit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use pincer_gateway::{AppState, AuthLimiter, router};
+use pincer_gateway::{AppState, router};
 use pincer_store::{SqliteStore, TaskQueue, TokenStore};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
-use crate::{Env, Failure, runtime};
+use crate::{Env, Failure, runtime, worker};
 
 pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
@@ -52,11 +54,20 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         for id in &recovered {
             audit("task.recovered", json!({"task": id.to_string()}));
         }
-        let state = Arc::new(AppState {
-            store: store.clone(),
-            agents: config.agents.keys().cloned().collect(),
-            limiter: AuthLimiter::default(),
-        });
+        let state = Arc::new(AppState::new(
+            store.clone(),
+            config.agents.keys().cloned().collect(),
+        ));
+        let pool = Arc::new(worker::Pool::new(
+            home.clone(),
+            config.clone(),
+            env.clone(),
+            store.clone(),
+            state.wake.clone(),
+            state.changes.clone(),
+        ));
+        let stop = CancellationToken::new();
+        let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;
@@ -71,6 +82,9 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         )
         .with_graceful_shutdown(shutdown())
         .await?;
+        // Drain: no new work is claimed; tasks already running finish.
+        stop.cancel();
+        let _ = workers.await;
         audit("serve.stop", json!({"addr": addr.to_string()}));
         eprintln!("pincer serve: stopped");
         anyhow::Ok(())

@@ -13,6 +13,7 @@ fn spawn_serve(home: &HomeAt, bind: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
         .args(["serve", "--bind", bind])
         .env("PINCER_HOME", home.path())
+        .env(KEY_VAR, KEY)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -105,4 +106,88 @@ async fn serve_refuses_to_expose_itself_without_opt_in_and_a_token() {
     let out = home.run(&["serve", "--bind", "0.0.0.0:0"], "").await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no API token"), "{}", stderr(&out));
+}
+
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status: u16 = out[9..12].parse().unwrap();
+    let json = out
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
+    let server = FakeLlm::start(vec![pincer_testkit::Reply::text("hello from the model")])
+        .await
+        .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "tasks:read,tasks:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let home_path = home.path();
+    let (mut child, created, done) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(home_path), "127.0.0.1:0");
+        let created = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &token,
+            Some(r#"{"agent": "main", "message": "hi", "idempotency_key": "k"}"#),
+        );
+        let id = created.1["task"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let done = request(
+            &addr,
+            "GET",
+            &format!("/v1/tasks/{id}?wait_secs=30"),
+            &token,
+            None,
+        );
+        (child, created, done)
+    })
+    .await
+    .unwrap();
+    assert_eq!(created.0, 201, "{:?}", created.1);
+    assert_eq!(done.0, 200, "{:?}", done.1);
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(done.1["task"]["output"], "hello from the model");
+    assert_eq!(term(&mut child), Some(0));
+    // The run left its bundle and audit trail like any other.
+    assert_eq!(home.runs().len(), 1);
+    let out = home
+        .run(&["audit", "search", "--type", "task.end", "--json"], "")
+        .await;
+    assert!(stdout(&out).contains("SUCCEEDED"), "{}", stdout(&out));
 }
