@@ -21,10 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::Env;
 use crate::runtime::{self, AgentRuntime};
 
-/// How long a claim holds without a heartbeat.
-const LEASE: Duration = Duration::from_secs(30);
-/// Heartbeat period.
-const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How often a running task's state is checked for cancellation.
 const CANCEL_CHECK: Duration = Duration::from_millis(500);
 /// Longest idle wait before looking for work again (tasks from other processes, expiries).
@@ -64,7 +60,11 @@ impl Pool {
         }
     }
 
-    fn changed(&self) {
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.gateway.lease_secs)
+    }
+
+    pub(crate) fn changed(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -89,9 +89,23 @@ impl Pool {
     }
 }
 
-/// Runs `n` workers until `stop`; each finishes its current task first.
+/// Runs `n` workers until `stop`; each finishes its current task first. Alongside, ends tasks
+/// whose worker died (expired lease) or whose deadline passed, once a second.
 pub(crate) async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
     let mut handles = Vec::new();
+    {
+        let pool = pool.clone();
+        let stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                recover(&pool).await;
+                tokio::select! {
+                    () = tokio::time::sleep(IDLE) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+        }));
+    }
     for i in 0..n {
         let pool = pool.clone();
         let stop = stop.clone();
@@ -103,9 +117,29 @@ pub(crate) async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
     }
 }
 
+/// Ends interrupted and overdue tasks (see the queue's recovery contract) and audits each.
+pub(crate) async fn recover(pool: &Pool) {
+    match pool.store.recover_expired(Utc::now()).await {
+        Ok(ids) if !ids.is_empty() => {
+            for id in &ids {
+                runtime::audit_config(
+                    &pool.home,
+                    &pool.config,
+                    &pool.env,
+                    "task.recovered",
+                    json!({"task": id.to_string()}),
+                );
+            }
+            pool.changed();
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("pincer serve: recovering tasks failed: {e}"),
+    }
+}
+
 async fn work(pool: Arc<Pool>, name: String, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        match pool.store.claim(&name, Utc::now(), LEASE).await {
+        match pool.store.claim(&name, Utc::now(), pool.lease()).await {
             Ok(Some(task)) => {
                 pool.changed();
                 run_task(&pool, &name, task).await;
@@ -191,10 +225,10 @@ async fn watch_task(pool: &Pool, worker: &str, task: &TaskRecord, cancel: Cancel
             pool.store.task(task.id).await,
             Ok(Some(t)) if t.status.is_terminal()
         );
-        let lost = since_beat >= HEARTBEAT && {
+        let lost = since_beat >= pool.lease() / 3 && {
             since_beat = Duration::ZERO;
             pool.store
-                .heartbeat(task.id, worker, Utc::now(), LEASE)
+                .heartbeat(task.id, worker, Utc::now(), pool.lease())
                 .await
                 .is_err()
         };

@@ -50,6 +50,10 @@ pub struct GatewayConfig {
     /// Tasks run at once across all agents.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// How long a worker's claim on a task holds without a heartbeat; after a crash, its tasks
+    /// are ended (never re-run) once this passes.
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -58,12 +62,17 @@ impl Default for GatewayConfig {
             bind: default_bind(),
             allow_non_loopback: false,
             workers: default_workers(),
+            lease_secs: default_lease(),
         }
     }
 }
 
 fn default_workers() -> usize {
     4
+}
+
+fn default_lease() -> u64 {
+    30
 }
 
 fn default_bind() -> SocketAddr {
@@ -458,6 +467,9 @@ impl Config {
                     self.version
                 ),
             ));
+        }
+        if !(1..=3600).contains(&self.gateway.lease_secs) {
+            errs.push(("gateway.lease_secs".to_owned(), "must be 1..=3600".into()));
         }
         if self.gateway.workers == 0 || self.gateway.workers > 256 {
             errs.push(("gateway.workers".to_owned(), "must be 1..=256".into()));

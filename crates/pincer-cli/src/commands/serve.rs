@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use pincer_gateway::{AppState, router};
-use pincer_store::{SqliteStore, TaskQueue, TokenStore};
+use pincer_store::{SqliteStore, TokenStore};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -50,10 +50,6 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         runtime::audit_config(&home, &config, env, kind, fields);
     };
     rt.block_on(async {
-        let recovered = store.recover_expired(Utc::now()).await?;
-        for id in &recovered {
-            audit("task.recovered", json!({"task": id.to_string()}));
-        }
         let state = Arc::new(AppState::new(
             store.clone(),
             config.agents.keys().cloned().collect(),
@@ -66,6 +62,8 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
             state.wake.clone(),
             state.changes.clone(),
         ));
+        // Tasks a crash interrupted end before anything is claimed.
+        worker::recover(&pool).await;
         let stop = CancellationToken::new();
         let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
         let listener = tokio::net::TcpListener::bind(bind)

@@ -191,3 +191,134 @@ async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
         .await;
     assert!(stdout(&out).contains("SUCCEEDED"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_no_task_is_stuck_none_runs_twice_and_the_audit_verifies() {
+    use pincer_testkit::Reply;
+    let server = FakeLlm::start(vec![
+        // The first task hangs in its model call until the server is killed.
+        Reply::Slow {
+            delay_ms: 120_000,
+            reply: Box::new(Reply::text("too late")),
+        },
+        Reply::text("second answer"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = home
+        .run(&["config", "set", "gateway.lease_secs", "1"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "tasks:read,tasks:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let config_before = std::fs::read(home.path().join("config.toml")).unwrap();
+
+    let (path, tok) = (home.path(), token.clone());
+    let (mut first, id) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let (st, body) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &tok,
+            Some(r#"{"agent": "main", "message": "slow one", "session": "a"}"#),
+        );
+        assert_eq!(st, 201, "{body}");
+        (child, body["task"]["id"].as_str().unwrap().to_owned())
+    })
+    .await
+    .unwrap();
+    // The task is running once its model call arrives; then the server dies without warning.
+    assert!(
+        server
+            .wait_for_requests(1, std::time::Duration::from_secs(30))
+            .await
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (path, tok, task) = (home.path(), token.clone(), id.clone());
+    let (mut second, interrupted, next) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let interrupted = request(
+            &addr,
+            "GET",
+            &format!("/v1/tasks/{task}?wait_secs=30"),
+            &tok,
+            None,
+        );
+        let (_, created) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &tok,
+            Some(r#"{"agent": "main", "message": "next", "session": "a"}"#),
+        );
+        let next_id = created["task"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let next = request(
+            &addr,
+            "GET",
+            &format!("/v1/tasks/{next_id}?wait_secs=30"),
+            &tok,
+            None,
+        );
+        (child, interrupted, next)
+    })
+    .await
+    .unwrap();
+    // Not stuck: ended, as interrupted, and not run again.
+    assert_eq!(
+        interrupted.1["task"]["status"], "FAILED",
+        "{:?}",
+        interrupted.1
+    );
+    assert!(
+        interrupted.1["task"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{:?}",
+        interrupted.1
+    );
+    // The session is free again and the next task runs.
+    assert_eq!(next.1["task"]["status"], "SUCCEEDED", "{:?}", next.1);
+    assert_eq!(next.1["task"]["output"], "second answer");
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "the interrupted task must not be re-run"
+    );
+    assert_eq!(term(&mut second), Some(0));
+    // Nothing lost or corrupted.
+    assert_eq!(
+        std::fs::read(home.path().join("config.toml")).unwrap(),
+        config_before
+    );
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = home.run(&["tokens", "list", "--json"], "").await;
+    assert!(stdout(&out).contains("\"t\""));
+}
