@@ -18,7 +18,7 @@ use pincer_policy::{
     check_granted, evaluate,
 };
 use pincer_tools::{ToolContext, ToolError, ToolRegistry};
-use pincer_types::{Action, ActionDigest, AgentId, RiskTier, RunId, ToolName};
+use pincer_types::{Action, ActionDigest, AgentId, RiskTier, RunId, SessionId, ToolName};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -37,6 +37,9 @@ pub struct ApprovalRequest {
     pub digest: ActionDigest,
     /// Why approval is needed.
     pub reason: String,
+    /// The session the call belongs to, when called from a run (lets an approver find the
+    /// task to park).
+    pub session: Option<SessionId>,
 }
 
 /// An approver's answer.
@@ -113,6 +116,8 @@ pub struct CallScope<'a> {
     pub policy: &'a Policy,
     /// The run, when called from the agent loop.
     pub run_id: Option<RunId>,
+    /// The run's session, when called from the agent loop.
+    pub session: Option<SessionId>,
     /// `agent` or `cli`.
     pub origin: &'a str,
 }
@@ -333,6 +338,7 @@ impl Gate {
             action,
             digest: digest.clone(),
             reason: reason.to_owned(),
+            session: scope.session,
         };
         let answer = self.approver.ask(&req).await;
         let base = json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool, "digest": digest});

@@ -368,6 +368,7 @@ impl Runner {
                 ctx: &turn.req.tools,
                 policy: &turn.req.policy,
                 run_id: Some(turn.run_id),
+                session: Some(turn.req.session.id),
                 origin: "agent",
             };
             let out = self

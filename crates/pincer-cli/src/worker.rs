@@ -3,17 +3,23 @@
 //! `pincer ask`, keep their lease alive, stop them within half a second when they are canceled
 //! through the API, and record the outcome.
 //!
-//! Approvals through the API are not wired into runs yet: an action that needs approval is
-//! denied (as with no terminal in `pincer ask`).
+//! An action that needs approval parks its task: the [`TaskApprover`] records an approval (bound
+//! to the action's digest, expiring after `gateway.approval_ttl_secs`), moves the task to
+//! `WAITING_APPROVAL`, and waits for a decision through the API. Approved → the task is
+//! `RUNNING` again and exactly that action runs; denied or expired → the model is told no and
+//! the run carries on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use pincer_agent::{ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver};
 use pincer_config::{Config, PincerHome};
-use pincer_store::{SqliteStore, Store, TaskQueue, TaskRecord};
-use pincer_types::{AgentId, RunStatus, TaskStatus};
+use pincer_store::{
+    ApprovalStatus, ApprovalStore, NewApproval, SqliteStore, Store, TaskQueue, TaskRecord,
+};
+use pincer_types::{AgentId, RunStatus, SessionId, TaskId, TaskStatus};
 use serde_json::json;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +44,15 @@ pub(crate) struct Pool {
     /// Bumped whenever a task changes.
     pub changes: watch::Sender<u64>,
     runtimes: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
+    /// The running task of each session (one at most), for the approver.
+    active: Active,
+}
+
+/// Session → (task, worker) of the task running in it.
+type Active = Arc<std::sync::Mutex<HashMap<SessionId, (TaskId, String)>>>;
+
+fn active_map(a: &Active) -> std::sync::MutexGuard<'_, HashMap<SessionId, (TaskId, String)>> {
+    a.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Pool {
@@ -57,6 +72,7 @@ impl Pool {
             wake,
             changes,
             runtimes: Mutex::new(HashMap::new()),
+            active: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
     }
 
@@ -80,7 +96,12 @@ impl Pool {
                 &self.config,
                 agent.as_str(),
                 &self.env,
-                Arc::new(pincer_agent::NoApprover),
+                Arc::new(TaskApprover {
+                    store: self.store.clone(),
+                    active: self.active.clone(),
+                    changes: self.changes.clone(),
+                    ttl: Duration::from_secs(self.config.gateway.approval_ttl_secs),
+                }),
             )
             .await?,
         );
@@ -172,6 +193,8 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
             .store
             .current_session(&task.session_key, &task.agent)
             .await?;
+        active_map(&pool.active).insert(session.id, (task.id, worker.to_owned()));
+        let _guard = Deactivate(pool.active.clone(), session.id);
         let req = rt.request(session, task.input.clone());
         let outcome = rt.runner.run(req, cancel.clone(), &mut |_| {}).await?;
         anyhow::Ok(outcome)
@@ -236,5 +259,118 @@ async fn watch_task(pool: &Pool, worker: &str, task: &TaskRecord, cancel: Cancel
             cancel.cancel();
             return;
         }
+    }
+}
+
+/// Removes a session's entry from the active map when its run ends.
+struct Deactivate(Active, SessionId);
+
+impl Drop for Deactivate {
+    fn drop(&mut self) {
+        active_map(&self.0).remove(&self.1);
+    }
+}
+
+/// Parks a served task until its approval is decided through the API (or expires).
+#[derive(Debug)]
+struct TaskApprover {
+    store: Arc<SqliteStore>,
+    active: Active,
+    changes: watch::Sender<u64>,
+    ttl: Duration,
+}
+
+impl TaskApprover {
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    async fn decide(&self, req: &ApprovalRequest) -> anyhow::Result<ApprovalAnswer> {
+        let Some(session) = req.session else {
+            return Ok(ApprovalAnswer::Unavailable);
+        };
+        let Some((task, worker)) = active_map(&self.active).get(&session).cloned() else {
+            return Ok(ApprovalAnswer::Unavailable);
+        };
+        let now = Utc::now();
+        let record = self
+            .store
+            .request_approval(
+                NewApproval {
+                    task: Some(task),
+                    tool: req.action.tool.to_string(),
+                    digest: req.digest.0.clone(),
+                    tier: req.action.tier,
+                    reason: req.reason.clone(),
+                    detail: req.action.detail.clone(),
+                    requester: format!("{}/{session}", req.agent),
+                    expires_at: now + chrono::Duration::from_std(self.ttl)?,
+                },
+                now,
+            )
+            .await?;
+        self.store
+            .transition(task, Some(&worker), TaskStatus::WaitingApproval, None, now)
+            .await?;
+        self.bump();
+        let mut changes = self.changes.subscribe();
+        let answer = loop {
+            let a = self
+                .store
+                .approval(&record.id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("approval {} vanished", record.id))?;
+            match a.status {
+                ApprovalStatus::Approved => {
+                    break ApprovalAnswer::Approved {
+                        approver: a.decided_by.unwrap_or_else(|| "api".into()),
+                    };
+                }
+                ApprovalStatus::Denied => {
+                    break ApprovalAnswer::Denied {
+                        by: a.decided_by.unwrap_or_else(|| "api".into()),
+                    };
+                }
+                ApprovalStatus::Expired => break ApprovalAnswer::Unavailable,
+                ApprovalStatus::Pending => {}
+            }
+            let left = (a.expires_at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                self.store.expire_approvals(Utc::now()).await?;
+                continue;
+            }
+            // Any task or approval change wakes us; re-read.
+            let _ = tokio::time::timeout(left, changes.changed()).await;
+            let canceled = matches!(
+                self.store.task(task).await?,
+                Some(t) if t.status.is_terminal()
+            );
+            if canceled {
+                return Ok(ApprovalAnswer::Denied {
+                    by: "task canceled".into(),
+                });
+            }
+        };
+        self.store
+            .transition(task, Some(&worker), TaskStatus::Running, None, Utc::now())
+            .await?;
+        self.bump();
+        Ok(answer)
+    }
+}
+
+impl Approver for TaskApprover {
+    fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> ApprovalFuture<'a> {
+        Box::pin(async move {
+            match self.decide(request).await {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("pincer serve: approval for {} failed: {e:#}", request.agent);
+                    ApprovalAnswer::Unavailable
+                }
+            }
+        })
     }
 }

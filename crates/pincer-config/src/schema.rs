@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     /// are ended (never re-run) once this passes.
     #[serde(default = "default_lease")]
     pub lease_secs: u64,
+    /// How long an approval request waits for a decision before it counts as denied.
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +66,7 @@ impl Default for GatewayConfig {
             allow_non_loopback: false,
             workers: default_workers(),
             lease_secs: default_lease(),
+            approval_ttl_secs: default_approval_ttl(),
         }
     }
 }
@@ -73,6 +77,10 @@ fn default_workers() -> usize {
 
 fn default_lease() -> u64 {
     30
+}
+
+fn default_approval_ttl() -> u64 {
+    600
 }
 
 fn default_bind() -> SocketAddr {
@@ -466,6 +474,12 @@ impl Config {
                     "unsupported version {} (this Pincer reads version {CONFIG_VERSION})",
                     self.version
                 ),
+            ));
+        }
+        if !(1..=86_400).contains(&self.gateway.approval_ttl_secs) {
+            errs.push((
+                "gateway.approval_ttl_secs".to_owned(),
+                "must be 1..=86400".into(),
             ));
         }
         if !(1..=3600).contains(&self.gateway.lease_secs) {

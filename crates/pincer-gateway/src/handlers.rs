@@ -152,7 +152,7 @@ fn task_id(s: &str) -> Result<TaskId, ApiError> {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct GetQuery {
-    /// Wait up to this many seconds (at most 60) for the task to end.
+    /// Wait up to this many seconds (at most 60) until the task ends or waits for an approval.
     #[serde(default)]
     wait_secs: Option<u64>,
 }
@@ -173,7 +173,8 @@ pub(crate) async fn get_task(
             .await
             .map_err(task_error)?
             .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-        if t.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+        let needs_attention = t.status.is_terminal() || t.status == TaskStatus::WaitingApproval;
+        if needs_attention || tokio::time::Instant::now() >= deadline {
             return Ok(Json(json!({"task": t})));
         }
         // Any task change wakes us; re-read and decide again.
@@ -291,5 +292,6 @@ pub(crate) async fn decide_approval(
         .decide(&id, approve, &format!("token:{}", who.name), Utc::now())
         .await
         .map_err(approval_error)?;
+    st.changed();
     Ok(Json(json!({"approval": a})))
 }

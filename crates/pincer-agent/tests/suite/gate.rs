@@ -39,6 +39,7 @@ async fn no_audit_no_tool() {
         ctx: &ctx,
         policy: &policy,
         run_id: None,
+        session: None,
         origin: "test",
     };
     let args = r#"{"path": "a.txt", "content": "x"}"#;

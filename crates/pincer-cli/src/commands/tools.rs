@@ -88,6 +88,7 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     ctx: &ctx,
                     policy: &policy,
                     run_id: None,
+                    session: None,
                     origin: "cli",
                 };
                 anyhow::Ok(gate.call(scope, &call_id, &tool, &args).await)

@@ -322,3 +322,98 @@ async fn after_kill_9_no_task_is_stuck_none_runs_twice_and_the_audit_verifies() 
     let out = home.run(&["tokens", "list", "--json"], "").await;
     assert!(stdout(&out).contains("\"t\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_the_api() {
+    use pincer_testkit::{Reply, ScriptedCall};
+    // Replacing an existing file is L2: it needs approval in balanced mode.
+    let server = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "fs_write".into(),
+                arguments: serde_json::json!({"path": "notes.txt", "content": "approved text"}),
+            }],
+            text: String::new(),
+        },
+        Reply::text("written"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let notes = home.path().join("workspaces/main/notes.txt");
+    std::fs::write(&notes, "old text").unwrap();
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "ops",
+                "--scopes",
+                "tasks:read,tasks:write,approvals:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let (path, notes_in) = (home.path(), notes.clone());
+    let (mut child, parked, while_parked, pending, decided, done) =
+        tokio::task::spawn_blocking(move || {
+            let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+            let (_, created) = request(
+                &addr,
+                "POST",
+                "/v1/tasks",
+                &token,
+                Some(r#"{"agent": "main", "message": "update the notes"}"#),
+            );
+            let id = created["task"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let wait = format!("/v1/tasks/{id}?wait_secs=30");
+            let parked = request(&addr, "GET", &wait, &token, None);
+            let while_parked = std::fs::read_to_string(&notes_in).unwrap();
+            let pending = request(&addr, "GET", "/v1/approvals?status=PENDING", &token, None);
+            let approval = pending.1["approvals"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let decided = request(
+                &addr,
+                "POST",
+                &format!("/v1/approvals/{approval}/decision"),
+                &token,
+                Some(r#"{"decision": "APPROVE"}"#),
+            );
+            let done = request(&addr, "GET", &wait, &token, None);
+            (child, parked, while_parked, pending, decided, done)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        parked.1["task"]["status"], "WAITING_APPROVAL",
+        "{:?}",
+        parked.1
+    );
+    let a = &pending.1["approvals"][0];
+    assert_eq!(a["tool"], "fs.write", "{a}");
+    assert_eq!(a["tier"], "L2_DESTRUCTIVE");
+    assert_eq!(a["digest"].as_str().unwrap().len(), 64);
+    // Nothing was written while the task waited.
+    assert_eq!(while_parked, "old text");
+    assert_eq!(decided.0, 200, "{:?}", decided.1);
+    assert_eq!(decided.1["approval"]["decided_by"], "token:ops");
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(done.1["task"]["output"], "written");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "approved text");
+    assert_eq!(term(&mut child), Some(0));
+    let out = home
+        .run(
+            &["audit", "search", "--type", "approval.granted", "--json"],
+            "",
+        )
+        .await;
+    assert!(stdout(&out).contains("token:ops"), "{}", stdout(&out));
+}
