@@ -37,6 +37,11 @@ pub(crate) enum Command {
     },
     /// Run the HTTP API (loopback by default) until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// List pending approvals and decide them (also possible through the API).
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
     /// Create, list, revoke and rotate API tokens for `pincer serve`.
     Tokens {
         #[command(subcommand)]
@@ -46,6 +51,29 @@ pub(crate) enum Command {
     Sandbox {
         #[command(subcommand)]
         command: SandboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// Approval requests, newest first (default: pending only).
+    List {
+        /// Show every state, not only pending.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve one request: exactly the action with its digest may run.
+    Approve {
+        /// Approval id (`apr_…`).
+        id: String,
+    },
+    /// Deny one request.
+    Deny {
+        /// Approval id (`apr_…`).
+        id: String,
     },
 }
 

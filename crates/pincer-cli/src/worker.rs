@@ -341,8 +341,9 @@ impl TaskApprover {
                 self.store.expire_approvals(Utc::now()).await?;
                 continue;
             }
-            // Any task or approval change wakes us; re-read.
-            let _ = tokio::time::timeout(left, changes.changed()).await;
+            // A change in this process wakes us at once; a decision taken by another process
+            // (`pincer approvals approve`) is seen within a second.
+            let _ = tokio::time::timeout(left.min(IDLE), changes.changed()).await;
             let canceled = matches!(
                 self.store.task(task).await?,
                 Some(t) if t.status.is_terminal()

@@ -152,7 +152,8 @@ fn task_id(s: &str) -> Result<TaskId, ApiError> {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct GetQuery {
-    /// Wait up to this many seconds (at most 60) until the task ends or waits for an approval.
+    /// Wait up to this many seconds (at most 60) until the task ends or starts waiting for an
+    /// approval.
     #[serde(default)]
     wait_secs: Option<u64>,
 }
@@ -166,6 +167,7 @@ pub(crate) async fn get_task(
     let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = st.changes.subscribe();
+    let mut initial = None;
     loop {
         let t = st
             .store
@@ -173,7 +175,11 @@ pub(crate) async fn get_task(
             .await
             .map_err(task_error)?
             .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-        let needs_attention = t.status.is_terminal() || t.status == TaskStatus::WaitingApproval;
+        // Return when it ends, or when it starts waiting for an approval (a task already
+        // waiting when the call came in is waited on until that changes).
+        let first = *initial.get_or_insert(t.status);
+        let needs_attention = t.status.is_terminal()
+            || (t.status == TaskStatus::WaitingApproval && first != TaskStatus::WaitingApproval);
         if needs_attention || tokio::time::Instant::now() >= deadline {
             return Ok(Json(json!({"task": t})));
         }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod approvals;
 mod ask;
 mod audit;
 mod chat;
@@ -26,6 +27,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
+        Command::Approvals { command } => approvals::run(command, env),
         Command::Serve(args) => serve::run(args, env),
     }
 }

@@ -417,3 +417,81 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
         .await;
     assert!(stdout(&out).contains("token:ops"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_can_deny_from_the_cli_and_the_run_carries_on_without_the_action() {
+    use pincer_testkit::{Reply, ScriptedCall};
+    let server = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "fs_write".into(),
+                arguments: serde_json::json!({"path": "notes.txt", "content": "unwanted"}),
+            }],
+            text: String::new(),
+        },
+        Reply::text("understood, left it alone"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let notes = home.path().join("workspaces/main/notes.txt");
+    std::fs::write(&notes, "keep me").unwrap();
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "tasks:read,tasks:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let path = home.path();
+    let (child, addr, wait) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let (_, created) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &token,
+            Some(r#"{"agent": "main", "message": "overwrite the notes"}"#),
+        );
+        let id = created["task"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let wait = format!("/v1/tasks/{id}?wait_secs=30");
+        let parked = request(&addr, "GET", &wait, &token, None);
+        assert_eq!(
+            parked.1["task"]["status"], "WAITING_APPROVAL",
+            "{:?}",
+            parked.1
+        );
+        (child, addr, (wait, token))
+    })
+    .await
+    .unwrap();
+    let out = home.run(&["approvals", "list", "--json"], "").await;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let out = home.run(&["approvals", "deny", &id], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("DENIED"));
+    // Deciding twice is refused.
+    let out = home.run(&["approvals", "approve", &id], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let mut child = child;
+    let done = tokio::task::spawn_blocking(move || request(&addr, "GET", &wait.0, &wait.1, None))
+        .await
+        .unwrap();
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(done.1["task"]["output"], "understood, left it alone");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "keep me");
+    assert_eq!(term(&mut child), Some(0));
+}
