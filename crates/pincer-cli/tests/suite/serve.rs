@@ -323,40 +323,46 @@ async fn after_kill_9_no_task_is_stuck_none_runs_twice_and_the_audit_verifies() 
     assert!(stdout(&out).contains("\"t\""));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_the_api() {
+/// A served home whose model first replaces `notes.txt` (L2: needs approval) with `content`,
+/// then answers `after`. Returns the model, the home, the notes path and a token with
+/// `tasks:read,tasks:write,approvals:write`.
+async fn approval_scenario(
+    content: &str,
+    after: &str,
+    original: &str,
+) -> (FakeLlm, Home, std::path::PathBuf, String) {
     use pincer_testkit::{Reply, ScriptedCall};
-    // Replacing an existing file is L2: it needs approval in balanced mode.
     let server = FakeLlm::start(vec![
         Reply::ToolCalls {
             calls: vec![ScriptedCall {
                 name: "fs_write".into(),
-                arguments: serde_json::json!({"path": "notes.txt", "content": "approved text"}),
+                arguments: serde_json::json!({"path": "notes.txt", "content": content}),
             }],
             text: String::new(),
         },
-        Reply::text("written"),
+        Reply::text(after),
     ])
     .await
     .unwrap();
     let home = Home::new();
     home.init(&server.base_url()).await;
     let notes = home.path().join("workspaces/main/notes.txt");
-    std::fs::write(&notes, "old text").unwrap();
+    std::fs::write(&notes, original).unwrap();
+    let scopes = "tasks:read,tasks:write,approvals:write";
     let out = home
         .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "ops",
-                "--scopes",
-                "tasks:read,tasks:write,approvals:write",
-            ],
+            &["tokens", "create", "--name", "ops", "--scopes", scopes],
             "",
         )
         .await;
     let token = stdout(&out).trim().to_owned();
+    (server, home, notes, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_the_api() {
+    let (_server, home, notes, token) =
+        approval_scenario("approved text", "written", "old text").await;
     let (path, notes_in) = (home.path(), notes.clone());
     let (mut child, parked, while_parked, pending, decided, done) =
         tokio::task::spawn_blocking(move || {
@@ -420,37 +426,8 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_can_deny_from_the_cli_and_the_run_carries_on_without_the_action() {
-    use pincer_testkit::{Reply, ScriptedCall};
-    let server = FakeLlm::start(vec![
-        Reply::ToolCalls {
-            calls: vec![ScriptedCall {
-                name: "fs_write".into(),
-                arguments: serde_json::json!({"path": "notes.txt", "content": "unwanted"}),
-            }],
-            text: String::new(),
-        },
-        Reply::text("understood, left it alone"),
-    ])
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
-    let notes = home.path().join("workspaces/main/notes.txt");
-    std::fs::write(&notes, "keep me").unwrap();
-    let out = home
-        .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "tasks:read,tasks:write",
-            ],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
+    let (_server, home, notes, token) =
+        approval_scenario("unwanted", "understood, left it alone", "keep me").await;
     let path = home.path();
     let (child, addr, wait) = tokio::task::spawn_blocking(move || {
         let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
