@@ -301,3 +301,49 @@ pub(crate) async fn decide_approval(
     st.changed();
     Ok(Json(json!({"approval": a})))
 }
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuditQuery {
+    /// Only events whose type starts with this (`tool.`, `approval.granted`).
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    /// Only events after this sequence number (paging cursor).
+    #[serde(default)]
+    after: Option<u64>,
+    /// Most events returned (default 100, at most 1000).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Audit events in log order, filtered by type prefix, paged by sequence number.
+pub(crate) async fn audit_events(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let dir = st
+        .audit_dir
+        .clone()
+        .ok_or_else(|| ApiError::not_found("this server has no audit log"))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let all = tokio::task::spawn_blocking(move || pincer_audit::entries(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let mut events: Vec<Value> = all
+        .into_iter()
+        .filter(|e| q.after.is_none_or(|a| e.seq > a))
+        .filter(|e| {
+            q.kind
+                .as_deref()
+                .is_none_or(|k| e.event["type"].as_str().is_some_and(|t| t.starts_with(k)))
+        })
+        .take(limit + 1)
+        .map(|e| json!({"seq": e.seq, "ts": e.ts, "event": e.event}))
+        .collect();
+    let more = events.len() > limit;
+    events.truncate(limit);
+    let next = events.last().and_then(|e| e["seq"].as_u64());
+    Ok(Json(
+        json!({"events": events, "more": more, "next_after": next}),
+    ))
+}

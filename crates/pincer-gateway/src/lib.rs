@@ -63,6 +63,8 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Bumped whenever a task changes (wakes `GET /v1/tasks/{id}?wait_secs=`).
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// The audit log directory, for `GET /v1/audit-events` (`None`: the route answers 404).
+    pub audit_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             limiter: AuthLimiter::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             changes: tokio::sync::watch::channel(0).0,
+            audit_dir: None,
         }
     }
 
@@ -135,6 +138,10 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 Access::Scoped(Scope::ApprovalsWrite),
             ),
             post(h::decide_approval),
+        ),
+        (
+            r("GET", "/v1/audit-events", Access::Scoped(Scope::AuditRead)),
+            get(h::audit_events),
         ),
     ]
 }

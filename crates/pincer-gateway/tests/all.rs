@@ -24,10 +24,22 @@ impl Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
-        let state = Arc::new(AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             ["main".parse().unwrap()].into_iter().collect(),
-        ));
+        );
+        let audit_dir = dir.path().join("audit");
+        let log = pincer_audit::AuditLog::open(
+            &audit_dir,
+            pincer_audit::Redactor::new(Vec::new(), &[]).unwrap(),
+        )
+        .unwrap();
+        for i in 0..5 {
+            log.append("tool.call", json!({"n": i})).unwrap();
+            log.append("policy.decision", json!({"n": i})).unwrap();
+        }
+        state.audit_dir = Some(audit_dir);
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -303,4 +315,41 @@ async fn approvals_are_decided_once_by_a_token_with_the_scope() {
     assert_eq!(b["approval"]["decided_by"], "token:ops");
     let (st, _) = s.call("POST", &path, Some(&approver), Some(approve)).await;
     assert_eq!(st, 409);
+}
+
+#[tokio::test]
+async fn audit_events_filter_and_page_and_need_their_scope() {
+    let s = Server::start().await;
+    let reader = s.token("tasks", &[Scope::TasksRead]).await;
+    let auditor = s.token("auditor", &[Scope::AuditRead]).await;
+    let (st, _) = s.call("GET", "/v1/audit-events", Some(&reader), None).await;
+    assert_eq!(st, 403);
+    let (st, page) = s
+        .call(
+            "GET",
+            "/v1/audit-events?type=tool.&limit=3",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["event"]["type"] == "tool.call"));
+    assert_eq!(page["more"], true);
+    let after = page["next_after"].as_u64().unwrap();
+    let (_, rest) = s
+        .call(
+            "GET",
+            &format!("/v1/audit-events?type=tool.&after={after}"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["more"], false);
+    let (_, all) = s
+        .call("GET", "/v1/audit-events?limit=1000", Some(&auditor), None)
+        .await;
+    assert_eq!(all["events"].as_array().unwrap().len(), 10);
 }

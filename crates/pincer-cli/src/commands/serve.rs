@@ -50,10 +50,9 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         runtime::audit_config(&home, &config, env, kind, fields);
     };
     rt.block_on(async {
-        let state = Arc::new(AppState::new(
-            store.clone(),
-            config.agents.keys().cloned().collect(),
-        ));
+        let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
+        state.audit_dir = Some(home.audit_dir());
+        let state = Arc::new(state);
         let pool = Arc::new(worker::Pool::new(
             home.clone(),
             config.clone(),
