@@ -16,12 +16,13 @@ use std::time::Duration;
 use chrono::Utc;
 use pincer_agent::{ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver};
 use pincer_config::{Config, PincerHome};
+use pincer_gateway::EventBus;
 use pincer_store::{
     ApprovalStatus, ApprovalStore, NewApproval, SqliteStore, Store, TaskQueue, TaskRecord,
 };
 use pincer_types::{AgentId, RunStatus, SessionId, TaskId, TaskStatus};
 use serde_json::json;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::Env;
@@ -41,8 +42,8 @@ pub(crate) struct Pool {
     pub store: Arc<SqliteStore>,
     /// Woken when a task is submitted.
     pub wake: Arc<Notify>,
-    /// Bumped whenever a task changes.
-    pub changes: watch::Sender<u64>,
+    /// Task and approval events (also wakes waiters).
+    pub events: Arc<EventBus>,
     runtimes: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
     /// The running task of each session (one at most), for the approver.
     active: Active,
@@ -62,7 +63,7 @@ impl Pool {
         env: Env,
         store: Arc<SqliteStore>,
         wake: Arc<Notify>,
-        changes: watch::Sender<u64>,
+        events: Arc<EventBus>,
     ) -> Self {
         Self {
             home,
@@ -70,7 +71,7 @@ impl Pool {
             env,
             store,
             wake,
-            changes,
+            events,
             runtimes: Mutex::new(HashMap::new()),
             active: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
@@ -80,8 +81,11 @@ impl Pool {
         Duration::from_secs(self.config.gateway.lease_secs)
     }
 
-    pub(crate) fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    fn publish(&self, kind: &str, task: &TaskRecord) {
+        self.events.publish(
+            kind,
+            json!({"task": task.id, "agent": task.agent, "status": task.status}),
+        );
     }
 
     /// The agent's runtime, built once.
@@ -99,7 +103,7 @@ impl Pool {
                 Arc::new(TaskApprover {
                     store: self.store.clone(),
                     active: self.active.clone(),
-                    changes: self.changes.clone(),
+                    events: self.events.clone(),
                     ttl: Duration::from_secs(self.config.gateway.approval_ttl_secs),
                 }),
             )
@@ -150,8 +154,8 @@ pub(crate) async fn recover(pool: &Pool) {
                     "task.recovered",
                     json!({"task": id.to_string()}),
                 );
+                pool.events.publish("task.recovered", json!({"task": id}));
             }
-            pool.changed();
         }
         Ok(_) => {}
         Err(e) => eprintln!("pincer serve: recovering tasks failed: {e}"),
@@ -162,9 +166,8 @@ async fn work(pool: Arc<Pool>, name: String, stop: CancellationToken) {
     while !stop.is_cancelled() {
         match pool.store.claim(&name, Utc::now(), pool.lease()).await {
             Ok(Some(task)) => {
-                pool.changed();
+                pool.publish("task.running", &task);
                 run_task(&pool, &name, task).await;
-                pool.changed();
             }
             Ok(None) => {
                 tokio::select! {
@@ -276,15 +279,11 @@ impl Drop for Deactivate {
 struct TaskApprover {
     store: Arc<SqliteStore>,
     active: Active,
-    changes: watch::Sender<u64>,
+    events: Arc<EventBus>,
     ttl: Duration,
 }
 
 impl TaskApprover {
-    fn bump(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
     async fn decide(&self, req: &ApprovalRequest) -> anyhow::Result<ApprovalAnswer> {
         let Some(session) = req.session else {
             return Ok(ApprovalAnswer::Unavailable);
@@ -312,8 +311,12 @@ impl TaskApprover {
         self.store
             .transition(task, Some(&worker), TaskStatus::WaitingApproval, None, now)
             .await?;
-        self.bump();
-        let mut changes = self.changes.subscribe();
+        self.events.publish(
+            "approval.requested",
+            json!({"approval": record.id, "task": task, "tool": record.tool,
+                   "tier": record.tier, "reason": record.reason, "expires_at": record.expires_at}),
+        );
+        let mut changes = self.events.subscribe();
         let answer = loop {
             let a = self
                 .store
@@ -357,7 +360,7 @@ impl TaskApprover {
         self.store
             .transition(task, Some(&worker), TaskStatus::Running, None, Utc::now())
             .await?;
-        self.bump();
+        self.events.publish("task.running", json!({"task": task}));
         Ok(answer)
     }
 }

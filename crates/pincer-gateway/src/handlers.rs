@@ -135,7 +135,10 @@ pub(crate) async fn create_task(
         .map_err(task_error)?;
     if created {
         st.wake.notify_one();
-        st.changed();
+        st.events.publish(
+            "task.queued",
+            json!({"task": task.id, "agent": task.agent, "session_key": task.session_key}),
+        );
     }
     let status = if created {
         StatusCode::CREATED
@@ -166,7 +169,7 @@ pub(crate) async fn get_task(
     let id = task_id(&id)?;
     let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = st.changes.subscribe();
+    let mut changes = st.events.subscribe();
     let mut initial = None;
     loop {
         let t = st
@@ -233,7 +236,8 @@ pub(crate) async fn cancel_task(
         )
         .await
         .map_err(task_error)?;
-    st.changed();
+    st.events
+        .publish("task.canceled", json!({"task": t.id, "agent": t.agent}));
     Ok(Json(json!({"task": t})))
 }
 
@@ -298,7 +302,10 @@ pub(crate) async fn decide_approval(
         .decide(&id, approve, &format!("token:{}", who.name), Utc::now())
         .await
         .map_err(approval_error)?;
-    st.changed();
+    st.events.publish(
+        "approval.decided",
+        json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": a.decided_by}),
+    );
     Ok(Json(json!({"approval": a})))
 }
 
@@ -346,4 +353,52 @@ pub(crate) async fn audit_events(
     Ok(Json(
         json!({"events": events, "more": more, "next_after": next}),
     ))
+}
+
+/// Server-sent events: every task and approval event, resumable with `Last-Event-ID`.
+pub(crate) async fn events(
+    State(st): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    // Without Last-Event-ID a client starts from now.
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| st.events.latest());
+    let rx = st.events.subscribe();
+    let stream = futures_util::stream::unfold(
+        (st, rx, last, std::collections::VecDeque::<Event>::new()),
+        |(st, mut rx, mut last, mut pending)| async move {
+            loop {
+                if let Some(e) = pending.pop_front() {
+                    return Some((Ok(e), (st, rx, last, pending)));
+                }
+                let (batch, gap) = st.events.since(last);
+                if gap {
+                    pending.push_back(
+                        Event::default()
+                            .event("gap")
+                            .data(r#"{"message":"events were missed; re-read state"}"#),
+                    );
+                }
+                for e in batch {
+                    last = e.id;
+                    pending.push_back(
+                        Event::default()
+                            .id(e.id.to_string())
+                            .event(e.kind)
+                            .data(e.data.to_string()),
+                    );
+                }
+                if pending.is_empty() && rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

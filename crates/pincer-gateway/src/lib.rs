@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod handlers;
 
 use std::collections::BTreeSet;
@@ -26,6 +27,7 @@ use pincer_types::{AgentId, Scope};
 
 pub use auth::{AuthLimiter, MAX_FAILURES};
 pub use error::ApiError;
+pub use events::{BusEvent, EventBus};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -61,8 +63,8 @@ pub struct AppState {
     pub limiter: AuthLimiter,
     /// Notified when a task is submitted (wakes a worker).
     pub wake: Arc<tokio::sync::Notify>,
-    /// Bumped whenever a task changes (wakes `GET /v1/tasks/{id}?wait_secs=`).
-    pub changes: tokio::sync::watch::Sender<u64>,
+    /// Task and approval events (`GET /v1/events`; also wakes `wait_secs` waiters).
+    pub events: Arc<EventBus>,
     /// The audit log directory, for `GET /v1/audit-events` (`None`: the route answers 404).
     pub audit_dir: Option<std::path::PathBuf>,
 }
@@ -75,14 +77,9 @@ impl AppState {
             agents,
             limiter: AuthLimiter::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
-            changes: tokio::sync::watch::channel(0).0,
+            events: Arc::new(EventBus::default()),
             audit_dir: None,
         }
-    }
-
-    /// Marks that a task changed.
-    pub fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -142,6 +139,10 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
         (
             r("GET", "/v1/audit-events", Access::Scoped(Scope::AuditRead)),
             get(h::audit_events),
+        ),
+        (
+            r("GET", "/v1/events", Access::Scoped(Scope::TasksRead)),
+            get(h::events),
         ),
     ]
 }

@@ -353,3 +353,66 @@ async fn audit_events_filter_and_page_and_need_their_scope() {
         .await;
     assert_eq!(all["events"].as_array().unwrap().len(), 10);
 }
+
+/// Reads an SSE response until `needle` appears (bounded), returning the text so far.
+async fn read_until(resp: &mut reqwest::Response, needle: &str) -> String {
+    let mut text = String::new();
+    while !text.contains(needle) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("event in time")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+#[tokio::test]
+async fn events_stream_live_and_replay_from_last_event_id() {
+    let s = Server::start().await;
+    let t = s.token("w", &[Scope::TasksRead, Scope::TasksWrite]).await;
+    let mut live = s
+        .http
+        .get(format!("{}/v1/events", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+    assert_eq!(
+        live.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let (_, created) = s
+        .call(
+            "POST",
+            "/v1/tasks",
+            Some(&t),
+            Some(json!({"agent": "main", "message": "x"})),
+        )
+        .await;
+    let id = created["task"]["id"].as_str().unwrap();
+    let text = read_until(&mut live, "task.queued").await;
+    let text = if text.contains(id) {
+        text
+    } else {
+        read_until(&mut live, id).await
+    };
+    assert!(text.contains("id: 1"), "{text}");
+    s.call("POST", &format!("/v1/tasks/{id}/cancel"), Some(&t), None)
+        .await;
+    read_until(&mut live, "task.canceled").await;
+    // A client that saw event 1 reconnects and gets exactly what it missed.
+    let mut again = s
+        .http
+        .get(format!("{}/v1/events", s.base))
+        .bearer_auth(&t)
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    let replay = read_until(&mut again, "task.canceled").await;
+    assert!(!replay.contains("task.queued"), "{replay}");
+    assert!(replay.contains("id: 2"), "{replay}");
+}

@@ -59,7 +59,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
             env.clone(),
             store.clone(),
             state.wake.clone(),
-            state.changes.clone(),
+            state.events.clone(),
         ));
         // Tasks a crash interrupted end before anything is claimed.
         worker::recover(&pool).await;
