@@ -74,15 +74,22 @@ pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Value
     Ok(Json(json!({"status": "ready"})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateTask {
+    /// The agent that runs it.
     agent: String,
+    /// The message (1 to 65536 bytes).
     message: String,
+    /// Session name (default `default`); one task runs at a time per session.
     #[serde(default)]
     session: Option<String>,
+    /// Same key, same task: a retried submission does not create a second one.
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// Seconds until the task is `TIMED_OUT` (1..=86400); default: the agent's run timeout.
+    #[serde(default)]
+    timeout_secs: Option<u64>,
 }
 
 pub(crate) async fn create_task(
@@ -116,6 +123,20 @@ pub(crate) async fn create_task(
             "idempotency_key must be 1 to 200 bytes",
         ));
     }
+    if body
+        .timeout_secs
+        .is_some_and(|t| !(1..=86_400).contains(&t))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "timeout_secs must be 1..=86400",
+        ));
+    }
+    let now = Utc::now();
+    let deadline = body
+        .timeout_secs
+        .and_then(|t| i64::try_from(t).ok())
+        .map(|t| now + chrono::Duration::seconds(t));
     let session = body.session.as_deref().unwrap_or("default");
     let session_key = SessionKey::for_peer(&agent, "api", session)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("session: {e}")))?;
@@ -127,9 +148,9 @@ pub(crate) async fn create_task(
                 session_key,
                 input: body.message,
                 idempotency_key: body.idempotency_key,
-                deadline: None,
+                deadline,
             },
-            Utc::now(),
+            now,
         )
         .await
         .map_err(task_error)?;
@@ -277,13 +298,14 @@ pub(crate) async fn list_approvals(
     Ok(Json(json!({"approvals": list})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Decision {
+    /// `APPROVE` or `DENY`.
     decision: DecisionKind,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 enum DecisionKind {
     Approve,
@@ -401,4 +423,24 @@ pub(crate) async fn events(
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+fn schema<T: schemars::JsonSchema>() -> Value {
+    let mut v = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("$schema");
+    }
+    v
+}
+
+pub(crate) fn create_task_schema() -> Value {
+    schema::<CreateTask>()
+}
+
+pub(crate) fn decision_schema() -> Value {
+    schema::<Decision>()
+}
+
+pub(crate) async fn openapi() -> Json<Value> {
+    Json(crate::openapi())
 }

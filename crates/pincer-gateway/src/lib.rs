@@ -42,7 +42,7 @@ pub enum Access {
 }
 
 /// A declared route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouteDef {
     /// Method.
     pub method: &'static str,
@@ -50,6 +50,10 @@ pub struct RouteDef {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// What it does (for `/openapi.json`).
+    pub summary: &'static str,
+    /// JSON Schema of its request body, if it takes one.
+    pub body: Option<fn() -> serde_json::Value>,
 }
 
 /// What the handlers share.
@@ -93,58 +97,134 @@ type Handler = MethodRouter<Arc<AppState>>;
 pub fn routes() -> Vec<(RouteDef, Handler)> {
     use axum::routing::{get, post};
     use handlers as h;
-    let r = |method, path, access| RouteDef {
+    let r = |method, path, access, summary| RouteDef {
         method,
         path,
         access,
+        summary,
+        body: None,
     };
+    let with_body = |def: RouteDef, body: fn() -> serde_json::Value| RouteDef {
+        body: Some(body),
+        ..def
+    };
+    let read = Access::Scoped(Scope::TasksRead);
+    let write = Access::Scoped(Scope::TasksWrite);
     vec![
-        (r("GET", "/healthz", Access::Public), get(h::healthz)),
         (
-            r("GET", "/readyz", Access::Scoped(Scope::TasksRead)),
+            r("GET", "/healthz", Access::Public, "Liveness"),
+            get(h::healthz),
+        ),
+        (
+            r("GET", "/readyz", read, "Readiness (store reachable)"),
             get(h::readyz),
         ),
         (
-            r("POST", "/v1/tasks", Access::Scoped(Scope::TasksWrite)),
+            r("GET", "/openapi.json", read, "This document"),
+            get(h::openapi),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/tasks",
+                    write,
+                    "Submit a task (idempotent with a key)",
+                ),
+                h::create_task_schema,
+            ),
             post(h::create_task),
         ),
         (
-            r("GET", "/v1/tasks", Access::Scoped(Scope::TasksRead)),
+            r("GET", "/v1/tasks", read, "List tasks (?status=&limit=)"),
             get(h::list_tasks),
         ),
         (
-            r("GET", "/v1/tasks/{id}", Access::Scoped(Scope::TasksRead)),
+            r(
+                "GET",
+                "/v1/tasks/{id}",
+                read,
+                "One task (?wait_secs= waits for an end or an approval)",
+            ),
             get(h::get_task),
         ),
         (
-            r(
-                "POST",
-                "/v1/tasks/{id}/cancel",
-                Access::Scoped(Scope::TasksWrite),
-            ),
+            r("POST", "/v1/tasks/{id}/cancel", write, "Cancel a task"),
             post(h::cancel_task),
         ),
         (
-            r("GET", "/v1/approvals", Access::Scoped(Scope::TasksRead)),
+            r(
+                "GET",
+                "/v1/approvals",
+                read,
+                "List approvals (?status=&limit=)",
+            ),
             get(h::list_approvals),
         ),
         (
-            r(
-                "POST",
-                "/v1/approvals/{id}/decision",
-                Access::Scoped(Scope::ApprovalsWrite),
+            with_body(
+                r(
+                    "POST",
+                    "/v1/approvals/{id}/decision",
+                    Access::Scoped(Scope::ApprovalsWrite),
+                    "Approve or deny, once",
+                ),
+                h::decision_schema,
             ),
             post(h::decide_approval),
         ),
         (
-            r("GET", "/v1/audit-events", Access::Scoped(Scope::AuditRead)),
+            r(
+                "GET",
+                "/v1/audit-events",
+                Access::Scoped(Scope::AuditRead),
+                "Audit events (?type=&after=&limit=)",
+            ),
             get(h::audit_events),
         ),
         (
-            r("GET", "/v1/events", Access::Scoped(Scope::TasksRead)),
+            r(
+                "GET",
+                "/v1/events",
+                read,
+                "Server-sent task and approval events (Last-Event-ID)",
+            ),
             get(h::events),
         ),
     ]
+}
+
+/// The OpenAPI 3.1 document, generated from [`routes`].
+pub fn openapi() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for (def, _) in routes() {
+        let mut op = serde_json::json!({
+            "summary": def.summary,
+            "responses": {
+                "200": {"description": "OK (JSON; `/v1/events` is text/event-stream)"},
+                "default": {"description": "Error: {\"error\": {\"code\", \"message\"}}"}
+            }
+        });
+        if let Access::Scoped(scope) = def.access {
+            op["security"] = serde_json::json!([{"bearer": [scope.as_str()]}]);
+        }
+        if let Some(body) = def.body {
+            op["requestBody"] = serde_json::json!({
+                "required": true,
+                "content": {"application/json": {"schema": body()}}
+            });
+        }
+        let entry = paths
+            .entry(def.path.to_owned())
+            .or_insert_with(|| serde_json::json!({}));
+        entry[def.method.to_ascii_lowercase()] = op;
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Pincer", "version": env!("CARGO_PKG_VERSION")},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    })
 }
 
 /// The router: every declared route behind its access check, bounded bodies, JSON 404s.

@@ -416,3 +416,29 @@ async fn events_stream_live_and_replay_from_last_event_id() {
     assert!(!replay.contains("task.queued"), "{replay}");
     assert!(replay.contains("id: 2"), "{replay}");
 }
+
+#[tokio::test]
+async fn openapi_describes_every_declared_route_with_its_scope() {
+    let s = Server::start().await;
+    let t = s.token("r", &[Scope::TasksRead]).await;
+    let (st, doc) = s.call("GET", "/openapi.json", Some(&t), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (def, _) in routes() {
+        let op = &doc["paths"][def.path][def.method.to_ascii_lowercase()];
+        assert!(op.is_object(), "{} {} missing", def.method, def.path);
+        match def.access {
+            Access::Public => assert!(op.get("security").is_none()),
+            Access::Scoped(scope) => assert_eq!(op["security"][0]["bearer"][0], scope.as_str()),
+        }
+    }
+    let body =
+        &doc["paths"]["/v1/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert!(body["properties"]["agent"].is_object(), "{body}");
+    assert!(
+        body["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("message"))
+    );
+}

@@ -472,3 +472,58 @@ async fn an_operator_can_deny_from_the_cli_and_the_run_carries_on_without_the_ac
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "keep me");
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_past_its_timeout_is_timed_out_and_its_run_stopped() {
+    use pincer_testkit::Reply;
+    let server = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 120_000,
+        reply: Box::new(Reply::text("never")),
+    }])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "tasks:read,tasks:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let path = home.path();
+    let (mut child, done) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let (_, created) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &token,
+            Some(r#"{"agent": "main", "message": "slow", "timeout_secs": 1}"#),
+        );
+        let id = created["task"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let done = request(
+            &addr,
+            "GET",
+            &format!("/v1/tasks/{id}?wait_secs=30"),
+            &token,
+            None,
+        );
+        (child, done)
+    })
+    .await
+    .unwrap();
+    assert_eq!(done.1["task"]["status"], "TIMED_OUT", "{:?}", done.1);
+    // The server still stops promptly: the timed-out run was canceled, not left hanging.
+    assert_eq!(term(&mut child), Some(0));
+}
