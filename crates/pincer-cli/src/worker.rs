@@ -221,15 +221,16 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
         },
         Err(e) => (TaskStatus::Failed, Some(format!("{e:#}"))),
     };
-    if let Err(e) = pool
+    match pool
         .store
         .transition(task.id, Some(worker), to, detail, Utc::now())
         .await
     {
-        eprintln!(
+        Ok(t) => pool.publish(&format!("task.{}", to.as_str().to_ascii_lowercase()), &t),
+        Err(e) => eprintln!(
             "pincer serve: {worker}: recording the end of task {}: {e}",
             task.id
-        );
+        ),
     }
     runtime::audit_config(
         &pool.home,

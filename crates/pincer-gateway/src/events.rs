@@ -27,6 +27,7 @@ pub struct BusEvent {
 pub struct EventBus {
     ring: Mutex<VecDeque<BusEvent>>,
     latest: watch::Sender<u64>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Default for EventBus {
@@ -34,6 +35,7 @@ impl Default for EventBus {
         Self {
             ring: Mutex::new(VecDeque::with_capacity(RING)),
             latest: watch::channel(0).0,
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -68,6 +70,17 @@ impl EventBus {
         let ring = self.ring();
         let gap = ring.front().is_some_and(|e| e.id > after + 1);
         (ring.iter().filter(|e| e.id > after).cloned().collect(), gap)
+    }
+
+    /// Ends every stream and wait (the server is shutting down).
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.latest.send_modify(|_| {});
+    }
+
+    /// Whether [`Self::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The newest id (0 before any event).

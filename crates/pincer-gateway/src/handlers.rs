@@ -204,7 +204,7 @@ pub(crate) async fn get_task(
         let first = *initial.get_or_insert(t.status);
         let needs_attention = t.status.is_terminal()
             || (t.status == TaskStatus::WaitingApproval && first != TaskStatus::WaitingApproval);
-        if needs_attention || tokio::time::Instant::now() >= deadline {
+        if needs_attention || tokio::time::Instant::now() >= deadline || st.events.is_closed() {
             return Ok(Json(json!({"task": t})));
         }
         // Any task change wakes us; re-read and decide again.
@@ -415,6 +415,9 @@ pub(crate) async fn events(
                             .event(e.kind)
                             .data(e.data.to_string()),
                     );
+                }
+                if st.events.is_closed() {
+                    return None;
                 }
                 if pending.is_empty() && rx.changed().await.is_err() {
                     return None;

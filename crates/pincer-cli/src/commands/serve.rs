@@ -63,6 +63,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         ));
         // Tasks a crash interrupted end before anything is claimed.
         worker::recover(&pool).await;
+        let events = state.events.clone();
         let stop = CancellationToken::new();
         let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
         let listener = tokio::net::TcpListener::bind(bind)
@@ -77,7 +78,11 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
             listener,
             router(state).into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            // End event streams and task waits so open connections do not hold the exit.
+            events.close();
+        })
         .await?;
         // Drain: no new work is claimed; tasks already running finish.
         stop.cancel();

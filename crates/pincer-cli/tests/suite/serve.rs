@@ -52,6 +52,19 @@ fn term(child: &mut Child) -> Option<i32> {
     child.wait().unwrap().code()
 }
 
+/// A home served by a model that plays `script`, and a token with `scopes`.
+async fn served(script: Vec<pincer_testkit::Reply>, scopes: &str) -> (FakeLlm, Home, String) {
+    let server = FakeLlm::start(script).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = home
+        .run(&["tokens", "create", "--name", "t", "--scopes", scopes], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    (server, home, token)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_on_loopback_and_stops_on_sigterm() {
     let server = FakeLlm::start(vec![]).await.unwrap();
@@ -135,28 +148,29 @@ fn request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
-    let server = FakeLlm::start(vec![pincer_testkit::Reply::text("hello from the model")])
-        .await
-        .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
-    let out = home
-        .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "tasks:read,tasks:write",
-            ],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
+    let (_server, home, token) = served(
+        vec![pincer_testkit::Reply::text("hello from the model")],
+        "tasks:read,tasks:write",
+    )
+    .await;
     let home_path = home.path();
-    let (mut child, created, done) = tokio::task::spawn_blocking(move || {
+    let (mut child, created, done, events, sse) = tokio::task::spawn_blocking(move || {
         let (child, addr) = spawn_serve(&Home::at(home_path), "127.0.0.1:0");
+        // Subscribe to live events before submitting.
+        let mut sse = TcpStream::connect(&addr).unwrap();
+        write!(
+            sse,
+            "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
+        sse.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut sse = BufReader::new(sse);
+        let mut head = String::new();
+        while head != "\r\n" {
+            head.clear();
+            sse.read_line(&mut head).unwrap();
+        }
         let created = request(
             &addr,
             "POST",
@@ -175,7 +189,15 @@ async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
             &token,
             None,
         );
-        (child, created, done)
+        // The end reaches subscribers as an event (a read timeout fails the test).
+        let mut events = String::new();
+        while !events.contains("event: task.succeeded") {
+            let mut line = String::new();
+            sse.read_line(&mut line)
+                .expect("an event before the read timeout");
+            events.push_str(&line);
+        }
+        (child, created, done, events, sse)
     })
     .await
     .unwrap();
@@ -183,7 +205,12 @@ async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
     assert_eq!(done.0, 200, "{:?}", done.1);
     assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
     assert_eq!(done.1["task"]["output"], "hello from the model");
+    for kind in ["task.queued", "task.running", "task.succeeded"] {
+        assert!(events.contains(&format!("event: {kind}")), "{events}");
+    }
+    // An open event stream does not hold up a SIGTERM stop.
     assert_eq!(term(&mut child), Some(0));
+    drop(sse);
     // The run left its bundle and audit trail like any other.
     assert_eq!(home.runs().len(), 1);
     let out = home
@@ -195,36 +222,19 @@ async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_no_task_is_stuck_none_runs_twice_and_the_audit_verifies() {
     use pincer_testkit::Reply;
-    let server = FakeLlm::start(vec![
+    let script = vec![
         // The first task hangs in its model call until the server is killed.
         Reply::Slow {
             delay_ms: 120_000,
             reply: Box::new(Reply::text("too late")),
         },
         Reply::text("second answer"),
-    ])
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
+    ];
+    let (server, home, token) = served(script, "tasks:read,tasks:write").await;
     let out = home
         .run(&["config", "set", "gateway.lease_secs", "1"], "")
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = home
-        .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "tasks:read,tasks:write",
-            ],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
     let config_before = std::fs::read(home.path().join("config.toml")).unwrap();
 
     let (path, tok) = (home.path(), token.clone());
@@ -332,7 +342,7 @@ async fn approval_scenario(
     original: &str,
 ) -> (FakeLlm, Home, std::path::PathBuf, String) {
     use pincer_testkit::{Reply, ScriptedCall};
-    let server = FakeLlm::start(vec![
+    let script = vec![
         Reply::ToolCalls {
             calls: vec![ScriptedCall {
                 name: "fs_write".into(),
@@ -341,21 +351,10 @@ async fn approval_scenario(
             text: String::new(),
         },
         Reply::text(after),
-    ])
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
+    ];
+    let (server, home, token) = served(script, "tasks:read,tasks:write,approvals:write").await;
     let notes = home.path().join("workspaces/main/notes.txt");
     std::fs::write(&notes, original).unwrap();
-    let scopes = "tasks:read,tasks:write,approvals:write";
-    let out = home
-        .run(
-            &["tokens", "create", "--name", "ops", "--scopes", scopes],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
     (server, home, notes, token)
 }
 
@@ -410,7 +409,7 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
     // Nothing was written while the task waited.
     assert_eq!(while_parked, "old text");
     assert_eq!(decided.0, 200, "{:?}", decided.1);
-    assert_eq!(decided.1["approval"]["decided_by"], "token:ops");
+    assert_eq!(decided.1["approval"]["decided_by"], "token:t");
     assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
     assert_eq!(done.1["task"]["output"], "written");
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "approved text");
@@ -421,7 +420,7 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
             "",
         )
         .await;
-    assert!(stdout(&out).contains("token:ops"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("token:t"), "{}", stdout(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -476,28 +475,11 @@ async fn an_operator_can_deny_from_the_cli_and_the_run_carries_on_without_the_ac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_past_its_timeout_is_timed_out_and_its_run_stopped() {
     use pincer_testkit::Reply;
-    let server = FakeLlm::start(vec![Reply::Slow {
+    let script = vec![Reply::Slow {
         delay_ms: 120_000,
         reply: Box::new(Reply::text("never")),
-    }])
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
-    let out = home
-        .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "tasks:read,tasks:write",
-            ],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
+    }];
+    let (_server, home, token) = served(script, "tasks:read,tasks:write").await;
     let path = home.path();
     let (mut child, done) = tokio::task::spawn_blocking(move || {
         let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
