@@ -37,6 +37,15 @@ pub(crate) enum Command {
     },
     /// Run the HTTP API (loopback by default) until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// Submit, list, show, cancel and watch tasks on a running `pincer serve` (PINCER_URL and
+    /// PINCER_TOKEN, or --server).
+    Tasks {
+        /// Server URL (default `$PINCER_URL`, else `http://<gateway.bind>`).
+        #[arg(long, global = true)]
+        server: Option<String>,
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
     /// List pending approvals and decide them (also possible through the API).
     Approvals {
         #[command(subcommand)]
@@ -52,6 +61,49 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// Submit a task; with --wait, follow it to the end and print the answer.
+    Submit {
+        /// Agent id.
+        #[arg(long, default_value = "main")]
+        agent: String,
+        /// Session name (one task runs at a time per session).
+        #[arg(long)]
+        session: Option<String>,
+        /// Idempotency key: submitting the same key again returns the same task.
+        #[arg(long)]
+        key: Option<String>,
+        /// Seconds until the task times out.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Wait for the end (or an approval) and print the result.
+        #[arg(long)]
+        wait: bool,
+        /// The message.
+        #[arg(required = true)]
+        message: Vec<String>,
+    },
+    /// List tasks, newest first.
+    List {
+        /// Only this status (QUEUED, RUNNING, WAITING_APPROVAL, SUCCEEDED, …).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one task as JSON.
+    Show {
+        /// Task id.
+        id: String,
+    },
+    /// Cancel a task.
+    Cancel {
+        /// Task id.
+        id: String,
+    },
+    /// Print live task and approval events until interrupted.
+    Watch,
 }
 
 #[derive(Debug, Subcommand)]

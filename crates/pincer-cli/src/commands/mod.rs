@@ -10,6 +10,7 @@ mod init;
 mod output;
 mod sandbox;
 mod serve;
+mod tasks;
 mod tokens;
 mod tools;
 
@@ -28,6 +29,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
         Command::Approvals { command } => approvals::run(command, env),
+        Command::Tasks { server, command } => tasks::run(server, command, env),
         Command::Serve(args) => serve::run(args, env),
     }
 }

@@ -509,3 +509,61 @@ async fn a_task_past_its_timeout_is_timed_out_and_its_run_stopped() {
     // The server still stops promptly: the timed-out run was canceled, not left hanging.
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_client_submits_waits_lists_and_needs_a_token() {
+    let (_server, home, token) = served(
+        vec![pincer_testkit::Reply::text("answer via the server")],
+        "tasks:read,tasks:write",
+    )
+    .await;
+    let path = home.path();
+    let (mut child, addr) =
+        tokio::task::spawn_blocking(move || spawn_serve(&Home::at(path), "127.0.0.1:0"))
+            .await
+            .unwrap();
+    let url = format!("http://{addr}");
+    let env = [
+        ("PINCER_URL", url.as_str()),
+        ("PINCER_TOKEN", token.as_str()),
+    ];
+    let out = home
+        .run_with_env(
+            &[
+                "tasks", "submit", "--wait", "--key", "once", "hello", "there",
+            ],
+            &env,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "answer via the server\n");
+    // Same key: the same task, not a second run.
+    let out = home
+        .run_with_env(
+            &["tasks", "submit", "--key", "once", "hello", "there"],
+            &env,
+        )
+        .await;
+    let id = stdout(&out).trim().to_owned();
+    let out = home.run_with_env(&["tasks", "list"], &env).await;
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains(&id) && stdout(&out).contains("SUCCEEDED"));
+    let out = home.run_with_env(&["tasks", "show", &id], &env).await;
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["output"], "answer via the server");
+    // Without a token: a clear usage error, nothing sent.
+    let out = home
+        .run_with_env(&["tasks", "list"], &[("PINCER_URL", url.as_str())])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("PINCER_TOKEN"), "{}", stderr(&out));
+    let out = home
+        .run_with_env(
+            &["tasks", "list"],
+            &[("PINCER_URL", url.as_str()), ("PINCER_TOKEN", "pnc_wrong")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    assert_eq!(term(&mut child), Some(0));
+}

@@ -1,0 +1,195 @@
+//! `pincer tasks`: a client of a running `pincer serve`. The token comes from `PINCER_TOKEN`
+//! (never a flag: command lines are visible to every local user).
+
+use serde_json::{Value, json};
+
+use crate::cli::TasksCommand;
+use crate::exit::FAILED;
+use crate::{Env, Failure, runtime};
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(server: Option<String>, env: &Env) -> anyhow::Result<Self> {
+        let base = match server.or_else(|| env.var("PINCER_URL")) {
+            Some(s) => s,
+            None => {
+                let home = runtime::home(env)?;
+                let config = pincer_config::load(&home)?.config;
+                format!("http://{}", config.gateway.bind)
+            }
+        };
+        let token = env.var("PINCER_TOKEN").ok_or_else(|| {
+            Failure::usage(
+                "set PINCER_TOKEN to an API token (create one with `pincer tokens create`)",
+            )
+        })?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| Failure::usage(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let code = v["error"]["code"].as_str().unwrap_or("error");
+            let msg = v["error"]["message"].as_str().unwrap_or("");
+            return Err(Failure::usage(format!("{status} {code}: {msg}")).into());
+        }
+        Ok(v)
+    }
+}
+
+fn line(t: &Value) -> String {
+    format!(
+        "{}  {:<16} {:<8} {}",
+        t["id"].as_str().unwrap_or_default(),
+        t["status"].as_str().unwrap_or_default(),
+        t["agent"].as_str().unwrap_or_default(),
+        t["input"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect::<String>()
+    )
+}
+
+pub(crate) fn run(server: Option<String>, cmd: TasksCommand, env: &Env) -> anyhow::Result<u8> {
+    let client = Client::new(server, env)?;
+    let rt = runtime::tokio_runtime()?;
+    rt.block_on(async {
+        match cmd {
+            TasksCommand::Submit {
+                agent,
+                session,
+                key,
+                timeout,
+                wait,
+                message,
+            } => {
+                let mut body = json!({"agent": agent, "message": message.join(" ")});
+                if let Some(s) = session {
+                    body["session"] = json!(s);
+                }
+                if let Some(k) = key {
+                    body["idempotency_key"] = json!(k);
+                }
+                if let Some(t) = timeout {
+                    body["timeout_secs"] = json!(t);
+                }
+                let v = client
+                    .call(reqwest::Method::POST, "/v1/tasks", Some(body))
+                    .await?;
+                let id = v["task"]["id"].as_str().unwrap_or_default().to_owned();
+                if !wait {
+                    println!("{id}");
+                    return Ok(0);
+                }
+                eprintln!("task {id} submitted; waiting…");
+                loop {
+                    let v = client
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/tasks/{id}?wait_secs=55"),
+                            None,
+                        )
+                        .await?;
+                    let t = &v["task"];
+                    match t["status"].as_str().unwrap_or_default() {
+                        "SUCCEEDED" => {
+                            println!("{}", t["output"].as_str().unwrap_or_default());
+                            return Ok(0);
+                        }
+                        "WAITING_APPROVAL" => eprintln!(
+                            "task {id} waits for an approval: `pincer approvals list` (or the API)"
+                        ),
+                        "FAILED" | "CANCELED" | "TIMED_OUT" => {
+                            eprintln!(
+                                "task {id} {}: {}",
+                                t["status"].as_str().unwrap_or_default(),
+                                t["error"].as_str().unwrap_or_default()
+                            );
+                            return Ok(FAILED);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            TasksCommand::List { status } => {
+                let path = match status {
+                    Some(s) => format!("/v1/tasks?status={s}"),
+                    None => "/v1/tasks".to_owned(),
+                };
+                let v = client.call(reqwest::Method::GET, &path, None).await?;
+                for t in v["tasks"].as_array().into_iter().flatten() {
+                    println!("{}", line(t));
+                }
+                Ok(0)
+            }
+            TasksCommand::Show { id } => {
+                let v = client
+                    .call(reqwest::Method::GET, &format!("/v1/tasks/{id}"), None)
+                    .await?;
+                println!("{}", serde_json::to_string_pretty(&v["task"])?);
+                Ok(0)
+            }
+            TasksCommand::Cancel { id } => {
+                let v = client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/v1/tasks/{id}/cancel"),
+                        None,
+                    )
+                    .await?;
+                println!("{}", line(&v["task"]));
+                Ok(0)
+            }
+            TasksCommand::Watch => {
+                let mut resp = client
+                    .http
+                    .get(format!("{}/v1/events", client.base))
+                    .bearer_auth(&client.token)
+                    .send()
+                    .await?;
+                if !resp.status().is_success() {
+                    return Err(Failure::usage(format!("events: {}", resp.status())).into());
+                }
+                while let Some(chunk) = resp.chunk().await? {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&chunk)?;
+                    out.flush()?;
+                }
+                Ok(0)
+            }
+        }
+    })
+}
