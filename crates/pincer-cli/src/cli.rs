@@ -16,6 +16,9 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Ask an agent once and print its answer.
     Ask(AskArgs),
+    /// Run one task to the end: through `pincer serve` when `--server`/`$PINCER_URL` is set,
+    /// in-process otherwise; prints the answer and where the artifacts are.
+    Run(RunArgs),
     /// Talk to an agent interactively (/new, /reset, /exit).
     Chat(ChatArgs),
     /// Show, check or change configuration.
@@ -290,6 +293,22 @@ pub(crate) struct AskArgs {
     /// Print the run record as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print where the run's artifacts are (on stderr).
+    #[arg(long)]
+    pub artifacts: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The task.
+    #[arg(required = true)]
+    pub message: Vec<String>,
+    /// Agent id.
+    #[arg(long, default_value = "main")]
+    pub agent: String,
+    /// Submit to this server instead of running in-process (default `$PINCER_URL`, if set).
+    #[arg(long)]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

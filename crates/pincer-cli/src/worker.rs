@@ -200,6 +200,11 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
         let _guard = Deactivate(pool.active.clone(), session.id);
         let req = rt.request(session, task.input.clone());
         let outcome = rt.runner.run(req, cancel.clone(), &mut |_| {}).await?;
+        if let Some(dir) = outcome.bundle_dir.to_str()
+            && let Err(e) = pool.store.set_run_dir(task.id, dir).await
+        {
+            eprintln!("pincer serve: recording the run of task {}: {e}", task.id);
+        }
         anyhow::Ok(outcome)
     };
     tokio::pin!(run);

@@ -98,4 +98,5 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_status ON approvals(status, created_at);
 ",
     ),
+    (5, "ALTER TABLE tasks ADD COLUMN run_dir TEXT;"),
 ];

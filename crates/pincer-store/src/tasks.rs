@@ -67,6 +67,8 @@ pub struct TaskRecord {
     pub output: Option<String>,
     /// Why it failed, timed out or was canceled.
     pub error: Option<String>,
+    /// Where its run's artifacts are (the run bundle directory), once it ran.
+    pub run_dir: Option<String>,
 }
 
 /// Why a queue operation was refused.
@@ -137,10 +139,12 @@ pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     /// Ends every active task whose lease expired before `now` as `FAILED` (interrupted), and
     /// every non-ended task past its deadline as `TIMED_OUT`. Returns the ids touched.
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<Vec<TaskId>, TaskError>;
+    /// Records where the task's run left its artifacts.
+    async fn set_run_dir(&self, id: TaskId, dir: &str) -> Result<(), TaskError>;
 }
 
 const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
-                       lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error";
+                       lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error, run_dir";
 
 fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     s.map(|s| crate::sqlite::ts(&s)).transpose()
@@ -165,6 +169,7 @@ fn row(r: &Row<'_>) -> Result<TaskRecord, StoreError> {
         deadline: opt_ts(r.get(12)?)?,
         output: r.get(13)?,
         error: r.get(14)?,
+        run_dir: r.get(15)?,
     })
 }
 
@@ -369,6 +374,24 @@ impl TaskQueue for SqliteStore {
         let worker = worker.map(str::to_owned);
         in_tx(self, move |c| {
             apply(c, id, worker.as_deref(), to, detail, now)
+        })
+        .await
+    }
+
+    async fn set_run_dir(&self, id: TaskId, dir: &str) -> Result<(), TaskError> {
+        let dir = dir.to_owned();
+        in_tx(self, move |c| {
+            let n = c
+                .execute(
+                    "UPDATE tasks SET run_dir = ?2 WHERE id = ?1",
+                    params![id.to_string(), dir],
+                )
+                .map_err(StoreError::from)?;
+            if n == 0 {
+                Err(TaskError::NotFound(id))
+            } else {
+                Ok(())
+            }
         })
         .await
     }

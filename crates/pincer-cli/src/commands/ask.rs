@@ -62,6 +62,10 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
             .run(agent.request(session, message), cancel, on_event)
             .await?;
         guard.abort();
-        Ok(output::report(&outcome, stream, args.json))
+        let code = output::report(&outcome, stream, args.json);
+        if args.artifacts && !args.json {
+            eprintln!("artifacts: {}", outcome.bundle_dir.display());
+        }
+        Ok(code)
     })
 }

@@ -21,6 +21,22 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
     match cli.command {
         Command::Init(args) => init::run(args, env),
         Command::Ask(args) => ask::run(args, env),
+        Command::Run(args) => {
+            if args.server.is_some() || env.var("PINCER_URL").is_some() {
+                tasks::run_remote(args, env)
+            } else {
+                ask::run(
+                    crate::cli::AskArgs {
+                        message: args.message,
+                        agent: args.agent,
+                        session: None,
+                        json: false,
+                        artifacts: true,
+                    },
+                    env,
+                )
+            }
+        }
         Command::Chat(args) => chat::run(args, env),
         Command::Config { command } => config::run(command, env),
         Command::Doctor(args) => doctor::run(args, env),

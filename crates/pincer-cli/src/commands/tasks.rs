@@ -193,3 +193,54 @@ pub(crate) fn run(server: Option<String>, cmd: TasksCommand, env: &Env) -> anyho
         }
     })
 }
+
+/// `pincer run` through a server: submit, follow to the end, print the answer and artifacts.
+pub(crate) fn run_remote(args: crate::cli::RunArgs, env: &Env) -> anyhow::Result<u8> {
+    let client = Client::new(args.server, env)?;
+    let rt = runtime::tokio_runtime()?;
+    rt.block_on(async {
+        let body = json!({"agent": args.agent, "message": args.message.join(" ")});
+        let v = client
+            .call(reqwest::Method::POST, "/v1/tasks", Some(body))
+            .await?;
+        let id = v["task"]["id"].as_str().unwrap_or_default().to_owned();
+        eprintln!("task {id} queued");
+        let mut last = String::new();
+        loop {
+            let v = client
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/tasks/{id}?wait_secs=55"),
+                    None,
+                )
+                .await?;
+            let t = &v["task"];
+            let status = t["status"].as_str().unwrap_or_default().to_owned();
+            if status != last {
+                eprintln!("task {id}: {status}");
+                last.clone_from(&status);
+            }
+            let artifacts = || {
+                if let Some(dir) = t["run_dir"].as_str() {
+                    eprintln!("artifacts: {dir}");
+                }
+            };
+            match status.as_str() {
+                "SUCCEEDED" => {
+                    println!("{}", t["output"].as_str().unwrap_or_default());
+                    artifacts();
+                    return Ok(0);
+                }
+                "FAILED" | "CANCELED" | "TIMED_OUT" => {
+                    eprintln!("error: {}", t["error"].as_str().unwrap_or_default());
+                    artifacts();
+                    return Ok(FAILED);
+                }
+                "WAITING_APPROVAL" => {
+                    eprintln!("waiting for an approval: `pincer approvals list` or the API");
+                }
+                _ => {}
+            }
+        }
+    })
+}

@@ -513,7 +513,11 @@ async fn a_task_past_its_timeout_is_timed_out_and_its_run_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_client_submits_waits_lists_and_needs_a_token() {
     let (_server, home, token) = served(
-        vec![pincer_testkit::Reply::text("answer via the server")],
+        vec![
+            pincer_testkit::Reply::text("answer via the server"),
+            pincer_testkit::Reply::text("run through the server"),
+            pincer_testkit::Reply::text("run in-process"),
+        ],
         "tasks:read,tasks:write",
     )
     .await;
@@ -551,6 +555,30 @@ async fn the_cli_client_submits_waits_lists_and_needs_a_token() {
     let out = home.run_with_env(&["tasks", "show", &id], &env).await;
     let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(shown["output"], "answer via the server");
+    assert!(
+        std::path::Path::new(shown["run_dir"].as_str().unwrap())
+            .join("meta.json")
+            .is_file()
+    );
+    // `pincer run` goes through the server when PINCER_URL is set, in-process otherwise; both
+    // print the answer and where the artifacts are.
+    for (vars, answer) in [
+        (&env[..], "run through the server"),
+        (&[][..], "run in-process"),
+    ] {
+        let out = home.run_with_env(&["run", "do", "it"], vars).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{answer}\n"));
+        let dir = stderr(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("artifacts: "))
+            .unwrap_or_else(|| panic!("{}", stderr(&out)))
+            .to_owned();
+        assert!(
+            std::path::Path::new(&dir).join("meta.json").is_file(),
+            "{dir}"
+        );
+    }
     // Without a token: a clear usage error, nothing sent.
     let out = home
         .run_with_env(&["tasks", "list"], &[("PINCER_URL", url.as_str())])
