@@ -113,35 +113,7 @@ pub(crate) fn run(server: Option<String>, cmd: TasksCommand, env: &Env) -> anyho
                     println!("{id}");
                     return Ok(0);
                 }
-                eprintln!("task {id} submitted; waiting…");
-                loop {
-                    let v = client
-                        .call(
-                            reqwest::Method::GET,
-                            &format!("/v1/tasks/{id}?wait_secs=55"),
-                            None,
-                        )
-                        .await?;
-                    let t = &v["task"];
-                    match t["status"].as_str().unwrap_or_default() {
-                        "SUCCEEDED" => {
-                            println!("{}", t["output"].as_str().unwrap_or_default());
-                            return Ok(0);
-                        }
-                        "WAITING_APPROVAL" => eprintln!(
-                            "task {id} waits for an approval: `pincer approvals list` (or the API)"
-                        ),
-                        "FAILED" | "CANCELED" | "TIMED_OUT" => {
-                            eprintln!(
-                                "task {id} {}: {}",
-                                t["status"].as_str().unwrap_or_default(),
-                                t["error"].as_str().unwrap_or_default()
-                            );
-                            return Ok(FAILED);
-                        }
-                        _ => {}
-                    }
-                }
+                follow(&client, &id).await
             }
             TasksCommand::List { status } => {
                 let path = match status {
@@ -205,42 +177,48 @@ pub(crate) fn run_remote(args: crate::cli::RunArgs, env: &Env) -> anyhow::Result
             .await?;
         let id = v["task"]["id"].as_str().unwrap_or_default().to_owned();
         eprintln!("task {id} queued");
-        let mut last = String::new();
-        loop {
-            let v = client
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/v1/tasks/{id}?wait_secs=55"),
-                    None,
-                )
-                .await?;
-            let t = &v["task"];
-            let status = t["status"].as_str().unwrap_or_default().to_owned();
-            if status != last {
-                eprintln!("task {id}: {status}");
-                last.clone_from(&status);
-            }
-            let artifacts = || {
-                if let Some(dir) = t["run_dir"].as_str() {
-                    eprintln!("artifacts: {dir}");
-                }
-            };
-            match status.as_str() {
-                "SUCCEEDED" => {
-                    println!("{}", t["output"].as_str().unwrap_or_default());
-                    artifacts();
-                    return Ok(0);
-                }
-                "FAILED" | "CANCELED" | "TIMED_OUT" => {
-                    eprintln!("error: {}", t["error"].as_str().unwrap_or_default());
-                    artifacts();
-                    return Ok(FAILED);
-                }
-                "WAITING_APPROVAL" => {
-                    eprintln!("waiting for an approval: `pincer approvals list` or the API");
-                }
-                _ => {}
-            }
-        }
+        follow(&client, &id).await
     })
+}
+
+/// Follows a task to its end: progress on stderr, the answer on stdout, then where the
+/// artifacts are. Exit 0 when it succeeded.
+async fn follow(client: &Client, id: &str) -> anyhow::Result<u8> {
+    let mut last = String::new();
+    loop {
+        let v = client
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/tasks/{id}?wait_secs=55"),
+                None,
+            )
+            .await?;
+        let t = &v["task"];
+        let status = t["status"].as_str().unwrap_or_default().to_owned();
+        if status != last {
+            eprintln!("task {id}: {status}");
+            last.clone_from(&status);
+        }
+        let artifacts = || {
+            if let Some(dir) = t["run_dir"].as_str() {
+                eprintln!("artifacts: {dir}");
+            }
+        };
+        match status.as_str() {
+            "SUCCEEDED" => {
+                println!("{}", t["output"].as_str().unwrap_or_default());
+                artifacts();
+                return Ok(0);
+            }
+            "FAILED" | "CANCELED" | "TIMED_OUT" => {
+                eprintln!("error: {}", t["error"].as_str().unwrap_or_default());
+                artifacts();
+                return Ok(FAILED);
+            }
+            "WAITING_APPROVAL" => {
+                eprintln!("waiting for an approval: `pincer approvals list` or the API");
+            }
+            _ => {}
+        }
+    }
 }
