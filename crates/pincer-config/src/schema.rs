@@ -57,6 +57,10 @@ pub struct GatewayConfig {
     /// How long an approval request waits for a decision before it counts as denied.
     #[serde(default = "default_approval_ttl")]
     pub approval_ttl_secs: u64,
+    /// Serve `POST /v1/chat/completions` (OpenAI-compatible; `model` names the agent). Off by
+    /// default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub openai_compat: bool,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +71,7 @@ impl Default for GatewayConfig {
             workers: default_workers(),
             lease_secs: default_lease(),
             approval_ttl_secs: default_approval_ttl(),
+            openai_compat: false,
         }
     }
 }

@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod events;
 mod handlers;
+mod openai;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub events: Arc<EventBus>,
     /// The audit log directory, for `GET /v1/audit-events` (`None`: the route answers 404).
     pub audit_dir: Option<std::path::PathBuf>,
+    /// Whether `POST /v1/chat/completions` is enabled (`gateway.openai_compat`).
+    pub openai_compat: bool,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
             wake: Arc::new(tokio::sync::Notify::new()),
             events: Arc::new(EventBus::default()),
             audit_dir: None,
+            openai_compat: false,
         }
     }
 }
@@ -190,6 +194,18 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 "Server-sent task and approval events (Last-Event-ID)",
             ),
             get(h::events),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/chat/completions",
+                    write,
+                    "OpenAI-compatible chat (off unless gateway.openai_compat); model = agent",
+                ),
+                openai::request_schema,
+            ),
+            post(openai::chat_completions),
         ),
     ]
 }

@@ -52,6 +52,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
     rt.block_on(async {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
         state.audit_dir = Some(home.audit_dir());
+        state.openai_compat = config.gateway.openai_compat;
         let state = Arc::new(state);
         let pool = Arc::new(worker::Pool::new(
             home.clone(),

@@ -595,3 +595,70 @@ async fn the_cli_client_submits_waits_lists_and_needs_a_token() {
     assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_compatible_endpoint_is_off_by_default_and_answers_when_enabled() {
+    let (_server, home, token) = served(
+        vec![
+            pincer_testkit::Reply::text("plain answer"),
+            pincer_testkit::Reply::text("streamed answer"),
+        ],
+        "tasks:read,tasks:write",
+    )
+    .await;
+    let body = r#"{"model": "main", "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]}"#;
+    let path = home.path();
+    let tok = token.clone();
+    let off = tokio::task::spawn_blocking(move || {
+        let (mut child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let r = request(&addr, "POST", "/v1/chat/completions", &tok, Some(body));
+        assert_eq!(term(&mut child), Some(0));
+        r
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (off.0, off.1["error"]["code"].as_str()),
+        (404, Some("not_enabled"))
+    );
+    let out = home
+        .run(&["config", "set", "gateway.openai_compat", "true"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let path = home.path();
+    let (plain, streamed, unknown) = tokio::task::spawn_blocking(move || {
+        let (mut child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let plain = request(&addr, "POST", "/v1/chat/completions", &token, Some(body));
+        let stream_body = body.replacen('{', r#"{"stream": true, "#, 1);
+        // The streamed reply is text/event-stream; read it raw.
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{stream_body}",
+            stream_body.len()
+        )
+        .unwrap();
+        let mut streamed = String::new();
+        s.read_to_string(&mut streamed).unwrap();
+        let unknown = request(
+            &addr,
+            "POST",
+            "/v1/chat/completions",
+            &token,
+            Some(r#"{"model": "ghost", "messages": [{"role": "user", "content": "hi"}]}"#),
+        );
+        assert_eq!(term(&mut child), Some(0));
+        (plain, streamed, unknown)
+    })
+    .await
+    .unwrap();
+    assert_eq!(plain.0, 200, "{:?}", plain.1);
+    assert_eq!(plain.1["object"], "chat.completion");
+    assert_eq!(plain.1["choices"][0]["message"]["content"], "plain answer");
+    assert!(streamed.contains("streamed answer"), "{streamed}");
+    assert!(streamed.contains("data: [DONE]"), "{streamed}");
+    assert_eq!(
+        (unknown.0, unknown.1["error"]["code"].as_str()),
+        (404, Some("unknown_agent"))
+    );
+}
