@@ -49,8 +49,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: TasksCommand,
     },
-    /// List pending approvals and decide them (also possible through the API).
+    /// List pending approvals and decide them: through a running server when `--server` or
+    /// `$PINCER_URL` is set (token in `$PINCER_TOKEN`), else directly on this home's database.
     Approvals {
+        /// Server URL (default `$PINCER_URL`).
+        #[arg(long, global = true)]
+        server: Option<String>,
         #[command(subcommand)]
         command: ApprovalsCommand,
     },

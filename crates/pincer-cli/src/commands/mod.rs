@@ -44,7 +44,13 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
-        Command::Approvals { command } => approvals::run(command, env),
+        Command::Approvals { server, command } => {
+            if server.is_some() || env.var("PINCER_URL").is_some() {
+                tasks::approvals_remote(server, command, env)
+            } else {
+                approvals::run(command, env)
+            }
+        }
         Command::Tasks { server, command } => tasks::run(server, command, env),
         Command::Serve(args) => serve::run(args, env),
     }

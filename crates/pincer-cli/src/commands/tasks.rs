@@ -222,3 +222,61 @@ async fn follow(client: &Client, id: &str) -> anyhow::Result<u8> {
         }
     }
 }
+
+/// `pincer approvals …` through the server's API (decided as the token's name).
+pub(crate) fn approvals_remote(
+    server: Option<String>,
+    cmd: crate::cli::ApprovalsCommand,
+    env: &Env,
+) -> anyhow::Result<u8> {
+    use crate::cli::ApprovalsCommand;
+    let client = Client::new(server, env)?;
+    let rt = runtime::tokio_runtime()?;
+    rt.block_on(async {
+        let decide = |id: String, decision: &'static str| {
+            let client = &client;
+            async move {
+                let v = client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/v1/approvals/{id}/decision"),
+                        Some(json!({"decision": decision})),
+                    )
+                    .await?;
+                println!(
+                    "{} {}",
+                    v["approval"]["id"].as_str().unwrap_or_default(),
+                    v["approval"]["status"].as_str().unwrap_or_default()
+                );
+                anyhow::Ok(0u8)
+            }
+        };
+        match cmd {
+            ApprovalsCommand::List { all, json } => {
+                let path = if all {
+                    "/v1/approvals?limit=200"
+                } else {
+                    "/v1/approvals?status=PENDING&limit=200"
+                };
+                let v = client.call(reqwest::Method::GET, path, None).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&v["approvals"])?);
+                } else {
+                    for a in v["approvals"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}  {:<9} {:<12} {:<15} {}",
+                            a["id"].as_str().unwrap_or_default(),
+                            a["status"].as_str().unwrap_or_default(),
+                            a["tool"].as_str().unwrap_or_default(),
+                            a["tier"].as_str().unwrap_or_default(),
+                            a["reason"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+                Ok(0)
+            }
+            ApprovalsCommand::Approve { id } => decide(id, "APPROVE").await,
+            ApprovalsCommand::Deny { id } => decide(id, "DENY").await,
+        }
+    })
+}

@@ -662,3 +662,59 @@ async fn the_openai_compatible_endpoint_is_off_by_default_and_answers_when_enabl
         (404, Some("unknown_agent"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_can_be_decided_with_the_cli_through_the_server() {
+    let (_server, home, notes, token) =
+        approval_scenario("via the server", "done remotely", "before").await;
+    let path = home.path();
+    let tok = token.clone();
+    let (child, addr, wait) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let (_, created) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &tok,
+            Some(r#"{"agent": "main", "message": "edit"}"#),
+        );
+        let id = created["task"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let wait = format!("/v1/tasks/{id}?wait_secs=30");
+        let parked = request(&addr, "GET", &wait, &tok, None);
+        assert_eq!(
+            parked.1["task"]["status"], "WAITING_APPROVAL",
+            "{:?}",
+            parked.1
+        );
+        (child, addr, wait)
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{addr}");
+    let env = [
+        ("PINCER_URL", url.as_str()),
+        ("PINCER_TOKEN", token.as_str()),
+    ];
+    let out = home
+        .run_with_env(&["approvals", "list", "--json"], &env)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let out = home
+        .run_with_env(&["approvals", "approve", &id], &env)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("APPROVED"), "{}", stdout(&out));
+    let mut child = child;
+    let done = tokio::task::spawn_blocking(move || request(&addr, "GET", &wait, &token, None))
+        .await
+        .unwrap();
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(done.1["task"]["output"], "done remotely");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "via the server");
+    assert_eq!(term(&mut child), Some(0));
+}
