@@ -101,6 +101,9 @@ impl Pool {
                 agent.as_str(),
                 &self.env,
                 Arc::new(TaskApprover {
+                    redactor: runtime::open_audit(&self.home, &self.config, &self.env)?
+                        .redactor()
+                        .clone(),
                     store: self.store.clone(),
                     active: self.active.clone(),
                     events: self.events.clone(),
@@ -283,6 +286,8 @@ impl Drop for Deactivate {
 /// Parks a served task until its approval is decided through the API (or expires).
 #[derive(Debug)]
 struct TaskApprover {
+    /// Approval records keep the action's detail redacted like the audit log.
+    redactor: pincer_audit::Redactor,
     store: Arc<SqliteStore>,
     active: Active,
     events: Arc<EventBus>,
@@ -307,7 +312,7 @@ impl TaskApprover {
                     digest: req.digest.0.clone(),
                     tier: req.action.tier,
                     reason: req.reason.clone(),
-                    detail: req.action.detail.clone(),
+                    detail: self.redactor.value(&req.action.detail),
                     requester: format!("{}/{session}", req.agent),
                     expires_at: now + chrono::Duration::from_std(self.ttl)?,
                 },

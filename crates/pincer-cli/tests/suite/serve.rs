@@ -425,8 +425,12 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_can_deny_from_the_cli_and_the_run_carries_on_without_the_action() {
-    let (_server, home, notes, token) =
-        approval_scenario("unwanted", "understood, left it alone", "keep me").await;
+    let (_server, home, notes, token) = approval_scenario(
+        &format!("unwanted {KEY}"),
+        "understood, left it alone",
+        "keep me",
+    )
+    .await;
     let path = home.path();
     let (child, addr, wait) = tokio::task::spawn_blocking(move || {
         let (child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
@@ -455,6 +459,9 @@ async fn an_operator_can_deny_from_the_cli_and_the_run_carries_on_without_the_ac
     let out = home.run(&["approvals", "list", "--json"], "").await;
     let list: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
+    // The recorded action is redacted like the audit log: the secret it carried is not stored.
+    assert!(!stdout(&out).contains(KEY), "{}", stdout(&out));
+    assert!(stdout(&out).contains("REDACTED"), "{}", stdout(&out));
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let out = home.run(&["approvals", "deny", &id], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
