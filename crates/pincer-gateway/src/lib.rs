@@ -32,6 +32,10 @@ pub use events::{BusEvent, EventBus};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
+/// Longest a request may take to produce its response (reading its body included); a task
+/// wait is at most 60 s. `/v1/chat/completions` waits for its task and has its own limit;
+/// `/v1/events` answers at once and then streams.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,8 @@ pub struct AppState {
     pub audit_dir: Option<std::path::PathBuf>,
     /// Whether `POST /v1/chat/completions` is enabled (`gateway.openai_compat`).
     pub openai_compat: bool,
+    /// Per-request time limit (default [`REQUEST_TIMEOUT`]).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -87,6 +93,7 @@ impl AppState {
             events: Arc::new(EventBus::default()),
             audit_dir: None,
             openai_compat: false,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -247,6 +254,14 @@ pub fn openapi() -> serde_json::Value {
 pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new();
     for (def, handler) in routes() {
+        let handler = if def.path == "/v1/chat/completions" {
+            handler
+        } else {
+            handler.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                deadline,
+            ))
+        };
         let handler = match def.access {
             Access::Public => handler,
             Access::Scoped(scope) => handler.route_layer(axum::middleware::from_fn_with_state(
@@ -259,6 +274,19 @@ pub fn router(state: Arc<AppState>) -> Router {
     app.fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Bounds the time a request may take (see [`REQUEST_TIMEOUT`]).
+async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
 }
 
 /// Checks the bearer token and its scope; counts failures per client address.
