@@ -295,7 +295,7 @@ impl Runner {
                 State::Finalize(ended) => return Ok(ended),
                 _ if cancel.is_cancelled() => State::Finalize(canceled()),
                 State::CallModel => self.call_model(turn, cancel, on_event).await?,
-                State::RunTools(calls) => self.run_tools(turn, calls, on_event).await?,
+                State::RunTools(calls) => self.run_tools(turn, calls, cancel, on_event).await?,
             };
         }
     }
@@ -359,6 +359,7 @@ impl Runner {
         &self,
         turn: &mut Turn<'_>,
         calls: Vec<ToolCall>,
+        cancel: &CancellationToken,
         on_event: &mut (dyn FnMut(&RunEvent) + Send),
     ) -> Result<State, AgentError> {
         let mut tripped = None;
@@ -371,10 +372,19 @@ impl Runner {
                 session: Some(turn.req.session.id),
                 origin: "agent",
             };
-            let out = self
-                .gate
-                .call(scope, &call.id, &call.name, &call.arguments)
-                .await;
+            // Cancel stops a running tool at once: dropping the call drops the tool's future,
+            // which kills a sandboxed command's whole process tree.
+            let out = tokio::select! {
+                out = self.gate.call(scope, &call.id, &call.name, &call.arguments) => out,
+                () = cancel.cancelled() => {
+                    let fields = json!({"run_id": turn.run_id, "call_id": call.id, "wire_name": call.name});
+                    if let Err(e) = self.gate.audit("tool.canceled", fields.clone()).await {
+                        tracing::error!("audit log: could not record tool.canceled: {e}");
+                    }
+                    turn.bundle.record("tool_canceled", fields)?;
+                    return Ok(State::Finalize(canceled()));
+                }
+            };
             let is_error = out.result.is_err();
             // D9: tool output is data, labelled untrusted; Pincer's own messages are labelled so.
             let (trust, body) = match out.result {

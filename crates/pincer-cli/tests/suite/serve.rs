@@ -725,3 +725,89 @@ async fn approvals_can_be_decided_with_the_cli_through_the_server() {
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "via the server");
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_running_sandboxed_command() {
+    use pincer_testkit::{Reply, ScriptedCall};
+    let marker = format!("1000.{}", 700 + std::process::id() % 100);
+    let script = vec![Reply::ToolCalls {
+        calls: vec![ScriptedCall {
+            name: "shell_exec".into(),
+            arguments: serde_json::json!({
+                "command": format!("echo started > ready.fifo; exec sleep {marker}")
+            }),
+        }],
+        text: String::new(),
+    }];
+    let (_server, home, token) = served(script, "tasks:read,tasks:write").await;
+    for (k, v) in [
+        ("security.exec", "sandboxed"),
+        ("agents.main.approval_mode", "trusted"),
+    ] {
+        let out = home.run(&["config", "set", k, v], "").await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let fifo = home.path().join("workspaces/main/ready.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let path = home.path();
+    let (canceled, exit) = tokio::task::spawn_blocking(move || {
+        let (mut child, addr) = spawn_serve(&Home::at(path), "127.0.0.1:0");
+        let (_, created) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &token,
+            Some(r#"{"agent": "main", "message": "run it"}"#),
+        );
+        let id = created["task"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // Opening the FIFO blocks until the sandboxed command opens it: it is running now.
+        let mut started = String::new();
+        std::fs::File::open(&fifo)
+            .unwrap()
+            .read_to_string(&mut started)
+            .unwrap();
+        assert_eq!(started, "started\n");
+        let canceled = request(
+            &addr,
+            "POST",
+            &format!("/v1/tasks/{id}/cancel"),
+            &token,
+            None,
+        );
+        // The drain on SIGTERM waits for running tasks: it only finishes if the command died.
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait().map(|s| s.code()));
+        });
+        let exit = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("serve stopped: the canceled command did not keep the task alive");
+        (canceled, exit.unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(canceled.1["task"]["status"], "CANCELED", "{:?}", canceled.1);
+    assert_eq!(exit, Some(0));
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&marker),
+            "survivor"
+        );
+    }
+    let out = home
+        .run(
+            &["audit", "search", "--type", "tool.canceled", "--json"],
+            "",
+        )
+        .await;
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+}
