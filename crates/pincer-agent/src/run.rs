@@ -149,11 +149,13 @@ impl Runner {
     /// every other failure is a finished run with a non-success status.
     pub async fn run(
         &self,
-        req: RunRequest,
+        mut req: RunRequest,
         cancel: CancellationToken,
         on_event: &mut (dyn FnMut(&RunEvent) + Send),
     ) -> Result<RunOutcome, AgentError> {
         let run_id = RunId::new();
+        // Tools see which run calls them (background processes belong to it).
+        req.tools.run = Some(run_id);
         let started_at = Utc::now();
         let clock = Instant::now();
         // The model is offered exactly the granted tools that exist, in name order (deterministic).
@@ -450,7 +452,7 @@ impl Runner {
     ) -> Result<RunOutcome, AgentError> {
         // Background processes end with the run unless configured to outlive it.
         if let Some(exec) = &turn.req.tools.exec {
-            exec.end_run();
+            exec.end_run(turn.run_id);
         }
         meta.status = ended.status;
         meta.error = ended.error;

@@ -209,6 +209,7 @@ pub(crate) fn tool_context(
         agent: agent.clone(),
         fs: Arc::new(scope),
         exec,
+        run: None,
     })
 }
 

@@ -152,6 +152,7 @@ mod tests {
             agent: "main".parse().unwrap(),
             fs: Arc::new(crate::fs::FsScope::open(dir.path(), &Default::default(), &[]).unwrap()),
             exec: None,
+            run: None,
         };
         assert!(t.plan(&ctx, &serde_json::json!({"tz": "x"})).is_err());
         assert!(t.plan(&ctx, &serde_json::json!([1])).is_err());

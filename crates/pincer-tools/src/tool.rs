@@ -129,6 +129,8 @@ pub struct ToolContext {
     /// Its sandbox for `shell.exec` and `process`; `None` when exec is off or no sandbox can be
     /// enforced (the exec tools are then not registered either).
     pub exec: Option<Arc<crate::exec::ExecScope>>,
+    /// The run the calls belong to (set by the runner; `None` for `pincer tools call`).
+    pub run: Option<pincer_types::RunId>,
 }
 
 /// The future a tool's `run` returns.

@@ -21,6 +21,7 @@ fn setup(dir: &std::path::Path) -> (Gate, ToolContext, Policy) {
         agent: "main".parse().unwrap(),
         fs: Arc::new(FsScope::open(&ws, &Default::default(), &[]).unwrap()),
         exec: None,
+        run: None,
     };
     let policy = Policy {
         approval_mode: ApprovalMode::Balanced,

@@ -50,6 +50,7 @@ async fn env(script: Vec<Reply>) -> Env {
         agent: "main".parse().unwrap(),
         fs: Arc::new(FsScope::open(&ws, &Default::default(), &[]).unwrap()),
         exec: None,
+        run: None,
     };
     Env {
         _dir: dir,

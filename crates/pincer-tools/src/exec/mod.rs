@@ -115,10 +115,11 @@ impl ExecScope {
         &self.processes
     }
 
-    /// Called when a run ends: kills background processes when so configured.
-    pub fn end_run(&self) {
+    /// Called when a run ends: kills the background processes that run started, when so
+    /// configured (other runs of the same agent keep theirs).
+    pub fn end_run(&self, run: pincer_types::RunId) {
         if self.settings.kill_background_at_run_end {
-            self.processes.kill_all();
+            self.processes.kill_run(run);
         }
     }
 
@@ -261,6 +262,7 @@ mod tests {
             agent: "main".parse().unwrap(),
             fs: Arc::new(crate::fs::FsScope::open(dir, &Default::default(), &[]).unwrap()),
             exec: Some(Arc::new(exec)),
+            run: None,
         }
     }
 

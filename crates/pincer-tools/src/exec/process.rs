@@ -33,6 +33,8 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 struct Proc {
     id: String,
+    /// The run that started it.
+    run: Option<pincer_types::RunId>,
     argv: Vec<String>,
     cwd: String,
     started_at: DateTime<Utc>,
@@ -113,6 +115,13 @@ impl ProcessTable {
     /// Kills every running process (they finish in the background).
     pub fn kill_all(&self) {
         for p in self.procs().values() {
+            p.kill.notify_one();
+        }
+    }
+
+    /// Kills the processes `run` started.
+    pub fn kill_run(&self, run: pincer_types::RunId) {
+        for p in self.procs().values().filter(|p| p.run == Some(run)) {
             p.kill.notify_one();
         }
     }
@@ -267,7 +276,7 @@ impl Tool for ProcessTool {
             let table = exec.processes();
             let id = d["id"].as_str().unwrap_or_default();
             let content = match d["action"].as_str().unwrap_or_default() {
-                "start" => start(exec, PlannedCommand::from_detail(d)?).await?,
+                "start" => start(exec, ctx.run, PlannedCommand::from_detail(d)?).await?,
                 "list" => {
                     let procs: Vec<Value> = table.procs().values().map(|p| p.summary()).collect();
                     json!({"processes": procs, "limit": table.max})
@@ -336,7 +345,11 @@ fn truncate_start(s: String, max: usize) -> String {
     s[cut..].to_owned()
 }
 
-async fn start(exec: &super::ExecScope, cmd: PlannedCommand) -> Result<Value, ToolError> {
+async fn start(
+    exec: &super::ExecScope,
+    run: Option<pincer_types::RunId>,
+    cmd: PlannedCommand,
+) -> Result<Value, ToolError> {
     let table = exec.processes();
     if table.running() >= table.max {
         return Err(ToolError::Failed(format!(
@@ -357,6 +370,7 @@ async fn start(exec: &super::ExecScope, cmd: PlannedCommand) -> Result<Value, To
     let (progress, _) = watch::channel(0u64);
     let proc = Arc::new(Proc {
         id: format!("p{n}"),
+        run,
         argv: cmd.argv,
         cwd: cmd.cwd,
         started_at: Utc::now(),
@@ -390,4 +404,46 @@ async fn start(exec: &super::ExecScope, cmd: PlannedCommand) -> Result<Value, To
         p.done.send_replace(true);
     });
     Ok(proc.summary())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt as _;
+
+    fn proc(n: u64, run: Option<pincer_types::RunId>) -> Arc<Proc> {
+        Arc::new(Proc {
+            id: format!("p{n}"),
+            run,
+            argv: vec!["sleep".into()],
+            cwd: ".".into(),
+            started_at: Utc::now(),
+            state: Mutex::new(ProcState {
+                log: OutputLog::new(16),
+                cursor: 0,
+                finished: None,
+            }),
+            kill: Notify::new(),
+            done: watch::channel(false).0,
+            progress: watch::channel(0).0,
+        })
+    }
+
+    #[test]
+    fn a_run_ending_kills_only_its_own_processes() {
+        let (a, b) = (pincer_types::RunId::new(), pincer_types::RunId::new());
+        let t = ProcessTable::new(4);
+        let (pa, pb, pc) = (proc(1, Some(a)), proc(2, Some(b)), proc(3, None));
+        t.insert(1, pa.clone());
+        t.insert(2, pb.clone());
+        t.insert(3, pc.clone());
+        t.kill_run(a);
+        assert!(pa.kill.notified().now_or_never().is_some());
+        assert!(pb.kill.notified().now_or_never().is_none());
+        assert!(pc.kill.notified().now_or_never().is_none());
+        // Dropping the table (session end, exit) kills the rest.
+        drop(t);
+        assert!(pb.kill.notified().now_or_never().is_some());
+        assert!(pc.kill.notified().now_or_never().is_some());
+    }
 }

@@ -28,6 +28,7 @@ impl Env {
                 agent: "main".parse().unwrap(),
                 fs: Arc::new(FsScope::open(ws, &roots, protected).unwrap()),
                 exec: None,
+                run: None,
             },
         }
     }
