@@ -13,6 +13,12 @@ use crate::SandboxError;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// Name prefix of Pincer's sandbox cgroups.
+const PREFIX: &str = "pincer-sandbox-";
+/// A sandbox cgroup older than this with no process left is removed by the next `create`
+/// (a sandbox's cgroup can outlive its `Drop` by the moments its last processes take to exit).
+const STALE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A cgroup removed (best effort: it must be empty) when dropped.
 #[derive(Debug)]
 pub(crate) struct PidsCgroup {
@@ -33,16 +39,31 @@ impl PidsCgroup {
                       writable (mount the pids controller, or run Pincer as a normal user)"
                 .into(),
         })?;
-        let dir = base.join(format!(
-            "pincer-sandbox-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        sweep(&base);
         let fail = |what: &str, dir: &Path, e: std::io::Error| SandboxError::Setup {
             step: "cgroup".into(),
             message: format!("{what} {}: {e}", dir.display()),
         };
-        std::fs::create_dir(&dir).map_err(|e| fail("creating", &dir, e))?;
+        // Names are unique per process and call; a leftover from an earlier process that had
+        // the same pid is skipped, never joined.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut attempt = 0;
+        let dir = loop {
+            let dir = base.join(format!(
+                "{PREFIX}{}-{}-{nanos}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(fail("creating", &dir, e)),
+            }
+        };
         let cg = Self { dir };
         std::fs::write(cg.dir.join("pids.max"), max.to_string())
             .map_err(|e| fail("limiting", &cg.dir, e))?;
@@ -59,6 +80,25 @@ impl Drop for PidsCgroup {
     fn drop(&mut self) {
         // Fails while a process is still inside; an empty leftover cgroup is harmless.
         let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Removes leftover sandbox cgroups: empty (rmdir refuses otherwise) and older than [`STALE`],
+/// so one being set up by another process right now is never touched.
+fn sweep(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old && e.file_name().to_string_lossy().starts_with(PREFIX) {
+            let _ = std::fs::remove_dir(e.path());
+        }
     }
 }
 
