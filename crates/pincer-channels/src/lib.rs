@@ -1,0 +1,9 @@
+//! Chat channels. This first part holds what every channel needs to send well: splitting long
+//! answers at natural boundaries ([`chunk`]) and converting the model's Markdown into Telegram's
+//! HTML subset with correct escaping ([`telegram_html`]).
+
+mod chunk;
+mod format;
+
+pub use chunk::chunk;
+pub use format::telegram_html;
