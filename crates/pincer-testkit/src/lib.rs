@@ -5,10 +5,15 @@
 //! not, as the request asks. Each test scripts its replies ([`Reply`]); every request is recorded.
 //! Faults can be injected: HTTP errors with `Retry-After`, malformed JSON, a stream cut mid-way,
 //! slow replies.
+//!
+//! [`FakeTelegram`] is a Bot API server with Telegram's JSON shapes, offset-confirming long
+//! polling and injectable errors (429 `retry_after`, 400, 409).
 
 mod llm;
 mod render;
 mod script;
+mod telegram;
 
 pub use llm::{FakeLlm, RecordedRequest};
 pub use script::{Reply, ScriptedCall};
+pub use telegram::{FakeTelegram, TgCall, TgFault};
