@@ -4,6 +4,7 @@
 
 mod chunk;
 mod format;
+pub mod telegram;
 
 pub use chunk::chunk;
 pub use format::telegram_html;

@@ -1,0 +1,5 @@
+//! Telegram.
+
+pub mod api;
+
+pub use api::{BotToken, CallbackQuery, Chat, Message, TelegramApi, TgError, Update, User};
