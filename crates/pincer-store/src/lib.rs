@@ -7,6 +7,7 @@
 //! on the blocking pool).
 
 mod approvals;
+mod channels;
 mod error;
 mod migrations;
 mod sqlite;
@@ -15,6 +16,7 @@ mod tasks;
 mod tokens;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
+pub use channels::{ChannelError, ChannelStore, Pairing, PairingRequest};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};

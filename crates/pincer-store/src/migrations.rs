@@ -99,4 +99,28 @@ CREATE INDEX approvals_status ON approvals(status, created_at);
 ",
     ),
     (5, "ALTER TABLE tasks ADD COLUMN run_dir TEXT;"),
+    (
+        6,
+        r"
+CREATE TABLE channel_state (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE pairings (
+    channel    TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (channel, code)
+);
+CREATE TABLE channel_senders (
+    channel     TEXT NOT NULL,
+    sender      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    approved_at TEXT NOT NULL,
+    PRIMARY KEY (channel, sender)
+);
+",
+    ),
 ];

@@ -1,0 +1,365 @@
+//! Channel state (E3, D11): polling offsets that survive restarts, pairing codes for unknown
+//! senders, and the senders an operator has approved.
+//!
+//! Pairing: an unknown sender gets an 8-character code from an alphabet without look-alikes
+//! (no `0/O`, `1/I/L`), drawn from the OS CSPRNG; a code expires after an hour; at most three
+//! are pending per channel; asking again returns the sender's pending code. The operator
+//! approves a code, which allows that sender on that channel.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::sqlite::stamp;
+use crate::{SqliteStore, StoreError};
+
+/// Code alphabet: no characters that read alike.
+const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+/// Code length.
+pub const CODE_LEN: usize = 8;
+/// Pending codes per channel at most.
+pub const MAX_PENDING: usize = 3;
+/// How long a code is valid.
+pub const CODE_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// A pending pairing request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pairing {
+    /// Channel (`telegram`).
+    pub channel: String,
+    /// The code to approve.
+    pub code: String,
+    /// The sender asking (channel-specific id).
+    pub sender: String,
+    /// A display name, when known.
+    pub name: String,
+    /// Requested.
+    pub created_at: DateTime<Utc>,
+    /// Expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to an unknown sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairingRequest {
+    /// Their code (a new one, or the one they already have).
+    Code(String),
+    /// Too many pending requests on this channel; try later.
+    TooMany,
+}
+
+/// A channel-state failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// No pending, unexpired request with this code.
+    #[error("no pending pairing request `{0}` (codes expire after an hour)")]
+    NoSuchCode(String),
+    /// The OS random source failed.
+    #[error("no randomness available: {0}")]
+    Random(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The channel-state seam.
+#[async_trait]
+pub trait ChannelStore: Send + Sync + std::fmt::Debug {
+    /// The next update offset to ask for, once one was saved.
+    async fn offset(&self, channel: &str) -> Result<Option<i64>, ChannelError>;
+    /// Saves the next update offset.
+    async fn set_offset(&self, channel: &str, offset: i64) -> Result<(), ChannelError>;
+    /// Whether `sender` may talk on `channel` (approved by pairing).
+    async fn is_paired(&self, channel: &str, sender: &str) -> Result<bool, ChannelError>;
+    /// A code for an unknown sender (see the module docs).
+    async fn request_pairing(
+        &self,
+        channel: &str,
+        sender: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PairingRequest, ChannelError>;
+    /// Pending, unexpired requests of `channel`.
+    async fn pairings(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Pairing>, ChannelError>;
+    /// Approves a pending code: its sender may talk from now on. Returns the request.
+    async fn approve_pairing(
+        &self,
+        channel: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Pairing, ChannelError>;
+}
+
+fn new_code() -> Result<String, ChannelError> {
+    // Rejection sampling keeps the characters uniform.
+    let mut out = String::with_capacity(CODE_LEN);
+    let limit = 256 - (256 % ALPHABET.len());
+    while out.len() < CODE_LEN {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).map_err(|e| ChannelError::Random(e.to_string()))?;
+        for x in b {
+            if usize::from(x) < limit && out.len() < CODE_LEN {
+                out.push(char::from(ALPHABET[usize::from(x) % ALPHABET.len()]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> Result<Pairing, StoreError> {
+    let created = crate::sqlite::ts(&r.get::<_, String>(4)?)?;
+    Ok(Pairing {
+        channel: r.get(0)?,
+        code: r.get(1)?,
+        sender: r.get(2)?,
+        name: r.get(3)?,
+        expires_at: created + CODE_TTL,
+        created_at: created,
+    })
+}
+
+#[async_trait]
+impl ChannelStore for SqliteStore {
+    async fn offset(&self, channel: &str) -> Result<Option<i64>, ChannelError> {
+        let key = format!("{channel}.offset");
+        Ok(self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT value FROM channel_state WHERE key = ?1",
+                    params![key],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?)
+            })
+            .await?)
+    }
+
+    async fn set_offset(&self, channel: &str, offset: i64) -> Result<(), ChannelError> {
+        let key = format!("{channel}.offset");
+        Ok(self
+            .with(move |c| {
+                c.execute(
+                    "INSERT INTO channel_state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, offset],
+                )?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn is_paired(&self, channel: &str, sender: &str) -> Result<bool, ChannelError> {
+        let (channel, sender) = (channel.to_owned(), sender.to_owned());
+        Ok(self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT 1 FROM channel_senders WHERE channel = ?1 AND sender = ?2",
+                    params![channel, sender],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+            })
+            .await?)
+    }
+
+    async fn request_pairing(
+        &self,
+        channel: &str,
+        sender: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PairingRequest, ChannelError> {
+        let code = new_code()?;
+        let (channel, sender, name) = (channel.to_owned(), sender.to_owned(), name.to_owned());
+        self.transact(move |c| {
+            let cutoff = stamp(now - CODE_TTL);
+            c.execute(
+                "DELETE FROM pairings WHERE channel = ?1 AND created_at <= ?2",
+                params![channel, cutoff],
+            )
+            .map_err(StoreError::from)?;
+            let existing: Option<String> = c
+                .query_row(
+                    "SELECT code FROM pairings WHERE channel = ?1 AND sender = ?2",
+                    params![channel, sender],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::from)?;
+            if let Some(code) = existing {
+                return Ok(PairingRequest::Code(code));
+            }
+            let pending: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM pairings WHERE channel = ?1",
+                    params![channel],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::from)?;
+            if usize::try_from(pending).unwrap_or(usize::MAX) >= MAX_PENDING {
+                return Ok(PairingRequest::TooMany);
+            }
+            c.execute(
+                "INSERT INTO pairings (channel, code, sender, name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![channel, code, sender, name, stamp(now)],
+            )
+            .map_err(StoreError::from)?;
+            Ok(PairingRequest::Code(code))
+        })
+        .await
+    }
+
+    async fn pairings(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Pairing>, ChannelError> {
+        let channel = channel.to_owned();
+        Ok(self
+            .with(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT channel, code, sender, name, created_at FROM pairings
+                     WHERE channel = ?1 AND created_at > ?2 ORDER BY created_at",
+                )?;
+                let mut rows = st.query(params![channel, stamp(now - CODE_TTL)])?;
+                let mut v = Vec::new();
+                while let Some(r) = rows.next()? {
+                    v.push(row(r)?);
+                }
+                Ok(v)
+            })
+            .await?)
+    }
+
+    async fn approve_pairing(
+        &self,
+        channel: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Pairing, ChannelError> {
+        let (channel, code) = (channel.to_owned(), code.trim().to_ascii_uppercase());
+        self.transact(move |c| {
+            let p = {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT channel, code, sender, name, created_at FROM pairings
+                         WHERE channel = ?1 AND code = ?2 AND created_at > ?3",
+                    )
+                    .map_err(StoreError::from)?;
+                let mut rows = st
+                    .query(params![channel, code, stamp(now - CODE_TTL)])
+                    .map_err(StoreError::from)?;
+                match rows.next().map_err(StoreError::from)? {
+                    Some(r) => row(r)?,
+                    None => return Err(ChannelError::NoSuchCode(code)),
+                }
+            };
+            c.execute(
+                "DELETE FROM pairings WHERE channel = ?1 AND code = ?2",
+                params![channel, code],
+            )
+            .map_err(StoreError::from)?;
+            c.execute(
+                "INSERT OR IGNORE INTO channel_senders (channel, sender, name, approved_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![p.channel, p.sender, p.name, stamp(now)],
+            )
+            .map_err(StoreError::from)?;
+            Ok(p)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::test_at as at;
+
+    #[test]
+    fn codes_use_the_unambiguous_alphabet() {
+        for _ in 0..200 {
+            let c = new_code().unwrap();
+            assert_eq!(c.len(), CODE_LEN);
+            assert!(c.bytes().all(|b| ALPHABET.contains(&b)), "{c}");
+            assert!(!c.contains(['0', 'O', '1', 'I', 'L']), "{c}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pairing_limits_expiry_and_approval() {
+        let s = SqliteStore::in_memory().unwrap();
+        let PairingRequest::Code(a) = s
+            .request_pairing("telegram", "1", "ann", at(0))
+            .await
+            .unwrap()
+        else {
+            panic!("a code")
+        };
+        // Asking again: the same code.
+        assert_eq!(
+            s.request_pairing("telegram", "1", "ann", at(5))
+                .await
+                .unwrap(),
+            PairingRequest::Code(a.clone())
+        );
+        s.request_pairing("telegram", "2", "bob", at(6))
+            .await
+            .unwrap();
+        s.request_pairing("telegram", "3", "cy", at(7))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.request_pairing("telegram", "4", "dee", at(8))
+                .await
+                .unwrap(),
+            PairingRequest::TooMany
+        );
+        assert_eq!(s.pairings("telegram", at(9)).await.unwrap().len(), 3);
+        assert!(!s.is_paired("telegram", "1").await.unwrap());
+        let p = s
+            .approve_pairing("telegram", &a.to_lowercase(), at(10))
+            .await
+            .unwrap();
+        assert_eq!(p.sender, "1");
+        assert!(s.is_paired("telegram", "1").await.unwrap());
+        assert!(matches!(
+            s.approve_pairing("telegram", &a, at(11)).await,
+            Err(ChannelError::NoSuchCode(_))
+        ));
+        // An hour later the others have expired and new senders can ask.
+        let later = at(3601 + 7);
+        assert!(s.pairings("telegram", later).await.unwrap().is_empty());
+        assert!(matches!(
+            s.request_pairing("telegram", "4", "dee", later)
+                .await
+                .unwrap(),
+            PairingRequest::Code(_)
+        ));
+        let expired = s.pairings("telegram", later).await.unwrap();
+        assert_eq!(expired.len(), 1);
+        // Other channels are separate.
+        assert!(!s.is_paired("discord", "1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn offsets_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            assert_eq!(s.offset("telegram").await.unwrap(), None);
+            s.set_offset("telegram", 41).await.unwrap();
+            s.set_offset("telegram", 42).await.unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.offset("telegram").await.unwrap(), Some(42));
+    }
+}
