@@ -58,6 +58,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// Pairing requests from chat channels: list them and approve a code.
+    Pairing {
+        #[command(subcommand)]
+        command: PairingCommand,
+    },
     /// Create, list, revoke and rotate API tokens for `pincer serve`.
     Tokens {
         #[command(subcommand)]
@@ -133,6 +138,25 @@ pub(crate) enum ApprovalsCommand {
     Deny {
         /// Approval id (`apr_…`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PairingCommand {
+    /// Pending pairing requests of a channel.
+    List {
+        /// Channel (`telegram`).
+        channel: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pairing code: its sender may talk to the agent from now on.
+    Approve {
+        /// Channel (`telegram`).
+        channel: String,
+        /// The code the sender received.
+        code: String,
     },
 }
 

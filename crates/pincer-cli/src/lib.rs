@@ -11,6 +11,7 @@ mod env;
 mod exit;
 mod runtime;
 mod sandbox;
+mod telegram;
 mod worker;
 
 pub use env::Env;

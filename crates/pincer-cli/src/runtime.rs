@@ -120,6 +120,13 @@ pub(crate) fn open_audit(
         .providers
         .values()
         .filter_map(|p| p.api_key_env.as_deref())
+        .chain(
+            config
+                .channels
+                .telegram
+                .as_ref()
+                .map(|t| t.token_env.as_str()),
+        )
         .filter_map(|var| env.var(var))
         .collect();
     let extra: Vec<(String, String)> = config

@@ -8,6 +8,7 @@
 //!   `config.last-good.toml` up to date, and a broken current file falls back to it loudly.
 
 mod atomic;
+mod channels;
 mod edit;
 mod error;
 mod exec;
@@ -17,6 +18,7 @@ mod locate;
 mod schema;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};
+pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig};
 pub use edit::{get_value, set_value};
 pub use error::ConfigError;
 pub use exec::{ExecConfig, ProcessCleanup, SandboxProvider, argv_prefix};

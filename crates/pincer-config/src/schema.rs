@@ -7,7 +7,12 @@ use std::path::PathBuf;
 
 use pincer_types::{AgentId, ToolName};
 
+use crate::channels::ChannelsConfig;
 use crate::exec::{ExecConfig, SandboxProvider};
+
+fn is_default_channels(c: &ChannelsConfig) -> bool {
+    *c == ChannelsConfig::default()
+}
 use serde::{Deserialize, Serialize};
 
 /// The config schema version this build reads and writes.
@@ -28,6 +33,9 @@ pub struct Config {
     /// Limits for sandboxed commands.
     #[serde(default)]
     pub exec: ExecConfig,
+    /// Chat channels.
+    #[serde(default, skip_serializing_if = "is_default_channels")]
+    pub channels: ChannelsConfig,
     /// Model providers by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -448,6 +456,7 @@ impl Config {
             gateway: GatewayConfig::default(),
             security: SecurityConfig::default(),
             exec: ExecConfig::default(),
+            channels: ChannelsConfig::default(),
             providers: BTreeMap::new(),
             agents: BTreeMap::new(),
         }
@@ -534,6 +543,8 @@ impl Config {
             .filter_map(|p| p.api_key_env.as_deref())
             .collect();
         errs.extend(self.exec.errors(&key_vars));
+        let agent_names: Vec<&str> = self.agents.keys().map(AgentId::as_str).collect();
+        errs.extend(self.channels.errors(&agent_names));
         for (id, a) in &self.agents {
             for (i, entry) in a.exec_allow.iter().enumerate() {
                 if entry.split_whitespace().next().is_none() {

@@ -8,6 +8,7 @@ mod config;
 mod doctor;
 mod init;
 mod output;
+mod pairing;
 mod sandbox;
 mod serve;
 mod tasks;
@@ -44,6 +45,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
+        Command::Pairing { command } => pairing::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {
                 tasks::approvals_remote(server, command, env)

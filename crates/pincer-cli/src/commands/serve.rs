@@ -67,6 +67,35 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         let events = state.events.clone();
         let stop = CancellationToken::new();
         let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
+        let channel = match config.channels.telegram.as_ref().filter(|t| t.enabled) {
+            Some(t) => {
+                let token = env.var(&t.token_env).ok_or_else(|| {
+                    Failure::usage(format!(
+                        "channels.telegram is enabled but {} is not set (export the bot token from @BotFather)",
+                        t.token_env
+                    ))
+                })?;
+                let api = pincer_channels::telegram::TelegramApi::new(
+                    &t.api_base,
+                    pincer_channels::telegram::BotToken::new(token),
+                )?;
+                let agent = t
+                    .agent
+                    .parse()
+                    .map_err(|e| Failure::usage(format!("channels.telegram.agent: {e}")))?;
+                let tg = Arc::new(crate::telegram::Telegram::new(
+                    api,
+                    t.clone(),
+                    agent,
+                    store.clone(),
+                    state.events.clone(),
+                    state.wake.clone(),
+                ));
+                audit("channel.start", json!({"channel": "telegram", "dm_policy": t.dm_policy}));
+                Some(tokio::spawn(tg.run(stop.clone())))
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;
@@ -88,6 +117,9 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         // Drain: no new work is claimed; tasks already running finish.
         stop.cancel();
         let _ = workers.await;
+        if let Some(c) = channel {
+            let _ = c.await;
+        }
         audit("serve.stop", json!({"addr": addr.to_string()}));
         eprintln!("pincer serve: stopped");
         anyhow::Ok(())

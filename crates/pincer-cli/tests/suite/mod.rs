@@ -4,5 +4,6 @@ mod config_cmd;
 mod e2e;
 mod exec;
 mod serve;
+mod telegram;
 mod tokens;
 mod tools_audit;

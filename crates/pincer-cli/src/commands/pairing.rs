@@ -1,0 +1,57 @@
+//! `pincer pairing list|approve <channel>`: the operator's side of pairing.
+
+use chrono::Utc;
+use pincer_store::{ChannelError, ChannelStore, SqliteStore};
+use serde_json::json;
+
+use crate::cli::PairingCommand;
+use crate::{Env, Failure, runtime};
+
+pub(crate) fn run(cmd: PairingCommand, env: &Env) -> anyhow::Result<u8> {
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home, env)?;
+    let store = SqliteStore::open(&home.state_db_path())?;
+    let rt = runtime::tokio_runtime()?;
+    let failure = |e: ChannelError| -> anyhow::Error {
+        match e {
+            ChannelError::Store(e) => e.into(),
+            other => Failure::usage(other.to_string()).into(),
+        }
+    };
+    match cmd {
+        PairingCommand::List { channel, json } => {
+            let list = rt
+                .block_on(store.pairings(&channel, Utc::now()))
+                .map_err(failure)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no pending pairing requests on {channel}");
+            } else {
+                for p in &list {
+                    println!(
+                        "{}  sender {} ({})  expires {}",
+                        p.code,
+                        p.sender,
+                        p.name,
+                        p.expires_at.to_rfc3339()
+                    );
+                }
+            }
+        }
+        PairingCommand::Approve { channel, code } => {
+            let p = rt
+                .block_on(store.approve_pairing(&channel, &code, Utc::now()))
+                .map_err(failure)?;
+            runtime::audit_config(
+                &home,
+                &loaded.config,
+                env,
+                "pairing.approved",
+                json!({"channel": p.channel, "sender": p.sender, "name": p.name, "by": "operator:cli"}),
+            );
+            println!("approved {} ({}) on {}", p.sender, p.name, p.channel);
+        }
+    }
+    Ok(0)
+}

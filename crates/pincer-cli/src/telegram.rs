@@ -1,0 +1,374 @@
+//! The Telegram channel inside `pincer serve`: long polling with the offset saved after each
+//! update (a restart neither loses nor repeats one; each update also submits its task with the
+//! idempotency key `telegram:<update_id>`), who-may-talk checks (DM policy with pairing, group
+//! allowlist with mention), one session per DM peer and per group, a few chat commands, and the
+//! answer sent back when the task ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use pincer_channels::telegram::{Message, TelegramApi, Update};
+use pincer_config::{DmPolicy, TelegramConfig};
+use pincer_gateway::EventBus;
+use pincer_store::{ChannelStore, NewTask, PairingRequest, SqliteStore, TaskQueue};
+use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The channel name in the store and in session keys.
+pub(crate) const CHANNEL: &str = "telegram";
+
+/// What the channel needs from the server.
+#[derive(Debug)]
+pub(crate) struct Telegram {
+    pub api: TelegramApi,
+    pub config: TelegramConfig,
+    pub agent: AgentId,
+    pub store: Arc<SqliteStore>,
+    pub events: Arc<EventBus>,
+    pub wake: Arc<Notify>,
+    /// Tasks waiting for an answer → the chat to answer in.
+    replies: Mutex<HashMap<TaskId, i64>>,
+    /// The bot's `@username` (for mentions) and id (for replies to it).
+    me: Mutex<Option<(String, i64)>>,
+}
+
+impl Telegram {
+    pub(crate) fn new(
+        api: TelegramApi,
+        config: TelegramConfig,
+        agent: AgentId,
+        store: Arc<SqliteStore>,
+        events: Arc<EventBus>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            api,
+            config,
+            agent,
+            store,
+            events,
+            wake,
+            replies: Mutex::new(HashMap::new()),
+            me: Mutex::new(None),
+        }
+    }
+
+    fn replies(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, i64>> {
+        self.replies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Polls until `stop`, and answers finished tasks.
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let answers = tokio::spawn(self.clone().answer_loop(stop.clone()));
+        self.poll_loop(stop).await;
+        let _ = answers.await;
+    }
+
+    async fn poll_loop(&self, stop: CancellationToken) {
+        let wait = Duration::from_secs(self.config.poll_timeout_secs);
+        let mut backoff = Duration::from_secs(1);
+        while !stop.is_cancelled() {
+            if self.me_or_fetch().await.is_none() {
+                pause(&stop, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
+            let offset = match self.store.offset(CHANNEL).await {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("pincer serve: telegram: reading the offset: {e}");
+                    pause(&stop, backoff).await;
+                    continue;
+                }
+            };
+            let updates = tokio::select! {
+                u = self.api.get_updates(offset, wait) => u,
+                () = stop.cancelled() => return,
+            };
+            match updates {
+                Ok(updates) => {
+                    backoff = Duration::from_secs(1);
+                    for u in updates {
+                        // Telegram may resend what we already handled; the offset says so.
+                        if offset.is_some_and(|o| u.update_id < o) {
+                            continue;
+                        }
+                        self.handle(&u).await;
+                        if let Err(e) = self.store.set_offset(CHANNEL, u.update_id + 1).await {
+                            eprintln!("pincer serve: telegram: saving the offset: {e}");
+                        }
+                    }
+                }
+                Err(e) => {
+                    if e.is_conflict() {
+                        eprintln!(
+                            "pincer serve: telegram: another poller or a webhook holds this bot (409); retrying"
+                        );
+                    } else {
+                        eprintln!("pincer serve: telegram: {e}");
+                    }
+                    pause(&stop, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+
+    async fn me_or_fetch(&self) -> Option<(String, i64)> {
+        if let Some(me) = self
+            .me
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Some(me);
+        }
+        match self
+            .api
+            .call("getMe", json!({}), Duration::from_secs(30))
+            .await
+        {
+            Ok(v) => {
+                let me = (
+                    v["username"].as_str().unwrap_or_default().to_owned(),
+                    v["id"].as_i64().unwrap_or_default(),
+                );
+                *self.me.lock().unwrap_or_else(PoisonError::into_inner) = Some(me.clone());
+                Some(me)
+            }
+            Err(e) => {
+                eprintln!("pincer serve: telegram: getMe: {e}");
+                None
+            }
+        }
+    }
+
+    async fn say(&self, chat: i64, text: &str) {
+        if let Err(e) = self.api.send_text(chat, text, None).await {
+            eprintln!("pincer serve: telegram: sending to {chat}: {e}");
+        }
+    }
+
+    async fn handle(&self, u: &Update) {
+        let Some(m) = &u.message else {
+            return;
+        };
+        let (Some(text), Some(from)) = (m.text.as_deref(), m.from.as_ref()) else {
+            return;
+        };
+        if from.is_bot {
+            return;
+        }
+        let private = m.chat.kind == "private";
+        let text = if private {
+            text.trim().to_owned()
+        } else {
+            match self.addressed(m, text) {
+                Some(t) => t,
+                None => return,
+            }
+        };
+        if private && !self.dm_allowed(m).await {
+            return;
+        }
+        if !private && !self.config.groups.contains(&m.chat.id) {
+            return;
+        }
+        let peer = if private {
+            format!("dm-{}", from.id)
+        } else {
+            format!("group{}", m.chat.id)
+        };
+        let Ok(key) = SessionKey::for_peer(&self.agent, CHANNEL, &peer) else {
+            return;
+        };
+        if let Some(reply) = self.command(&text, &key).await {
+            self.say(m.chat.id, &reply).await;
+            return;
+        }
+        let submitted = self
+            .store
+            .submit(
+                NewTask {
+                    agent: self.agent.clone(),
+                    session_key: key,
+                    input: text,
+                    idempotency_key: Some(format!("{CHANNEL}:{}", u.update_id)),
+                    deadline: None,
+                },
+                Utc::now(),
+            )
+            .await;
+        match submitted {
+            Ok((task, created)) => {
+                if created {
+                    self.replies().insert(task.id, m.chat.id);
+                    self.wake.notify_one();
+                    self.events
+                        .publish("task.queued", json!({"task": task.id, "agent": task.agent}));
+                    let _ = self
+                        .api
+                        .call(
+                            "sendChatAction",
+                            json!({"chat_id": m.chat.id, "action": "typing"}),
+                            Duration::from_secs(10),
+                        )
+                        .await;
+                }
+            }
+            Err(e) => {
+                eprintln!("pincer serve: telegram: submitting a task: {e}");
+                self.say(
+                    m.chat.id,
+                    "Sorry — that could not be queued. Try again in a moment.",
+                )
+                .await;
+            }
+        }
+    }
+
+    /// A group message's text when it addresses the bot (mention or reply), mention removed.
+    fn addressed(&self, m: &Message, text: &str) -> Option<String> {
+        let (username, id) = self
+            .me
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let mention = format!("@{username}");
+        let replied = m
+            .reply_to_message
+            .as_ref()
+            .and_then(|r| r.from.as_ref())
+            .is_some_and(|f| f.id == id);
+        if !username.is_empty() && text.contains(&mention) {
+            Some(text.replace(&mention, "").trim().to_owned())
+        } else if replied {
+            Some(text.trim().to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// Whether a direct message may be processed; tells an unknown sender what to do.
+    async fn dm_allowed(&self, m: &Message) -> bool {
+        let Some(from) = &m.from else {
+            return false;
+        };
+        if self.config.allow_from.contains(&from.id) {
+            return true;
+        }
+        match self.config.dm_policy {
+            DmPolicy::Open => true,
+            DmPolicy::Disabled | DmPolicy::Allowlist => false,
+            DmPolicy::Pairing => {
+                let sender = from.id.to_string();
+                if self
+                    .store
+                    .is_paired(CHANNEL, &sender)
+                    .await
+                    .unwrap_or(false)
+                {
+                    return true;
+                }
+                let reply = match self
+                    .store
+                    .request_pairing(CHANNEL, &sender, &from.first_name, Utc::now())
+                    .await
+                {
+                    Ok(PairingRequest::Code(code)) => format!(
+                        "Hi! This bot only talks to people its owner approved.\n\nYour pairing code: `{code}`\n\nAsk the owner to run `pincer pairing approve telegram {code}`. The code expires in an hour."
+                    ),
+                    Ok(PairingRequest::TooMany) => {
+                        "Too many pairing requests are waiting. Please try again later.".into()
+                    }
+                    Err(e) => {
+                        eprintln!("pincer serve: telegram: pairing: {e}");
+                        return false;
+                    }
+                };
+                self.say(m.chat.id, &reply).await;
+                false
+            }
+        }
+    }
+
+    /// Chat commands answered at once (even while a task runs).
+    async fn command(&self, text: &str, key: &SessionKey) -> Option<String> {
+        let cmd = text.split_whitespace().next()?;
+        let cmd = cmd.split('@').next().unwrap_or(cmd);
+        Some(match cmd {
+            "/start" | "/help" => "Send me a message and I will work on it.\n\n/status — what is running\n/help — this text".into(),
+            "/status" => {
+                let tasks = self.store.list(None, 200).await.ok()?;
+                let mine: Vec<_> = tasks
+                    .iter()
+                    .filter(|t| &t.session_key == key && !t.status.is_terminal())
+                    .collect();
+                if mine.is_empty() {
+                    "Nothing is running.".into()
+                } else {
+                    mine.iter()
+                        .map(|t| format!("{} — {}", t.status.as_str(), t.input.chars().take(60).collect::<String>()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// Sends each finished task's answer to its chat.
+    async fn answer_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut rx = self.events.subscribe();
+        let mut seen = self.events.latest();
+        loop {
+            let (batch, _) = self.events.since(seen);
+            for e in batch {
+                seen = e.id;
+                let Some(id) = e.data["task"]
+                    .as_str()
+                    .and_then(|s| s.parse::<TaskId>().ok())
+                else {
+                    continue;
+                };
+                let Some(chat) = self.replies().get(&id).copied() else {
+                    continue;
+                };
+                let Ok(Some(t)) = self.store.task(id).await else {
+                    continue;
+                };
+                let text = match t.status {
+                    TaskStatus::Succeeded => t.output.unwrap_or_default(),
+                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Canceled => format!(
+                        "That did not work ({}): {}",
+                        t.status.as_str().to_lowercase(),
+                        t.error.unwrap_or_default()
+                    ),
+                    TaskStatus::Queued | TaskStatus::Running | TaskStatus::WaitingApproval => {
+                        continue;
+                    }
+                };
+                self.replies().remove(&id);
+                self.say(chat, &text).await;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                () = stop.cancelled() => return,
+            }
+            if self.events.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+async fn pause(stop: &CancellationToken, d: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        () = stop.cancelled() => {}
+    }
+}

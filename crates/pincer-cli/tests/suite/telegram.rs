@@ -1,0 +1,142 @@
+//! The Telegram channel through the real binary, the fake Bot API and the fake model.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pincer_testkit::{FakeLlm, FakeTelegram};
+
+use super::common::*;
+
+const BOT_TOKEN: &str = "123456:TEST-bot-token-secret";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn set(home: &Home, key: &str, value: &str) {
+    let out = home.run(&["config", "set", key, value], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A home whose agent answers through `llm`, with Telegram pointed at `tg`.
+async fn telegram_home(llm: &FakeLlm, tg: &FakeTelegram, extra: &[(&str, &str)]) -> Home {
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    set(&home, "channels.telegram.enabled", "true").await;
+    set(&home, "channels.telegram.api_base", &tg.base_url()).await;
+    set(&home, "channels.telegram.token_env", "PINCER_TEST_BOT").await;
+    set(&home, "channels.telegram.poll_timeout_secs", "1").await;
+    for (k, v) in extra {
+        set(&home, k, v).await;
+    }
+    home
+}
+
+fn serve(home: &Home) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("PINCER_HOME", home.path())
+        .env(KEY_VAR, KEY)
+        .env("PINCER_TEST_BOT", BOT_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "{line}");
+    child
+}
+
+fn stop(child: &mut Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+fn texts_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
+    tg.calls_of("sendMessage")
+        .into_iter()
+        .filter(|c| c.params["chat_id"] == chat)
+        .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_sender_pairs_then_talks_and_a_duplicate_update_runs_once() {
+    let llm = FakeLlm::start(vec![]).await.unwrap(); // echoes
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[]).await;
+    let mut child = serve(&home);
+    // A stranger writes: they get a pairing code and nothing reaches the model.
+    tg.push_text(501, 501, "hello bot");
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    let first = texts_to(&tg, 501).join("\n");
+    assert!(first.contains("pairing code"), "{first}");
+    assert!(llm.requests().is_empty());
+    let out = home
+        .run(&["pairing", "list", "telegram", "--json"], "")
+        .await;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list.len(), 1);
+    let code = list[0]["code"].as_str().unwrap().to_owned();
+    assert!(first.contains(&code));
+    let out = home
+        .run(&["pairing", "approve", "telegram", &code], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Now they talk to the agent; the same update delivered twice runs once.
+    let id = tg.push_text(501, 501, "what is up");
+    tg.push_update(serde_json::json!({
+        "update_id": id,
+        "message": {"message_id": 999, "date": 1, "chat": {"id": 501, "type": "private"},
+                    "from": {"id": 501, "is_bot": false, "first_name": "x"}, "text": "what is up"}
+    }));
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    let texts = texts_to(&tg, 501);
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some("echo: what is up"),
+        "{texts:?}"
+    );
+    stop(&mut child);
+    assert_eq!(llm.requests().len(), 1, "the duplicate must not run again");
+    // The bot token never reached the logs.
+    let audit = all_bytes(&home.path().join("audit"));
+    assert!(
+        !audit
+            .windows(BOT_TOKEN.len())
+            .any(|w| w == BOT_TOKEN.as_bytes())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_answer_only_when_the_bot_is_addressed_and_a_restart_repeats_nothing() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.groups", "[-100200]")]).await;
+    let mut child = serve(&home);
+    tg.push_text(-100200, 7, "just chatting among humans");
+    tg.push_text(-100200, 7, "@pincer_bot summarise please");
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    let texts = texts_to(&tg, -100200);
+    assert_eq!(texts, ["echo: summarise please"], "{texts:?}");
+    assert_eq!(llm.requests().len(), 1);
+    // A group not on the list is ignored even when it mentions the bot.
+    tg.push_text(-100999, 8, "@pincer_bot hi");
+    // Restart: the updates already handled are neither lost nor repeated.
+    stop(&mut child);
+    let mut child = serve(&home);
+    tg.push_text(-100200, 7, "@pincer_bot again");
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    stop(&mut child);
+    assert_eq!(
+        texts_to(&tg, -100200),
+        ["echo: summarise please", "echo: again"]
+    );
+    assert!(texts_to(&tg, -100999).is_empty());
+    assert_eq!(llm.requests().len(), 2);
+}
