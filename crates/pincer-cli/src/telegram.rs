@@ -30,8 +30,8 @@ pub(crate) struct Telegram {
     pub store: Arc<SqliteStore>,
     pub events: Arc<EventBus>,
     pub wake: Arc<Notify>,
-    /// Tasks waiting for an answer → the chat to answer in.
-    replies: Mutex<HashMap<TaskId, i64>>,
+    /// Tasks waiting for an answer → the chat to answer in and the user who asked.
+    replies: Mutex<HashMap<TaskId, (i64, i64)>>,
     /// The bot's `@username` (for mentions) and id (for replies to it).
     me: Mutex<Option<(String, i64)>>,
 }
@@ -57,7 +57,7 @@ impl Telegram {
         }
     }
 
-    fn replies(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, i64>> {
+    fn replies(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, (i64, i64)>> {
         self.replies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -154,6 +154,10 @@ impl Telegram {
     }
 
     async fn handle(&self, u: &Update) {
+        if let Some(q) = &u.callback_query {
+            self.button(q).await;
+            return;
+        }
         let Some(m) = &u.message else {
             return;
         };
@@ -206,7 +210,7 @@ impl Telegram {
         match submitted {
             Ok((task, created)) => {
                 if created {
-                    self.replies().insert(task.id, m.chat.id);
+                    self.replies().insert(task.id, (m.chat.id, from.id));
                     self.wake.notify_one();
                     self.events
                         .publish("task.queued", json!({"task": task.id, "agent": task.agent}));
@@ -335,9 +339,13 @@ impl Telegram {
                 else {
                     continue;
                 };
-                let Some(chat) = self.replies().get(&id).copied() else {
+                let Some((chat, _)) = self.replies().get(&id).copied() else {
                     continue;
                 };
+                if e.kind == "approval.requested" {
+                    self.ask_approval(chat, &e.data).await;
+                    continue;
+                }
                 let Ok(Some(t)) = self.store.task(id).await else {
                     continue;
                 };
@@ -362,6 +370,81 @@ impl Telegram {
             if self.events.is_closed() {
                 return;
             }
+        }
+    }
+}
+
+impl Telegram {
+    /// Shows a parked action with Approve / Deny buttons in the chat that asked for it.
+    async fn ask_approval(&self, chat: i64, data: &serde_json::Value) {
+        let Some(id) = data["approval"].as_str() else {
+            return;
+        };
+        let text = format!(
+            "Approval needed: `{}` ({}): {}",
+            data["tool"].as_str().unwrap_or("?"),
+            data["tier"].as_str().unwrap_or("?"),
+            data["reason"].as_str().unwrap_or("")
+        );
+        let buttons = json!({"inline_keyboard": [[
+            {"text": "Approve", "callback_data": format!("apr:{id}:y")},
+            {"text": "Deny", "callback_data": format!("apr:{id}:n")},
+        ]]});
+        if let Err(e) = self.api.send_text(chat, &text, Some(buttons)).await {
+            eprintln!("pincer serve: telegram: approval prompt to {chat}: {e}");
+        }
+    }
+
+    /// A button press: only the user who asked (or an `allow_from` user) may decide.
+    async fn button(&self, q: &pincer_channels::telegram::CallbackQuery) {
+        let answer = |text: String| {
+            let id = q.id.clone();
+            async move {
+                let _ = self
+                    .api
+                    .call(
+                        "answerCallbackQuery",
+                        json!({"callback_query_id": id, "text": text}),
+                        Duration::from_secs(10),
+                    )
+                    .await;
+            }
+        };
+        let Some((approval, approve)) = q.data.as_deref().and_then(|d| {
+            let rest = d.strip_prefix("apr:")?;
+            let (id, verdict) = rest.rsplit_once(':')?;
+            Some((id.to_owned(), verdict == "y"))
+        }) else {
+            answer("Unknown button.".into()).await;
+            return;
+        };
+        let record = match pincer_store::ApprovalStore::approval(&*self.store, &approval).await {
+            Ok(Some(a)) => a,
+            _ => {
+                answer("That approval no longer exists.".into()).await;
+                return;
+            }
+        };
+        let requester = record
+            .task
+            .and_then(|t| self.replies().get(&t).map(|(_, user)| *user));
+        let allowed = requester == Some(q.from.id) || self.config.allow_from.contains(&q.from.id);
+        if !allowed {
+            answer("This approval is not yours to decide.".into()).await;
+            return;
+        }
+        let by = format!("telegram:{}", q.from.id);
+        match pincer_store::ApprovalStore::decide(&*self.store, &approval, approve, &by, Utc::now())
+            .await
+        {
+            Ok(a) => {
+                self.events.publish(
+                    "approval.decided",
+                    json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": by}),
+                );
+                answer(format!("{}.", a.status.as_str().to_lowercase())).await;
+            }
+            Err(e) => answer(e.to_string()).await,
         }
     }
 }

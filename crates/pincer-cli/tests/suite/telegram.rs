@@ -140,3 +140,93 @@ async fn groups_answer_only_when_the_bot_is_addressed_and_a_restart_repeats_noth
     assert!(texts_to(&tg, -100999).is_empty());
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_button_pressed_by_someone_else_is_refused() {
+    use pincer_testkit::{Reply, ScriptedCall};
+    let llm = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "fs_write".into(),
+                arguments: serde_json::json!({"path": "notes.txt", "content": "new notes"}),
+            }],
+            text: String::new(),
+        },
+        Reply::text("notes updated"),
+    ])
+    .await
+    .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.groups", "[-100300]")]).await;
+    let notes = home.path().join("workspaces/main/notes.txt");
+    std::fs::write(&notes, "old notes").unwrap();
+    let mut child = serve(&home);
+    tg.push_text(-100300, 601, "@pincer_bot update the notes");
+    // The bot asks in the chat, with buttons.
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    let prompt = tg.calls_of("sendMessage").pop().unwrap();
+    assert!(
+        prompt.params["text"]
+            .as_str()
+            .unwrap()
+            .contains("Approval needed"),
+        "{prompt:?}"
+    );
+    let buttons = &prompt.params["reply_markup"]["inline_keyboard"][0];
+    let approve = buttons[0]["callback_data"].as_str().unwrap().to_owned();
+    // Someone else presses Approve: refused, nothing written.
+    tg.push_callback(-100300, 602, 11, &approve);
+    assert!(tg.wait_for("answerCallbackQuery", 1, WAIT).await);
+    let refused = tg.calls_of("answerCallbackQuery").pop().unwrap();
+    assert!(
+        refused.params["text"]
+            .as_str()
+            .unwrap()
+            .contains("not yours"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "old notes");
+    // The person who asked presses it: the action runs and the answer arrives.
+    tg.push_callback(-100300, 601, 11, &approve);
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    stop(&mut child);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "new notes");
+    assert_eq!(
+        texts_to(&tg, -100300).last().map(String::as_str),
+        Some("notes updated")
+    );
+    let out = home
+        .run(
+            &["audit", "search", "--type", "approval.granted", "--json"],
+            "",
+        )
+        .await;
+    assert!(stdout(&out).contains("telegram:601"), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_a_long_task_runs() {
+    use pincer_testkit::Reply;
+    let llm = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 120_000,
+        reply: Box::new(Reply::text("much later")),
+    }])
+    .await
+    .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.allow_from", "[700]")]).await;
+    let mut child = serve(&home);
+    tg.push_text(700, 700, "do the long thing");
+    // The model call is under way: the task is running.
+    assert!(llm.wait_for_requests(1, WAIT).await);
+    tg.push_text(700, 700, "/status");
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    let status = texts_to(&tg, 700).join("\n");
+    assert!(
+        status.contains("RUNNING") && status.contains("do the long thing"),
+        "{status}"
+    );
+    // The task is still running (SIGTERM would wait for it): end the server outright.
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
