@@ -190,7 +190,7 @@ impl Telegram {
         let Ok(key) = SessionKey::for_peer(&self.agent, CHANNEL, &peer) else {
             return;
         };
-        if let Some(reply) = self.command(&text, &key).await {
+        if let Some(reply) = self.command(&text, &key, from.id).await {
             self.say(m.chat.id, &reply).await;
             return;
         }
@@ -301,28 +301,148 @@ impl Telegram {
     }
 
     /// Chat commands answered at once (even while a task runs).
-    async fn command(&self, text: &str, key: &SessionKey) -> Option<String> {
-        let cmd = text.split_whitespace().next()?;
+    async fn command(&self, text: &str, key: &SessionKey, user: i64) -> Option<String> {
+        let mut words = text.split_whitespace();
+        let cmd = words.next()?;
         let cmd = cmd.split('@').next().unwrap_or(cmd);
+        let arg = words.next().unwrap_or("");
+        if !cmd.starts_with('/') {
+            return None;
+        }
+        let short = |id: &TaskId| {
+            let s = id.to_string();
+            s[s.len().saturating_sub(8)..].to_owned()
+        };
+        let mine = || async {
+            self.store
+                .list(None, 500)
+                .await
+                .map(|ts| {
+                    ts.into_iter()
+                        .filter(|t| &t.session_key == key && !t.status.is_terminal())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
         Some(match cmd {
-            "/start" | "/help" => "Send me a message and I will work on it.\n\n/status — what is running\n/help — this text".into(),
-            "/status" => {
-                let tasks = self.store.list(None, 200).await.ok()?;
-                let mine: Vec<_> = tasks
-                    .iter()
-                    .filter(|t| &t.session_key == key && !t.status.is_terminal())
-                    .collect();
-                if mine.is_empty() {
+            "/start" | "/help" => "Send me a message and I will work on it.\n\n\
+/status or /tasks — what is running\n\
+/cancel <id|all> — stop tasks\n\
+/approvals — actions waiting for you; /approve <id>, /deny <id>\n\
+/new — start a new conversation\n\
+/model — who answers\n\
+/help — this text"
+                .into(),
+            "/status" | "/tasks" => {
+                let tasks = mine().await;
+                if tasks.is_empty() {
                     "Nothing is running.".into()
                 } else {
-                    mine.iter()
-                        .map(|t| format!("{} — {}", t.status.as_str(), t.input.chars().take(60).collect::<String>()))
+                    tasks
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "`{}` {} — {}",
+                                short(&t.id),
+                                t.status.as_str(),
+                                t.input.chars().take(60).collect::<String>()
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join("\n")
                 }
             }
-            _ => return None,
+            "/cancel" => {
+                let targets: Vec<_> = mine()
+                    .await
+                    .into_iter()
+                    .filter(|t| {
+                        arg == "all" || (!arg.is_empty() && t.id.to_string().ends_with(arg))
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    return Some(
+                        "Nothing to cancel (use /tasks to see ids, or /cancel all).".into(),
+                    );
+                }
+                let mut n = 0;
+                for t in targets {
+                    let canceled = self
+                        .store
+                        .transition(
+                            t.id,
+                            None,
+                            TaskStatus::Canceled,
+                            Some("canceled in chat".into()),
+                            Utc::now(),
+                        )
+                        .await;
+                    if canceled.is_ok() {
+                        n += 1;
+                        self.events
+                            .publish("task.canceled", json!({"task": t.id, "agent": t.agent}));
+                    }
+                }
+                format!("Canceled {n} task(s).")
+            }
+            "/new" => {
+                use pincer_store::Store as _;
+                match self.store.new_session(key, &self.agent).await {
+                    Ok(_) => "Started a new conversation.".into(),
+                    Err(e) => format!("Could not start a new conversation: {e}"),
+                }
+            }
+            "/model" => format!("Agent `{}` answers here.", self.agent),
+            "/approvals" => {
+                let ids: Vec<TaskId> = mine().await.iter().map(|t| t.id).collect();
+                let pending = pincer_store::ApprovalStore::approvals(
+                    &*self.store,
+                    Some(pincer_store::ApprovalStatus::Pending),
+                    200,
+                )
+                .await
+                .unwrap_or_default();
+                let lines: Vec<String> = pending
+                    .iter()
+                    .filter(|a| a.task.is_some_and(|t| ids.contains(&t)))
+                    .map(|a| format!("`{}` {} ({}) — {}", a.id, a.tool, a.tier.as_str(), a.reason))
+                    .collect();
+                if lines.is_empty() {
+                    "No approvals are waiting.".into()
+                } else {
+                    lines.join("\n")
+                }
+            }
+            "/approve" | "/deny" => self.decide_in_chat(arg, cmd == "/approve", user).await,
+            _ => "Unknown command; /help lists them.".into(),
         })
+    }
+
+    /// Decides an approval named in a command, with the same rule as the buttons.
+    async fn decide_in_chat(&self, approval: &str, approve: bool, user: i64) -> String {
+        let record = match pincer_store::ApprovalStore::approval(&*self.store, approval).await {
+            Ok(Some(a)) => a,
+            _ => return "No such approval (see /approvals).".into(),
+        };
+        let requester = record
+            .task
+            .and_then(|t| self.replies().get(&t).map(|(_, u)| *u));
+        if requester != Some(user) && !self.config.allow_from.contains(&user) {
+            return "This approval is not yours to decide.".into();
+        }
+        let by = format!("telegram:{user}");
+        match pincer_store::ApprovalStore::decide(&*self.store, approval, approve, &by, Utc::now())
+            .await
+        {
+            Ok(a) => {
+                self.events.publish(
+                    "approval.decided",
+                    json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": by}),
+                );
+                format!("{}.", a.status.as_str().to_lowercase())
+            }
+            Err(e) => e.to_string(),
+        }
     }
 
     /// Sends each finished task's answer to its chat.
@@ -418,34 +538,8 @@ impl Telegram {
             answer("Unknown button.".into()).await;
             return;
         };
-        let record = match pincer_store::ApprovalStore::approval(&*self.store, &approval).await {
-            Ok(Some(a)) => a,
-            _ => {
-                answer("That approval no longer exists.".into()).await;
-                return;
-            }
-        };
-        let requester = record
-            .task
-            .and_then(|t| self.replies().get(&t).map(|(_, user)| *user));
-        let allowed = requester == Some(q.from.id) || self.config.allow_from.contains(&q.from.id);
-        if !allowed {
-            answer("This approval is not yours to decide.".into()).await;
-            return;
-        }
-        let by = format!("telegram:{}", q.from.id);
-        match pincer_store::ApprovalStore::decide(&*self.store, &approval, approve, &by, Utc::now())
-            .await
-        {
-            Ok(a) => {
-                self.events.publish(
-                    "approval.decided",
-                    json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": by}),
-                );
-                answer(format!("{}.", a.status.as_str().to_lowercase())).await;
-            }
-            Err(e) => answer(e.to_string()).await,
-        }
+        let text = self.decide_in_chat(&approval, approve, q.from.id).await;
+        answer(text).await;
     }
 }
 

@@ -226,7 +226,15 @@ async fn status_answers_while_a_long_task_runs() {
         status.contains("RUNNING") && status.contains("do the long thing"),
         "{status}"
     );
-    // The task is still running (SIGTERM would wait for it): end the server outright.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Other commands answer at once too; /cancel stops the running task.
+    for (n, cmd) in [(2, "/model"), (3, "/frobnicate"), (4, "/cancel all")] {
+        tg.push_text(700, 700, cmd);
+        assert!(tg.wait_for("sendMessage", n, WAIT).await, "{cmd}");
+    }
+    let texts = texts_to(&tg, 700);
+    assert!(texts[1].contains("main"), "{texts:?}");
+    assert!(texts[2].contains("Unknown command"), "{texts:?}");
+    assert!(texts[3].contains("Canceled 1"), "{texts:?}");
+    // Nothing runs any more, so a SIGTERM drain finishes.
+    stop(&mut child);
 }
