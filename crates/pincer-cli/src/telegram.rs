@@ -34,6 +34,8 @@ pub(crate) struct Telegram {
     replies: Mutex<HashMap<TaskId, (i64, i64)>>,
     /// The bot's `@username` (for mentions) and id (for replies to it).
     me: Mutex<Option<(String, i64)>>,
+    /// Per sender: the current minute's start and messages in it.
+    rate: Mutex<HashMap<i64, (std::time::Instant, u32)>>,
 }
 
 impl Telegram {
@@ -54,6 +56,7 @@ impl Telegram {
             wake,
             replies: Mutex::new(HashMap::new()),
             me: Mutex::new(None),
+            rate: Mutex::new(HashMap::new()),
         }
     }
 
@@ -181,6 +184,18 @@ impl Telegram {
         }
         if !private && !self.config.groups.contains(&m.chat.id) {
             return;
+        }
+        match self.rate_check(from.id) {
+            Rate::Ok => {}
+            Rate::JustLimited => {
+                self.say(
+                    m.chat.id,
+                    "You are sending messages faster than I can take them; please wait a minute.",
+                )
+                .await;
+                return;
+            }
+            Rate::Limited => return,
         }
         let peer = if private {
             format!("dm-{}", from.id)
@@ -540,6 +555,38 @@ impl Telegram {
         };
         let text = self.decide_in_chat(&approval, approve, q.from.id).await;
         answer(text).await;
+    }
+}
+
+/// A sender's standing against the per-minute limit.
+enum Rate {
+    Ok,
+    /// Over the limit for the first time this minute: tell them once.
+    JustLimited,
+    /// Still over: ignore quietly.
+    Limited,
+}
+
+impl Telegram {
+    fn rate_check(&self, sender: i64) -> Rate {
+        let now = std::time::Instant::now();
+        let mut map = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let e = map.entry(sender).or_insert((now, 0));
+        if now.duration_since(e.0) >= Duration::from_secs(60) {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        let limit = self.config.rate_limit_per_minute;
+        if e.1 <= limit {
+            Rate::Ok
+        } else if e.1 == limit + 1 {
+            Rate::JustLimited
+        } else {
+            Rate::Limited
+        }
     }
 }
 

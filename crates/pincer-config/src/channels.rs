@@ -54,6 +54,9 @@ pub struct TelegramConfig {
     /// Long-poll timeout in seconds.
     #[serde(default = "default_poll")]
     pub poll_timeout_secs: u64,
+    /// Messages one sender may send per minute before getting a polite notice instead.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_minute: u32,
 }
 
 fn default_token_env() -> String {
@@ -67,6 +70,9 @@ fn default_agent() -> String {
 }
 fn default_poll() -> u64 {
     25
+}
+fn default_rate() -> u32 {
+    20
 }
 
 impl ChannelsConfig {
@@ -94,6 +100,12 @@ impl ChannelsConfig {
                 errs.push((
                     "channels.telegram.agent".into(),
                     format!("no agent `{}` in [agents]", t.agent),
+                ));
+            }
+            if t.rate_limit_per_minute == 0 {
+                errs.push((
+                    "channels.telegram.rate_limit_per_minute".into(),
+                    "must be at least 1".into(),
                 ));
             }
             if !(1..=50).contains(&t.poll_timeout_secs) {

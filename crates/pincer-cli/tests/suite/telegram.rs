@@ -238,3 +238,36 @@ async fn status_answers_while_a_long_task_runs() {
     // Nothing runs any more, so a SIGTERM drain finishes.
     stop(&mut child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_sender_is_told_once_and_then_ignored() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(
+        &llm,
+        &tg,
+        &[
+            ("channels.telegram.allow_from", "[800]"),
+            ("channels.telegram.rate_limit_per_minute", "2"),
+        ],
+    )
+    .await;
+    let mut child = serve(&home);
+    for i in 0..5 {
+        tg.push_text(800, 800, &format!("message {i}"));
+    }
+    assert!(tg.wait_for("sendMessage", 3, WAIT).await);
+    stop(&mut child);
+    let texts = texts_to(&tg, 800);
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("faster than")).count(),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.starts_with("echo: ")).count(),
+        2,
+        "{texts:?}"
+    );
+    assert_eq!(llm.requests().len(), 2);
+}
