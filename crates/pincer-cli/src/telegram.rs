@@ -30,8 +30,8 @@ pub(crate) struct Telegram {
     pub store: Arc<SqliteStore>,
     pub events: Arc<EventBus>,
     pub wake: Arc<Notify>,
-    /// Tasks waiting for an answer → the chat to answer in and the user who asked.
-    replies: Mutex<HashMap<TaskId, (i64, i64)>>,
+    /// Wakes the sender when a message is queued.
+    outbox: Notify,
     /// The bot's `@username` (for mentions) and id (for replies to it).
     me: Mutex<Option<(String, i64)>>,
     /// Per sender: the current minute's start and messages in it.
@@ -54,21 +54,82 @@ impl Telegram {
             store,
             events,
             wake,
-            replies: Mutex::new(HashMap::new()),
+            outbox: Notify::new(),
             me: Mutex::new(None),
             rate: Mutex::new(HashMap::new()),
         }
     }
 
-    fn replies(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, (i64, i64)>> {
-        self.replies.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Polls until `stop`, and answers finished tasks.
+    /// Polls until `stop`, answers finished tasks and sends the outbox.
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Tasks that ended while the server was down are answered first.
+        self.answer_finished().await;
         let answers = tokio::spawn(self.clone().answer_loop(stop.clone()));
+        let sender = tokio::spawn(self.clone().send_loop(stop.clone()));
         self.poll_loop(stop).await;
         let _ = answers.await;
+        let _ = sender.await;
+    }
+
+    /// Sends queued messages in order; a message Telegram refuses is set aside, one that
+    /// cannot be sent now is retried (the queue survives restarts).
+    async fn send_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let notified = self.outbox.notified();
+            let pending = self
+                .store
+                .pending_out(CHANNEL, 50)
+                .await
+                .unwrap_or_default();
+            let mut stalled = false;
+            for m in &pending {
+                let Ok(chat) = m.chat.parse::<i64>() else {
+                    let _ = self
+                        .store
+                        .done_out(m.id, Some("bad chat id"), Utc::now())
+                        .await;
+                    continue;
+                };
+                let markup = m
+                    .markup
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok());
+                let failure = match self.api.send_text(chat, &m.text, markup).await {
+                    Ok(_) => None,
+                    Err(e @ pincer_channels::telegram::TgError::Refused { .. }) => {
+                        Some(e.to_string())
+                    }
+                    Err(e) => {
+                        eprintln!("pincer serve: telegram: sending: {e}; will retry");
+                        stalled = true;
+                        break;
+                    }
+                };
+                if let Err(e) = self
+                    .store
+                    .done_out(m.id, failure.as_deref(), Utc::now())
+                    .await
+                {
+                    eprintln!("pincer serve: telegram: outbox: {e}");
+                }
+            }
+            if stalled {
+                pause(&stop, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
+            backoff = Duration::from_secs(1);
+            if stop.is_cancelled() {
+                return;
+            }
+            if pending.is_empty() {
+                tokio::select! {
+                    () = notified => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
     }
 
     async fn poll_loop(&self, stop: CancellationToken) {
@@ -150,10 +211,27 @@ impl Telegram {
         }
     }
 
-    async fn say(&self, chat: i64, text: &str) {
-        if let Err(e) = self.api.send_text(chat, text, None).await {
-            eprintln!("pincer serve: telegram: sending to {chat}: {e}");
+    /// Queues a message (durably, in order) and wakes the sender.
+    async fn queue(&self, chat: i64, text: &str, markup: Option<&str>, answers: Option<TaskId>) {
+        match self
+            .store
+            .enqueue(
+                CHANNEL,
+                &chat.to_string(),
+                text,
+                markup,
+                answers,
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(_) => self.outbox.notify_one(),
+            Err(e) => eprintln!("pincer serve: telegram: queueing a message: {e}"),
         }
+    }
+
+    async fn say(&self, chat: i64, text: &str) {
+        self.queue(chat, text, None, None).await;
     }
 
     async fn handle(&self, u: &Update) {
@@ -225,7 +303,18 @@ impl Telegram {
         match submitted {
             Ok((task, created)) => {
                 if created {
-                    self.replies().insert(task.id, (m.chat.id, from.id));
+                    if let Err(e) = self
+                        .store
+                        .link_task(
+                            task.id,
+                            CHANNEL,
+                            &m.chat.id.to_string(),
+                            &from.id.to_string(),
+                        )
+                        .await
+                    {
+                        eprintln!("pincer serve: telegram: linking task {}: {e}", task.id);
+                    }
                     self.wake.notify_one();
                     self.events
                         .publish("task.queued", json!({"task": task.id, "agent": task.agent}));
@@ -439,9 +528,16 @@ impl Telegram {
             Ok(Some(a)) => a,
             _ => return "No such approval (see /approvals).".into(),
         };
-        let requester = record
-            .task
-            .and_then(|t| self.replies().get(&t).map(|(_, u)| *u));
+        let requester = match record.task {
+            Some(t) => self
+                .store
+                .task_link(t)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|(_, u)| u.parse::<i64>().ok()),
+            None => None,
+        };
         if requester != Some(user) && !self.config.allow_from.contains(&user) {
             return "This approval is not yours to decide.".into();
         }
@@ -460,6 +556,41 @@ impl Telegram {
         }
     }
 
+    /// Queues the answer of a linked task that has ended (and forgets the link).
+    async fn answer(&self, id: TaskId) {
+        let Ok(Some((chat, _))) = self.store.task_link(id).await else {
+            return;
+        };
+        let Ok(chat) = chat.parse::<i64>() else {
+            return;
+        };
+        let Ok(Some(t)) = self.store.task(id).await else {
+            return;
+        };
+        let text = match t.status {
+            TaskStatus::Succeeded => t.output.unwrap_or_default(),
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Canceled => format!(
+                "That did not work ({}): {}",
+                t.status.as_str().to_lowercase(),
+                t.error.unwrap_or_default()
+            ),
+            TaskStatus::Queued | TaskStatus::Running | TaskStatus::WaitingApproval => return,
+        };
+        let text = if text.trim().is_empty() {
+            "(no answer)".to_owned()
+        } else {
+            text
+        };
+        self.queue(chat, &text, None, Some(id)).await;
+    }
+
+    /// Answers every linked task that already ended (after a restart).
+    async fn answer_finished(&self) {
+        for id in self.store.linked_tasks(CHANNEL).await.unwrap_or_default() {
+            self.answer(id).await;
+        }
+    }
+
     /// Sends each finished task's answer to its chat.
     async fn answer_loop(self: Arc<Self>, stop: CancellationToken) {
         let mut rx = self.events.subscribe();
@@ -474,29 +605,15 @@ impl Telegram {
                 else {
                     continue;
                 };
-                let Some((chat, _)) = self.replies().get(&id).copied() else {
-                    continue;
-                };
                 if e.kind == "approval.requested" {
-                    self.ask_approval(chat, &e.data).await;
+                    if let Ok(Some((chat, _))) = self.store.task_link(id).await
+                        && let Ok(chat) = chat.parse::<i64>()
+                    {
+                        self.ask_approval(chat, &e.data).await;
+                    }
                     continue;
                 }
-                let Ok(Some(t)) = self.store.task(id).await else {
-                    continue;
-                };
-                let text = match t.status {
-                    TaskStatus::Succeeded => t.output.unwrap_or_default(),
-                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Canceled => format!(
-                        "That did not work ({}): {}",
-                        t.status.as_str().to_lowercase(),
-                        t.error.unwrap_or_default()
-                    ),
-                    TaskStatus::Queued | TaskStatus::Running | TaskStatus::WaitingApproval => {
-                        continue;
-                    }
-                };
-                self.replies().remove(&id);
-                self.say(chat, &text).await;
+                self.answer(id).await;
             }
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
@@ -525,9 +642,8 @@ impl Telegram {
             {"text": "Approve", "callback_data": format!("apr:{id}:y")},
             {"text": "Deny", "callback_data": format!("apr:{id}:n")},
         ]]});
-        if let Err(e) = self.api.send_text(chat, &text, Some(buttons)).await {
-            eprintln!("pincer serve: telegram: approval prompt to {chat}: {e}");
-        }
+        self.queue(chat, &text, Some(&buttons.to_string()), None)
+            .await;
     }
 
     /// A button press: only the user who asked (or an `allow_from` user) may decide.

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::sqlite::stamp;
 use crate::{SqliteStore, StoreError};
+use pincer_types::TaskId;
 
 /// Code alphabet: no characters that read alike.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -63,9 +64,54 @@ pub enum ChannelError {
     Store(#[from] StoreError),
 }
 
+/// A message waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Queue id (sending order).
+    pub id: i64,
+    /// Chat (channel-specific id).
+    pub chat: String,
+    /// Markdown text.
+    pub text: String,
+    /// Channel-specific markup (buttons) as JSON text.
+    pub markup: Option<String>,
+}
+
 /// The channel-state seam.
 #[async_trait]
 pub trait ChannelStore: Send + Sync + std::fmt::Debug {
+    /// Remembers which chat (and user) a task answers to.
+    async fn link_task(
+        &self,
+        task: TaskId,
+        channel: &str,
+        chat: &str,
+        user: &str,
+    ) -> Result<(), ChannelError>;
+    /// The chat and user a task answers to.
+    async fn task_link(&self, task: TaskId) -> Result<Option<(String, String)>, ChannelError>;
+    /// Tasks of `channel` still waiting to be answered.
+    async fn linked_tasks(&self, channel: &str) -> Result<Vec<TaskId>, ChannelError>;
+    /// Queues a message and, atomically, forgets the task link it answers (if any).
+    async fn enqueue(
+        &self,
+        channel: &str,
+        chat: &str,
+        text: &str,
+        markup: Option<&str>,
+        answers: Option<TaskId>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ChannelError>;
+    /// The oldest unsent messages of `channel`.
+    async fn pending_out(&self, channel: &str, limit: usize)
+    -> Result<Vec<Outgoing>, ChannelError>;
+    /// Marks a message sent (or given up, with `failure`).
+    async fn done_out(
+        &self,
+        id: i64,
+        failure: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ChannelError>;
     /// The next update offset to ask for, once one was saved.
     async fn offset(&self, channel: &str) -> Result<Option<i64>, ChannelError>;
     /// Saves the next update offset.
@@ -125,6 +171,136 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Pairing, StoreError> {
 
 #[async_trait]
 impl ChannelStore for SqliteStore {
+    async fn link_task(
+        &self,
+        task: TaskId,
+        channel: &str,
+        chat: &str,
+        user: &str,
+    ) -> Result<(), ChannelError> {
+        let (channel, chat, user) = (channel.to_owned(), chat.to_owned(), user.to_owned());
+        Ok(self
+            .with(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO channel_tasks (task_id, channel, chat, user)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![task.to_string(), channel, chat, user],
+                )?;
+                Ok(())
+            })
+            .await?)
+    }
+
+    async fn task_link(&self, task: TaskId) -> Result<Option<(String, String)>, ChannelError> {
+        Ok(self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT chat, user FROM channel_tasks WHERE task_id = ?1",
+                    params![task.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+            })
+            .await?)
+    }
+
+    async fn linked_tasks(&self, channel: &str) -> Result<Vec<TaskId>, ChannelError> {
+        let channel = channel.to_owned();
+        Ok(self
+            .with(move |c| {
+                let mut st =
+                    c.prepare_cached("SELECT task_id FROM channel_tasks WHERE channel = ?1")?;
+                let ids = st
+                    .query_map(params![channel], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                ids.iter()
+                    .map(|s| crate::sqlite::parse(s, "task id"))
+                    .collect()
+            })
+            .await?)
+    }
+
+    async fn enqueue(
+        &self,
+        channel: &str,
+        chat: &str,
+        text: &str,
+        markup: Option<&str>,
+        answers: Option<TaskId>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ChannelError> {
+        let (channel, chat, text, markup) = (
+            channel.to_owned(),
+            chat.to_owned(),
+            text.to_owned(),
+            markup.map(str::to_owned),
+        );
+        self.transact(move |c| {
+            c.execute(
+                "INSERT INTO outbox (channel, chat, text, markup, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![channel, chat, text, markup, stamp(now)],
+            )
+            .map_err(StoreError::from)?;
+            let id = c.last_insert_rowid();
+            if let Some(t) = answers {
+                c.execute(
+                    "DELETE FROM channel_tasks WHERE task_id = ?1",
+                    params![t.to_string()],
+                )
+                .map_err(StoreError::from)?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn pending_out(
+        &self,
+        channel: &str,
+        limit: usize,
+    ) -> Result<Vec<Outgoing>, ChannelError> {
+        let channel = channel.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .with(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, chat, text, markup FROM outbox
+                     WHERE channel = ?1 AND done_at IS NULL ORDER BY id LIMIT ?2",
+                )?;
+                let rows = st
+                    .query_map(params![channel, limit], |r| {
+                        Ok(Outgoing {
+                            id: r.get(0)?,
+                            chat: r.get(1)?,
+                            text: r.get(2)?,
+                            markup: r.get(3)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    async fn done_out(
+        &self,
+        id: i64,
+        failure: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ChannelError> {
+        let failure = failure.map(str::to_owned);
+        Ok(self
+            .with(move |c| {
+                c.execute(
+                    "UPDATE outbox SET done_at = ?2, failure = ?3 WHERE id = ?1",
+                    params![id, stamp(now), failure],
+                )?;
+                Ok(())
+            })
+            .await?)
+    }
+
     async fn offset(&self, channel: &str) -> Result<Option<i64>, ChannelError> {
         let key = format!("{channel}.offset");
         Ok(self
@@ -347,6 +523,32 @@ mod tests {
         assert_eq!(expired.len(), 1);
         // Other channels are separate.
         assert!(!s.is_paired("discord", "1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_outbox_keeps_order_and_answers_forget_their_link() {
+        let s = SqliteStore::in_memory().unwrap();
+        let t = TaskId::new();
+        s.link_task(t, "telegram", "42", "7").await.unwrap();
+        assert_eq!(s.linked_tasks("telegram").await.unwrap(), vec![t]);
+        assert_eq!(
+            s.task_link(t).await.unwrap(),
+            Some(("42".to_owned(), "7".to_owned()))
+        );
+        let a = s
+            .enqueue("telegram", "42", "first", None, None, at(0))
+            .await
+            .unwrap();
+        let b = s
+            .enqueue("telegram", "42", "answer", Some("{}"), Some(t), at(1))
+            .await
+            .unwrap();
+        assert!(s.linked_tasks("telegram").await.unwrap().is_empty());
+        let out = s.pending_out("telegram", 10).await.unwrap();
+        assert_eq!(out.iter().map(|o| o.id).collect::<Vec<_>>(), [a, b]);
+        s.done_out(a, None, at(2)).await.unwrap();
+        s.done_out(b, Some("chat not found"), at(3)).await.unwrap();
+        assert!(s.pending_out("telegram", 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

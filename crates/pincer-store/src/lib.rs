@@ -16,7 +16,7 @@ mod tasks;
 mod tokens;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
-pub use channels::{ChannelError, ChannelStore, Pairing, PairingRequest};
+pub use channels::{ChannelError, ChannelStore, Outgoing, Pairing, PairingRequest};
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};

@@ -123,4 +123,26 @@ CREATE TABLE channel_senders (
 );
 ",
     ),
+    (
+        7,
+        r"
+CREATE TABLE channel_tasks (
+    task_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    chat    TEXT NOT NULL,
+    user    TEXT NOT NULL
+);
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel    TEXT NOT NULL,
+    chat       TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    markup     TEXT,
+    created_at TEXT NOT NULL,
+    done_at    TEXT,
+    failure    TEXT
+);
+CREATE INDEX outbox_pending ON outbox(channel, done_at, id);
+",
+    ),
 ];

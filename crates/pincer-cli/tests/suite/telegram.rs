@@ -271,3 +271,37 @@ async fn a_flooding_sender_is_told_once_and_then_ignored() {
     );
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_task_still_answers_the_chat_after_restart() {
+    use pincer_testkit::Reply;
+    let llm = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 120_000,
+        reply: Box::new(Reply::text("never")),
+    }])
+    .await
+    .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(
+        &llm,
+        &tg,
+        &[
+            ("channels.telegram.allow_from", "[900]"),
+            ("gateway.lease_secs", "1"),
+        ],
+    )
+    .await;
+    let mut child = serve(&home);
+    tg.push_text(900, 900, "start something long");
+    assert!(llm.wait_for_requests(1, WAIT).await);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The chat link survived the crash: after restart the interrupted task is answered.
+    let mut child = serve(&home);
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    stop(&mut child);
+    let texts = texts_to(&tg, 900);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("interrupted"), "{texts:?}");
+    assert_eq!(llm.requests().len(), 1, "not run again");
+}
