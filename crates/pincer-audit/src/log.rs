@@ -4,7 +4,10 @@
 //! returns only once the day file has been `fdatasync`ed past that line. Appends that arrive
 //! while a sync is running wait for the next one, so concurrent callers share a single
 //! `fdatasync` instead of queueing one each. After each sync `HEAD` is replaced atomically
-//! (temp → rename) with the last durable line, so it never points past what is on disk. A crash
+//! (temp → rename) with the last durable line, so it never points past what is on disk, and it
+//! only moves forward. Several writers (processes, or instances in one process) share the chain:
+//! each line is chained and written under an exclusive `flock` on `<dir>/.lock`, continuing from
+//! the last line on disk when another writer appended since. A crash
 //! can lose only lines whose `append` had not returned, and `verify` reports a torn last line.
 
 use std::fs::{self, File, OpenOptions};
@@ -34,6 +37,46 @@ struct State {
     seq: u64,
     hash: String,
     file: Option<(String, Arc<File>)>,
+    /// Length of the day file after this instance's last write; a different length means
+    /// another writer (another process, or another instance) appended since.
+    end: Option<u64>,
+}
+
+/// An exclusive `flock` on `<dir>/.lock`, held while a line is chained and written, so several
+/// writers (processes, or instances in one process) extend one chain. Released on drop.
+struct DirLock(#[allow(dead_code)] File);
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<Self, AuditError> {
+        let path = dir.join(".lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| AuditError::io(&path, e))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| AuditError::io(&path, e.into()))?;
+        Ok(Self(f))
+    }
+}
+
+/// The `(seq, hash)` of the last complete line of `f` (reading only its tail).
+fn last_line_of(f: &File) -> Option<(u64, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata().ok()?.len();
+    let from = len.saturating_sub(256 * 1024);
+    let mut r = f;
+    r.seek(SeekFrom::Start(from)).ok()?;
+    let mut buf = Vec::new();
+    r.take(len - from).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let complete = text.rsplit_once('\n').map(|(body, _)| body)?;
+    complete.lines().rev().find_map(|l| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        Some((v.get("seq")?.as_u64()?, v.get("hash")?.as_str()?.to_owned()))
+    })
 }
 
 /// How far the log is known to be on disk.
@@ -143,6 +186,7 @@ impl AuditLog {
                 seq,
                 hash,
                 file: None,
+                end: None,
             }),
             durable: Mutex::new(Durable {
                 synced: seq,
@@ -168,12 +212,7 @@ impl AuditLog {
         let ts = now.to_rfc3339_opts(SecondsFormat::Micros, true);
         let day = now.format("%Y-%m-%d").to_string();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let seq = st.seq + 1;
-        let hash = line_hash(seq, &ts, &st.hash, &event);
-        let mut line =
-            json!({"seq": seq, "ts": ts, "prev_hash": st.hash, "hash": hash, "event": event})
-                .to_string();
-        line.push('\n');
+        let lock = DirLock::acquire(&self.dir)?;
         let path = self.dir.join(format!("{day}.jsonl"));
         // Reopen on a new day, or when the day file was unlinked or replaced under us (appending
         // to an unlinked inode would silently lose lines).
@@ -197,19 +236,41 @@ impl AuditLog {
             }
             let f = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .mode(0o600)
                 .open(&path)
                 .map_err(|e| AuditError::io(&path, e))?;
             st.file = Some((day, Arc::new(f)));
+            st.end = None;
         }
-        if let Some((_, f)) = st.file.as_ref() {
+        // Another writer appended since our last line: continue its chain.
+        let file = st.file.as_ref().map(|(_, f)| f.clone());
+        if let Some(f) = &file {
+            let len = f.metadata().map_err(|e| AuditError::io(&path, e))?.len();
+            if st.end != Some(len)
+                && let Some((seq, hash)) = last_line_of(f)
+                && seq > st.seq
+            {
+                st.seq = seq;
+                st.hash = hash;
+            }
+        }
+        let seq = st.seq + 1;
+        let hash = line_hash(seq, &ts, &st.hash, &event);
+        let mut line =
+            json!({"seq": seq, "ts": ts, "prev_hash": st.hash, "hash": hash, "event": event})
+                .to_string();
+        line.push('\n');
+        if let Some(f) = &file {
             (&**f)
                 .write_all(line.as_bytes())
                 .map_err(|e| AuditError::io(&path, e))?;
+            st.end = f.metadata().ok().map(|m| m.len());
         }
         st.seq = seq;
         st.hash = hash;
+        drop(lock);
         drop(st);
         self.make_durable(seq)?;
         Ok(seq)
@@ -257,6 +318,15 @@ impl AuditLog {
         if let Some(f) = file {
             f.sync_data().map_err(|e| AuditError::io(&self.dir, e))?;
         }
+        // HEAD only moves forward: another writer may already have pointed it further.
+        let _lock = DirLock::acquire(&self.dir)?;
+        if read_head(&self.dir)
+            .ok()
+            .flatten()
+            .is_some_and(|(s, _)| s >= target)
+        {
+            return Ok(target);
+        }
         let head = head_path(&self.dir);
         let tmp = self.dir.join(".HEAD.tmp");
         fs::write(&tmp, json!({"seq": target, "hash": hash}).to_string())
@@ -279,6 +349,34 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_writers_on_one_directory_extend_one_chain() {
+        let t = tempfile::tempdir().unwrap();
+        let open =
+            || Arc::new(AuditLog::open(t.path(), Redactor::new(vec![], &[]).unwrap()).unwrap());
+        let (a, b) = (open(), open());
+        let threads: Vec<_> = [a, b]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(w, log)| {
+                (0..3).map(move |k| {
+                    let log = log.clone();
+                    std::thread::spawn(move || {
+                        for n in 0..30 {
+                            log.append("w", json!({"writer": w, "thread": k, "n": n}))
+                                .unwrap();
+                        }
+                    })
+                })
+            })
+            .collect();
+        for h in threads {
+            h.join().unwrap();
+        }
+        let report = crate::verify(t.path()).unwrap();
+        assert_eq!(report.lines, 180);
+    }
 
     #[test]
     fn concurrent_appends_share_syncs_and_keep_one_intact_chain() {

@@ -447,3 +447,46 @@ pub(crate) fn decision_schema() -> Value {
 pub(crate) async fn openapi() -> Json<Value> {
     Json(crate::openapi())
 }
+
+fn channel_error(e: pincer_store::ChannelError) -> ApiError {
+    match e {
+        e @ pincer_store::ChannelError::NoSuchCode(_) => ApiError::not_found(e.to_string()),
+        other => ApiError::internal(other),
+    }
+}
+
+pub(crate) async fn list_pairings(
+    State(st): State<Arc<AppState>>,
+    Path(channel): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    use pincer_store::ChannelStore as _;
+    let list = st
+        .store
+        .pairings(&channel, Utc::now())
+        .await
+        .map_err(channel_error)?;
+    Ok(Json(json!({"pairings": list})))
+}
+
+pub(crate) async fn approve_pairing(
+    State(st): State<Arc<AppState>>,
+    Extension(Caller(who)): Extension<Caller>,
+    Path((channel, code)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    use pincer_store::ChannelStore as _;
+    let p = st
+        .store
+        .approve_pairing(&channel, &code, Utc::now())
+        .await
+        .map_err(channel_error)?;
+    let fields = json!({"channel": p.channel, "sender": p.sender, "name": p.name, "by": format!("token:{}", who.name)});
+    if let Some(log) = st.audit.clone() {
+        let f = fields.clone();
+        let logged = tokio::task::spawn_blocking(move || log.append("pairing.approved", f)).await;
+        if !matches!(logged, Ok(Ok(_))) {
+            return Err(ApiError::internal("the audit log cannot be written"));
+        }
+    }
+    st.events.publish("pairing.approved", fields);
+    Ok(Json(json!({"pairing": p})))
+}

@@ -80,6 +80,8 @@ pub struct AppState {
     pub openai_compat: bool,
     /// Per-request time limit (default [`REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
+    /// Where operator actions taken through the API are recorded.
+    pub audit: Option<Arc<pincer_audit::AuditLog>>,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             audit_dir: None,
             openai_compat: false,
             request_timeout: REQUEST_TIMEOUT,
+            audit: None,
         }
     }
 }
@@ -201,6 +204,24 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 "Server-sent task and approval events (Last-Event-ID)",
             ),
             get(h::events),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/pairings/{channel}",
+                Access::Scoped(Scope::Admin),
+                "Pending pairing requests of a channel",
+            ),
+            get(h::list_pairings),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/pairings/{channel}/{code}/approve",
+                Access::Scoped(Scope::Admin),
+                "Approve a pairing code",
+            ),
+            post(h::approve_pairing),
         ),
         (
             with_body(

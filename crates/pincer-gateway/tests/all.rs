@@ -485,3 +485,34 @@ async fn a_request_that_never_finishes_its_body_is_cut_off() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("\"timeout\""), "{text}");
 }
+
+#[tokio::test]
+async fn pairings_are_listed_and_approved_by_admins_only() {
+    use pincer_store::{ChannelStore, PairingRequest};
+    let s = Server::start().await;
+    let reader = s.token("r", &[Scope::TasksRead]).await;
+    let admin = s.token("a", &[Scope::Admin]).await;
+    let PairingRequest::Code(code) = s
+        .store
+        .request_pairing("telegram", "555", "eve", Utc::now())
+        .await
+        .unwrap()
+    else {
+        panic!("code")
+    };
+    let (st, _) = s
+        .call("GET", "/v1/pairings/telegram", Some(&reader), None)
+        .await;
+    assert_eq!(st, 403);
+    let (st, v) = s
+        .call("GET", "/v1/pairings/telegram", Some(&admin), None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["pairings"][0]["code"], code.as_str());
+    let path = format!("/v1/pairings/telegram/{code}/approve");
+    let (st, v) = s.call("POST", &path, Some(&admin), None).await;
+    assert_eq!((st, v["pairing"]["sender"].as_str()), (200, Some("555")));
+    assert!(s.store.is_paired("telegram", "555").await.unwrap());
+    let (st, v) = s.call("POST", &path, Some(&admin), None).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (404, Some("not_found")));
+}

@@ -53,6 +53,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
         state.audit_dir = Some(home.audit_dir());
         state.openai_compat = config.gateway.openai_compat;
+        state.audit = Some(runtime::open_audit(&home, &config, env)?);
         let state = Arc::new(state);
         let pool = Arc::new(worker::Pool::new(
             home.clone(),
