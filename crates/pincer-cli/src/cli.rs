@@ -63,6 +63,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: PairingCommand,
     },
+    /// Invites that link a chat account to a Pincer user (`/start <invite>` in Telegram).
+    Invites {
+        #[command(subcommand)]
+        command: InvitesCommand,
+    },
     /// Create, list, revoke and rotate API tokens for `pincer serve`.
     Tokens {
         #[command(subcommand)]
@@ -138,6 +143,19 @@ pub(crate) enum ApprovalsCommand {
     Deny {
         /// Approval id (`apr_…`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InvitesCommand {
+    /// Create a single-use invite and print it once.
+    Create {
+        /// The Pincer user it links to.
+        #[arg(long)]
+        user: String,
+        /// Days it stays valid (default 7).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
     },
 }
 

@@ -257,6 +257,28 @@ impl Telegram {
                 None => return,
             }
         };
+        // `/start <invite>` links an unknown sender before any policy applies.
+        if private
+            && let Some(code) = text.strip_prefix("/start ").map(str::trim)
+            && !code.is_empty()
+        {
+            let reply = match self
+                .store
+                .redeem_invite(
+                    code,
+                    CHANNEL,
+                    &from.id.to_string(),
+                    &from.first_name,
+                    Utc::now(),
+                )
+                .await
+            {
+                Ok(user) => format!("Welcome, {user}! You can talk to me now."),
+                Err(_) => "That invite is not valid (used, expired or mistyped).".into(),
+            };
+            self.say(m.chat.id, &reply).await;
+            return;
+        }
         if private && !self.dm_allowed(m).await {
             return;
         }

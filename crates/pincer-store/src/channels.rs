@@ -105,6 +105,23 @@ pub trait ChannelStore: Send + Sync + std::fmt::Debug {
     /// The oldest unsent messages of `channel`.
     async fn pending_out(&self, channel: &str, limit: usize)
     -> Result<Vec<Outgoing>, ChannelError>;
+    /// Creates a single-use invite for the Pincer user `user`, valid for `ttl`.
+    async fn create_invite(
+        &self,
+        user: &str,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<String, ChannelError>;
+    /// Redeems an invite for `sender` on `channel`: the sender is allowed and linked to the
+    /// invite's user. Returns the user.
+    async fn redeem_invite(
+        &self,
+        code: &str,
+        channel: &str,
+        sender: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, ChannelError>;
     /// Marks a message sent (or given up, with `failure`).
     async fn done_out(
         &self,
@@ -281,6 +298,69 @@ impl ChannelStore for SqliteStore {
                 Ok(rows)
             })
             .await?)
+    }
+
+    async fn create_invite(
+        &self,
+        user: &str,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<String, ChannelError> {
+        let code = format!("{}{}", new_code()?, new_code()?);
+        let (user, c2) = (user.to_owned(), code.clone());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO invites (code, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![c2, user, stamp(now), stamp(now + ttl)],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(code)
+    }
+
+    async fn redeem_invite(
+        &self,
+        code: &str,
+        channel: &str,
+        sender: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, ChannelError> {
+        let (code, channel, sender, name) = (
+            code.trim().to_ascii_uppercase(),
+            channel.to_owned(),
+            sender.to_owned(),
+            name.to_owned(),
+        );
+        self.transact(move |c| {
+            let user: Option<String> = c
+                .query_row(
+                    "SELECT user_name FROM invites
+                     WHERE code = ?1 AND used_at IS NULL AND expires_at > ?2",
+                    params![code, stamp(now)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(StoreError::from)?;
+            let Some(user) = user else {
+                return Err(ChannelError::NoSuchCode(code));
+            };
+            c.execute(
+                "UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code = ?1",
+                params![code, format!("{channel}:{sender}"), stamp(now)],
+            )
+            .map_err(StoreError::from)?;
+            c.execute(
+                "INSERT INTO channel_senders (channel, sender, name, approved_at, user_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(channel, sender) DO UPDATE SET user_name = excluded.user_name",
+                params![channel, sender, name, stamp(now), user],
+            )
+            .map_err(StoreError::from)?;
+            Ok(user)
+        })
+        .await
     }
 
     async fn done_out(
@@ -549,6 +629,39 @@ mod tests {
         s.done_out(a, None, at(2)).await.unwrap();
         s.done_out(b, Some("chat not found"), at(3)).await.unwrap();
         assert!(s.pending_out("telegram", 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_invite_links_a_sender_once() {
+        let s = SqliteStore::in_memory().unwrap();
+        let code = s
+            .create_invite("alice", chrono::Duration::days(7), at(0))
+            .await
+            .unwrap();
+        assert_eq!(code.len(), 2 * CODE_LEN);
+        let user = s
+            .redeem_invite(&code.to_lowercase(), "telegram", "42", "Alice", at(1))
+            .await
+            .unwrap();
+        assert_eq!(user, "alice");
+        assert!(s.is_paired("telegram", "42").await.unwrap());
+        // Single use.
+        assert!(matches!(
+            s.redeem_invite(&code, "telegram", "43", "Mallory", at(2))
+                .await,
+            Err(ChannelError::NoSuchCode(_))
+        ));
+        assert!(!s.is_paired("telegram", "43").await.unwrap());
+        // Expired invites do nothing.
+        let old = s
+            .create_invite("bob", chrono::Duration::seconds(10), at(0))
+            .await
+            .unwrap();
+        assert!(
+            s.redeem_invite(&old, "telegram", "44", "Bob", at(11))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -145,4 +145,18 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox(channel, done_at, id);
 ",
     ),
+    (
+        8,
+        r"
+CREATE TABLE invites (
+    code       TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_by    TEXT,
+    used_at    TEXT
+);
+ALTER TABLE channel_senders ADD COLUMN user_name TEXT;
+",
+    ),
 ];

@@ -46,6 +46,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
         Command::Pairing { command } => pairing::run(command, env),
+        Command::Invites { command } => pairing::invites(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {
                 tasks::approvals_remote(server, command, env)

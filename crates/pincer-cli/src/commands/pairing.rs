@@ -55,3 +55,31 @@ pub(crate) fn run(cmd: PairingCommand, env: &Env) -> anyhow::Result<u8> {
     }
     Ok(0)
 }
+
+/// `pincer invites create --user NAME [--days N]`.
+pub(crate) fn invites(cmd: crate::cli::InvitesCommand, env: &Env) -> anyhow::Result<u8> {
+    let crate::cli::InvitesCommand::Create { user, days } = cmd;
+    if user.trim().is_empty() || user.len() > 64 {
+        return Err(Failure::usage("--user must be 1 to 64 characters").into());
+    }
+    if !(1..=365).contains(&days) {
+        return Err(Failure::usage("--days must be 1..=365").into());
+    }
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home, env)?;
+    let store = SqliteStore::open(&home.state_db_path())?;
+    let rt = runtime::tokio_runtime()?;
+    let code = rt
+        .block_on(store.create_invite(&user, chrono::Duration::days(i64::from(days)), Utc::now()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime::audit_config(
+        &home,
+        &loaded.config,
+        env,
+        "invite.created",
+        json!({"user": user, "days": days}),
+    );
+    println!("{code}");
+    eprintln!("Single-use invite for `{user}`, valid {days} days: send the bot `/start {code}`.");
+    Ok(0)
+}

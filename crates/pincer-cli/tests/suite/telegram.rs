@@ -305,3 +305,33 @@ async fn a_crash_mid_task_still_answers_the_chat_after_restart() {
     assert!(texts[0].contains("interrupted"), "{texts:?}");
     assert_eq!(llm.requests().len(), 1, "not run again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_lets_a_new_user_in_once() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[]).await;
+    let out = home
+        .run(&["invites", "create", "--user", "alice"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let code = stdout(&out).trim().to_owned();
+    let mut child = serve(&home);
+    tg.push_text(950, 950, &format!("/start {code}"));
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    tg.push_text(950, 950, "hi there");
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    // Someone else cannot reuse it: they get the pairing flow instead.
+    tg.push_text(951, 951, &format!("/start {code}"));
+    assert!(tg.wait_for("sendMessage", 3, WAIT).await);
+    stop(&mut child);
+    let alice = texts_to(&tg, 950);
+    assert!(alice[0].contains("Welcome, alice"), "{alice:?}");
+    assert_eq!(alice[1], "echo: hi there");
+    assert!(
+        texts_to(&tg, 951)[0].contains("not valid"),
+        "{:?}",
+        texts_to(&tg, 951)
+    );
+    assert_eq!(llm.requests().len(), 1);
+}
