@@ -124,8 +124,8 @@ pub(crate) fn open_audit(
             config
                 .channels
                 .telegram
-                .as_ref()
-                .map(|t| t.token_env.as_str()),
+                .iter()
+                .flat_map(|t| [t.token_env.as_str(), t.webhook_secret_env.as_str()]),
         )
         .filter_map(|var| env.var(var))
         .collect();

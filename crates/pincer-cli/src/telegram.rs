@@ -36,6 +36,10 @@ pub(crate) struct Telegram {
     me: Mutex<Option<(String, i64)>>,
     /// Per sender: the current minute's start and messages in it.
     rate: Mutex<HashMap<i64, (std::time::Instant, u32)>>,
+    /// Webhook mode: the secret Telegram must send back.
+    webhook_secret: Option<String>,
+    /// Webhook deliveries are handled one at a time (offset bookkeeping).
+    deliveries: tokio::sync::Mutex<()>,
 }
 
 impl Telegram {
@@ -57,7 +61,15 @@ impl Telegram {
             outbox: Notify::new(),
             me: Mutex::new(None),
             rate: Mutex::new(HashMap::new()),
+            webhook_secret: None,
+            deliveries: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same channel in webhook mode with `secret`.
+    pub(crate) fn with_webhook_secret(mut self, secret: String) -> Self {
+        self.webhook_secret = Some(secret);
+        self
     }
 
     /// Polls until `stop`, answers finished tasks and sends the outbox.
@@ -66,7 +78,26 @@ impl Telegram {
         self.answer_finished().await;
         let answers = tokio::spawn(self.clone().answer_loop(stop.clone()));
         let sender = tokio::spawn(self.clone().send_loop(stop.clone()));
-        self.poll_loop(stop).await;
+        match (&self.config.webhook_url, &self.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                // Updates arrive through the gateway; tell Telegram where.
+                let set = self
+                    .api
+                    .call(
+                        "setWebhook",
+                        json!({"url": url, "secret_token": secret,
+                               "allowed_updates": ["message", "callback_query"]}),
+                        Duration::from_secs(30),
+                    )
+                    .await;
+                if let Err(e) = set {
+                    eprintln!("pincer serve: telegram: setWebhook failed: {e}");
+                }
+                self.me_or_fetch().await;
+                stop.cancelled().await;
+            }
+            _ => self.poll_loop(stop).await,
+        }
         let _ = answers.await;
         let _ = sender.await;
     }
@@ -725,6 +756,33 @@ impl Telegram {
         } else {
             Rate::Limited
         }
+    }
+}
+
+impl pincer_gateway::WebhookSink for Telegram {
+    fn secret(&self) -> &str {
+        self.webhook_secret.as_deref().unwrap_or("")
+    }
+
+    fn deliver(&self, update: serde_json::Value) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Ok(u) = serde_json::from_value::<Update>(update) else {
+                return;
+            };
+            let _one_at_a_time = self.deliveries.lock().await;
+            if self.me_or_fetch().await.is_none() {
+                return;
+            }
+            let offset = self.store.offset(CHANNEL).await.ok().flatten();
+            // Telegram redelivers when it did not see our answer in time: once is enough.
+            if offset.is_some_and(|o| u.update_id < o) {
+                return;
+            }
+            self.handle(&u).await;
+            if let Err(e) = self.store.set_offset(CHANNEL, u.update_id + 1).await {
+                eprintln!("pincer serve: telegram: saving the offset: {e}");
+            }
+        })
     }
 }
 

@@ -57,6 +57,18 @@ pub struct TelegramConfig {
     /// Messages one sender may send per minute before getting a polite notice instead.
     #[serde(default = "default_rate")]
     pub rate_limit_per_minute: u32,
+    /// Webhook mode: the public URL Telegram posts updates to (it must reach
+    /// `/v1/channels/telegram/webhook` of `pincer serve`). Unset: long polling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Environment variable holding the webhook secret (Telegram sends it back in
+    /// `X-Telegram-Bot-Api-Secret-Token`).
+    #[serde(default = "default_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+fn default_webhook_secret_env() -> String {
+    "TELEGRAM_WEBHOOK_SECRET".into()
 }
 
 fn default_token_env() -> String {
@@ -100,6 +112,14 @@ impl ChannelsConfig {
                 errs.push((
                     "channels.telegram.agent".into(),
                     format!("no agent `{}` in [agents]", t.agent),
+                ));
+            }
+            if let Some(url) = &t.webhook_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                errs.push((
+                    "channels.telegram.webhook_url".into(),
+                    "must be an https:// URL".into(),
                 ));
             }
             if t.rate_limit_per_minute == 0 {

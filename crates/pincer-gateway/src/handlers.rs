@@ -490,3 +490,44 @@ pub(crate) async fn approve_pairing(
     st.events.publish("pairing.approved", fields);
     Ok(Json(json!({"pairing": p})))
 }
+
+/// A platform's webhook delivery: the channel must be registered and the secret header must
+/// match (constant-time); failures count against the sender's address like bad tokens.
+pub(crate) async fn webhook(
+    State(st): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Path(channel): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let now = std::time::Instant::now();
+    st.limiter.check(addr.ip(), now)?;
+    let sink = st
+        .webhooks
+        .get(&channel)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no webhook for `{channel}`")))?;
+    let given = headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let expected = sink.secret().as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same || expected.is_empty() {
+        st.limiter.fail(addr.ip(), now);
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong webhook secret",
+        ));
+    }
+    let update: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    sink.deliver(update).await;
+    Ok(Json(json!({"ok": true})))
+}

@@ -44,6 +44,17 @@ pub enum Access {
     Public,
     /// A token holding this scope (or `admin`).
     Scoped(Scope),
+    /// A chat platform delivering updates: the channel's webhook secret in its header (checked
+    /// by the handler against the registered [`WebhookSink`]).
+    ChannelSecret,
+}
+
+/// Where a channel's webhook deliveries go.
+pub trait WebhookSink: Send + Sync + std::fmt::Debug {
+    /// The secret the platform sends in `X-Telegram-Bot-Api-Secret-Token` (or its equivalent).
+    fn secret(&self) -> &str;
+    /// Handles one delivered update.
+    fn deliver(&self, update: serde_json::Value) -> futures_util::future::BoxFuture<'_, ()>;
 }
 
 /// A declared route.
@@ -82,6 +93,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Where operator actions taken through the API are recorded.
     pub audit: Option<Arc<pincer_audit::AuditLog>>,
+    /// Channels receiving webhooks, by name (`telegram`).
+    pub webhooks: std::collections::BTreeMap<String, Arc<dyn WebhookSink>>,
 }
 
 impl AppState {
@@ -97,6 +110,7 @@ impl AppState {
             openai_compat: false,
             request_timeout: REQUEST_TIMEOUT,
             audit: None,
+            webhooks: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -207,6 +221,15 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
         ),
         (
             r(
+                "POST",
+                "/v1/channels/{channel}/webhook",
+                Access::ChannelSecret,
+                "Webhook deliveries from a chat platform (secret header)",
+            ),
+            post(h::webhook),
+        ),
+        (
+            r(
                 "GET",
                 "/v1/pairings/{channel}",
                 Access::Scoped(Scope::Admin),
@@ -249,8 +272,14 @@ pub fn openapi() -> serde_json::Value {
                 "default": {"description": "Error: {\"error\": {\"code\", \"message\"}}"}
             }
         });
-        if let Access::Scoped(scope) = def.access {
-            op["security"] = serde_json::json!([{"bearer": [scope.as_str()]}]);
+        match def.access {
+            Access::Scoped(scope) => {
+                op["security"] = serde_json::json!([{"bearer": [scope.as_str()]}]);
+            }
+            Access::ChannelSecret => {
+                op["security"] = serde_json::json!([{"channelSecret": []}]);
+            }
+            Access::Public => {}
         }
         if let Some(body) = def.body {
             op["requestBody"] = serde_json::json!({
@@ -266,7 +295,10 @@ pub fn openapi() -> serde_json::Value {
     serde_json::json!({
         "openapi": "3.1.0",
         "info": {"title": "Pincer", "version": env!("CARGO_PKG_VERSION")},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "channelSecret": {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"}
+        }},
         "paths": paths,
     })
 }
@@ -284,7 +316,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ))
         };
         let handler = match def.access {
-            Access::Public => handler,
+            Access::Public | Access::ChannelSecret => handler,
             Access::Scoped(scope) => handler.route_layer(axum::middleware::from_fn_with_state(
                 (state.clone(), scope),
                 authorize,

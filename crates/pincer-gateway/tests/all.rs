@@ -110,6 +110,8 @@ async fn every_declared_route_demands_a_token_except_health() {
                 assert_eq!(status, 401, "{} {}: {body}", def.method, def.path);
                 assert_eq!(body["error"]["code"], "unauthorized");
             }
+            // No webhook registered on this server: refused before anything else.
+            Access::ChannelSecret => assert_eq!(status, 404, "{} {}: {body}", def.method, def.path),
         }
     }
     // Only /healthz is public.
@@ -431,6 +433,7 @@ async fn openapi_describes_every_declared_route_with_its_scope() {
         match def.access {
             Access::Public => assert!(op.get("security").is_none()),
             Access::Scoped(scope) => assert_eq!(op["security"][0]["bearer"][0], scope.as_str()),
+            Access::ChannelSecret => assert!(op["security"][0]["channelSecret"].is_array()),
         }
     }
     let body =

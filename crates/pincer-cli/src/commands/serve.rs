@@ -54,21 +54,9 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         state.audit_dir = Some(home.audit_dir());
         state.openai_compat = config.gateway.openai_compat;
         state.audit = Some(runtime::open_audit(&home, &config, env)?);
-        let state = Arc::new(state);
-        let pool = Arc::new(worker::Pool::new(
-            home.clone(),
-            config.clone(),
-            env.clone(),
-            store.clone(),
-            state.wake.clone(),
-            state.events.clone(),
-        ));
-        // Tasks a crash interrupted end before anything is claimed.
-        worker::recover(&pool).await;
-        let events = state.events.clone();
-        let stop = CancellationToken::new();
-        let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
-        let channel = match config.channels.telegram.as_ref().filter(|t| t.enabled) {
+        // The Telegram channel is built before the state is shared: in webhook mode the
+        // gateway delivers to it.
+        let telegram = match config.channels.telegram.as_ref().filter(|t| t.enabled) {
             Some(t) => {
                 let token = env.var(&t.token_env).ok_or_else(|| {
                     Failure::usage(format!(
@@ -84,19 +72,66 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
                     .agent
                     .parse()
                     .map_err(|e| Failure::usage(format!("channels.telegram.agent: {e}")))?;
-                let tg = Arc::new(crate::telegram::Telegram::new(
+                let mut tg = crate::telegram::Telegram::new(
                     api,
                     t.clone(),
                     agent,
                     store.clone(),
                     state.events.clone(),
                     state.wake.clone(),
-                ));
-                audit("channel.start", json!({"channel": "telegram", "dm_policy": t.dm_policy}));
-                Some(tokio::spawn(tg.run(stop.clone())))
+                );
+                if t.webhook_url.is_some() {
+                    let secret = env.var(&t.webhook_secret_env).ok_or_else(|| {
+                        Failure::usage(format!(
+                            "channels.telegram.webhook_url is set but {} is not (a random secret of 16+ letters, digits, _ or -)",
+                            t.webhook_secret_env
+                        ))
+                    })?;
+                    let ok = secret.len() >= 16
+                        && secret.len() <= 256
+                        && secret
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !ok {
+                        return Err(Failure::usage(format!(
+                            "{} must be 16 to 256 letters, digits, _ or -",
+                            t.webhook_secret_env
+                        ))
+                        .into());
+                    }
+                    tg = tg.with_webhook_secret(secret);
+                }
+                let tg = Arc::new(tg);
+                if t.webhook_url.is_some() {
+                    state.webhooks.insert(
+                        "telegram".into(),
+                        tg.clone() as Arc<dyn pincer_gateway::WebhookSink>,
+                    );
+                }
+                audit(
+                    "channel.start",
+                    json!({"channel": "telegram", "dm_policy": t.dm_policy,
+                           "mode": if t.webhook_url.is_some() { "webhook" } else { "polling" }}),
+                );
+                Some(tg)
             }
             None => None,
         };
+        let state = Arc::new(state);
+        let pool = Arc::new(worker::Pool::new(
+            home.clone(),
+            config.clone(),
+            env.clone(),
+            store.clone(),
+            state.wake.clone(),
+            state.events.clone(),
+        ));
+        // Tasks a crash interrupted end before anything is claimed.
+        worker::recover(&pool).await;
+        let events = state.events.clone();
+        let stop = CancellationToken::new();
+        let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
+        let channel = telegram.map(|tg| tokio::spawn(tg.run(stop.clone())));
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;

@@ -335,3 +335,81 @@ async fn an_invite_lets_a_new_user_in_once() {
     );
     assert_eq!(llm.requests().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_checks_the_secret_and_processes_each_update_once() {
+    const SECRET: &str = "webhook-secret-0123456789";
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(
+        &llm,
+        &tg,
+        &[
+            ("channels.telegram.allow_from", "[970]"),
+            (
+                "channels.telegram.webhook_url",
+                "https://bot.example.org/v1/channels/telegram/webhook",
+            ),
+        ],
+    )
+    .await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("PINCER_HOME", home.path())
+        .env(KEY_VAR, KEY)
+        .env("PINCER_TEST_BOT", BOT_TOKEN)
+        .env("TELEGRAM_WEBHOOK_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    // The bot registered the webhook with its secret.
+    assert!(tg.wait_for("setWebhook", 1, WAIT).await);
+    let hook = tg.webhook().unwrap();
+    assert_eq!(hook["secret_token"], SECRET);
+    let post = |secret: &'static str, body: String| {
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                write!(
+                    s,
+                    "POST /v1/channels/telegram/webhook HTTP/1.1\r\nHost: x\r\nX-Telegram-Bot-Api-Secret-Token: {secret}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                out
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let update = serde_json::json!({"update_id": 777, "message": {"message_id": 1, "date": 1,
+        "chat": {"id": 970, "type": "private"},
+        "from": {"id": 970, "is_bot": false, "first_name": "w"}, "text": "via webhook"}})
+    .to_string();
+    let wrong = post("not-the-secret-xxxxxxxx", update.clone()).await;
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let ok = post(SECRET, update.clone()).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let again = post(SECRET, update).await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    stop(&mut child);
+    assert_eq!(texts_to(&tg, 970), ["echo: via webhook"]);
+    assert_eq!(llm.requests().len(), 1, "a redelivered update runs once");
+    assert!(
+        tg.calls_of("getUpdates").is_empty(),
+        "no polling in webhook mode"
+    );
+    let audit = all_bytes(&home.path().join("audit"));
+    assert!(!audit.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+}
