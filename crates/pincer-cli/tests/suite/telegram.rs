@@ -413,3 +413,35 @@ async fn webhook_mode_checks_the_secret_and_processes_each_update_once() {
     let audit = all_bytes(&home.path().join("audit"));
     assert!(!audit.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5000_character_answer_arrives_in_correct_chunks() {
+    let answer: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "Paragraph {i}: {}",
+                "some words here ".repeat(26).trim_end()
+            )
+        })
+        .collect();
+    let answer = answer.join("\n\n");
+    assert!(answer.chars().count() > 5000);
+    let llm = FakeLlm::start(vec![pincer_testkit::Reply::text(&answer)])
+        .await
+        .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.allow_from", "[990]")]).await;
+    let mut child = serve(&home);
+    tg.push_text(990, 990, "write a lot");
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    stop(&mut child);
+    let texts = texts_to(&tg, 990);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    for t in &texts {
+        assert!(t.chars().count() <= 4096);
+        assert!(t.starts_with("Paragraph "), "{t:.30}");
+    }
+    // Nothing lost: every paragraph arrived, in order.
+    let joined = texts.join("\n\n");
+    assert_eq!(joined, answer);
+}
