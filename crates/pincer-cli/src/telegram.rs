@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The channel name in the store and in session keys.
 pub(crate) const CHANNEL: &str = "telegram";
+/// How often "typing…" is refreshed while a task runs.
+const TYPING_EVERY: Duration = Duration::from_secs(4);
 
 /// What the channel needs from the server.
 #[derive(Debug)]
@@ -78,6 +80,7 @@ impl Telegram {
         self.answer_finished().await;
         let answers = tokio::spawn(self.clone().answer_loop(stop.clone()));
         let sender = tokio::spawn(self.clone().send_loop(stop.clone()));
+        let typing = tokio::spawn(self.clone().typing_loop(stop.clone()));
         match (&self.config.webhook_url, &self.webhook_secret) {
             (Some(url), Some(secret)) => {
                 // Updates arrive through the gateway; tell Telegram where.
@@ -100,6 +103,36 @@ impl Telegram {
         }
         let _ = answers.await;
         let _ = sender.await;
+        let _ = typing.await;
+    }
+
+    /// Keeps "typing…" showing in chats whose task is running (Telegram shows it ~5 s).
+    async fn typing_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(TYPING_EVERY) => {}
+                () = stop.cancelled() => return,
+            }
+            for id in self.store.linked_tasks(CHANNEL).await.unwrap_or_default() {
+                let running = matches!(
+                    self.store.task(id).await,
+                    Ok(Some(t)) if t.status == TaskStatus::Running
+                );
+                if !running {
+                    continue;
+                }
+                if let Ok(Some((chat, _))) = self.store.task_link(id).await {
+                    let _ = self
+                        .api
+                        .call(
+                            "sendChatAction",
+                            json!({"chat_id": chat, "action": "typing"}),
+                            Duration::from_secs(10),
+                        )
+                        .await;
+                }
+            }
+        }
     }
 
     /// Sends queued messages in order; a message Telegram refuses is set aside, one that

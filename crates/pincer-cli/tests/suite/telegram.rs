@@ -226,6 +226,8 @@ async fn status_answers_while_a_long_task_runs() {
         status.contains("RUNNING") && status.contains("do the long thing"),
         "{status}"
     );
+    // "typing…" is kept up while it runs (once at the start, then refreshed).
+    assert!(tg.wait_for("sendChatAction", 2, WAIT).await);
     // Other commands answer at once too; /cancel stops the running task.
     for (n, cmd) in [(2, "/model"), (3, "/frobnicate"), (4, "/cancel all")] {
         tg.push_text(700, 700, cmd);
