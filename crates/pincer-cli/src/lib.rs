@@ -9,9 +9,9 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod router;
 mod runtime;
 mod sandbox;
-mod telegram;
 mod worker;
 
 pub use env::Env;

@@ -72,10 +72,11 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
                     .agent
                     .parse()
                     .map_err(|e| Failure::usage(format!("channels.telegram.agent: {e}")))?;
-                let mut tg = crate::telegram::Telegram::new(
-                    api,
-                    t.clone(),
-                    agent,
+                let channel: Arc<dyn pincer_channels::Channel> =
+                    Arc::new(pincer_channels::telegram::TelegramChannel::new(api));
+                let mut tg = crate::router::Router::new(
+                    channel,
+                    crate::router::Policy::telegram(t, agent),
                     store.clone(),
                     state.events.clone(),
                     state.wake.clone(),

@@ -1,0 +1,772 @@
+//! The channel router inside `pincer serve`, the same for every [`Channel`]: receiving with the
+//! position saved after each delivery (a restart neither loses nor repeats one; each message
+//! also submits its task with the idempotency key `<channel>:<cursor>`), who may talk (DM policy
+//! with pairing and invites, group allowlist with mention), one session per DM peer and per
+//! group, per-sender rate limits, chat commands, approvals with buttons, and every outgoing
+//! message through a durable, ordered outbox.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use pincer_channels::{Button, Channel, ChannelFailure, Delivery, Inbound};
+use pincer_config::{DmPolicy, TelegramConfig};
+use pincer_gateway::EventBus;
+use pincer_store::{ChannelStore, NewTask, PairingRequest, SqliteStore, TaskQueue};
+use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How often "typing…" is refreshed while a task runs.
+const TYPING_EVERY: Duration = Duration::from_secs(4);
+
+/// Who may talk and how: a channel's settings in channel-independent form.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub agent: AgentId,
+    pub dm: DmPolicy,
+    pub allow_from: Vec<String>,
+    pub groups: Vec<String>,
+    pub rate_per_minute: u32,
+    pub wait: Duration,
+    pub webhook_url: Option<String>,
+}
+
+impl Policy {
+    pub(crate) fn telegram(t: &TelegramConfig, agent: AgentId) -> Self {
+        Self {
+            agent,
+            dm: t.dm_policy,
+            allow_from: t.allow_from.iter().map(ToString::to_string).collect(),
+            groups: t.groups.iter().map(ToString::to_string).collect(),
+            rate_per_minute: t.rate_limit_per_minute,
+            wait: Duration::from_secs(t.poll_timeout_secs),
+            webhook_url: t.webhook_url.clone(),
+        }
+    }
+}
+
+/// One channel served by the router.
+#[derive(Debug)]
+pub(crate) struct Router {
+    channel: Arc<dyn Channel>,
+    policy: Policy,
+    store: Arc<SqliteStore>,
+    events: Arc<EventBus>,
+    wake: Arc<Notify>,
+    /// Wakes the sender when a message is queued.
+    outbox: Notify,
+    /// Per sender: the current minute's start and messages in it.
+    rate: Mutex<HashMap<String, (std::time::Instant, u32)>>,
+    /// Webhook mode: the secret the platform must send back.
+    webhook_secret: Option<String>,
+    /// Webhook deliveries are handled one at a time (position bookkeeping).
+    deliveries: tokio::sync::Mutex<()>,
+}
+
+/// A sender's standing against the per-minute limit.
+enum Rate {
+    Ok,
+    /// Over the limit for the first time this minute: tell them once.
+    JustLimited,
+    /// Still over: ignore quietly.
+    Limited,
+}
+
+impl Router {
+    pub(crate) fn new(
+        channel: Arc<dyn Channel>,
+        policy: Policy,
+        store: Arc<SqliteStore>,
+        events: Arc<EventBus>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            channel,
+            policy,
+            store,
+            events,
+            wake,
+            outbox: Notify::new(),
+            rate: Mutex::new(HashMap::new()),
+            webhook_secret: None,
+            deliveries: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The same router in webhook mode with `secret`.
+    pub(crate) fn with_webhook_secret(mut self, secret: String) -> Self {
+        self.webhook_secret = Some(secret);
+        self
+    }
+
+    fn name(&self) -> &'static str {
+        self.channel.name()
+    }
+
+    /// Receives until `stop` (polling, or webhook deliveries through the gateway), answers
+    /// finished tasks and sends the outbox.
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Tasks that ended while the server was down are answered first.
+        self.answer_finished().await;
+        let answers = tokio::spawn(self.clone().answer_loop(stop.clone()));
+        let sender = tokio::spawn(self.clone().send_loop(stop.clone()));
+        let typing = tokio::spawn(self.clone().typing_loop(stop.clone()));
+        match (&self.policy.webhook_url, &self.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                if let Err(e) = self.channel.start_webhook(url, secret).await {
+                    eprintln!(
+                        "pincer serve: {}: registering the webhook: {e}",
+                        self.name()
+                    );
+                }
+                stop.cancelled().await;
+            }
+            _ => self.poll_loop(stop).await,
+        }
+        let _ = answers.await;
+        let _ = sender.await;
+        let _ = typing.await;
+    }
+
+    async fn poll_loop(&self, stop: CancellationToken) {
+        let mut backoff = Duration::from_secs(1);
+        while !stop.is_cancelled() {
+            let offset = match self.store.offset(self.name()).await {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("pincer serve: {}: reading the position: {e}", self.name());
+                    pause(&stop, backoff).await;
+                    continue;
+                }
+            };
+            let got = tokio::select! {
+                r = self.channel.receive(offset, self.policy.wait) => r,
+                () = stop.cancelled() => return,
+            };
+            match got {
+                Ok(deliveries) => {
+                    backoff = Duration::from_secs(1);
+                    for d in deliveries {
+                        self.take(d, offset).await;
+                    }
+                }
+                Err(e) => {
+                    match &e {
+                        ChannelFailure::Conflict(_) => eprintln!(
+                            "pincer serve: {}: another consumer holds this bot ({e}); retrying",
+                            self.name()
+                        ),
+                        ChannelFailure::Refused(_) | ChannelFailure::Unavailable(_) => {
+                            eprintln!("pincer serve: {}: {e}", self.name());
+                        }
+                    }
+                    pause(&stop, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+
+    /// Handles a delivery once: skipped when at or before the saved position, which is moved
+    /// past it afterwards.
+    async fn take(&self, d: Delivery, offset: Option<i64>) {
+        if offset.is_some_and(|o| d.cursor < o) {
+            return;
+        }
+        if let Some(inbound) = d.inbound {
+            self.handle(d.cursor, inbound).await;
+        }
+        if let Err(e) = self.store.set_offset(self.name(), d.cursor + 1).await {
+            eprintln!("pincer serve: {}: saving the position: {e}", self.name());
+        }
+    }
+
+    /// Queues a message (durably, in order) and wakes the sender.
+    async fn queue(&self, chat: &str, text: &str, buttons: &[Button], answers: Option<TaskId>) {
+        let markup = (!buttons.is_empty()).then(|| {
+            json!(
+                buttons
+                    .iter()
+                    .map(|b| json!({"label": b.label, "data": b.data}))
+                    .collect::<Vec<_>>()
+            )
+            .to_string()
+        });
+        match self
+            .store
+            .enqueue(
+                self.name(),
+                chat,
+                text,
+                markup.as_deref(),
+                answers,
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(_) => self.outbox.notify_one(),
+            Err(e) => eprintln!("pincer serve: {}: queueing a message: {e}", self.name()),
+        }
+    }
+
+    async fn say(&self, chat: &str, text: &str) {
+        self.queue(chat, text, &[], None).await;
+    }
+
+    /// Sends queued messages in order; a message the platform refuses is set aside, one that
+    /// cannot be sent now is retried (the queue survives restarts).
+    async fn send_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let notified = self.outbox.notified();
+            let pending = self
+                .store
+                .pending_out(self.name(), 50)
+                .await
+                .unwrap_or_default();
+            let mut stalled = false;
+            for m in &pending {
+                let buttons: Vec<Button> = m
+                    .markup
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<Vec<serde_json::Value>>(s).ok())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| Button {
+                        label: b["label"].as_str().unwrap_or_default().to_owned(),
+                        data: b["data"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect();
+                let failure = match self.channel.send(&m.chat, &m.text, &buttons).await {
+                    Ok(()) => None,
+                    Err(e @ ChannelFailure::Refused(_)) => Some(e.to_string()),
+                    Err(e) => {
+                        eprintln!("pincer serve: {}: sending: {e}; will retry", self.name());
+                        stalled = true;
+                        break;
+                    }
+                };
+                if let Err(e) = self
+                    .store
+                    .done_out(m.id, failure.as_deref(), Utc::now())
+                    .await
+                {
+                    eprintln!("pincer serve: {}: outbox: {e}", self.name());
+                }
+            }
+            if stalled {
+                pause(&stop, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
+            backoff = Duration::from_secs(1);
+            if stop.is_cancelled() {
+                return;
+            }
+            if pending.is_empty() {
+                tokio::select! {
+                    () = notified => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// Keeps "typing…" showing in chats whose task is running.
+    async fn typing_loop(self: Arc<Self>, stop: CancellationToken) {
+        if !self.channel.capabilities().typing {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(TYPING_EVERY) => {}
+                () = stop.cancelled() => return,
+            }
+            for id in self
+                .store
+                .linked_tasks(self.name())
+                .await
+                .unwrap_or_default()
+            {
+                let running = matches!(
+                    self.store.task(id).await,
+                    Ok(Some(t)) if t.status == TaskStatus::Running
+                );
+                if running && let Ok(Some((chat, _))) = self.store.task_link(id).await {
+                    self.channel.typing(&chat).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, cursor: i64, inbound: Inbound) {
+        let (chat, sender, name, text, private) = match inbound {
+            Inbound::Button {
+                id,
+                chat: _,
+                sender,
+                data,
+            } => {
+                let text = self.button(&sender, &data).await;
+                self.channel.answer_button(&id, &text).await;
+                return;
+            }
+            Inbound::Message {
+                chat,
+                sender,
+                sender_name,
+                text,
+                private,
+                addressed,
+            } => {
+                if !addressed {
+                    return;
+                }
+                (chat, sender, sender_name, text, private)
+            }
+        };
+        // `/start <invite>` links an unknown sender before any policy applies.
+        if private
+            && let Some(code) = text.strip_prefix("/start ").map(str::trim)
+            && !code.is_empty()
+        {
+            let reply = match self
+                .store
+                .redeem_invite(code, self.name(), &sender, &name, Utc::now())
+                .await
+            {
+                Ok(user) => format!("Welcome, {user}! You can talk to me now."),
+                Err(_) => "That invite is not valid (used, expired or mistyped).".into(),
+            };
+            self.say(&chat, &reply).await;
+            return;
+        }
+        if private && !self.dm_allowed(&chat, &sender, &name).await {
+            return;
+        }
+        if !private && !self.policy.groups.contains(&chat) {
+            return;
+        }
+        match self.rate_check(&sender) {
+            Rate::Ok => {}
+            Rate::JustLimited => {
+                self.say(
+                    &chat,
+                    "You are sending messages faster than I can take them; please wait a minute.",
+                )
+                .await;
+                return;
+            }
+            Rate::Limited => return,
+        }
+        let peer = if private {
+            format!("dm-{sender}")
+        } else {
+            format!("group{chat}")
+        };
+        let Ok(key) = SessionKey::for_peer(&self.policy.agent, self.name(), &peer) else {
+            return;
+        };
+        if let Some(reply) = self.command(&text, &key, &sender).await {
+            self.say(&chat, &reply).await;
+            return;
+        }
+        let submitted = self
+            .store
+            .submit(
+                NewTask {
+                    agent: self.policy.agent.clone(),
+                    session_key: key,
+                    input: text,
+                    idempotency_key: Some(format!("{}:{cursor}", self.name())),
+                    deadline: None,
+                },
+                Utc::now(),
+            )
+            .await;
+        match submitted {
+            Ok((task, true)) => {
+                if let Err(e) = self
+                    .store
+                    .link_task(task.id, self.name(), &chat, &sender)
+                    .await
+                {
+                    eprintln!(
+                        "pincer serve: {}: linking task {}: {e}",
+                        self.name(),
+                        task.id
+                    );
+                }
+                self.wake.notify_one();
+                self.events
+                    .publish("task.queued", json!({"task": task.id, "agent": task.agent}));
+                if self.channel.capabilities().typing {
+                    self.channel.typing(&chat).await;
+                }
+            }
+            Ok((_, false)) => {}
+            Err(e) => {
+                eprintln!("pincer serve: {}: submitting a task: {e}", self.name());
+                self.say(
+                    &chat,
+                    "Sorry — that could not be queued. Try again in a moment.",
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Whether a direct message may be processed; tells an unknown sender what to do.
+    async fn dm_allowed(&self, chat: &str, sender: &str, name: &str) -> bool {
+        if self.policy.allow_from.iter().any(|a| a == sender) {
+            return true;
+        }
+        match self.policy.dm {
+            DmPolicy::Open => true,
+            DmPolicy::Disabled | DmPolicy::Allowlist => false,
+            DmPolicy::Pairing => {
+                if self
+                    .store
+                    .is_paired(self.name(), sender)
+                    .await
+                    .unwrap_or(false)
+                {
+                    return true;
+                }
+                let reply = match self
+                    .store
+                    .request_pairing(self.name(), sender, name, Utc::now())
+                    .await
+                {
+                    Ok(PairingRequest::Code(code)) => format!(
+                        "Hi! This bot only talks to people its owner approved.\n\nYour pairing code: `{code}`\n\nAsk the owner to run `pincer pairing approve {} {code}`. The code expires in an hour.",
+                        self.name()
+                    ),
+                    Ok(PairingRequest::TooMany) => {
+                        "Too many pairing requests are waiting. Please try again later.".into()
+                    }
+                    Err(e) => {
+                        eprintln!("pincer serve: {}: pairing: {e}", self.name());
+                        return false;
+                    }
+                };
+                self.say(chat, &reply).await;
+                false
+            }
+        }
+    }
+
+    fn rate_check(&self, sender: &str) -> Rate {
+        let now = std::time::Instant::now();
+        let mut map = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let e = map.entry(sender.to_owned()).or_insert((now, 0));
+        if now.duration_since(e.0) >= Duration::from_secs(60) {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        let limit = self.policy.rate_per_minute;
+        if e.1 <= limit {
+            Rate::Ok
+        } else if e.1 == limit + 1 {
+            Rate::JustLimited
+        } else {
+            Rate::Limited
+        }
+    }
+}
+
+/// Chat commands, approvals and answers.
+impl Router {
+    /// Chat commands answered at once (even while a task runs).
+    async fn command(&self, text: &str, key: &SessionKey, user: &str) -> Option<String> {
+        let mut words = text.split_whitespace();
+        let cmd = words.next()?;
+        let cmd = cmd.split('@').next().unwrap_or(cmd);
+        let arg = words.next().unwrap_or("");
+        if !cmd.starts_with('/') {
+            return None;
+        }
+        let short = |id: &TaskId| {
+            let s = id.to_string();
+            s[s.len().saturating_sub(8)..].to_owned()
+        };
+        let mine = || async {
+            self.store
+                .list(None, 500)
+                .await
+                .map(|ts| {
+                    ts.into_iter()
+                        .filter(|t| &t.session_key == key && !t.status.is_terminal())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        Some(match cmd {
+            "/start" | "/help" => "Send me a message and I will work on it.\n\n\
+/status or /tasks — what is running\n\
+/cancel <id|all> — stop tasks\n\
+/approvals — actions waiting for you; /approve <id>, /deny <id>\n\
+/new — start a new conversation\n\
+/model — who answers\n\
+/help — this text"
+                .into(),
+            "/status" | "/tasks" => {
+                let tasks = mine().await;
+                if tasks.is_empty() {
+                    "Nothing is running.".into()
+                } else {
+                    tasks
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "`{}` {} — {}",
+                                short(&t.id),
+                                t.status.as_str(),
+                                t.input.chars().take(60).collect::<String>()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            }
+            "/cancel" => {
+                let targets: Vec<_> = mine()
+                    .await
+                    .into_iter()
+                    .filter(|t| {
+                        arg == "all" || (!arg.is_empty() && t.id.to_string().ends_with(arg))
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    return Some(
+                        "Nothing to cancel (use /tasks to see ids, or /cancel all).".into(),
+                    );
+                }
+                let mut n = 0;
+                for t in targets {
+                    let canceled = self
+                        .store
+                        .transition(
+                            t.id,
+                            None,
+                            TaskStatus::Canceled,
+                            Some("canceled in chat".into()),
+                            Utc::now(),
+                        )
+                        .await;
+                    if canceled.is_ok() {
+                        n += 1;
+                        self.events
+                            .publish("task.canceled", json!({"task": t.id, "agent": t.agent}));
+                    }
+                }
+                format!("Canceled {n} task(s).")
+            }
+            "/new" => {
+                use pincer_store::Store as _;
+                match self.store.new_session(key, &self.policy.agent).await {
+                    Ok(_) => "Started a new conversation.".into(),
+                    Err(e) => format!("Could not start a new conversation: {e}"),
+                }
+            }
+            "/model" => format!("Agent `{}` answers here.", self.policy.agent),
+            "/approvals" => {
+                let ids: Vec<TaskId> = mine().await.iter().map(|t| t.id).collect();
+                let pending = pincer_store::ApprovalStore::approvals(
+                    &*self.store,
+                    Some(pincer_store::ApprovalStatus::Pending),
+                    200,
+                )
+                .await
+                .unwrap_or_default();
+                let lines: Vec<String> = pending
+                    .iter()
+                    .filter(|a| a.task.is_some_and(|t| ids.contains(&t)))
+                    .map(|a| format!("`{}` {} ({}) — {}", a.id, a.tool, a.tier.as_str(), a.reason))
+                    .collect();
+                if lines.is_empty() {
+                    "No approvals are waiting.".into()
+                } else {
+                    lines.join("\n")
+                }
+            }
+            "/approve" | "/deny" => self.decide(arg, cmd == "/approve", user).await,
+            _ => "Unknown command; /help lists them.".into(),
+        })
+    }
+
+    /// A button press (`apr:<id>:y|n`), decided with the same rule as the commands.
+    async fn button(&self, sender: &str, data: &str) -> String {
+        let parsed = data.strip_prefix("apr:").and_then(|rest| {
+            let (id, verdict) = rest.rsplit_once(':')?;
+            Some((id.to_owned(), verdict == "y"))
+        });
+        match parsed {
+            Some((approval, approve)) => self.decide(&approval, approve, sender).await,
+            None => "Unknown button.".into(),
+        }
+    }
+
+    /// Decides an approval: only the user who asked (or an `allow_from` user) may.
+    async fn decide(&self, approval: &str, approve: bool, user: &str) -> String {
+        let record = match pincer_store::ApprovalStore::approval(&*self.store, approval).await {
+            Ok(Some(a)) => a,
+            _ => return "No such approval (see /approvals).".into(),
+        };
+        let requester = match record.task {
+            Some(t) => self.store.task_link(t).await.ok().flatten().map(|(_, u)| u),
+            None => None,
+        };
+        let allowed =
+            requester.as_deref() == Some(user) || self.policy.allow_from.iter().any(|a| a == user);
+        if !allowed {
+            return "This approval is not yours to decide.".into();
+        }
+        let by = format!("{}:{user}", self.name());
+        match pincer_store::ApprovalStore::decide(&*self.store, approval, approve, &by, Utc::now())
+            .await
+        {
+            Ok(a) => {
+                self.events.publish(
+                    "approval.decided",
+                    json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": by}),
+                );
+                format!("{}.", a.status.as_str().to_lowercase())
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Shows a parked action with Approve / Deny buttons in the chat that asked for it.
+    async fn ask_approval(&self, chat: &str, data: &serde_json::Value) {
+        let Some(id) = data["approval"].as_str() else {
+            return;
+        };
+        let text = format!(
+            "Approval needed: `{}` ({}): {}",
+            data["tool"].as_str().unwrap_or("?"),
+            data["tier"].as_str().unwrap_or("?"),
+            data["reason"].as_str().unwrap_or("")
+        );
+        let buttons = if self.channel.capabilities().buttons {
+            vec![
+                Button {
+                    label: "Approve".into(),
+                    data: format!("apr:{id}:y"),
+                },
+                Button {
+                    label: "Deny".into(),
+                    data: format!("apr:{id}:n"),
+                },
+            ]
+        } else {
+            Vec::new()
+        };
+        let text = if buttons.is_empty() {
+            format!("{text}\n\nReply /approve {id} or /deny {id}.")
+        } else {
+            text
+        };
+        self.queue(chat, &text, &buttons, None).await;
+    }
+
+    /// Queues the answer of a linked task that has ended (and forgets the link).
+    async fn answer(&self, id: TaskId) {
+        let Ok(Some((chat, _))) = self.store.task_link(id).await else {
+            return;
+        };
+        let Ok(Some(t)) = self.store.task(id).await else {
+            return;
+        };
+        let text = match t.status {
+            TaskStatus::Succeeded => t.output.unwrap_or_default(),
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Canceled => format!(
+                "That did not work ({}): {}",
+                t.status.as_str().to_lowercase(),
+                t.error.unwrap_or_default()
+            ),
+            TaskStatus::Queued | TaskStatus::Running | TaskStatus::WaitingApproval => return,
+        };
+        let text = if text.trim().is_empty() {
+            "(no answer)".to_owned()
+        } else {
+            text
+        };
+        self.queue(&chat, &text, &[], Some(id)).await;
+    }
+
+    /// Answers every linked task that already ended (after a restart).
+    async fn answer_finished(&self) {
+        for id in self
+            .store
+            .linked_tasks(self.name())
+            .await
+            .unwrap_or_default()
+        {
+            self.answer(id).await;
+        }
+    }
+
+    /// Sends each finished task's answer to its chat, and approval prompts.
+    async fn answer_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut rx = self.events.subscribe();
+        let mut seen = self.events.latest();
+        loop {
+            let (batch, _) = self.events.since(seen);
+            for e in batch {
+                seen = e.id;
+                let Some(id) = e.data["task"]
+                    .as_str()
+                    .and_then(|s| s.parse::<TaskId>().ok())
+                else {
+                    continue;
+                };
+                if e.kind == "approval.requested" {
+                    if let Ok(Some((chat, _))) = self.store.task_link(id).await {
+                        self.ask_approval(&chat, &e.data).await;
+                    }
+                    continue;
+                }
+                self.answer(id).await;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                () = stop.cancelled() => return,
+            }
+            if self.events.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+impl pincer_gateway::WebhookSink for Router {
+    fn secret(&self) -> &str {
+        self.webhook_secret.as_deref().unwrap_or("")
+    }
+
+    fn deliver(&self, update: serde_json::Value) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(d) = self.channel.parse(update).await else {
+                return;
+            };
+            let _one_at_a_time = self.deliveries.lock().await;
+            // Platforms redeliver when they did not see the answer in time: once is enough.
+            let offset = self.store.offset(self.name()).await.ok().flatten();
+            self.take(d, offset).await;
+        })
+    }
+}
+
+async fn pause(stop: &CancellationToken, d: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        () = stop.cancelled() => {}
+    }
+}
