@@ -57,6 +57,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_agents(&home, config, &mut r);
         check_security(config, &mut r);
         check_sandbox(config, &mut r)?;
+        check_channels(config, env, &mut r);
         check_audit(&home, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
@@ -293,6 +294,39 @@ fn check_security(config: &Config, r: &mut Report) {
             "security.network",
             Status::Warn,
             "tool network access on (allowlist)",
+            None,
+        ),
+    }
+}
+
+/// `channel.telegram`: enabled with a token, and whether strangers can reach the agent.
+fn check_channels(config: &Config, env: &Env, r: &mut Report) {
+    let Some(t) = config.channels.telegram.as_ref().filter(|t| t.enabled) else {
+        return;
+    };
+    if env.var(&t.token_env).is_none() {
+        r.add(
+            "channel.telegram.token",
+            Status::Fail,
+            format!("{} is not set", t.token_env),
+            Some("export the bot token from @BotFather in that variable"),
+        );
+    }
+    match t.dm_policy {
+        pincer_config::DmPolicy::Open => r.add(
+            "channel.telegram.dm_policy",
+            Status::Warn,
+            "dm_policy = \"open\": anyone on Telegram can talk to the agent",
+            Some(
+                "use \"pairing\" (default) or \"allowlist\" unless this bot is meant to be public",
+            ),
+        ),
+        pincer_config::DmPolicy::Pairing
+        | pincer_config::DmPolicy::Allowlist
+        | pincer_config::DmPolicy::Disabled => r.add(
+            "channel.telegram.dm_policy",
+            Status::Ok,
+            format!("direct messages: {:?}", t.dm_policy).to_lowercase(),
             None,
         ),
     }

@@ -447,3 +447,30 @@ async fn a_5000_character_answer_arrives_in_correct_chunks() {
     let joined = texts.join("\n\n");
     assert_eq!(joined, answer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_when_anyone_can_talk_to_the_bot() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.dm_policy", "open")]).await;
+    let out = home
+        .run_with_env(
+            &["doctor", "--offline", "--json"],
+            &[("PINCER_TEST_BOT", BOT_TOKEN)],
+        )
+        .await;
+    let checks: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let dm = checks
+        .iter()
+        .find(|c| c["id"] == "channel.telegram.dm_policy")
+        .unwrap();
+    assert_eq!(dm["status"], "warn", "{dm}");
+    // Without the token the check fails with a fix.
+    let out = home.run(&["doctor", "--offline", "--json"], "").await;
+    let checks: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let token = checks
+        .iter()
+        .find(|c| c["id"] == "channel.telegram.token")
+        .unwrap();
+    assert_eq!(token["status"], "fail", "{token}");
+}
