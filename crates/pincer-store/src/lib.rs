@@ -9,6 +9,7 @@
 mod approvals;
 mod channels;
 mod error;
+mod jobs;
 mod migrations;
 mod sqlite;
 mod store;
@@ -18,6 +19,7 @@ mod tokens;
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
 pub use channels::{ChannelError, ChannelStore, Outgoing, Pairing, PairingRequest};
 pub use error::StoreError;
+pub use jobs::{Job, JobError, JobRun, JobStore};
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskQueue, TaskRecord};

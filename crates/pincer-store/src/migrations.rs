@@ -159,4 +159,31 @@ CREATE TABLE invites (
 ALTER TABLE channel_senders ADD COLUMN user_name TEXT;
 ",
     ),
+    (
+        9,
+        r"
+CREATE TABLE jobs (
+    name         TEXT PRIMARY KEY,
+    agent        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    tz           TEXT NOT NULL,
+    anchor       TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    mode         TEXT NOT NULL,
+    missed       TEXT NOT NULL,
+    timeout_secs INTEGER NOT NULL,
+    enabled      INTEGER NOT NULL,
+    next_run     TEXT,
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE job_runs (
+    job           TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    missed        INTEGER NOT NULL,
+    PRIMARY KEY (job, scheduled_for)
+);
+",
+    ),
 ];
