@@ -58,6 +58,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// Scheduled jobs: each run is a task in the queue `pincer serve` works through.
+    Cron {
+        #[command(subcommand)]
+        command: CronCommand,
+    },
     /// Pairing requests from chat channels: list them and approve a code.
     Pairing {
         #[command(subcommand)]
@@ -143,6 +148,82 @@ pub(crate) enum ApprovalsCommand {
     Deny {
         /// Approval id (`apr_…`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CronCommand {
+    /// Add a job: exactly one of --at, --every, --cron.
+    Add {
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// Once: an RFC 3339 time or a delay (`20m`).
+        #[arg(long, conflicts_with_all = ["every", "cron"])]
+        at: Option<String>,
+        /// Repeatedly: an interval (`2s`, `15m`, `1h`).
+        #[arg(long, conflicts_with = "cron")]
+        every: Option<String>,
+        /// A cron expression (5 fields, or 6 with seconds first).
+        #[arg(long)]
+        cron: Option<String>,
+        /// Time zone for --cron (IANA name).
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Agent that runs it.
+        #[arg(long, default_value = "main")]
+        agent: String,
+        /// `isolated` (fresh session per run) or `main` (one session for the job).
+        #[arg(long, default_value = "isolated")]
+        mode: String,
+        /// Missed runs after downtime: `skip` or `run_once`.
+        #[arg(long, default_value = "skip")]
+        missed: String,
+        /// Seconds a run may take.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// The message each run sends.
+        #[arg(required = true)]
+        message: Vec<String>,
+    },
+    /// List jobs.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job as JSON.
+    Show {
+        /// Job name.
+        name: String,
+    },
+    /// Remove a job.
+    Rm {
+        /// Job name.
+        name: String,
+    },
+    /// Enable a job.
+    Enable {
+        /// Job name.
+        name: String,
+    },
+    /// Disable a job.
+    Disable {
+        /// Job name.
+        name: String,
+    },
+    /// Run a job now (the server picks it up within a second).
+    Run {
+        /// Job name.
+        name: String,
+    },
+    /// A job's runs, newest first.
+    Runs {
+        /// Job name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod jobs;
 mod router;
 mod runtime;
 mod sandbox;

@@ -5,6 +5,7 @@ mod ask;
 mod audit;
 mod chat;
 mod config;
+mod cron;
 mod doctor;
 mod init;
 mod output;
@@ -47,6 +48,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Tokens { command } => tokens::run(command, env),
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),
+        Command::Cron { command } => cron::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {
                 tasks::approvals_remote(server, command, env)

@@ -133,6 +133,12 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         let stop = CancellationToken::new();
         let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
         let channel = telegram.map(|tg| tokio::spawn(tg.run(stop.clone())));
+        let jobs = tokio::spawn(crate::jobs::run(
+            store.clone(),
+            state.events.clone(),
+            state.wake.clone(),
+            stop.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;
@@ -157,6 +163,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         if let Some(c) = channel {
             let _ = c.await;
         }
+        let _ = jobs.await;
         audit("serve.stop", json!({"addr": addr.to_string()}));
         eprintln!("pincer serve: stopped");
         anyhow::Ok(())

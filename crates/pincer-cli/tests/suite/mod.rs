@@ -1,6 +1,7 @@
 mod abuse;
 mod common;
 mod config_cmd;
+mod cron;
 mod e2e;
 mod exec;
 mod serve;
