@@ -138,3 +138,38 @@ pub fn all_bytes(dir: &Path) -> Vec<u8> {
     }
     out
 }
+
+/// Starts `pincer serve --bind 127.0.0.1:0` for the home at `path` with `vars`; returns the
+/// child and the address it listens on.
+pub fn serve_at(path: &Path, vars: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("PINCER_HOME", path)
+        .env(KEY_VAR, KEY)
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("pincer serve: listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// SIGTERM, then the exit code.
+pub fn term(child: &mut std::process::Child) -> Option<i32> {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    child.wait().unwrap().code()
+}

@@ -1,7 +1,6 @@
 //! Scheduled jobs through the real binary and the fake model.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use pincer_testkit::FakeLlm;
@@ -12,29 +11,11 @@ use super::common::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn serve(home: &Home) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("PINCER_HOME", home.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
-    child
+    serve_at(&home.path(), &[]).0
 }
 
 fn stop(child: &mut Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(term(child), Some(0));
 }
 
 async fn runs(home: &Home, name: &str) -> Vec<Value> {

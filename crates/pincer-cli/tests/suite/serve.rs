@@ -3,31 +3,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use pincer_testkit::FakeLlm;
 
 use super::common::*;
 
 fn spawn_serve(home: &HomeAt, bind: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["serve", "--bind", bind])
-        .env("PINCER_HOME", home.path())
-        .env(KEY_VAR, KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("pincer serve: listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (child, addr)
+    assert_eq!(bind, "127.0.0.1:0");
+    serve_at(&home.path(), &[])
 }
 
 fn get(addr: &str, path: &str, token: Option<&str>) -> String {
@@ -41,15 +25,6 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
-}
-
-fn term(child: &mut Child) -> Option<i32> {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    child.wait().unwrap().code()
 }
 
 /// A home served by a model that plays `script`, and a token with `scopes`.

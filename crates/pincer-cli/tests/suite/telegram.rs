@@ -31,30 +31,11 @@ async fn telegram_home(llm: &FakeLlm, tg: &FakeTelegram, extra: &[(&str, &str)])
 }
 
 fn serve(home: &Home) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("PINCER_HOME", home.path())
-        .env(KEY_VAR, KEY)
-        .env("PINCER_TEST_BOT", BOT_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
-    child
+    serve_at(&home.path(), &[("PINCER_TEST_BOT", BOT_TOKEN)]).0
 }
 
 fn stop(child: &mut Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(term(child), Some(0));
 }
 
 fn texts_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
