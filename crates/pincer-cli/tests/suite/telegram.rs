@@ -1,7 +1,6 @@
 //! The Telegram channel through the real binary, the fake Bot API and the fake model.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use pincer_testkit::{FakeLlm, FakeTelegram};
@@ -336,21 +335,13 @@ async fn webhook_mode_checks_the_secret_and_processes_each_update_once() {
         ],
     )
     .await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("PINCER_HOME", home.path())
-        .env(KEY_VAR, KEY)
-        .env("PINCER_TEST_BOT", BOT_TOKEN)
-        .env("TELEGRAM_WEBHOOK_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let (mut child, addr) = serve_at(
+        &home.path(),
+        &[
+            ("PINCER_TEST_BOT", BOT_TOKEN),
+            ("TELEGRAM_WEBHOOK_SECRET", SECRET),
+        ],
+    );
     // The bot registered the webhook with its secret.
     assert!(tg.wait_for("setWebhook", 1, WAIT).await);
     let hook = tg.webhook().unwrap();
