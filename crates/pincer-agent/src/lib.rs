@@ -22,5 +22,7 @@ pub use gate::{
     ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver, CallOutcome, CallScope, CallStatus,
     Gate, NoApprover, summarize,
 };
-pub use prompt::{AssembledPrompt, DATA_NOTICE, FileSection, assemble_prompt};
+pub use prompt::{
+    AssembledPrompt, DATA_NOTICE, FileSection, LIGHT_FILES, assemble_light_prompt, assemble_prompt,
+};
 pub use run::{RunOutcome, RunRequest, RunSettings, Runner};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::AgentError;
-use crate::files::AGENT_FILES;
+use crate::files::{AGENT_FILES, AgentFile};
 
 /// How one file entered the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,13 +52,41 @@ pub fn assemble_prompt(
     limits: PromptLimits,
     tools_json: &str,
 ) -> Result<AssembledPrompt, AgentError> {
+    assemble_prompt_from(agent_dir, limits, tools_json, &AGENT_FILES)
+}
+
+/// The files of a light context (heartbeats): the persona and the rules, nothing else.
+pub const LIGHT_FILES: [&str; 2] = ["SOUL.md", "RULES.md"];
+
+/// [`assemble_prompt`] over only [`LIGHT_FILES`].
+///
+/// # Errors
+/// As [`assemble_prompt`].
+pub fn assemble_light_prompt(
+    agent_dir: &Path,
+    limits: PromptLimits,
+    tools_json: &str,
+) -> Result<AssembledPrompt, AgentError> {
+    let files: Vec<AgentFile> = AGENT_FILES
+        .into_iter()
+        .filter(|f| LIGHT_FILES.contains(&f.name))
+        .collect();
+    assemble_prompt_from(agent_dir, limits, tools_json, &files)
+}
+
+fn assemble_prompt_from(
+    agent_dir: &Path,
+    limits: PromptLimits,
+    tools_json: &str,
+    agent_files: &[AgentFile],
+) -> Result<AssembledPrompt, AgentError> {
     if !agent_dir.is_dir() {
         return Err(AgentError::MissingAgent(agent_dir.to_owned()));
     }
     let mut text = String::new();
-    let mut files = Vec::with_capacity(AGENT_FILES.len());
+    let mut files = Vec::with_capacity(agent_files.len());
     let mut omitted = Vec::new();
-    for f in AGENT_FILES {
+    for f in agent_files {
         let path = agent_dir.join(f.name);
         let content = match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -180,5 +208,20 @@ mod tests {
         fs::write(t.path().join("RULES.md"), "new rules").unwrap();
         let b = assemble_prompt(t.path(), limits(1000, 10_000), "").unwrap();
         assert_ne!(a.sha256, b.sha256);
+    }
+
+    #[test]
+    fn a_light_prompt_has_only_the_persona_and_rules() {
+        let t = tempfile::tempdir().unwrap();
+        crate::scaffold_agent(t.path()).unwrap();
+        fs::write(t.path().join("SPECPLAN.md"), "# Spec\nsecret plan").unwrap();
+        let p = assemble_light_prompt(t.path(), limits(1000, 10_000), "").unwrap();
+        assert!(p.text.contains("<file name=\"SOUL.md\">"));
+        assert!(p.text.contains("<file name=\"RULES.md\">"));
+        assert!(!p.text.contains("secret plan"));
+        assert_eq!(
+            p.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            LIGHT_FILES
+        );
     }
 }

@@ -47,6 +47,8 @@ pub struct RunSettings {
     pub max_tokens: u32,
     /// Prompt caps.
     pub prompt: PromptLimits,
+    /// Only the persona and rules in the prompt ([`crate::LIGHT_FILES`]); heartbeats use it.
+    pub light_context: bool,
 }
 
 /// One run to do.
@@ -272,7 +274,11 @@ impl Runner {
         req: &RunRequest,
         tools_json: &str,
     ) -> Result<(crate::AssembledPrompt, Vec<Message>), AgentError> {
-        let prompt = assemble_prompt(&req.agent_dir, req.settings.prompt, tools_json)?;
+        let prompt = if req.settings.light_context {
+            crate::assemble_light_prompt(&req.agent_dir, req.settings.prompt, tools_json)?
+        } else {
+            assemble_prompt(&req.agent_dir, req.settings.prompt, tools_json)?
+        };
         let stored = self.store.messages(req.session.id).await?;
         let history = stored
             .into_iter()

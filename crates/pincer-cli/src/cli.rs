@@ -63,6 +63,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CronCommand,
     },
+    /// Heartbeats: what ran, what was skipped (no model call), what it cost.
+    Heartbeat {
+        #[command(subcommand)]
+        command: HeartbeatCommand,
+    },
     /// Pairing requests from chat channels: list them and approve a code.
     Pairing {
         #[command(subcommand)]
@@ -152,6 +157,24 @@ pub(crate) enum ApprovalsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum HeartbeatCommand {
+    /// Recent heartbeats, newest first, with their outcome and token use.
+    Runs {
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+// Parsed once per process; boxing `Add` would only complicate the match.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
 pub(crate) enum CronCommand {
     /// Add a job: exactly one of --at, --every, --cron.
     Add {
@@ -182,6 +205,14 @@ pub(crate) enum CronCommand {
         /// Seconds a run may take.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Where results and failure alerts go: `telegram:<chat id>` or an https URL (which
+        /// must pass egress policy).
+        #[arg(long)]
+        deliver: Option<String>,
+        /// Up to this much fixed per-job delay after each scheduled time (`5m`), to spread
+        /// top-of-hour jobs.
+        #[arg(long)]
+        jitter: Option<String>,
         /// The message each run sends.
         #[arg(required = true)]
         message: Vec<String>,

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod heartbeat;
 mod jobs;
 mod router;
 mod runtime;

@@ -57,7 +57,7 @@ pub(crate) struct Router {
     events: Arc<EventBus>,
     wake: Arc<Notify>,
     /// Wakes the sender when a message is queued.
-    outbox: Notify,
+    outbox: Arc<Notify>,
     /// Per sender: the current minute's start and messages in it.
     rate: Mutex<HashMap<String, (std::time::Instant, u32)>>,
     /// Webhook mode: the secret the platform must send back.
@@ -89,11 +89,16 @@ impl Router {
             store,
             events,
             wake,
-            outbox: Notify::new(),
+            outbox: Arc::new(Notify::new()),
             rate: Mutex::new(HashMap::new()),
             webhook_secret: None,
             deliveries: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Wakes the sender after something else (a job, a heartbeat) queued a message.
+    pub(crate) fn outbox(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     /// The same router in webhook mode with `secret`.
@@ -378,6 +383,7 @@ impl Router {
             .store
             .submit(
                 NewTask {
+                    kind: pincer_store::TaskKind::Message,
                     agent: self.policy.agent.clone(),
                     session_key: key,
                     input: text,

@@ -181,6 +181,12 @@ pub(crate) fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<Protect
         ));
     }
     v.push(no_write(dir.join("runs"), "the agent's run records"));
+    // The heartbeat's instructions are the operator's: an agent that could write them could
+    // schedule prompts for itself.
+    v.push(no_write(
+        dir.join(crate::heartbeat::HEARTBEAT_FILE),
+        "the heartbeat instructions",
+    ));
     v.push(no_write(dir.join("skills"), "installed skills"));
     v
 }
@@ -377,6 +383,7 @@ impl AgentRuntime {
                 run_timeout: Duration::from_secs(a.run_timeout_secs),
                 max_tokens: a.max_tokens,
                 prompt: a.prompt,
+                light_context: false,
             },
             policy,
             tools: ctx,

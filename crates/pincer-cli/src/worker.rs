@@ -201,10 +201,21 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
             .await?;
         active_map(&pool.active).insert(session.id, (task.id, worker.to_owned()));
         let _guard = Deactivate(pool.active.clone(), session.id);
-        let req = rt.request(session, task.input.clone());
+        let mut req = rt.request(session, task.input.clone());
+        // Heartbeats are light unless the agent asks for its full context.
+        req.settings.light_context = task.kind == pincer_store::TaskKind::Heartbeat
+            && !pool
+                .config
+                .agents
+                .get(&task.agent)
+                .and_then(|a| a.heartbeat.as_ref())
+                .is_some_and(|h| h.full_context);
         let outcome = rt.runner.run(req, cancel.clone(), &mut |_| {}).await?;
         if let Some(dir) = outcome.bundle_dir.to_str()
-            && let Err(e) = pool.store.set_run_dir(task.id, dir).await
+            && let Err(e) = pool
+                .store
+                .set_run_info(task.id, dir, outcome.meta.usage)
+                .await
         {
             eprintln!("pincer serve: recording the run of task {}: {e}", task.id);
         }

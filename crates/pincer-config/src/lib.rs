@@ -8,6 +8,7 @@
 //!   `config.last-good.toml` up to date, and a broken current file falls back to it loudly.
 
 mod atomic;
+mod automation;
 mod channels;
 mod edit;
 mod error;
@@ -18,6 +19,9 @@ mod locate;
 mod schema;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};
+pub use automation::{
+    HeartbeatConfig, HookAuth, HookConfig, JobsConfig, SessionMode, delivery_target_error,
+};
 pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig};
 pub use edit::{get_value, set_value};
 pub use error::ConfigError;

@@ -13,6 +13,9 @@ use crate::exec::{ExecConfig, SandboxProvider};
 fn is_default_channels(c: &ChannelsConfig) -> bool {
     *c == ChannelsConfig::default()
 }
+fn is_default_jobs(c: &crate::JobsConfig) -> bool {
+    *c == crate::JobsConfig::default()
+}
 use serde::{Deserialize, Serialize};
 
 /// The config schema version this build reads and writes.
@@ -36,6 +39,12 @@ pub struct Config {
     /// Chat channels.
     #[serde(default, skip_serializing_if = "is_default_channels")]
     pub channels: ChannelsConfig,
+    /// Failure handling of scheduled jobs.
+    #[serde(default, skip_serializing_if = "is_default_jobs")]
+    pub jobs: crate::JobsConfig,
+    /// Authenticated webhooks by name (`POST /v1/hooks/<name>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, crate::HookConfig>,
     /// Model providers by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -255,6 +264,10 @@ pub struct SecurityConfig {
     /// Network egress.
     #[serde(default)]
     pub network: NetworkMode,
+    /// Hosts Pincer itself may reach when `network = "allowlist"` (job delivery webhooks);
+    /// private, loopback, link-local and metadata addresses stay blocked whatever is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_allow: Vec<String>,
     /// Default approval mode for agents that do not set one.
     #[serde(default)]
     pub approval_mode: ApprovalMode,
@@ -392,6 +405,9 @@ pub struct AgentConfig {
     /// Prompt assembly caps.
     #[serde(default)]
     pub prompt: PromptLimits,
+    /// Periodic check-in; unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<crate::HeartbeatConfig>,
 }
 
 fn default_provider() -> String {
@@ -424,6 +440,7 @@ impl AgentConfig {
             run_timeout_secs: default_run_timeout(),
             max_tokens: default_max_tokens(),
             prompt: PromptLimits::default(),
+            heartbeat: None,
         }
     }
 }
@@ -457,6 +474,8 @@ impl Config {
             security: SecurityConfig::default(),
             exec: ExecConfig::default(),
             channels: ChannelsConfig::default(),
+            jobs: crate::JobsConfig::default(),
+            hooks: BTreeMap::new(),
             providers: BTreeMap::new(),
             agents: BTreeMap::new(),
         }
@@ -545,6 +564,19 @@ impl Config {
         errs.extend(self.exec.errors(&key_vars));
         let agent_names: Vec<&str> = self.agents.keys().map(AgentId::as_str).collect();
         errs.extend(self.channels.errors(&agent_names));
+        errs.extend(self.jobs.errors());
+        errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
+        for (i, h) in self.security.egress_allow.iter().enumerate() {
+            let ok = !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !ok {
+                errs.push((
+                    format!("security.egress_allow[{i}]"),
+                    "must be a host name (no scheme, port or path)".into(),
+                ));
+            }
+        }
         for (id, a) in &self.agents {
             for (i, entry) in a.exec_allow.iter().enumerate() {
                 if entry.split_whitespace().next().is_none() {
@@ -562,6 +594,9 @@ impl Config {
             }
             if a.model.trim().is_empty() {
                 errs.push((format!("agents.{id}.model"), "must not be empty".into()));
+            }
+            if let Some(hb) = &a.heartbeat {
+                errs.extend(hb.errors(id.as_str()));
             }
             if a.max_steps == 0 {
                 errs.push((

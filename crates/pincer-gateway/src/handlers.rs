@@ -144,6 +144,7 @@ pub(crate) async fn create_task(
         .store
         .submit(
             NewTask {
+                kind: pincer_store::TaskKind::Message,
                 agent,
                 session_key,
                 input: body.message,
@@ -428,7 +429,22 @@ pub(crate) async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-fn schema<T: schemars::JsonSchema>() -> Value {
+/// Records an action taken through the API; one that cannot be audited is reported as failed.
+pub(crate) async fn audit(
+    st: &AppState,
+    kind: &'static str,
+    fields: Value,
+) -> Result<(), ApiError> {
+    if let Some(log) = st.audit.clone() {
+        let logged = tokio::task::spawn_blocking(move || log.append(kind, fields)).await;
+        if !matches!(logged, Ok(Ok(_))) {
+            return Err(ApiError::internal("the audit log cannot be written"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn schema<T: schemars::JsonSchema>() -> Value {
     let mut v = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {
         m.remove("$schema");
@@ -480,13 +496,7 @@ pub(crate) async fn approve_pairing(
         .await
         .map_err(channel_error)?;
     let fields = json!({"channel": p.channel, "sender": p.sender, "name": p.name, "by": format!("token:{}", who.name)});
-    if let Some(log) = st.audit.clone() {
-        let f = fields.clone();
-        let logged = tokio::task::spawn_blocking(move || log.append("pairing.approved", f)).await;
-        if !matches!(logged, Ok(Ok(_))) {
-            return Err(ApiError::internal("the audit log cannot be written"));
-        }
-    }
+    audit(&st, "pairing.approved", fields.clone()).await?;
     st.events.publish("pairing.approved", fields);
     Ok(Json(json!({"pairing": p})))
 }

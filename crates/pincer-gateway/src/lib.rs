@@ -10,6 +10,8 @@ mod auth;
 mod error;
 mod events;
 mod handlers;
+mod hooks;
+mod jobs;
 mod openai;
 
 use std::collections::BTreeSet;
@@ -29,6 +31,8 @@ use pincer_types::{AgentId, Scope};
 pub use auth::{AuthLimiter, MAX_FAILURES};
 pub use error::ApiError;
 pub use events::{BusEvent, EventBus};
+pub use hooks::{Hook, HookSecret};
+pub use jobs::{DeliveryPolicy, JobSpec, enable_job, from_ts, run_job_now, schedule_of, to_ts};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -47,6 +51,8 @@ pub enum Access {
     /// A chat platform delivering updates: the channel's webhook secret in its header (checked
     /// by the handler against the registered [`WebhookSink`]).
     ChannelSecret,
+    /// A webhook sender: the hook's HMAC signature or bearer secret (checked by the handler).
+    HookSecret,
 }
 
 /// Where a channel's webhook deliveries go.
@@ -95,6 +101,10 @@ pub struct AppState {
     pub audit: Option<Arc<pincer_audit::AuditLog>>,
     /// Channels receiving webhooks, by name (`telegram`).
     pub webhooks: std::collections::BTreeMap<String, Arc<dyn WebhookSink>>,
+    /// Where job results may be delivered.
+    pub delivery: DeliveryPolicy,
+    /// Authenticated webhooks (`POST /v1/hooks/{name}`), by name.
+    pub hooks: std::collections::BTreeMap<String, Hook>,
 }
 
 impl AppState {
@@ -111,6 +121,8 @@ impl AppState {
             request_timeout: REQUEST_TIMEOUT,
             audit: None,
             webhooks: std::collections::BTreeMap::new(),
+            delivery: DeliveryPolicy::default(),
+            hooks: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -229,6 +241,75 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
             post(h::webhook),
         ),
         (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/hooks/{name}",
+                    Access::HookSecret,
+                    "Webhook event for a configured hook (HMAC signature or bearer secret; event-id idempotency)",
+                ),
+                hooks::payload_schema,
+            ),
+            post(hooks::receive),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/jobs",
+                Access::Scoped(Scope::JobsRead),
+                "List scheduled jobs",
+            ),
+            get(jobs::list),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/jobs",
+                    Access::Scoped(Scope::JobsWrite),
+                    "Add a scheduled job",
+                ),
+                jobs::job_spec_schema,
+            ),
+            post(jobs::add),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/jobs/{name}",
+                Access::Scoped(Scope::JobsRead),
+                "One job with its recent runs",
+            ),
+            get(jobs::get),
+        ),
+        (
+            r(
+                "DELETE",
+                "/v1/jobs/{name}",
+                Access::Scoped(Scope::JobsWrite),
+                "Remove a job (its runs' tasks stay)",
+            ),
+            axum::routing::delete(jobs::remove),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/jobs/{name}/runs",
+                Access::Scoped(Scope::JobsRead),
+                "A job's runs, newest first",
+            ),
+            get(jobs::runs),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/jobs/{name}/{action}",
+                Access::Scoped(Scope::JobsWrite),
+                "enable, disable or run (now) a job",
+            ),
+            post(jobs::act),
+        ),
+        (
             r(
                 "GET",
                 "/v1/pairings/{channel}",
@@ -279,6 +360,9 @@ pub fn openapi() -> serde_json::Value {
             Access::ChannelSecret => {
                 op["security"] = serde_json::json!([{"channelSecret": []}]);
             }
+            Access::HookSecret => {
+                op["security"] = serde_json::json!([{"hookSignature": []}, {"bearer": []}]);
+            }
             Access::Public => {}
         }
         if let Some(body) = def.body {
@@ -297,7 +381,9 @@ pub fn openapi() -> serde_json::Value {
         "info": {"title": "Pincer", "version": env!("CARGO_PKG_VERSION")},
         "components": {"securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
-            "channelSecret": {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"}
+            "channelSecret": {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"},
+            "hookSignature": {"type": "apiKey", "in": "header", "name": "X-Pincer-Signature",
+                              "description": "sha256=<hex HMAC-SHA256 of the body>; the header name is configurable per hook"}
         }},
         "paths": paths,
     })
@@ -316,7 +402,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ))
         };
         let handler = match def.access {
-            Access::Public | Access::ChannelSecret => handler,
+            Access::Public | Access::ChannelSecret | Access::HookSecret => handler,
             Access::Scoped(scope) => handler.route_layer(axum::middleware::from_fn_with_state(
                 (state.clone(), scope),
                 authorize,

@@ -103,6 +103,7 @@ pub(crate) async fn chat_completions(
         .store
         .submit(
             NewTask {
+                kind: pincer_store::TaskKind::Message,
                 agent: agent.clone(),
                 session_key,
                 input,

@@ -7,6 +7,7 @@
 //! Invariants: unknown or ungranted → deny; exec and network are denied while their global
 //! switches are off; matches on security enums are exhaustive.
 
+pub mod egress;
 mod grants;
 
 pub use grants::{group_tools, profile_selectors, resolve_grants};

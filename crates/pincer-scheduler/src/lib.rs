@@ -8,6 +8,7 @@
 //! use `every 1h` for exact elapsed-time intervals).
 
 mod cron;
+mod window;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cron::{Cron, CronError};
 pub use jiff;
+pub use window::{ActiveHours, jitter};
 
 /// Days searched for the next cron match (covers every 29 February in four years).
 const SEARCH_DAYS: i32 = 1500;

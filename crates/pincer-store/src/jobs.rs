@@ -40,6 +40,49 @@ pub struct Job {
     pub next_run: Option<DateTime<Utc>>,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// Where results and alerts go (`telegram:<chat>` or an https URL).
+    pub deliver: Option<String>,
+    /// Up to this many seconds of fixed, per-job delay after each scheduled time.
+    pub jitter_secs: u64,
+    /// Consecutive failed attempts (reset by a success).
+    pub failures: u32,
+    /// A pending retry: when, for which scheduled time, which attempt.
+    pub retry: Option<Retry>,
+}
+
+/// A retry waiting to be submitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    /// When it is due.
+    pub at: DateTime<Utc>,
+    /// The scheduled time it retries.
+    pub scheduled_for: DateTime<Utc>,
+    /// Its attempt number (1 for the first retry).
+    pub attempt: u32,
+}
+
+/// A run whose task ended and whose outcome has not been acted on yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedRun {
+    /// The job.
+    pub job: String,
+    /// Its scheduled time.
+    pub scheduled_for: DateTime<Utc>,
+    /// Attempt number (0: the scheduled run itself).
+    pub attempt: u32,
+    /// The task.
+    pub task: TaskId,
+}
+
+/// What settling an ended run changes on its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    /// The new consecutive-failure count.
+    pub failures: u32,
+    /// A retry to schedule (replacing any pending one), or none.
+    pub retry: Option<Retry>,
+    /// Disable the job.
+    pub disable: bool,
 }
 
 /// One run of a job.
@@ -51,6 +94,8 @@ pub struct JobRun {
     pub scheduled_for: DateTime<Utc>,
     /// Whether it stood in for missed runs.
     pub missed: bool,
+    /// Attempt number (0: the scheduled run; 1…: retries).
+    pub attempt: u32,
     /// The task's state.
     pub status: TaskStatus,
     /// Start and end of the task.
@@ -86,7 +131,7 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn job(&self, name: &str) -> Result<Option<Job>, JobError>;
     /// Removes a job (its runs' tasks stay).
     async fn remove_job(&self, name: &str) -> Result<(), JobError>;
-    /// Enables or disables a job.
+    /// Enables or disables a job (enabling forgets earlier failures).
     async fn set_job_enabled(&self, name: &str, enabled: bool) -> Result<(), JobError>;
     /// Sets a job's next run.
     async fn set_next_run(&self, name: &str, next: Option<DateTime<Utc>>) -> Result<(), JobError>;
@@ -101,10 +146,21 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), JobError>;
     /// A job's runs, newest first.
     async fn job_runs(&self, name: &str, limit: usize) -> Result<Vec<JobRun>, JobError>;
+    /// Records a retry's task and clears the pending retry, atomically.
+    async fn record_retry(&self, name: &str, task: TaskId, retry: Retry) -> Result<(), JobError>;
+    /// Runs whose task ended and which were not settled yet, oldest first.
+    async fn ended_runs(&self) -> Result<Vec<EndedRun>, JobError>;
+    /// Marks `run` settled and applies `s` to its job, atomically (a removed job is ignored).
+    async fn settle_run(&self, run: &EndedRun, s: Settlement) -> Result<(), JobError>;
 }
 
 const COLUMNS: &str = "name, agent, kind, spec, tz, anchor, message, mode, missed, timeout_secs, \
-                       enabled, next_run, created_at";
+                       enabled, next_run, created_at, deliver, jitter_secs, failures, retry_at, \
+                       retry_for, retry_attempt";
+
+fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| ts(&s)).transpose()
+}
 
 fn row(r: &Row<'_>) -> Result<Job, StoreError> {
     Ok(Job {
@@ -124,6 +180,17 @@ fn row(r: &Row<'_>) -> Result<Job, StoreError> {
             .map(|s| ts(&s))
             .transpose()?,
         created_at: ts(&r.get::<_, String>(12)?)?,
+        deliver: r.get(13)?,
+        jitter_secs: u64::try_from(r.get::<_, i64>(14)?).unwrap_or(0),
+        failures: u32::try_from(r.get::<_, i64>(15)?).unwrap_or(0),
+        retry: match (opt_ts(r.get(16)?)?, opt_ts(r.get(17)?)?) {
+            (Some(at), Some(scheduled_for)) => Some(Retry {
+                at,
+                scheduled_for,
+                attempt: u32::try_from(r.get::<_, i64>(18)?).unwrap_or(0),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -150,7 +217,9 @@ impl JobStore for SqliteStore {
                 return Err(JobError::Exists(j.name));
             }
             c.execute(
-                &format!("INSERT INTO jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                "INSERT INTO jobs (name, agent, kind, spec, tz, anchor, message, mode, missed,
+                                   timeout_secs, enabled, next_run, created_at, deliver, jitter_secs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     j.name,
                     j.agent.to_string(),
@@ -165,6 +234,8 @@ impl JobStore for SqliteStore {
                     j.enabled,
                     j.next_run.map(stamp),
                     stamp(j.created_at),
+                    j.deliver,
+                    i64::try_from(j.jitter_secs).unwrap_or(i64::MAX),
                 ],
             )
             .map_err(StoreError::from)?;
@@ -211,7 +282,9 @@ impl JobStore for SqliteStore {
         self.transact(move |c| {
             let n = c
                 .execute(
-                    "UPDATE jobs SET enabled = ?2 WHERE name = ?1",
+                    "UPDATE jobs SET enabled = ?2,
+                            failures = CASE WHEN ?2 THEN 0 ELSE failures END
+                     WHERE name = ?1",
                     params![name, enabled],
                 )
                 .map_err(StoreError::from)?;
@@ -267,9 +340,9 @@ impl JobStore for SqliteStore {
             .with(move |c| {
                 let mut st = c.prepare_cached(
                     "SELECT r.task_id, r.scheduled_for, r.missed, t.status, t.started_at,
-                            t.ended_at, t.run_dir
+                            t.ended_at, t.run_dir, r.attempt
                      FROM job_runs r LEFT JOIN tasks t ON t.id = r.task_id
-                     WHERE r.job = ?1 ORDER BY r.scheduled_for DESC LIMIT ?2",
+                     WHERE r.job = ?1 ORDER BY r.scheduled_for DESC, r.attempt DESC LIMIT ?2",
                 )?;
                 let mut rows = st.query(params![name, limit])?;
                 let mut v = Vec::new();
@@ -286,11 +359,91 @@ impl JobStore for SqliteStore {
                         started_at: r.get::<_, Option<String>>(4)?.map(|s| ts(&s)).transpose()?,
                         ended_at: r.get::<_, Option<String>>(5)?.map(|s| ts(&s)).transpose()?,
                         run_dir: r.get(6)?,
+                        attempt: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
                     });
                 }
                 Ok(v)
             })
             .await?)
+    }
+
+    async fn record_retry(&self, name: &str, task: TaskId, retry: Retry) -> Result<(), JobError> {
+        let name = name.to_owned();
+        self.transact(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO job_runs (job, task_id, scheduled_for, attempt, missed)
+                 VALUES (?1, ?2, ?3, ?4, 0)",
+                params![
+                    name,
+                    task.to_string(),
+                    stamp(retry.scheduled_for),
+                    retry.attempt
+                ],
+            )
+            .map_err(StoreError::from)?;
+            let n = c
+                .execute(
+                    "UPDATE jobs SET retry_at = NULL, retry_for = NULL, retry_attempt = 0
+                     WHERE name = ?1",
+                    params![name],
+                )
+                .map_err(StoreError::from)?;
+            changed(n, name)
+        })
+        .await
+    }
+
+    async fn ended_runs(&self) -> Result<Vec<EndedRun>, JobError> {
+        Ok(self
+            .with(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT r.job, r.scheduled_for, r.attempt, r.task_id
+                     FROM job_runs r JOIN tasks t ON t.id = r.task_id
+                     WHERE r.settled = 0
+                       AND t.status IN ('SUCCEEDED', 'FAILED', 'TIMED_OUT', 'CANCELED')
+                     ORDER BY t.ended_at",
+                )?;
+                let mut rows = st.query([])?;
+                let mut v = Vec::new();
+                while let Some(r) = rows.next()? {
+                    v.push(EndedRun {
+                        job: r.get(0)?,
+                        scheduled_for: ts(&r.get::<_, String>(1)?)?,
+                        attempt: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        task: crate::sqlite::parse(&r.get::<_, String>(3)?, "task id")?,
+                    });
+                }
+                Ok(v)
+            })
+            .await?)
+    }
+
+    async fn settle_run(&self, run: &EndedRun, s: Settlement) -> Result<(), JobError> {
+        let run = run.clone();
+        self.transact(move |c| {
+            c.execute(
+                "UPDATE job_runs SET settled = 1
+                 WHERE job = ?1 AND scheduled_for = ?2 AND attempt = ?3",
+                params![run.job, stamp(run.scheduled_for), run.attempt],
+            )
+            .map_err(StoreError::from)?;
+            c.execute(
+                "UPDATE jobs SET failures = ?2, retry_at = ?3, retry_for = ?4, retry_attempt = ?5,
+                        enabled = CASE WHEN ?6 THEN 0 ELSE enabled END
+                 WHERE name = ?1",
+                params![
+                    run.job,
+                    s.failures,
+                    s.retry.map(|r| stamp(r.at)),
+                    s.retry.map(|r| stamp(r.scheduled_for)),
+                    s.retry.map_or(0, |r| r.attempt),
+                    s.disable,
+                ],
+            )
+            .map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -314,6 +467,10 @@ mod tests {
             enabled: true,
             next_run: Some(at(0)),
             created_at: at(0),
+            deliver: Some("telegram:42".into()),
+            jitter_secs: 0,
+            failures: 0,
+            retry: None,
         }
     }
 
@@ -347,5 +504,83 @@ mod tests {
             s.remove_job("tick").await,
             Err(JobError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn ended_runs_are_settled_once_with_retries_and_disabling() {
+        use crate::{NewTask, TaskKind, TaskQueue};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        s.add_job(&job("flaky")).await.unwrap();
+        let agent: AgentId = "main".parse().unwrap();
+        let submit = |n: u32| NewTask {
+            kind: TaskKind::Message,
+            session_key: pincer_types::SessionKey::for_peer(&agent, "cron", &format!("f{n}"))
+                .unwrap(),
+            agent: agent.clone(),
+            input: "x".into(),
+            idempotency_key: None,
+            deadline: None,
+        };
+        let (t, _) = s.submit(submit(0), at(0)).await.unwrap();
+        s.record_run("flaky", t.id, at(0), false, Some(at(60)))
+            .await
+            .unwrap();
+        // Not ended yet: nothing to settle.
+        assert!(s.ended_runs().await.unwrap().is_empty());
+        s.transition(t.id, None, TaskStatus::Canceled, Some("x".into()), at(1))
+            .await
+            .unwrap();
+        let ended = s.ended_runs().await.unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!((ended[0].task, ended[0].attempt), (t.id, 0));
+        let retry = Retry {
+            at: at(31),
+            scheduled_for: at(0),
+            attempt: 1,
+        };
+        s.settle_run(
+            &ended[0],
+            Settlement {
+                failures: 1,
+                retry: Some(retry),
+                disable: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(s.ended_runs().await.unwrap().is_empty());
+        let j = s.job("flaky").await.unwrap().unwrap();
+        assert_eq!((j.failures, j.retry, j.enabled), (1, Some(retry), true));
+        // The retry's task is recorded as attempt 1 and the pending retry is cleared.
+        let (t2, _) = s.submit(submit(1), at(31)).await.unwrap();
+        s.record_retry("flaky", t2.id, retry).await.unwrap();
+        let j = s.job("flaky").await.unwrap().unwrap();
+        assert_eq!(j.retry, None);
+        let runs = s.job_runs("flaky", 10).await.unwrap();
+        assert_eq!(
+            runs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+            vec![1, 0]
+        );
+        s.transition(t2.id, None, TaskStatus::Canceled, None, at(32))
+            .await
+            .unwrap();
+        let ended = s.ended_runs().await.unwrap();
+        s.settle_run(
+            &ended[0],
+            Settlement {
+                failures: 2,
+                retry: None,
+                disable: true,
+            },
+        )
+        .await
+        .unwrap();
+        let j = s.job("flaky").await.unwrap().unwrap();
+        assert!(!j.enabled);
+        assert_eq!(j.failures, 2);
+        // Enabling again forgets the failures.
+        s.set_job_enabled("flaky", true).await.unwrap();
+        assert_eq!(s.job("flaky").await.unwrap().unwrap().failures, 0);
     }
 }

@@ -186,4 +186,43 @@ CREATE TABLE job_runs (
 );
 ",
     ),
+    (
+        10,
+        r"
+ALTER TABLE tasks ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+ALTER TABLE tasks ADD COLUMN input_tokens INTEGER;
+ALTER TABLE tasks ADD COLUMN output_tokens INTEGER;
+ALTER TABLE jobs ADD COLUMN deliver TEXT;
+ALTER TABLE jobs ADD COLUMN jitter_secs INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN retry_at TEXT;
+ALTER TABLE jobs ADD COLUMN retry_for TEXT;
+ALTER TABLE jobs ADD COLUMN retry_attempt INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE job_runs_v10 (
+    job           TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    attempt       INTEGER NOT NULL DEFAULT 0,
+    missed        INTEGER NOT NULL,
+    settled       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job, scheduled_for, attempt)
+);
+INSERT INTO job_runs_v10 (job, task_id, scheduled_for, attempt, missed, settled)
+    SELECT job, task_id, scheduled_for, 0, missed, 1 FROM job_runs;
+DROP TABLE job_runs;
+ALTER TABLE job_runs_v10 RENAME TO job_runs;
+CREATE INDEX job_runs_unsettled ON job_runs(settled) WHERE settled = 0;
+CREATE TABLE heartbeats (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent         TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    detail        TEXT,
+    task_id       TEXT,
+    input_tokens  INTEGER,
+    output_tokens INTEGER
+);
+CREATE INDEX heartbeats_agent ON heartbeats(agent, id);
+",
+    ),
 ];

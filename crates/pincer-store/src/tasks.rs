@@ -13,15 +13,38 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
+use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus, TokenUsage};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::{SqliteStore, StoreError};
 
+/// What a task is for; a heartbeat runs with a light context (see `pincer serve`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A message to the agent (default).
+    #[default]
+    Message,
+    /// A heartbeat check-in.
+    Heartbeat,
+}
+
+impl TaskKind {
+    /// `message` or `heartbeat`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Heartbeat => "heartbeat",
+        }
+    }
+}
+
 /// A task to submit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTask {
+    /// What it is for.
+    pub kind: TaskKind,
     /// The agent that runs it.
     pub agent: AgentId,
     /// The session it belongs to.
@@ -69,6 +92,10 @@ pub struct TaskRecord {
     pub error: Option<String>,
     /// Where its run's artifacts are (the run bundle directory), once it ran.
     pub run_dir: Option<String>,
+    /// What it is for.
+    pub kind: TaskKind,
+    /// Tokens its run used, once it ran.
+    pub usage: Option<TokenUsage>,
 }
 
 /// Why a queue operation was refused.
@@ -139,12 +166,14 @@ pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     /// Ends every active task whose lease expired before `now` as `FAILED` (interrupted), and
     /// every non-ended task past its deadline as `TIMED_OUT`. Returns the ids touched.
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<Vec<TaskId>, TaskError>;
-    /// Records where the task's run left its artifacts.
-    async fn set_run_dir(&self, id: TaskId, dir: &str) -> Result<(), TaskError>;
+    /// Records where the task's run left its artifacts and the tokens it used.
+    async fn set_run_info(&self, id: TaskId, dir: &str, usage: TokenUsage)
+    -> Result<(), TaskError>;
 }
 
 const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
-                       lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error, run_dir";
+                       lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error, run_dir, \
+                       kind, input_tokens, output_tokens";
 
 fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     s.map(|s| crate::sqlite::ts(&s)).transpose()
@@ -170,6 +199,17 @@ fn row(r: &Row<'_>) -> Result<TaskRecord, StoreError> {
         output: r.get(13)?,
         error: r.get(14)?,
         run_dir: r.get(15)?,
+        kind: match r.get::<_, String>(16)?.as_str() {
+            "heartbeat" => TaskKind::Heartbeat,
+            _ => TaskKind::Message,
+        },
+        usage: match (r.get::<_, Option<i64>>(17)?, r.get::<_, Option<i64>>(18)?) {
+            (Some(i), Some(o)) => Some(TokenUsage {
+                input_tokens: u64::try_from(i).unwrap_or(0),
+                output_tokens: u64::try_from(o).unwrap_or(0),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -259,8 +299,8 @@ impl TaskQueue for SqliteStore {
             let now_s = stamp(now);
             c.execute(
                 "INSERT INTO tasks (id, seq, agent, session_key, input, status, idempotency_key,
-                                    created_at, updated_at, deadline)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                                    created_at, updated_at, deadline, kind)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
                 params![
                     id.to_string(),
                     t.agent.to_string(),
@@ -270,6 +310,7 @@ impl TaskQueue for SqliteStore {
                     t.idempotency_key,
                     now_s,
                     t.deadline.map(stamp),
+                    t.kind.as_str(),
                 ],
             )
             .map_err(StoreError::from)?;
@@ -378,13 +419,24 @@ impl TaskQueue for SqliteStore {
         .await
     }
 
-    async fn set_run_dir(&self, id: TaskId, dir: &str) -> Result<(), TaskError> {
+    async fn set_run_info(
+        &self,
+        id: TaskId,
+        dir: &str,
+        usage: TokenUsage,
+    ) -> Result<(), TaskError> {
         let dir = dir.to_owned();
         in_tx(self, move |c| {
             let n = c
                 .execute(
-                    "UPDATE tasks SET run_dir = ?2 WHERE id = ?1",
-                    params![id.to_string(), dir],
+                    "UPDATE tasks SET run_dir = ?2, input_tokens = ?3, output_tokens = ?4
+                     WHERE id = ?1",
+                    params![
+                        id.to_string(),
+                        dir,
+                        i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
+                        i64::try_from(usage.output_tokens).unwrap_or(i64::MAX)
+                    ],
                 )
                 .map_err(StoreError::from)?;
             if n == 0 {
@@ -467,6 +519,7 @@ mod tests {
     fn new(session: &str, input: &str, key: Option<&str>) -> NewTask {
         let agent: AgentId = "main".parse().unwrap();
         NewTask {
+            kind: crate::TaskKind::Message,
             session_key: SessionKey::for_peer(&agent, "api", session).unwrap(),
             agent,
             input: input.into(),

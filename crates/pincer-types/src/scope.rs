@@ -17,6 +17,12 @@ pub enum Scope {
     /// Read the audit log.
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Read scheduled jobs and their runs.
+    #[serde(rename = "jobs:read")]
+    JobsRead,
+    /// Add, remove, enable, disable and trigger scheduled jobs.
+    #[serde(rename = "jobs:write")]
+    JobsWrite,
     /// Everything, including token management.
     #[serde(rename = "admin")]
     Admin,
@@ -24,11 +30,13 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::TasksRead,
         Self::TasksWrite,
         Self::ApprovalsWrite,
         Self::AuditRead,
+        Self::JobsRead,
+        Self::JobsWrite,
         Self::Admin,
     ];
 
@@ -39,6 +47,8 @@ impl Scope {
             Self::TasksWrite => "tasks:write",
             Self::ApprovalsWrite => "approvals:write",
             Self::AuditRead => "audit:read",
+            Self::JobsRead => "jobs:read",
+            Self::JobsWrite => "jobs:write",
             Self::Admin => "admin",
         }
     }

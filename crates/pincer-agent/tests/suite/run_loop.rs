@@ -86,6 +86,7 @@ fn request(
             run_timeout: Duration::from_secs(30),
             max_tokens: 100,
             prompt: PromptLimits::default(),
+            light_context: false,
         },
         policy: Policy {
             approval_mode: ApprovalMode::Balanced,

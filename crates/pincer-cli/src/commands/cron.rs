@@ -1,14 +1,12 @@
 //! `pincer cron`: scheduled jobs, stored in this home's database; a running `pincer serve`
 //! picks changes up within a second.
 
-use chrono::Utc;
-use pincer_scheduler::Schedule;
+use pincer_gateway::{JobSpec, enable_job, run_job_now};
 use pincer_scheduler::jiff::Timestamp;
-use pincer_store::{Job, JobError, JobStore, SqliteStore};
+use pincer_store::{JobError, JobStore, SqliteStore};
 use serde_json::json;
 
 use crate::cli::CronCommand;
-use crate::jobs::{from_ts, schedule, to_ts};
 use crate::{Env, Failure, runtime};
 
 pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
@@ -37,69 +35,39 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
             mode,
             missed,
             timeout,
+            deliver,
+            jitter,
             message,
         } => {
-            let valid_name = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid_name {
-                return Err(Failure::usage("--name: use 1-64 of a-z, A-Z, 0-9, -, _").into());
-            }
-            let (agent_id, _) = runtime::agent_config(&home, config, &agent)?;
-            if !matches!(mode.as_str(), "isolated" | "main") {
-                return Err(Failure::usage("--mode is `isolated` or `main`").into());
-            }
-            if !matches!(missed.as_str(), "skip" | "run_once") {
-                return Err(Failure::usage("--missed is `skip` or `run_once`").into());
-            }
-            if timeout == 0 {
-                return Err(Failure::usage("--timeout must be at least 1").into());
-            }
-            let now = Timestamp::now();
-            let (kind, spec, sched) = match (at, every, cron) {
-                (Some(a), None, None) => {
-                    let s = Schedule::at(&a, now).map_err(|e| Failure::usage(e.to_string()))?;
-                    let Schedule::At(t) = &s else {
-                        return Err(Failure::usage("--at").into());
-                    };
-                    ("at", t.to_string(), s)
-                }
-                (None, Some(e), None) => {
-                    let s = Schedule::every(&e, now).map_err(|e| Failure::usage(e.to_string()))?;
-                    ("every", e, s)
-                }
-                (None, None, Some(c)) => {
-                    let s = Schedule::cron(&c, &tz).map_err(|e| Failure::usage(e.to_string()))?;
-                    ("cron", c, s)
-                }
-                _ => {
-                    return Err(Failure::usage("give exactly one of --at, --every, --cron").into());
-                }
+            let jitter_secs = match jitter {
+                Some(j) => pincer_scheduler::parse_duration(&j)
+                    .map_err(|e| Failure::usage(format!("--jitter: {e}")))?
+                    .as_secs(),
+                None => 0,
             };
-            // `every` runs first one interval from now; the others at their next time.
-            let next = sched.next_after(now).and_then(from_ts);
-            if next.is_none() {
-                return Err(
-                    Failure::usage("that schedule never runs (a time in the past?)").into(),
-                );
-            }
-            let job = Job {
+            let spec = JobSpec {
                 name: name.clone(),
-                agent: agent_id,
-                kind: kind.into(),
-                spec,
+                at,
+                every,
+                cron,
                 tz,
-                anchor: from_ts(now).unwrap_or_else(Utc::now),
-                message: message.join(" "),
+                agent,
                 mode,
                 missed,
                 timeout_secs: timeout,
-                enabled: true,
-                next_run: next,
-                created_at: Utc::now(),
+                message: message.join(" "),
+                deliver,
+                jitter_secs,
             };
+            let agents = config.agents.keys().cloned().collect();
+            let job = spec
+                .into_job(
+                    Timestamp::now(),
+                    &agents,
+                    &crate::jobs::delivery_policy(config),
+                )
+                .map_err(|e| Failure::usage(format!("--{e}")))?;
+            let next = job.next_run;
             rt.block_on(store.add_job(&job)).map_err(failure)?;
             audit(
                 "job.added",
@@ -142,20 +110,9 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
             println!("removed `{name}`");
         }
         CronCommand::Enable { name } => {
-            // Re-enabling moves the next run past now (no burst of missed runs).
-            let j = rt
-                .block_on(store.job(&name))
-                .map_err(failure)?
-                .ok_or_else(|| Failure::usage(format!("no job named `{name}`")))?;
-            let next = schedule(&j)
-                .ok()
-                .and_then(|s| s.next_after(Timestamp::now()))
-                .and_then(from_ts);
-            rt.block_on(async {
-                store.set_job_enabled(&name, true).await?;
-                store.set_next_run(&name, next).await
-            })
-            .map_err(failure)?;
+            // Re-enabling moves the next run past now (no burst of missed runs) and forgets
+            // earlier failures.
+            rt.block_on(enable_job(&store, &name)).map_err(failure)?;
             audit("job.enabled", json!({"job": name}));
             println!("enabled `{name}`");
         }
@@ -166,9 +123,7 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
             println!("disabled `{name}`");
         }
         CronCommand::Run { name } => {
-            let now = to_ts(Utc::now()).and_then(from_ts);
-            rt.block_on(store.set_next_run(&name, now))
-                .map_err(failure)?;
+            rt.block_on(run_job_now(&store, &name)).map_err(failure)?;
             audit("job.run", json!({"job": name}));
             println!("`{name}` will run now (within a second, when `pincer serve` runs)");
         }
@@ -179,11 +134,16 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
             } else {
                 for r in &runs {
                     println!(
-                        "{}  {:<9} {}{}",
+                        "{}  {:<9} {}{}{}",
                         r.scheduled_for.to_rfc3339(),
                         r.status.as_str(),
                         r.task,
-                        if r.missed { "  (for missed runs)" } else { "" }
+                        if r.missed { "  (for missed runs)" } else { "" },
+                        if r.attempt > 0 {
+                            format!("  (retry {})", r.attempt)
+                        } else {
+                            String::new()
+                        }
                     );
                 }
             }

@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod cron;
 mod doctor;
+mod heartbeat;
 mod init;
 mod output;
 mod pairing;
@@ -49,6 +50,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),
         Command::Cron { command } => cron::run(command, env),
+        Command::Heartbeat { command } => heartbeat::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {
                 tasks::approvals_remote(server, command, env)

@@ -54,6 +54,8 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         state.audit_dir = Some(home.audit_dir());
         state.openai_compat = config.gateway.openai_compat;
         state.audit = Some(runtime::open_audit(&home, &config, env)?);
+        state.delivery = crate::jobs::delivery_policy(&config);
+        state.hooks = crate::jobs::hooks(&config, env)?;
         // The Telegram channel is built before the state is shared: in webhook mode the
         // gateway delivers to it.
         let telegram = match config.channels.telegram.as_ref().filter(|t| t.enabled) {
@@ -118,6 +120,20 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
             }
             None => None,
         };
+        let mut outboxes = std::collections::BTreeMap::new();
+        if let Some(tg) = &telegram {
+            outboxes.insert("telegram".to_owned(), tg.outbox());
+        }
+        let automation = Arc::new(crate::jobs::Automation {
+            store: store.clone(),
+            events: state.events.clone(),
+            wake: state.wake.clone(),
+            home: home.clone(),
+            config: config.clone(),
+            env: env.clone(),
+            outboxes,
+            started: pincer_scheduler::jiff::Timestamp::now(),
+        });
         let state = Arc::new(state);
         let pool = Arc::new(worker::Pool::new(
             home.clone(),
@@ -133,12 +149,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         let stop = CancellationToken::new();
         let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
         let channel = telegram.map(|tg| tokio::spawn(tg.run(stop.clone())));
-        let jobs = tokio::spawn(crate::jobs::run(
-            store.clone(),
-            state.events.clone(),
-            state.wake.clone(),
-            stop.clone(),
-        ));
+        let jobs = tokio::spawn(crate::jobs::run(automation, stop.clone()));
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;

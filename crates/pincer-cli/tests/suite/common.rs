@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use pincer_testkit::{FakeLlm, FakeTelegram};
+
 pub const KEY_VAR: &str = "PINCER_TEST_KEY";
 pub const KEY: &str = "sk-e2e-secret-4f3c2b1a0987";
 
@@ -172,4 +174,36 @@ pub fn term(child: &mut std::process::Child) -> Option<i32> {
         .unwrap();
     assert!(ok.success());
     child.wait().unwrap().code()
+}
+
+/// The token the fake Bot API accepts.
+pub const BOT_TOKEN: &str = "123456:TEST-bot-token-secret";
+
+/// `pincer config set key value`, which must succeed.
+pub async fn set(home: &Home, key: &str, value: &str) {
+    let out = home.run(&["config", "set", key, value], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A home whose agent answers through `llm`, with Telegram pointed at `tg`.
+pub async fn telegram_home(llm: &FakeLlm, tg: &FakeTelegram, extra: &[(&str, &str)]) -> Home {
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    set(&home, "channels.telegram.enabled", "true").await;
+    set(&home, "channels.telegram.api_base", &tg.base_url()).await;
+    set(&home, "channels.telegram.token_env", "PINCER_TEST_BOT").await;
+    set(&home, "channels.telegram.poll_timeout_secs", "1").await;
+    for (k, v) in extra {
+        set(&home, k, v).await;
+    }
+    home
+}
+
+/// The texts sent to `chat`.
+pub fn texts_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
+    tg.calls_of("sendMessage")
+        .into_iter()
+        .filter(|c| c.params["chat_id"] == chat)
+        .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+        .collect()
 }

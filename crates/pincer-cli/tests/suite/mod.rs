@@ -1,4 +1,5 @@
 mod abuse;
+mod automation;
 mod common;
 mod config_cmd;
 mod cron;

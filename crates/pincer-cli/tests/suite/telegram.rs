@@ -7,27 +7,7 @@ use pincer_testkit::{FakeLlm, FakeTelegram};
 
 use super::common::*;
 
-const BOT_TOKEN: &str = "123456:TEST-bot-token-secret";
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn set(home: &Home, key: &str, value: &str) {
-    let out = home.run(&["config", "set", key, value], "").await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-}
-
-/// A home whose agent answers through `llm`, with Telegram pointed at `tg`.
-async fn telegram_home(llm: &FakeLlm, tg: &FakeTelegram, extra: &[(&str, &str)]) -> Home {
-    let home = Home::new();
-    home.init(&llm.base_url()).await;
-    set(&home, "channels.telegram.enabled", "true").await;
-    set(&home, "channels.telegram.api_base", &tg.base_url()).await;
-    set(&home, "channels.telegram.token_env", "PINCER_TEST_BOT").await;
-    set(&home, "channels.telegram.poll_timeout_secs", "1").await;
-    for (k, v) in extra {
-        set(&home, k, v).await;
-    }
-    home
-}
 
 fn serve(home: &Home) -> Child {
     serve_at(&home.path(), &[("PINCER_TEST_BOT", BOT_TOKEN)]).0
@@ -35,14 +15,6 @@ fn serve(home: &Home) -> Child {
 
 fn stop(child: &mut Child) {
     assert_eq!(term(child), Some(0));
-}
-
-fn texts_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
-    tg.calls_of("sendMessage")
-        .into_iter()
-        .filter(|c| c.params["chat_id"] == chat)
-        .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
