@@ -58,6 +58,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_security(config, &mut r);
         check_sandbox(config, &mut r)?;
         check_channels(config, env, &mut r);
+        check_automation(&home, config, env, &mut r);
         check_audit(&home, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
@@ -329,6 +330,48 @@ fn check_channels(config: &Config, env: &Env, r: &mut Report) {
             format!("direct messages: {:?}", t.dm_policy).to_lowercase(),
             None,
         ),
+    }
+}
+
+/// `hook.<name>.secret` (set, 16+ characters) and `heartbeat.<agent>` (whether its
+/// `HEARTBEAT.md` has anything to check — otherwise every heartbeat is a free skip).
+fn check_automation(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) {
+    for (name, h) in &config.hooks {
+        let id = format!("hook.{name}.secret");
+        match env.var(&h.secret_env) {
+            Some(s) if s.len() >= 16 => r.add(id.clone(), Status::Ok, "secret set", None),
+            Some(_) => r.add(
+                &id,
+                Status::Fail,
+                format!("{} is shorter than 16 characters", h.secret_env),
+                Some("use a long random secret shared with the sender"),
+            ),
+            None => r.add(
+                &id,
+                Status::Fail,
+                format!("{} is not set; pincer serve will not start", h.secret_env),
+                Some("export the secret shared with the webhook sender"),
+            ),
+        }
+    }
+    for (agent, a) in &config.agents {
+        if a.heartbeat.is_none() {
+            continue;
+        }
+        let path = home.agent_dir(agent).join(crate::heartbeat::HEARTBEAT_FILE);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let (status, msg) = if crate::heartbeat::actionable(&text).is_empty() {
+            (
+                Status::Warn,
+                format!(
+                    "{} has nothing to check: heartbeats are skipped (no model calls)",
+                    path.display()
+                ),
+            )
+        } else {
+            (Status::Ok, format!("{} has a checklist", path.display()))
+        };
+        r.add(format!("heartbeat.{agent}"), status, msg, None);
     }
 }
 

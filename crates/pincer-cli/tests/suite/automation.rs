@@ -129,6 +129,17 @@ async fn a_webhook_with_a_bad_signature_is_refused_and_an_event_runs_once() {
         &home,
         "\n[hooks.github]\nagent = \"main\"\nsecret_env = \"PINCER_TEST_HOOK\"\nsignature_header = \"X-Hub-Signature-256\"\nevent_id_header = \"X-GitHub-Delivery\"\nmessage = \"Summarize this event.\"\n",
     );
+    // Without its secret a hook could never authenticate: doctor fails and serve refuses.
+    let out = home.run(&["doctor", "--offline", "--json"], "").await;
+    let checks: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let hook = checks
+        .iter()
+        .find(|c| c["id"] == "hook.github.secret")
+        .unwrap();
+    assert_eq!(hook["status"], "fail", "{hook}");
+    let out = home.run(&["serve", "--bind", "127.0.0.1:0"], "").await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("hooks.github"), "{}", stderr(&out));
     let (mut child, addr) = serve_at(&home.path(), &[("PINCER_TEST_HOOK", SECRET)]);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
