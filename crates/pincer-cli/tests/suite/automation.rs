@@ -263,3 +263,49 @@ async fn a_failing_job_is_retried_alerted_and_disabled() {
     let job: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(job["failures"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_heartbeat_outside_active_hours() {
+    let llm = FakeLlm::start(vec![]).await.unwrap(); // echoes
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    // A one-hour window starting two hours from now (UTC): closed for the whole test.
+    let hour = chrono::Utc::now()
+        .format("%H")
+        .to_string()
+        .parse::<u32>()
+        .unwrap();
+    let window = format!("{:02}:00-{:02}:00", (hour + 2) % 24, (hour + 3) % 24);
+    append_config(
+        &home,
+        &format!(
+            "\n[agents.main.heartbeat]\nevery = \"1s\"\nactive_hours = \"{window}\"\ntz = \"UTC\"\n"
+        ),
+    );
+    std::fs::write(
+        home.path().join("agents/main/HEARTBEAT.md"),
+        "- Check the disk.\n",
+    )
+    .unwrap();
+    // A job every second is the witness that time passed while the server ran.
+    let out = home
+        .run(
+            &["cron", "add", "--name", "witness", "--every", "1s", "w"],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (mut child, _) = serve_at(&home.path(), &[]);
+    assert!(llm.wait_for_requests(3, WAIT).await);
+    stop(&mut child);
+    let list = heartbeats_until(&home, |_| true).await;
+    assert!(list.is_empty(), "heartbeats outside active hours: {list:?}");
+    // Every model request was the witness job's.
+    assert!(llm.requests().iter().all(|r| {
+        r.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !m["content"].as_str().unwrap_or("").contains("heartbeat"))
+    }));
+}
