@@ -15,7 +15,7 @@ mod error;
 mod http;
 mod openai;
 mod provider;
-mod sse;
+pub mod sse;
 mod types;
 mod wire;
 

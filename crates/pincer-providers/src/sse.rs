@@ -2,7 +2,7 @@
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The `event:` field, if any.
     pub event: Option<String>,
     /// The joined `data:` lines.
@@ -11,7 +11,7 @@ pub(crate) struct SseEvent {
 
 /// Incremental decoder. Holds at most `max_event_bytes` of an unfinished event.
 #[derive(Debug)]
-pub(crate) struct SseDecoder {
+pub struct SseDecoder {
     buf: Vec<u8>,
     event: Option<String>,
     data: String,
@@ -21,10 +21,10 @@ pub(crate) struct SseDecoder {
 
 /// The stream broke a limit or was not text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseError(pub String);
+pub struct SseError(pub String);
 
 impl SseDecoder {
-    pub(crate) fn new(max_event_bytes: usize) -> Self {
+    pub fn new(max_event_bytes: usize) -> Self {
         Self {
             buf: Vec::new(),
             event: None,
@@ -35,7 +35,7 @@ impl SseDecoder {
     }
 
     /// Feeds bytes; returns the events they complete.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         self.buf.extend_from_slice(chunk);
         let buf = std::mem::take(&mut self.buf);
         let mut out = Vec::new();
@@ -101,7 +101,7 @@ impl SseDecoder {
     }
 
     /// Whether bytes of an unfinished event are pending (used to tell a clean end from a cut).
-    pub(crate) fn finish(&mut self) -> Option<SseEvent> {
+    pub fn finish(&mut self) -> Option<SseEvent> {
         if !self.buf.is_empty() {
             let rest = std::mem::take(&mut self.buf);
             if let Ok(line) = std::str::from_utf8(&rest) {

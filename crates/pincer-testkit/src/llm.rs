@@ -27,6 +27,8 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// The body parsed as JSON (`Value::Null` when it was not JSON).
     pub body: Value,
+    /// The body's size on the wire, in bytes.
+    pub bytes: usize,
 }
 
 #[derive(Debug)]
@@ -87,6 +89,7 @@ impl FakeLlm {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .route("/v1/models", get(models))
+            .route("/_stats", get(stats))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -160,6 +163,20 @@ async fn anthropic(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     handle(Format::Anthropic, "/v1/messages", &s, &headers, &body).await
 }
 
+/// `GET /_stats`: how many requests arrived, the size of the last one and its body — what the
+/// benchmark runner reads to measure what Pincer sends upstream per turn.
+async fn stats(State(s): State<Shared>) -> Response {
+    let inner = lock(&s);
+    let last = inner.requests.last();
+    axum::Json(serde_json::json!({
+        "requests": inner.requests.len(),
+        "last_bytes": last.map(|r| r.bytes),
+        "last_estimated_tokens": last.map(|r| r.bytes / 4),
+        "last_body": last.map(|r| r.body.clone()),
+    }))
+    .into_response()
+}
+
 async fn handle(
     format: Format,
     path: &str,
@@ -182,6 +199,7 @@ async fn handle(
                 })
                 .collect(),
             body: parsed.clone().unwrap_or(Value::Null),
+            bytes: body.len(),
         });
         let default = inner.default.clone();
         inner.script.pop_front().unwrap_or(default)

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Pincer's macro benchmarks: one command, a markdown table on stdout, JSON under bench/results/.
+
+    python3 bench/run.py            # full run (10,000-turn leak check)
+    python3 bench/run.py --quick    # fewer repetitions, for a smoke run
+
+It builds release binaries, starts `pincer-fake-llm` (zero-latency model) and `pincer serve` on
+loopback with a temporary home, and measures what docs/PERFORMANCE.md lists. The client is
+this script (Python, http.client with keep-alive), so latency figures include its overhead —
+they are upper bounds on Pincer's own. Memory of small processes is measured with
+`/usr/bin/time -f %M`; the server's memory is read from /proc/<pid>/status.
+Only the Python standard library is used.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BIN = TARGET / "release" / "pincer"
+FAKE = TARGET / "release" / "pincer-fake-llm"
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def build():
+    log("building release binaries (cargo build --release)")
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "-p", "pincer-cli", "-p", "pincer-testkit", "--bins"],
+        cwd=ROOT,
+        check=True,
+    )
+
+
+def percentile(values, p):
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def run(args, env, check=True, capture=True):
+    return subprocess.run(args, env=env, check=check, capture_output=capture, text=True)
+
+
+def median_ms(fn, n):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return statistics.median(times)
+
+
+def max_rss_kib(args, env):
+    """Peak RSS of a small process, measured by /usr/bin/time (not through a Python parent)."""
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", *args], env=env, capture_output=True, text=True)
+    return int(r.stderr.strip().splitlines()[-1])
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Fake:
+    def __init__(self):
+        self.p = subprocess.Popen([str(FAKE), "--port", "0"], stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        self.base = re.search(r"(http://\S+)", line).group(1)
+        self.port = int(self.base.split(":")[2].split("/")[0])
+
+    def stats(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", "/_stats")
+        return json.loads(c.getresponse().read())
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+class Home:
+    def __init__(self, fake):
+        self.dir = tempfile.mkdtemp(prefix="pincer-bench-")
+        self.env = dict(os.environ, PINCER_HOME=self.dir)
+        run([str(BIN), "init", "--provider", "openai", "--base-url", fake.base, "--model", "m"], self.env)
+        self.set("gateway.openai_compat", "true")
+        self.set("gateway.workers", "8")
+        out = run([str(BIN), "tokens", "create", "--name", "bench", "--scopes", "tasks:read,tasks:write"], self.env)
+        self.token = re.search(r"(pnc_\S+)", out.stdout).group(1)
+
+    def set(self, key, value):
+        run([str(BIN), "config", "set", key, value], self.env)
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server:
+    def __init__(self, home):
+        self.home = home
+        self.t0 = time.perf_counter_ns()
+        self.p = subprocess.Popen(
+            [str(BIN), "serve", "--bind", "127.0.0.1:0"],
+            env=home.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.p.stdout.readline()
+        self.addr = line.strip().rsplit("http://", 1)[1]
+        self.host, port = self.addr.split(":")
+        self.port = int(port)
+        while True:
+            try:
+                st, _ = self.call("GET", "/readyz")
+                if st == 200:
+                    break
+            except OSError:
+                pass
+        self.ready_ms = (time.perf_counter_ns() - self.t0) / 1e6
+
+    def conn(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def call(self, method, path, body=None, conn=None):
+        c = conn or self.conn()
+        headers = {"Authorization": f"Bearer {self.home.token}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=headers)
+        r = c.getresponse()
+        payload = r.read()
+        return r.status, (json.loads(payload) if payload else None)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait()
+
+
+def task_turn(server, conn, n):
+    st, b = server.call("POST", "/v1/tasks", {"agent": "main", "message": "hi", "session": f"s{n}"}, conn)
+    assert st in (200, 201), (st, b)
+    tid = b["task"]["id"]
+    while True:
+        st, b = server.call("GET", f"/v1/tasks/{tid}?wait_secs=30", None, conn)
+        assert st == 200, (st, b)
+        if b["task"]["status"] in ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"):
+            assert b["task"]["status"] == "SUCCEEDED", b
+            return
+
+
+def chat_turn(server, conn, n):
+    st, b = server.call(
+        "POST",
+        "/v1/chat/completions",
+        {"model": "main", "messages": [{"role": "user", "content": "hi"}], "user": f"c{n}"},
+        conn,
+    )
+    assert st == 200, (st, b)
+
+
+def latencies(server, turn, n):
+    conn = server.conn()
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        turn(server, conn, i)
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+def throughput(server, concurrency, total, offset):
+    per = total // concurrency
+    errors = []
+
+    def worker(w):
+        conn = server.conn()
+        try:
+            for i in range(per):
+                task_turn(server, conn, offset + w * per + i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(errors[0])
+    return per * concurrency / elapsed
+
+
+def tool_call_ms(env, tool, args, n):
+    cmd = [str(BIN), "tools", "call", tool, "--args", json.dumps(args), "--approve"]
+
+    def once():
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{tool}: {r.stderr.strip()}")
+
+    once()
+    return median_ms(once, n)
+
+
+def sandbox_spawn(fake, n):
+    out = {}
+    for provider in ("native", "bwrap"):
+        home = Home(fake)
+        try:
+            home.set("security.exec", "sandboxed")
+            home.set("security.sandbox", provider)
+            base = tool_call_ms(home.env, "time.now", {}, n)
+            exec_ms = tool_call_ms(home.env, "shell.exec", {"argv": ["true"]}, n)
+            out[provider] = round(exec_ms - base, 2)
+        except Exception as e:  # noqa: BLE001 - a missing provider is reported, not fatal
+            out[provider] = f"unavailable: {e}"
+        finally:
+            home.cleanup()
+    return out
+
+
+def search_vs_rg(fake, n):
+    rg = shutil.which("rg")
+    home = Home(fake)
+    tree = Path(home.dir) / "tree"
+    shutil.copytree(ROOT / "crates", tree)
+    home.set("agents.main.workspace", f'"{tree}"')
+    try:
+        ours = tool_call_ms(home.env, "code.search", {"pattern": "HEARTBEAT_OK"}, n)
+        baseline = tool_call_ms(home.env, "time.now", {}, n)
+        theirs = None
+        if rg:
+            theirs = median_ms(lambda: subprocess.run([rg, "-c", "HEARTBEAT_OK", str(tree)], capture_output=True), n)
+        files = sum(1 for _ in tree.rglob("*") if _.is_file())
+        return {
+            "files": files,
+            "code_search_ms": round(ours, 2),
+            "code_search_minus_cli_start_ms": round(ours - baseline, 2),
+            "rg_ms": round(theirs, 2) if theirs is not None else "rg not installed",
+        }
+    finally:
+        home.cleanup()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    a = ap.parse_args()
+    reps = 20 if a.quick else 200
+    turns = 300 if a.quick else 2000
+    leak_turns = 1000 if a.quick else 10000
+
+    if not a.no_build:
+        build()
+    r = {}
+    r["binary_bytes"] = BIN.stat().st_size
+    # No crate declares optional features: the default build is the all-features build.
+    r["binary_bytes_all_features"] = r["binary_bytes"]
+    env = dict(os.environ)
+    r["version_ms_median"] = round(median_ms(lambda: subprocess.run([str(BIN), "--version"], capture_output=True), reps), 3)
+    r["version_max_rss_kib"] = max_rss_kib([str(BIN), "--version"], env)
+
+    fake = Fake()
+    home = Home(fake)
+    try:
+        readies = []
+        for _ in range(5 if a.quick else 20):
+            s = Server(home)
+            readies.append(s.ready_ms)
+            s.stop()
+        r["ready_ms_median"] = round(statistics.median(readies), 2)
+
+        s = Server(home)
+        log("idle 10 s")
+        time.sleep(10)  # the measurement itself: memory of an idle server after 10 s
+        r["idle_rss_kib"] = rss_kib(s.p.pid)
+
+        log("latency through /v1/tasks")
+        lat = latencies(s, task_turn, turns)
+        r["turn_tasks_ms"] = {p: round(percentile(lat, p), 3) for p in (50, 95, 99)}
+        stats = fake.stats()
+        r["upstream_bytes_trivial_turn"] = stats["last_bytes"]
+        r["upstream_tokens_estimate"] = stats["last_estimated_tokens"]
+        log("latency through /v1/chat/completions")
+        lat = latencies(s, chat_turn, turns)
+        r["turn_chat_ms"] = {p: round(percentile(lat, p), 3) for p in (50, 95, 99)}
+
+        offset = 1_000_000
+        r["turns_per_sec"] = {}
+        for c in (1, 8, 64):
+            log(f"throughput at concurrency {c}")
+            r["turns_per_sec"][c] = round(throughput(s, c, max(turns, c * 10), offset), 1)
+            offset += 1_000_000
+
+        log(f"leak check: {leak_turns} turns")
+        before = rss_kib(s.p.pid)
+        throughput(s, 8, leak_turns, offset)
+        after = rss_kib(s.p.pid)
+        r["rss_before_leak_check_kib"] = before
+        r["rss_after_leak_check_kib"] = after
+        r["rss_growth_pct"] = round((after - before) * 100 / before, 1)
+        r["leak_check_turns"] = leak_turns
+        s.stop()
+
+        log("sandboxed `true`")
+        r["sandbox_true_spawn_ms"] = sandbox_spawn(fake, 5 if a.quick else 20)
+        log("code.search vs rg")
+        r["search"] = search_vs_rg(fake, 5 if a.quick else 20)
+    finally:
+        home.cleanup()
+        fake.stop()
+
+    r["machine"] = {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "rustc": subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip(),
+    }
+    r["command"] = "python3 bench/run.py" + (" --quick" if a.quick else "")
+    r["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{r['date']}{'-quick' if a.quick else ''}.json"
+    (out_dir / name).write_text(json.dumps(r, indent=2) + "\n")
+    print(table(r))
+    log(f"wrote bench/results/{name}")
+
+
+def table(r):
+    mib = lambda k: f"{k / 1024:.1f} MiB"  # noqa: E731
+    rows = [
+        ("binary size (default = all features)", f"{r['binary_bytes'] / 1e6:.1f} MB", "≤ 20 MB"),
+        ("`pincer --version` (median)", f"{r['version_ms_median']} ms", "≤ 3 ms"),
+        ("`pincer --version` peak RSS", mib(r["version_max_rss_kib"]), "—"),
+        ("`pincer serve` spawn → ready (median)", f"{r['ready_ms_median']} ms", "≤ 15 ms"),
+        ("idle RSS after 10 s", mib(r["idle_rss_kib"]), "≤ 10 MiB"),
+        ("turn via /v1/tasks p50 / p95 / p99", " / ".join(f"{r['turn_tasks_ms'][p]} ms" for p in (50, 95, 99)), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
+        ("turn via /v1/chat/completions p50 / p95 / p99", " / ".join(f"{r['turn_chat_ms'][p]} ms" for p in (50, 95, 99)), "—"),
+        ("turns/s at concurrency 1 / 8 / 64", " / ".join(str(r["turns_per_sec"][c]) for c in (1, 8, 64)), "≥ 2,000 (at 8)"),
+        (f"RSS growth over {r['leak_check_turns']} turns", f"{r['rss_growth_pct']} % ({mib(r['rss_before_leak_check_kib'])} → {mib(r['rss_after_leak_check_kib'])})", "≤ 10 %"),
+        ("bytes sent upstream, trivial turn", f"{r['upstream_bytes_trivial_turn']} B (~{r['upstream_tokens_estimate']} tokens)", "≤ 8 KB"),
+        ("sandboxed `true` native / bwrap", " / ".join(f"{v} ms" if isinstance(v, (int, float)) else str(v) for v in r["sandbox_true_spawn_ms"].values()), "—"),
+        (f"code.search vs rg ({r['search']['files']} files)", f"{r['search']['code_search_ms']} ms vs {r['search']['rg_ms']} ms", "—"),
+    ]
+    lines = ["| measure | result | budget |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

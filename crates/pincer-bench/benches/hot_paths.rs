@@ -1,0 +1,130 @@
+//! Hot paths, measured with divan: `cargo bench -p pincer-bench`.
+//! Never run as tests and never asserted on; docs/PERFORMANCE.md quotes the figures.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::hint::black_box;
+
+use divan::Bencher;
+use pincer_config::{ApprovalMode, ExecMode, NetworkMode, PromptLimits};
+use pincer_policy::{Context, Policy, evaluate};
+use pincer_types::{Action, Capability, RiskTier};
+
+fn main() {
+    divan::main();
+}
+
+/// One policy decision for a granted L1 write in balanced mode.
+#[divan::bench]
+fn policy_evaluate(b: Bencher) {
+    let policy = Policy {
+        approval_mode: ApprovalMode::Balanced,
+        exec: ExecMode::Off,
+        network: NetworkMode::Off,
+        granted: ["fs.read", "fs.write", "fs.list", "time.now", "code.search"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect(),
+    };
+    let action = Action {
+        tool: "fs.write".parse().unwrap(),
+        capability: Capability::FsWrite,
+        tier: RiskTier::L1Mutating,
+        detail: serde_json::json!({"path": "src/lib.rs"}),
+    };
+    let ctx = Context {
+        agent: "main".parse().unwrap(),
+    };
+    b.bench(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)));
+}
+
+/// Resolving a nested path through the workspace handle (openat per component, no symlinks).
+#[divan::bench]
+fn fs_scope_check_read(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/c/d");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(nested.join("file.txt"), "x").unwrap();
+    let scope = pincer_tools::fs::FsScope::open(dir.path(), &BTreeMap::new(), &[]).unwrap();
+    b.bench(|| {
+        scope
+            .check_read("workspace", black_box("a/b/c/d/file.txt"))
+            .unwrap()
+    });
+}
+
+fn audit_append(b: Bencher, dir: &std::path::Path) {
+    let log = pincer_audit::AuditLog::open(
+        &dir.join("audit"),
+        pincer_audit::Redactor::new(Vec::new(), &[]).unwrap(),
+    )
+    .unwrap();
+    let fields =
+        serde_json::json!({"tool": "fs.read", "agent": "main", "args": {"path": "README.md"}});
+    b.bench(|| log.append("tool.call", black_box(fields.clone())).unwrap());
+}
+
+/// One audit append, durable (fdatasync) on the disk under $TMPDIR.
+#[divan::bench(sample_count = 50)]
+fn audit_append_fsync_disk(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    audit_append(b, dir.path());
+}
+
+/// One audit append on tmpfs, where fdatasync costs nothing: the hashing, redaction and
+/// formatting alone.
+#[divan::bench]
+fn audit_append_tmpfs(b: Bencher) {
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    audit_append(b, dir.path());
+}
+
+/// Assembling the default agent's system prompt (files read, capped, hashed).
+#[divan::bench]
+fn prompt_assembly(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    pincer_agent::scaffold_agent(dir.path()).unwrap();
+    b.bench(|| {
+        pincer_agent::assemble_prompt(dir.path(), PromptLimits::default(), black_box("[]")).unwrap()
+    });
+}
+
+/// Decoding a streamed answer of 500 OpenAI deltas.
+#[divan::bench]
+fn sse_decode_500_deltas(b: Bencher) {
+    let mut stream = String::new();
+    for i in 0..500 {
+        let _ = write!(
+            stream,
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token{i} \"}}}}]}}\n\n"
+        );
+    }
+    stream.push_str("data: [DONE]\n\n");
+    let bytes = stream.into_bytes();
+    b.bench(|| {
+        let mut d = pincer_providers::sse::SseDecoder::new(1 << 20);
+        let mut n = 0;
+        for chunk in bytes.chunks(1400) {
+            n += d.push(chunk).unwrap().len();
+        }
+        n
+    });
+}
+
+/// `apply_patch` on a 10,000-line file: parse the patch, apply three hunks.
+#[divan::bench]
+fn apply_patch_10k_lines(b: Bencher) {
+    let mut text = String::new();
+    for i in 0..10_000 {
+        let _ = writeln!(text, "line {i}: let value_{i} = compute({i});");
+    }
+    let patch = "*** Begin Patch\n*** Update File: big.rs\n@@\n line 100: let value_100 = compute(100);\n-line 101: let value_101 = compute(101);\n+line 101: let value_101 = compute(1010);\n@@\n line 5000: let value_5000 = compute(5000);\n-line 5001: let value_5001 = compute(5001);\n+line 5001: changed\n@@\n line 9998: let value_9998 = compute(9998);\n-line 9999: let value_9999 = compute(9999);\n+line 9999: the end\n*** End Patch\n";
+    b.bench(|| {
+        let ops = pincer_tools::patch::parse(black_box(patch)).unwrap();
+        let pincer_tools::patch::FileOp::Update { chunks, .. } = &ops[0] else {
+            unreachable!()
+        };
+        pincer_tools::patch::apply_chunks("big.rs", black_box(&text), chunks).unwrap()
+    });
+}
