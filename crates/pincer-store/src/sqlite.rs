@@ -92,7 +92,13 @@ impl SqliteStore {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = guard.transaction().map_err(StoreError::from)?;
+            // IMMEDIATE: take the write lock at BEGIN, where the busy timeout applies. A
+            // deferred transaction that reads and then writes fails at once with "database is
+            // locked" when another connection (another handle in this process, or another
+            // process) wrote in between — the busy handler is never consulted for that.
+            let tx = guard
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::from)?;
             let out = f(&tx)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(out)
@@ -509,5 +515,33 @@ mod tests {
             SqliteStore::open(&p),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    /// Two handles on one file (the worker pool's and an agent runtime's, or two processes)
+    /// writing at once: read-then-write transactions wait for each other instead of failing
+    /// with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_writing_at_once_wait_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = Arc::new(SqliteStore::open(&path).unwrap());
+        let b = Arc::new(SqliteStore::open(&path).unwrap());
+        let agent: AgentId = "main".parse().unwrap();
+        let mut tasks = Vec::new();
+        for (n, s) in [a, b].into_iter().enumerate() {
+            let agent = agent.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..200 {
+                    let key = SessionKey::for_peer(&agent, "api", &format!("p{n}-{i}")).unwrap();
+                    let info = s.current_session(&key, &agent).await?;
+                    s.append_messages(info.id, vec![serde_json::json!({"role": "user"})])
+                        .await?;
+                }
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
     }
 }
