@@ -306,19 +306,19 @@ def main():
 
         log("latency through /v1/tasks")
         lat = latencies(s, task_turn, turns)
-        r["turn_tasks_ms"] = {p: round(percentile(lat, p), 3) for p in (50, 95, 99)}
+        r["turn_tasks_ms"] = {str(p): round(percentile(lat, p), 3) for p in (50, 95, 99)}
         stats = fake.stats()
         r["upstream_bytes_trivial_turn"] = stats["last_bytes"]
         r["upstream_tokens_estimate"] = stats["last_estimated_tokens"]
         log("latency through /v1/chat/completions")
         lat = latencies(s, chat_turn, turns)
-        r["turn_chat_ms"] = {p: round(percentile(lat, p), 3) for p in (50, 95, 99)}
+        r["turn_chat_ms"] = {str(p): round(percentile(lat, p), 3) for p in (50, 95, 99)}
 
         offset = 1_000_000
         r["turns_per_sec"] = {}
         for c in (1, 8, 64):
             log(f"throughput at concurrency {c}")
-            r["turns_per_sec"][c] = round(throughput(s, c, max(turns, c * 10), offset), 1)
+            r["turns_per_sec"][str(c)] = round(throughput(s, c, max(turns, c * 10), offset), 1)
             offset += 1_000_000
 
         log(f"leak check: {leak_turns} turns")
@@ -364,9 +364,9 @@ def table(r):
         ("`pincer --version` peak RSS", mib(r["version_max_rss_kib"]), "—"),
         ("`pincer serve` spawn → ready (median)", f"{r['ready_ms_median']} ms", "≤ 15 ms"),
         ("idle RSS after 10 s", mib(r["idle_rss_kib"]), "≤ 10 MiB"),
-        ("turn via /v1/tasks p50 / p95 / p99", " / ".join(f"{r['turn_tasks_ms'][p]} ms" for p in (50, 95, 99)), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
-        ("turn via /v1/chat/completions p50 / p95 / p99", " / ".join(f"{r['turn_chat_ms'][p]} ms" for p in (50, 95, 99)), "—"),
-        ("turns/s at concurrency 1 / 8 / 64", " / ".join(str(r["turns_per_sec"][c]) for c in (1, 8, 64)), "≥ 2,000 (at 8)"),
+        ("turn via /v1/tasks p50 / p95 / p99", " / ".join(f"{r['turn_tasks_ms'][p]} ms" for p in ("50", "95", "99")), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
+        ("turn via /v1/chat/completions p50 / p95 / p99", " / ".join(f"{r['turn_chat_ms'][p]} ms" for p in ("50", "95", "99")), "—"),
+        ("turns/s at concurrency 1 / 8 / 64", " / ".join(str(r["turns_per_sec"][c]) for c in ("1", "8", "64")), "≥ 2,000 (at 8)"),
         (f"RSS growth over {r['leak_check_turns']} turns", f"{r['rss_growth_pct']} % ({mib(r['rss_before_leak_check_kib'])} → {mib(r['rss_after_leak_check_kib'])})", "≤ 10 %"),
         ("bytes sent upstream, trivial turn", f"{r['upstream_bytes_trivial_turn']} B (~{r['upstream_tokens_estimate']} tokens)", "≤ 8 KB"),
         ("sandboxed `true` native / bwrap", " / ".join(f"{v} ms" if isinstance(v, (int, float)) else str(v) for v in r["sandbox_true_spawn_ms"].values()), "—"),
