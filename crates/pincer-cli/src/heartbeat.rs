@@ -151,7 +151,8 @@ async fn beat(
             a.audit(
                 "heartbeat.skipped",
                 json!({"agent": agent, "reason": reason}),
-            );
+            )
+            .await;
             return Ok(());
         }
     };
@@ -181,7 +182,8 @@ async fn beat(
     a.audit(
         "heartbeat.queued",
         json!({"agent": agent, "task": task.id.to_string()}),
-    );
+    )
+    .await;
     a.wake.notify_one();
     a.events.publish(
         "task.queued",
@@ -192,10 +194,9 @@ async fn beat(
 
 async fn settle(a: &Automation) -> anyhow::Result<()> {
     for hb in a.store.ended_heartbeats().await? {
-        let Some(task) = (match hb.task {
-            Some(t) => a.store.task(t).await?,
-            None => None,
-        }) else {
+        // Only queued heartbeats with an ended task are returned, so both exist.
+        let Some(id) = hb.task else { continue };
+        let Some(task) = a.store.task(id).await? else {
             continue;
         };
         let deliver = a
@@ -235,7 +236,8 @@ async fn settle(a: &Automation) -> anyhow::Result<()> {
                    "detail": detail,
                    "input_tokens": task.usage.map(|u| u.input_tokens),
                    "output_tokens": task.usage.map(|u| u.output_tokens)}),
-        );
+        )
+        .await;
     }
     Ok(())
 }

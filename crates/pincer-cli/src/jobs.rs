@@ -48,9 +48,10 @@ pub(crate) struct Automation {
     pub wake: Arc<Notify>,
     pub home: PincerHome,
     pub config: Config,
-    pub env: Env,
     /// Running channels' outbox wake-ups, by channel name.
     pub outboxes: BTreeMap<String, Arc<Notify>>,
+    /// The server's audit log, opened once.
+    pub audit: Arc<pincer_audit::AuditLog>,
     /// When the server started (first heartbeats are one interval after it).
     pub started: Timestamp,
 }
@@ -125,20 +126,24 @@ fn clip(text: &str) -> String {
 }
 
 impl Automation {
-    pub(crate) fn audit(&self, kind: &'static str, fields: serde_json::Value) {
-        runtime::audit_config(&self.home, &self.config, &self.env, kind, fields);
+    pub(crate) async fn audit(&self, kind: &'static str, fields: serde_json::Value) {
+        runtime::record(&self.audit, kind, fields).await;
     }
 
     /// Sends `text` to `target`: a running channel's chat (through its durable outbox) or an
     /// https URL egress policy allows (JSON `{"source", "text"}`, no redirects, connecting only
-    /// to the checked addresses).
+    /// to the checked addresses). Targets were checked when the job was added; the config may
+    /// have changed since, so each delivery is checked again — by `post` for URLs, by the
+    /// running channels for chats.
     pub(crate) async fn deliver(
         &self,
         target: &str,
         source: &str,
         text: &str,
     ) -> Result<(), String> {
-        delivery_policy(&self.config).check(target)?;
+        if let Some(e) = pincer_config::delivery_target_error(target) {
+            return Err(e);
+        }
         let text = clip(text);
         if target.starts_with("https://") {
             return post(
@@ -290,7 +295,8 @@ async fn tick(a: &Automation) -> anyhow::Result<()> {
             Err(e) => {
                 eprintln!("pincer serve: job `{}`: {e}; disabled", job.name);
                 a.store.set_job_enabled(&job.name, false).await?;
-                a.audit("job.auto_disabled", json!({"job": job.name, "reason": e}));
+                a.audit("job.auto_disabled", json!({"job": job.name, "reason": e}))
+                    .await;
                 continue;
             }
         };
@@ -338,7 +344,8 @@ async fn retry(a: &Automation, job: &Job, r: Retry) -> anyhow::Result<()> {
         "job.retry",
         json!({"job": job.name, "attempt": r.attempt, "task": task.id.to_string(),
                "scheduled_for": r.scheduled_for.to_rfc3339()}),
-    );
+    )
+    .await;
     Ok(())
 }
 
@@ -374,7 +381,10 @@ async fn settle(a: &Automation) -> anyhow::Result<()> {
 async fn deliver_audited(a: &Automation, job: &Job, target: &str, text: &str) {
     let source = format!("job:{}", job.name);
     match a.deliver(target, &source, text).await {
-        Ok(()) => a.audit("job.delivered", json!({"job": job.name, "to": target})),
+        Ok(()) => {
+            a.audit("job.delivered", json!({"job": job.name, "to": target}))
+                .await
+        }
         Err(e) => {
             eprintln!(
                 "pincer serve: job `{}`: delivering to {target}: {e}",
@@ -383,7 +393,8 @@ async fn deliver_audited(a: &Automation, job: &Job, target: &str, text: &str) {
             a.audit(
                 "job.delivery_failed",
                 json!({"job": job.name, "to": target, "error": e}),
-            );
+            )
+            .await;
         }
     }
 }
@@ -401,7 +412,8 @@ async fn failed(
         "job.failed",
         json!({"job": job.name, "task": task.id.to_string(), "attempt": run.attempt,
                "status": task.status.as_str(), "failures": failures, "error": error}),
-    );
+    )
+    .await;
     a.events.publish(
         "job.failed",
         json!({"job": job.name, "task": task.id, "failures": failures}),
@@ -433,7 +445,8 @@ async fn failed(
         a.audit(
             "job.alert",
             json!({"job": job.name, "failures": failures, "to": job.deliver}),
-        );
+        )
+        .await;
         if let Some(target) = &job.deliver {
             deliver_audited(a, job, target, &what).await;
         } else {
@@ -444,7 +457,8 @@ async fn failed(
         a.audit(
             "job.auto_disabled",
             json!({"job": job.name, "failures": failures}),
-        );
+        )
+        .await;
     }
     Settlement {
         failures,

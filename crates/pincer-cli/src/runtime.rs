@@ -109,6 +109,19 @@ pub(crate) fn audit_config(
     }
 }
 
+/// Records an event in a log a long-running process keeps open (`pincer serve`), on the
+/// blocking pool (appends wait for their fsync). Failures are reported loudly, as in
+/// [`audit_config`].
+pub(crate) async fn record(log: &Arc<AuditLog>, kind: &'static str, fields: serde_json::Value) {
+    let log = Arc::clone(log);
+    let logged = tokio::task::spawn_blocking(move || log.append(kind, fields)).await;
+    match logged {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => eprintln!("WARNING: could not record {kind} in the audit log: {e}"),
+        Err(e) => eprintln!("WARNING: could not record {kind} in the audit log: {e}"),
+    }
+}
+
 /// Opens the audit log with a redactor that knows every API key Pincer can see and the
 /// configured extra patterns.
 pub(crate) fn open_audit(

@@ -44,6 +44,8 @@ pub(crate) struct Pool {
     pub wake: Arc<Notify>,
     /// Task and approval events (also wakes waiters).
     pub events: Arc<EventBus>,
+    /// The server's audit log, opened once.
+    pub audit: Arc<pincer_audit::AuditLog>,
     runtimes: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
     /// The running task of each session (one at most), for the approver.
     active: Active,
@@ -64,6 +66,7 @@ impl Pool {
         store: Arc<SqliteStore>,
         wake: Arc<Notify>,
         events: Arc<EventBus>,
+        audit: Arc<pincer_audit::AuditLog>,
     ) -> Self {
         Self {
             home,
@@ -72,6 +75,7 @@ impl Pool {
             store,
             wake,
             events,
+            audit,
             runtimes: Mutex::new(HashMap::new()),
             active: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
@@ -101,9 +105,7 @@ impl Pool {
                 agent.as_str(),
                 &self.env,
                 Arc::new(TaskApprover {
-                    redactor: runtime::open_audit(&self.home, &self.config, &self.env)?
-                        .redactor()
-                        .clone(),
+                    redactor: self.audit.redactor().clone(),
                     store: self.store.clone(),
                     active: self.active.clone(),
                     events: self.events.clone(),
@@ -150,13 +152,12 @@ pub(crate) async fn recover(pool: &Pool) {
     match pool.store.recover_expired(Utc::now()).await {
         Ok(ids) if !ids.is_empty() => {
             for id in &ids {
-                runtime::audit_config(
-                    &pool.home,
-                    &pool.config,
-                    &pool.env,
+                runtime::record(
+                    &pool.audit,
                     "task.recovered",
                     json!({"task": id.to_string()}),
-                );
+                )
+                .await;
                 pool.events.publish("task.recovered", json!({"task": id}));
             }
         }
@@ -251,13 +252,12 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
             task.id
         ),
     }
-    runtime::audit_config(
-        &pool.home,
-        &pool.config,
-        &pool.env,
+    runtime::record(
+        &pool.audit,
         "task.end",
         json!({"task": task.id.to_string(), "agent": task.agent, "status": to.as_str()}),
-    );
+    )
+    .await;
 }
 
 /// Keeps the lease alive and cancels the run when the task is ended elsewhere; completes only

@@ -522,12 +522,7 @@ pub(crate) async fn webhook(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let expected = sink.secret().as_bytes();
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    let same = pincer_store::ct_eq(given.as_bytes(), expected);
     if !same || expected.is_empty() {
         st.limiter.fail(addr.ip(), now);
         return Err(ApiError::new(

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use pincer_store::{NewTask, TaskKind, TaskQueue};
+use pincer_store::{NewTask, TaskKind, TaskQueue, ct_eq};
 use pincer_types::{AgentId, SessionKey, TaskId};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -64,11 +64,6 @@ pub struct Hook {
     pub event_id_header: String,
     /// The operator's instruction placed before the payload.
     pub message: String,
-}
-
-/// Equal in time independent of where the inputs differ.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Whether the request proves knowledge of the hook's secret.

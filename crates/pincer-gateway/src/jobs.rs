@@ -79,19 +79,20 @@ impl DeliveryPolicy {
         if let Some(e) = pincer_config::delivery_target_error(target) {
             return Err(e);
         }
-        if let Some((channel, _)) = target.split_once(':')
-            && channel != "https"
-        {
-            if !self.channels.contains(channel) {
-                return Err(format!(
-                    "`{target}`: the {channel} channel is not enabled ([channels.{channel}])"
-                ));
-            }
-            return Ok(());
+        if target.starts_with("https://") {
+            return pincer_policy::egress::check_url(target, self.network, &self.egress_allow)
+                .map(|_| ())
+                .map_err(|e| format!("`{target}`: {e}"));
         }
-        pincer_policy::egress::check_url(target, self.network, &self.egress_allow)
-            .map(|_| ())
-            .map_err(|e| format!("`{target}`: {e}"))
+        // The shape check above leaves `<channel>:<chat>`.
+        let channel = target.split(':').next().unwrap_or_default();
+        if self.channels.contains(channel) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{target}`: the {channel} channel is not enabled ([channels.{channel}])"
+            ))
+        }
     }
 }
 

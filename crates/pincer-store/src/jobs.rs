@@ -200,6 +200,20 @@ fn get(c: &rusqlite::Connection, name: &str) -> Result<Option<Job>, StoreError> 
     rows.next()?.map(row).transpose()
 }
 
+fn set_next(
+    c: &rusqlite::Connection,
+    name: String,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), JobError> {
+    let n = c
+        .execute(
+            "UPDATE jobs SET next_run = ?2 WHERE name = ?1",
+            params![name, next.map(stamp)],
+        )
+        .map_err(StoreError::from)?;
+    changed(n, name)
+}
+
 fn changed(n: usize, name: String) -> Result<(), JobError> {
     if n == 0 {
         Err(JobError::NotFound(name))
@@ -295,16 +309,7 @@ impl JobStore for SqliteStore {
 
     async fn set_next_run(&self, name: &str, next: Option<DateTime<Utc>>) -> Result<(), JobError> {
         let name = name.to_owned();
-        self.transact(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE jobs SET next_run = ?2 WHERE name = ?1",
-                    params![name, next.map(stamp)],
-                )
-                .map_err(StoreError::from)?;
-            changed(n, name)
-        })
-        .await
+        self.transact(move |c| set_next(c, name, next)).await
     }
 
     async fn record_run(
@@ -322,13 +327,7 @@ impl JobStore for SqliteStore {
                 params![name, task.to_string(), stamp(scheduled_for), missed],
             )
             .map_err(StoreError::from)?;
-            let n = c
-                .execute(
-                    "UPDATE jobs SET next_run = ?2 WHERE name = ?1",
-                    params![name, next.map(stamp)],
-                )
-                .map_err(StoreError::from)?;
-            changed(n, name)
+            set_next(c, name, next)
         })
         .await
     }

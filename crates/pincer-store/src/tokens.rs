@@ -119,8 +119,8 @@ pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Equal in time independent of where the inputs differ.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equal in time independent of where the inputs differ (tokens, webhook and hook secrets).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

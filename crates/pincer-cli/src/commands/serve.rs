@@ -53,7 +53,8 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
         state.audit_dir = Some(home.audit_dir());
         state.openai_compat = config.gateway.openai_compat;
-        state.audit = Some(runtime::open_audit(&home, &config, env)?);
+        let audit_log = runtime::open_audit(&home, &config, env)?;
+        state.audit = Some(audit_log.clone());
         state.delivery = crate::jobs::delivery_policy(&config);
         state.hooks = crate::jobs::hooks(&config, env)?;
         // The Telegram channel is built before the state is shared: in webhook mode the
@@ -130,8 +131,8 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
             wake: state.wake.clone(),
             home: home.clone(),
             config: config.clone(),
-            env: env.clone(),
             outboxes,
+            audit: audit_log.clone(),
             started: pincer_scheduler::jiff::Timestamp::now(),
         });
         let state = Arc::new(state);
@@ -142,6 +143,7 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
             store.clone(),
             state.wake.clone(),
             state.events.clone(),
+            audit_log.clone(),
         ));
         // Tasks a crash interrupted end before anything is claimed.
         worker::recover(&pool).await;
