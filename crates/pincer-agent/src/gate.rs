@@ -168,6 +168,16 @@ impl Gate {
             })?
     }
 
+    /// Records an event that nothing irreversible waits on (see
+    /// [`AuditLog::append_lazy`]): written and chained now, durable with the next durable
+    /// record. Runs inline — a page-cache write.
+    ///
+    /// # Errors
+    /// When the line cannot be written.
+    pub fn audit_lazy(&self, kind: &'static str, fields: Value) -> Result<u64, AuditError> {
+        self.audit.append_lazy(kind, fields)
+    }
+
     /// Runs one call. `name` is a canonical name (`fs.read`) or wire name (`fs_read`);
     /// `arguments` is the JSON text the model (or operator) sent.
     pub async fn call(

@@ -202,15 +202,12 @@ impl Runner {
         };
         on_event(&RunEvent::Started { run_id });
         let offered: Vec<&str> = tool_defs.iter().map(|t| t.name.as_str()).collect();
-        if let Err(e) = self
-            .gate
-            .audit(
-                "run.start",
-                json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id,
-                       "provider": meta.provider, "model": meta.model, "tools": offered}),
-            )
-            .await
-        {
+        // Lazy: made durable by the first tool call's record or by run.end, whichever is first.
+        if let Err(e) = self.gate.audit_lazy(
+            "run.start",
+            json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id,
+                   "provider": meta.provider, "model": meta.model, "tools": offered}),
+        ) {
             bundle.record("error", json!({"error": format!("audit log: {e}")}))?;
             let mut turn = Turn::new(&req, bundle, String::new(), tool_defs, Vec::new());
             let ended = Ended::failed("audit", format!("the audit log cannot be written: {e}"));

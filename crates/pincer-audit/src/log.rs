@@ -3,8 +3,11 @@
 //! fsync policy (group commit): each appended line is written with one `write`, and `append`
 //! returns only once the day file has been `fdatasync`ed past that line. Appends that arrive
 //! while a sync is running wait for the next one, so concurrent callers share a single
-//! `fdatasync` instead of queueing one each. After each sync `HEAD` is replaced atomically
-//! (temp → rename) with the last durable line, so it never points past what is on disk, and it
+//! `fdatasync` instead of queueing one each. `append_lazy` writes and chains the line the same
+//! way but leaves the sync to the next `append`, `sync` or drop — for records nothing
+//! irreversible waits on (`run.start`, `task.end`); a process crash cannot lose them (they are in
+//! the page cache), a power loss can. After each sync `HEAD` is rewritten in place (one
+//! fixed-width write) with the last durable line, so it never points past what is on disk, and it
 //! only moves forward. Several writers (processes, or instances in one process) share the chain:
 //! each line is chained and written under an exclusive `flock` on `<dir>/.lock`, continuing from
 //! the last line on disk when another writer appended since. A crash
@@ -14,7 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -42,41 +45,59 @@ struct State {
     end: Option<u64>,
 }
 
-/// An exclusive `flock` on `<dir>/.lock`, held while a line is chained and written, so several
-/// writers (processes, or instances in one process) extend one chain. Released on drop.
-struct DirLock(#[allow(dead_code)] File);
+/// An exclusive `flock` on `<dir>/.lock`, held while a line is chained and written (or `HEAD`
+/// moved), so several writers (processes, or instances in one process) extend one chain. The
+/// lock file stays open for the log's life; a process-local mutex around it keeps two threads
+/// of one instance from sharing (and one of them releasing) the same `flock`. Released on drop.
+struct DirLock<'a>(MutexGuard<'a, File>);
 
-impl DirLock {
-    fn acquire(dir: &Path) -> Result<Self, AuditError> {
-        let path = dir.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| AuditError::io(&path, e))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| AuditError::io(&path, e.into()))?;
+impl<'a> DirLock<'a> {
+    fn acquire(file: &'a Mutex<File>, dir: &Path) -> Result<Self, AuditError> {
+        let f = file.lock().unwrap_or_else(PoisonError::into_inner);
+        rustix::fs::flock(&*f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| AuditError::io(dir.join(".lock"), e.into()))?;
         Ok(Self(f))
     }
 }
 
-/// The `(seq, hash)` of the last complete line of `f` (reading only its tail).
+impl Drop for DirLock<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(&*self.0, rustix::fs::FlockOperation::Unlock);
+    }
+}
+
+fn open_lock_file(dir: &Path) -> Result<File, AuditError> {
+    let path = dir.join(".lock");
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| AuditError::io(&path, e))
+}
+
+/// The `(seq, hash)` of the last complete line of `f`, reading as little of its tail as finds
+/// one (4 KiB, then more, up to 1 MiB).
 fn last_line_of(f: &File) -> Option<(u64, String)> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
     let len = f.metadata().ok()?.len();
-    let from = len.saturating_sub(256 * 1024);
-    let mut r = f;
-    r.seek(SeekFrom::Start(from)).ok()?;
-    let mut buf = Vec::new();
-    r.take(len - from).read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let complete = text.rsplit_once('\n').map(|(body, _)| body)?;
-    complete.lines().rev().find_map(|l| {
-        let v: Value = serde_json::from_str(l).ok()?;
-        Some((v.get("seq")?.as_u64()?, v.get("hash")?.as_str()?.to_owned()))
-    })
+    let mut window = 4096u64;
+    loop {
+        let from = len.saturating_sub(window);
+        let mut buf = vec![0; usize::try_from(len - from).ok()?];
+        f.read_exact_at(&mut buf, from).ok()?;
+        // Only complete lines: up to the last newline.
+        let end = buf.iter().rposition(|&b| b == b'\n')?;
+        let found = buf[..end].split(|&b| b == b'\n').rev().find_map(|l| {
+            let v: Value = serde_json::from_slice(l).ok()?;
+            Some((v.get("seq")?.as_u64()?, v.get("hash")?.as_str()?.to_owned()))
+        });
+        if found.is_some() || from == 0 || window >= 1024 * 1024 {
+            return found;
+        }
+        window *= 8;
+    }
 }
 
 /// How far the log is known to be on disk.
@@ -94,11 +115,43 @@ pub struct AuditLog {
     state: Mutex<State>,
     durable: Mutex<Durable>,
     synced_cv: Condvar,
+    /// `<dir>/.lock`, open for the log's life (see [`DirLock`]).
+    lock_file: Mutex<File>,
 }
+
+/// `HEAD`'s fixed width: it is rewritten in place, so every version has the same length.
+const HEAD_LEN: usize = 128;
 
 /// The `HEAD` file: where the chain ends.
 pub(crate) fn head_path(dir: &Path) -> PathBuf {
     dir.join("HEAD")
+}
+
+/// Points `HEAD` at `(seq, hash)`: one fixed-width write at offset 0 (a 128-byte write within
+/// one sector, so a crash leaves the old or the new record), padded with spaces that JSON
+/// readers ignore.
+fn write_head(dir: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
+    use std::os::unix::fs::FileExt;
+    let path = head_path(dir);
+    let mut text = json!({"seq": seq, "hash": hash}).to_string();
+    let pad = HEAD_LEN.saturating_sub(text.len() + 1);
+    text.extend(std::iter::repeat_n(' ', pad));
+    text.push('\n');
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| AuditError::io(&path, e))?;
+    f.write_all_at(text.as_bytes(), 0)
+        .map_err(|e| AuditError::io(&path, e))?;
+    // A longer HEAD from an older version would leave a stale tail.
+    if f.metadata().map_err(|e| AuditError::io(&path, e))?.len() > text.len() as u64 {
+        f.set_len(text.len() as u64)
+            .map_err(|e| AuditError::io(&path, e))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn read_head(dir: &Path) -> Result<Option<(u64, String)>, AuditError> {
@@ -179,6 +232,12 @@ impl AuditLog {
             Some(h) => h,
             None => last_line_state(dir)?.unwrap_or((0, GENESIS.to_owned())),
         };
+        let lock_file = open_lock_file(dir)?;
+        // A new log gets its HEAD at once, so lines written lazily before the first sync are
+        // "after HEAD" for `verify`, not a log without one.
+        if read_head(dir)?.is_none() {
+            write_head(dir, seq, &hash)?;
+        }
         Ok(Self {
             dir: dir.to_owned(),
             redactor,
@@ -193,15 +252,45 @@ impl AuditLog {
                 syncing: false,
             }),
             synced_cv: Condvar::new(),
+            lock_file: Mutex::new(lock_file),
         })
     }
 
-    /// Appends one event of type `kind` with `fields` (an object), redacted before hashing.
-    /// Returns its sequence number.
+    /// Appends one event of type `kind` with `fields` (an object), redacted before hashing, and
+    /// returns its sequence number once it is on disk.
     ///
     /// # Errors
     /// [`AuditError::Io`] when the line cannot be written durably.
     pub fn append(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
+        let seq = self.write_line(kind, fields)?;
+        self.make_durable(seq)?;
+        Ok(seq)
+    }
+
+    /// Appends like [`Self::append`] but returns once the line is written, without waiting for
+    /// the disk: the next `append`, [`Self::sync`] or drop of this log makes it durable. For
+    /// records that nothing irreversible waits on.
+    ///
+    /// # Errors
+    /// [`AuditError::Io`] when the line cannot be written.
+    pub fn append_lazy(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
+        self.write_line(kind, fields)
+    }
+
+    /// Makes every line this log has written durable (a no-op when they already are).
+    ///
+    /// # Errors
+    /// [`AuditError::Io`] when the sync fails.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let seq = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .seq;
+        self.make_durable(seq)
+    }
+
+    fn write_line(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
         let mut event = serde_json::Map::new();
         event.insert("type".into(), Value::from(kind));
         if let Value::Object(map) = fields {
@@ -212,7 +301,7 @@ impl AuditLog {
         let ts = now.to_rfc3339_opts(SecondsFormat::Micros, true);
         let day = now.format("%Y-%m-%d").to_string();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let lock = DirLock::acquire(&self.dir)?;
+        let lock = DirLock::acquire(&self.lock_file, &self.dir)?;
         let path = self.dir.join(format!("{day}.jsonl"));
         // Reopen on a new day, or when the day file was unlinked or replaced under us (appending
         // to an unlinked inode would silently lose lines).
@@ -272,7 +361,6 @@ impl AuditLog {
         st.hash = hash;
         drop(lock);
         drop(st);
-        self.make_durable(seq)?;
         Ok(seq)
     }
 
@@ -319,7 +407,7 @@ impl AuditLog {
             f.sync_data().map_err(|e| AuditError::io(&self.dir, e))?;
         }
         // HEAD only moves forward: another writer may already have pointed it further.
-        let _lock = DirLock::acquire(&self.dir)?;
+        let _lock = DirLock::acquire(&self.lock_file, &self.dir)?;
         if read_head(&self.dir)
             .ok()
             .flatten()
@@ -327,11 +415,7 @@ impl AuditLog {
         {
             return Ok(target);
         }
-        let head = head_path(&self.dir);
-        let tmp = self.dir.join(".HEAD.tmp");
-        fs::write(&tmp, json!({"seq": target, "hash": hash}).to_string())
-            .map_err(|e| AuditError::io(&tmp, e))?;
-        fs::rename(&tmp, &head).map_err(|e| AuditError::io(&head, e))?;
+        write_head(&self.dir, target, &hash)?;
         Ok(target)
     }
 
@@ -343,6 +427,15 @@ impl AuditLog {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl Drop for AuditLog {
+    /// Lines written with [`AuditLog::append_lazy`] become durable when the log closes.
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::error!("audit log: final sync failed: {e}");
+        }
     }
 }
 
@@ -406,6 +499,48 @@ mod tests {
         drop(log);
         let log = AuditLog::open(t.path(), Redactor::new(vec![], &[]).unwrap()).unwrap();
         assert_eq!(log.append("after", json!({})).unwrap(), 401);
+        crate::verify(t.path()).unwrap();
+    }
+
+    #[test]
+    fn lazy_lines_are_synced_by_the_next_append_by_sync_and_on_drop() {
+        let t = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(t.path(), Redactor::new(vec![], &[]).unwrap()).unwrap();
+        let head = || read_head(t.path()).unwrap().unwrap().0;
+        assert_eq!(head(), 0);
+        assert_eq!(log.append_lazy("run.start", json!({})).unwrap(), 1);
+        assert_eq!(log.append_lazy("x", json!({})).unwrap(), 2);
+        // Written and chained, not yet synced: HEAD has not moved; verify accepts the two
+        // lines after it and says so.
+        assert_eq!(head(), 0);
+        let r = crate::verify(t.path()).unwrap();
+        assert_eq!((r.lines, r.after_head), (2, 2));
+        // A durable append covers the lazy lines before it.
+        assert_eq!(log.append("run.end", json!({})).unwrap(), 3);
+        assert_eq!(head(), 3);
+        log.append_lazy("task.end", json!({})).unwrap();
+        log.sync().unwrap();
+        assert_eq!(head(), 4);
+        log.append_lazy("last", json!({})).unwrap();
+        drop(log);
+        assert_eq!(head(), 5);
+        let r = crate::verify(t.path()).unwrap();
+        assert_eq!((r.lines, r.after_head), (5, 0));
+    }
+
+    #[test]
+    fn head_is_rewritten_in_place_at_a_fixed_width() {
+        let t = tempfile::tempdir().unwrap();
+        // An older, shorter and longer HEAD (written by rename) is replaced cleanly.
+        let log = AuditLog::open(t.path(), Redactor::new(vec![], &[]).unwrap()).unwrap();
+        log.append("a", json!({})).unwrap();
+        let path = head_path(t.path());
+        let old = fs::read_to_string(&path).unwrap();
+        fs::write(&path, format!("{}{}", old.trim_end(), " ".repeat(300))).unwrap();
+        log.append("b", json!({})).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len(), HEAD_LEN, "{text:?}");
+        assert_eq!(read_head(t.path()).unwrap().unwrap().0, 2);
         crate::verify(t.path()).unwrap();
     }
 

@@ -122,6 +122,14 @@ pub(crate) async fn record(log: &Arc<AuditLog>, kind: &'static str, fields: serd
     }
 }
 
+/// Records an event nothing irreversible waits on, without waiting for the disk (see
+/// [`AuditLog::append_lazy`]); `pincer serve` syncs the log at least once a second.
+pub(crate) fn record_lazy(log: &AuditLog, kind: &'static str, fields: serde_json::Value) {
+    if let Err(e) = log.append_lazy(kind, fields) {
+        eprintln!("WARNING: could not record {kind} in the audit log: {e}");
+    }
+}
+
 /// Opens the audit log with a redactor that knows every API key Pincer can see and the
 /// configured extra patterns.
 pub(crate) fn open_audit(
@@ -318,6 +326,7 @@ impl AgentTools {
         a: &AgentConfig,
         env: &Env,
         approver: Arc<dyn Approver>,
+        audit: Arc<AuditLog>,
     ) -> anyhow::Result<Self> {
         let policy = policy(config, agent, a);
         let ws = workspace(home, agent, a)?;
@@ -343,11 +352,29 @@ impl AgentTools {
             }
         };
         let tools = registry(agent, a, exec.is_some())?;
-        let audit = open_audit(home, config, env)?;
         Ok(Self {
             gate: Arc::new(Gate::new(tools, audit, approver)),
             ctx: tool_context(home, agent, a, exec)?,
             policy,
+        })
+    }
+}
+
+/// What an agent runtime records to: the state database and the audit log. A process opens
+/// them once and shares them (`pincer serve` hands the same two to every agent), so appends
+/// extend one in-memory chain and every store call queues on one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Backing {
+    pub store: Arc<SqliteStore>,
+    pub audit: Arc<AuditLog>,
+}
+
+impl Backing {
+    /// Opens the home's state database and audit log.
+    pub(crate) fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: Arc::new(SqliteStore::open(&home.state_db_path())?),
+            audit: open_audit(home, config, env)?,
         })
     }
 }
@@ -377,6 +404,7 @@ impl AgentRuntime {
         agent: &str,
         env: &Env,
         approver: Arc<dyn Approver>,
+        backing: Backing,
     ) -> anyhow::Result<Self> {
         let (agent, a) = agent_config(home, config, agent)?;
         let p = config
@@ -384,9 +412,9 @@ impl AgentRuntime {
             .get(&a.provider)
             .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
         let provider = provider(&a.provider, p, env)?;
-        let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
+        let Backing { store, audit } = backing;
         let AgentTools { gate, ctx, policy } =
-            AgentTools::build(home, config, &agent, a, env, approver).await?;
+            AgentTools::build(home, config, &agent, a, env, approver, audit).await?;
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {

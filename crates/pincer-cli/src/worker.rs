@@ -111,6 +111,10 @@ impl Pool {
                     events: self.events.clone(),
                     ttl: Duration::from_secs(self.config.gateway.approval_ttl_secs),
                 }),
+                runtime::Backing {
+                    store: self.store.clone(),
+                    audit: self.audit.clone(),
+                },
             )
             .await?,
         );
@@ -129,6 +133,7 @@ pub(crate) async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
         handles.push(tokio::spawn(async move {
             while !stop.is_cancelled() {
                 recover(&pool).await;
+                sync_audit(&pool).await;
                 tokio::select! {
                     () = tokio::time::sleep(IDLE) => {}
                     () = stop.cancelled() => {}
@@ -144,6 +149,17 @@ pub(crate) async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
     }
     for h in handles {
         let _ = h.await;
+    }
+}
+
+/// Makes lazily recorded audit lines durable, so none stays unsynced for more than about a
+/// second.
+async fn sync_audit(pool: &Pool) {
+    let log = pool.audit.clone();
+    match tokio::task::spawn_blocking(move || log.sync()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("pincer serve: syncing the audit log failed: {e}"),
+        Err(e) => eprintln!("pincer serve: syncing the audit log failed: {e}"),
     }
 }
 
@@ -252,12 +268,13 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
             task.id
         ),
     }
-    runtime::record(
+    // The run's own record (run.end) is already durable; this one is synced with the next
+    // durable record or by the once-a-second sync below.
+    runtime::record_lazy(
         &pool.audit,
         "task.end",
         json!({"task": task.id.to_string(), "agent": task.agent, "status": to.as_str()}),
-    )
-    .await;
+    );
 }
 
 /// Keeps the lease alive and cancels the run when the task is ended elsewhere; completes only

@@ -92,6 +92,62 @@ impl EventBus {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.latest.subscribe()
     }
+
+    /// A waiter for changes to one task, created before its first read of the task so that no
+    /// change between the read and the wait is missed.
+    pub fn watch_task(&self, task: impl ToString) -> TaskWatch {
+        TaskWatch {
+            rx: self.latest.subscribe(),
+            seen: self.latest(),
+            task: task.to_string(),
+        }
+    }
+
+    /// Whether an event after `after` concerns `task` (or some may have been missed).
+    fn touches(&self, after: u64, task: &str) -> bool {
+        let ring = self.ring();
+        if ring.front().is_some_and(|e| e.id > after + 1) {
+            return true;
+        }
+        ring.iter()
+            .rev()
+            .take_while(|e| e.id > after)
+            .any(|e| e.data.get("task").and_then(Value::as_str) == Some(task))
+    }
+}
+
+/// Waits for events about one task (see [`EventBus::watch_task`]). Other tasks' events do not
+/// wake the caller, so N waiters cost one check per event each, not N store reads.
+#[derive(Debug)]
+pub struct TaskWatch {
+    rx: watch::Receiver<u64>,
+    seen: u64,
+    task: String,
+}
+
+impl TaskWatch {
+    /// Returns when an event about the task was published since the last call (or since the
+    /// watch was made), when some events fell out of the ring, when the bus closes, or at
+    /// `until` — whichever is first. The caller re-reads the task afterwards in every case.
+    pub async fn changed(&mut self, bus: &EventBus, until: tokio::time::Instant) {
+        loop {
+            let latest = *self.rx.borrow_and_update();
+            if latest != self.seen {
+                let touched = bus.touches(self.seen, &self.task);
+                self.seen = latest;
+                if touched {
+                    return;
+                }
+            }
+            if bus.is_closed() {
+                return;
+            }
+            match tokio::time::timeout_at(until, self.rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +171,40 @@ mod tests {
         assert!(gap);
         assert_eq!(evs.len(), RING);
         assert_eq!(bus.latest(), 3 + RING as u64);
+    }
+
+    #[tokio::test]
+    async fn a_task_watch_wakes_only_for_its_task() {
+        let bus = std::sync::Arc::new(EventBus::default());
+        let mut w = bus.watch_task("t1");
+        bus.publish("task.running", serde_json::json!({"task": "t2"}));
+        bus.publish("task.queued", serde_json::json!({"task": "t3"}));
+        // Other tasks' events do not end the wait: it runs to its deadline.
+        let far = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+        w.changed(&bus, far).await;
+        assert!(
+            tokio::time::Instant::now() >= far,
+            "woken by another task's event"
+        );
+        // Its own event does, even when published before the wait began.
+        bus.publish("task.succeeded", serde_json::json!({"task": "t1"}));
+        let later = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        w.changed(&bus, later).await;
+        assert!(tokio::time::Instant::now() < later);
+        // And one published while waiting.
+        let b = bus.clone();
+        let waiter = tokio::spawn(async move {
+            w.changed(
+                &b,
+                tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+            )
+            .await;
+        });
+        bus.publish("task.running", serde_json::json!({"task": "t9"}));
+        bus.publish("approval.requested", serde_json::json!({"task": "t1"}));
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by its task's event")
+            .unwrap();
     }
 }

@@ -191,7 +191,7 @@ pub(crate) async fn get_task(
     let id = task_id(&id)?;
     let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = st.events.subscribe();
+    let mut changes = st.events.watch_task(id);
     let mut initial = None;
     loop {
         let t = st
@@ -208,8 +208,10 @@ pub(crate) async fn get_task(
         if needs_attention || tokio::time::Instant::now() >= deadline || st.events.is_closed() {
             return Ok(Json(json!({"task": t})));
         }
-        // Any task change wakes us; re-read and decide again.
-        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        // Only this task's events wake us (and a re-read at least once a second, for changes
+        // made by another process).
+        let recheck = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        changes.changed(&st.events, deadline.min(recheck)).await;
     }
 }
 

@@ -30,7 +30,7 @@ use pincer_types::{AgentId, Scope};
 
 pub use auth::{AuthLimiter, MAX_FAILURES};
 pub use error::ApiError;
-pub use events::{BusEvent, EventBus};
+pub use events::{BusEvent, EventBus, TaskWatch};
 pub use hooks::{Hook, HookSecret};
 pub use jobs::{DeliveryPolicy, JobSpec, enable_job, from_ts, run_job_now, schedule_of, to_ts};
 

@@ -119,7 +119,7 @@ pub(crate) async fn chat_completions(
         .publish("task.queued", json!({"task": task.id, "agent": agent}));
     // Wait for the end (approvals included) on the event bus.
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
-    let mut changes = st.events.subscribe();
+    let mut changes = st.events.watch_task(task.id);
     let done = loop {
         let t = st
             .store
@@ -140,7 +140,10 @@ pub(crate) async fn chat_completions(
                 ),
             ));
         }
-        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        // Only this task's events wake us (and a re-read at least once a second, for changes
+        // made by another process).
+        let recheck = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        changes.changed(&st.events, deadline.min(recheck)).await;
     };
     if done.status != TaskStatus::Succeeded {
         return Err(ApiError::new(

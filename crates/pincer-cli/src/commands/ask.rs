@@ -35,6 +35,7 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
             &args.agent,
             env,
             runtime::interactive_approver(env),
+            runtime::Backing::open(&home, &loaded.config, env)?,
         )
         .await?;
         // Without --session every ask is a fresh conversation, so identical asks see identical

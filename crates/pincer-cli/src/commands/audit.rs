@@ -22,13 +22,20 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
                 if json {
                     println!(
                         "{}",
-                        json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash})
+                        json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
+                               "after_head": r.after_head})
                     );
                 } else {
                     println!(
                         "ok: {} lines in {} files, chain intact (last hash {})",
                         r.lines, r.files, r.last_hash
                     );
+                    if r.after_head > 0 {
+                        println!(
+                            "{} line(s) after HEAD: written by a running Pincer, not yet synced",
+                            r.after_head
+                        );
+                    }
                 }
                 Ok(0)
             }

@@ -27,6 +27,7 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
             &args.agent,
             env,
             runtime::interactive_approver(env),
+            runtime::Backing::open(&home, &loaded.config, env)?,
         )
         .await?;
         let key = SessionKey::for_peer(&agent.agent, "cli", &args.session)

@@ -27,6 +27,7 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                 a,
                 env,
                 Arc::new(NoApprover),
+                runtime::open_audit(&home, config, env)?,
             ))?;
             let tools = built.gate.tools();
             let policy = built.policy;
@@ -82,8 +83,16 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             let rt = runtime::tokio_runtime()?;
             let call_id = format!("cli-{}", pincer_types::RunId::new());
             let out = rt.block_on(async {
-                let runtime::AgentTools { gate, ctx, policy } =
-                    runtime::AgentTools::build(&home, config, &id, a, env, approver).await?;
+                let runtime::AgentTools { gate, ctx, policy } = runtime::AgentTools::build(
+                    &home,
+                    config,
+                    &id,
+                    a,
+                    env,
+                    approver,
+                    runtime::open_audit(&home, config, env)?,
+                )
+                .await?;
                 let scope = CallScope {
                     ctx: &ctx,
                     policy: &policy,
