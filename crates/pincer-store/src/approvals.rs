@@ -201,11 +201,13 @@ impl ApprovalStore for SqliteStore {
         getrandom::fill(&mut bytes).map_err(|e| ApprovalError::Random(e.to_string()))?;
         let id = format!("apr_{}", hex::encode(bytes));
         self.transact(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO approvals (id, task_id, tool, digest, tier, reason, detail, requester,
                                         status, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'PENDING', ?9, ?10)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     id,
                     a.task.map(|t| t.to_string()),
                     a.tool,
@@ -216,8 +218,8 @@ impl ApprovalStore for SqliteStore {
                     a.requester,
                     stamp(now),
                     stamp(a.expires_at),
-                ],
-            )
+                ])
+            })
             .map_err(StoreError::from)?;
             get(c, &id)?.ok_or(ApprovalError::NotFound(id))
         })
@@ -277,11 +279,11 @@ impl ApprovalStore for SqliteStore {
                 } else {
                     (ApprovalStatus::Denied, Some(by))
                 };
-                c.execute(
+                c.prepare_cached(
                     "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4
                      WHERE id = ?1 AND status = 'PENDING'",
-                    params![id, status.as_str(), decided_by, stamp(now)],
                 )
+                .and_then(|mut st| st.execute(params![id, status.as_str(), decided_by, stamp(now)]))
                 .map_err(StoreError::from)?;
                 if status == ApprovalStatus::Expired {
                     return Ok(Err(ApprovalError::Decided {
@@ -308,11 +310,11 @@ impl ApprovalStore for SqliteStore {
                 .map_err(StoreError::from)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(StoreError::from)?;
-            c.execute(
+            c.prepare_cached(
                 "UPDATE approvals SET status = 'EXPIRED', decided_at = ?1
                  WHERE status = 'PENDING' AND expires_at <= ?1",
-                params![now_s],
             )
+            .and_then(|mut st| st.execute(params![now_s]))
             .map_err(StoreError::from)?;
             Ok(ids)
         })

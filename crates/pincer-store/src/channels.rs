@@ -198,11 +198,11 @@ impl ChannelStore for SqliteStore {
         let (channel, chat, user) = (channel.to_owned(), chat.to_owned(), user.to_owned());
         Ok(self
             .with(move |c| {
-                c.execute(
+                c.prepare_cached(
                     "INSERT OR REPLACE INTO channel_tasks (task_id, channel, chat, user)
                      VALUES (?1, ?2, ?3, ?4)",
-                    params![task.to_string(), channel, chat, user],
-                )?;
+                )
+                .and_then(|mut st| st.execute(params![task.to_string(), channel, chat, user]))?;
                 Ok(())
             })
             .await?)
@@ -211,12 +211,13 @@ impl ChannelStore for SqliteStore {
     async fn task_link(&self, task: TaskId) -> Result<Option<(String, String)>, ChannelError> {
         Ok(self
             .with(move |c| {
-                Ok(c.query_row(
-                    "SELECT chat, user FROM channel_tasks WHERE task_id = ?1",
-                    params![task.to_string()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                Ok(
+                    c.prepare_cached("SELECT chat, user FROM channel_tasks WHERE task_id = ?1")
+                        .and_then(|mut st| {
+                            st.query_row(params![task.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        })
+                        .optional()?,
                 )
-                .optional()?)
             })
             .await?)
     }
@@ -253,19 +254,17 @@ impl ChannelStore for SqliteStore {
             markup.map(str::to_owned),
         );
         self.transact(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO outbox (channel, chat, text, markup, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![channel, chat, text, markup, stamp(now)],
             )
+            .and_then(|mut st| st.execute(params![channel, chat, text, markup, stamp(now)]))
             .map_err(StoreError::from)?;
             let id = c.last_insert_rowid();
             if let Some(t) = answers {
-                c.execute(
-                    "DELETE FROM channel_tasks WHERE task_id = ?1",
-                    params![t.to_string()],
-                )
-                .map_err(StoreError::from)?;
+                c.prepare_cached("DELETE FROM channel_tasks WHERE task_id = ?1")
+                    .and_then(|mut st| st.execute(params![t.to_string()]))
+                    .map_err(StoreError::from)?;
             }
             Ok(id)
         })
@@ -309,10 +308,7 @@ impl ChannelStore for SqliteStore {
         let code = format!("{}{}", new_code()?, new_code()?);
         let (user, c2) = (user.to_owned(), code.clone());
         self.with(move |c| {
-            c.execute(
-                "INSERT INTO invites (code, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![c2, user, stamp(now), stamp(now + ttl)],
-            )?;
+            c.prepare_cached("INSERT INTO invites (code, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)").and_then(|mut st| st.execute(params![c2, user, stamp(now), stamp(now + ttl)]))?;
             Ok(())
         })
         .await?;
@@ -335,28 +331,27 @@ impl ChannelStore for SqliteStore {
         );
         self.transact(move |c| {
             let user: Option<String> = c
-                .query_row(
+                .prepare_cached(
                     "SELECT user_name FROM invites
                      WHERE code = ?1 AND used_at IS NULL AND expires_at > ?2",
-                    params![code, stamp(now)],
-                    |r| r.get(0),
                 )
+                .and_then(|mut st| st.query_row(params![code, stamp(now)], |r| r.get(0)))
                 .optional()
                 .map_err(StoreError::from)?;
             let Some(user) = user else {
                 return Err(ChannelError::NoSuchCode(code));
             };
-            c.execute(
-                "UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code = ?1",
-                params![code, format!("{channel}:{sender}"), stamp(now)],
-            )
-            .map_err(StoreError::from)?;
-            c.execute(
+            c.prepare_cached("UPDATE invites SET used_by = ?2, used_at = ?3 WHERE code = ?1")
+                .and_then(|mut st| {
+                    st.execute(params![code, format!("{channel}:{sender}"), stamp(now)])
+                })
+                .map_err(StoreError::from)?;
+            c.prepare_cached(
                 "INSERT INTO channel_senders (channel, sender, name, approved_at, user_name)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(channel, sender) DO UPDATE SET user_name = excluded.user_name",
-                params![channel, sender, name, stamp(now), user],
             )
+            .and_then(|mut st| st.execute(params![channel, sender, name, stamp(now), user]))
             .map_err(StoreError::from)?;
             Ok(user)
         })
@@ -372,10 +367,8 @@ impl ChannelStore for SqliteStore {
         let failure = failure.map(str::to_owned);
         Ok(self
             .with(move |c| {
-                c.execute(
-                    "UPDATE outbox SET done_at = ?2, failure = ?3 WHERE id = ?1",
-                    params![id, stamp(now), failure],
-                )?;
+                c.prepare_cached("UPDATE outbox SET done_at = ?2, failure = ?3 WHERE id = ?1")
+                    .and_then(|mut st| st.execute(params![id, stamp(now), failure]))?;
                 Ok(())
             })
             .await?)
@@ -385,12 +378,11 @@ impl ChannelStore for SqliteStore {
         let key = format!("{channel}.offset");
         Ok(self
             .with(move |c| {
-                Ok(c.query_row(
-                    "SELECT value FROM channel_state WHERE key = ?1",
-                    params![key],
-                    |r| r.get::<_, i64>(0),
+                Ok(
+                    c.prepare_cached("SELECT value FROM channel_state WHERE key = ?1")
+                        .and_then(|mut st| st.query_row(params![key], |r| r.get::<_, i64>(0)))
+                        .optional()?,
                 )
-                .optional()?)
             })
             .await?)
     }
@@ -399,11 +391,11 @@ impl ChannelStore for SqliteStore {
         let key = format!("{channel}.offset");
         Ok(self
             .with(move |c| {
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO channel_state (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![key, offset],
-                )?;
+                )
+                .and_then(|mut st| st.execute(params![key, offset]))?;
                 Ok(())
             })
             .await?)
@@ -413,11 +405,10 @@ impl ChannelStore for SqliteStore {
         let (channel, sender) = (channel.to_owned(), sender.to_owned());
         Ok(self
             .with(move |c| {
-                Ok(c.query_row(
+                Ok(c.prepare_cached(
                     "SELECT 1 FROM channel_senders WHERE channel = ?1 AND sender = ?2",
-                    params![channel, sender],
-                    |_| Ok(()),
                 )
+                .and_then(|mut st| st.query_row(params![channel, sender], |_| Ok(())))
                 .optional()?
                 .is_some())
             })
@@ -435,37 +426,29 @@ impl ChannelStore for SqliteStore {
         let (channel, sender, name) = (channel.to_owned(), sender.to_owned(), name.to_owned());
         self.transact(move |c| {
             let cutoff = stamp(now - CODE_TTL);
-            c.execute(
-                "DELETE FROM pairings WHERE channel = ?1 AND created_at <= ?2",
-                params![channel, cutoff],
-            )
-            .map_err(StoreError::from)?;
+            c.prepare_cached("DELETE FROM pairings WHERE channel = ?1 AND created_at <= ?2")
+                .and_then(|mut st| st.execute(params![channel, cutoff]))
+                .map_err(StoreError::from)?;
             let existing: Option<String> = c
-                .query_row(
-                    "SELECT code FROM pairings WHERE channel = ?1 AND sender = ?2",
-                    params![channel, sender],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT code FROM pairings WHERE channel = ?1 AND sender = ?2")
+                .and_then(|mut st| st.query_row(params![channel, sender], |r| r.get(0)))
                 .optional()
                 .map_err(StoreError::from)?;
             if let Some(code) = existing {
                 return Ok(PairingRequest::Code(code));
             }
             let pending: i64 = c
-                .query_row(
-                    "SELECT COUNT(*) FROM pairings WHERE channel = ?1",
-                    params![channel],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT COUNT(*) FROM pairings WHERE channel = ?1")
+                .and_then(|mut st| st.query_row(params![channel], |r| r.get(0)))
                 .map_err(StoreError::from)?;
             if usize::try_from(pending).unwrap_or(usize::MAX) >= MAX_PENDING {
                 return Ok(PairingRequest::TooMany);
             }
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO pairings (channel, code, sender, name, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![channel, code, sender, name, stamp(now)],
             )
+            .and_then(|mut st| st.execute(params![channel, code, sender, name, stamp(now)]))
             .map_err(StoreError::from)?;
             Ok(PairingRequest::Code(code))
         })
@@ -517,16 +500,14 @@ impl ChannelStore for SqliteStore {
                     None => return Err(ChannelError::NoSuchCode(code)),
                 }
             };
-            c.execute(
-                "DELETE FROM pairings WHERE channel = ?1 AND code = ?2",
-                params![channel, code],
-            )
-            .map_err(StoreError::from)?;
-            c.execute(
+            c.prepare_cached("DELETE FROM pairings WHERE channel = ?1 AND code = ?2")
+                .and_then(|mut st| st.execute(params![channel, code]))
+                .map_err(StoreError::from)?;
+            c.prepare_cached(
                 "INSERT OR IGNORE INTO channel_senders (channel, sender, name, approved_at)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![p.channel, p.sender, p.name, stamp(now)],
             )
+            .and_then(|mut st| st.execute(params![p.channel, p.sender, p.name, stamp(now)]))
             .map_err(StoreError::from)?;
             Ok(p)
         })

@@ -115,17 +115,19 @@ impl HeartbeatStore for SqliteStore {
     ) -> Result<i64, StoreError> {
         let (agent, status) = (agent.to_string(), status.to_owned());
         self.with(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO heartbeats (agent, at, status, detail, task_id)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     agent,
                     stamp(at),
                     status,
                     detail,
                     task.map(|t| t.to_string())
-                ],
-            )?;
+                ])
+            })?;
             Ok(c.last_insert_rowid())
         })
         .await
@@ -163,17 +165,19 @@ impl HeartbeatStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let status = status.to_owned();
         self.with(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE heartbeats SET status = ?2, detail = ?3, input_tokens = ?4,
                         output_tokens = ?5 WHERE id = ?1",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     id,
                     status,
                     detail,
                     usage.map(|u| tokens(u.input_tokens)),
                     usage.map(|u| tokens(u.output_tokens)),
-                ],
-            )?;
+                ])
+            })?;
             Ok(())
         })
         .await

@@ -206,10 +206,8 @@ fn set_next(
     next: Option<DateTime<Utc>>,
 ) -> Result<(), JobError> {
     let n = c
-        .execute(
-            "UPDATE jobs SET next_run = ?2 WHERE name = ?1",
-            params![name, next.map(stamp)],
-        )
+        .prepare_cached("UPDATE jobs SET next_run = ?2 WHERE name = ?1")
+        .and_then(|mut st| st.execute(params![name, next.map(stamp)]))
         .map_err(StoreError::from)?;
     changed(n, name)
 }
@@ -230,11 +228,9 @@ impl JobStore for SqliteStore {
             if get(c, &j.name)?.is_some() {
                 return Err(JobError::Exists(j.name));
             }
-            c.execute(
-                "INSERT INTO jobs (name, agent, kind, spec, tz, anchor, message, mode, missed,
+            c.prepare_cached("INSERT INTO jobs (name, agent, kind, spec, tz, anchor, message, mode, missed,
                                    timeout_secs, enabled, next_run, created_at, deliver, jitter_secs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)").and_then(|mut st| st.execute(params![
                     j.name,
                     j.agent.to_string(),
                     j.kind,
@@ -250,8 +246,7 @@ impl JobStore for SqliteStore {
                     stamp(j.created_at),
                     j.deliver,
                     i64::try_from(j.jitter_secs).unwrap_or(i64::MAX),
-                ],
-            )
+                ]))
             .map_err(StoreError::from)?;
             Ok(())
         })
@@ -281,10 +276,12 @@ impl JobStore for SqliteStore {
     async fn remove_job(&self, name: &str) -> Result<(), JobError> {
         let name = name.to_owned();
         self.transact(move |c| {
-            c.execute("DELETE FROM job_runs WHERE job = ?1", params![name])
+            c.prepare_cached("DELETE FROM job_runs WHERE job = ?1")
+                .and_then(|mut st| st.execute(params![name]))
                 .map_err(StoreError::from)?;
             let n = c
-                .execute("DELETE FROM jobs WHERE name = ?1", params![name])
+                .prepare_cached("DELETE FROM jobs WHERE name = ?1")
+                .and_then(|mut st| st.execute(params![name]))
                 .map_err(StoreError::from)?;
             changed(n, name)
         })
@@ -295,12 +292,12 @@ impl JobStore for SqliteStore {
         let name = name.to_owned();
         self.transact(move |c| {
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE jobs SET enabled = ?2,
                             failures = CASE WHEN ?2 THEN 0 ELSE failures END
                      WHERE name = ?1",
-                    params![name, enabled],
                 )
+                .and_then(|mut st| st.execute(params![name, enabled]))
                 .map_err(StoreError::from)?;
             changed(n, name)
         })
@@ -322,10 +319,7 @@ impl JobStore for SqliteStore {
     ) -> Result<(), JobError> {
         let name = name.to_owned();
         self.transact(move |c| {
-            c.execute(
-                "INSERT OR IGNORE INTO job_runs (job, task_id, scheduled_for, missed) VALUES (?1, ?2, ?3, ?4)",
-                params![name, task.to_string(), stamp(scheduled_for), missed],
-            )
+            c.prepare_cached("INSERT OR IGNORE INTO job_runs (job, task_id, scheduled_for, missed) VALUES (?1, ?2, ?3, ?4)").and_then(|mut st| st.execute(params![name, task.to_string(), stamp(scheduled_for), missed]))
             .map_err(StoreError::from)?;
             set_next(c, name, next)
         })
@@ -369,23 +363,25 @@ impl JobStore for SqliteStore {
     async fn record_retry(&self, name: &str, task: TaskId, retry: Retry) -> Result<(), JobError> {
         let name = name.to_owned();
         self.transact(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT OR IGNORE INTO job_runs (job, task_id, scheduled_for, attempt, missed)
                  VALUES (?1, ?2, ?3, ?4, 0)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     name,
                     task.to_string(),
                     stamp(retry.scheduled_for),
                     retry.attempt
-                ],
-            )
+                ])
+            })
             .map_err(StoreError::from)?;
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE jobs SET retry_at = NULL, retry_for = NULL, retry_attempt = 0
                      WHERE name = ?1",
-                    params![name],
                 )
+                .and_then(|mut st| st.execute(params![name]))
                 .map_err(StoreError::from)?;
             changed(n, name)
         })
@@ -420,25 +416,27 @@ impl JobStore for SqliteStore {
     async fn settle_run(&self, run: &EndedRun, s: Settlement) -> Result<(), JobError> {
         let run = run.clone();
         self.transact(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE job_runs SET settled = 1
                  WHERE job = ?1 AND scheduled_for = ?2 AND attempt = ?3",
-                params![run.job, stamp(run.scheduled_for), run.attempt],
             )
+            .and_then(|mut st| st.execute(params![run.job, stamp(run.scheduled_for), run.attempt]))
             .map_err(StoreError::from)?;
-            c.execute(
+            c.prepare_cached(
                 "UPDATE jobs SET failures = ?2, retry_at = ?3, retry_for = ?4, retry_attempt = ?5,
                         enabled = CASE WHEN ?6 THEN 0 ELSE enabled END
                  WHERE name = ?1",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     run.job,
                     s.failures,
                     s.retry.map(|r| stamp(r.at)),
                     s.retry.map(|r| stamp(r.scheduled_for)),
                     s.retry.map_or(0, |r| r.attempt),
                     s.disable,
-                ],
-            )
+                ])
+            })
             .map_err(StoreError::from)?;
             Ok(())
         })

@@ -6,7 +6,6 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,10 +15,21 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::migrations::MIGRATIONS;
 use crate::{RunRecord, SessionInfo, Store, StoreError};
 
+/// A call run on the store's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Calls that may wait for the store's thread before callers are held back.
+const QUEUE: usize = 256;
+
 /// A store in one SQLite file.
+///
+/// One thread owns the connection and runs every call in order; async callers queue a closure
+/// (bounded) and await its result. A single connection serialises calls anyway, so a thread of
+/// its own replaces a blocking-pool hand-off plus a contended mutex per call, and keeps its
+/// prepared-statement cache warm.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
 }
 
 impl SqliteStore {
@@ -55,9 +65,38 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        conn.set_prepared_statement_cache_capacity(128);
+        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("pincer-store".into())
+            .spawn(move || {
+                while let Some(job) = queue.blocking_recv() {
+                    // A panicking call drops its reply (its caller gets an error); the thread
+                    // and the connection carry on.
+                    let _ =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                }
+            })
+            .map_err(|e| StoreError::Task(format!("starting the store thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the store's thread and returns its result.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            let _ = reply.send(f(c));
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Task("the store thread has stopped".into()))?;
+        result
+            .await
+            .map_err(|_| StoreError::Task("a store call failed without an answer".into()))
     }
 
     /// The schema version in the file.
@@ -66,16 +105,15 @@ impl SqliteStore {
     /// On a database error.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                [],
-                |r| r.get(0),
-            )?)
+            Ok(
+                c.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                    .and_then(|mut st| st.query_row([], |r| r.get(0)))?,
+            )
         })
         .await
     }
 
-    /// Runs `f` in one transaction on the blocking pool; commits when it returns `Ok`.
+    /// Runs `f` in one transaction on the store's thread; commits when it returns `Ok`.
     async fn with_tx<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -83,41 +121,32 @@ impl SqliteStore {
         self.transact(f).await
     }
 
-    /// Runs `f` in one transaction on the blocking pool, committing when it returns `Ok`; the
+    /// Runs `f` in one transaction on the store's thread, committing when it returns `Ok`; the
     /// error type is the caller's.
     pub(crate) async fn transact<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.call(move |conn| {
             // IMMEDIATE: take the write lock at BEGIN, where the busy timeout applies. A
             // deferred transaction that reads and then writes fails at once with "database is
             // locked" when another connection (another handle in this process, or another
             // process) wrote in between — the busy handler is never consulted for that.
-            let tx = guard
+            let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(StoreError::from)?;
             let out = f(&tx)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(out)
         })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .await?
     }
 
     pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        self.call(f).await?
     }
 }
 
@@ -125,11 +154,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
-    let current: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
+    let current: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > known {
         return Err(StoreError::TooNew {
@@ -140,10 +167,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![version, Utc::now().to_rfc3339()],
-        )?;
+        tx.prepare_cached("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![version, Utc::now().to_rfc3339()]))?;
         tx.commit()?;
     }
     Ok(())
@@ -197,17 +222,18 @@ fn status_parse(s: &str) -> Result<RunStatus, StoreError> {
 
 fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, agent, created_at FROM sessions WHERE key = ?1 AND archived_at IS NULL",
-            params![key.as_str()],
-            |r| {
+        )
+        .and_then(|mut st| {
+            st.query_row(params![key.as_str()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                 ))
-            },
-        )
+            })
+        })
         .optional()?;
     row.map(|(id, agent, created)| {
         Ok(SessionInfo {
@@ -231,15 +257,17 @@ fn insert_session(
         agent: agent.clone(),
         created_at: Utc::now(),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sessions (id, key, agent, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![
+    )
+    .and_then(|mut st| {
+        st.execute(params![
             info.id.to_string(),
             key.as_str(),
             agent.as_str(),
             info.created_at.to_rfc3339()
-        ],
-    )?;
+        ])
+    })?;
     Ok(info)
 }
 
@@ -265,10 +293,10 @@ impl Store for SqliteStore {
     ) -> Result<SessionInfo, StoreError> {
         let (key, agent) = (key.clone(), agent.clone());
         self.with_tx(move |tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE sessions SET archived_at = ?2 WHERE key = ?1 AND archived_at IS NULL",
-                params![key.as_str(), Utc::now().to_rfc3339()],
-            )?;
+            )
+            .and_then(|mut st| st.execute(params![key.as_str(), Utc::now().to_rfc3339()]))?;
             insert_session(tx, &key, &agent)
         })
         .await
@@ -276,10 +304,8 @@ impl Store for SqliteStore {
 
     async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
         self.with(move |c| {
-            c.execute(
-                "DELETE FROM messages WHERE session_id = ?1",
-                params![session.to_string()],
-            )?;
+            c.prepare_cached("DELETE FROM messages WHERE session_id = ?1")
+                .and_then(|mut st| st.execute(params![session.to_string()]))?;
             Ok(())
         })
         .await
@@ -293,7 +319,7 @@ impl Store for SqliteStore {
         self.with_tx(move |tx| {
             let sid = session.to_string();
             let next: i64 =
-                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1", params![sid], |r| r.get(0))?;
+                tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1").and_then(|mut st| st.query_row(params![sid], |r| r.get(0)))?;
             let now = Utc::now().to_rfc3339();
             {
                 let mut stmt =
@@ -328,14 +354,12 @@ impl Store for SqliteStore {
     async fn upsert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let run = run.clone();
         self.with(move |c| {
-            c.execute(
-                "INSERT INTO runs (id, agent, session_id, status, model, prompt_sha256, input_tokens,
+            c.prepare_cached("INSERT INTO runs (id, agent, session_id, status, model, prompt_sha256, input_tokens,
                                    output_tokens, started_at, ended_at, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT(id) DO UPDATE SET status = excluded.status,
                     input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-                    ended_at = excluded.ended_at, error = excluded.error",
-                params![
+                    ended_at = excluded.ended_at, error = excluded.error").and_then(|mut st| st.execute(params![
                     run.id.to_string(),
                     run.agent.as_str(),
                     run.session.to_string(),
@@ -347,8 +371,7 @@ impl Store for SqliteStore {
                     run.started_at.to_rfc3339(),
                     run.ended_at.map(|t| t.to_rfc3339()),
                     run.error,
-                ],
-            )?;
+                ]))?;
             Ok(())
         })
         .await
@@ -403,6 +426,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn key() -> (SessionKey, AgentId) {
         ("main:cli:default".parse().unwrap(), "main".parse().unwrap())
@@ -508,7 +532,8 @@ mod tests {
         let p = t.path().join("state.db");
         drop(SqliteStore::open(&p).unwrap());
         let c = Connection::open(&p).unwrap();
-        c.execute("INSERT INTO schema_migrations VALUES (99, 'x')", [])
+        c.prepare_cached("INSERT INTO schema_migrations VALUES (99, 'x')")
+            .and_then(|mut st| st.execute([]))
             .unwrap();
         drop(c);
         assert!(matches!(

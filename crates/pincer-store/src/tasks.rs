@@ -254,18 +254,16 @@ fn apply(
             TaskStatus::Succeeded => (detail, None),
             _ => (None, detail),
         };
-        c.execute(
+        c.prepare_cached(
             "UPDATE tasks SET status = ?2, lease_owner = NULL, lease_until = NULL, updated_at = ?3,
                     ended_at = ?3, output = ?4, error = ?5 WHERE id = ?1",
-            params![id.to_string(), to.as_str(), now_s, output, error],
         )
+        .and_then(|mut st| st.execute(params![id.to_string(), to.as_str(), now_s, output, error]))
         .map_err(StoreError::from)?;
     } else {
-        c.execute(
-            "UPDATE tasks SET status = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id.to_string(), to.as_str(), now_s],
-        )
-        .map_err(StoreError::from)?;
+        c.prepare_cached("UPDATE tasks SET status = ?2, updated_at = ?3 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id.to_string(), to.as_str(), now_s]))
+            .map_err(StoreError::from)?;
     }
     get(c, id)?.ok_or(TaskError::NotFound(id))
 }
@@ -297,11 +295,9 @@ impl TaskQueue for SqliteStore {
             }
             let id = TaskId::new();
             let now_s = stamp(now);
-            c.execute(
-                "INSERT INTO tasks (id, seq, agent, session_key, input, status, idempotency_key,
+            c.prepare_cached("INSERT INTO tasks (id, seq, agent, session_key, input, status, idempotency_key,
                                     created_at, updated_at, deadline, kind)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-                params![
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)").and_then(|mut st| st.execute(params![
                     id.to_string(),
                     t.agent.to_string(),
                     t.session_key.to_string(),
@@ -311,8 +307,7 @@ impl TaskQueue for SqliteStore {
                     now_s,
                     t.deadline.map(stamp),
                     t.kind.as_str(),
-                ],
-            )
+                ]))
             .map_err(StoreError::from)?;
             Ok((get(c, id)?.ok_or(TaskError::NotFound(id))?, true))
         })
@@ -354,24 +349,30 @@ impl TaskQueue for SqliteStore {
         let worker = worker.to_owned();
         in_tx(self, move |c| {
             let id: Option<String> = c
-                .query_row(
+                .prepare_cached(
                     "SELECT id FROM tasks q WHERE q.status = 'QUEUED' AND NOT EXISTS (
                          SELECT 1 FROM tasks a WHERE a.session_key = q.session_key
                            AND a.status IN ('RUNNING', 'WAITING_APPROVAL'))
                      ORDER BY q.seq LIMIT 1",
-                    [],
-                    |r| r.get(0),
                 )
+                .and_then(|mut st| st.query_row([], |r| r.get(0)))
                 .optional()
                 .map_err(StoreError::from)?;
             let Some(id) = id else { return Ok(None) };
             let id: TaskId = crate::sqlite::parse(&id, "task id")?;
             let t = apply(c, id, None, TaskStatus::Running, None, now)?;
-            c.execute(
+            c.prepare_cached(
                 "UPDATE tasks SET lease_owner = ?2, lease_until = ?3,
                         started_at = COALESCE(started_at, ?4) WHERE id = ?1",
-                params![t.id.to_string(), worker, lease_end(now, lease), stamp(now)],
             )
+            .and_then(|mut st| {
+                st.execute(params![
+                    t.id.to_string(),
+                    worker,
+                    lease_end(now, lease),
+                    stamp(now)
+                ])
+            })
             .map_err(StoreError::from)?;
             Ok(get(c, id)?)
         })
@@ -388,12 +389,19 @@ impl TaskQueue for SqliteStore {
         let worker = worker.to_owned();
         in_tx(self, move |c| {
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE tasks SET lease_until = ?3, updated_at = ?4
                      WHERE id = ?1 AND lease_owner = ?2 AND lease_until > ?4
                        AND status IN ('RUNNING', 'WAITING_APPROVAL')",
-                    params![id.to_string(), worker, lease_end(now, lease), stamp(now)],
                 )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        id.to_string(),
+                        worker,
+                        lease_end(now, lease),
+                        stamp(now)
+                    ])
+                })
                 .map_err(StoreError::from)?;
             if n == 1 {
                 Ok(())
@@ -428,16 +436,18 @@ impl TaskQueue for SqliteStore {
         let dir = dir.to_owned();
         in_tx(self, move |c| {
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE tasks SET run_dir = ?2, input_tokens = ?3, output_tokens = ?4
                      WHERE id = ?1",
-                    params![
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
                         id.to_string(),
                         dir,
                         i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
                         i64::try_from(usage.output_tokens).unwrap_or(i64::MAX)
-                    ],
-                )
+                    ])
+                })
                 .map_err(StoreError::from)?;
             if n == 0 {
                 Err(TaskError::NotFound(id))

@@ -196,11 +196,19 @@ impl TokenStore for SqliteStore {
                 if by_name(c, &name)?.is_some() {
                     return Err(TokenError::Exists(name));
                 }
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO tokens (name, hash, scopes, created_at, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![name, hash, scopes, stamp(now), expires_at.map(stamp)],
                 )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        name,
+                        hash,
+                        scopes,
+                        stamp(now),
+                        expires_at.map(stamp)
+                    ])
+                })
                 .map_err(StoreError::from)?;
                 by_name(c, &name)?.ok_or(TokenError::NotFound(name))
             })
@@ -227,10 +235,10 @@ impl TokenStore for SqliteStore {
         let name = name.to_owned();
         self.transact(move |c| {
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE name = ?1",
-                    params![name, stamp(now)],
                 )
+                .and_then(|mut st| st.execute(params![name, stamp(now)]))
                 .map_err(StoreError::from)?;
             if n == 0 {
                 return Err(TokenError::NotFound(name));
@@ -250,11 +258,11 @@ impl TokenStore for SqliteStore {
         let info = self
             .transact(move |c| {
                 let n = c
-                    .execute(
+                    .prepare_cached(
                         "UPDATE tokens SET hash = ?2, created_at = ?3, revoked_at = NULL,
                                 last_used_at = NULL WHERE name = ?1",
-                        params![name, hash, stamp(now)],
                     )
+                    .and_then(|mut st| st.execute(params![name, hash, stamp(now)]))
                     .map_err(StoreError::from)?;
                 if n == 0 {
                     return Err(TokenError::NotFound(name));
@@ -277,11 +285,8 @@ impl TokenStore for SqliteStore {
         Ok(self
             .transact(move |c| {
                 let found: Option<(String, String)> = c
-                    .query_row(
-                        "SELECT name, hash FROM tokens WHERE hash = ?1",
-                        params![hash],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
+                    .prepare_cached("SELECT name, hash FROM tokens WHERE hash = ?1")
+                    .and_then(|mut st| st.query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?))))
                     .optional()?;
                 let Some((name, stored)) = found else {
                     return Ok::<_, StoreError>(None);
@@ -295,10 +300,8 @@ impl TokenStore for SqliteStore {
                 if !info.is_active(now) {
                     return Ok(None);
                 }
-                c.execute(
-                    "UPDATE tokens SET last_used_at = ?2 WHERE name = ?1",
-                    params![name, stamp(now)],
-                )?;
+                c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
+                    .and_then(|mut st| st.execute(params![name, stamp(now)]))?;
                 by_name(c, &name)
             })
             .await?)
