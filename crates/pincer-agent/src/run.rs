@@ -218,7 +218,7 @@ impl Runner {
             json!({"run_id": run_id, "agent": req.agent, "session_id": meta.session_id}),
         )?;
 
-        let prepared = self.prepare(&req, &tools_json).await;
+        let prepared = self.prepare(&req, &tools_json);
         match prepared {
             Err(e) => {
                 bundle.record("error", json!({"error": e.to_string()}))?;
@@ -226,7 +226,7 @@ impl Runner {
                 let ended = Ended::failed("prepare", e.to_string());
                 self.finish(&mut turn, meta, ended, clock, on_event).await
             }
-            Ok((prompt, history)) => {
+            Ok(prompt) => {
                 meta.prompt_sha256 = prompt.sha256.clone();
                 meta.prompt_bytes = prompt.text.len();
                 meta.truncated_files = prompt
@@ -236,9 +236,14 @@ impl Runner {
                     .map(|f| f.name.clone())
                     .collect();
                 bundle.write_meta(&meta)?;
-                self.store
-                    .upsert_run(&record(&meta, req.session.id))
-                    .await?;
+                let stored = self.store.begin_run(&record(&meta, req.session.id)).await?;
+                let history = stored
+                    .into_iter()
+                    .map(serde_json::from_value::<Message>)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        pincer_store::StoreError::Corrupt(format!("session message: {e}"))
+                    })?;
                 bundle.record(
                     "system_prompt",
                     json!({"sha256": prompt.sha256, "files": prompt.files, "text": prompt.text}),
@@ -266,23 +271,16 @@ impl Runner {
         }
     }
 
-    async fn prepare(
+    fn prepare(
         &self,
         req: &RunRequest,
         tools_json: &str,
-    ) -> Result<(crate::AssembledPrompt, Vec<Message>), AgentError> {
-        let prompt = if req.settings.light_context {
-            crate::assemble_light_prompt(&req.agent_dir, req.settings.prompt, tools_json)?
+    ) -> Result<crate::AssembledPrompt, AgentError> {
+        if req.settings.light_context {
+            crate::assemble_light_prompt(&req.agent_dir, req.settings.prompt, tools_json)
         } else {
-            assemble_prompt(&req.agent_dir, req.settings.prompt, tools_json)?
-        };
-        let stored = self.store.messages(req.session.id).await?;
-        let history = stored
-            .into_iter()
-            .map(serde_json::from_value::<Message>)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pincer_store::StoreError::Corrupt(format!("session message: {e}")))?;
-        Ok((prompt, history))
+            assemble_prompt(&req.agent_dir, req.settings.prompt, tools_json)
+        }
     }
 
     async fn drive(
@@ -495,21 +493,21 @@ impl Runner {
         {
             tracing::error!("audit log: could not record run.end: {e}");
         }
-        self.store
-            .upsert_run(&record(&meta, turn.req.session.id))
-            .await?;
-        if meta.status == RunStatus::Succeeded {
-            // Session history is persisted, so it is redacted like every other artifact.
+        // Session history is persisted (only for runs that succeeded), so it is redacted like
+        // every other artifact; the run's record and its messages are written together.
+        let msgs: Vec<Value> = if meta.status == RunStatus::Succeeded {
             let redactor = self.gate.redactor();
-            let msgs: Vec<Value> = turn.request.messages[turn.history_len..]
+            turn.request.messages[turn.history_len..]
                 .iter()
                 .filter_map(|m| serde_json::to_value(m).ok())
                 .map(|v| redactor.value(&v))
-                .collect();
-            self.store
-                .append_messages(turn.req.session.id, msgs)
-                .await?;
-        }
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.store
+            .end_run(&record(&meta, turn.req.session.id), msgs)
+            .await?;
         on_event(&RunEvent::Finished {
             status: meta.status,
         });

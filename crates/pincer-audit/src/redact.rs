@@ -1,7 +1,9 @@
 //! Redaction before hashing: known secret values, common token shapes and configured patterns
 //! become `[REDACTED:kind]`.
 
-use regex::Regex;
+use std::sync::Arc;
+
+use regex::{Regex, RegexSet};
 use serde_json::Value;
 
 use crate::AuditError;
@@ -20,11 +22,19 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-/// Replaces secrets in text and in every string of a JSON value.
+/// Replaces secrets in text and in every string of a JSON value. Cheap to clone: clones share
+/// the compiled patterns and their match caches.
 #[derive(Debug, Clone)]
 pub struct Redactor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     secrets: Vec<String>,
     patterns: Vec<(String, Regex)>,
+    /// All patterns at once: most text matches none, and one pass over it says so.
+    any: RegexSet,
 }
 
 impl Redactor {
@@ -34,7 +44,7 @@ impl Redactor {
     /// # Errors
     /// [`AuditError::Pattern`] when a pattern does not compile.
     pub fn new(secrets: Vec<String>, extra: &[(String, String)]) -> Result<Self, AuditError> {
-        let mut patterns = Vec::new();
+        let mut patterns: Vec<(String, Regex)> = Vec::new();
         let builtin = BUILTIN
             .iter()
             .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()));
@@ -48,18 +58,34 @@ impl Redactor {
         // Longest first, so a secret containing another is replaced whole.
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Ok(Self { secrets, patterns })
+        let any = RegexSet::new(patterns.iter().map(|(_, re)| re.as_str())).map_err(|e| {
+            AuditError::Pattern {
+                pattern: "(all patterns together)".into(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                secrets,
+                patterns,
+                any,
+            }),
+        })
     }
 
     /// Redacts one string.
     pub fn text(&self, s: &str) -> String {
+        let inner = &*self.inner;
+        if !inner.secrets.iter().any(|x| s.contains(x.as_str())) && !inner.any.is_match(s) {
+            return s.to_owned();
+        }
         let mut out = s.to_owned();
-        for secret in &self.secrets {
+        for secret in &inner.secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), "[REDACTED:secret]");
             }
         }
-        for (kind, re) in &self.patterns {
+        for (kind, re) in &inner.patterns {
             if re.is_match(&out) {
                 out = re
                     .replace_all(&out, format!("[REDACTED:{kind}]").as_str())

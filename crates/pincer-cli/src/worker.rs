@@ -228,26 +228,30 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
                 .and_then(|a| a.heartbeat.as_ref())
                 .is_some_and(|h| h.full_context);
         let outcome = rt.runner.run(req, cancel.clone(), &mut |_| {}).await?;
-        if let Some(dir) = outcome.bundle_dir.to_str()
-            && let Err(e) = pool
-                .store
-                .set_run_info(task.id, dir, outcome.meta.usage)
-                .await
-        {
-            eprintln!("pincer serve: recording the run of task {}: {e}", task.id);
-        }
         anyhow::Ok(outcome)
+    };
+    let run_info = |o: &pincer_agent::RunOutcome| {
+        o.bundle_dir
+            .to_str()
+            .map(|dir| (dir.to_owned(), o.meta.usage))
     };
     tokio::pin!(run);
     let result = tokio::select! {
         r = &mut run => r,
         () = watcher => {
             // Ended elsewhere (canceled through the API) or the lease was lost: the token is
-            // canceled; let the run wind down (bundle written, processes killed), record nothing.
-            let _ = run.await;
+            // canceled; let the run wind down (bundle written, processes killed), record only
+            // where its artifacts are.
+            if let Ok(o) = run.await
+                && let Some((dir, usage)) = run_info(&o)
+                && let Err(e) = pool.store.set_run_info(task.id, &dir, usage).await
+            {
+                eprintln!("pincer serve: recording the run of task {}: {e}", task.id);
+            }
             return;
         }
     };
+    let info = result.as_ref().ok().and_then(run_info);
     let (to, detail) = match result {
         Ok(o) => match o.meta.status {
             RunStatus::Succeeded => (TaskStatus::Succeeded, Some(o.output)),
@@ -259,7 +263,7 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
     };
     match pool
         .store
-        .transition(task.id, Some(worker), to, detail, Utc::now())
+        .end_with_run(task.id, worker, to, detail, Utc::now(), info)
         .await
     {
         Ok(t) => pool.publish(&format!("task.{}", to.as_str().to_ascii_lowercase()), &t),

@@ -96,14 +96,21 @@ impl EventBus {
     /// A waiter for changes to one task, created before its first read of the task so that no
     /// change between the read and the wait is missed.
     pub fn watch_task(&self, task: impl ToString) -> TaskWatch {
+        self.watch_task_since(task, self.latest())
+    }
+
+    /// A waiter for changes to one task published after event `seen` — for a task created
+    /// after the caller noted [`Self::latest`], so that events from its very start count.
+    pub fn watch_task_since(&self, task: impl ToString, seen: u64) -> TaskWatch {
         TaskWatch {
             rx: self.latest.subscribe(),
-            seen: self.latest(),
+            seen,
             task: task.to_string(),
         }
     }
 
-    /// Whether an event after `after` concerns `task` (or some may have been missed).
+    /// Whether an event after `after` may end a wait on `task`: one about it other than
+    /// queued/running (it ended, or an approval was requested or decided), or a gap.
     fn touches(&self, after: u64, task: &str) -> bool {
         let ring = self.ring();
         if ring.front().is_some_and(|e| e.id > after + 1) {
@@ -112,12 +119,14 @@ impl EventBus {
         ring.iter()
             .rev()
             .take_while(|e| e.id > after)
+            .filter(|e| e.kind != "task.queued" && e.kind != "task.running")
             .any(|e| e.data.get("task").and_then(Value::as_str) == Some(task))
     }
 }
 
-/// Waits for events about one task (see [`EventBus::watch_task`]). Other tasks' events do not
-/// wake the caller, so N waiters cost one check per event each, not N store reads.
+/// Waits for events about one task (see [`EventBus::watch_task`]). Other tasks' events — and
+/// its own `task.queued` / `task.running`, which end no wait — do not wake the caller, so N
+/// waiters cost one check per event each, not N store reads.
 #[derive(Debug)]
 pub struct TaskWatch {
     rx: watch::Receiver<u64>,
@@ -179,6 +188,7 @@ mod tests {
         let mut w = bus.watch_task("t1");
         bus.publish("task.running", serde_json::json!({"task": "t2"}));
         bus.publish("task.queued", serde_json::json!({"task": "t3"}));
+        bus.publish("task.running", serde_json::json!({"task": "t1"}));
         // Other tasks' events do not end the wait: it runs to its deadline.
         let far = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
         w.changed(&bus, far).await;

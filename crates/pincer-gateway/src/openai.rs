@@ -99,6 +99,7 @@ pub(crate) async fn chat_completions(
     let session = req.user.as_deref().unwrap_or("openai");
     let session_key = SessionKey::for_peer(&agent, "openai", session)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("user: {e}")))?;
+    let seen = st.events.latest();
     let (task, _) = st
         .store
         .submit(
@@ -117,16 +118,12 @@ pub(crate) async fn chat_completions(
     st.wake.notify_one();
     st.events
         .publish("task.queued", json!({"task": task.id, "agent": agent}));
-    // Wait for the end (approvals included) on the event bus.
+    // Wait for the end (approvals included) on the event bus: every event about the task
+    // since before it was submitted wakes a re-read.
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
-    let mut changes = st.events.watch_task(task.id);
+    let mut changes = st.events.watch_task_since(task.id, seen);
+    let mut t = task;
     let done = loop {
-        let t = st
-            .store
-            .task(task.id)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::internal("task vanished"))?;
         if t.status.is_terminal() {
             break t;
         }
@@ -144,6 +141,12 @@ pub(crate) async fn chat_completions(
         // made by another process).
         let recheck = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
         changes.changed(&st.events, deadline.min(recheck)).await;
+        t = st
+            .store
+            .task(t.id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::internal("task vanished"))?;
     };
     if done.status != TaskStatus::Succeeded {
         return Err(ApiError::new(

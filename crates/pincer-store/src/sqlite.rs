@@ -150,6 +150,70 @@ impl SqliteStore {
     }
 }
 
+fn append_messages_in(
+    c: &Connection,
+    session: SessionId,
+    messages: &[serde_json::Value],
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let sid = session.to_string();
+    let next: i64 = c
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1")
+        .and_then(|mut st| st.query_row(params![sid], |r| r.get(0)))?;
+    let now = Utc::now().to_rfc3339();
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO messages (session_id, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (i, m) in messages.iter().enumerate() {
+        stmt.execute(params![sid, next + 1 + i as i64, m.to_string(), now])?;
+    }
+    Ok(())
+}
+
+fn messages_in(c: &Connection, session: SessionId) -> Result<Vec<serde_json::Value>, StoreError> {
+    let mut stmt =
+        c.prepare_cached("SELECT body FROM messages WHERE session_id = ?1 ORDER BY seq")?;
+    let rows = stmt.query_map(params![session.to_string()], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let body = row?;
+        out.push(
+            serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("message: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+fn upsert_run_in(c: &Connection, run: &RunRecord) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO runs (id, agent, session_id, status, model, prompt_sha256, input_tokens,
+                           output_tokens, started_at, ended_at, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            ended_at = excluded.ended_at, error = excluded.error",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            run.id.to_string(),
+            run.agent.as_str(),
+            run.session.to_string(),
+            status_str(run.status),
+            run.model,
+            run.prompt_sha256,
+            i64::try_from(run.usage.input_tokens).unwrap_or(i64::MAX),
+            i64::try_from(run.usage.output_tokens).unwrap_or(i64::MAX),
+            run.started_at.to_rfc3339(),
+            run.ended_at.map(|t| t.to_rfc3339()),
+            run.error,
+        ])
+    })?;
+    Ok(())
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -316,70 +380,44 @@ impl Store for SqliteStore {
         session: SessionId,
         messages: Vec<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        self.with_tx(move |tx| {
-            let sid = session.to_string();
-            let next: i64 =
-                tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1").and_then(|mut st| st.query_row(params![sid], |r| r.get(0)))?;
-            let now = Utc::now().to_rfc3339();
-            {
-                let mut stmt =
-                    tx.prepare("INSERT INTO messages (session_id, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)")?;
-                for (i, m) in messages.iter().enumerate() {
-                    stmt.execute(params![sid, next + 1 + i as i64, m.to_string(), now])?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.with_tx(move |tx| append_messages_in(tx, session, &messages))
+            .await
     }
 
     async fn messages(&self, session: SessionId) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.with(move |c| {
-            let mut stmt =
-                c.prepare("SELECT body FROM messages WHERE session_id = ?1 ORDER BY seq")?;
-            let rows = stmt.query_map(params![session.to_string()], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let body = row?;
-                out.push(
-                    serde_json::from_str(&body)
-                        .map_err(|e| StoreError::Corrupt(format!("message: {e}")))?,
-                );
-            }
-            Ok(out)
-        })
-        .await
+        self.with(move |c| messages_in(c, session)).await
     }
 
     async fn upsert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let run = run.clone();
-        self.with(move |c| {
-            c.prepare_cached("INSERT INTO runs (id, agent, session_id, status, model, prompt_sha256, input_tokens,
-                                   output_tokens, started_at, ended_at, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT(id) DO UPDATE SET status = excluded.status,
-                    input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-                    ended_at = excluded.ended_at, error = excluded.error").and_then(|mut st| st.execute(params![
-                    run.id.to_string(),
-                    run.agent.as_str(),
-                    run.session.to_string(),
-                    status_str(run.status),
-                    run.model,
-                    run.prompt_sha256,
-                    i64::try_from(run.usage.input_tokens).unwrap_or(i64::MAX),
-                    i64::try_from(run.usage.output_tokens).unwrap_or(i64::MAX),
-                    run.started_at.to_rfc3339(),
-                    run.ended_at.map(|t| t.to_rfc3339()),
-                    run.error,
-                ]))?;
-            Ok(())
+        self.with(move |c| upsert_run_in(c, &run)).await
+    }
+
+    async fn begin_run(&self, run: &RunRecord) -> Result<Vec<serde_json::Value>, StoreError> {
+        let run = run.clone();
+        self.with_tx(move |tx| {
+            upsert_run_in(tx, &run)?;
+            messages_in(tx, run.session)
+        })
+        .await
+    }
+
+    async fn end_run(
+        &self,
+        run: &RunRecord,
+        messages: Vec<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let run = run.clone();
+        self.with_tx(move |tx| {
+            upsert_run_in(tx, &run)?;
+            append_messages_in(tx, run.session, &messages)
         })
         .await
     }
 
     async fn runs(&self, session: SessionId) -> Result<Vec<RunRecord>, StoreError> {
         self.with(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, agent, status, model, prompt_sha256, input_tokens, output_tokens, started_at,
                         ended_at, error
                  FROM runs WHERE session_id = ?1 ORDER BY started_at, id",
@@ -476,6 +514,47 @@ mod tests {
         );
         s.clear_messages(sess.id).await.unwrap();
         assert!(s.messages(sess.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_begins_with_its_history_and_ends_with_its_messages() {
+        let s = SqliteStore::in_memory().unwrap();
+        let (k, a) = key();
+        let sess = s.current_session(&k, &a).await.unwrap();
+        s.append_messages(sess.id, vec![serde_json::json!("earlier")])
+            .await
+            .unwrap();
+        let mut run = RunRecord {
+            id: RunId::new(),
+            agent: a.clone(),
+            session: sess.id,
+            status: RunStatus::Running,
+            model: "m".into(),
+            prompt_sha256: "abc".into(),
+            usage: TokenUsage::default(),
+            started_at: Utc::now(),
+            ended_at: None,
+            error: None,
+        };
+        let history = s.begin_run(&run).await.unwrap();
+        assert_eq!(history, vec![serde_json::json!("earlier")]);
+        assert_eq!(s.runs(sess.id).await.unwrap()[0].status, RunStatus::Running);
+        run.status = RunStatus::Succeeded;
+        run.ended_at = Some(Utc::now());
+        s.end_run(&run, vec![serde_json::json!("q"), serde_json::json!("a")])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.runs(sess.id).await.unwrap()[0].status,
+            RunStatus::Succeeded
+        );
+        assert_eq!(s.messages(sess.id).await.unwrap().len(), 3);
+        // A failed run adds no messages.
+        run.id = RunId::new();
+        run.status = RunStatus::Failed;
+        s.end_run(&run, vec![]).await.unwrap();
+        assert_eq!(s.messages(sess.id).await.unwrap().len(), 3);
+        assert_eq!(s.runs(sess.id).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -75,4 +75,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn upsert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Runs of a session, oldest first.
     async fn runs(&self, session: SessionId) -> Result<Vec<RunRecord>, StoreError>;
+    /// Records a starting run and returns its session's messages (the history the run
+    /// continues), in one call.
+    async fn begin_run(&self, run: &RunRecord) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Records a run's end and appends the messages it added to its session, atomically.
+    async fn end_run(
+        &self,
+        run: &RunRecord,
+        messages: Vec<serde_json::Value>,
+    ) -> Result<(), StoreError>;
 }

@@ -169,6 +169,17 @@ pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     /// Records where the task's run left its artifacts and the tokens it used.
     async fn set_run_info(&self, id: TaskId, dir: &str, usage: TokenUsage)
     -> Result<(), TaskError>;
+    /// Ends `id` as [`Self::transition`] does for `worker` and, with `run`, records its run
+    /// (artifacts directory, tokens) in the same transaction.
+    async fn end_with_run(
+        &self,
+        id: TaskId,
+        worker: &str,
+        to: TaskStatus,
+        detail: Option<String>,
+        now: DateTime<Utc>,
+        run: Option<(String, TokenUsage)>,
+    ) -> Result<TaskRecord, TaskError>;
 }
 
 const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
@@ -274,6 +285,32 @@ async fn in_tx<T: Send + 'static>(
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TaskError> + Send + 'static,
 ) -> Result<T, TaskError> {
     s.transact(f).await
+}
+
+fn run_info_in(
+    c: &rusqlite::Connection,
+    id: TaskId,
+    dir: &str,
+    usage: TokenUsage,
+) -> Result<(), TaskError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE tasks SET run_dir = ?2, input_tokens = ?3, output_tokens = ?4 WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                id.to_string(),
+                dir,
+                i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
+                i64::try_from(usage.output_tokens).unwrap_or(i64::MAX)
+            ])
+        })
+        .map_err(StoreError::from)?;
+    if n == 0 {
+        Err(TaskError::NotFound(id))
+    } else {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -427,6 +464,25 @@ impl TaskQueue for SqliteStore {
         .await
     }
 
+    async fn end_with_run(
+        &self,
+        id: TaskId,
+        worker: &str,
+        to: TaskStatus,
+        detail: Option<String>,
+        now: DateTime<Utc>,
+        run: Option<(String, TokenUsage)>,
+    ) -> Result<TaskRecord, TaskError> {
+        let worker = worker.to_owned();
+        in_tx(self, move |c| {
+            if let Some((dir, usage)) = &run {
+                run_info_in(c, id, dir, *usage)?;
+            }
+            apply(c, id, Some(&worker), to, detail, now)
+        })
+        .await
+    }
+
     async fn set_run_info(
         &self,
         id: TaskId,
@@ -434,28 +490,7 @@ impl TaskQueue for SqliteStore {
         usage: TokenUsage,
     ) -> Result<(), TaskError> {
         let dir = dir.to_owned();
-        in_tx(self, move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE tasks SET run_dir = ?2, input_tokens = ?3, output_tokens = ?4
-                     WHERE id = ?1",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        id.to_string(),
-                        dir,
-                        i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
-                        i64::try_from(usage.output_tokens).unwrap_or(i64::MAX)
-                    ])
-                })
-                .map_err(StoreError::from)?;
-            if n == 0 {
-                Err(TaskError::NotFound(id))
-            } else {
-                Ok(())
-            }
-        })
-        .await
+        in_tx(self, move |c| run_info_in(c, id, &dir, usage)).await
     }
 
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<Vec<TaskId>, TaskError> {
@@ -590,6 +625,49 @@ mod tests {
         assert!(done.lease_owner.is_none() && done.ended_at.is_some());
         let third = s.claim("w3", at(7), LEASE).await.unwrap().unwrap();
         assert_eq!(third.id, a2.id);
+    }
+
+    #[tokio::test]
+    async fn ending_with_a_run_records_both_or_neither() {
+        let s = SqliteStore::in_memory().unwrap();
+        let usage = TokenUsage {
+            input_tokens: 7,
+            output_tokens: 3,
+        };
+        s.submit(new("s", "x", None), t0()).await.unwrap();
+        let t = s.claim("w", at(1), LEASE).await.unwrap().unwrap();
+        let done = s
+            .end_with_run(
+                t.id,
+                "w",
+                TaskStatus::Succeeded,
+                Some("ok".into()),
+                at(2),
+                Some(("/runs/r1".into(), usage)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.status, TaskStatus::Succeeded);
+        assert_eq!(done.output.as_deref(), Some("ok"));
+        assert_eq!(done.run_dir.as_deref(), Some("/runs/r1"));
+        assert_eq!(done.usage, Some(usage));
+        // A worker without the lease cannot end a task, and its run is not recorded either.
+        s.submit(new("s2", "y", None), at(3)).await.unwrap();
+        let t2 = s.claim("w", at(3), LEASE).await.unwrap().unwrap();
+        let refused = s
+            .end_with_run(
+                t2.id,
+                "intruder",
+                TaskStatus::Succeeded,
+                None,
+                at(4),
+                Some(("/runs/r2".into(), usage)),
+            )
+            .await;
+        assert!(refused.is_err());
+        let t2 = s.task(t2.id).await.unwrap().unwrap();
+        assert_eq!(t2.status, TaskStatus::Running);
+        assert_eq!(t2.run_dir, None);
     }
 
     #[tokio::test]
