@@ -5,11 +5,12 @@
     python3 bench/run.py --quick    # fewer repetitions, for a smoke run
 
 It builds release binaries, starts `pincer-fake-llm` (zero-latency model) and `pincer serve` on
-loopback with a temporary home, and measures what docs/PERFORMANCE.md lists. The client is
-this script (Python, http.client with keep-alive), so latency figures include its overhead —
-they are upper bounds on Pincer's own. Memory of small processes is measured with
-`/usr/bin/time -f %M`; the server's memory is read from /proc/<pid>/status.
-Only the Python standard library is used.
+loopback with a temporary home, and measures what docs/PERFORMANCE.md lists. Turns are driven
+by `pincer-load` (crates/pincer-bench, one thread, keep-alive connections, hand-written HTTP so
+the client costs little CPU next to the server); latencies include its round trip, and the
+"overhead" rows subtract the model's own round trip measured the same way. Memory of small
+processes is measured with `/usr/bin/time -f %M`; the server's memory is read from
+/proc/<pid>/status. Only the Python standard library is used.
 """
 
 import argparse
@@ -25,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BIN = TARGET / "release" / "pincer"
 FAKE = TARGET / "release" / "pincer-fake-llm"
+LOAD = TARGET / "release" / "pincer-load"
 
 
 def log(msg):
@@ -42,19 +43,10 @@ def log(msg):
 def build():
     log("building release binaries (cargo build --release)")
     subprocess.run(
-        ["cargo", "build", "--release", "--locked", "-p", "pincer-cli", "-p", "pincer-testkit", "--bins"],
+        ["cargo", "build", "--release", "--locked", "-p", "pincer-cli", "-p", "pincer-testkit", "-p", "pincer-bench", "--bins"],
         cwd=ROOT,
         check=True,
     )
-
-
-def percentile(values, p):
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def run(args, env, check=True, capture=True):
@@ -76,12 +68,28 @@ def max_rss_kib(args, env):
     return int(r.stderr.strip().splitlines()[-1])
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def load(addr, token, kind, turns, concurrency, offset=0):
+    """Runs `pincer-load` and returns its JSON report."""
+    out = subprocess.run(
+        [str(LOAD), "--addr", addr, "--token", token, "--kind", kind, "--turns", str(turns),
+         "--concurrency", str(concurrency), "--offset", str(offset)],
+        capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"pincer-load {kind}: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def pcts(rep):
+    return {"50": round(rep["p50_ms"], 3), "95": round(rep["p95_ms"], 3), "99": round(rep["p99_ms"], 3)}
 
 
 class Fake:
@@ -160,62 +168,6 @@ class Server:
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
         self.p.wait()
-
-
-def task_turn(server, conn, n):
-    st, b = server.call("POST", "/v1/tasks", {"agent": "main", "message": "hi", "session": f"s{n}"}, conn)
-    assert st in (200, 201), (st, b)
-    tid = b["task"]["id"]
-    while True:
-        st, b = server.call("GET", f"/v1/tasks/{tid}?wait_secs=30", None, conn)
-        assert st == 200, (st, b)
-        if b["task"]["status"] in ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"):
-            assert b["task"]["status"] == "SUCCEEDED", b
-            return
-
-
-def chat_turn(server, conn, n):
-    st, b = server.call(
-        "POST",
-        "/v1/chat/completions",
-        {"model": "main", "messages": [{"role": "user", "content": "hi"}], "user": f"c{n}"},
-        conn,
-    )
-    assert st == 200, (st, b)
-
-
-def latencies(server, turn, n):
-    conn = server.conn()
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        turn(server, conn, i)
-        out.append((time.perf_counter_ns() - t0) / 1e6)
-    return out
-
-
-def throughput(server, concurrency, total, offset):
-    per = total // concurrency
-    errors = []
-
-    def worker(w):
-        conn = server.conn()
-        try:
-            for i in range(per):
-                task_turn(server, conn, offset + w * per + i)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise RuntimeError(errors[0])
-    return per * concurrency / elapsed
 
 
 def tool_call_ms(env, tool, args, n):
@@ -303,27 +255,36 @@ def main():
         log("idle 10 s")
         time.sleep(10)  # the measurement itself: memory of an idle server after 10 s
         r["idle_rss_kib"] = rss_kib(s.p.pid)
+        r["idle_rss_anon_kib"] = rss_kib(s.p.pid, "RssAnon")
+        r["idle_rss_file_kib"] = rss_kib(s.p.pid, "RssFile")
 
+        addr, token = f"{s.host}:{s.port}", home.token
+        log("the model's own round trip")
+        model = load(f"127.0.0.1:{fake.port}", "", "model", turns * 2, 1)
+        r["model_round_trip_ms"] = pcts(model)
         log("latency through /v1/tasks")
-        lat = latencies(s, task_turn, turns)
-        r["turn_tasks_ms"] = {str(p): round(percentile(lat, p), 3) for p in (50, 95, 99)}
+        r["turn_tasks_ms"] = pcts(load(addr, token, "tasks", turns, 1, 0))
         stats = fake.stats()
         r["upstream_bytes_trivial_turn"] = stats["last_bytes"]
         r["upstream_tokens_estimate"] = stats["last_estimated_tokens"]
         log("latency through /v1/chat/completions")
-        lat = latencies(s, chat_turn, turns)
-        r["turn_chat_ms"] = {str(p): round(percentile(lat, p), 3) for p in (50, 95, 99)}
+        r["turn_chat_ms"] = pcts(load(addr, token, "chat", turns, 1, 1_000_000))
+        for k in ("turn_tasks_ms", "turn_chat_ms"):
+            r[k.replace("turn_", "overhead_")] = {
+                p: round(r[k][p] - r["model_round_trip_ms"][p], 3) for p in ("50", "95", "99")
+            }
 
-        offset = 1_000_000
+        offset = 2_000_000
         r["turns_per_sec"] = {}
         for c in (1, 8, 64):
             log(f"throughput at concurrency {c}")
-            r["turns_per_sec"][str(c)] = round(throughput(s, c, max(turns, c * 10), offset), 1)
+            rep = load(addr, token, "chat", max(turns * 2, c * 20), c, offset)
+            r["turns_per_sec"][str(c)] = round(rep["turns_per_sec"], 1)
             offset += 1_000_000
 
         log(f"leak check: {leak_turns} turns")
         before = rss_kib(s.p.pid)
-        throughput(s, 8, leak_turns, offset)
+        load(addr, token, "chat", leak_turns, 8, offset)
         after = rss_kib(s.p.pid)
         r["rss_before_leak_check_kib"] = before
         r["rss_after_leak_check_kib"] = after
@@ -356,6 +317,10 @@ def main():
     log(f"wrote bench/results/{name}")
 
 
+def ms3(d):
+    return " / ".join(f"{d[p]} ms" for p in ("50", "95", "99"))
+
+
 def table(r):
     mib = lambda k: f"{k / 1024:.1f} MiB"  # noqa: E731
     rows = [
@@ -363,9 +328,12 @@ def table(r):
         ("`pincer --version` (median)", f"{r['version_ms_median']} ms", "≤ 3 ms"),
         ("`pincer --version` peak RSS", mib(r["version_max_rss_kib"]), "—"),
         ("`pincer serve` spawn → ready (median)", f"{r['ready_ms_median']} ms", "≤ 15 ms"),
-        ("idle RSS after 10 s", mib(r["idle_rss_kib"]), "≤ 10 MiB"),
-        ("turn via /v1/tasks p50 / p95 / p99", " / ".join(f"{r['turn_tasks_ms'][p]} ms" for p in ("50", "95", "99")), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
-        ("turn via /v1/chat/completions p50 / p95 / p99", " / ".join(f"{r['turn_chat_ms'][p]} ms" for p in ("50", "95", "99")), "—"),
+        ("idle RSS after 10 s (private / file-backed)", f"{mib(r['idle_rss_kib'])} ({mib(r['idle_rss_anon_kib'])} / {mib(r['idle_rss_file_kib'])})", "≤ 10 MiB"),
+        ("model round trip alone p50 / p95 / p99", ms3(r["model_round_trip_ms"]), "—"),
+        ("turn via /v1/tasks p50 / p95 / p99", ms3(r["turn_tasks_ms"]), "—"),
+        ("overhead via /v1/tasks p50 / p95 / p99", ms3(r["overhead_tasks_ms"]), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
+        ("turn via /v1/chat/completions p50 / p95 / p99", ms3(r["turn_chat_ms"]), "—"),
+        ("overhead via /v1/chat/completions p50 / p95 / p99", ms3(r["overhead_chat_ms"]), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
         ("turns/s at concurrency 1 / 8 / 64", " / ".join(str(r["turns_per_sec"][c]) for c in ("1", "8", "64")), "≥ 2,000 (at 8)"),
         (f"RSS growth over {r['leak_check_turns']} turns", f"{r['rss_growth_pct']} % ({mib(r['rss_before_leak_check_kib'])} → {mib(r['rss_after_leak_check_kib'])})", "≤ 10 %"),
         ("bytes sent upstream, trivial turn", f"{r['upstream_bytes_trivial_turn']} B (~{r['upstream_tokens_estimate']} tokens)", "≤ 8 KB"),

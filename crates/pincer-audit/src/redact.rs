@@ -45,9 +45,12 @@ impl Redactor {
     /// [`AuditError::Pattern`] when a pattern does not compile.
     pub fn new(secrets: Vec<String>, extra: &[(String, String)]) -> Result<Self, AuditError> {
         let mut patterns: Vec<(String, Regex)> = Vec::new();
+        // The built-in shapes are ASCII: compiled without Unicode classes (`\b`, `\s`, `(?i)` by
+        // ASCII rules — a boundary next to any non-ASCII letter counts, so they redact at least
+        // as much), which makes them several times smaller and faster to build.
         let builtin = BUILTIN
             .iter()
-            .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()));
+            .map(|(k, p)| ((*k).to_owned(), format!("(?-u){p}")));
         for (kind, pattern) in builtin.chain(extra.iter().cloned()) {
             let re = Regex::new(&pattern).map_err(|e| AuditError::Pattern {
                 pattern: pattern.clone(),
