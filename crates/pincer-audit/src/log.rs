@@ -290,6 +290,20 @@ impl AuditLog {
         self.make_durable(seq)
     }
 
+    /// Whether every line this log has written is durable (nothing for [`Self::sync`] to do).
+    pub fn is_synced(&self) -> bool {
+        let seq = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .seq;
+        self.durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .synced
+            >= seq
+    }
+
     fn write_line(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
         let mut event = serde_json::Map::new();
         event.insert("type".into(), Value::from(kind));
@@ -513,6 +527,7 @@ mod tests {
         // Written and chained, not yet synced: HEAD has not moved; verify accepts the two
         // lines after it and says so.
         assert_eq!(head(), 0);
+        assert!(!log.is_synced());
         let r = crate::verify(t.path()).unwrap();
         assert_eq!((r.lines, r.after_head), (2, 2));
         // A durable append covers the lazy lines before it.
@@ -520,6 +535,7 @@ mod tests {
         assert_eq!(head(), 3);
         log.append_lazy("task.end", json!({})).unwrap();
         log.sync().unwrap();
+        assert!(log.is_synced());
         assert_eq!(head(), 4);
         log.append_lazy("last", json!({})).unwrap();
         drop(log);

@@ -155,6 +155,10 @@ pub(crate) async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
 /// Makes lazily recorded audit lines durable, so none stays unsynced for more than about a
 /// second.
 async fn sync_audit(pool: &Pool) {
+    // Idle servers have nothing to sync: no blocking-pool hand-off then.
+    if pool.audit.is_synced() {
+        return;
+    }
     let log = pool.audit.clone();
     match tokio::task::spawn_blocking(move || log.sync()).await {
         Ok(Ok(())) => {}
