@@ -13,7 +13,7 @@ use pincer_config::{
 use pincer_policy::{Policy, resolve_grants};
 use pincer_providers::{AnthropicProvider, ApiKey, HttpSettings, ModelProvider, OpenAiProvider};
 use pincer_store::{SessionInfo, SqliteStore};
-use pincer_tools::fs::{FsScope, ProtectedPath, Protection};
+use pincer_tools::fs::{Covers, FsScope, ProtectedPath, Protection};
 use pincer_tools::{ExecScope, ToolContext, ToolRegistry};
 use pincer_types::{AgentId, SystemClock};
 
@@ -166,11 +166,13 @@ pub(crate) fn open_audit(
 }
 
 /// Paths no tool may write (or, for secrets, read), whatever the workspace.
+///
+/// The list is resolved again at every file access (`FsScope`), so a file the operator replaces
+/// is protected again at once, and it covers every agent's directory but the caller's own
+/// agent-editable files (D1).
 pub(crate) fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<ProtectedPath> {
-    let no_write = |path: std::path::PathBuf, label: &str| ProtectedPath {
-        path,
-        label: label.to_owned(),
-        protection: Protection::NoWrite,
+    let no_write = |path: std::path::PathBuf, label: &str| {
+        ProtectedPath::new(path, label, Protection::NoWrite)
     };
     let db = home.state_db_path();
     let mut v = vec![
@@ -185,10 +187,11 @@ pub(crate) fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<Protect
         no_write(db.with_extension("db-journal"), "Pincer's state database"),
         no_write(home.audit_dir(), "the audit log"),
         no_write(home.skills_dir(), "installed skills"),
+        ProtectedPath::new(home.secrets_dir(), "Pincer's secrets", Protection::NoAccess),
+        // Every other agent's directory, including ones created later.
         ProtectedPath {
-            path: home.secrets_dir(),
-            label: "Pincer's secrets".into(),
-            protection: Protection::NoAccess,
+            covers: Covers::EntriesExcept(agent.as_str().to_owned()),
+            ..no_write(home.agents_dir(), "another agent's files")
         },
     ];
     let dir = home.agent_dir(agent);

@@ -195,6 +195,7 @@ pub fn search(fs: &FsScope, args: &SearchArgs) -> Result<SearchResult, ToolError
         .sort_by_file_name(|a, b| a.cmp(b))
         .filter_entry(|e| e.file_name() != ".git")
         .build();
+    let reader = fs.reader(root)?;
     let mut out = SearchResult::default();
     for entry in walk {
         let Ok(entry) = entry else { continue };
@@ -205,7 +206,7 @@ pub fn search(fs: &FsScope, args: &SearchArgs) -> Result<SearchResult, ToolError
             continue;
         };
         // The walk only proposes names; the bytes come through the confined reader.
-        let Ok(data) = fs.read(root, &rel, MAX_FILE) else {
+        let Ok(data) = reader.read(&rel, MAX_FILE) else {
             continue;
         };
         out.files_searched += 1;

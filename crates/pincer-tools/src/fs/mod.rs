@@ -1,6 +1,7 @@
 //! File tools and the confinement they all go through ([`FsScope`]).
 
 mod edit;
+mod guard;
 mod list;
 pub mod path;
 mod read;
@@ -8,11 +9,10 @@ mod scope;
 mod write;
 
 pub use edit::FsEdit;
+pub use guard::{Covers, ProtectedPath, Protection};
 pub use list::FsList;
 pub use read::FsRead;
-pub use scope::{
-    Entry, FileData, FsScope, Listing, ProtectedPath, Protection, WORKSPACE, WriteMode, sha256_hex,
-};
+pub use scope::{Entry, FileData, FsScope, Listing, Reader, WORKSPACE, WriteMode, sha256_hex};
 pub use write::FsWrite;
 
 use crate::ToolError;

@@ -12,9 +12,10 @@
 //! - files with more than one hard link are refused (a hard link can point outside);
 //! - writes go to a temporary file in the same directory and are renamed over the target, so they
 //!   never write through an existing link;
-//! - protected paths (config, secrets, state, audit, skills, instruction files) are identified by
-//!   device and inode, so no spelling of a path, no hard link and no workspace placement reaches
-//!   them.
+//! - protected paths (config, secrets, state, audit, skills, instruction files) are resolved
+//!   afresh for every operation and identified by device and inode and by (parent directory,
+//!   name) ([`super::guard`]), so no spelling of a path, no hard link, no workspace placement and
+//!   no replacement of the file by the operator reaches them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -28,99 +29,8 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use super::FsError;
+use super::guard::{Guard, Id, ProtectedPath, Protection};
 use super::path::{components, join};
-
-/// Identity of a file: device and inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Id {
-    dev: u64,
-    ino: u64,
-}
-
-impl Id {
-    fn of(st: &Stat) -> Self {
-        Self {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }
-    }
-}
-
-/// How strongly a path is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protection {
-    /// Tools may read it but never write, replace, move or delete it (or anything under it).
-    NoWrite,
-    /// Tools may not read or write it (or anything under it).
-    NoAccess,
-}
-
-/// A path file tools must not touch, with a label for error messages.
-#[derive(Debug, Clone)]
-pub struct ProtectedPath {
-    /// The path (need not exist yet).
-    pub path: PathBuf,
-    /// What it is, e.g. `Pincer configuration`.
-    pub label: String,
-    /// Read-only or no access at all.
-    pub protection: Protection,
-}
-
-#[derive(Debug, Default)]
-struct Guard {
-    /// Existing protected files and directories.
-    ids: BTreeMap<Id, (String, Protection)>,
-    /// Protected names that do not exist yet, by their parent directory.
-    missing: BTreeMap<(Id, String), (String, Protection)>,
-}
-
-impl Guard {
-    fn build(paths: &[ProtectedPath]) -> Self {
-        let mut g = Self::default();
-        for p in paths {
-            let v = (p.label.clone(), p.protection);
-            if let Ok(st) = rustix::fs::lstat(&p.path) {
-                g.ids.insert(Id::of(&st), v);
-            } else if let (Some(parent), Some(name)) = (p.path.parent(), p.path.file_name())
-                && let Ok(st) = rustix::fs::stat(parent)
-            {
-                g.missing
-                    .insert((Id::of(&st), name.to_string_lossy().into_owned()), v);
-            }
-        }
-        g
-    }
-
-    fn check(&self, id: Id, write: bool, what: &str) -> Result<(), FsError> {
-        match self.ids.get(&id) {
-            Some((label, Protection::NoAccess)) => Err(FsError::Protected(format!(
-                "{what} is {label}; tools cannot access it"
-            ))),
-            Some((label, Protection::NoWrite)) if write => Err(FsError::Protected(format!(
-                "{what} is {label}; tools cannot change it"
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    fn check_missing(
-        &self,
-        parent: Id,
-        name: &str,
-        write: bool,
-        what: &str,
-    ) -> Result<(), FsError> {
-        match self.missing.get(&(parent, name.to_owned())) {
-            Some((label, Protection::NoAccess)) => Err(FsError::Protected(format!(
-                "{what} is {label}; tools cannot access it"
-            ))),
-            Some((label, Protection::NoWrite)) if write => Err(FsError::Protected(format!(
-                "{what} is {label}; tools cannot create it"
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// One root: the workspace or a named read-only root.
 #[derive(Debug)]
@@ -128,8 +38,6 @@ struct Root {
     path: PathBuf,
     fd: OwnedFd,
     writable: bool,
-    /// Set when the root itself lies inside a protected directory.
-    inside: Option<(String, Protection)>,
 }
 
 /// Name of the writable root.
@@ -184,7 +92,8 @@ pub enum WriteMode {
 #[derive(Debug)]
 pub struct FsScope {
     roots: BTreeMap<String, Root>,
-    guard: Guard,
+    /// Resolved again for every operation ([`Guard::build`]).
+    protected: Vec<ProtectedPath>,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -217,8 +126,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl FsScope {
-    /// Opens the workspace (writable) and named read-only roots, and records the protected paths
-    /// by identity.
+    /// Opens the workspace (writable) and named read-only roots, and keeps the protected paths,
+    /// which every operation resolves again at the moment of access.
     ///
     /// # Errors
     /// [`FsError::Io`] when a root cannot be opened as a directory.
@@ -227,34 +136,47 @@ impl FsScope {
         read_roots: &BTreeMap<String, PathBuf>,
         protected: &[ProtectedPath],
     ) -> Result<Self, FsError> {
-        let guard = Guard::build(protected);
         let mut roots = BTreeMap::new();
-        roots.insert(
-            WORKSPACE.to_owned(),
-            Self::open_root(workspace, true, &guard)?,
-        );
+        roots.insert(WORKSPACE.to_owned(), Self::open_root(workspace, true)?);
         for (name, path) in read_roots {
-            roots.insert(name.clone(), Self::open_root(path, false, &guard)?);
+            roots.insert(name.clone(), Self::open_root(path, false)?);
         }
-        Ok(Self { roots, guard })
+        Ok(Self {
+            roots,
+            protected: protected.to_vec(),
+        })
     }
 
-    fn open_root(path: &Path, writable: bool, guard: &Guard) -> Result<Root, FsError> {
+    fn open_root(path: &Path, writable: bool) -> Result<Root, FsError> {
         let fd = rustix::fs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| io(e, &format!("opening root {}", path.display())))?;
-        // Walk up to `/` by handle: is the root itself inside something protected?
-        let mut inside = None;
-        let mut cur = rustix::fs::openat(&fd, ".", dir_flags(), Mode::empty())
+        Ok(Root {
+            path: path.to_owned(),
+            fd,
+            writable,
+        })
+    }
+
+    /// The protected set as it is now.
+    fn guard(&self) -> Guard {
+        Guard::build(&self.protected)
+    }
+
+    /// Walks up from a root to `/` by handle: does the root lie inside something protected?
+    fn inside<'g>(
+        root: &Root,
+        guard: &'g Guard,
+    ) -> Result<Option<&'g (String, Protection)>, FsError> {
+        let mut cur = rustix::fs::openat(&root.fd, ".", dir_flags(), Mode::empty())
             .map_err(|e| io(e, "opening root"))?;
         for _ in 0..4096 {
             let id = Id::of(&rustix::fs::fstat(&cur).map_err(|e| io(e, "stat"))?);
-            if let Some(v) = guard.ids.get(&id) {
-                inside = Some(v.clone());
-                break;
+            if let Some(v) = guard.rule(id) {
+                return Ok(Some(v));
             }
             let parent = rustix::fs::openat(&cur, "..", dir_flags(), Mode::empty())
                 .map_err(|e| io(e, "opening parent"))?;
@@ -264,12 +186,7 @@ impl FsScope {
             }
             cur = parent;
         }
-        Ok(Root {
-            path: path.to_owned(),
-            fd,
-            writable,
-            inside,
-        })
+        Ok(None)
     }
 
     /// Names of the roots (`workspace` first is not guaranteed; sorted).
@@ -282,7 +199,7 @@ impl FsScope {
         self.roots.get(root).map(|r| r.path.as_path())
     }
 
-    fn root(&self, name: &str, write: bool) -> Result<&Root, FsError> {
+    fn root(&self, name: &str, write: bool, guard: &Guard) -> Result<&Root, FsError> {
         let r = self.roots.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.root_names().collect();
             FsError::UnknownRoot(format!(
@@ -293,7 +210,7 @@ impl FsScope {
         if write && !r.writable {
             return Err(FsError::ReadOnly(name.to_owned()));
         }
-        match &r.inside {
+        match Self::inside(r, guard)? {
             Some((label, Protection::NoAccess)) => Err(FsError::Protected(format!(
                 "root `{name}` lies inside {label}; tools cannot access it"
             ))),
@@ -308,6 +225,7 @@ impl FsScope {
     /// against the protected set). With `create`, missing directories are made (0755).
     fn walk(
         &self,
+        g: &Guard,
         root: &Root,
         comps: &[&str],
         write: bool,
@@ -316,15 +234,14 @@ impl FsScope {
         let mut cur = rustix::fs::openat(&root.fd, ".", dir_flags(), Mode::empty())
             .map_err(|e| io(e, "opening root"))?;
         let id = Id::of(&rustix::fs::fstat(&cur).map_err(|e| io(e, "stat"))?);
-        self.guard.check(id, write, "the root")?;
+        g.check(id, write, "the root")?;
+        let mut pid = id;
         for (i, c) in comps.iter().enumerate() {
             let shown = join(&comps[..=i]);
+            g.check_name(pid, c, write, &format!("`{shown}`"))?;
             let next = match rustix::fs::openat(&cur, *c, dir_flags(), Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) if create => {
-                    let pid = Id::of(&rustix::fs::fstat(&cur).map_err(|e| io(e, "stat"))?);
-                    self.guard
-                        .check_missing(pid, c, write, &format!("`{shown}`"))?;
                     match rustix::fs::mkdirat(&cur, *c, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(io(e, &format!("creating `{shown}`"))),
@@ -335,7 +252,8 @@ impl FsScope {
                 Err(e) => return Err(self.classify(&cur, c, &shown, e)),
             };
             let id = Id::of(&rustix::fs::fstat(&next).map_err(|e| io(e, "stat"))?);
-            self.guard.check(id, write, &format!("`{shown}`"))?;
+            g.check(id, write, &format!("`{shown}`"))?;
+            pid = id;
             cur = next;
         }
         Ok(cur)
@@ -361,6 +279,7 @@ impl FsScope {
     /// With `create`, missing parent directories are made. The root itself is not a file.
     fn target<'p>(
         &self,
+        g: &Guard,
         root: &Root,
         path: &'p str,
         write: bool,
@@ -371,7 +290,7 @@ impl FsScope {
         let name = comps
             .pop()
             .ok_or_else(|| FsError::IsADirectory(".".into()))?;
-        let dir = self.walk(root, &comps, write, create)?;
+        let dir = self.walk(g, root, &comps, write, create)?;
         Ok(Target { dir, name, shown })
     }
 
@@ -404,21 +323,20 @@ impl FsScope {
     /// and protection rules. Returns `None` when it does not exist.
     fn inspect(
         &self,
+        g: &Guard,
         dir: &OwnedFd,
         name: &str,
         shown: &str,
         write: bool,
     ) -> Result<Option<Stat>, FsError> {
         let pid = Id::of(&rustix::fs::fstat(dir).map_err(|e| io(e, "stat"))?);
-        self.guard
-            .check_missing(pid, name, write, &format!("`{shown}`"))?;
+        g.check_name(pid, name, write, &format!("`{shown}`"))?;
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(io(e, shown)),
         };
-        self.guard
-            .check(Id::of(&st), write, &format!("`{shown}`"))?;
+        g.check(Id::of(&st), write, &format!("`{shown}`"))?;
         match kind_of(&st) {
             FileType::RegularFile => {}
             FileType::Symlink => return Err(FsError::Symlink(shown.to_owned())),
@@ -463,8 +381,9 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation or a missing file.
     pub fn check_read(&self, root: &str, path: &str) -> Result<String, FsError> {
-        let t = self.target(self.root(root, false)?, path, false, false)?;
-        self.inspect(&t.dir, t.name, &t.shown, false)?
+        let g = self.guard();
+        let t = self.target(&g, self.root(root, false, &g)?, path, false, false)?;
+        self.inspect(&g, &t.dir, t.name, &t.shown, false)?
             .ok_or_else(|| FsError::NotFound(t.shown.clone()))?;
         Ok(t.shown)
     }
@@ -474,9 +393,10 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation or a missing directory.
     pub fn check_dir(&self, root: &str, path: &str) -> Result<String, FsError> {
-        let r = self.root(root, false)?;
+        let g = self.guard();
+        let r = self.root(root, false, &g)?;
         let comps = components(path)?;
-        self.walk(r, &comps, false, false)?;
+        self.walk(&g, r, &comps, false, false)?;
         Ok(join(&comps))
     }
 
@@ -485,9 +405,28 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation, a missing file or an I/O error.
     pub fn read(&self, root: &str, path: &str, cap: u64) -> Result<FileData, FsError> {
-        let t = self.target(self.root(root, false)?, path, false, false)?;
+        self.reader(root)?.read(path, cap)
+    }
+
+    /// A reader for many files of one root (a search), resolving the protected set and checking
+    /// the root once. Use it for one batch of reads, not across tool calls.
+    ///
+    /// # Errors
+    /// [`FsError`] when the root is unknown or protected.
+    pub fn reader(&self, root: &str) -> Result<Reader<'_>, FsError> {
+        let guard = self.guard();
+        let root = self.root(root, false, &guard)?;
+        Ok(Reader {
+            scope: self,
+            guard,
+            root,
+        })
+    }
+
+    fn read_in(&self, g: &Guard, r: &Root, path: &str, cap: u64) -> Result<FileData, FsError> {
+        let t = self.target(g, r, path, false, false)?;
         let st = self
-            .inspect(&t.dir, t.name, &t.shown, false)?
+            .inspect(g, &t.dir, t.name, &t.shown, false)?
             .ok_or_else(|| FsError::NotFound(t.shown.clone()))?;
         let file = self.open_checked(&t.dir, t.name, &t.shown, &st)?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
@@ -514,13 +453,14 @@ impl FsScope {
         path: &str,
         cap: u64,
     ) -> Result<Option<(String, Vec<u8>)>, FsError> {
-        let t = match self.target(self.root(WORKSPACE, true)?, path, true, false) {
+        let g = self.guard();
+        let t = match self.target(&g, self.root(WORKSPACE, true, &g)?, path, true, false) {
             Ok(t) => t,
             // Missing parents are created at write time.
             Err(FsError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(st) = self.inspect(&t.dir, t.name, &t.shown, true)? else {
+        let Some(st) = self.inspect(&g, &t.dir, t.name, &t.shown, true)? else {
             return Ok(None);
         };
         let bytes = self.read_capped(&t, &st, cap)?;
@@ -534,9 +474,10 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation, a changed file or an I/O error.
     pub fn write(&self, path: &str, content: &[u8], mode: &WriteMode) -> Result<(), FsError> {
-        let t = self.target(self.root(WORKSPACE, true)?, path, true, true)?;
+        let g = self.guard();
+        let t = self.target(&g, self.root(WORKSPACE, true, &g)?, path, true, true)?;
         let (dir, name, shown) = (&t.dir, t.name, &t.shown);
-        let existing = self.inspect(dir, name, shown, true)?;
+        let existing = self.inspect(&g, dir, name, shown, true)?;
         let perm = match (&existing, mode) {
             (None, WriteMode::Create) => 0o644,
             (Some(_), WriteMode::Create) => return Err(FsError::Exists(t.shown)),
@@ -587,9 +528,10 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation, a changed file or an I/O error.
     pub fn remove(&self, path: &str, sha256: &str) -> Result<(), FsError> {
-        let t = self.target(self.root(WORKSPACE, true)?, path, true, false)?;
+        let g = self.guard();
+        let t = self.target(&g, self.root(WORKSPACE, true, &g)?, path, true, false)?;
         let st = self
-            .inspect(&t.dir, t.name, &t.shown, true)?
+            .inspect(&g, &t.dir, t.name, &t.shown, true)?
             .ok_or_else(|| FsError::Changed(t.shown.clone()))?;
         self.expect_content(&t, &st, sha256)?;
         rustix::fs::unlinkat(&t.dir, t.name, AtFlags::empty()).map_err(|e| io(e, &t.shown))?;
@@ -609,21 +551,23 @@ impl FsScope {
         depth: u32,
         limit: usize,
     ) -> Result<Listing, FsError> {
-        let r = self.root(root, false)?;
+        let g = self.guard();
+        let r = self.root(root, false, &g)?;
         let comps = components(path)?;
-        let dir = self.walk(r, &comps, false, false)?;
+        let dir = self.walk(&g, r, &comps, false, false)?;
         let prefix = if comps.is_empty() {
             String::new()
         } else {
             format!("{}/", join(&comps))
         };
         let mut out = Listing::default();
-        self.list_into(&dir, &prefix, depth.max(1), limit, &mut out)?;
+        self.list_into(&g, &dir, &prefix, depth.max(1), limit, &mut out)?;
         Ok(out)
     }
 
     fn list_into(
         &self,
+        g: &Guard,
         dir: &OwnedFd,
         prefix: &str,
         depth: u32,
@@ -653,10 +597,7 @@ impl FsScope {
             let Ok(st) = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            let hidden = matches!(
-                self.guard.ids.get(&Id::of(&st)),
-                Some((_, Protection::NoAccess))
-            );
+            let hidden = matches!(g.rule(Id::of(&st)), Some((_, Protection::NoAccess)));
             if hidden {
                 continue;
             }
@@ -677,7 +618,7 @@ impl FsScope {
                 else {
                     continue;
                 };
-                self.list_into(&sub, &format!("{path}/"), depth - 1, limit, out)?;
+                self.list_into(g, &sub, &format!("{path}/"), depth - 1, limit, out)?;
                 if out.truncated {
                     return Ok(());
                 }
@@ -692,15 +633,34 @@ impl FsScope {
     /// # Errors
     /// [`FsError`] on any confinement violation.
     pub fn search_base(&self, root: &str, path: &str) -> Result<PathBuf, FsError> {
-        let r = self.root(root, false)?;
+        let g = self.guard();
+        let r = self.root(root, false, &g)?;
         let comps = components(path)?;
         // Resolving proves the directory exists beneath the root via handles.
-        let _ = self.walk(r, &comps, false, false)?;
+        let _ = self.walk(&g, r, &comps, false, false)?;
         Ok(if comps.is_empty() {
             r.path.clone()
         } else {
             r.path.join(join(&comps))
         })
+    }
+}
+
+/// Reads files of one root under one resolution of the protected set ([`FsScope::reader`]).
+#[derive(Debug)]
+pub struct Reader<'s> {
+    scope: &'s FsScope,
+    guard: Guard,
+    root: &'s Root,
+}
+
+impl Reader<'_> {
+    /// Reads up to `cap` bytes of a regular file, like [`FsScope::read`].
+    ///
+    /// # Errors
+    /// [`FsError`] on any confinement violation, a missing file or an I/O error.
+    pub fn read(&self, path: &str, cap: u64) -> Result<FileData, FsError> {
+        self.scope.read_in(&self.guard, self.root, path, cap)
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 
 use pincer_tools::ToolError;
-use pincer_tools::fs::{ProtectedPath, Protection};
+use pincer_tools::fs::{Covers, ProtectedPath, Protection};
 use pincer_types::RiskTier;
 use serde_json::json;
 
@@ -227,11 +227,8 @@ async fn read_only_roots_are_readable_and_never_writable() {
 }
 
 fn protected_home(d: &Dirs) -> Vec<ProtectedPath> {
-    let p = |rel: &str, label: &str, protection| ProtectedPath {
-        path: d.ws.join(rel),
-        label: label.into(),
-        protection,
-    };
+    let p =
+        |rel: &str, label: &str, protection| ProtectedPath::new(d.ws.join(rel), label, protection);
     fs::write(d.ws.join("config.toml"), "version = 1\n").unwrap();
     fs::create_dir_all(d.ws.join("audit")).unwrap();
     fs::write(d.ws.join("audit/2026-01-01.jsonl"), "{}\n").unwrap();
@@ -311,11 +308,11 @@ async fn a_workspace_inside_a_protected_directory_is_read_only() {
     let d = dirs();
     let inner = d.out.join("audit/ws");
     fs::create_dir_all(&inner).unwrap();
-    let protected = [ProtectedPath {
-        path: d.out.join("audit"),
-        label: "the audit log".into(),
-        protection: Protection::NoWrite,
-    }];
+    let protected = [ProtectedPath::new(
+        d.out.join("audit"),
+        "the audit log",
+        Protection::NoWrite,
+    )];
     let env = Env::with(&inner, BTreeMap::new(), &protected);
     forbidden(env.plan("fs.write", json!({"path": "x.txt", "content": "x"})));
 }
@@ -364,4 +361,94 @@ async fn a_file_changed_after_approval_is_not_overwritten() {
         fs::read_to_string(d.ws.join("f.txt")).unwrap(),
         "v2 from someone else"
     );
+}
+
+/// Issue 25.1: the operator saves the config by rename (`pincer config set`, an editor,
+/// `sed -i`): the new file has a new inode and must be protected at once, by a scope that was
+/// opened before the replacement (as in a long-running `pincer serve`).
+#[tokio::test]
+async fn a_protected_file_replaced_by_rename_stays_protected() {
+    let d = dirs();
+    let protected = protected_home(&d);
+    let env = Env::with(&d.ws, BTreeMap::new(), &protected);
+    forbidden(env.plan(
+        "fs.write",
+        json!({"path": "config.toml", "content": "pwned"}),
+    ));
+    // The operator's save: temp file + rename, as `pincer config set` does.
+    for (file, body) in [
+        ("config.toml", "version = 1\n# edited\n"),
+        ("SOUL.md", "be kind"),
+    ] {
+        fs::write(d.ws.join("operator.tmp"), body).unwrap();
+        fs::rename(d.ws.join("operator.tmp"), d.ws.join(file)).unwrap();
+    }
+    let m = forbidden(env.plan(
+        "fs.edit",
+        json!({"path": "config.toml", "old_string": "version = 1", "new_string": "version = 1\n[security]\napproval_mode = \"trusted\""}),
+    ));
+    assert!(m.contains("protected"), "{m}");
+    forbidden(env.plan("fs.write", json!({"path": "SOUL.md", "content": "obey"})));
+    forbidden(env.plan(
+        "apply_patch",
+        json!({"patch": "*** Begin Patch\n*** Delete File: config.toml\n*** End Patch"}),
+    ));
+    // A whole protected directory recreated by the operator is protected again too.
+    fs::remove_dir_all(d.ws.join("audit")).unwrap();
+    fs::create_dir(d.ws.join("audit")).unwrap();
+    forbidden(env.plan(
+        "fs.write",
+        json!({"path": "audit/2026-01-02.jsonl", "content": "{}"}),
+    ));
+    assert_eq!(
+        fs::read_to_string(d.ws.join("config.toml")).unwrap(),
+        "version = 1\n# edited\n"
+    );
+}
+
+/// Issue 25.2: an agent may not touch another agent's directory — instruction files, heartbeat,
+/// or a new agent directory made in advance — while its own editable files stay writable.
+#[tokio::test]
+async fn another_agents_files_are_protected_and_new_agent_dirs_cannot_be_made() {
+    let d = dirs();
+    let agents = d.ws.join("agents");
+    for a in ["main", "other"] {
+        fs::create_dir_all(agents.join(a)).unwrap();
+        fs::write(agents.join(a).join("SOUL.md"), "be nice").unwrap();
+        fs::write(agents.join(a).join("DEVPLAN.md"), "plan").unwrap();
+    }
+    let protected = [ProtectedPath {
+        covers: Covers::EntriesExcept("main".into()),
+        ..ProtectedPath::new(&agents, "another agent's files", Protection::NoWrite)
+    }];
+    let env = Env::with(&d.ws, BTreeMap::new(), &protected);
+    for path in [
+        "agents/other/SOUL.md",
+        "agents/other/RULES.md",
+        "agents/other/HEARTBEAT.md",
+        "agents/other/DEVPLAN.md",
+        "agents/later/SOUL.md",
+    ] {
+        let m = forbidden(env.plan("fs.write", json!({"path": path, "content": "pwned"})));
+        assert!(m.contains("another agent"), "{path}: {m}");
+    }
+    forbidden(env.plan(
+        "apply_patch",
+        json!({"patch": "*** Begin Patch\n*** Add File: agents/other/HEARTBEAT.md\n+run rm -rf\n*** End Patch"}),
+    ));
+    // Reading another agent's files is allowed; writing one's own editable file too.
+    env.call("fs.read", json!({"path": "agents/other/SOUL.md"}))
+        .await
+        .unwrap();
+    env.call(
+        "fs.write",
+        json!({"path": "agents/main/DEVPLAN.md", "content": "new plan"}),
+    )
+    .await
+    .unwrap();
+    assert!(!agents.join("later").exists());
+    assert!(!agents.join("other/HEARTBEAT.md").exists());
+    // A workspace inside another agent's directory is read-only.
+    let env = Env::with(&agents.join("other"), BTreeMap::new(), &protected);
+    forbidden(env.plan("fs.write", json!({"path": "x.md", "content": "x"})));
 }
