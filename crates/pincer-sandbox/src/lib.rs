@@ -20,6 +20,7 @@ mod bwrap;
 mod capture;
 mod cgroup;
 mod error;
+pub mod fds;
 mod helper;
 pub mod launch;
 mod native;

@@ -325,3 +325,61 @@ async fn background_processes_start_poll_cap_and_kill() {
     let missing = last(6);
     assert_eq!(missing["status"], "not_found", "{missing}");
 }
+
+/// Issue 25.3: `pincer` started from a shell holding `exec 7<secret 8<>config.toml` must not
+/// pass those descriptors into a sandboxed command, with either provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inherited_descriptors_never_reach_a_sandboxed_command() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    for provider in ["native", "bwrap"] {
+        if provider == "bwrap" && which("bwrap").is_none() {
+            assert!(!ci, "bwrap is required under CI");
+            eprintln!("SKIP bwrap (not installed, not CI)");
+            continue;
+        }
+        let server = FakeLlm::start(vec![]).await.unwrap();
+        let home = Home::new();
+        exec_on_trusted(&home, &server).await;
+        set(&home, "security.sandbox", provider).await;
+        let secret = home.dir.path().join("secret.txt");
+        std::fs::write(&secret, "TOP-SECRET-7").unwrap();
+        let config = home.path().join("config.toml");
+        let before = std::fs::read(&config).unwrap();
+        let args = json!({
+            "command": "ls /proc/self/fd; cat <&7; echo pwned >&8; cat /proc/self/fd/7; echo end"
+        })
+        .to_string();
+        let out = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(r#"exec 7<"$1" 8<>"$2"; shift 2; exec "$@""#)
+            .arg("bash")
+            .arg(&secret)
+            .arg(&config)
+            .arg(env!("CARGO_BIN_EXE_pincer"))
+            .args(["tools", "call", "shell.exec", "--args", &args, "--approve"])
+            .env("PINCER_HOME", home.path())
+            .output()
+            .await
+            .unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{provider}: {text}");
+        assert!(text.contains("end"), "{provider}: the command ran: {text}");
+        assert!(
+            !text.contains("TOP-SECRET-7"),
+            "{provider}: inherited fd 7 was readable: {text}"
+        );
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            before,
+            "{provider}: inherited fd 8 wrote to config.toml"
+        );
+    }
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(program))
+            .find(|c| c.is_file())
+    })
+}

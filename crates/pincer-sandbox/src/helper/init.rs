@@ -34,6 +34,8 @@ pub(super) fn run(json: &str) -> Result<Infallible, StepError> {
             .and_then(|()| err.flush())
             .map_err(at("handshake"))?;
     }
+    // Last step before the command: no descriptor the parent inherited may pass into it.
+    crate::fds::seal_inherited().map_err(at("close inherited descriptors"))?;
     let e = Command::new(&program)
         .arg0(&exec.argv[0])
         .args(&exec.argv[1..])
