@@ -9,14 +9,16 @@
 //! The agent gate (`pincer_agent::Gate`) writes every tool call, policy decision and approval
 //! here; `pincer audit verify|tail|search` read it.
 
+mod anchor;
 mod error;
 mod log;
 mod read;
 mod redact;
 mod verify;
 
+pub use anchor::{Anchor, AnchorKey, Checkpoint};
 pub use error::AuditError;
 pub use log::{AuditLog, GENESIS};
 pub use read::{Entry, Follower, entries};
 pub use redact::Redactor;
-pub use verify::{VerifyReport, verify};
+pub use verify::{VerifyReport, verify, verify_anchored};

@@ -23,6 +23,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::anchor::Anchor;
 use crate::{AuditError, Redactor};
 
 /// `prev_hash` of the first line.
@@ -117,6 +118,9 @@ pub struct AuditLog {
     synced_cv: Condvar,
     /// `<dir>/.lock`, open for the log's life (see [`DirLock`]).
     lock_file: Mutex<File>,
+    /// The keyed checkpoint moved with `HEAD`, while it is consistent with the log
+    /// ([`crate::anchor`]); `None` when unanchored or frozen.
+    anchor: Option<Anchor>,
 }
 
 /// `HEAD`'s fixed width: it is rewritten in place, so every version has the same length.
@@ -194,6 +198,29 @@ pub(crate) fn day_files(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
     Ok(files)
 }
 
+/// The hash of line `seq`, searching day files newest first; `None` when no line has it.
+pub(crate) fn hash_at(dir: &Path, seq: u64) -> Result<Option<String>, AuditError> {
+    for path in day_files(dir)?.iter().rev() {
+        let f = File::open(path).map_err(|e| AuditError::io(path, e))?;
+        let mut first = None;
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(|e| AuditError::io(path, e))?;
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            let s = v.get("seq").and_then(Value::as_u64);
+            first = first.or(s);
+            if s == Some(seq) {
+                return Ok(v.get("hash").and_then(Value::as_str).map(str::to_owned));
+            }
+        }
+        if first.is_some_and(|f| f < seq) {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
 fn last_line_state(dir: &Path) -> Result<Option<(u64, String)>, AuditError> {
     let Some(last) = day_files(dir)?.pop() else {
         return Ok(None);
@@ -253,7 +280,60 @@ impl AuditLog {
             }),
             synced_cv: Condvar::new(),
             lock_file: Mutex::new(lock_file),
+            anchor: None,
         })
+    }
+
+    /// Opens the log like [`AuditLog::open`] and moves a keyed anchor with `HEAD` from now on.
+    ///
+    /// `fresh_key` says the key was just created: the current end of the log is then trusted and
+    /// anchored, and an `audit.anchored` line records it. Otherwise the anchor found must match
+    /// the log; when it is missing, forged or does not match, it is left frozen as it is (never
+    /// rewritten over a tampered log) and `verify_anchored` keeps reporting the problem.
+    ///
+    /// # Errors
+    /// As [`AuditLog::open`], and when the anchor cannot be written.
+    pub fn open_anchored(
+        dir: &Path,
+        redactor: Redactor,
+        anchor: Anchor,
+        fresh_key: bool,
+    ) -> Result<Self, AuditError> {
+        let mut log = Self::open(dir, redactor)?;
+        let (seq, hash) = {
+            let st = log.state.lock().unwrap_or_else(PoisonError::into_inner);
+            (st.seq, st.hash.clone())
+        };
+        if fresh_key {
+            anchor.write(seq, &hash)?;
+            log.anchor = Some(anchor);
+            log.append_lazy(
+                "audit.anchored",
+                json!({"key": log.anchor.as_ref().map(|a| a.key.id()), "lines_before": seq}),
+            )?;
+            return Ok(log);
+        }
+        let consistent = match anchor.read() {
+            Ok(Some(cp)) if cp.seq == seq => cp.hash == hash,
+            Ok(Some(cp)) if cp.seq < seq => hash_at(dir, cp.seq)?.as_deref() == Some(&cp.hash),
+            Ok(None) => seq == 0,
+            Ok(Some(_)) | Err(_) => false,
+        };
+        if consistent {
+            log.anchor = Some(anchor);
+        } else {
+            tracing::error!(
+                "audit log {}: the anchor {} does not match the log; it is left as it is — run `pincer audit verify`",
+                dir.display(),
+                anchor.path.display()
+            );
+        }
+        Ok(log)
+    }
+
+    /// Whether a keyed anchor moves with `HEAD` (false when unanchored or frozen).
+    pub fn is_anchored(&self) -> bool {
+        self.anchor.is_some()
     }
 
     /// Appends one event of type `kind` with `fields` (an object), redacted before hashing, and
@@ -430,6 +510,9 @@ impl AuditLog {
             return Ok(target);
         }
         write_head(&self.dir, target, &hash)?;
+        if let Some(a) = &self.anchor {
+            a.write(target, &hash)?;
+        }
         Ok(target)
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::AuditError;
+use crate::anchor::{Anchor, AnchorKey};
 use crate::log::{GENESIS, day_files, head_path, line_hash, read_head};
 
 /// What a sound log contains.
@@ -21,6 +22,8 @@ pub struct VerifyReport {
     /// Lines after the one `HEAD` names: written, not yet synced (a running writer moves
     /// `HEAD` at its next sync — at most about a second later in `pincer serve`).
     pub after_head: u64,
+    /// The line the keyed anchor vouches for ([`verify_anchored`]); `None` when unanchored.
+    pub anchored: Option<u64>,
 }
 
 /// Verifies every line in `dir`.
@@ -33,7 +36,68 @@ pub struct VerifyReport {
 /// [`AuditError::Tampered`] naming the first bad line (edited, deleted, reordered, torn) or the
 /// `HEAD` file (tail truncated); [`AuditError::Io`] when a file cannot be read.
 pub fn verify(dir: &Path) -> Result<VerifyReport, AuditError> {
+    verify_probing(dir, None).map(|(r, _)| r)
+}
+
+/// Verifies the log like [`verify`] and checks it against its keyed anchor
+/// ([`crate::anchor`]): the anchored line must exist and carry the anchored hash, so a wiped,
+/// truncated-and-re-headed or recomputed log is detected. Without a key (a home from before
+/// anchoring) the log is verified unanchored and [`VerifyReport::anchored`] is `None`.
+///
+/// # Errors
+/// As [`verify`], and [`AuditError::Tampered`] when the anchor is missing while its key exists,
+/// forged, or does not match the log.
+pub fn verify_anchored(
+    dir: &Path,
+    key_path: &Path,
+    anchor_path: &Path,
+) -> Result<VerifyReport, AuditError> {
+    let Some(key) = AnchorKey::load(key_path)? else {
+        if anchor_path.exists() {
+            return Err(AuditError::Tampered {
+                path: key_path.to_owned(),
+                line: 0,
+                reason: "the audit anchor key is missing while an anchor exists".into(),
+            });
+        }
+        return verify(dir);
+    };
+    let anchor = Anchor {
+        path: anchor_path.to_owned(),
+        key,
+    };
+    let bad = |reason: String| AuditError::Tampered {
+        path: anchor_path.to_owned(),
+        line: 0,
+        reason,
+    };
+    let cp = anchor.read()?.ok_or_else(|| {
+        bad("the anchor is missing while its key exists (deleted with the log?)".into())
+    })?;
+    let (mut report, at) = verify_probing(dir, Some(cp.seq))?;
+    if cp.seq > report.lines {
+        return Err(bad(format!(
+            "the anchor records {} lines but the log holds {}: lines were removed or the log was replaced",
+            cp.seq, report.lines
+        )));
+    }
+    if at.as_deref() != Some(cp.hash.as_str()) {
+        return Err(bad(format!(
+            "line {} does not carry the anchored hash: the log was rewritten and its chain recomputed",
+            cp.seq
+        )));
+    }
+    report.anchored = Some(cp.seq);
+    Ok(report)
+}
+
+/// Verifies and returns the hash of line `probe` when it exists.
+fn verify_probing(
+    dir: &Path,
+    probe: Option<u64>,
+) -> Result<(VerifyReport, Option<String>), AuditError> {
     let head = read_head(dir)?;
+    let mut probed = (probe == Some(0)).then(|| GENESIS.to_owned());
     let files = day_files(dir)?;
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_owned();
@@ -45,6 +109,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, AuditError> {
             prev = check_line(path, i + 1, &line, expected_seq, &prev)?;
             if head.as_ref().is_some_and(|h| h.0 == expected_seq) {
                 at_head = Some(prev.clone());
+            }
+            if probe == Some(expected_seq) {
+                probed = Some(prev.clone());
             }
             expected_seq += 1;
         }
@@ -77,12 +144,16 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, AuditError> {
         }
         _ => {}
     }
-    Ok(VerifyReport {
-        lines,
-        files: files.len(),
-        last_hash: prev,
-        after_head: lines.saturating_sub(head_seq),
-    })
+    Ok((
+        VerifyReport {
+            lines,
+            files: files.len(),
+            last_hash: prev,
+            after_head: lines.saturating_sub(head_seq),
+            anchored: None,
+        },
+        probed,
+    ))
 }
 
 fn check_line(

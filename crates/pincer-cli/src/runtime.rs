@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use pincer_agent::{Approver, Gate, RunRequest, RunSettings, Runner};
-use pincer_audit::{AuditLog, Redactor};
+use pincer_audit::{Anchor, AnchorKey, AuditLog, Redactor};
 use pincer_config::{
     AgentConfig, Config, LoadedConfig, PincerHome, ProviderConfig, ProviderKind, ToolSelector,
 };
@@ -162,7 +162,17 @@ pub(crate) fn open_audit(
             home.config_path().display()
         ))
     })?;
-    Ok(Arc::new(AuditLog::open(&home.audit_dir(), redactor)?))
+    let (key, fresh) = AnchorKey::load_or_create(&home.audit_key_path())?;
+    let anchor = Anchor {
+        path: home.audit_anchor_path(),
+        key,
+    };
+    Ok(Arc::new(AuditLog::open_anchored(
+        &home.audit_dir(),
+        redactor,
+        anchor,
+        fresh,
+    )?))
 }
 
 /// Paths no tool may write (or, for secrets, read), whatever the workspace.

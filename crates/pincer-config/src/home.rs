@@ -94,6 +94,14 @@ impl PincerHome {
     pub fn audit_dir(&self) -> PathBuf {
         self.root.join("audit")
     }
+    /// `secrets/audit.key`: the key the audit anchor is signed with.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.secrets_dir().join("audit.key")
+    }
+    /// `secrets/audit.anchor`: the keyed checkpoint of the audit chain's end, outside `audit/`.
+    pub fn audit_anchor_path(&self) -> PathBuf {
+        self.secrets_dir().join("audit.anchor")
+    }
     /// `secrets/`: credentials Pincer keeps on disk (never readable or writable by tools).
     pub fn secrets_dir(&self) -> PathBuf {
         self.root.join("secrets")

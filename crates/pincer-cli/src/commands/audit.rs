@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use pincer_audit::{AuditError, Entry, Follower, entries, verify};
+use pincer_audit::{AuditError, Entry, Follower, entries, verify_anchored};
 use serde_json::{Value, json};
 
 use crate::cli::{AuditCommand, AuditSearchArgs};
@@ -17,45 +17,53 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let dir = home.audit_dir();
     match cmd {
-        AuditCommand::Verify { json } => match verify(&dir) {
-            Ok(r) => {
-                if json {
-                    println!(
-                        "{}",
-                        json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
-                               "after_head": r.after_head})
-                    );
-                } else {
-                    println!(
-                        "ok: {} lines in {} files, chain intact (last hash {})",
-                        r.lines, r.files, r.last_hash
-                    );
-                    if r.after_head > 0 {
+        AuditCommand::Verify { json } => {
+            match verify_anchored(&dir, &home.audit_key_path(), &home.audit_anchor_path()) {
+                Ok(r) => {
+                    if json {
                         println!(
-                            "{} line(s) after HEAD: written by a running Pincer, not yet synced",
-                            r.after_head
+                            "{}",
+                            json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
+                               "after_head": r.after_head, "anchored": r.anchored})
+                        );
+                    } else {
+                        println!(
+                            "ok: {} lines in {} files, chain intact (last hash {})",
+                            r.lines, r.files, r.last_hash
+                        );
+                        match r.anchored {
+                            Some(seq) => println!("anchored: line {seq} matches the keyed anchor"),
+                            None => println!(
+                                "warning: not anchored (no audit key yet); the next Pincer run anchors it"
+                            ),
+                        }
+                        if r.after_head > 0 {
+                            println!(
+                                "{} line(s) after HEAD: written by a running Pincer, not yet synced",
+                                r.after_head
+                            );
+                        }
+                    }
+                    Ok(0)
+                }
+                Err(AuditError::Tampered { path, line, reason }) => {
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"ok": false, "path": path, "line": line, "reason": reason})
                         );
                     }
+                    let at = if line == 0 {
+                        format!("{}", path.display())
+                    } else {
+                        format!("{}:{line}", path.display())
+                    };
+                    eprintln!("error: audit log is not intact: {at}: {reason}");
+                    Ok(FAILED)
                 }
-                Ok(0)
+                Err(e) => Err(e.into()),
             }
-            Err(AuditError::Tampered { path, line, reason }) => {
-                if json {
-                    println!(
-                        "{}",
-                        json!({"ok": false, "path": path, "line": line, "reason": reason})
-                    );
-                }
-                let at = if line == 0 {
-                    format!("{}", path.display())
-                } else {
-                    format!("{}:{line}", path.display())
-                };
-                eprintln!("error: audit log is not intact: {at}: {reason}");
-                Ok(FAILED)
-            }
-            Err(e) => Err(e.into()),
-        },
+        }
         AuditCommand::Tail {
             lines,
             follow,

@@ -223,11 +223,19 @@ fn check_audit(home: &PincerHome, r: &mut Report) {
         r.add("audit.chain", Status::Skip, "no audit log yet", None);
         return;
     }
-    match pincer_audit::verify(&dir) {
+    match pincer_audit::verify_anchored(&dir, &home.audit_key_path(), &home.audit_anchor_path()) {
         Ok(rep) => r.add(
             "audit.chain",
             Status::Ok,
-            format!("{} lines in {} files, chain intact", rep.lines, rep.files),
+            format!(
+                "{} lines in {} files, chain intact, {}",
+                rep.lines,
+                rep.files,
+                rep.anchored
+                    .map_or("not anchored yet".to_owned(), |s| format!(
+                        "anchored at line {s}"
+                    ))
+            ),
             None,
         ),
         Err(e) => r.add(

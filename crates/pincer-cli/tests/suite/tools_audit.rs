@@ -227,6 +227,101 @@ async fn audit_verify_passes_fresh_and_fails_on_each_kind_of_tampering() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Issue 25.4: the attacks the chain alone missed — wipe, truncate with a rewritten HEAD, edit
+/// with a recomputed chain — fail `pincer audit verify` through the keyed anchor outside
+/// `audit/`, and the next Pincer run does not launder them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_detects_a_wiped_or_rebuilt_log() {
+    let (_s, home) = ready().await;
+    for _ in 0..2 {
+        let out = call(&home, "time.now", json!({}), false).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = home.run(&["audit", "verify", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["anchored"], v["lines"], "{v}");
+    let audit = home.path().join("audit");
+    let file = audit_day_file(&home);
+    let clean = std::fs::read_to_string(&file).unwrap();
+    let head = std::fs::read_to_string(audit.join("HEAD")).unwrap();
+    let restore = || {
+        std::fs::write(&file, &clean).unwrap();
+        std::fs::write(audit.join("HEAD"), &head).unwrap();
+    };
+    // 1. Wipe: delete the day file and HEAD.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_file(audit.join("HEAD")).unwrap();
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "wipe not detected: {}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("audit.anchor"), "{}", stderr(&out));
+    restore();
+    // 2. Truncate the last line and point HEAD at the new last line.
+    let lines: Vec<&str> = clean.lines().collect();
+    let kept = &lines[..lines.len() - 1];
+    let last: Value = serde_json::from_str(kept[kept.len() - 1]).unwrap();
+    std::fs::write(
+        &file,
+        kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    std::fs::write(
+        audit.join("HEAD"),
+        json!({"seq": last["seq"], "hash": last["hash"]}).to_string(),
+    )
+    .unwrap();
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(1), "truncation not detected");
+    restore();
+    // 3. Edit a line and recompute every hash after it, and HEAD.
+    let mut prev = "0".repeat(64);
+    let mut text = String::new();
+    let mut seq = 0;
+    for l in clean.lines() {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        if v["event"]["tool"] == "time.now" {
+            v["event"]["tool"] = json!("time.new");
+        }
+        seq = v["seq"].as_u64().unwrap();
+        let canonical = json!({"seq": seq, "ts": v["ts"], "prev_hash": prev, "event": v["event"]});
+        let h = hex_sha256(canonical.to_string().as_bytes());
+        v["prev_hash"] = json!(prev);
+        v["hash"] = json!(h);
+        prev = h;
+        text.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    std::fs::write(
+        audit.join("HEAD"),
+        json!({"seq": seq, "hash": prev}).to_string(),
+    )
+    .unwrap();
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(1), "recomputed chain not detected");
+    assert!(stderr(&out).contains("recomputed"), "{}", stderr(&out));
+    // Pincer keeps running on it, but never re-signs the rebuilt log.
+    let out = call(&home, "time.now", json!({}), false).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "tampering laundered by the next run"
+    );
+    let out = home.run(&["doctor"], "").await;
+    assert!(stdout(&out).contains("audit.chain"), "{}", stdout(&out));
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_search_filters_and_tail_follows() {
     let (_s, home) = ready().await;
