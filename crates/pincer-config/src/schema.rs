@@ -78,6 +78,13 @@ pub struct GatewayConfig {
     /// default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub openai_compat: bool,
+    /// `Host` names the API answers besides IP literals and `localhost` (DNS rebinding
+    /// defence), e.g. the name a reverse proxy forwards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed besides the server's own (`https://admin.example`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -89,6 +96,8 @@ impl Default for GatewayConfig {
             lease_secs: default_lease(),
             approval_ttl_secs: default_approval_ttl(),
             openai_compat: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Only `Authorization: Bearer <token>` is accepted; a token in the query string is refused
 //! outright (URLs end up in logs and histories). Failed attempts are counted per client address
-//! — loopback included — and past the limit every attempt from that address gets 429 until the
-//! window passes, valid token or not.
+//! — loopback included — and past the limit every further failed attempt from that address gets
+//! 429 instead of 401 until the window passes. A valid token is always accepted: every loopback
+//! client shares one address, so refusing valid tokens would let anyone lock the operator out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -13,6 +13,7 @@ mod handlers;
 mod hooks;
 mod jobs;
 mod openai;
+mod origin;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use error::ApiError;
 pub use events::{BusEvent, EventBus, TaskWatch};
 pub use hooks::{Hook, HookSecret};
 pub use jobs::{DeliveryPolicy, JobSpec, enable_job, from_ts, run_job_now, schedule_of, to_ts};
+pub use origin::HostPolicy;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -105,6 +107,8 @@ pub struct AppState {
     pub delivery: DeliveryPolicy,
     /// Authenticated webhooks (`POST /v1/hooks/{name}`), by name.
     pub hooks: std::collections::BTreeMap<String, Hook>,
+    /// Accepted `Host` names and browser origins (checked on every request).
+    pub host_policy: HostPolicy,
 }
 
 impl AppState {
@@ -123,6 +127,7 @@ impl AppState {
             webhooks: std::collections::BTreeMap::new(),
             delivery: DeliveryPolicy::default(),
             hooks: std::collections::BTreeMap::new(),
+            host_policy: HostPolicy::default(),
         }
     }
 }
@@ -411,8 +416,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.route(def.path, handler);
     }
     app.fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            check_host,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Refuses foreign `Host` names and cross-origin browser requests, before anything else
+/// ([`origin`]).
+async fn check_host(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    match state.host_policy.check(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Bounds the time a request may take (see [`REQUEST_TIMEOUT`]).
@@ -435,29 +453,29 @@ async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // A valid token is never refused because of other clients' failures (all loopback clients
+    // share one address): the limiter only turns further *failures* into 429.
     let ip = addr.ip();
-    if let Err(e) = state.limiter.check(ip, Instant::now()) {
-        return e.into_response();
-    }
+    let failed = |e: ApiError| {
+        if let Err(limited) = state.limiter.check(ip, Instant::now()) {
+            return limited.into_response();
+        }
+        state.limiter.fail(ip, Instant::now());
+        e.into_response()
+    };
     let token = match auth::bearer(req.headers(), req.uri()) {
         Ok(t) => t.to_owned(),
-        Err(e) => {
-            if e.status == StatusCode::UNAUTHORIZED {
-                state.limiter.fail(ip, Instant::now());
-            }
-            return e.into_response();
-        }
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => return failed(e),
+        Err(e) => return e.into_response(),
     };
     let info = match state.store.authenticate(&token, chrono::Utc::now()).await {
         Ok(Some(info)) => info,
         Ok(None) => {
-            state.limiter.fail(ip, Instant::now());
-            return ApiError::new(
+            return failed(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "unknown, revoked or expired token",
-            )
-            .into_response();
+            ));
         }
         Err(e) => return ApiError::internal(e).into_response(),
     };

@@ -165,20 +165,87 @@ async fn scopes_are_enforced_and_tokens_in_urls_refused() {
 }
 
 #[tokio::test]
-async fn failed_authentication_is_rate_limited_even_on_loopback() {
+async fn failed_authentication_is_rate_limited_but_never_locks_out_a_valid_token() {
     let s = Server::start().await;
     let good = s.token("good", &[Scope::TasksRead]).await;
     for _ in 0..MAX_FAILURES {
         let (st, _) = s.call("GET", "/v1/tasks", Some("pnc_wrong"), None).await;
         assert_eq!(st, 401);
     }
-    let (st, b) = s.call("GET", "/v1/tasks", Some(&good), None).await;
+    // Past the limit, failures get 429 …
+    let (st, b) = s.call("GET", "/v1/tasks", Some("pnc_wrong"), None).await;
     assert_eq!(
         (st, b["error"]["code"].as_str()),
         (429, Some("rate_limited"))
     );
+    let (st, _) = s.call("GET", "/v1/tasks", None, None).await;
+    assert_eq!(st, 429);
+    // … while the operator's valid token (same loopback address) still works (issue 25.5).
+    let (st, b) = s.call("GET", "/v1/tasks", Some(&good), None).await;
+    assert_eq!(st, 200, "{b}");
     // Health stays up.
     assert_eq!(s.call("GET", "/healthz", None, None).await.0, 200);
+}
+
+/// Issue 25.5, the attack: a foreign page fires unauthenticated requests at the loopback API
+/// (cross-origin, or through a DNS-rebound name). They are refused before authentication, so
+/// they neither reach a handler nor lock the operator out.
+#[tokio::test]
+async fn foreign_origins_and_rebound_host_names_are_refused() {
+    let s = Server::start().await;
+    let good = s
+        .token("good", &[Scope::TasksRead, Scope::TasksWrite])
+        .await;
+    let port = s.base.rsplit(':').next().unwrap().to_owned();
+    let send = |origin: Option<&str>, host: Option<&str>, token: Option<&str>| {
+        let mut r = s
+            .http
+            .post(format!("{}/v1/tasks", s.base))
+            .json(&json!({"agent": "main", "message": "from a web page"}));
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        if let Some(h) = host {
+            r = r.header("Host", h);
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            let st = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            (st, v["error"]["code"].as_str().map(str::to_owned))
+        }
+    };
+    for _ in 0..12 {
+        let (st, code) = send(Some("https://evil.example"), None, None).await;
+        assert_eq!((st, code.as_deref()), (403, Some("origin_not_allowed")));
+    }
+    // Even with a valid token, a foreign origin or a rebound name gets nothing done.
+    let (st, code) = send(Some("https://evil.example"), None, Some(&good)).await;
+    assert_eq!((st, code.as_deref()), (403, Some("origin_not_allowed")));
+    let rebound = format!("evil.example:{port}");
+    let (st, code) = send(None, Some(&rebound), Some(&good)).await;
+    assert_eq!((st, code.as_deref()), (403, Some("host_not_allowed")));
+    let (st, code) = send(Some("null"), None, Some(&good)).await;
+    assert_eq!((st, code.as_deref()), (403, Some("origin_not_allowed")));
+    let (tasks, _) = s.call("GET", "/v1/tasks", Some(&good), None).await;
+    assert_eq!(tasks, 200, "the operator is not locked out");
+    let (_, list) = s.call("GET", "/v1/tasks", Some(&good), None).await;
+    assert_eq!(list["tasks"].as_array().map(Vec::len), Some(0), "{list}");
+    // The server's own origin and `localhost` work.
+    let own = s.base.clone();
+    let (st, _) = send(Some(&own), None, Some(&good)).await;
+    assert_eq!(st, 201);
+    let localhost = format!("localhost:{port}");
+    let (st, _) = send(
+        Some(&format!("http://{localhost}")),
+        Some(&localhost),
+        Some(&good),
+    )
+    .await;
+    assert_eq!(st, 201);
 }
 
 #[tokio::test]
@@ -482,7 +549,7 @@ async fn a_request_that_never_finishes_its_body_is_cut_off() {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
         format!(
-            "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\""
+            "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\""
         )
         .as_bytes(),
     )

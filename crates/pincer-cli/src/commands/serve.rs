@@ -53,6 +53,10 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
         state.audit_dir = Some(home.audit_dir());
         state.openai_compat = config.gateway.openai_compat;
+        state.host_policy = pincer_gateway::HostPolicy::new(
+            config.gateway.allowed_hosts.iter().map(String::as_str),
+            config.gateway.allowed_origins.iter().map(String::as_str),
+        );
         let audit_log = runtime::open_audit(&home, &config, env)?;
         state.audit = Some(audit_log.clone());
         state.delivery = crate::jobs::delivery_policy(&config);

@@ -326,7 +326,7 @@ async fn webhook_mode_checks_the_secret_and_processes_each_update_once() {
                 let mut s = std::net::TcpStream::connect(&addr).unwrap();
                 write!(
                     s,
-                    "POST /v1/channels/telegram/webhook HTTP/1.1\r\nHost: x\r\nX-Telegram-Bot-Api-Secret-Token: {secret}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "POST /v1/channels/telegram/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Telegram-Bot-Api-Secret-Token: {secret}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 )
                 .unwrap();
