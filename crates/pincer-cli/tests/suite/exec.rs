@@ -383,3 +383,88 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
             .find(|c| c.is_file())
     })
 }
+
+/// Issue 25.6: with `exec_allow = ["git status"]` (runs without approval), a model must not get
+/// git to run a program it wrote: writes under `.git` need a human, and an implicit bare
+/// repository planted with plain file writes (its `config` naming an fsmonitor) is not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlisted_git_never_runs_a_program_the_model_planted() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    set(&home, "security.exec", "sandboxed").await;
+    set(&home, "agents.main.approval_mode", "balanced").await;
+    set(&home, "agents.main.exec_allow", r#"["git status"]"#).await;
+    let ws = home.path().join("workspaces/main");
+    std::fs::create_dir_all(&ws).unwrap();
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&ws)
+        .status()
+        .unwrap();
+    assert!(git.success());
+    let tool = |name: &'static str, args: Value| {
+        let home = &home;
+        async move {
+            home.run(&["tools", "call", name, "--args", &args.to_string()], "")
+                .await
+        }
+    };
+    let pwned = ws.join("pwned");
+    let monitor = format!("touch {}; false", pwned.display());
+    // Layer 1: the repository's own config needs approval; nobody approves, so nothing is written.
+    let config = format!("[core]\n\tfsmonitor = \"{monitor}\"\n");
+    for (name, args) in [
+        (
+            "fs.write",
+            json!({"path": ".git/config", "content": config}),
+        ),
+        (
+            "fs.write",
+            json!({"path": ".git/hooks/pre-commit", "content": "#!/bin/sh\ntouch pwned\n"}),
+        ),
+        (
+            "apply_patch",
+            json!({"patch": format!("*** Begin Patch\n*** Add File: sub/.git/config\n+[core]\n+\tfsmonitor = \"{monitor}\"\n*** End Patch")}),
+        ),
+    ] {
+        let out = tool(name, args).await;
+        assert_eq!(out.status.code(), Some(4), "{name}: {}", stderr(&out));
+    }
+    assert!(
+        !std::fs::read_to_string(ws.join(".git/config"))
+            .unwrap()
+            .contains("fsmonitor")
+    );
+    // Layer 2: an implicit bare repository made of ordinary (L1, unapproved) file writes.
+    for (path, content) in [
+        ("evil/HEAD", "ref: refs/heads/main\n".to_owned()),
+        ("evil/objects/.keep", String::new()),
+        ("evil/refs/.keep", String::new()),
+        (
+            "evil/config",
+            format!(
+                "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = ..\n\tfsmonitor = \"{monitor}\"\n"
+            ),
+        ),
+    ] {
+        let out = tool("fs.write", json!({"path": path, "content": content})).await;
+        assert_eq!(out.status.code(), Some(0), "{path}: {}", stderr(&out));
+    }
+    let out = tool(
+        "shell.exec",
+        json!({"argv": ["git", "status"], "cwd": "evil"}),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("safe.bareRepository"),
+        "git must refuse the planted repository: {}",
+        stdout(&out)
+    );
+    assert!(!pwned.exists(), "allowlisted git ran the planted fsmonitor");
+    // The real repository still works for the allowlisted command.
+    let out = tool("shell.exec", json!({"argv": ["git", "status"]})).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!pwned.exists());
+}

@@ -123,11 +123,24 @@ impl ExecScope {
         }
     }
 
-    fn spec(&self, argv: Vec<String>, cwd: &str) -> ExecSpec {
+    fn spec(&self, argv: Vec<String>, cwd: &str, shell: bool) -> ExecSpec {
+        let mut env = self.env.clone();
+        if self.tier(&argv, shell) == RiskTier::L1Mutating {
+            env.extend(GIT_NEUTRALISERS.iter().enumerate().flat_map(|(i, (k, v))| {
+                [
+                    (format!("GIT_CONFIG_KEY_{i}"), (*k).to_owned()),
+                    (format!("GIT_CONFIG_VALUE_{i}"), (*v).to_owned()),
+                ]
+            }));
+            env.push((
+                "GIT_CONFIG_COUNT".into(),
+                GIT_NEUTRALISERS.len().to_string(),
+            ));
+        }
         ExecSpec {
             argv,
             cwd: self.workspace.join(cwd),
-            env: self.env.clone(),
+            env,
             workspace: self.workspace.clone(),
             read_only: self.read_only.clone(),
             limits: self.limits,
@@ -151,6 +164,17 @@ impl ExecScope {
         }
     }
 }
+
+/// Git settings forced (at command-line precedence, via `GIT_CONFIG_COUNT`) on allowlisted
+/// commands, which run without approval: the workspace is model-writable, so its repository must
+/// not name programs for git to run — no fsmonitor hook, no hooks directory, and no implicit
+/// bare repository (a directory the model filled with `HEAD`, `config`, `objects/`, `refs/`).
+/// File tools additionally need a human for any write under `.git` (`fs::path::write_tier`).
+const GIT_NEUTRALISERS: [(&str, &str); 3] = [
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", "/dev/null"),
+    ("safe.bareRepository", "explicit"),
+];
 
 /// What to run, as the model asks for it (shared by `shell.exec` and `process start`).
 #[derive(Debug, Clone, Default)]

@@ -357,7 +357,7 @@ async fn start(
             table.max
         )));
     }
-    let spec = exec.spec(cmd.argv.clone(), &cmd.cwd);
+    let spec = exec.spec(cmd.argv.clone(), &cmd.cwd, cmd.shell);
     let running = match launch::spawn(&**exec.sandbox(), spec).await {
         Ok(r) => r,
         Err(e @ SandboxError::Setup { .. }) if e.is_command_not_found() => {

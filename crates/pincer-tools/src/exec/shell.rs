@@ -98,7 +98,7 @@ impl Tool for ShellExec {
                 output_cap: exec.settings.output_cap,
                 output_kill: exec.settings.output_kill,
             };
-            let spec = exec.spec(cmd.argv.clone(), &cmd.cwd);
+            let spec = exec.spec(cmd.argv.clone(), &cmd.cwd, cmd.shell);
             let outcome =
                 match launch::run(&**exec.sandbox(), spec, limits, std::future::pending()).await {
                     Ok(o) => o,

@@ -87,7 +87,7 @@ impl Tool for FsEdit {
             .map_err(|_| ToolError::Failed(format!("fs.edit: `{shown}` is not UTF-8 text")))?;
         let (_, n) = apply(&text, &a.old_string, &a.new_string, a.replace_all)?;
         Ok(self.spec.action(
-            RiskTier::L1Mutating,
+            super::path::write_tier(&shown, RiskTier::L1Mutating),
             json!({"path": shown, "replaces_sha256": sha, "old_string": a.old_string,
                    "new_string": a.new_string, "replace_all": a.replace_all, "occurrences": n}),
         ))

@@ -85,3 +85,18 @@ mod tests {
         ));
     }
 }
+
+/// The risk tier of a file-tool write to `path`, at least `tier`.
+///
+/// A write into a repository's control files (any component named `.git`: `.git/config`,
+/// `.git/hooks/*`, or a `.git` file pointing elsewhere) is `L3_PRIVILEGED`, so it always needs
+/// a human: git runs programs those files name (`core.fsmonitor`, hooks, filters), and an
+/// allowlisted `git status` would otherwise run whatever the model wrote there without approval.
+pub fn write_tier(path: &str, tier: pincer_types::RiskTier) -> pincer_types::RiskTier {
+    let control = path.split('/').any(|c| c.eq_ignore_ascii_case(".git"));
+    if control {
+        pincer_types::RiskTier::L3Privileged
+    } else {
+        tier
+    }
+}

@@ -69,7 +69,7 @@ pub(crate) fn plan_write(
         Some((sha, _)) => (RiskTier::L2Destructive, Value::from(sha.as_str())),
     };
     Ok(spec.action(
-        tier,
+        super::path::write_tier(&shown, tier),
         json!({"path": shown, "operation": if existing.is_some() { "overwrite" } else { "create" },
                "replaces_sha256": replaces, "bytes": content.len(),
                "sha256": sha256_hex(content.as_bytes()), "content": content}),

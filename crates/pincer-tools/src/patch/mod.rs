@@ -169,6 +169,11 @@ fn stage(fs: &FsScope, ops: &[FileOp]) -> Result<(Vec<Staged>, RiskTier), ToolEr
             }
         }
     }
+    // Repository control files (`.git/…`) always need a human (see `fs::path::write_tier`).
+    for s in &out {
+        let (Staged::Write { path, .. } | Staged::Remove { path, .. }) = s;
+        tier = crate::fs::path::write_tier(path, tier);
+    }
     Ok((out, tier))
 }
 
