@@ -3,9 +3,13 @@
 //! Each hook names its agent, session mode and secret. The sender proves itself with an
 //! HMAC-SHA256 of the exact body (hex, optionally `sha256=`-prefixed, in the hook's signature
 //! header) or with `Authorization: Bearer <secret>`; both comparisons are constant-time, and
-//! failures count against the sender's address like bad API tokens. The event-id header makes
-//! delivery idempotent: the task is submitted with the key `hook:<name>:<event id>`, so a
-//! redelivered event is accepted (202) and not run again. The payload reaches the agent inside
+//! failures count against the sender's address like bad API tokens. Delivery is idempotent on
+//! the *body*: the signature covers only the body, so the task is submitted with the key
+//! `hook:<name>:sha256:<digest of the body>` and the same signed body runs at most once — a
+//! redelivery, and a captured request replayed with a new, forged or missing event-id header
+//! alike, is accepted (202, `duplicate: true`) and not run again. Senders that deliver identical
+//! bodies on purpose must make them differ (a delivery id or timestamp inside the body, as
+//! GitHub, Stripe and Slack payloads do). The event id is kept for the record. The payload reaches the agent inside
 //! an `<untrusted_content>` wrapper whose closing tag cannot be forged from inside.
 
 use std::net::SocketAddr;
@@ -197,7 +201,10 @@ pub(crate) async fn receive(
                 agent: hook.agent.clone(),
                 session_key,
                 input: hook_input(&name, hook, event_id.as_deref(), payload),
-                idempotency_key: event_id.as_ref().map(|id| format!("hook:{name}:{id}")),
+                idempotency_key: Some(format!(
+                    "hook:{name}:sha256:{}",
+                    hex::encode(<Sha256 as sha2::Digest>::digest(&body))
+                )),
                 deadline: None,
             },
             Utc::now(),

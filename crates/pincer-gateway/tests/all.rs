@@ -666,6 +666,19 @@ async fn hooks_need_their_signature_and_run_each_event_once() {
         "{again}"
     );
     assert_eq!(first["task"], again["task"]);
+    // Issue 25.6, replay: the captured signed request with a new or no event id runs nothing.
+    for id in [Some("evt-2"), None] {
+        let mut h = vec![("X-Hub-Signature-256", sign("k3y", body.as_bytes()))];
+        if let Some(id) = id {
+            h.push(("X-GitHub-Delivery", id.to_owned()));
+        }
+        let (st, replay) = post("/v1/hooks/gh", body, h).await;
+        assert_eq!(
+            (st, replay["duplicate"].as_bool()),
+            (202, Some(true)),
+            "replay with event id {id:?} ran: {replay}"
+        );
+    }
     let tasks = s.store.list(None, 10).await.unwrap();
     assert_eq!(tasks.len(), 1);
     let input = &tasks[0].input;
