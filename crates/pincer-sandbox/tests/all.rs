@@ -240,6 +240,32 @@ both!(cannot_connect_to_a_loopback_server, |env| {
     );
 });
 
+// Issue 25.6: a host process's Unix socket inside the workspace (an SSH agent, a Docker socket)
+// is a bind-mounted path; the command must not be able to connect to it.
+both!(
+    cannot_connect_to_a_host_unix_socket_in_the_workspace,
+    |env| {
+        let path = env.ws.join("agent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let script = format!(
+            "perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die \"socket: $!\\n\"; \
+         connect(S, pack_sockaddr_un($ARGV[0])) or die \"connect: $!\\n\"; print \"connected\\n\"' {}",
+            path.display()
+        );
+        let o = env.sh(&script).await;
+        assert!(!o.stdout.text.contains("connected"), "{o:?}");
+        assert!(!ok(&o), "{o:?}");
+        // Nothing reached the host listener.
+        assert!(listener.accept().is_err());
+        // Unnamed socket pairs (used for a child's stdio by some runtimes) still work.
+        let o = env
+        .sh("perl -MSocket -e 'socketpair(A, B, AF_UNIX, SOCK_STREAM, 0) or die \"$!\"; print \"pair\\n\"'")
+        .await;
+        assert_eq!(o.stdout.text, "pair\n", "{o:?}");
+    }
+);
+
 both!(no_new_privileges_and_no_capabilities, |env| {
     // Inside, even a setuid-root binary runs with no capabilities: no_new_privs, nosuid mounts
     // and an empty bounding set.

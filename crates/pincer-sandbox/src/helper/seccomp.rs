@@ -5,8 +5,11 @@
 //! `setns`, namespace flags on `clone`), kernel attack surface (`bpf`, `perf_event_open`,
 //! `io_uring_*`, `userfaultfd`, `keyctl` and friends, modules, `kexec_*`), host state (`reboot`,
 //! `swapon`, clocks, `acct`, `syslog`, `quotactl`), file handles (`open_by_handle_at`), terminal
-//! injection (`ioctl(TIOCSTI)`, `ioctl(TIOCLINUX)`) and — with network off — every socket family
-//! but `AF_UNIX`. `clone3` answers `ENOSYS` (its flags live in memory a filter cannot read), so
+//! injection (`ioctl(TIOCSTI)`, `ioctl(TIOCLINUX)`) and — with network off — `socket(2)` for
+//! every family, `AF_UNIX` included: a host's Unix socket that lies in the workspace (an SSH
+//! agent, a Docker or database socket) is a bind-mounted path the command could otherwise
+//! `connect` to, and neither the network namespace nor Landlock governs connecting to a named
+//! socket. `socketpair(2)` stays allowed (an unnamed pair reaches nothing outside). `clone3` answers `ENOSYS` (its flags live in memory a filter cannot read), so
 //! the C library falls back to `clone`, whose flags are checked. On x86-64, the x32 syscall ABI
 //! is refused outright so it cannot be used to dodge the list.
 
@@ -129,9 +132,8 @@ fn denylist(network: NetworkAccess, arch: TargetArch) -> Result<BpfProgram, Step
     rules.insert(libc::SYS_ioctl, ioctl_rules);
     match network {
         NetworkAccess::Off => {
-            let not_unix = SeccompRule::new(vec![cond(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?])
-                .map_err(at("seccomp"))?;
-            rules.insert(libc::SYS_socket, vec![not_unix]);
+            // No rule: every `socket()` call is refused (see the module docs).
+            rules.insert(libc::SYS_socket, vec![]);
         }
     }
     SeccompFilter::new(
