@@ -16,6 +16,7 @@ mod exec;
 mod home;
 mod load;
 mod locate;
+mod names;
 mod schema;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};

@@ -575,17 +575,11 @@ impl Config {
         errs.extend(self.channels.errors(&agent_names));
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
-        for (i, h) in self.security.egress_allow.iter().enumerate() {
-            let ok = !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-            if !ok {
-                errs.push((
-                    format!("security.egress_allow[{i}]"),
-                    "must be a host name (no scheme, port or path)".into(),
-                ));
-            }
-        }
+        errs.extend(crate::names::errors(
+            &self.security.egress_allow,
+            &self.gateway.allowed_hosts,
+            &self.gateway.allowed_origins,
+        ));
         for (id, a) in &self.agents {
             for (i, entry) in a.exec_allow.iter().enumerate() {
                 if entry.split_whitespace().next().is_none() {

@@ -108,3 +108,54 @@ async fn config_set_validates_before_writing() {
     let out = home.run(&["config", "path"], "").await;
     assert_eq!(stdout(&out).trim(), path.to_str().unwrap());
 }
+
+/// Issue 25.6: an IP literal in `security.egress_allow` would be a hole past the private-range
+/// blocking; every spelling is refused with the key named, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_allow_refuses_ip_literals_in_any_spelling() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let before = std::fs::read(home.path().join("config.toml")).unwrap();
+    for literal in [
+        "169.254.169.254",
+        "127.1",
+        "0x7f000001",
+        "2130706433",
+        "[::1]",
+    ] {
+        let out = home
+            .run(
+                &[
+                    "config",
+                    "set",
+                    "security.egress_allow",
+                    &format!("[\"{literal}\"]"),
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(2), "{literal}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("security.egress_allow[0]"),
+            "{literal}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read(home.path().join("config.toml")).unwrap(),
+        before
+    );
+    let out = home
+        .run(
+            &[
+                "config",
+                "set",
+                "security.egress_allow",
+                r#"["hooks.slack.com"]"#,
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
