@@ -21,6 +21,24 @@ const HEADER: &str = "\
 
 pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
+    // A failed first init (bad flags, an invalid value, no terminal for the questions) must not
+    // leave a half-made home behind: when this run created the home, it removes it again.
+    // Re-running `init` on an existing home resumes: it never overwrites, only adds what is
+    // missing.
+    let existed = home.root().exists();
+    let result = init(&home, args, env);
+    if result.is_err() && !existed {
+        if let Err(e) = std::fs::remove_dir_all(home.root()) {
+            eprintln!(
+                "warning: could not remove the half-made home {}: {e}",
+                home.root().display()
+            );
+        }
+    }
+    result
+}
+
+fn init(home: &PincerHome, args: InitArgs, env: &Env) -> anyhow::Result<u8> {
     home.ensure()?;
     let agent: AgentId = "main".parse().map_err(|e| Failure::usage(format!("{e}")))?;
     let config_path = home.config_path();
@@ -37,9 +55,9 @@ pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
         }
     } else {
         let text = new_config_text(&args, env, &agent)?;
-        let saved = pincer_config::save(&home, &text)?;
+        let saved = pincer_config::save(home, &text)?;
         runtime::audit_config(
-            &home,
+            home,
             &saved,
             env,
             "config.init",
@@ -47,7 +65,7 @@ pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
         );
         println!("config: wrote {}", config_path.display());
     }
-    scaffold(&home, &agent)?;
+    scaffold(home, &agent)?;
     println!("home:   {}", home.root().display());
     println!("next:   pincer ask \"hello\"   (or `pincer chat`; `pincer doctor` checks the setup)");
     Ok(0)

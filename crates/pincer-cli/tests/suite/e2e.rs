@@ -169,6 +169,48 @@ async fn reinit_keeps_user_edits() {
     );
 }
 
+/// Issue 25.6: a failed first `pincer init` leaves no half-made home; a second one succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_init_leaves_no_half_made_home() {
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    assert!(!home.path().exists());
+    for args in [
+        vec![
+            "init",
+            "--provider",
+            "openai",
+            "--base-url",
+            "not a url",
+            "--model",
+            "m",
+        ],
+        // No terminal for the questions and no --model.
+        vec![
+            "init",
+            "--provider",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:1/v1",
+        ],
+    ] {
+        let out = home.run(&args, "").await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!home.path().exists(), "{args:?} left a half-made home");
+    }
+    home.init(&server.base_url()).await;
+    assert!(home.path().join("config.toml").is_file());
+    // A failure on an existing home removes nothing.
+    let out = home
+        .run(&["init", "--provider", "openai", "--base-url", "bad"], "")
+        .await;
+    assert!(
+        home.path().join("config.toml").is_file(),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_keeps_its_session_and_obeys_commands() {
     let server = FakeLlm::start(vec![]).await.unwrap();
