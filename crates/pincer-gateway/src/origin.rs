@@ -145,7 +145,8 @@ mod tests {
     #[test]
     fn hosts_and_origins_table() {
         let p = HostPolicy::new(["pincer.lan"], ["https://admin.example"]);
-        let cases: &[(Option<&str>, Option<&str>, Result<(), &str>)] = &[
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<(), &'a str>);
+        let cases: &[Case<'_>] = &[
             (Some("127.0.0.1:8080"), None, Ok(())),
             (Some("localhost:8080"), None, Ok(())),
             (Some("LOCALHOST"), None, Ok(())),

@@ -27,13 +27,14 @@ pub(crate) fn run(args: InitArgs, env: &Env) -> anyhow::Result<u8> {
     // missing.
     let existed = home.root().exists();
     let result = init(&home, args, env);
-    if result.is_err() && !existed {
-        if let Err(e) = std::fs::remove_dir_all(home.root()) {
-            eprintln!(
-                "warning: could not remove the half-made home {}: {e}",
-                home.root().display()
-            );
-        }
+    if result.is_err()
+        && !existed
+        && let Err(e) = std::fs::remove_dir_all(home.root())
+    {
+        eprintln!(
+            "warning: could not remove the half-made home {}: {e}",
+            home.root().display()
+        );
     }
     result
 }

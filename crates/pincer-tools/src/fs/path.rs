@@ -51,6 +51,21 @@ pub fn join(components: &[&str]) -> String {
     }
 }
 
+/// The risk tier of a file-tool write to `path`, at least `tier`.
+///
+/// A write into a repository's control files (any component named `.git`: `.git/config`,
+/// `.git/hooks/*`, or a `.git` file pointing elsewhere) is `L3_PRIVILEGED`, so it always needs
+/// a human: git runs programs those files name (`core.fsmonitor`, hooks, filters), and an
+/// allowlisted `git status` would otherwise run whatever the model wrote there without approval.
+pub fn write_tier(path: &str, tier: pincer_types::RiskTier) -> pincer_types::RiskTier {
+    let control = path.split('/').any(|c| c.eq_ignore_ascii_case(".git"));
+    if control {
+        pincer_types::RiskTier::L3Privileged
+    } else {
+        tier
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,19 +99,20 @@ mod tests {
             Err(FsError::TooLong(_))
         ));
     }
-}
 
-/// The risk tier of a file-tool write to `path`, at least `tier`.
-///
-/// A write into a repository's control files (any component named `.git`: `.git/config`,
-/// `.git/hooks/*`, or a `.git` file pointing elsewhere) is `L3_PRIVILEGED`, so it always needs
-/// a human: git runs programs those files name (`core.fsmonitor`, hooks, filters), and an
-/// allowlisted `git status` would otherwise run whatever the model wrote there without approval.
-pub fn write_tier(path: &str, tier: pincer_types::RiskTier) -> pincer_types::RiskTier {
-    let control = path.split('/').any(|c| c.eq_ignore_ascii_case(".git"));
-    if control {
-        pincer_types::RiskTier::L3Privileged
-    } else {
-        tier
+    #[test]
+    fn writes_into_repository_control_files_are_privileged() {
+        use pincer_types::RiskTier::{L1Mutating, L3Privileged};
+        for p in [
+            ".git/config",
+            ".git/hooks/pre-commit",
+            "sub/.GIT/config",
+            ".git",
+        ] {
+            assert_eq!(super::write_tier(p, L1Mutating), L3Privileged, "{p}");
+        }
+        for p in ["src/git.rs", ".gitignore", "a/.github/x.yml", "x.git"] {
+            assert_eq!(super::write_tier(p, L1Mutating), L1Mutating, "{p}");
+        }
     }
 }
