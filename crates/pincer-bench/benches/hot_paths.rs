@@ -54,6 +54,60 @@ fn fs_scope_check_read(b: Bencher) {
     });
 }
 
+/// The same lookup with a real home's protected set (issue 25: resolved at every access — the
+/// config, state files, audit, secrets, skills, the agent's instruction files and every other
+/// agent's directory), workspace inside the home as `pincer init` makes it.
+#[divan::bench]
+fn fs_scope_check_read_protected(b: Bencher) {
+    use pincer_tools::fs::{Covers, ProtectedPath, Protection};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let ws = home.join("workspaces/main");
+    let nested = ws.join("a/b/c/d");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(nested.join("file.txt"), "x").unwrap();
+    for a in ["main", "other"] {
+        std::fs::create_dir_all(home.join("agents").join(a)).unwrap();
+        std::fs::write(home.join("agents").join(a).join("SOUL.md"), "x").unwrap();
+    }
+    std::fs::write(home.join("config.toml"), "x").unwrap();
+    let mut protected: Vec<ProtectedPath> = [
+        "config.toml",
+        "config.last-good.toml",
+        "state.db",
+        "state.db-wal",
+        "state.db-shm",
+        "state.db-journal",
+        "audit",
+        "skills",
+        "agents/main/SOUL.md",
+        "agents/main/RULES.md",
+        "agents/main/TOOLS.md",
+        "agents/main/SPECPLAN.md",
+        "agents/main/runs",
+        "agents/main/HEARTBEAT.md",
+        "agents/main/skills",
+    ]
+    .iter()
+    .map(|p| ProtectedPath::new(home.join(p), "x", Protection::NoWrite))
+    .collect();
+    protected.push(ProtectedPath::new(
+        home.join("secrets"),
+        "x",
+        Protection::NoAccess,
+    ));
+    protected.push(ProtectedPath {
+        covers: Covers::EntriesExcept("main".into()),
+        ..ProtectedPath::new(home.join("agents"), "x", Protection::NoWrite)
+    });
+    let scope = pincer_tools::fs::FsScope::open(&ws, &BTreeMap::new(), &protected).unwrap();
+    b.bench(|| {
+        scope
+            .check_read("workspace", black_box("a/b/c/d/file.txt"))
+            .unwrap()
+    });
+}
+
 fn audit_append(b: Bencher, dir: &std::path::Path) {
     let log = pincer_audit::AuditLog::open(
         &dir.join("audit"),

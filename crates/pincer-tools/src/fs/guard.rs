@@ -95,8 +95,19 @@ pub(super) struct Guard {
 
 impl Guard {
     /// Resolves `paths` now. Paths whose parent does not exist cannot be reached and are skipped.
-    pub(super) fn build(paths: &[ProtectedPath]) -> Self {
+    pub(super) fn build<'p>(paths: &'p [ProtectedPath]) -> Self {
         let mut g = Self::default();
+        // Most protected paths share a parent (the home, the agent's directory): stat each
+        // parent once.
+        let mut parents: Vec<(&'p std::path::Path, Option<Id>)> = Vec::new();
+        let mut parent_id = |dir: &'p std::path::Path| -> Option<Id> {
+            if let Some((_, id)) = parents.iter().find(|(d, _)| *d == dir) {
+                return *id;
+            }
+            let id = rustix::fs::stat(dir).ok().map(|st| Id::of(&st));
+            parents.push((dir, id));
+            id
+        };
         for p in paths {
             let rule = (p.label.clone(), p.protection);
             match &p.covers {
@@ -105,10 +116,10 @@ impl Guard {
                         g.ids.insert(Id::of(&st), rule.clone());
                     }
                     if let (Some(parent), Some(name)) = (p.path.parent(), p.path.file_name())
-                        && let Ok(st) = rustix::fs::stat(parent)
+                        && let Some(pid) = parent_id(parent)
                     {
                         g.names
-                            .insert((Id::of(&st), name.to_string_lossy().into_owned()), rule);
+                            .insert((pid, name.to_string_lossy().into_owned()), rule);
                     }
                 }
                 Covers::EntriesExcept(own) => {
