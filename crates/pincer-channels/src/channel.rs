@@ -45,6 +45,8 @@ pub enum Inbound {
         private: bool,
         /// In a group: the message mentions or replies to the bot.
         addressed: bool,
+        /// The message's id in its chat (answers in groups are sent as replies to it).
+        message_id: Option<String>,
     },
     /// A button press.
     Button {
@@ -81,6 +83,34 @@ pub enum ChannelFailure {
     /// Another consumer holds the stream (Telegram's 409).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Flood control for this chat: try again after the duration (other chats may go on).
+    #[error("rate limited: retry after {}s", .0.as_secs())]
+    Limited(Duration),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, Copy)]
+pub struct OutMessage<'a> {
+    /// Chat id.
+    pub chat: &'a str,
+    /// Markdown text (chunked by the channel).
+    pub text: &'a str,
+    /// Buttons under the last part.
+    pub buttons: &'a [Button],
+    /// The message this answers (sent as a reply to it).
+    pub reply_to: Option<&'a str>,
+    /// Parts an earlier attempt already delivered: not sent again.
+    pub parts_sent: u32,
+}
+
+/// A send that stopped part-way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{failure} (after {parts_sent} part(s))")]
+pub struct SendFailure {
+    /// Parts delivered so far (including ones skipped), to resume from.
+    pub parts_sent: u32,
+    /// Why it stopped.
+    pub failure: ChannelFailure,
 }
 
 /// A chat platform.
@@ -103,15 +133,21 @@ pub trait Channel: Send + Sync + std::fmt::Debug {
         url: &'a str,
         secret: &'a str,
     ) -> BoxFuture<'a, Result<(), ChannelFailure>>;
-    /// Sends Markdown `text` to `chat`, with `buttons` under it.
-    fn send<'a>(
-        &'a self,
-        chat: &'a str,
-        text: &'a str,
-        buttons: &'a [Button],
-    ) -> BoxFuture<'a, Result<(), ChannelFailure>>;
+    /// Sends a message, resuming after the parts an earlier attempt delivered. An implementor
+    /// must not wait out a rate limit for one chat (return [`ChannelFailure::Limited`]) and must
+    /// report how many parts were delivered when it stops.
+    fn send<'a>(&'a self, msg: OutMessage<'a>) -> BoxFuture<'a, Result<(), SendFailure>>;
     /// Acknowledges a button press with a short notice to the presser.
     fn answer_button<'a>(&'a self, id: &'a str, text: &'a str) -> BoxFuture<'a, ()>;
     /// Shows "typing…" in `chat`.
     fn typing<'a>(&'a self, chat: &'a str) -> BoxFuture<'a, ()>;
+    /// Registers the chat commands (name without `/`, description) so the platform offers them
+    /// in its command menu.
+    ///
+    /// # Errors
+    /// When the platform refuses or cannot be reached.
+    fn set_commands<'a>(
+        &'a self,
+        commands: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<(), ChannelFailure>>;
 }

@@ -7,6 +7,8 @@ mod chunk;
 mod format;
 pub mod telegram;
 
-pub use channel::{Button, Capabilities, Channel, ChannelFailure, Delivery, Inbound};
+pub use channel::{
+    Button, Capabilities, Channel, ChannelFailure, Delivery, Inbound, OutMessage, SendFailure,
+};
 pub use chunk::chunk;
 pub use format::telegram_html;

@@ -161,7 +161,10 @@ impl Automation {
             .get(channel)
             .ok_or_else(|| format!("the {channel} channel is not running"))?;
         self.store
-            .enqueue(channel, chat, &text, None, None, Utc::now())
+            .enqueue(
+                pincer_store::NewOutgoing::text(channel, chat, &text),
+                Utc::now(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         notify.notify_one();

@@ -571,7 +571,7 @@ async fn pairings_are_listed_and_approved_by_admins_only() {
     let s = Server::start().await;
     let reader = s.token("r", &[Scope::TasksRead]).await;
     let admin = s.token("a", &[Scope::Admin]).await;
-    let PairingRequest::Code(code) = s
+    let PairingRequest::Code { code, .. } = s
         .store
         .request_pairing("telegram", "555", "eve", Utc::now())
         .await

@@ -21,6 +21,8 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 pub const CODE_LEN: usize = 8;
 /// Pending codes per channel at most.
 pub const MAX_PENDING: usize = 3;
+/// What an approved sender is told.
+pub const APPROVED_TEXT: &str = "You are approved — send me a message and I will work on it.";
 /// How long a code is valid.
 pub const CODE_TTL: chrono::Duration = chrono::Duration::hours(1);
 
@@ -44,8 +46,14 @@ pub struct Pairing {
 /// The answer to an unknown sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairingRequest {
-    /// Their code (a new one, or the one they already have).
-    Code(String),
+    /// Their code: a new one (tell them), or the one they already have (`new: false`: they were
+    /// told; do not repeat it on every message).
+    Code {
+        /// The code.
+        code: String,
+        /// Created by this request.
+        new: bool,
+    },
     /// Too many pending requests on this channel; try later.
     TooMany,
 }
@@ -75,6 +83,52 @@ pub struct Outgoing {
     pub text: String,
     /// Channel-specific markup (buttons) as JSON text.
     pub markup: Option<String>,
+    /// The message it answers (channel-specific id), sent as a reply.
+    pub reply_to: Option<String>,
+    /// Parts of a long message already delivered (a resend starts after them).
+    pub parts_sent: u32,
+}
+
+/// Where a task's answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskLink {
+    /// Chat.
+    pub chat: String,
+    /// The user who asked.
+    pub user: String,
+    /// The question's message id, when the answer is sent as a reply (groups).
+    pub reply_to: Option<String>,
+}
+
+/// A message to queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewOutgoing<'a> {
+    /// Channel (`telegram`).
+    pub channel: &'a str,
+    /// Chat.
+    pub chat: &'a str,
+    /// Markdown text.
+    pub text: &'a str,
+    /// Channel-specific markup (buttons) as JSON text.
+    pub markup: Option<&'a str>,
+    /// The message it answers, to send it as a reply.
+    pub reply_to: Option<&'a str>,
+    /// The task it answers: its link is forgotten in the same transaction.
+    pub answers: Option<TaskId>,
+}
+
+impl<'a> NewOutgoing<'a> {
+    /// Plain text to `chat` of `channel`.
+    pub fn text(channel: &'a str, chat: &'a str, text: &'a str) -> Self {
+        Self {
+            channel,
+            chat,
+            text,
+            markup: None,
+            reply_to: None,
+            answers: None,
+        }
+    }
 }
 
 /// The channel-state seam.
@@ -85,23 +139,16 @@ pub trait ChannelStore: Send + Sync + std::fmt::Debug {
         &self,
         task: TaskId,
         channel: &str,
-        chat: &str,
-        user: &str,
+        link: &TaskLink,
     ) -> Result<(), ChannelError>;
     /// The chat and user a task answers to.
-    async fn task_link(&self, task: TaskId) -> Result<Option<(String, String)>, ChannelError>;
+    async fn task_link(&self, task: TaskId) -> Result<Option<TaskLink>, ChannelError>;
     /// Tasks of `channel` still waiting to be answered.
     async fn linked_tasks(&self, channel: &str) -> Result<Vec<TaskId>, ChannelError>;
     /// Queues a message and, atomically, forgets the task link it answers (if any).
-    async fn enqueue(
-        &self,
-        channel: &str,
-        chat: &str,
-        text: &str,
-        markup: Option<&str>,
-        answers: Option<TaskId>,
-        now: DateTime<Utc>,
-    ) -> Result<i64, ChannelError>;
+    async fn enqueue(&self, msg: NewOutgoing<'_>, now: DateTime<Utc>) -> Result<i64, ChannelError>;
+    /// Records that the first `parts` parts of a queued message were delivered.
+    async fn progress_out(&self, id: i64, parts: u32) -> Result<(), ChannelError>;
     /// The oldest unsent messages of `channel`.
     async fn pending_out(&self, channel: &str, limit: usize)
     -> Result<Vec<Outgoing>, ChannelError>;
@@ -192,32 +239,46 @@ impl ChannelStore for SqliteStore {
         &self,
         task: TaskId,
         channel: &str,
-        chat: &str,
-        user: &str,
+        link: &TaskLink,
     ) -> Result<(), ChannelError> {
-        let (channel, chat, user) = (channel.to_owned(), chat.to_owned(), user.to_owned());
+        let channel = channel.to_owned();
+        let link = link.clone();
         Ok(self
             .with(move |c| {
                 c.prepare_cached(
-                    "INSERT OR REPLACE INTO channel_tasks (task_id, channel, chat, user)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR REPLACE INTO channel_tasks (task_id, channel, chat, user, reply_to)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .and_then(|mut st| st.execute(params![task.to_string(), channel, chat, user]))?;
+                .and_then(|mut st| {
+                    st.execute(params![
+                        task.to_string(),
+                        channel,
+                        link.chat,
+                        link.user,
+                        link.reply_to
+                    ])
+                })?;
                 Ok(())
             })
             .await?)
     }
 
-    async fn task_link(&self, task: TaskId) -> Result<Option<(String, String)>, ChannelError> {
+    async fn task_link(&self, task: TaskId) -> Result<Option<TaskLink>, ChannelError> {
         Ok(self
             .with(move |c| {
-                Ok(
-                    c.prepare_cached("SELECT chat, user FROM channel_tasks WHERE task_id = ?1")
-                        .and_then(|mut st| {
-                            st.query_row(params![task.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-                        })
-                        .optional()?,
+                Ok(c.prepare_cached(
+                    "SELECT chat, user, reply_to FROM channel_tasks WHERE task_id = ?1",
                 )
+                .and_then(|mut st| {
+                    st.query_row(params![task.to_string()], |r| {
+                        Ok(TaskLink {
+                            chat: r.get(0)?,
+                            user: r.get(1)?,
+                            reply_to: r.get(2)?,
+                        })
+                    })
+                })
+                .optional()?)
             })
             .await?)
     }
@@ -238,27 +299,23 @@ impl ChannelStore for SqliteStore {
             .await?)
     }
 
-    async fn enqueue(
-        &self,
-        channel: &str,
-        chat: &str,
-        text: &str,
-        markup: Option<&str>,
-        answers: Option<TaskId>,
-        now: DateTime<Utc>,
-    ) -> Result<i64, ChannelError> {
-        let (channel, chat, text, markup) = (
-            channel.to_owned(),
-            chat.to_owned(),
-            text.to_owned(),
-            markup.map(str::to_owned),
+    async fn enqueue(&self, msg: NewOutgoing<'_>, now: DateTime<Utc>) -> Result<i64, ChannelError> {
+        let (channel, chat, text, markup, reply_to) = (
+            msg.channel.to_owned(),
+            msg.chat.to_owned(),
+            msg.text.to_owned(),
+            msg.markup.map(str::to_owned),
+            msg.reply_to.map(str::to_owned),
         );
+        let answers = msg.answers;
         self.transact(move |c| {
             c.prepare_cached(
-                "INSERT INTO outbox (channel, chat, text, markup, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO outbox (channel, chat, text, markup, reply_to, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut st| st.execute(params![channel, chat, text, markup, stamp(now)]))
+            .and_then(|mut st| {
+                st.execute(params![channel, chat, text, markup, reply_to, stamp(now)])
+            })
             .map_err(StoreError::from)?;
             let id = c.last_insert_rowid();
             if let Some(t) = answers {
@@ -271,6 +328,16 @@ impl ChannelStore for SqliteStore {
         .await
     }
 
+    async fn progress_out(&self, id: i64, parts: u32) -> Result<(), ChannelError> {
+        Ok(self
+            .with(move |c| {
+                c.prepare_cached("UPDATE outbox SET parts_sent = ?2 WHERE id = ?1")
+                    .and_then(|mut st| st.execute(params![id, parts]))?;
+                Ok(())
+            })
+            .await?)
+    }
+
     async fn pending_out(
         &self,
         channel: &str,
@@ -281,7 +348,7 @@ impl ChannelStore for SqliteStore {
         Ok(self
             .with(move |c| {
                 let mut st = c.prepare_cached(
-                    "SELECT id, chat, text, markup FROM outbox
+                    "SELECT id, chat, text, markup, reply_to, parts_sent FROM outbox
                      WHERE channel = ?1 AND done_at IS NULL ORDER BY id LIMIT ?2",
                 )?;
                 let rows = st
@@ -291,6 +358,8 @@ impl ChannelStore for SqliteStore {
                             chat: r.get(1)?,
                             text: r.get(2)?,
                             markup: r.get(3)?,
+                            reply_to: r.get(4)?,
+                            parts_sent: r.get(5)?,
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
@@ -435,7 +504,7 @@ impl ChannelStore for SqliteStore {
                 .optional()
                 .map_err(StoreError::from)?;
             if let Some(code) = existing {
-                return Ok(PairingRequest::Code(code));
+                return Ok(PairingRequest::Code { code, new: false });
             }
             let pending: i64 = c
                 .prepare_cached("SELECT COUNT(*) FROM pairings WHERE channel = ?1")
@@ -450,7 +519,7 @@ impl ChannelStore for SqliteStore {
             )
             .and_then(|mut st| st.execute(params![channel, code, sender, name, stamp(now)]))
             .map_err(StoreError::from)?;
-            Ok(PairingRequest::Code(code))
+            Ok(PairingRequest::Code { code, new: true })
         })
         .await
     }
@@ -509,6 +578,12 @@ impl ChannelStore for SqliteStore {
             )
             .and_then(|mut st| st.execute(params![p.channel, p.sender, p.name, stamp(now)]))
             .map_err(StoreError::from)?;
+            // Tell them, in the same transaction (the direct chat's id is the sender's id).
+            c.prepare_cached(
+                "INSERT INTO outbox (channel, chat, text, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![p.channel, p.sender, APPROVED_TEXT, stamp(now)]))
+            .map_err(StoreError::from)?;
             Ok(p)
         })
         .await
@@ -533,19 +608,22 @@ mod tests {
     #[tokio::test]
     async fn pairing_limits_expiry_and_approval() {
         let s = SqliteStore::in_memory().unwrap();
-        let PairingRequest::Code(a) = s
+        let PairingRequest::Code { code: a, new: true } = s
             .request_pairing("telegram", "1", "ann", at(0))
             .await
             .unwrap()
         else {
-            panic!("a code")
+            panic!("a new code")
         };
-        // Asking again: the same code.
+        // Asking again: the same code, marked as not new (not repeated to the sender).
         assert_eq!(
             s.request_pairing("telegram", "1", "ann", at(5))
                 .await
                 .unwrap(),
-            PairingRequest::Code(a.clone())
+            PairingRequest::Code {
+                code: a.clone(),
+                new: false
+            }
         );
         s.request_pairing("telegram", "2", "bob", at(6))
             .await
@@ -567,6 +645,12 @@ mod tests {
             .unwrap();
         assert_eq!(p.sender, "1");
         assert!(s.is_paired("telegram", "1").await.unwrap());
+        // The sender is told, through the outbox, in the same transaction.
+        let told = s.pending_out("telegram", 10).await.unwrap();
+        assert_eq!(
+            (told[0].chat.as_str(), told[0].text.as_str()),
+            ("1", APPROVED_TEXT)
+        );
         assert!(matches!(
             s.approve_pairing("telegram", &a, at(11)).await,
             Err(ChannelError::NoSuchCode(_))
@@ -578,7 +662,7 @@ mod tests {
             s.request_pairing("telegram", "4", "dee", later)
                 .await
                 .unwrap(),
-            PairingRequest::Code(_)
+            PairingRequest::Code { new: true, .. }
         ));
         let expired = s.pairings("telegram", later).await.unwrap();
         assert_eq!(expired.len(), 1);
@@ -590,23 +674,43 @@ mod tests {
     async fn the_outbox_keeps_order_and_answers_forget_their_link() {
         let s = SqliteStore::in_memory().unwrap();
         let t = TaskId::new();
-        s.link_task(t, "telegram", "42", "7").await.unwrap();
+        let link = TaskLink {
+            chat: "42".into(),
+            user: "7".into(),
+            reply_to: Some("9".into()),
+        };
+        s.link_task(t, "telegram", &link).await.unwrap();
         assert_eq!(s.linked_tasks("telegram").await.unwrap(), vec![t]);
-        assert_eq!(
-            s.task_link(t).await.unwrap(),
-            Some(("42".to_owned(), "7".to_owned()))
-        );
+        assert_eq!(s.task_link(t).await.unwrap(), Some(link));
         let a = s
-            .enqueue("telegram", "42", "first", None, None, at(0))
+            .enqueue(NewOutgoing::text("telegram", "42", "first"), at(0))
             .await
             .unwrap();
         let b = s
-            .enqueue("telegram", "42", "answer", Some("{}"), Some(t), at(1))
+            .enqueue(
+                NewOutgoing {
+                    markup: Some("{}"),
+                    reply_to: Some("7"),
+                    answers: Some(t),
+                    ..NewOutgoing::text("telegram", "42", "answer")
+                },
+                at(1),
+            )
             .await
             .unwrap();
         assert!(s.linked_tasks("telegram").await.unwrap().is_empty());
         let out = s.pending_out("telegram", 10).await.unwrap();
         assert_eq!(out.iter().map(|o| o.id).collect::<Vec<_>>(), [a, b]);
+        assert_eq!(
+            (out[1].reply_to.as_deref(), out[1].parts_sent),
+            (Some("7"), 0)
+        );
+        // Delivery progress of a long message survives (a resend starts after it).
+        s.progress_out(b, 2).await.unwrap();
+        assert_eq!(
+            s.pending_out("telegram", 10).await.unwrap()[1].parts_sent,
+            2
+        );
         s.done_out(a, None, at(2)).await.unwrap();
         s.done_out(b, Some("chat not found"), at(3)).await.unwrap();
         assert!(s.pending_out("telegram", 10).await.unwrap().is_empty());

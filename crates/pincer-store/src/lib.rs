@@ -18,7 +18,10 @@ mod tasks;
 mod tokens;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
-pub use channels::{ChannelError, ChannelStore, Outgoing, Pairing, PairingRequest};
+pub use channels::{
+    APPROVED_TEXT, ChannelError, ChannelStore, NewOutgoing, Outgoing, Pairing, PairingRequest,
+    TaskLink,
+};
 pub use error::StoreError;
 pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};

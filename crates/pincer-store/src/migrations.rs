@@ -225,4 +225,12 @@ CREATE TABLE heartbeats (
 CREATE INDEX heartbeats_agent ON heartbeats(agent, id);
 ",
     ),
+    (
+        11,
+        r"
+ALTER TABLE outbox ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN reply_to TEXT;
+ALTER TABLE channel_tasks ADD COLUMN reply_to TEXT;
+",
+    ),
 ];

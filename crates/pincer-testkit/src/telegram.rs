@@ -43,6 +43,16 @@ pub struct TgCall {
     pub params: Value,
 }
 
+/// An injected fault: for `method` (and only `chat`, when set), after `skip` matching calls
+/// have been served normally.
+#[derive(Debug)]
+struct Fault {
+    method: String,
+    chat: Option<i64>,
+    skip: usize,
+    fault: TgFault,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Updates not yet confirmed (by a later `offset`).
@@ -50,7 +60,7 @@ struct Inner {
     next_update_id: i64,
     next_message_id: i64,
     calls: Vec<TgCall>,
-    faults: Vec<(String, TgFault)>,
+    faults: Vec<Fault>,
     webhook: Option<Value>,
 }
 
@@ -166,7 +176,27 @@ impl FakeTelegram {
 
     /// Answers the next call to `method` with `fault` instead.
     pub fn fail_next(&self, method: &str, fault: TgFault) {
-        lock(&self.shared).faults.push((method.to_owned(), fault));
+        self.fail(method, None, 0, fault);
+    }
+
+    /// Answers the next call to `method` for `chat_id` with `fault` instead (other chats are
+    /// served normally).
+    pub fn fail_next_for(&self, method: &str, chat: i64, fault: TgFault) {
+        self.fail(method, Some(chat), 0, fault);
+    }
+
+    /// Serves `skip` calls to `method` normally, then answers the next one with `fault`.
+    pub fn fail_after(&self, method: &str, skip: usize, fault: TgFault) {
+        self.fail(method, None, skip, fault);
+    }
+
+    fn fail(&self, method: &str, chat: Option<i64>, skip: usize, fault: TgFault) {
+        lock(&self.shared).faults.push(Fault {
+            method: method.to_owned(),
+            chat,
+            skip,
+            fault,
+        });
     }
 
     /// Every call so far.
@@ -234,8 +264,19 @@ async fn call(
     }
     let fault = {
         let mut g = lock(&s);
-        let pos = g.faults.iter().position(|(m, _)| *m == method);
-        pos.map(|i| g.faults.remove(i).1)
+        let chat = params["chat_id"].as_i64();
+        let pos = g
+            .faults
+            .iter()
+            .position(|f| f.method == method && (f.chat.is_none() || f.chat == chat));
+        match pos {
+            Some(i) if g.faults[i].skip > 0 => {
+                g.faults[i].skip -= 1;
+                None
+            }
+            Some(i) => Some(g.faults.remove(i).fault),
+            None => None,
+        }
     };
     if method != "getUpdates" {
         lock(&s).calls.push(TgCall {
@@ -276,9 +317,11 @@ async fn call(
                     None,
                 );
             }
+            // Like Telegram: the limit is on the text after entity parsing.
+            let html = params["parse_mode"] == "HTML";
             if params["text"]
                 .as_str()
-                .is_some_and(|t| t.chars().count() > 4096)
+                .is_some_and(|t| visible_chars(t, html) > 4096)
             {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -307,6 +350,31 @@ async fn call(
             lock(&s).webhook = Some(params);
             ok(json!(true))
         }
+        "setMyCommands" => {
+            // Like Telegram: 1-32 lowercase letters, digits and underscores; a description.
+            let valid = params["commands"].as_array().is_some_and(|cs| {
+                cs.len() <= 100
+                    && cs.iter().all(|c| {
+                        c["command"].as_str().is_some_and(|n| {
+                            (1..=32).contains(&n.len())
+                                && n.bytes().all(|b| {
+                                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+                                })
+                        }) && c["description"]
+                            .as_str()
+                            .is_some_and(|d| (1..=256).contains(&d.chars().count()))
+                    })
+            });
+            if valid {
+                ok(json!(true))
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: BOT_COMMAND_INVALID",
+                    None,
+                )
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
     }
 }
@@ -333,4 +401,27 @@ async fn get_updates(s: &Shared, params: &Value) -> Response {
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }
+}
+
+/// Characters a user sees: for HTML, tags removed and each entity one character.
+fn visible_chars(text: &str, html: bool) -> usize {
+    if !html {
+        return text.chars().count();
+    }
+    let (mut n, mut tag, mut entity) = (0, false, false);
+    for c in text.chars() {
+        match c {
+            '<' if !tag => tag = true,
+            '>' if tag => tag = false,
+            _ if tag => {}
+            '&' => {
+                entity = true;
+                n += 1;
+            }
+            ';' if entity => entity = false,
+            _ if entity => {}
+            _ => n += 1,
+        }
+    }
+    n
 }

@@ -55,6 +55,45 @@ pub enum TgError {
         /// The last error (never containing the token).
         reason: String,
     },
+    /// Flood control (429) on a call made with [`OnLimit::Return`]: try again after
+    /// `retry_after`.
+    #[error("telegram {method} rate limited: retry after {}s", retry_after.as_secs())]
+    Limited {
+        /// Method.
+        method: String,
+        /// How long Telegram asked to wait.
+        retry_after: Duration,
+    },
+}
+
+/// What [`TelegramApi::call_with`] does on a 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLimit {
+    /// Sleep for `retry_after` and retry (counts as a retry).
+    Wait,
+    /// Return [`TgError::Limited`] at once, so the caller can serve other chats meanwhile.
+    Return,
+}
+
+/// How [`TelegramApi::send_text`] sends.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Buttons, on the last part.
+    pub reply_markup: Option<Value>,
+    /// Send the first part as a reply to this message.
+    pub reply_to: Option<i64>,
+    /// Parts already delivered by an earlier attempt: they are not sent again.
+    pub skip: usize,
+}
+
+/// A send that stopped part-way: `sent` parts (counting skipped ones) were delivered.
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (after {sent} part(s))")]
+pub struct PartialSend {
+    /// Parts delivered, including those skipped.
+    pub sent: usize,
+    /// Why it stopped.
+    pub error: TgError,
 }
 
 impl TgError {
@@ -111,6 +150,24 @@ pub struct Message {
     /// The message replied to.
     #[serde(default)]
     pub reply_to_message: Option<Box<Message>>,
+    /// Special entities in `text` (mentions, commands, …).
+    #[serde(default)]
+    pub entities: Vec<MessageEntity>,
+}
+
+/// A special entity in a message's text. Offsets and lengths are in UTF-16 code units.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MessageEntity {
+    /// `mention`, `text_mention`, `bot_command`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Start, in UTF-16 code units.
+    pub offset: usize,
+    /// Length, in UTF-16 code units.
+    pub length: usize,
+    /// For `text_mention`: the user mentioned.
+    #[serde(default)]
+    pub user: Option<User>,
 }
 
 /// A press on an inline button.
@@ -195,12 +252,12 @@ impl TelegramApi {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| Attempt::Retry(e.without_url().to_string(), None))?;
+            .map_err(|e| Attempt::Retry(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
         let body: Value = resp
             .json()
             .await
-            .map_err(|e| Attempt::Retry(e.without_url().to_string(), None))?;
+            .map_err(|e| Attempt::Retry(e.without_url().to_string()))?;
         if body["ok"] == true {
             return Ok(body["result"].clone());
         }
@@ -212,9 +269,9 @@ impl TelegramApi {
         match code {
             429 => {
                 let wait = body["parameters"]["retry_after"].as_u64().unwrap_or(1);
-                Err(Attempt::Retry(description, Some(Duration::from_secs(wait))))
+                Err(Attempt::Limited(description, Duration::from_secs(wait)))
             }
-            500..=599 => Err(Attempt::Retry(description, None)),
+            500..=599 => Err(Attempt::Retry(description)),
             _ => Err(Attempt::Final(TgError::Refused {
                 method: method.to_owned(),
                 code,
@@ -223,7 +280,7 @@ impl TelegramApi {
         }
     }
 
-    /// Calls `method` with the retry rules.
+    /// Calls `method` with the retry rules, waiting out a 429.
     ///
     /// # Errors
     /// [`TgError::Refused`] for a final 4xx; [`TgError::Unavailable`] after the retries.
@@ -233,22 +290,44 @@ impl TelegramApi {
         params: Value,
         timeout: Duration,
     ) -> Result<Value, TgError> {
+        self.call_with(method, params, timeout, OnLimit::Wait).await
+    }
+
+    /// Calls `method`: 5xx and network errors are retried with jittered exponential back-off;
+    /// a 429 is waited out or returned, as `on_limit` says.
+    ///
+    /// # Errors
+    /// [`TgError::Refused`] for a final 4xx; [`TgError::Limited`] for a 429 with
+    /// [`OnLimit::Return`]; [`TgError::Unavailable`] after the retries.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+        on_limit: OnLimit,
+    ) -> Result<Value, TgError> {
         let mut backoff = Duration::from_millis(500);
         let mut last = String::new();
         for attempt in 0..=self.max_retries {
-            match self.once(method, &params, timeout).await {
+            let (reason, wait) = match self.once(method, &params, timeout).await {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Final(e)) => return Err(e),
-                Err(Attempt::Retry(reason, wait)) => {
-                    last = reason;
-                    if attempt == self.max_retries {
-                        break;
-                    }
-                    let delay = wait.unwrap_or_else(|| jitter(backoff));
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    tokio::time::sleep(delay.min(Duration::from_secs(300))).await;
+                Err(Attempt::Limited(_, retry_after)) if on_limit == OnLimit::Return => {
+                    return Err(TgError::Limited {
+                        method: method.to_owned(),
+                        retry_after,
+                    });
                 }
+                Err(Attempt::Limited(reason, wait)) => (reason, Some(wait)),
+                Err(Attempt::Retry(reason)) => (reason, None),
+            };
+            last = reason;
+            if attempt == self.max_retries {
+                break;
             }
+            let delay = wait.unwrap_or_else(|| jitter(backoff));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(delay.min(Duration::from_secs(300))).await;
         }
         Err(TgError::Unavailable {
             method: method.to_owned(),
@@ -281,24 +360,28 @@ impl TelegramApi {
             .collect())
     }
 
-    /// Sends `markdown` to `chat` as one or more messages (≤ 4096 characters each), formatted
-    /// as Telegram HTML with link previews off; a chunk Telegram cannot parse is re-sent as
-    /// plain text. Returns the sent message ids.
+    /// Sends `markdown` to `chat` as one or more messages (≤ 4096 visible characters each),
+    /// formatted as Telegram HTML with link previews off; a chunk Telegram cannot parse is
+    /// re-sent as plain text. Parts an earlier attempt delivered (`opts.skip`) are not sent
+    /// again; a 429 is returned at once (the caller serves other chats meanwhile). Returns the
+    /// sent message ids.
     ///
     /// # Errors
-    /// As [`Self::call`].
+    /// [`PartialSend`] with the parts delivered so far and why it stopped.
     pub async fn send_text(
         &self,
         chat: i64,
         markdown: &str,
-        reply_markup: Option<Value>,
-    ) -> Result<Vec<i64>, TgError> {
+        opts: &SendOptions,
+    ) -> Result<Vec<i64>, PartialSend> {
         let parts = chunk(markdown, MAX_MESSAGE);
         let n = parts.len();
         let mut ids = Vec::with_capacity(n);
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in parts.into_iter().enumerate().skip(opts.skip) {
+            let stop = |error| PartialSend { sent: i, error };
             let html = telegram_html(&part);
-            let html = if html.chars().count() > MAX_MESSAGE || html.trim().is_empty() {
+            // Telegram's limit counts the text after entity parsing, not the markup.
+            let html = if visible_len(&html) > MAX_MESSAGE || html.trim().is_empty() {
                 None
             } else {
                 Some(html)
@@ -307,20 +390,30 @@ impl TelegramApi {
                 "chat_id": chat,
                 "link_preview_options": {"is_disabled": true},
             });
+            if i == 0
+                && let Some(to) = opts.reply_to
+            {
+                params["reply_parameters"] =
+                    json!({"message_id": to, "allow_sending_without_reply": true});
+            }
             // Buttons go on the last message.
             if i + 1 == n
-                && let Some(m) = &reply_markup
+                && let Some(m) = &opts.reply_markup
             {
                 params["reply_markup"] = m.clone();
             }
+            let timeout = Duration::from_secs(30);
             let sent = match html {
                 Some(h) => {
                     let mut p = params.clone();
                     p["text"] = json!(h);
                     p["parse_mode"] = json!("HTML");
-                    match self.call("sendMessage", p, Duration::from_secs(30)).await {
+                    match self
+                        .call_with("sendMessage", p, timeout, OnLimit::Return)
+                        .await
+                    {
                         Err(e) if e.is_parse_error() => None,
-                        other => Some(other?),
+                        other => Some(other.map_err(stop)?),
                     }
                 }
                 None => None,
@@ -329,8 +422,9 @@ impl TelegramApi {
                 Some(v) => v,
                 None => {
                     params["text"] = json!(part);
-                    self.call("sendMessage", params, Duration::from_secs(30))
-                        .await?
+                    self.call_with("sendMessage", params, timeout, OnLimit::Return)
+                        .await
+                        .map_err(stop)?
                 }
             };
             ids.push(sent["message_id"].as_i64().unwrap_or_default());
@@ -339,8 +433,33 @@ impl TelegramApi {
     }
 }
 
+/// Characters of Telegram HTML as displayed: tags removed, each entity one character.
+fn visible_len(html: &str) -> usize {
+    let mut n = 0;
+    let mut in_tag = false;
+    let mut in_entity = false;
+    for c in html.chars() {
+        match (in_tag, in_entity, c) {
+            (false, false, '<') => in_tag = true,
+            (true, _, '>') => in_tag = false,
+            (true, _, _) => {}
+            (false, false, '&') => {
+                in_entity = true;
+                n += 1;
+            }
+            (false, true, ';') => in_entity = false,
+            (false, true, _) => {}
+            (false, false, _) => n += 1,
+        }
+    }
+    n
+}
+
 enum Attempt {
-    Retry(String, Option<Duration>),
+    /// 5xx or network: retry after back-off.
+    Retry(String),
+    /// 429 with Telegram's `retry_after`.
+    Limited(String, Duration),
     Final(TgError),
 }
 
@@ -351,4 +470,14 @@ fn jitter(base: Duration) -> Duration {
         .map_or(0, |d| d.subsec_nanos());
     let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
     base.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn visible_length_ignores_tags_and_counts_entities_once() {
+        assert_eq!(super::visible_len("<pre><code>a &lt; b</code></pre>"), 5);
+        assert_eq!(super::visible_len("<b>x</b>&amp;y"), 3);
+        assert_eq!(super::visible_len("plain"), 5);
+    }
 }

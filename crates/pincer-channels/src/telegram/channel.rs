@@ -7,8 +7,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::api::{MAX_MESSAGE, Message, TelegramApi, TgError, Update};
-use crate::channel::{Button, Capabilities, Channel, ChannelFailure, Delivery, Inbound};
+use super::api::{MAX_MESSAGE, Message, SendOptions, TelegramApi, TgError, Update};
+use crate::channel::{
+    Capabilities, Channel, ChannelFailure, Delivery, Inbound, OutMessage, SendFailure,
+};
 
 /// Telegram through the Bot API.
 #[derive(Debug)]
@@ -25,6 +27,7 @@ fn failure(e: TgError) -> ChannelFailure {
     match e {
         TgError::Refused { .. } => ChannelFailure::Refused(e.to_string()),
         TgError::Unavailable { .. } => ChannelFailure::Unavailable(e.to_string()),
+        TgError::Limited { retry_after, .. } => ChannelFailure::Limited(retry_after),
     }
 }
 
@@ -78,24 +81,18 @@ impl TelegramChannel {
 }
 
 /// A text message from a person, with group addressing worked out.
-fn message(m: &Message, (username, id): &(String, i64)) -> Option<Inbound> {
+fn message(m: &Message, me: &(String, i64)) -> Option<Inbound> {
     let (text, from) = (m.text.as_deref()?, m.from.as_ref()?);
     if from.is_bot {
         return None;
     }
     let private = m.chat.kind == "private";
-    let mention = format!("@{username}");
-    let mentioned = !username.is_empty() && text.contains(&mention);
+    let (text, mentioned) = super::mention::strip_mentions(text, &m.entities, me);
     let replied = m
         .reply_to_message
         .as_ref()
         .and_then(|r| r.from.as_ref())
-        .is_some_and(|f| f.id == *id);
-    let text = if mentioned {
-        text.replace(&mention, "")
-    } else {
-        text.to_owned()
-    };
+        .is_some_and(|f| f.id == me.1);
     Some(Inbound::Message {
         chat: m.chat.id.to_string(),
         sender: from.id.to_string(),
@@ -103,6 +100,7 @@ fn message(m: &Message, (username, id): &(String, i64)) -> Option<Inbound> {
         text: text.trim().to_owned(),
         private,
         addressed: private || mentioned || replied,
+        message_id: Some(m.message_id.to_string()),
     })
 }
 
@@ -158,28 +156,37 @@ impl Channel for TelegramChannel {
         })
     }
 
-    fn send<'a>(
-        &'a self,
-        chat: &'a str,
-        text: &'a str,
-        buttons: &'a [Button],
-    ) -> BoxFuture<'a, Result<(), ChannelFailure>> {
+    fn send<'a>(&'a self, msg: OutMessage<'a>) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async move {
-            let chat: i64 = chat
+            let refused = |m: String| SendFailure {
+                parts_sent: msg.parts_sent,
+                failure: ChannelFailure::Refused(m),
+            };
+            let chat: i64 = msg
+                .chat
                 .parse()
-                .map_err(|_| ChannelFailure::Refused(format!("bad chat id `{chat}`")))?;
-            let markup = (!buttons.is_empty()).then(|| {
-                let row: Vec<Value> = buttons
+                .map_err(|_| refused(format!("bad chat id `{}`", msg.chat)))?;
+            let markup = (!msg.buttons.is_empty()).then(|| {
+                let row: Vec<Value> = msg
+                    .buttons
                     .iter()
                     .map(|b| json!({"text": b.label, "callback_data": b.data}))
                     .collect();
                 json!({"inline_keyboard": [row]})
             });
+            let opts = SendOptions {
+                reply_markup: markup,
+                reply_to: msg.reply_to.and_then(|r| r.parse().ok()),
+                skip: usize::try_from(msg.parts_sent).unwrap_or(usize::MAX),
+            };
             self.api
-                .send_text(chat, text, markup)
+                .send_text(chat, msg.text, &opts)
                 .await
                 .map(|_| ())
-                .map_err(failure)
+                .map_err(|p| SendFailure {
+                    parts_sent: u32::try_from(p.sent).unwrap_or(u32::MAX),
+                    failure: failure(p.error),
+                })
         })
     }
 
@@ -193,6 +200,27 @@ impl Channel for TelegramChannel {
                     Duration::from_secs(10),
                 )
                 .await;
+        })
+    }
+
+    fn set_commands<'a>(
+        &'a self,
+        commands: &'a [(&'a str, &'a str)],
+    ) -> BoxFuture<'a, Result<(), ChannelFailure>> {
+        Box::pin(async move {
+            let list: Vec<Value> = commands
+                .iter()
+                .map(|(c, d)| json!({"command": c, "description": d}))
+                .collect();
+            self.api
+                .call(
+                    "setMyCommands",
+                    json!({"commands": list}),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map(|_| ())
+                .map_err(failure)
         })
     }
 

@@ -83,7 +83,13 @@ pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
                     Arc::new(pincer_channels::telegram::TelegramChannel::new(api));
                 let mut tg = crate::router::Router::new(
                     channel,
-                    crate::router::Policy::telegram(t, agent),
+                    crate::router::Policy {
+                        // The worker renews its lease every third of it (worker.rs).
+                        heartbeat_every: std::time::Duration::from_secs(
+                            config.gateway.lease_secs / 3,
+                        ),
+                        ..crate::router::Policy::telegram(t, agent)
+                    },
                     store.clone(),
                     state.events.clone(),
                     state.wake.clone(),

@@ -29,17 +29,32 @@ async fn an_unknown_sender_pairs_then_talks_and_a_duplicate_update_runs_once() {
     let first = texts_to(&tg, 501).join("\n");
     assert!(first.contains("pairing code"), "{first}");
     assert!(llm.requests().is_empty());
+    // Writing again does not repeat the code (issue 26.3). Another stranger's code, sent after
+    // the second message was handled (updates are handled in order), marks the point.
+    tg.push_text(501, 501, "hello? anyone?");
+    tg.push_text(502, 502, "hi");
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    assert_eq!(texts_to(&tg, 501).len(), 1, "{:?}", texts_to(&tg, 501));
     let out = home
         .run(&["pairing", "list", "telegram", "--json"], "")
         .await;
     let list: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(list.len(), 1);
-    let code = list[0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(list.len(), 2);
+    let code = list.iter().find(|p| p["sender"] == "501").unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(first.contains(&code));
     let out = home
         .run(&["pairing", "approve", "telegram", &code], "")
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // They are told (the CLI queued it; the server's sender picks it up).
+    assert!(tg.wait_for("sendMessage", 3, WAIT).await);
+    assert_eq!(
+        texts_to(&tg, 501).last().map(String::as_str),
+        Some(pincer_store::APPROVED_TEXT)
+    );
     // Now they talk to the agent; the same update delivered twice runs once.
     let id = tg.push_text(501, 501, "what is up");
     tg.push_update(serde_json::json!({
@@ -47,7 +62,7 @@ async fn an_unknown_sender_pairs_then_talks_and_a_duplicate_update_runs_once() {
         "message": {"message_id": 999, "date": 1, "chat": {"id": 501, "type": "private"},
                     "from": {"id": 501, "is_bot": false, "first_name": "x"}, "text": "what is up"}
     }));
-    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    assert!(tg.wait_for("sendMessage", 4, WAIT).await);
     let texts = texts_to(&tg, 501);
     assert_eq!(
         texts.last().map(String::as_str),
@@ -82,12 +97,34 @@ async fn groups_answer_only_when_the_bot_is_addressed_and_a_restart_repeats_noth
     // Restart: the updates already handled are neither lost nor repeated.
     stop(&mut child);
     let mut child = serve(&home);
-    tg.push_text(-100200, 7, "@pincer_bot again");
+    // Usernames match in any case (issue 26.3).
+    tg.push_text(-100200, 7, "@Pincer_Bot again");
     assert!(tg.wait_for("sendMessage", 2, WAIT).await);
     stop(&mut child);
     assert_eq!(
         texts_to(&tg, -100200),
         ["echo: summarise please", "echo: again"]
+    );
+    // Group answers are replies to the question; the command menu is registered.
+    for c in tg
+        .calls_of("sendMessage")
+        .iter()
+        .filter(|c| c.params["chat_id"] == -100200)
+    {
+        assert!(
+            c.params["reply_parameters"]["message_id"].is_i64(),
+            "{:?}",
+            c.params
+        );
+    }
+    let menu = tg.calls_of("setMyCommands");
+    assert!(!menu.is_empty());
+    assert!(
+        menu[0].params["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["command"] == "approve")
     );
     assert!(texts_to(&tg, -100999).is_empty());
     assert_eq!(llm.requests().len(), 2);
@@ -417,4 +454,64 @@ async fn doctor_warns_when_anyone_can_talk_to_the_bot() {
         .find(|c| c["id"] == "channel.telegram.token")
         .unwrap();
     assert_eq!(token["status"], "fail", "{token}");
+}
+
+/// Issue 26.1: part 2 of a long answer fails past its retries; the outbox resends only part 2,
+/// so the user never sees part 1 twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_whose_second_part_fails_is_resumed_not_repeated() {
+    let para = |i: usize| format!("Part {i} {}", "lorem ipsum ".repeat(40).trim_end());
+    let long = (0..11).map(para).collect::<Vec<_>>().join("\n\n");
+    let llm = FakeLlm::start(vec![pincer_testkit::Reply::text(&long)])
+        .await
+        .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.allow_from", "[610]")]).await;
+    // Part 1 goes through; then six 500s, more than one send's retries.
+    tg.fail_after("sendMessage", 1, pincer_testkit::TgFault::ServerError);
+    for _ in 0..5 {
+        tg.fail_next("sendMessage", pincer_testkit::TgFault::ServerError);
+    }
+    let mut child = serve(&home);
+    tg.push_text(610, 610, "write a lot");
+    // One delivered part, six refused attempts at part 2, then part 2 delivered.
+    assert!(tg.wait_for("sendMessage", 8, Duration::from_secs(90)).await);
+    stop(&mut child);
+    let texts = texts_to(&tg, 610);
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("Part 0")).count(),
+        1,
+        "part 1 was sent again"
+    );
+    assert!(texts.last().is_some_and(|t| t.starts_with("Part 8")));
+    assert_eq!(texts.len(), 8, "nothing after part 2 was delivered");
+}
+
+/// Issue 26.2: a 429 for one chat holds only that chat; another chat's answer goes out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_chats_flood_limit_does_not_hold_another_chat() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.allow_from", "[111, 222]")]).await;
+    tg.fail_next_for(
+        "sendMessage",
+        222,
+        pincer_testkit::TgFault::TooManyRequests { retry_after: 5 },
+    );
+    let mut child = serve(&home);
+    tg.push_text(222, 222, "first, from the limited chat");
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await); // the refused attempt for 222
+    tg.push_text(111, 111, "second, from another chat");
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    // 111's answer is delivered while 222 is still held (its retry comes 5 s later).
+    let calls = tg.calls_of("sendMessage");
+    assert_eq!(calls[1].params["chat_id"], 111, "{calls:?}");
+    assert!(tg.wait_for("sendMessage", 3, WAIT).await);
+    stop(&mut child);
+    assert_eq!(texts_to(&tg, 111), ["echo: second, from another chat"]);
+    let to_222 = texts_to(&tg, 222);
+    assert_eq!(
+        to_222.last().map(String::as_str),
+        Some("echo: first, from the limited chat")
+    );
 }

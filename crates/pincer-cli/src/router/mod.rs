@@ -13,11 +13,28 @@ use chrono::Utc;
 use pincer_channels::{Button, Channel, ChannelFailure, Delivery, Inbound};
 use pincer_config::{DmPolicy, TelegramConfig};
 use pincer_gateway::EventBus;
-use pincer_store::{ChannelStore, NewTask, PairingRequest, SqliteStore, TaskQueue};
+use pincer_store::{
+    ChannelStore, NewOutgoing, NewTask, PairingRequest, SqliteStore, TaskLink, TaskQueue,
+};
 use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+mod outbox;
+
+/// The chat commands, as registered in the platform's command menu and listed by `/help`.
+pub(crate) const COMMANDS: &[(&str, &str)] = &[
+    ("status", "what is running"),
+    ("tasks", "what is running"),
+    ("cancel", "stop a task: /cancel <id> or /cancel all"),
+    ("approvals", "actions waiting for your decision"),
+    ("approve", "approve an action: /approve <id>"),
+    ("deny", "deny an action: /deny <id>"),
+    ("new", "start a new conversation"),
+    ("model", "who answers here"),
+    ("help", "what I can do"),
+];
 
 /// How often "typing…" is refreshed while a task runs.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
@@ -32,6 +49,8 @@ pub(crate) struct Policy {
     pub rate_per_minute: u32,
     pub wait: Duration,
     pub webhook_url: Option<String>,
+    /// How often a live worker renews its lease (typing stops when one is overdue).
+    pub heartbeat_every: Duration,
 }
 
 impl Policy {
@@ -44,6 +63,7 @@ impl Policy {
             rate_per_minute: t.rate_limit_per_minute,
             wait: Duration::from_secs(t.poll_timeout_secs),
             webhook_url: t.webhook_url.clone(),
+            heartbeat_every: Duration::from_secs(10),
         }
     }
 }
@@ -114,6 +134,13 @@ impl Router {
     /// Receives until `stop` (polling, or webhook deliveries through the gateway), answers
     /// finished tasks and sends the outbox.
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // The command menu; a failure is reported, not fatal (the commands work typed).
+        if let Err(e) = self.channel.set_commands(COMMANDS).await {
+            eprintln!(
+                "pincer serve: {}: registering the command menu: {e}",
+                self.name()
+            );
+        }
         // Tasks that ended while the server was down are answered first.
         self.answer_finished().await;
         let answers = tokio::spawn(self.clone().answer_loop(stop.clone()));
@@ -164,7 +191,9 @@ impl Router {
                             "pincer serve: {}: another consumer holds this bot ({e}); retrying",
                             self.name()
                         ),
-                        ChannelFailure::Refused(_) | ChannelFailure::Unavailable(_) => {
+                        ChannelFailure::Refused(_)
+                        | ChannelFailure::Unavailable(_)
+                        | ChannelFailure::Limited(_) => {
                             eprintln!("pincer serve: {}: {e}", self.name());
                         }
                     }
@@ -190,7 +219,14 @@ impl Router {
     }
 
     /// Queues a message (durably, in order) and wakes the sender.
-    async fn queue(&self, chat: &str, text: &str, buttons: &[Button], answers: Option<TaskId>) {
+    async fn queue(
+        &self,
+        chat: &str,
+        text: &str,
+        buttons: &[Button],
+        answers: Option<TaskId>,
+        reply_to: Option<&str>,
+    ) {
         let markup = (!buttons.is_empty()).then(|| {
             json!(
                 buttons
@@ -203,11 +239,14 @@ impl Router {
         match self
             .store
             .enqueue(
-                self.name(),
-                chat,
-                text,
-                markup.as_deref(),
-                answers,
+                NewOutgoing {
+                    channel: self.name(),
+                    chat,
+                    text,
+                    markup: markup.as_deref(),
+                    reply_to,
+                    answers,
+                },
                 Utc::now(),
             )
             .await
@@ -218,97 +257,11 @@ impl Router {
     }
 
     async fn say(&self, chat: &str, text: &str) {
-        self.queue(chat, text, &[], None).await;
-    }
-
-    /// Sends queued messages in order; a message the platform refuses is set aside, one that
-    /// cannot be sent now is retried (the queue survives restarts).
-    async fn send_loop(self: Arc<Self>, stop: CancellationToken) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let notified = self.outbox.notified();
-            let pending = self
-                .store
-                .pending_out(self.name(), 50)
-                .await
-                .unwrap_or_default();
-            let mut stalled = false;
-            for m in &pending {
-                let buttons: Vec<Button> = m
-                    .markup
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str::<Vec<serde_json::Value>>(s).ok())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|b| Button {
-                        label: b["label"].as_str().unwrap_or_default().to_owned(),
-                        data: b["data"].as_str().unwrap_or_default().to_owned(),
-                    })
-                    .collect();
-                let failure = match self.channel.send(&m.chat, &m.text, &buttons).await {
-                    Ok(()) => None,
-                    Err(e @ ChannelFailure::Refused(_)) => Some(e.to_string()),
-                    Err(e) => {
-                        eprintln!("pincer serve: {}: sending: {e}; will retry", self.name());
-                        stalled = true;
-                        break;
-                    }
-                };
-                if let Err(e) = self
-                    .store
-                    .done_out(m.id, failure.as_deref(), Utc::now())
-                    .await
-                {
-                    eprintln!("pincer serve: {}: outbox: {e}", self.name());
-                }
-            }
-            if stalled {
-                pause(&stop, backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-                continue;
-            }
-            backoff = Duration::from_secs(1);
-            if stop.is_cancelled() {
-                return;
-            }
-            if pending.is_empty() {
-                tokio::select! {
-                    () = notified => {}
-                    () = stop.cancelled() => return,
-                }
-            }
-        }
-    }
-
-    /// Keeps "typing…" showing in chats whose task is running.
-    async fn typing_loop(self: Arc<Self>, stop: CancellationToken) {
-        if !self.channel.capabilities().typing {
-            return;
-        }
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(TYPING_EVERY) => {}
-                () = stop.cancelled() => return,
-            }
-            for id in self
-                .store
-                .linked_tasks(self.name())
-                .await
-                .unwrap_or_default()
-            {
-                let running = matches!(
-                    self.store.task(id).await,
-                    Ok(Some(t)) if t.status == TaskStatus::Running
-                );
-                if running && let Ok(Some((chat, _))) = self.store.task_link(id).await {
-                    self.channel.typing(&chat).await;
-                }
-            }
-        }
+        self.queue(chat, text, &[], None, None).await;
     }
 
     async fn handle(&self, cursor: i64, inbound: Inbound) {
-        let (chat, sender, name, text, private) = match inbound {
+        let (chat, sender, name, text, private, message_id) = match inbound {
             Inbound::Button {
                 id,
                 chat: _,
@@ -326,11 +279,12 @@ impl Router {
                 text,
                 private,
                 addressed,
+                message_id,
             } => {
                 if !addressed {
                     return;
                 }
-                (chat, sender, sender_name, text, private)
+                (chat, sender, sender_name, text, private, message_id)
             }
         };
         // `/start <invite>` links an unknown sender before any policy applies.
@@ -395,11 +349,13 @@ impl Router {
             .await;
         match submitted {
             Ok((task, true)) => {
-                if let Err(e) = self
-                    .store
-                    .link_task(task.id, self.name(), &chat, &sender)
-                    .await
-                {
+                // In a group the answer is a reply to the question (several people talk there).
+                let link = TaskLink {
+                    chat: chat.clone(),
+                    user: sender.clone(),
+                    reply_to: if private { None } else { message_id },
+                };
+                if let Err(e) = self.store.link_task(task.id, self.name(), &link).await {
                     eprintln!(
                         "pincer serve: {}: linking task {}: {e}",
                         self.name(),
@@ -447,7 +403,9 @@ impl Router {
                     .request_pairing(self.name(), sender, name, Utc::now())
                     .await
                 {
-                    Ok(PairingRequest::Code(code)) => format!(
+                    // Told once; a sender who keeps writing is not sent the code again.
+                    Ok(PairingRequest::Code { new: false, .. }) => return false,
+                    Ok(PairingRequest::Code { code, new: true }) => format!(
                         "Hi! This bot only talks to people its owner approved.\n\nYour pairing code: `{code}`\n\nAsk the owner to run `pincer pairing approve {} {code}`. The code expires in an hour.",
                         self.name()
                     ),
@@ -514,14 +472,14 @@ impl Router {
                 .unwrap_or_default()
         };
         Some(match cmd {
-            "/start" | "/help" => "Send me a message and I will work on it.\n\n\
-/status or /tasks — what is running\n\
-/cancel <id|all> — stop tasks\n\
-/approvals — actions waiting for you; /approve <id>, /deny <id>\n\
-/new — start a new conversation\n\
-/model — who answers\n\
-/help — this text"
-                .into(),
+            "/start" | "/help" => format!(
+                "Send me a message and I will work on it.\n\n{}",
+                COMMANDS
+                    .iter()
+                    .map(|(c, d)| format!("/{c} — {d}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
             "/status" | "/tasks" => {
                 let tasks = mine().await;
                 if tasks.is_empty() {
@@ -626,7 +584,7 @@ impl Router {
             _ => return "No such approval (see /approvals).".into(),
         };
         let requester = match record.task {
-            Some(t) => self.store.task_link(t).await.ok().flatten().map(|(_, u)| u),
+            Some(t) => self.store.task_link(t).await.ok().flatten().map(|l| l.user),
             None => None,
         };
         let allowed =
@@ -679,12 +637,12 @@ impl Router {
         } else {
             text
         };
-        self.queue(chat, &text, &buttons, None).await;
+        self.queue(chat, &text, &buttons, None, None).await;
     }
 
     /// Queues the answer of a linked task that has ended (and forgets the link).
     async fn answer(&self, id: TaskId) {
-        let Ok(Some((chat, _))) = self.store.task_link(id).await else {
+        let Ok(Some(link)) = self.store.task_link(id).await else {
             return;
         };
         let Ok(Some(t)) = self.store.task(id).await else {
@@ -704,7 +662,8 @@ impl Router {
         } else {
             text
         };
-        self.queue(&chat, &text, &[], Some(id)).await;
+        self.queue(&link.chat, &text, &[], Some(id), link.reply_to.as_deref())
+            .await;
     }
 
     /// Answers every linked task that already ended (after a restart).
@@ -734,8 +693,8 @@ impl Router {
                     continue;
                 };
                 if e.kind == "approval.requested" {
-                    if let Ok(Some((chat, _))) = self.store.task_link(id).await {
-                        self.ask_approval(&chat, &e.data).await;
+                    if let Ok(Some(link)) = self.store.task_link(id).await {
+                        self.ask_approval(&link.chat, &e.data).await;
                     }
                     continue;
                 }
