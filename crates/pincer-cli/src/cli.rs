@@ -290,6 +290,10 @@ pub(crate) enum PairingCommand {
     },
 }
 
+/// `--scopes` help: every scope of `pincer_types::Scope::ALL`.
+const SCOPES_HELP: &str = "Comma-separated: tasks:read, tasks:write, approvals:write, audit:read, \
+jobs:read, jobs:write, admin (admin covers all)";
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokensCommand {
     /// Create a token and print it once (only its hash is stored).
@@ -297,8 +301,8 @@ pub(crate) enum TokensCommand {
         /// Unique name (a-z, A-Z, 0-9, `-`, `_`, `.`).
         #[arg(long)]
         name: String,
-        /// Comma-separated: tasks:read, tasks:write, approvals:write, audit:read, admin.
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Comma-separated scopes (every scope is listed; a test keeps the list complete).
+        #[arg(long, value_delimiter = ',', required = true, help = SCOPES_HELP)]
         scopes: Vec<String>,
         /// Lifetime such as `30d`, `12h`, `90m` (default: no expiry).
         #[arg(long)]

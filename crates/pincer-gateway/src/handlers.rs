@@ -35,6 +35,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A query string whose rejections are typed API errors (axum's own are `text/plain`).
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Self(v)),
+            Err(r) => Err(ApiError::bad_request("invalid_query", r.body_text())),
+        }
+    }
+}
+
 fn json_error(r: &JsonRejection) -> ApiError {
     let code = match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
@@ -186,7 +203,7 @@ pub(crate) struct GetQuery {
 pub(crate) async fn get_task(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(q): Query<GetQuery>,
+    ApiQuery(q): ApiQuery<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = task_id(&id)?;
     let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
@@ -229,7 +246,7 @@ fn limit(q: &ListQuery) -> usize {
 
 pub(crate) async fn list_tasks(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = q
         .status
@@ -278,7 +295,7 @@ fn approval_error(e: ApprovalError) -> ApiError {
 
 pub(crate) async fn list_approvals(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
         None => None,
@@ -350,7 +367,7 @@ pub(crate) struct AuditQuery {
 /// Audit events in log order, filtered by type prefix, paged by sequence number.
 pub(crate) async fn audit_events(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let dir = st
         .audit_dir
@@ -446,8 +463,13 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// The JSON Schema of `T`, self-contained: sub-schemas inlined, so the OpenAPI document has no
+/// `$ref` into a `$defs` it does not carry.
 pub(crate) fn schema<T: schemars::JsonSchema>() -> Value {
-    let mut v = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut v = generator.into_root_schema_for::<T>().to_value();
     if let Some(m) = v.as_object_mut() {
         m.remove("$schema");
     }

@@ -194,6 +194,9 @@ impl JobSpec {
         if let Some(d) = &self.deliver {
             delivery.check(d).map_err(|e| format!("deliver: {e}"))?;
         }
+        // Every kind records its zone (and `at`/`every` jobs are shown in it): never accept one
+        // that does not exist.
+        pincer_scheduler::check_zone(&self.tz).map_err(|e| format!("tz: {e}"))?;
         let (kind, spec, sched) = match (self.at, self.every, self.cron) {
             (Some(a), None, None) => {
                 let s = Schedule::at(&a, now).map_err(|e| format!("at: {e}"))?;

@@ -13,6 +13,7 @@ mod handlers;
 mod hooks;
 mod jobs;
 mod openai;
+mod openapi;
 mod origin;
 
 use std::collections::BTreeSet;
@@ -34,6 +35,7 @@ pub use error::ApiError;
 pub use events::{BusEvent, EventBus, TaskWatch};
 pub use hooks::{Hook, HookSecret};
 pub use jobs::{DeliveryPolicy, JobSpec, enable_job, from_ts, run_job_now, schedule_of, to_ts};
+pub use openapi::openapi;
 pub use origin::HostPolicy;
 
 /// Largest request body accepted.
@@ -345,53 +347,6 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
             post(openai::chat_completions),
         ),
     ]
-}
-
-/// The OpenAPI 3.1 document, generated from [`routes`].
-pub fn openapi() -> serde_json::Value {
-    let mut paths = serde_json::Map::new();
-    for (def, _) in routes() {
-        let mut op = serde_json::json!({
-            "summary": def.summary,
-            "responses": {
-                "200": {"description": "OK (JSON; `/v1/events` is text/event-stream)"},
-                "default": {"description": "Error: {\"error\": {\"code\", \"message\"}}"}
-            }
-        });
-        match def.access {
-            Access::Scoped(scope) => {
-                op["security"] = serde_json::json!([{"bearer": [scope.as_str()]}]);
-            }
-            Access::ChannelSecret => {
-                op["security"] = serde_json::json!([{"channelSecret": []}]);
-            }
-            Access::HookSecret => {
-                op["security"] = serde_json::json!([{"hookSignature": []}, {"bearer": []}]);
-            }
-            Access::Public => {}
-        }
-        if let Some(body) = def.body {
-            op["requestBody"] = serde_json::json!({
-                "required": true,
-                "content": {"application/json": {"schema": body()}}
-            });
-        }
-        let entry = paths
-            .entry(def.path.to_owned())
-            .or_insert_with(|| serde_json::json!({}));
-        entry[def.method.to_ascii_lowercase()] = op;
-    }
-    serde_json::json!({
-        "openapi": "3.1.0",
-        "info": {"title": "Pincer", "version": env!("CARGO_PKG_VERSION")},
-        "components": {"securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "channelSecret": {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"},
-            "hookSignature": {"type": "apiKey", "in": "header", "name": "X-Pincer-Signature",
-                              "description": "sha256=<hex HMAC-SHA256 of the body>; the header name is configurable per hook"}
-        }},
-        "paths": paths,
-    })
 }
 
 /// The router: every declared route behind its access check, bounded bodies, JSON 404s.

@@ -46,11 +46,7 @@ struct ChatMessage {
 }
 
 pub(crate) fn request_schema() -> Value {
-    let mut v = serde_json::to_value(schemars::schema_for!(ChatRequest)).unwrap_or(Value::Null);
-    if let Some(m) = v.as_object_mut() {
-        m.remove("$schema");
-    }
-    v
+    crate::handlers::schema::<ChatRequest>()
 }
 
 fn text_of(content: &Value) -> String {

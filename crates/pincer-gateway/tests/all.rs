@@ -248,6 +248,36 @@ async fn foreign_origins_and_rebound_host_names_are_refused() {
     assert_eq!(st, 201);
 }
 
+/// Issue 26.4: a malformed query string gets the typed JSON error, not text/plain.
+#[tokio::test]
+async fn a_bad_query_string_is_a_typed_json_error() {
+    let s = Server::start().await;
+    let t = s.token("r", &[Scope::TasksRead, Scope::AuditRead]).await;
+    for path in [
+        "/v1/tasks?limit=lots",
+        "/v1/tasks/0195f0e0-0000-7000-8000-000000000000?wait_secs=-1",
+        "/v1/audit-events?after=x",
+    ] {
+        let resp = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_query", "{path}: {v}");
+    }
+}
+
 #[tokio::test]
 async fn tasks_submit_idempotently_list_get_and_cancel() {
     let s = Server::start().await;
@@ -512,6 +542,76 @@ async fn openapi_describes_every_declared_route_with_its_scope() {
             Access::HookSecret => assert!(op["security"][0]["hookSignature"].is_array()),
         }
     }
+    // Issue 26.4: the statuses the server really answers, every path and query parameter, a
+    // response schema for every operation, and every `$ref` resolving.
+    let status_of = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert!(status_of("/v1/tasks", "post").contains(&"201".to_owned()));
+    assert!(status_of("/v1/jobs", "post").contains(&"201".to_owned()));
+    assert!(status_of("/v1/hooks/{name}", "post").contains(&"202".to_owned()));
+    let names = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}",
+                            p["in"].as_str().unwrap(),
+                            p["name"].as_str().unwrap()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(names("/v1/tasks", "get"), ["query:status", "query:limit"]);
+    assert_eq!(
+        names("/v1/tasks/{id}", "get"),
+        ["path:id", "query:wait_secs"]
+    );
+    assert_eq!(
+        names("/v1/audit-events", "get"),
+        ["query:type", "query:after", "query:limit"]
+    );
+    let text = doc.to_string();
+    for (def, _) in routes() {
+        let method = def.method.to_ascii_lowercase();
+        for seg in def.path.split('/').filter(|s| s.starts_with('{')) {
+            let name = seg.trim_matches(['{', '}']);
+            assert!(
+                names(def.path, &method).contains(&format!("path:{name}")),
+                "{} {}: path parameter {name} undeclared",
+                def.method,
+                def.path
+            );
+        }
+        let responses = doc["paths"][def.path][&method]["responses"]
+            .as_object()
+            .unwrap();
+        assert!(
+            responses
+                .iter()
+                .any(|(k, r)| k != "default" && r["content"].is_object()),
+            "{} {}: no success schema",
+            def.method,
+            def.path
+        );
+    }
+    for r in text.split("\"$ref\":\"").skip(1) {
+        let target = r.split('"').next().unwrap();
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {target}"
+        );
+    }
     let body =
         &doc["paths"]["/v1/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"];
     assert!(body["properties"]["agent"].is_object(), "{body}");
@@ -754,6 +854,11 @@ async fn jobs_over_the_api_with_their_scopes() {
         (
             json!({"name": "x", "every": "1m", "message": "m", "deliver": "https://example.com/h"}),
             "deliver",
+        ),
+        // Issue 26.4: an unknown zone is refused for every kind, not only cron.
+        (
+            json!({"name": "x", "every": "1m", "message": "m", "tz": "Mars/Olympus_Mons"}),
+            "tz",
         ),
         (
             json!({"name": "a b", "every": "1m", "message": "m"}),

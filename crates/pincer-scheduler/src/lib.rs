@@ -248,6 +248,16 @@ pub fn due(
     }
 }
 
+/// Checks that `tz` names an IANA time zone this machine (or the bundled database) knows.
+///
+/// # Errors
+/// [`ScheduleError::Invalid`] naming the zone.
+pub fn check_zone(tz: &str) -> Result<(), ScheduleError> {
+    TimeZone::get(tz)
+        .map(|_| ())
+        .map_err(|e| ScheduleError::Invalid(format!("time zone `{tz}`: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,3 +78,19 @@ async fn tokens_are_shown_once_and_never_stored_or_logged() {
     let out = home.run(&["tokens", "revoke", "nope"], "").await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// Issue 26.6: `pincer tokens create --help` names every scope there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_create_help_lists_every_scope() {
+    let home = Home::new();
+    let out = home.run(&["tokens", "create", "--help"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let help = stdout(&out);
+    for scope in pincer_types::Scope::ALL {
+        assert!(
+            help.contains(scope.as_str()),
+            "{} missing: {help}",
+            scope.as_str()
+        );
+    }
+}
