@@ -211,6 +211,43 @@ async fn work(pool: Arc<Pool>, name: String, stop: CancellationToken) {
     }
 }
 
+/// Most progress events one run publishes (its `run.finished` always goes out): a run with
+/// hundreds of tool calls must not flush everyone's events out of the bus's ring.
+const MAX_PROGRESS: u32 = 64;
+
+/// Publishes a run's progress on the event bus (`/v1/events`, chat `/status`): start, each tool
+/// call (name and tier — never arguments or results, which may hold secrets), each result's
+/// success, and the end. Text deltas are not published.
+fn progress_publisher(
+    events: Arc<EventBus>,
+    task: pincer_types::TaskId,
+) -> impl FnMut(&pincer_types::RunEvent) + Send {
+    use pincer_types::RunEvent;
+    let mut published = 0u32;
+    move |e: &RunEvent| {
+        let (kind, data) = match e {
+            RunEvent::Started { run_id } => ("run.started", json!({"task": task, "run": run_id})),
+            RunEvent::ToolCall { id, tool, tier } => (
+                "run.tool_call",
+                json!({"task": task, "call": id, "tool": tool, "tier": tier}),
+            ),
+            RunEvent::ToolResult { id, is_error } => (
+                "run.tool_result",
+                json!({"task": task, "call": id, "is_error": is_error}),
+            ),
+            RunEvent::Finished { status } => {
+                ("run.finished", json!({"task": task, "status": status}))
+            }
+            RunEvent::TextDelta { .. } => return,
+        };
+        if published >= MAX_PROGRESS && kind != "run.finished" {
+            return;
+        }
+        published += 1;
+        events.publish(kind, data);
+    }
+}
+
 async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
     let cancel = CancellationToken::new();
     let watcher = watch_task(pool, worker, &task, cancel.clone());
@@ -231,7 +268,8 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
                 .get(&task.agent)
                 .and_then(|a| a.heartbeat.as_ref())
                 .is_some_and(|h| h.full_context);
-        let outcome = rt.runner.run(req, cancel.clone(), &mut |_| {}).await?;
+        let mut progress = progress_publisher(pool.events.clone(), task.id);
+        let outcome = rt.runner.run(req, cancel.clone(), &mut progress).await?;
         anyhow::Ok(outcome)
     };
     let run_info = |o: &pincer_agent::RunOutcome| {

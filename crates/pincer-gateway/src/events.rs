@@ -110,7 +110,8 @@ impl EventBus {
     }
 
     /// Whether an event after `after` may end a wait on `task`: one about it other than
-    /// queued/running (it ended, or an approval was requested or decided), or a gap.
+    /// queued/running or run progress (it ended, or an approval was requested or decided), or a
+    /// gap.
     fn touches(&self, after: u64, task: &str) -> bool {
         let ring = self.ring();
         if ring.front().is_some_and(|e| e.id > after + 1) {
@@ -119,7 +120,9 @@ impl EventBus {
         ring.iter()
             .rev()
             .take_while(|e| e.id > after)
-            .filter(|e| e.kind != "task.queued" && e.kind != "task.running")
+            .filter(|e| {
+                e.kind != "task.queued" && e.kind != "task.running" && !e.kind.starts_with("run.")
+            })
             .any(|e| e.data.get("task").and_then(Value::as_str) == Some(task))
     }
 }

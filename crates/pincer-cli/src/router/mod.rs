@@ -489,9 +489,10 @@ impl Router {
                         .iter()
                         .map(|t| {
                             format!(
-                                "`{}` {} — {}",
+                                "`{}` {}{} — {}",
                                 short(&t.id),
                                 t.status.as_str(),
+                                self.progress_of(t.id),
                                 t.input.chars().take(60).collect::<String>()
                             )
                         })
@@ -640,6 +641,22 @@ impl Router {
         self.queue(chat, &text, &buttons, None, None).await;
     }
 
+    /// ` (3 tool call(s), last `fs.read`)` for a task whose run has called tools, from the
+    /// bus's recent `run.tool_call` events (nothing once they left its ring).
+    fn progress_of(&self, task: TaskId) -> String {
+        let id = task.to_string();
+        let (events, _) = self.events.since(0);
+        let calls: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind == "run.tool_call" && e.data["task"].as_str() == Some(&id))
+            .filter_map(|e| e.data["tool"].as_str())
+            .collect();
+        match calls.last() {
+            Some(last) => format!(" ({} tool call(s), last `{last}`)", calls.len()),
+            None => String::new(),
+        }
+    }
+
     /// Queues the answer of a linked task that has ended (and forgets the link).
     async fn answer(&self, id: TaskId) {
         let Ok(Some(link)) = self.store.task_link(id).await else {
@@ -692,6 +709,10 @@ impl Router {
                 else {
                     continue;
                 };
+                // Progress is read off the bus by `/status`; it answers nothing.
+                if e.kind.starts_with("run.") {
+                    continue;
+                }
                 if e.kind == "approval.requested" {
                     if let Ok(Some(link)) = self.store.task_link(id).await {
                         self.ask_approval(&link.chat, &e.data).await;

@@ -786,3 +786,78 @@ async fn cancel_stops_a_running_sandboxed_command() {
         .await;
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
 }
+
+/// Issue 26.5: run progress (start, each tool call and result, the end) reaches
+/// `/v1/events` subscribers — tool names only, never arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_progress_streams_as_events_without_arguments() {
+    use pincer_testkit::{Reply, ScriptedCall};
+    let (_server, home, token) = served(
+        vec![
+            Reply::ToolCalls {
+                calls: vec![ScriptedCall {
+                    name: "fs_read".into(),
+                    arguments: serde_json::json!({"path": "notes-SECRETPATH.md"}),
+                }],
+                text: String::new(),
+            },
+            Reply::text("done"),
+        ],
+        "tasks:read,tasks:write",
+    )
+    .await;
+    let home_path = home.path();
+    let (mut child, events) = tokio::task::spawn_blocking(move || {
+        let (child, addr) = spawn_serve(&Home::at(home_path), "127.0.0.1:0");
+        let mut sse = TcpStream::connect(&addr).unwrap();
+        write!(
+            sse,
+            "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
+        sse.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut sse = BufReader::new(sse);
+        let mut head = String::new();
+        while head != "\r\n" {
+            head.clear();
+            sse.read_line(&mut head).unwrap();
+        }
+        let (st, _) = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &token,
+            Some(r#"{"agent": "main", "message": "read my notes"}"#),
+        );
+        assert_eq!(st, 201);
+        let mut events = String::new();
+        while !events.contains("event: task.succeeded") {
+            let mut line = String::new();
+            sse.read_line(&mut line)
+                .expect("an event before the read timeout");
+            events.push_str(&line);
+        }
+        (child, events)
+    })
+    .await
+    .unwrap();
+    assert_eq!(term(&mut child), Some(0));
+    let order: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .filter(|k| k.starts_with("run."))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "run.started",
+            "run.tool_call",
+            "run.tool_result",
+            "run.finished"
+        ],
+        "{events}"
+    );
+    assert!(events.contains("\"tool\":\"fs.read\""), "{events}");
+    assert!(!events.contains("SECRETPATH"), "arguments leaked: {events}");
+}

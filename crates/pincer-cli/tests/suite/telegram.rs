@@ -196,23 +196,37 @@ async fn an_approval_button_pressed_by_someone_else_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_answers_while_a_long_task_runs() {
     use pincer_testkit::Reply;
-    let llm = FakeLlm::start(vec![Reply::Slow {
-        delay_ms: 120_000,
-        reply: Box::new(Reply::text("much later")),
-    }])
+    let llm = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![pincer_testkit::ScriptedCall {
+                name: "time_now".into(),
+                arguments: serde_json::json!({}),
+            }],
+            text: String::new(),
+        },
+        Reply::Slow {
+            delay_ms: 120_000,
+            reply: Box::new(Reply::text("much later")),
+        },
+    ])
     .await
     .unwrap();
     let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
     let home = telegram_home(&llm, &tg, &[("channels.telegram.allow_from", "[700]")]).await;
     let mut child = serve(&home);
     tg.push_text(700, 700, "do the long thing");
-    // The model call is under way: the task is running.
-    assert!(llm.wait_for_requests(1, WAIT).await);
+    // The tool ran and the second model call is under way: the task is running.
+    assert!(llm.wait_for_requests(2, WAIT).await);
     tg.push_text(700, 700, "/status");
     assert!(tg.wait_for("sendMessage", 1, WAIT).await);
     let status = texts_to(&tg, 700).join("\n");
     assert!(
         status.contains("RUNNING") && status.contains("do the long thing"),
+        "{status}"
+    );
+    // Run progress reaches the chat (issue 26.5).
+    assert!(
+        status.contains("1 tool call(s), last <code>time.now</code>"),
         "{status}"
     );
     // "typing…" is kept up while it runs (once at the start, then refreshed).
