@@ -14,7 +14,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -128,27 +128,14 @@ pub struct Anchor {
 impl Anchor {
     /// Records `(seq, hash)`: one fixed-width write at offset 0, like `HEAD`.
     pub(crate) fn write(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
-        let mut text = json!({
+        let text = json!({
             "seq": seq,
             "hash": hash,
             "key": self.key.id(),
             "mac": self.key.sign(seq, hash),
         })
         .to_string();
-        text.extend(std::iter::repeat_n(
-            ' ',
-            ANCHOR_LEN.saturating_sub(text.len() + 1),
-        ));
-        text.push('\n');
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(|e| AuditError::io(&self.path, e))?;
-        f.write_all_at(text.as_bytes(), 0)
-            .map_err(|e| AuditError::io(&self.path, e))
+        crate::log::write_fixed(&self.path, text, ANCHOR_LEN)
     }
 
     /// Reads and authenticates the anchor; `None` when the file does not exist.

@@ -135,10 +135,19 @@ pub(crate) fn head_path(dir: &Path) -> PathBuf {
 /// one sector, so a crash leaves the old or the new record), padded with spaces that JSON
 /// readers ignore.
 fn write_head(dir: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
+    write_fixed(
+        &head_path(dir),
+        json!({"seq": seq, "hash": hash}).to_string(),
+        HEAD_LEN,
+    )
+}
+
+/// Writes `text` padded with spaces to `width` bytes (plus a newline) at offset 0 of `path`
+/// (created 0600), truncating a longer older version: one small write, so a crash leaves the
+/// old or the new record. Used for `HEAD` and the anchor.
+pub(crate) fn write_fixed(path: &Path, mut text: String, width: usize) -> Result<(), AuditError> {
     use std::os::unix::fs::FileExt;
-    let path = head_path(dir);
-    let mut text = json!({"seq": seq, "hash": hash}).to_string();
-    let pad = HEAD_LEN.saturating_sub(text.len() + 1);
+    let pad = width.saturating_sub(text.len() + 1);
     text.extend(std::iter::repeat_n(' ', pad));
     text.push('\n');
     let f = OpenOptions::new()
@@ -146,14 +155,14 @@ fn write_head(dir: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(|e| AuditError::io(&path, e))?;
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))?;
     f.write_all_at(text.as_bytes(), 0)
-        .map_err(|e| AuditError::io(&path, e))?;
-    // A longer HEAD from an older version would leave a stale tail.
-    if f.metadata().map_err(|e| AuditError::io(&path, e))?.len() > text.len() as u64 {
+        .map_err(|e| AuditError::io(path, e))?;
+    // A longer record from an older version would leave a stale tail.
+    if f.metadata().map_err(|e| AuditError::io(path, e))?.len() > text.len() as u64 {
         f.set_len(text.len() as u64)
-            .map_err(|e| AuditError::io(&path, e))?;
+            .map_err(|e| AuditError::io(path, e))?;
     }
     Ok(())
 }

@@ -96,6 +96,37 @@ async fn serve_refuses_to_expose_itself_without_opt_in_and_a_token() {
     assert!(stderr(&out).contains("no API token"), "{}", stderr(&out));
 }
 
+/// Subscribes to `/v1/events` (headers read; a 30 s read timeout fails a stuck test).
+fn subscribe(addr: &str, token: &str) -> BufReader<TcpStream> {
+    let mut sse = TcpStream::connect(addr).unwrap();
+    write!(
+        sse,
+        "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    sse.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut sse = BufReader::new(sse);
+    let mut head = String::new();
+    while head != "\r\n" {
+        head.clear();
+        sse.read_line(&mut head).unwrap();
+    }
+    sse
+}
+
+/// The event stream's text up to and including the line containing `needle`.
+fn read_until(sse: &mut BufReader<TcpStream>, needle: &str) -> String {
+    let mut events = String::new();
+    while !events.contains(needle) {
+        let mut line = String::new();
+        sse.read_line(&mut line)
+            .expect("an event before the read timeout");
+        events.push_str(&line);
+    }
+    events
+}
+
 fn request(
     addr: &str,
     method: &str,
@@ -132,20 +163,7 @@ async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
     let (mut child, created, done, events, sse) = tokio::task::spawn_blocking(move || {
         let (child, addr) = spawn_serve(&Home::at(home_path), "127.0.0.1:0");
         // Subscribe to live events before submitting.
-        let mut sse = TcpStream::connect(&addr).unwrap();
-        write!(
-            sse,
-            "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .unwrap();
-        sse.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        let mut sse = BufReader::new(sse);
-        let mut head = String::new();
-        while head != "\r\n" {
-            head.clear();
-            sse.read_line(&mut head).unwrap();
-        }
+        let mut sse = subscribe(&addr, &token);
         let created = request(
             &addr,
             "POST",
@@ -165,13 +183,7 @@ async fn a_submitted_task_runs_through_the_model_and_ends_succeeded() {
             None,
         );
         // The end reaches subscribers as an event (a read timeout fails the test).
-        let mut events = String::new();
-        while !events.contains("event: task.succeeded") {
-            let mut line = String::new();
-            sse.read_line(&mut line)
-                .expect("an event before the read timeout");
-            events.push_str(&line);
-        }
+        let events = read_until(&mut sse, "event: task.succeeded");
         (child, created, done, events, sse)
     })
     .await
@@ -809,20 +821,7 @@ async fn run_progress_streams_as_events_without_arguments() {
     let home_path = home.path();
     let (mut child, events) = tokio::task::spawn_blocking(move || {
         let (child, addr) = spawn_serve(&Home::at(home_path), "127.0.0.1:0");
-        let mut sse = TcpStream::connect(&addr).unwrap();
-        write!(
-            sse,
-            "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .unwrap();
-        sse.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        let mut sse = BufReader::new(sse);
-        let mut head = String::new();
-        while head != "\r\n" {
-            head.clear();
-            sse.read_line(&mut head).unwrap();
-        }
+        let mut sse = subscribe(&addr, &token);
         let (st, _) = request(
             &addr,
             "POST",
@@ -831,13 +830,7 @@ async fn run_progress_streams_as_events_without_arguments() {
             Some(r#"{"agent": "main", "message": "read my notes"}"#),
         );
         assert_eq!(st, 201);
-        let mut events = String::new();
-        while !events.contains("event: task.succeeded") {
-            let mut line = String::new();
-            sse.read_line(&mut line)
-                .expect("an event before the read timeout");
-            events.push_str(&line);
-        }
+        let events = read_until(&mut sse, "event: task.succeeded");
         (child, events)
     })
     .await
