@@ -4,20 +4,13 @@
 //! Exit codes: 0 success, 1 a run or check failed, 2 bad usage or configuration, 3 denied by
 //! policy, 4 needed approval and none was given, 130 canceled.
 
-mod approver;
 mod cli;
 mod commands;
-mod env;
 mod exit;
-mod heartbeat;
-mod jobs;
-mod router;
-mod runtime;
-mod sandbox;
-mod worker;
 
-pub use env::Env;
 pub use exit::Failure;
+pub use pincer_server::Env;
+use pincer_server::{runtime, sandbox};
 
 use std::process::ExitCode;
 

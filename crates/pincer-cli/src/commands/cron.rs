@@ -64,7 +64,7 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
                 .into_job(
                     Timestamp::now(),
                     &agents,
-                    &crate::jobs::delivery_policy(config),
+                    &pincer_server::jobs::delivery_policy(config),
                 )
                 .map_err(|e| Failure::usage(format!("--{e}")))?;
             let next = job.next_run;

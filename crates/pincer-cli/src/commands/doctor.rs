@@ -366,9 +366,11 @@ fn check_automation(home: &PincerHome, config: &Config, env: &Env, r: &mut Repor
         if a.heartbeat.is_none() {
             continue;
         }
-        let path = home.agent_dir(agent).join(crate::heartbeat::HEARTBEAT_FILE);
+        let path = home
+            .agent_dir(agent)
+            .join(pincer_server::heartbeat::HEARTBEAT_FILE);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let (status, msg) = if crate::heartbeat::actionable(&text).is_empty() {
+        let (status, msg) = if pincer_server::heartbeat::actionable(&text).is_empty() {
             (
                 Status::Warn,
                 format!(

@@ -12,7 +12,6 @@ mod init;
 mod output;
 mod pairing;
 mod sandbox;
-mod serve;
 mod tasks;
 mod tokens;
 mod tools;
@@ -59,6 +58,8 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
             }
         }
         Command::Tasks { server, command } => tasks::run(server, command, env),
-        Command::Serve(args) => serve::run(args, env),
+        Command::Serve(args) => {
+            pincer_server::serve(pincer_server::ServeOptions { bind: args.bind }, env)
+        }
     }
 }

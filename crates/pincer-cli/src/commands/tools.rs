@@ -6,10 +6,10 @@ use pincer_agent::{Approver, CallScope, CallStatus, NoApprover};
 use serde_json::{Value, json};
 
 use crate::Env;
-use crate::approver::{OperatorApprover, TerminalApprover};
 use crate::cli::ToolsCommand;
 use crate::exit::{DENIED, FAILED, NOT_APPROVED};
 use crate::runtime;
+use pincer_server::approver::{OperatorApprover, TerminalApprover};
 
 pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;

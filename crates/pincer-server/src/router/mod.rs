@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 mod outbox;
 
 /// The chat commands, as registered in the platform's command menu and listed by `/help`.
-pub(crate) const COMMANDS: &[(&str, &str)] = &[
+pub const COMMANDS: &[(&str, &str)] = &[
     ("status", "what is running"),
     ("tasks", "what is running"),
     ("cancel", "stop a task: /cancel <id> or /cancel all"),
@@ -41,7 +41,7 @@ const TYPING_EVERY: Duration = Duration::from_secs(4);
 
 /// Who may talk and how: a channel's settings in channel-independent form.
 #[derive(Debug, Clone)]
-pub(crate) struct Policy {
+pub struct Policy {
     pub agent: AgentId,
     pub dm: DmPolicy,
     pub allow_from: Vec<String>,
@@ -54,7 +54,7 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn telegram(t: &TelegramConfig, agent: AgentId) -> Self {
+    pub fn telegram(t: &TelegramConfig, agent: AgentId) -> Self {
         Self {
             agent,
             dm: t.dm_policy,
@@ -70,7 +70,7 @@ impl Policy {
 
 /// One channel served by the router.
 #[derive(Debug)]
-pub(crate) struct Router {
+pub struct Router {
     channel: Arc<dyn Channel>,
     policy: Policy,
     store: Arc<SqliteStore>,
@@ -96,7 +96,7 @@ enum Rate {
 }
 
 impl Router {
-    pub(crate) fn new(
+    pub fn new(
         channel: Arc<dyn Channel>,
         policy: Policy,
         store: Arc<SqliteStore>,
@@ -117,12 +117,12 @@ impl Router {
     }
 
     /// Wakes the sender after something else (a job, a heartbeat) queued a message.
-    pub(crate) fn outbox(&self) -> Arc<Notify> {
+    pub fn outbox(&self) -> Arc<Notify> {
         self.outbox.clone()
     }
 
     /// The same router in webhook mode with `secret`.
-    pub(crate) fn with_webhook_secret(mut self, secret: String) -> Self {
+    pub fn with_webhook_secret(mut self, secret: String) -> Self {
         self.webhook_secret = Some(secret);
         self
     }
@@ -133,7 +133,7 @@ impl Router {
 
     /// Receives until `stop` (polling, or webhook deliveries through the gateway), answers
     /// finished tasks and sends the outbox.
-    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         // The command menu; a failure is reported, not fatal (the commands work typed).
         if let Err(e) = self.channel.set_commands(COMMANDS).await {
             eprintln!(

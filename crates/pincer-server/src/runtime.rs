@@ -20,7 +20,7 @@ use pincer_types::{AgentId, SystemClock};
 use crate::{Env, Failure, sandbox};
 
 /// The home directory from the environment.
-pub(crate) fn home(env: &Env) -> anyhow::Result<PincerHome> {
+pub fn home(env: &Env) -> anyhow::Result<PincerHome> {
     Ok(PincerHome::resolve(
         env.pincer_home.clone(),
         env.home.clone(),
@@ -28,7 +28,7 @@ pub(crate) fn home(env: &Env) -> anyhow::Result<PincerHome> {
 }
 
 /// Loads the config; when running on the last-known-good copy, says so loudly on stderr.
-pub(crate) fn load_config(home: &PincerHome, env: &Env) -> anyhow::Result<LoadedConfig> {
+pub fn load_config(home: &PincerHome, env: &Env) -> anyhow::Result<LoadedConfig> {
     let loaded = pincer_config::load(home)?;
     if let Some(err) = &loaded.fallback {
         audit_config(
@@ -48,7 +48,7 @@ pub(crate) fn load_config(home: &PincerHome, env: &Env) -> anyhow::Result<Loaded
 }
 
 /// A single-threaded Tokio runtime: the CLI runs one conversation at a time.
-pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +56,7 @@ pub(crate) fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Builds the client for a configured provider.
-pub(crate) fn provider(
+pub fn provider(
     name: &str,
     p: &ProviderConfig,
     env: &Env,
@@ -84,7 +84,7 @@ pub(crate) fn provider(
 
 /// Who approves actions in `ask` and `chat`: the user at the terminal when there is one,
 /// otherwise nobody (so every action needing approval is denied).
-pub(crate) fn interactive_approver(env: &Env) -> Arc<dyn Approver> {
+pub fn interactive_approver(env: &Env) -> Arc<dyn Approver> {
     if env.stdin_tty {
         Arc::new(crate::approver::TerminalApprover)
     } else {
@@ -96,7 +96,7 @@ pub(crate) fn interactive_approver(env: &Env) -> Arc<dyn Approver> {
 /// enforced) in the audit log. An event that cannot be audited is reported loudly; whatever it
 /// describes has already happened.
 /// `config` is the configuration in force (its keys and patterns drive redaction).
-pub(crate) fn audit_config(
+pub fn audit_config(
     home: &PincerHome,
     config: &Config,
     env: &Env,
@@ -112,7 +112,7 @@ pub(crate) fn audit_config(
 /// Records an event in a log a long-running process keeps open (`pincer serve`), on the
 /// blocking pool (appends wait for their fsync). Failures are reported loudly, as in
 /// [`audit_config`].
-pub(crate) async fn record(log: &Arc<AuditLog>, kind: &'static str, fields: serde_json::Value) {
+pub async fn record(log: &Arc<AuditLog>, kind: &'static str, fields: serde_json::Value) {
     let log = Arc::clone(log);
     let logged = tokio::task::spawn_blocking(move || log.append(kind, fields)).await;
     match logged {
@@ -124,7 +124,7 @@ pub(crate) async fn record(log: &Arc<AuditLog>, kind: &'static str, fields: serd
 
 /// Records an event nothing irreversible waits on, without waiting for the disk (see
 /// [`AuditLog::append_lazy`]); `pincer serve` syncs the log at least once a second.
-pub(crate) fn record_lazy(log: &AuditLog, kind: &'static str, fields: serde_json::Value) {
+pub fn record_lazy(log: &AuditLog, kind: &'static str, fields: serde_json::Value) {
     if let Err(e) = log.append_lazy(kind, fields) {
         eprintln!("WARNING: could not record {kind} in the audit log: {e}");
     }
@@ -132,11 +132,7 @@ pub(crate) fn record_lazy(log: &AuditLog, kind: &'static str, fields: serde_json
 
 /// Opens the audit log with a redactor that knows every API key Pincer can see and the
 /// configured extra patterns.
-pub(crate) fn open_audit(
-    home: &PincerHome,
-    config: &Config,
-    env: &Env,
-) -> anyhow::Result<Arc<AuditLog>> {
+pub fn open_audit(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Arc<AuditLog>> {
     let secrets: Vec<String> = config
         .providers
         .values()
@@ -180,7 +176,7 @@ pub(crate) fn open_audit(
 /// The list is resolved again at every file access (`FsScope`), so a file the operator replaces
 /// is protected again at once, and it covers every agent's directory but the caller's own
 /// agent-editable files (D1).
-pub(crate) fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<ProtectedPath> {
+pub fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<ProtectedPath> {
     let no_write = |path: std::path::PathBuf, label: &str| {
         ProtectedPath::new(path, label, Protection::NoWrite)
     };
@@ -226,7 +222,7 @@ pub(crate) fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<Protect
 }
 
 /// The agent's workspace path (created if missing).
-pub(crate) fn workspace(
+pub fn workspace(
     home: &PincerHome,
     agent: &AgentId,
     a: &AgentConfig,
@@ -243,7 +239,7 @@ pub(crate) fn workspace(
 }
 
 /// What the agent's tools can reach.
-pub(crate) fn tool_context(
+pub fn tool_context(
     home: &PincerHome,
     agent: &AgentId,
     a: &AgentConfig,
@@ -261,7 +257,7 @@ pub(crate) fn tool_context(
 }
 
 /// The agent's policy: grants from profile/allow/deny, switches from `[security]`.
-pub(crate) fn policy(config: &Config, agent: &AgentId, a: &AgentConfig) -> Policy {
+pub fn policy(config: &Config, agent: &AgentId, a: &AgentConfig) -> Policy {
     Policy {
         approval_mode: config.approval_mode(agent),
         exec: config.security.exec,
@@ -271,7 +267,7 @@ pub(crate) fn policy(config: &Config, agent: &AgentId, a: &AgentConfig) -> Polic
 }
 
 /// Looks an agent up in the config.
-pub(crate) fn agent_config<'c>(
+pub fn agent_config<'c>(
     home: &PincerHome,
     config: &'c Config,
     agent: &str,
@@ -288,7 +284,7 @@ pub(crate) fn agent_config<'c>(
 
 /// The built-in tools, plus the exec tools when the agent's sandbox is enforced; an explicitly
 /// allowed tool that does not exist at all is a config error.
-pub(crate) fn registry(
+pub fn registry(
     agent: &AgentId,
     a: &AgentConfig,
     with_exec: bool,
@@ -323,7 +319,7 @@ pub(crate) fn registry(
 /// An agent's tool side, built the same way for agent runs and `pincer tools call`: the gate
 /// (registry, audit log, approver), what its tools can reach, and its policy.
 #[derive(Debug)]
-pub(crate) struct AgentTools {
+pub struct AgentTools {
     pub gate: Arc<Gate>,
     pub ctx: ToolContext,
     pub policy: Policy,
@@ -332,7 +328,7 @@ pub(crate) struct AgentTools {
 impl AgentTools {
     /// Builds the agent's tools. Probes the sandbox when the agent may run commands; when it
     /// cannot be enforced, says so on stderr and leaves the exec tools out.
-    pub(crate) async fn build(
+    pub async fn build(
         home: &PincerHome,
         config: &Config,
         agent: &AgentId,
@@ -377,14 +373,14 @@ impl AgentTools {
 /// them once and shares them (`pincer serve` hands the same two to every agent), so appends
 /// extend one in-memory chain and every store call queues on one connection.
 #[derive(Debug, Clone)]
-pub(crate) struct Backing {
+pub struct Backing {
     pub store: Arc<SqliteStore>,
     pub audit: Arc<AuditLog>,
 }
 
 impl Backing {
     /// Opens the home's state database and audit log.
-    pub(crate) fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Self> {
+    pub fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Self> {
         Ok(Self {
             store: Arc::new(SqliteStore::open(&home.state_db_path())?),
             audit: open_audit(home, config, env)?,
@@ -394,7 +390,7 @@ impl Backing {
 
 /// Everything needed to run one agent from the CLI.
 #[derive(Debug)]
-pub(crate) struct AgentRuntime {
+pub struct AgentRuntime {
     pub runner: Runner,
     pub store: Arc<SqliteStore>,
     pub agent: AgentId,
@@ -411,7 +407,7 @@ struct RunRequestTemplate {
 
 impl AgentRuntime {
     /// Resolves `agent` in `config` and builds its runner.
-    pub(crate) async fn build(
+    pub async fn build(
         home: &PincerHome,
         config: &Config,
         agent: &str,
@@ -456,7 +452,7 @@ impl AgentRuntime {
     }
 
     /// A run request for `input` in `session`.
-    pub(crate) fn request(&self, session: SessionInfo, input: String) -> RunRequest {
+    pub fn request(&self, session: SessionInfo, input: String) -> RunRequest {
         RunRequest {
             agent: self.agent.clone(),
             agent_dir: self.template.agent_dir.clone(),

@@ -16,10 +16,10 @@ use pincer_types::ToolName;
 use crate::Env;
 
 /// Tools that need a sandbox.
-pub(crate) const EXEC_TOOLS: [&str; 2] = ["shell.exec", "process"];
+pub const EXEC_TOOLS: [&str; 2] = ["shell.exec", "process"];
 
 /// Builds the provider for `kind`.
-pub(crate) fn provider(kind: SandboxKind) -> Result<Arc<dyn Sandbox>, SandboxError> {
+pub fn provider(kind: SandboxKind) -> Result<Arc<dyn Sandbox>, SandboxError> {
     Ok(match kind {
         SandboxKind::Native => Arc::new(Native::this_binary()),
         SandboxKind::Bwrap => Arc::new(Bwrap::locate(std::env::var_os("PATH").as_deref())?),
@@ -27,7 +27,7 @@ pub(crate) fn provider(kind: SandboxKind) -> Result<Arc<dyn Sandbox>, SandboxErr
 }
 
 /// The configured provider kind, `None` for `security.sandbox = "none"`.
-pub(crate) fn configured(config: &Config) -> Option<SandboxKind> {
+pub fn configured(config: &Config) -> Option<SandboxKind> {
     match config.security.sandbox {
         SandboxProvider::Native => Some(SandboxKind::Native),
         SandboxProvider::Bwrap => Some(SandboxKind::Bwrap),
@@ -36,7 +36,7 @@ pub(crate) fn configured(config: &Config) -> Option<SandboxKind> {
 }
 
 /// Probes `kind` by running a confined `true` in `workdir`.
-pub(crate) async fn probe(kind: SandboxKind, workdir: &Path) -> Probe {
+pub async fn probe(kind: SandboxKind, workdir: &Path) -> Probe {
     match provider(kind) {
         Ok(sb) => pincer_sandbox::probe(&*sb, workdir).await,
         Err(e) => Probe::failed(kind, &e),
@@ -97,7 +97,7 @@ fn overlap(
 
 /// Why an agent has no exec tools, or its scope.
 #[derive(Debug)]
-pub(crate) enum ExecState {
+pub enum ExecState {
     /// Exec is available.
     On(Arc<ExecScope>),
     /// Not wanted: exec off, sandbox `none`, or the agent is not granted exec tools.
@@ -111,7 +111,7 @@ pub(crate) enum ExecState {
 /// The sandbox mounts the workspace read-write and the read roots read-only as whole trees, so
 /// a workspace that contains (or lies inside) a protected path, or a read root that contains a
 /// no-access path, would expose it: exec is then unavailable rather than weaker (D1).
-pub(crate) async fn exec_state(
+pub async fn exec_state(
     config: &Config,
     a: &AgentConfig,
     granted: &std::collections::BTreeSet<ToolName>,

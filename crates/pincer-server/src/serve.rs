@@ -1,6 +1,6 @@
 //! `pincer serve`: the HTTP API on loopback (or, with an explicit opt-in and a token, beyond).
 //!
-//! Queued tasks are run by `gateway.workers` workers (`worker.rs`). At start, tasks a previous
+//! Queued tasks are run by `gateway.workers` workers ([`crate::worker`]). At start, tasks a previous
 //! crash interrupted are ended (`recover_expired`, see the task queue's recovery contract).
 //! SIGTERM or Ctrl-C stops accepting connections, lets requests in flight finish, stops claiming
 //! tasks and waits for running ones to finish before exit.
@@ -14,10 +14,20 @@ use pincer_store::{SqliteStore, TokenStore};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ServeArgs;
 use crate::{Env, Failure, runtime, worker};
 
-pub(crate) fn run(args: ServeArgs, env: &Env) -> anyhow::Result<u8> {
+/// How `pincer serve` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Listen address (default `gateway.bind`).
+    pub bind: Option<SocketAddr>,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; returns the process exit code.
+///
+/// # Errors
+/// A configuration problem ([`Failure`], exit 2) or a start-up failure.
+pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
     let config = loaded.config;

@@ -42,7 +42,7 @@ const MAX_DELIVERY: usize = 16 * 1024;
 
 /// What the automation loop shares.
 #[derive(Debug)]
-pub(crate) struct Automation {
+pub struct Automation {
     pub store: Arc<SqliteStore>,
     pub events: Arc<EventBus>,
     pub wake: Arc<Notify>,
@@ -57,7 +57,7 @@ pub(crate) struct Automation {
 }
 
 /// Where job results may go in this configuration.
-pub(crate) fn delivery_policy(config: &Config) -> DeliveryPolicy {
+pub fn delivery_policy(config: &Config) -> DeliveryPolicy {
     DeliveryPolicy {
         channels: config
             .channels
@@ -73,10 +73,7 @@ pub(crate) fn delivery_policy(config: &Config) -> DeliveryPolicy {
 
 /// The configured hooks with their secrets from the environment; a hook whose secret is not
 /// set is a startup error (it could never authenticate anyone).
-pub(crate) fn hooks(
-    config: &Config,
-    env: &Env,
-) -> anyhow::Result<BTreeMap<String, pincer_gateway::Hook>> {
+pub fn hooks(config: &Config, env: &Env) -> anyhow::Result<BTreeMap<String, pincer_gateway::Hook>> {
     let mut out = BTreeMap::new();
     for (name, h) in &config.hooks {
         let secret = env.var(&h.secret_env).ok_or_else(|| {
@@ -126,7 +123,7 @@ fn clip(text: &str) -> String {
 }
 
 impl Automation {
-    pub(crate) async fn audit(&self, kind: &'static str, fields: serde_json::Value) {
+    pub async fn audit(&self, kind: &'static str, fields: serde_json::Value) {
         runtime::record(&self.audit, kind, fields).await;
     }
 
@@ -135,12 +132,7 @@ impl Automation {
     /// to the checked addresses). Targets were checked when the job was added; the config may
     /// have changed since, so each delivery is checked again — by `post` for URLs, by the
     /// running channels for chats.
-    pub(crate) async fn deliver(
-        &self,
-        target: &str,
-        source: &str,
-        text: &str,
-    ) -> Result<(), String> {
+    pub async fn deliver(&self, target: &str, source: &str, text: &str) -> Result<(), String> {
         if let Some(e) = pincer_config::delivery_target_error(target) {
             return Err(e);
         }
@@ -217,7 +209,7 @@ fn policy(job: &Job) -> MissedRuns {
 }
 
 /// Runs automation until `stop`.
-pub(crate) async fn run(a: Arc<Automation>, stop: CancellationToken) {
+pub async fn run(a: Arc<Automation>, stop: CancellationToken) {
     while !stop.is_cancelled() {
         if let Err(e) = tick(&a).await {
             eprintln!("pincer serve: jobs: {e:#}");

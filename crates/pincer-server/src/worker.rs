@@ -35,7 +35,7 @@ const IDLE: Duration = Duration::from_secs(1);
 
 /// What the workers share.
 #[derive(Debug)]
-pub(crate) struct Pool {
+pub struct Pool {
     pub home: PincerHome,
     pub config: Config,
     pub env: Env,
@@ -59,7 +59,7 @@ fn active_map(a: &Active) -> std::sync::MutexGuard<'_, HashMap<SessionId, (TaskI
 }
 
 impl Pool {
-    pub(crate) fn new(
+    pub fn new(
         home: PincerHome,
         config: Config,
         env: Env,
@@ -125,7 +125,7 @@ impl Pool {
 
 /// Runs `n` workers until `stop`; each finishes its current task first. Alongside, ends tasks
 /// whose worker died (expired lease) or whose deadline passed, once a second.
-pub(crate) async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
+pub async fn run(pool: Arc<Pool>, n: usize, stop: CancellationToken) {
     let mut handles = Vec::new();
     {
         let pool = pool.clone();
@@ -168,7 +168,7 @@ async fn sync_audit(pool: &Pool) {
 }
 
 /// Ends interrupted and overdue tasks (see the queue's recovery contract) and audits each.
-pub(crate) async fn recover(pool: &Pool) {
+pub async fn recover(pool: &Pool) {
     match pool.store.recover_expired(Utc::now()).await {
         Ok(ids) if !ids.is_empty() => {
             for id in &ids {

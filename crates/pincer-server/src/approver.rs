@@ -14,7 +14,7 @@ use pincer_agent::{ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver, su
 
 /// Asks on the controlling terminal.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct TerminalApprover;
+pub struct TerminalApprover;
 
 impl Approver for TerminalApprover {
     fn ask<'a>(&'a self, request: &'a ApprovalRequest) -> ApprovalFuture<'a> {
@@ -37,7 +37,7 @@ impl Approver for TerminalApprover {
 
 /// Approves everything it is asked (the operator said `--approve`).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct OperatorApprover;
+pub struct OperatorApprover;
 
 impl Approver for OperatorApprover {
     fn ask<'a>(&'a self, _request: &'a ApprovalRequest) -> ApprovalFuture<'a> {
@@ -50,7 +50,7 @@ impl Approver for OperatorApprover {
 }
 
 /// The text shown to the approver: the agent, the tool, the tier, why, and the resolved action.
-pub(crate) fn describe(r: &ApprovalRequest) -> String {
+pub fn describe(r: &ApprovalRequest) -> String {
     let detail = serde_json::to_string_pretty(&summarize(&r.action.detail)).unwrap_or_default();
     format!(
         "\n── approval needed ──\nagent:  {}\ntool:   {} ({:?})\ntier:   {}\nwhy:    {}\naction: {}\ndigest: {}\n",
@@ -66,11 +66,7 @@ pub(crate) fn describe(r: &ApprovalRequest) -> String {
 
 /// Shows `prompt` and reads one answer: only `y`/`yes` approves; anything else, or end of
 /// input, refuses.
-pub(crate) fn ask_on(
-    prompt: &str,
-    input: &mut impl BufRead,
-    out: &mut impl Write,
-) -> ApprovalAnswer {
+pub fn ask_on(prompt: &str, input: &mut impl BufRead, out: &mut impl Write) -> ApprovalAnswer {
     if write!(out, "{prompt}Approve? [y/N] ")
         .and_then(|()| out.flush())
         .is_err()

@@ -22,9 +22,9 @@ use serde_json::json;
 use crate::jobs::Automation;
 
 /// The heartbeat instructions, in the agent directory.
-pub(crate) const HEARTBEAT_FILE: &str = "HEARTBEAT.md";
+pub const HEARTBEAT_FILE: &str = "HEARTBEAT.md";
 /// The "nothing to report" token.
-pub(crate) const OK_TOKEN: &str = "HEARTBEAT_OK";
+pub const OK_TOKEN: &str = "HEARTBEAT_OK";
 /// Characters besides the token an OK reply may carry.
 const OK_MAX_OTHER: usize = 300;
 /// Largest `HEARTBEAT.md` read.
@@ -37,7 +37,7 @@ should know — briefly.";
 
 /// The file's text without blank lines, Markdown headings and HTML comments; empty when nothing
 /// actionable remains.
-pub(crate) fn actionable(content: &str) -> String {
+pub fn actionable(content: &str) -> String {
     let mut without_comments = String::with_capacity(content.len());
     let mut rest = content;
     while let Some(start) = rest.find("<!--") {
@@ -57,7 +57,7 @@ pub(crate) fn actionable(content: &str) -> String {
 }
 
 /// Whether a reply honours the `HEARTBEAT_OK` contract (and so delivers nothing).
-pub(crate) fn is_ok_reply(reply: &str) -> bool {
+pub fn is_ok_reply(reply: &str) -> bool {
     let t = reply.trim();
     let rest = if let Some(r) = t.strip_prefix(OK_TOKEN) {
         r
@@ -92,7 +92,7 @@ fn read_checklist(path: &std::path::Path) -> Result<String, String> {
 }
 
 /// Starts due heartbeats and settles ended ones.
-pub(crate) async fn tick(a: &Automation) -> anyhow::Result<()> {
+pub async fn tick(a: &Automation) -> anyhow::Result<()> {
     for (agent, cfg) in &a.config.agents {
         if let Some(hb) = &cfg.heartbeat {
             beat(a, agent, hb, cfg.run_timeout_secs).await?;

@@ -1,0 +1,28 @@
+//! The Pincer server runtime, as a library: what `pincer serve` runs and what the one-shot
+//! commands (`ask`, `chat`, `tools call`, `run`) build their agents with.
+//!
+//! - [`runtime`]: one agent's runtime (provider, tools, policy, gate, audit) and the per-process
+//!   backing (one store, one audit log);
+//! - [`worker`]: the worker pool that claims queued tasks under a lease;
+//! - [`router`]: the channel router (Telegram), with the durable outbox;
+//! - [`jobs`] and [`heartbeat`]: the automation tick (scheduled jobs, heartbeats, delivery);
+//! - [`approver`]: approvals on a terminal (`ask`/`chat`);
+//! - [`sandbox`]: whether an agent gets exec tools, and its exec scope;
+//! - [`serve()`]: the one entry point of `pincer serve`.
+//!
+//! The process environment is read once, by the caller, into an [`Env`].
+
+pub mod approver;
+mod env;
+pub mod failure;
+pub mod heartbeat;
+pub mod jobs;
+pub mod router;
+pub mod runtime;
+pub mod sandbox;
+mod serve;
+pub mod worker;
+
+pub use env::Env;
+pub use failure::Failure;
+pub use serve::{ServeOptions, serve};
