@@ -28,4 +28,8 @@ pub enum StoreError {
     /// A blocking task failed.
     #[error("store task failed: {0}")]
     Task(String),
+    /// A database server (Postgres) failed or could not be reached; the message never holds a
+    /// password.
+    #[error("database server: {0}")]
+    Server(String),
 }

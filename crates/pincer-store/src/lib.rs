@@ -12,6 +12,8 @@ mod error;
 mod heartbeats;
 mod jobs;
 mod migrations;
+#[cfg(feature = "postgres")]
+mod pg;
 mod sqlite;
 mod store;
 mod tasks;
@@ -25,6 +27,8 @@ pub use channels::{
 pub use error::StoreError;
 pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
+#[cfg(feature = "postgres")]
+pub use pg::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};

@@ -1,0 +1,83 @@
+//! Numbered Postgres migrations, applied in order in one transaction each, under an advisory
+//! lock (two processes starting at once take turns). The same tables and columns as the SQLite
+//! schema, in Postgres types (`TIMESTAMPTZ`, `BIGINT`), plus the constraints that make several
+//! processes safe.
+
+use crate::StoreError;
+
+use super::db;
+
+/// Advisory lock key for migrations ("pincer" in ASCII).
+const LOCK: i64 = 0x7069_6e63_6572;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r"
+CREATE TABLE tasks (
+    id              TEXT PRIMARY KEY,
+    seq             BIGSERIAL UNIQUE,
+    agent           TEXT NOT NULL,
+    session_key     TEXT NOT NULL,
+    input           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    lease_owner     TEXT,
+    lease_until     TIMESTAMPTZ,
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    started_at      TIMESTAMPTZ,
+    ended_at        TIMESTAMPTZ,
+    deadline        TIMESTAMPTZ,
+    output          TEXT,
+    error           TEXT,
+    run_dir         TEXT,
+    kind            TEXT NOT NULL DEFAULT 'message',
+    input_tokens    BIGINT,
+    output_tokens   BIGINT
+);
+CREATE INDEX tasks_queued ON tasks (seq) WHERE status = 'QUEUED';
+-- One active task per session, across every process: enforced by the database.
+CREATE UNIQUE INDEX tasks_one_active_per_session ON tasks (session_key)
+    WHERE status IN ('RUNNING', 'WAITING_APPROVAL');
+CREATE INDEX tasks_leased ON tasks (lease_until) WHERE lease_until IS NOT NULL;
+CREATE INDEX tasks_deadline ON tasks (deadline) WHERE deadline IS NOT NULL;
+",
+)];
+
+/// The newest schema this binary knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(|e| db(&e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await
+        .map_err(|e| db(&e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS pincer_schema (version BIGINT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(|e| db(&e))?;
+    let found: i64 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM pincer_schema", &[])
+        .await
+        .map_err(|e| db(&e))?
+        .get(0);
+    if found > latest() {
+        return Err(StoreError::TooNew {
+            found,
+            known: latest(),
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql).await.map_err(|e| db(&e))?;
+        tx.execute(
+            "INSERT INTO pincer_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(|e| db(&e))?;
+    }
+    tx.commit().await.map_err(|e| db(&e))
+}

@@ -1,0 +1,122 @@
+//! The Postgres backend (H3): the same store traits over a database several `pincer serve`
+//! processes share. `tokio-postgres` with a `deadpool` pool: the field's standard async client,
+//! no proc macros or offline query cache to build (unlike `sqlx`), and plain SQL we can read.
+//!
+//! Invariants, beyond the SQLite backend's:
+//! - the schema comes only from numbered migrations (`pg/migrations.rs`), applied under an
+//!   advisory lock so two processes starting together do not race; a database with a newer
+//!   schema than this binary is refused, never downgraded;
+//! - cross-process exclusivity is the database's job, not ours: one active task per session is
+//!   a partial unique index, claims use `FOR UPDATE SKIP LOCKED`, idempotency keys are unique.
+//!
+//! Implemented so far: [`crate::TaskQueue`]. The other traits follow (issue 14).
+
+mod migrations;
+mod tasks;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::StoreError;
+
+/// The store on a Postgres database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// Most connections one process holds.
+const POOL_SIZE: usize = 16;
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`; a password belongs in `PGPASSWORD` or
+    /// the URL from an environment variable, never in a config file) and brings the schema up to
+    /// date.
+    ///
+    /// # Errors
+    /// [`StoreError::Server`] naming the URL without its password when the server cannot be
+    /// reached or refuses; [`StoreError::TooNew`] for a schema newer than this binary.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Server(format!("{}: {e}", redact_url(url))))?;
+        Self::with_config(config, url).await
+    }
+
+    /// As [`Self::connect`], with a parsed configuration (tests set `options` for a schema).
+    ///
+    /// # Errors
+    /// As [`Self::connect`].
+    pub async fn with_config(
+        config: tokio_postgres::Config,
+        url: &str,
+    ) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Server(e.to_string()))?;
+        let store = Self { pool };
+        let mut client = store
+            .client()
+            .await
+            .map_err(|e| StoreError::Server(format!("{}: {e}", redact_url(url))))?;
+        migrations::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Server(e.to_string()))
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some((a, h)) => (a, h),
+        None => return url.to_owned(),
+    };
+    let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+    if auth.contains(':') {
+        format!("{scheme}://{user}:***@{host}")
+    } else {
+        url.to_owned()
+    }
+}
+
+pub(crate) fn db(e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Server(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_appear_in_urls_shown() {
+        assert_eq!(
+            super::redact_url("postgres://pincer:s3cret@db:5432/p"),
+            "postgres://pincer:***@db:5432/p"
+        );
+        assert_eq!(
+            super::redact_url("postgres://pincer@db/p"),
+            "postgres://pincer@db/p"
+        );
+    }
+}

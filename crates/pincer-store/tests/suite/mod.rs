@@ -1,0 +1,101 @@
+//! Backends under test and the macro that runs one test against each.
+
+mod tasks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use pincer_store::{SqliteStore, TaskQueue};
+
+/// A database every test gets fresh, that can be opened again (a restart).
+pub enum Db {
+    Sqlite(tempfile::TempDir),
+    #[cfg(feature = "postgres")]
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+impl Db {
+    pub fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// A fresh schema on the test server, or `None` (with a message) outside CI.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres() -> Option<Self> {
+        let Ok(url) = std::env::var("PINCER_TEST_POSTGRES") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PINCER_TEST_POSTGRES is required under CI (.ci/run starts a cluster)"
+            );
+            eprintln!("SKIP postgres (PINCER_TEST_POSTGRES not set; not CI)");
+            return None;
+        };
+        let schema = format!(
+            "t_{}",
+            pincer_types::TaskId::new().to_string().replace('-', "")
+        );
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        Some(Self::Postgres { url, schema })
+    }
+
+    fn path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("state.db")
+    }
+
+    /// Opens (or reopens) the store.
+    pub async fn open(&self) -> Arc<dyn TaskQueue> {
+        match self {
+            Self::Sqlite(dir) => Arc::new(SqliteStore::open(&Self::path(dir)).unwrap()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres { url, schema } => {
+                let mut cfg: tokio_postgres::Config = url.parse().unwrap();
+                cfg.options(format!("-c search_path={schema}"));
+                Arc::new(pincer_store::PgStore::with_config(cfg, url).await.unwrap())
+            }
+        }
+    }
+}
+
+/// 2026-01-01T00:00:00Z plus `secs`.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+        + chrono::Duration::seconds(secs)
+}
+
+/// Defines `mod $name` with the test body run once per backend.
+macro_rules! conformance {
+    ($name:ident, |$db:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn case($db: Db) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                case(Db::sqlite()).await
+            }
+
+            #[cfg(feature = "postgres")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = Db::postgres().await {
+                    case(db).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use conformance;
