@@ -35,7 +35,7 @@ impl ApprovalStatus {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         [Self::Pending, Self::Approved, Self::Denied, Self::Expired]
             .into_iter()
             .find(|x| x.as_str() == s)
@@ -151,7 +151,7 @@ const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requeste
 
 use crate::sqlite::stamp;
 
-fn tier_parse(s: &str) -> Result<RiskTier, StoreError> {
+pub(crate) fn tier_parse(s: &str) -> Result<RiskTier, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("risk tier `{s}`")))
 }
@@ -319,82 +319,5 @@ impl ApprovalStore for SqliteStore {
             Ok(ids)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::sqlite::test_at as at;
-
-    fn req(expires: i64) -> NewApproval {
-        NewApproval {
-            task: Some(TaskId::new()),
-            tool: "shell.exec".into(),
-            digest: "ab".repeat(32),
-            tier: RiskTier::L2Destructive,
-            reason: "L2 needs approval".into(),
-            detail: serde_json::json!({"argv": ["rm", "x"]}),
-            requester: "main/api:s".into(),
-            expires_at: at(expires),
-        }
-    }
-
-    #[tokio::test]
-    async fn decided_once_bound_to_the_digest() {
-        let s = SqliteStore::in_memory().unwrap();
-        let a = s.request_approval(req(60), at(0)).await.unwrap();
-        assert!(a.id.starts_with("apr_") && a.id.len() == 36, "{}", a.id);
-        assert_eq!(a.status, ApprovalStatus::Pending);
-        let b = s.request_approval(req(60), at(0)).await.unwrap();
-        assert_ne!(a.id, b.id);
-        let d = s.decide(&a.id, true, "token:ops", at(10)).await.unwrap();
-        assert_eq!(d.status, ApprovalStatus::Approved);
-        assert_eq!(d.digest, "ab".repeat(32));
-        assert_eq!(d.decided_by.as_deref(), Some("token:ops"));
-        assert_eq!(d.detail["argv"][0], "rm");
-        // A second decision is refused, whatever it says.
-        assert!(matches!(
-            s.decide(&a.id, false, "someone", at(11)).await,
-            Err(ApprovalError::Decided { .. })
-        ));
-        assert!(matches!(
-            s.decide("apr_nope", true, "x", at(11)).await,
-            Err(ApprovalError::NotFound(_))
-        ));
-        let pending = s
-            .approvals(Some(ApprovalStatus::Pending), 10)
-            .await
-            .unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].id, b.id);
-    }
-
-    #[tokio::test]
-    async fn expired_requests_cannot_be_approved() {
-        let s = SqliteStore::in_memory().unwrap();
-        let a = s.request_approval(req(30), at(0)).await.unwrap();
-        assert!(matches!(
-            s.decide(&a.id, true, "late", at(30)).await,
-            Err(ApprovalError::Decided {
-                status: "EXPIRED",
-                ..
-            })
-        ));
-        assert_eq!(
-            s.approval(&a.id).await.unwrap().unwrap().status,
-            ApprovalStatus::Expired
-        );
-        let b = s.request_approval(req(30), at(0)).await.unwrap();
-        assert_eq!(
-            s.expire_approvals(at(29)).await.unwrap(),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            s.expire_approvals(at(31)).await.unwrap(),
-            vec![b.id.clone()]
-        );
-        assert!(s.decide(&b.id, true, "late", at(32)).await.is_err());
     }
 }

@@ -10,9 +10,10 @@ use super::db;
 /// Advisory lock key for migrations ("pincer" in ASCII).
 const LOCK: i64 = 0x7069_6e63_6572;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE tasks (
     id              TEXT PRIMARY KEY,
     seq             BIGSERIAL UNIQUE,
@@ -42,7 +43,38 @@ CREATE UNIQUE INDEX tasks_one_active_per_session ON tasks (session_key)
 CREATE INDEX tasks_leased ON tasks (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX tasks_deadline ON tasks (deadline) WHERE deadline IS NOT NULL;
 ",
-)];
+    ),
+    (
+        2,
+        r"
+CREATE TABLE tokens (
+    name         TEXT PRIMARY KEY,
+    hash         TEXT NOT NULL UNIQUE,
+    scopes       TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ,
+    revoked_at   TIMESTAMPTZ,
+    last_used_at TIMESTAMPTZ
+);
+CREATE TABLE approvals (
+    id         TEXT PRIMARY KEY,
+    task_id    TEXT,
+    tool       TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    tier       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    requester  TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    decided_by TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    decided_at TIMESTAMPTZ
+);
+CREATE INDEX approvals_status ON approvals (status, created_at);
+",
+    ),
+];
 
 /// The newest schema this binary knows.
 pub(crate) fn latest() -> i64 {

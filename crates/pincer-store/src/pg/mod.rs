@@ -9,10 +9,13 @@
 //! - cross-process exclusivity is the database's job, not ours: one active task per session is
 //!   a partial unique index, claims use `FOR UPDATE SKIP LOCKED`, idempotency keys are unique.
 //!
-//! Implemented so far: [`crate::TaskQueue`]. The other traits follow (issue 14).
+//! Implemented so far: [`crate::TaskQueue`], [`crate::TokenStore`], [`crate::ApprovalStore`]. The
+//! other traits follow (issue 14).
 
+mod approvals;
 mod migrations;
 mod tasks;
+mod tokens;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;

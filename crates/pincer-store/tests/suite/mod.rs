@@ -1,12 +1,18 @@
 //! Backends under test and the macro that runs one test against each.
 
+mod approvals;
 mod tasks;
+mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pincer_store::{SqliteStore, TaskQueue};
+use pincer_store::{ApprovalStore, SqliteStore, TaskQueue, TokenStore};
+
+/// Every store trait a backend implements so far.
+pub trait Backend: TaskQueue + TokenStore + ApprovalStore {}
+impl<T: TaskQueue + TokenStore + ApprovalStore> Backend for T {}
 
 /// A database every test gets fresh, that can be opened again (a restart).
 pub enum Db {
@@ -54,7 +60,7 @@ impl Db {
     }
 
     /// Opens (or reopens) the store.
-    pub async fn open(&self) -> Arc<dyn TaskQueue> {
+    pub async fn open(&self) -> Arc<dyn Backend> {
         match self {
             Self::Sqlite(dir) => Arc::new(SqliteStore::open(&Self::path(dir)).unwrap()),
             #[cfg(feature = "postgres")]

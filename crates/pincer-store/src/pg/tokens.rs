@@ -1,0 +1,166 @@
+//! [`TokenStore`] on Postgres: the same hashing, names and checks as the SQLite backend (shared
+//! helpers in `tokens.rs`); tokens created on one node authenticate on every node.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use pincer_types::Scope;
+use tokio_postgres::Row;
+
+use super::{PgStore, db};
+use crate::StoreError;
+use crate::tokens::{
+    TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, check_name, ct_eq, new_secret, parse_scopes,
+    scopes_str, token_hash,
+};
+
+const COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, last_used_at";
+
+fn row(r: &Row) -> Result<TokenInfo, StoreError> {
+    Ok(TokenInfo {
+        name: r.get(0),
+        scopes: parse_scopes(r.get::<_, &str>(1))?,
+        created_at: r.get(2),
+        expires_at: r.get(3),
+        revoked_at: r.get(4),
+        last_used_at: r.get(5),
+    })
+}
+
+async fn by_name(c: &impl GenericClient, name: &str) -> Result<Option<TokenInfo>, StoreError> {
+    c.query_opt(
+        &format!("SELECT {COLUMNS} FROM tokens WHERE name = $1"),
+        &[&name],
+    )
+    .await
+    .map_err(|e| db(&e))?
+    .as_ref()
+    .map(row)
+    .transpose()
+}
+
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn create_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenInfo), TokenError> {
+        check_name(name)?;
+        if scopes.is_empty() {
+            return Err(TokenError::Invalid(
+                "a token needs at least one scope".into(),
+            ));
+        }
+        let secret = new_secret()?;
+        let client = self.client().await?;
+        let inserted = client
+            .query_opt(
+                &format!(
+                    "INSERT INTO tokens (name, hash, scopes, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
+                ),
+                &[
+                    &name,
+                    &token_hash(&secret),
+                    &scopes_str(scopes),
+                    &now,
+                    &expires_at,
+                ],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        match inserted {
+            Some(r) => Ok((secret, row(&r)?)),
+            None => Err(TokenError::Exists(name.to_owned())),
+        }
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, TokenError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("SELECT {COLUMNS} FROM tokens ORDER BY name"), &[])
+            .await
+            .map_err(|e| db(&e))?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_token(&self, name: &str, now: DateTime<Utc>) -> Result<TokenInfo, TokenError> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                &format!(
+                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE name = $1
+                     RETURNING {COLUMNS}"
+                ),
+                &[&name, &now],
+            )
+            .await
+            .map_err(|e| db(&e))?
+            .as_ref()
+            .map(row)
+            .transpose()?
+            .ok_or_else(|| TokenError::NotFound(name.to_owned()))
+    }
+
+    async fn rotate_token(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(String, TokenInfo), TokenError> {
+        let secret = new_secret()?;
+        let client = self.client().await?;
+        let info = client
+            .query_opt(
+                &format!(
+                    "UPDATE tokens SET hash = $2, created_at = $3, revoked_at = NULL,
+                            last_used_at = NULL WHERE name = $1 RETURNING {COLUMNS}"
+                ),
+                &[&name, &token_hash(&secret), &now],
+            )
+            .await
+            .map_err(|e| db(&e))?
+            .as_ref()
+            .map(row)
+            .transpose()?
+            .ok_or_else(|| TokenError::NotFound(name.to_owned()))?;
+        Ok((secret, info))
+    }
+
+    async fn authenticate(
+        &self,
+        presented: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenInfo>, TokenError> {
+        if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 128 {
+            return Ok(None);
+        }
+        let hash = token_hash(presented);
+        let client = self.client().await?;
+        let found = client
+            .query_opt("SELECT name, hash FROM tokens WHERE hash = $1", &[&hash])
+            .await
+            .map_err(|e| db(&e))?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let (name, stored): (String, String) = (found.get(0), found.get(1));
+        if !ct_eq(stored.as_bytes(), hash.as_bytes()) {
+            return Ok(None);
+        }
+        match by_name(&client, &name).await? {
+            Some(info) if info.is_active(now) => {}
+            _ => return Ok(None),
+        }
+        client
+            .execute(
+                "UPDATE tokens SET last_used_at = $2 WHERE name = $1",
+                &[&name, &now],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        Ok(by_name(&client, &name).await?)
+    }
+}
