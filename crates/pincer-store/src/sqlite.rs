@@ -263,7 +263,7 @@ pub(crate) fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Stor
         .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
 }
 
-fn status_str(s: RunStatus) -> &'static str {
+pub(crate) fn status_str(s: RunStatus) -> &'static str {
     match s {
         RunStatus::Running => "running",
         RunStatus::Succeeded => "succeeded",
@@ -273,7 +273,7 @@ fn status_str(s: RunStatus) -> &'static str {
     }
 }
 
-fn status_parse(s: &str) -> Result<RunStatus, StoreError> {
+pub(crate) fn status_parse(s: &str) -> Result<RunStatus, StoreError> {
     Ok(match s {
         "running" => RunStatus::Running,
         "succeeded" => RunStatus::Succeeded,
@@ -465,125 +465,6 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use std::sync::Arc;
-
-    fn key() -> (SessionKey, AgentId) {
-        ("main:cli:default".parse().unwrap(), "main".parse().unwrap())
-    }
-
-    #[tokio::test]
-    async fn sessions_are_stable_until_new() {
-        let s = SqliteStore::in_memory().unwrap();
-        let (k, a) = key();
-        let one = s.current_session(&k, &a).await.unwrap();
-        assert_eq!(s.current_session(&k, &a).await.unwrap().id, one.id);
-        s.append_messages(
-            one.id,
-            vec![serde_json::json!({"role": "user", "content": "hi"})],
-        )
-        .await
-        .unwrap();
-        let two = s.new_session(&k, &a).await.unwrap();
-        assert_ne!(two.id, one.id);
-        assert_eq!(s.current_session(&k, &a).await.unwrap().id, two.id);
-        assert!(s.messages(two.id).await.unwrap().is_empty());
-        assert_eq!(
-            s.messages(one.id).await.unwrap().len(),
-            1,
-            "archived history is kept"
-        );
-    }
-
-    #[tokio::test]
-    async fn messages_keep_order_and_clear() {
-        let s = SqliteStore::in_memory().unwrap();
-        let (k, a) = key();
-        let sess = s.current_session(&k, &a).await.unwrap();
-        s.append_messages(sess.id, vec![serde_json::json!(1), serde_json::json!(2)])
-            .await
-            .unwrap();
-        s.append_messages(sess.id, vec![serde_json::json!(3)])
-            .await
-            .unwrap();
-        assert_eq!(
-            s.messages(sess.id).await.unwrap(),
-            vec![
-                serde_json::json!(1),
-                serde_json::json!(2),
-                serde_json::json!(3)
-            ]
-        );
-        s.clear_messages(sess.id).await.unwrap();
-        assert!(s.messages(sess.id).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_run_begins_with_its_history_and_ends_with_its_messages() {
-        let s = SqliteStore::in_memory().unwrap();
-        let (k, a) = key();
-        let sess = s.current_session(&k, &a).await.unwrap();
-        s.append_messages(sess.id, vec![serde_json::json!("earlier")])
-            .await
-            .unwrap();
-        let mut run = RunRecord {
-            id: RunId::new(),
-            agent: a.clone(),
-            session: sess.id,
-            status: RunStatus::Running,
-            model: "m".into(),
-            prompt_sha256: "abc".into(),
-            usage: TokenUsage::default(),
-            started_at: Utc::now(),
-            ended_at: None,
-            error: None,
-        };
-        let history = s.begin_run(&run).await.unwrap();
-        assert_eq!(history, vec![serde_json::json!("earlier")]);
-        assert_eq!(s.runs(sess.id).await.unwrap()[0].status, RunStatus::Running);
-        run.status = RunStatus::Succeeded;
-        run.ended_at = Some(Utc::now());
-        s.end_run(&run, vec![serde_json::json!("q"), serde_json::json!("a")])
-            .await
-            .unwrap();
-        assert_eq!(
-            s.runs(sess.id).await.unwrap()[0].status,
-            RunStatus::Succeeded
-        );
-        assert_eq!(s.messages(sess.id).await.unwrap().len(), 3);
-        // A failed run adds no messages.
-        run.id = RunId::new();
-        run.status = RunStatus::Failed;
-        s.end_run(&run, vec![]).await.unwrap();
-        assert_eq!(s.messages(sess.id).await.unwrap().len(), 3);
-        assert_eq!(s.runs(sess.id).await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn runs_round_trip_and_update() {
-        let s = SqliteStore::in_memory().unwrap();
-        let (k, a) = key();
-        let sess = s.current_session(&k, &a).await.unwrap();
-        let mut run = RunRecord {
-            id: RunId::new(),
-            agent: a,
-            session: sess.id,
-            status: RunStatus::Running,
-            model: "m".into(),
-            prompt_sha256: "ab".into(),
-            usage: TokenUsage::default(),
-            started_at: Utc::now(),
-            ended_at: None,
-            error: None,
-        };
-        s.upsert_run(&run).await.unwrap();
-        run.status = RunStatus::Failed;
-        run.error = Some("boom".into());
-        run.ended_at = Some(Utc::now());
-        s.upsert_run(&run).await.unwrap();
-        let runs = s.runs(sess.id).await.unwrap();
-        assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].status, RunStatus::Failed);
-        assert_eq!(runs[0].error.as_deref(), Some("boom"));
-    }
 
     #[test]
     fn file_is_private_and_migrations_are_idempotent() {

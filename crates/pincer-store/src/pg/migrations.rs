@@ -74,6 +74,40 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_status ON approvals (status, created_at);
 ",
     ),
+    (
+        3,
+        r"
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    agent       TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    archived_at TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX sessions_current ON sessions (key) WHERE archived_at IS NULL;
+CREATE TABLE messages (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq        BIGINT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE runs (
+    id            TEXT PRIMARY KEY,
+    agent         TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    prompt_sha256 TEXT NOT NULL,
+    input_tokens  BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    started_at    TIMESTAMPTZ NOT NULL,
+    ended_at      TIMESTAMPTZ,
+    error         TEXT
+);
+CREATE INDEX runs_session ON runs (session_id, started_at);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

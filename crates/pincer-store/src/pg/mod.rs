@@ -9,11 +9,12 @@
 //! - cross-process exclusivity is the database's job, not ours: one active task per session is
 //!   a partial unique index, claims use `FOR UPDATE SKIP LOCKED`, idempotency keys are unique.
 //!
-//! Implemented so far: [`crate::TaskQueue`], [`crate::TokenStore`], [`crate::ApprovalStore`]. The
-//! other traits follow (issue 14).
+//! Implemented so far: [`crate::Store`], [`crate::TaskQueue`], [`crate::TokenStore`],
+//! [`crate::ApprovalStore`]. The channel, job and heartbeat stores follow (issue 14).
 
 mod approvals;
 mod migrations;
+mod sessions;
 mod tasks;
 mod tokens;
 
