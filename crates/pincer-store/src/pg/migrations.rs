@@ -108,6 +108,22 @@ CREATE TABLE runs (
 CREATE INDEX runs_session ON runs (session_id, started_at);
 ",
     ),
+    (
+        4,
+        r"
+CREATE TABLE heartbeats (
+    id            BIGSERIAL PRIMARY KEY,
+    agent         TEXT NOT NULL,
+    at            TIMESTAMPTZ NOT NULL,
+    status        TEXT NOT NULL,
+    detail        TEXT,
+    task_id       TEXT,
+    input_tokens  BIGINT,
+    output_tokens BIGINT
+);
+CREATE INDEX heartbeats_agent ON heartbeats (agent, id);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -10,9 +10,11 @@
 //!   a partial unique index, claims use `FOR UPDATE SKIP LOCKED`, idempotency keys are unique.
 //!
 //! Implemented so far: [`crate::Store`], [`crate::TaskQueue`], [`crate::TokenStore`],
-//! [`crate::ApprovalStore`]. The channel, job and heartbeat stores follow (issue 14).
+//! [`crate::ApprovalStore`], [`crate::HeartbeatStore`]. The channel and job stores follow
+//! (issue 14).
 
 mod approvals;
+mod heartbeats;
 mod migrations;
 mod sessions;
 mod tasks;

@@ -1,6 +1,7 @@
 //! Backends under test and the macro that runs one test against each.
 
 mod approvals;
+mod heartbeats;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sessions;
@@ -11,11 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pincer_store::{ApprovalStore, SqliteStore, Store, TaskQueue, TokenStore};
+use pincer_store::{ApprovalStore, HeartbeatStore, SqliteStore, Store, TaskQueue, TokenStore};
 
 /// Every store trait a backend implements so far.
-pub trait Backend: Store + TaskQueue + TokenStore + ApprovalStore {}
-impl<T: Store + TaskQueue + TokenStore + ApprovalStore> Backend for T {}
+pub trait Backend: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore {}
+impl<T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore> Backend for T {}
 
 /// A database every test gets fresh, that can be opened again (a restart).
 pub enum Db {
