@@ -150,7 +150,8 @@ pub trait JobStore: Send + Sync + std::fmt::Debug {
     async fn record_retry(&self, name: &str, task: TaskId, retry: Retry) -> Result<(), JobError>;
     /// Runs whose task ended and which were not settled yet, oldest first.
     async fn ended_runs(&self) -> Result<Vec<EndedRun>, JobError>;
-    /// Marks `run` settled and applies `s` to its job, atomically (a removed job is ignored).
+    /// Marks `run` settled and applies `s` to its job, atomically (a removed job is ignored);
+    /// a run settled already is left as it is, so its alerts and retries happen once.
     async fn settle_run(&self, run: &EndedRun, s: Settlement) -> Result<(), JobError>;
 }
 
@@ -416,12 +417,19 @@ impl JobStore for SqliteStore {
     async fn settle_run(&self, run: &EndedRun, s: Settlement) -> Result<(), JobError> {
         let run = run.clone();
         self.transact(move |c| {
-            c.prepare_cached(
-                "UPDATE job_runs SET settled = 1
-                 WHERE job = ?1 AND scheduled_for = ?2 AND attempt = ?3",
-            )
-            .and_then(|mut st| st.execute(params![run.job, stamp(run.scheduled_for), run.attempt]))
-            .map_err(StoreError::from)?;
+            let won = c
+                .prepare_cached(
+                    "UPDATE job_runs SET settled = 1
+                     WHERE job = ?1 AND scheduled_for = ?2 AND attempt = ?3 AND settled = 0",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![run.job, stamp(run.scheduled_for), run.attempt])
+                })
+                .map_err(StoreError::from)?;
+            // Settled already (by another handle or process): that settlement stands.
+            if won == 0 {
+                return Ok(());
+            }
             c.prepare_cached(
                 "UPDATE jobs SET failures = ?2, retry_at = ?3, retry_for = ?4, retry_attempt = ?5,
                         enabled = CASE WHEN ?6 THEN 0 ELSE enabled END
@@ -441,143 +449,5 @@ impl JobStore for SqliteStore {
             Ok(())
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sqlite::test_at as at;
-
-    fn job(name: &str) -> Job {
-        Job {
-            name: name.into(),
-            agent: "main".parse().unwrap(),
-            kind: "every".into(),
-            spec: "2s".into(),
-            tz: "UTC".into(),
-            anchor: at(0),
-            message: "tick".into(),
-            mode: "isolated".into(),
-            missed: "skip".into(),
-            timeout_secs: 60,
-            enabled: true,
-            next_run: Some(at(0)),
-            created_at: at(0),
-            deliver: Some("telegram:42".into()),
-            jitter_secs: 0,
-            failures: 0,
-            retry: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn jobs_persist_runs_are_recorded_and_removal_is_clean() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        {
-            let s = SqliteStore::open(&path).unwrap();
-            s.add_job(&job("tick")).await.unwrap();
-            assert!(matches!(
-                s.add_job(&job("tick")).await,
-                Err(JobError::Exists(_))
-            ));
-            let t = TaskId::new();
-            s.record_run("tick", t, at(0), false, Some(at(2)))
-                .await
-                .unwrap();
-        }
-        let s = SqliteStore::open(&path).unwrap();
-        let j = s.job("tick").await.unwrap().unwrap();
-        assert_eq!(j.next_run, Some(at(2)));
-        let runs = s.job_runs("tick", 10).await.unwrap();
-        assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].status, TaskStatus::Queued);
-        s.set_job_enabled("tick", false).await.unwrap();
-        assert!(!s.job("tick").await.unwrap().unwrap().enabled);
-        s.remove_job("tick").await.unwrap();
-        assert!(s.jobs().await.unwrap().is_empty());
-        assert!(matches!(
-            s.remove_job("tick").await,
-            Err(JobError::NotFound(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn ended_runs_are_settled_once_with_retries_and_disabling() {
-        use crate::{NewTask, TaskKind, TaskQueue};
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
-        s.add_job(&job("flaky")).await.unwrap();
-        let agent: AgentId = "main".parse().unwrap();
-        let submit = |n: u32| NewTask {
-            kind: TaskKind::Message,
-            session_key: pincer_types::SessionKey::for_peer(&agent, "cron", &format!("f{n}"))
-                .unwrap(),
-            agent: agent.clone(),
-            input: "x".into(),
-            idempotency_key: None,
-            deadline: None,
-        };
-        let (t, _) = s.submit(submit(0), at(0)).await.unwrap();
-        s.record_run("flaky", t.id, at(0), false, Some(at(60)))
-            .await
-            .unwrap();
-        // Not ended yet: nothing to settle.
-        assert!(s.ended_runs().await.unwrap().is_empty());
-        s.transition(t.id, None, TaskStatus::Canceled, Some("x".into()), at(1))
-            .await
-            .unwrap();
-        let ended = s.ended_runs().await.unwrap();
-        assert_eq!(ended.len(), 1);
-        assert_eq!((ended[0].task, ended[0].attempt), (t.id, 0));
-        let retry = Retry {
-            at: at(31),
-            scheduled_for: at(0),
-            attempt: 1,
-        };
-        s.settle_run(
-            &ended[0],
-            Settlement {
-                failures: 1,
-                retry: Some(retry),
-                disable: false,
-            },
-        )
-        .await
-        .unwrap();
-        assert!(s.ended_runs().await.unwrap().is_empty());
-        let j = s.job("flaky").await.unwrap().unwrap();
-        assert_eq!((j.failures, j.retry, j.enabled), (1, Some(retry), true));
-        // The retry's task is recorded as attempt 1 and the pending retry is cleared.
-        let (t2, _) = s.submit(submit(1), at(31)).await.unwrap();
-        s.record_retry("flaky", t2.id, retry).await.unwrap();
-        let j = s.job("flaky").await.unwrap().unwrap();
-        assert_eq!(j.retry, None);
-        let runs = s.job_runs("flaky", 10).await.unwrap();
-        assert_eq!(
-            runs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
-            vec![1, 0]
-        );
-        s.transition(t2.id, None, TaskStatus::Canceled, None, at(32))
-            .await
-            .unwrap();
-        let ended = s.ended_runs().await.unwrap();
-        s.settle_run(
-            &ended[0],
-            Settlement {
-                failures: 2,
-                retry: None,
-                disable: true,
-            },
-        )
-        .await
-        .unwrap();
-        let j = s.job("flaky").await.unwrap().unwrap();
-        assert!(!j.enabled);
-        assert_eq!(j.failures, 2);
-        // Enabling again forgets the failures.
-        s.set_job_enabled("flaky", true).await.unwrap();
-        assert_eq!(s.job("flaky").await.unwrap().unwrap().failures, 0);
     }
 }

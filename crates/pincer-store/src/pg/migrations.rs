@@ -124,6 +124,42 @@ CREATE TABLE heartbeats (
 CREATE INDEX heartbeats_agent ON heartbeats (agent, id);
 ",
     ),
+    (
+        5,
+        r"
+CREATE TABLE jobs (
+    name          TEXT PRIMARY KEY,
+    agent         TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    tz            TEXT NOT NULL,
+    anchor        TIMESTAMPTZ NOT NULL,
+    message       TEXT NOT NULL,
+    mode          TEXT NOT NULL,
+    missed        TEXT NOT NULL,
+    timeout_secs  BIGINT NOT NULL,
+    enabled       BOOLEAN NOT NULL,
+    next_run      TIMESTAMPTZ,
+    created_at    TIMESTAMPTZ NOT NULL,
+    deliver       TEXT,
+    jitter_secs   BIGINT NOT NULL DEFAULT 0,
+    failures      BIGINT NOT NULL DEFAULT 0,
+    retry_at      TIMESTAMPTZ,
+    retry_for     TIMESTAMPTZ,
+    retry_attempt BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE job_runs (
+    job           TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    scheduled_for TIMESTAMPTZ NOT NULL,
+    attempt       BIGINT NOT NULL DEFAULT 0,
+    missed        BOOLEAN NOT NULL,
+    settled       BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (job, scheduled_for, attempt)
+);
+CREATE INDEX job_runs_unsettled ON job_runs (settled) WHERE NOT settled;
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

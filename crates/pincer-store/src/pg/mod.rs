@@ -10,11 +10,12 @@
 //!   a partial unique index, claims use `FOR UPDATE SKIP LOCKED`, idempotency keys are unique.
 //!
 //! Implemented so far: [`crate::Store`], [`crate::TaskQueue`], [`crate::TokenStore`],
-//! [`crate::ApprovalStore`], [`crate::HeartbeatStore`]. The channel and job stores follow
-//! (issue 14).
+//! [`crate::ApprovalStore`], [`crate::HeartbeatStore`], [`crate::JobStore`]. The channel store
+//! follows (issue 14).
 
 mod approvals;
 mod heartbeats;
+mod jobs;
 mod migrations;
 mod sessions;
 mod tasks;

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod heartbeats;
+mod jobs;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sessions;
@@ -12,11 +13,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pincer_store::{ApprovalStore, HeartbeatStore, SqliteStore, Store, TaskQueue, TokenStore};
+use pincer_store::{
+    ApprovalStore, HeartbeatStore, JobStore, SqliteStore, Store, TaskQueue, TokenStore,
+};
 
 /// Every store trait a backend implements so far.
-pub trait Backend: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore {}
-impl<T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore> Backend for T {}
+pub trait Backend:
+    Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore
+{
+}
+impl<T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore> Backend for T {}
 
 /// A database every test gets fresh, that can be opened again (a restart).
 pub enum Db {
