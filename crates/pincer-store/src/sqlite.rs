@@ -244,14 +244,6 @@ pub(crate) fn stamp(t: DateTime<Utc>) -> String {
 }
 
 /// A fixed test time plus `secs` seconds.
-#[cfg(test)]
-pub(crate) fn test_at(secs: i64) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default()
-        + chrono::Duration::seconds(secs)
-}
-
 pub(crate) fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))

@@ -160,6 +160,60 @@ CREATE TABLE job_runs (
 CREATE INDEX job_runs_unsettled ON job_runs (settled) WHERE NOT settled;
 ",
     ),
+    (
+        6,
+        r"
+CREATE TABLE channel_state (
+    key   TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+CREATE TABLE pairings (
+    channel    TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (channel, code)
+);
+CREATE UNIQUE INDEX pairings_sender ON pairings (channel, sender);
+CREATE TABLE channel_senders (
+    channel     TEXT NOT NULL,
+    sender      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    approved_at TIMESTAMPTZ NOT NULL,
+    user_name   TEXT,
+    PRIMARY KEY (channel, sender)
+);
+CREATE TABLE channel_tasks (
+    task_id  TEXT PRIMARY KEY,
+    channel  TEXT NOT NULL,
+    chat     TEXT NOT NULL,
+    user_id  TEXT NOT NULL,
+    reply_to TEXT
+);
+CREATE TABLE outbox (
+    id         BIGSERIAL PRIMARY KEY,
+    channel    TEXT NOT NULL,
+    chat       TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    markup     TEXT,
+    reply_to   TEXT,
+    parts_sent BIGINT NOT NULL DEFAULT 0,
+    created_at TIMESTAMPTZ NOT NULL,
+    done_at    TIMESTAMPTZ,
+    failure    TEXT
+);
+CREATE INDEX outbox_pending ON outbox (channel, id) WHERE done_at IS NULL;
+CREATE TABLE invites (
+    code       TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    used_by    TEXT,
+    used_at    TIMESTAMPTZ
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -9,11 +9,12 @@
 //! - cross-process exclusivity is the database's job, not ours: one active task per session is
 //!   a partial unique index, claims use `FOR UPDATE SKIP LOCKED`, idempotency keys are unique.
 //!
-//! Implemented so far: [`crate::Store`], [`crate::TaskQueue`], [`crate::TokenStore`],
-//! [`crate::ApprovalStore`], [`crate::HeartbeatStore`], [`crate::JobStore`]. The channel store
-//! follows (issue 14).
+//! Every store trait is implemented: [`crate::Store`], [`crate::TaskQueue`],
+//! [`crate::TokenStore`], [`crate::ApprovalStore`], [`crate::HeartbeatStore`],
+//! [`crate::JobStore`], [`crate::ChannelStore`].
 
 mod approvals;
+mod channels;
 mod heartbeats;
 mod jobs;
 mod migrations;

@@ -1,6 +1,7 @@
 //! Backends under test and the macro that runs one test against each.
 
 mod approvals;
+mod channels;
 mod heartbeats;
 mod jobs;
 #[cfg(feature = "postgres")]
@@ -14,15 +15,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pincer_store::{
-    ApprovalStore, HeartbeatStore, JobStore, SqliteStore, Store, TaskQueue, TokenStore,
+    ApprovalStore, ChannelStore, HeartbeatStore, JobStore, SqliteStore, Store, TaskQueue,
+    TokenStore,
 };
 
-/// Every store trait a backend implements so far.
+/// Every store trait.
 pub trait Backend:
-    Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore
+    Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore
 {
 }
-impl<T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore> Backend for T {}
+impl<T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore>
+    Backend for T
+{
+}
 
 /// A database every test gets fresh, that can be opened again (a restart).
 pub enum Db {
