@@ -18,6 +18,7 @@ mod load;
 mod locate;
 mod names;
 mod schema;
+mod storage;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};
 pub use automation::{
@@ -34,3 +35,4 @@ pub use schema::{
     PromptLimits, ProviderConfig, ProviderKind, SecurityConfig, ToolGroup, ToolProfile,
     ToolSelector,
 };
+pub use storage::StorageConfig;

@@ -33,6 +33,9 @@ pub struct Config {
     /// Global security switches.
     #[serde(default)]
     pub security: SecurityConfig,
+    /// Where state lives: the embedded SQLite database (default) or Postgres.
+    #[serde(default, skip_serializing_if = "crate::StorageConfig::is_default")]
+    pub storage: crate::StorageConfig,
     /// Limits for sandboxed commands.
     #[serde(default)]
     pub exec: ExecConfig,
@@ -481,6 +484,7 @@ impl Config {
             version: CONFIG_VERSION,
             gateway: GatewayConfig::default(),
             security: SecurityConfig::default(),
+            storage: crate::StorageConfig::default(),
             exec: ExecConfig::default(),
             channels: ChannelsConfig::default(),
             jobs: crate::JobsConfig::default(),
@@ -575,6 +579,7 @@ impl Config {
         errs.extend(self.channels.errors(&agent_names));
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
+        errs.extend(self.storage.errors());
         errs.extend(crate::names::errors(
             &self.security.egress_allow,
             &self.gateway.allowed_hosts,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
-use pincer_store::{ApprovalError, ApprovalStatus, ApprovalStore, NewTask, TaskError, TaskQueue};
+use pincer_store::{ApprovalError, ApprovalStatus, NewTask, TaskError};
 use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -85,7 +85,7 @@ pub(crate) async fn healthz() -> Json<Value> {
 
 pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     st.store
-        .schema_version()
+        .ping()
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))?;
     Ok(Json(json!({"status": "ready"})))
@@ -499,7 +499,6 @@ pub(crate) async fn list_pairings(
     State(st): State<Arc<AppState>>,
     Path(channel): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    use pincer_store::ChannelStore as _;
     let list = st
         .store
         .pairings(&channel, Utc::now())
@@ -513,7 +512,6 @@ pub(crate) async fn approve_pairing(
     Extension(Caller(who)): Extension<Caller>,
     Path((channel, code)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    use pincer_store::ChannelStore as _;
     let p = st
         .store
         .approve_pairing(&channel, &code, Utc::now())

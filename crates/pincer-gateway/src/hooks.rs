@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use pincer_store::{NewTask, TaskKind, TaskQueue, ct_eq};
+use pincer_store::{NewTask, TaskKind, ct_eq};
 use pincer_types::{AgentId, SessionKey, TaskId};
 use serde_json::{Value, json};
 use sha2::Sha256;

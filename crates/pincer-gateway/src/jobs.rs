@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use pincer_config::NetworkMode;
 use pincer_scheduler::jiff::Timestamp;
 use pincer_scheduler::{Schedule, parse_duration};
-use pincer_store::{Job, JobError, JobStore};
+use pincer_store::{Job, JobError};
 use pincer_types::AgentId;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -319,7 +319,7 @@ pub(crate) async fn remove(
 }
 
 /// Enables a job; its next run moves past now, so no burst of missed runs follows.
-pub async fn enable_job(store: &pincer_store::SqliteStore, name: &str) -> Result<(), JobError> {
+pub async fn enable_job(store: &dyn pincer_store::Backend, name: &str) -> Result<(), JobError> {
     let job = store
         .job(name)
         .await?
@@ -333,7 +333,7 @@ pub async fn enable_job(store: &pincer_store::SqliteStore, name: &str) -> Result
 }
 
 /// Makes a job due now (the scheduler picks it up within a second).
-pub async fn run_job_now(store: &pincer_store::SqliteStore, name: &str) -> Result<(), JobError> {
+pub async fn run_job_now(store: &dyn pincer_store::Backend, name: &str) -> Result<(), JobError> {
     let now = to_ts(Utc::now()).and_then(from_ts);
     store.set_next_run(name, now).await
 }
@@ -345,7 +345,7 @@ pub(crate) async fn act(
 ) -> Result<Json<Value>, ApiError> {
     let kind = match action.as_str() {
         "enable" => {
-            enable_job(&st.store, &name).await.map_err(job_error)?;
+            enable_job(&*st.store, &name).await.map_err(job_error)?;
             "job.enabled"
         }
         "disable" => {
@@ -356,7 +356,7 @@ pub(crate) async fn act(
             "job.disabled"
         }
         "run" => {
-            run_job_now(&st.store, &name).await.map_err(job_error)?;
+            run_job_now(&*st.store, &name).await.map_err(job_error)?;
             "job.run"
         }
         other => {

@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use pincer_store::{SqliteStore, TokenInfo, TokenStore};
+use pincer_store::{Backend, TokenInfo};
 use pincer_types::{AgentId, Scope};
 
 pub use auth::{AuthLimiter, MAX_FAILURES};
@@ -86,7 +86,7 @@ pub struct RouteDef {
 #[derive(Debug)]
 pub struct AppState {
     /// The store (tasks, tokens, approvals).
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     /// Agents that exist.
     pub agents: BTreeSet<AgentId>,
     /// Failed-authentication counter.
@@ -115,7 +115,7 @@ pub struct AppState {
 
 impl AppState {
     /// State over `store` for `agents`, with fresh notifiers.
-    pub fn new(store: Arc<SqliteStore>, agents: BTreeSet<AgentId>) -> Self {
+    pub fn new(store: Arc<dyn Backend>, agents: BTreeSet<AgentId>) -> Self {
         Self {
             store,
             agents,

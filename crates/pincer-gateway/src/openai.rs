@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use pincer_store::{NewTask, TaskQueue};
+use pincer_store::NewTask;
 use pincer_types::{AgentId, SessionKey, TaskStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};

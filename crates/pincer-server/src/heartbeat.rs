@@ -15,7 +15,7 @@ use chrono::Utc;
 use pincer_gateway::from_ts;
 use pincer_scheduler::jiff::{SignedDuration, Timestamp};
 use pincer_scheduler::{ActiveHours, parse_duration};
-use pincer_store::{HeartbeatStore, NewTask, TaskKind, TaskQueue};
+use pincer_store::{NewTask, TaskKind};
 use pincer_types::{AgentId, SessionKey, TaskStatus};
 use serde_json::json;
 

@@ -22,10 +22,7 @@ use pincer_config::{Config, PincerHome};
 use pincer_gateway::{DeliveryPolicy, EventBus, from_ts, schedule_of, to_ts};
 use pincer_scheduler::jiff::{SignedDuration, Timestamp};
 use pincer_scheduler::{MissedRuns, due, jitter};
-use pincer_store::{
-    ChannelStore, EndedRun, Job, JobStore, NewTask, Retry, Settlement, SqliteStore, TaskKind,
-    TaskQueue,
-};
+use pincer_store::{Backend, EndedRun, Job, NewTask, Retry, Settlement, TaskKind};
 use pincer_types::{SessionKey, TaskStatus};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -43,7 +40,7 @@ const MAX_DELIVERY: usize = 16 * 1024;
 /// What the automation loop shares.
 #[derive(Debug)]
 pub struct Automation {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     pub events: Arc<EventBus>,
     pub wake: Arc<Notify>,
     pub home: PincerHome,

@@ -12,7 +12,7 @@ use pincer_config::{
 };
 use pincer_policy::{Policy, resolve_grants};
 use pincer_providers::{AnthropicProvider, ApiKey, HttpSettings, ModelProvider, OpenAiProvider};
-use pincer_store::{SessionInfo, SqliteStore};
+use pincer_store::{Backend, SessionInfo, SqliteStore};
 use pincer_tools::fs::{Covers, FsScope, ProtectedPath, Protection};
 use pincer_tools::{ExecScope, ToolContext, ToolRegistry};
 use pincer_types::{AgentId, SystemClock};
@@ -374,17 +374,82 @@ impl AgentTools {
 /// extend one in-memory chain and every store call queues on one connection.
 #[derive(Debug, Clone)]
 pub struct Backing {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     pub audit: Arc<AuditLog>,
 }
 
 impl Backing {
-    /// Opens the home's state database and audit log.
-    pub fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Self> {
+    /// Opens the configured store and the home's audit log.
+    ///
+    /// # Errors
+    /// As [`open_store`], or when the audit log cannot be opened.
+    pub async fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Self> {
         Ok(Self {
-            store: Arc::new(SqliteStore::open(&home.state_db_path())?),
+            store: open_store(home, config, env).await?,
             audit: open_audit(home, config, env)?,
         })
+    }
+}
+
+/// The configured store: the home's SQLite database, or Postgres at `storage.url` (password from
+/// the variable `storage.password_env` names).
+///
+/// # Errors
+/// [`Failure`] (exit 2) naming the URL without a password when Postgres cannot be reached, has a
+/// newer schema, or this build has no Postgres support; a SQLite error otherwise.
+pub async fn open_store(
+    home: &PincerHome,
+    config: &Config,
+    env: &Env,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    let Some(url) = &config.storage.url else {
+        return Ok(Arc::new(SqliteStore::open(&home.state_db_path())?));
+    };
+    open_postgres(url, config.storage.password_env.as_deref(), env).await
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: &str,
+    password_env: Option<&str>,
+    env: &Env,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    let shown = pincer_store::redact_url(url);
+    let mut cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?;
+    if let Some(var) = password_env {
+        let password = env.var(var).ok_or_else(|| {
+            Failure::usage(format!(
+                "storage.password_env names `{var}`, which is not set"
+            ))
+        })?;
+        cfg.password(password);
+    }
+    let store = pincer_store::PgStore::with_config(cfg, url)
+        .await
+        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(
+    url: &str,
+    _password_env: Option<&str>,
+    _env: &Env,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    Err(Failure::usage(format!(
+        "storage.url {}: this pincer was built without Postgres support (feature `postgres`)",
+        redact(url)
+    ))
+    .into())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, host)) => format!("postgres://…@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -392,7 +457,7 @@ impl Backing {
 #[derive(Debug)]
 pub struct AgentRuntime {
     pub runner: Runner,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     pub agent: AgentId,
     template: RunRequestTemplate,
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use pincer_gateway::{AppState, router};
-use pincer_store::{SqliteStore, TokenStore};
+
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let store = Arc::new(SqliteStore::open(&home.state_db_path())?);
+    let store = rt.block_on(runtime::open_store(&home, &config, env))?;
     if !bind.ip().is_loopback() {
         if !config.gateway.allow_non_loopback {
             return Err(Failure::usage(format!(

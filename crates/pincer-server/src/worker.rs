@@ -17,9 +17,7 @@ use chrono::Utc;
 use pincer_agent::{ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver};
 use pincer_config::{Config, PincerHome};
 use pincer_gateway::EventBus;
-use pincer_store::{
-    ApprovalStatus, ApprovalStore, NewApproval, SqliteStore, Store, TaskQueue, TaskRecord,
-};
+use pincer_store::{ApprovalStatus, Backend, NewApproval, TaskRecord};
 use pincer_types::{AgentId, RunStatus, SessionId, TaskId, TaskStatus};
 use serde_json::json;
 use tokio::sync::{Mutex, Notify};
@@ -39,7 +37,7 @@ pub struct Pool {
     pub home: PincerHome,
     pub config: Config,
     pub env: Env,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Backend>,
     /// Woken when a task is submitted.
     pub wake: Arc<Notify>,
     /// Task and approval events (also wakes waiters).
@@ -63,7 +61,7 @@ impl Pool {
         home: PincerHome,
         config: Config,
         env: Env,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Backend>,
         wake: Arc<Notify>,
         events: Arc<EventBus>,
         audit: Arc<pincer_audit::AuditLog>,
@@ -362,7 +360,7 @@ impl Drop for Deactivate {
 struct TaskApprover {
     /// Approval records keep the action's detail redacted like the audit log.
     redactor: pincer_audit::Redactor,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Backend>,
     active: Active,
     events: Arc<EventBus>,
     ttl: Duration,

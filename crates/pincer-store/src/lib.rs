@@ -33,3 +33,16 @@ pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
+
+/// Every store seam at once: what a server holds (`Arc<dyn Backend>`), implemented by
+/// [`SqliteStore`] and, with the `postgres` feature, `PgStore`. The conformance suite
+/// (`tests/suite`) holds both to the same behaviour.
+pub trait Backend:
+    Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore
+{
+}
+
+impl<T> Backend for T where
+    T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore
+{
+}

@@ -329,6 +329,10 @@ fn insert_session(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.schema_version().await.map(|_| ())
+    }
+
     async fn current_session(
         &self,
         key: &SessionKey,

@@ -78,6 +78,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records a starting run and returns its session's messages (the history the run
     /// continues), in one call.
     async fn begin_run(&self, run: &RunRecord) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Succeeds when the database answers (readiness: `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Records a run's end and appends the messages it added to its session, atomically.
     async fn end_run(
         &self,

@@ -2,7 +2,7 @@
 //! the state database (a running server picks the decision up within a second).
 
 use chrono::Utc;
-use pincer_store::{ApprovalError, ApprovalStatus, ApprovalStore, SqliteStore};
+use pincer_store::{ApprovalError, ApprovalStatus};
 use serde_json::json;
 
 use crate::cli::ApprovalsCommand;
@@ -14,8 +14,8 @@ const OPERATOR: &str = "operator:cli";
 pub(crate) fn run(cmd: ApprovalsCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
-    let store = SqliteStore::open(&home.state_db_path())?;
     let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
     let failure = |e: ApprovalError| -> anyhow::Error {
         match e {
             ApprovalError::Store(e) => e.into(),
@@ -47,18 +47,25 @@ pub(crate) fn run(cmd: ApprovalsCommand, env: &Env) -> anyhow::Result<u8> {
             Ok(0)
         }
         ApprovalsCommand::Approve { id } => {
-            decide(&rt, &store, &home, &loaded.config, env, &id, true, failure)
+            decide(&rt, &*store, &home, &loaded.config, env, &id, true, failure)
         }
-        ApprovalsCommand::Deny { id } => {
-            decide(&rt, &store, &home, &loaded.config, env, &id, false, failure)
-        }
+        ApprovalsCommand::Deny { id } => decide(
+            &rt,
+            &*store,
+            &home,
+            &loaded.config,
+            env,
+            &id,
+            false,
+            failure,
+        ),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn decide(
     rt: &tokio::runtime::Runtime,
-    store: &SqliteStore,
+    store: &dyn pincer_store::Backend,
     home: &pincer_config::PincerHome,
     config: &pincer_config::Config,
     env: &Env,

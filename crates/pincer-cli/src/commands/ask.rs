@@ -3,7 +3,6 @@
 use std::io::Read;
 
 use anyhow::Context as _;
-use pincer_store::Store;
 use pincer_types::SessionKey;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +34,7 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
             &args.agent,
             env,
             runtime::interactive_approver(env),
-            runtime::Backing::open(&home, &loaded.config, env)?,
+            runtime::Backing::open(&home, &loaded.config, env).await?,
         )
         .await?;
         // Without --session every ask is a fresh conversation, so identical asks see identical

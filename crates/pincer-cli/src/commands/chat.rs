@@ -5,7 +5,6 @@ use std::io::Write;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use pincer_store::Store;
 use pincer_types::{RunEvent, SessionKey};
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +26,7 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
             &args.agent,
             env,
             runtime::interactive_approver(env),
-            runtime::Backing::open(&home, &loaded.config, env)?,
+            runtime::Backing::open(&home, &loaded.config, env).await?,
         )
         .await?;
         let key = SessionKey::for_peer(&agent.agent, "cli", &args.session)

@@ -3,7 +3,7 @@
 
 use pincer_gateway::{JobSpec, enable_job, run_job_now};
 use pincer_scheduler::jiff::Timestamp;
-use pincer_store::{JobError, JobStore, SqliteStore};
+use pincer_store::JobError;
 use serde_json::json;
 
 use crate::cli::CronCommand;
@@ -13,8 +13,8 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
     let config = &loaded.config;
-    let store = SqliteStore::open(&home.state_db_path())?;
     let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
     let audit = |kind: &'static str, fields: serde_json::Value| {
         runtime::audit_config(&home, config, env, kind, fields);
     };
@@ -112,7 +112,7 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
         CronCommand::Enable { name } => {
             // Re-enabling moves the next run past now (no burst of missed runs) and forgets
             // earlier failures.
-            rt.block_on(enable_job(&store, &name)).map_err(failure)?;
+            rt.block_on(enable_job(&*store, &name)).map_err(failure)?;
             audit("job.enabled", json!({"job": name}));
             println!("enabled `{name}`");
         }
@@ -123,7 +123,7 @@ pub(crate) fn run(cmd: CronCommand, env: &Env) -> anyhow::Result<u8> {
             println!("disabled `{name}`");
         }
         CronCommand::Run { name } => {
-            rt.block_on(run_job_now(&store, &name)).map_err(failure)?;
+            rt.block_on(run_job_now(&*store, &name)).map_err(failure)?;
             audit("job.run", json!({"job": name}));
             println!("`{name}` will run now (within a second, when `pincer serve` runs)");
         }

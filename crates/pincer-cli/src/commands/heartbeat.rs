@@ -1,16 +1,14 @@
 //! `pincer heartbeat runs`: the heartbeat record — skipped (no model call), ok (HEARTBEAT_OK,
 //! nothing delivered), delivered, undelivered or failed — with the tokens each used.
 
-use pincer_store::{HeartbeatStore, SqliteStore};
-
 use crate::cli::HeartbeatCommand;
 use crate::{Env, Failure, runtime};
 
 pub(crate) fn run(cmd: HeartbeatCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
-    let store = SqliteStore::open(&home.state_db_path())?;
     let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
     match cmd {
         HeartbeatCommand::Runs { agent, limit, json } => {
             let agent = match agent {

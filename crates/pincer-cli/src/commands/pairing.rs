@@ -1,7 +1,7 @@
 //! `pincer pairing list|approve <channel>`: the operator's side of pairing.
 
 use chrono::Utc;
-use pincer_store::{ChannelError, ChannelStore, SqliteStore};
+use pincer_store::ChannelError;
 use serde_json::json;
 
 use crate::cli::PairingCommand;
@@ -10,8 +10,8 @@ use crate::{Env, Failure, runtime};
 pub(crate) fn run(cmd: PairingCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
-    let store = SqliteStore::open(&home.state_db_path())?;
     let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
     let failure = |e: ChannelError| -> anyhow::Error {
         match e {
             ChannelError::Store(e) => e.into(),
@@ -67,8 +67,8 @@ pub(crate) fn invites(cmd: crate::cli::InvitesCommand, env: &Env) -> anyhow::Res
     }
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
-    let store = SqliteStore::open(&home.state_db_path())?;
     let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
     let code = rt
         .block_on(store.create_invite(&user, chrono::Duration::days(i64::from(days)), Utc::now()))
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -2,7 +2,7 @@
 //! every change is audited (name and scopes only).
 
 use chrono::{DateTime, Utc};
-use pincer_store::{SqliteStore, TokenInfo, TokenStore};
+use pincer_store::TokenInfo;
 use pincer_types::Scope;
 use serde_json::json;
 
@@ -49,8 +49,8 @@ fn show(t: &TokenInfo, now: DateTime<Utc>) -> String {
 pub(crate) fn run(cmd: TokensCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
-    let store = SqliteStore::open(&home.state_db_path())?;
     let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
     let now = Utc::now();
     let audit = |kind: &'static str, fields: serde_json::Value| {
         runtime::audit_config(&home, &loaded.config, env, kind, fields);

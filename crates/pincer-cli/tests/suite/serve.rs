@@ -127,7 +127,7 @@ fn read_until(sse: &mut BufReader<TcpStream>, needle: &str) -> String {
     events
 }
 
-fn request(
+pub(super) fn request(
     addr: &str,
     method: &str,
     path: &str,

@@ -13,9 +13,7 @@ use chrono::Utc;
 use pincer_channels::{Button, Channel, ChannelFailure, Delivery, Inbound};
 use pincer_config::{DmPolicy, TelegramConfig};
 use pincer_gateway::EventBus;
-use pincer_store::{
-    ChannelStore, NewOutgoing, NewTask, PairingRequest, SqliteStore, TaskLink, TaskQueue,
-};
+use pincer_store::{Backend, NewOutgoing, NewTask, PairingRequest, TaskLink};
 use pincer_types::{AgentId, SessionKey, TaskId, TaskStatus};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -73,7 +71,7 @@ impl Policy {
 pub struct Router {
     channel: Arc<dyn Channel>,
     policy: Policy,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Backend>,
     events: Arc<EventBus>,
     wake: Arc<Notify>,
     /// Wakes the sender when a message is queued.
@@ -99,7 +97,7 @@ impl Router {
     pub fn new(
         channel: Arc<dyn Channel>,
         policy: Policy,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Backend>,
         events: Arc<EventBus>,
         wake: Arc<Notify>,
     ) -> Self {
@@ -533,13 +531,10 @@ impl Router {
                 }
                 format!("Canceled {n} task(s).")
             }
-            "/new" => {
-                use pincer_store::Store as _;
-                match self.store.new_session(key, &self.policy.agent).await {
-                    Ok(_) => "Started a new conversation.".into(),
-                    Err(e) => format!("Could not start a new conversation: {e}"),
-                }
-            }
+            "/new" => match self.store.new_session(key, &self.policy.agent).await {
+                Ok(_) => "Started a new conversation.".into(),
+                Err(e) => format!("Could not start a new conversation: {e}"),
+            },
             "/model" => format!("Agent `{}` answers here.", self.policy.agent),
             "/approvals" => {
                 let ids: Vec<TaskId> = mine().await.iter().map(|t| t.id).collect();

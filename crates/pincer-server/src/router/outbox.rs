@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use pincer_channels::{Button, ChannelFailure, OutMessage, SendFailure};
-use pincer_store::{ChannelStore, Outgoing, TaskQueue};
+use pincer_store::Outgoing;
 use pincer_types::TaskStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -200,7 +200,7 @@ async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pincer_store::{NewTask, SqliteStore, TaskKind};
+    use pincer_store::{NewTask, SqliteStore, TaskKind, TaskQueue};
 
     #[tokio::test]
     async fn typing_stops_once_the_workers_heartbeat_is_overdue() {

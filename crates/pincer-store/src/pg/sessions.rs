@@ -143,6 +143,12 @@ async fn upsert_run_in(c: &impl GenericClient, run: &RunRecord) -> Result<(), St
 
 #[async_trait]
 impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(|e| db(&e))?;
+        Ok(())
+    }
+
     async fn current_session(
         &self,
         key: &SessionKey,
