@@ -6,6 +6,7 @@
 //! - [`worker`]: the worker pool that claims queued tasks under a lease;
 //! - [`router`]: the channel router (Telegram), with the durable outbox;
 //! - [`jobs`] and [`heartbeat`]: the automation tick (scheduled jobs, heartbeats, delivery);
+//! - [`leader`]: singletons (the scheduler tick, chat channels) on one node at a time;
 //! - [`approver`]: approvals on a terminal (`ask`/`chat`);
 //! - [`sandbox`]: whether an agent gets exec tools, and its exec scope;
 //! - [`serve()`]: the one entry point of `pincer serve`.
@@ -17,6 +18,7 @@ mod env;
 pub mod failure;
 pub mod heartbeat;
 pub mod jobs;
+pub mod leader;
 pub mod router;
 pub mod runtime;
 pub mod sandbox;

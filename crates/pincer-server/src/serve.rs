@@ -170,8 +170,24 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         let events = state.events.clone();
         let stop = CancellationToken::new();
         let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
-        let channel = telegram.map(|tg| tokio::spawn(tg.run(stop.clone())));
-        let jobs = tokio::spawn(crate::jobs::run(automation, stop.clone()));
+        // Singletons: one node at a time runs each (see `leader.rs`).
+        let node = crate::leader::node_id();
+        let channel = telegram.map(|tg| {
+            tokio::spawn(crate::leader::singleton(
+                store.clone(),
+                "channel:telegram",
+                node.clone(),
+                stop.clone(),
+                move |term| tg.clone().run(term),
+            ))
+        });
+        let jobs = tokio::spawn(crate::leader::singleton(
+            store.clone(),
+            "automation",
+            node,
+            stop.clone(),
+            move |term| crate::jobs::run(automation.clone(), term),
+        ));
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| Failure::usage(format!("cannot listen on {bind}: {e}")))?;

@@ -11,6 +11,7 @@ mod channels;
 mod error;
 mod heartbeats;
 mod jobs;
+mod leaders;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod pg;
@@ -27,6 +28,7 @@ pub use channels::{
 pub use error::StoreError;
 pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
+pub use leaders::LeaderStore;
 #[cfg(feature = "postgres")]
 pub use pg::{PgStore, redact_url};
 pub use sqlite::SqliteStore;
@@ -38,11 +40,25 @@ pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_h
 /// [`SqliteStore`] and, with the `postgres` feature, `PgStore`. The conformance suite
 /// (`tests/suite`) holds both to the same behaviour.
 pub trait Backend:
-    Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore
+    Store
+    + TaskQueue
+    + TokenStore
+    + ApprovalStore
+    + HeartbeatStore
+    + JobStore
+    + ChannelStore
+    + LeaderStore
 {
 }
 
 impl<T> Backend for T where
-    T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore
+    T: Store
+        + TaskQueue
+        + TokenStore
+        + ApprovalStore
+        + HeartbeatStore
+        + JobStore
+        + ChannelStore
+        + LeaderStore
 {
 }

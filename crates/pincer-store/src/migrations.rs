@@ -233,4 +233,14 @@ ALTER TABLE outbox ADD COLUMN reply_to TEXT;
 ALTER TABLE channel_tasks ADD COLUMN reply_to TEXT;
 ",
     ),
+    (
+        12,
+        r"
+CREATE TABLE leaders (
+    role  TEXT PRIMARY KEY,
+    node  TEXT NOT NULL,
+    until TEXT NOT NULL
+);
+",
+    ),
 ];

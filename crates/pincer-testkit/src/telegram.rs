@@ -41,6 +41,8 @@ pub struct TgCall {
     pub method: String,
     /// Parameters (JSON body).
     pub params: Value,
+    /// Answered with an injected fault instead of success.
+    pub faulted: bool,
 }
 
 /// An injected fault: for `method` (and only `chat`, when set), after `skip` matching calls
@@ -282,6 +284,7 @@ async fn call(
         lock(&s).calls.push(TgCall {
             method: method.clone(),
             params: params.clone(),
+            faulted: fault.is_some(),
         });
         s.changed.notify_waiters();
     }

@@ -207,3 +207,12 @@ pub fn texts_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
         .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// The texts delivered to `chat` (calls answered with an injected fault left out).
+pub fn delivered_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
+    tg.calls_of("sendMessage")
+        .into_iter()
+        .filter(|c| !c.faulted && c.params["chat_id"] == chat)
+        .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+        .collect()
+}

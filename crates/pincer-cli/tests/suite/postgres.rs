@@ -137,3 +137,62 @@ async fn a_bad_storage_url_is_a_clear_error_without_the_password() {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+/// Issue 14: two `pincer serve` processes on one database. The Telegram channel is a singleton:
+/// one node polls and sends, so every message is answered exactly once, even though both nodes
+/// run tasks from the shared queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_answer_each_chat_message_exactly_once() {
+    let Some((url, db)) = database().await else {
+        return;
+    };
+    let llm = pincer_testkit::FakeLlm::start(vec![]).await.unwrap(); // echoes
+    let tg = pincer_testkit::FakeTelegram::start(BOT_TOKEN)
+        .await
+        .unwrap();
+    let home = telegram_home(&llm, &tg, &[("channels.telegram.allow_from", "[900]")]).await;
+    set(&home, "storage.url", &url).await;
+    // The first answer is flood-limited for 6 s: long enough for a second sender, were one
+    // running, to find the pending row (senders recheck every 5 s) and send it too.
+    tg.fail_next_for(
+        "sendMessage",
+        900,
+        pincer_testkit::TgFault::TooManyRequests { retry_after: 6 },
+    );
+    let vars = [("PINCER_TEST_BOT", BOT_TOKEN)];
+    let (mut a, _) = serve_at(&home.path(), &vars);
+    let (mut b, _) = serve_at(&home.path(), &vars);
+    for i in 0..4 {
+        tg.push_text(900, 900, &format!("message {i}"));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while texts_to(&tg, 900).len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            texts_to(&tg, 900)
+        );
+        let n = tg.calls_of("sendMessage").len();
+        tg.wait_for("sendMessage", n + 1, std::time::Duration::from_secs(10))
+            .await;
+    }
+    assert_eq!(term(&mut a), Some(0));
+    assert_eq!(term(&mut b), Some(0));
+    let mut texts = delivered_to(&tg, 900);
+    texts.sort();
+    assert_eq!(
+        texts,
+        (0..4)
+            .map(|i| format!("echo: message {i}"))
+            .collect::<Vec<_>>(),
+        "each message answered exactly once"
+    );
+    assert_eq!(llm.requests().len(), 4, "each message ran once");
+    // One node led the channel; the lease was handed back at the clean stop.
+    let leaders: i64 = db
+        .query_one("SELECT COUNT(*) FROM leaders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leaders, 0);
+}

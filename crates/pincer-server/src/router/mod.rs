@@ -34,6 +34,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("help", "what I can do"),
 ];
 
+/// How often the answer loop looks for linked tasks that ended without an event on this node
+/// (run by another `pincer serve` on the same database).
+const ANSWER_SWEEP: Duration = Duration::from_secs(5);
+
 /// How often "typing…" is refreshed while a task runs.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 
@@ -718,6 +722,8 @@ impl Router {
             }
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
+                // Tasks run by other nodes end without an event here: sweep for them.
+                () = tokio::time::sleep(ANSWER_SWEEP) => self.answer_finished().await,
                 () = stop.cancelled() => return,
             }
             if self.events.is_closed() {

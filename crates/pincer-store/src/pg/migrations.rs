@@ -214,6 +214,16 @@ CREATE TABLE invites (
 );
 ",
     ),
+    (
+        7,
+        r"
+CREATE TABLE leaders (
+    role  TEXT PRIMARY KEY,
+    node  TEXT NOT NULL,
+    until TIMESTAMPTZ NOT NULL
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

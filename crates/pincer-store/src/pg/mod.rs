@@ -17,6 +17,7 @@ mod approvals;
 mod channels;
 mod heartbeats;
 mod jobs;
+mod leaders;
 mod migrations;
 mod sessions;
 mod tasks;

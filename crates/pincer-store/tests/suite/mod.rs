@@ -4,6 +4,7 @@ mod approvals;
 mod channels;
 mod heartbeats;
 mod jobs;
+mod leaders;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sessions;
@@ -14,20 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pincer_store::{
-    ApprovalStore, ChannelStore, HeartbeatStore, JobStore, SqliteStore, Store, TaskQueue,
-    TokenStore,
-};
-
-/// Every store trait.
-pub trait Backend:
-    Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore
-{
-}
-impl<T: Store + TaskQueue + TokenStore + ApprovalStore + HeartbeatStore + JobStore + ChannelStore>
-    Backend for T
-{
-}
+use pincer_store::{Backend, SqliteStore};
 
 /// A database every test gets fresh, that can be opened again (a restart).
 pub enum Db {
