@@ -509,6 +509,22 @@ pub(crate) struct ServeArgs {
     /// `gateway.allow_non_loopback = true` and an API token.
     #[arg(long)]
     pub bind: Option<std::net::SocketAddr>,
+    /// What this process does when several share a database (`[storage] url`): `all` (default),
+    /// `gateway` (HTTP API, channels, scheduler; no task workers) or `worker` (task workers
+    /// only, no HTTP).
+    #[arg(long, value_enum, default_value_t = ServeRole::All)]
+    pub role: ServeRole,
+}
+
+/// `pincer serve --role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ServeRole {
+    /// Everything.
+    All,
+    /// HTTP API, channels and scheduler.
+    Gateway,
+    /// Task workers only.
+    Worker,
 }
 
 #[derive(Debug, Args)]

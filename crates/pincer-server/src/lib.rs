@@ -27,4 +27,4 @@ pub mod worker;
 
 pub use env::Env;
 pub use failure::Failure;
-pub use serve::{ServeOptions, serve};
+pub use serve::{Role, ServeOptions, serve};

@@ -16,11 +16,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Env, Failure, runtime, worker};
 
+/// What one `pincer serve` process does when several share a database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP API, the singletons (channels, scheduler) and task workers.
+    #[default]
+    All,
+    /// The HTTP API and the singletons; no task workers.
+    Gateway,
+    /// Task workers only: no HTTP listener, no singletons.
+    Worker,
+}
+
 /// How `pincer serve` was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Listen address (default `gateway.bind`).
     pub bind: Option<SocketAddr>,
+    /// What this process does.
+    pub role: Role,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C; returns the process exit code.
@@ -169,7 +183,25 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         worker::recover(&pool).await;
         let events = state.events.clone();
         let stop = CancellationToken::new();
-        let workers = tokio::spawn(worker::run(pool, config.gateway.workers, stop.clone()));
+        let role = args.role;
+        let worker_count = if role == Role::Gateway {
+            0
+        } else {
+            config.gateway.workers
+        };
+        let workers = tokio::spawn(worker::run(pool, worker_count, stop.clone()));
+        if role == Role::Worker {
+            println!("pincer serve: worker ({worker_count} workers, no HTTP)");
+            use std::io::Write as _;
+            std::io::stdout().flush()?;
+            audit("serve.start", json!({"role": "worker"}));
+            shutdown().await;
+            stop.cancel();
+            let _ = workers.await;
+            audit("serve.stop", json!({"role": "worker"}));
+            eprintln!("pincer serve: stopped");
+            return anyhow::Ok(());
+        }
         // Singletons: one node at a time runs each (see `leader.rs`).
         let node = crate::leader::node_id();
         let channel = telegram.map(|tg| {

@@ -59,7 +59,18 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         }
         Command::Tasks { server, command } => tasks::run(server, command, env),
         Command::Serve(args) => {
-            pincer_server::serve(pincer_server::ServeOptions { bind: args.bind }, env)
+            let role = match args.role {
+                crate::cli::ServeRole::All => pincer_server::Role::All,
+                crate::cli::ServeRole::Gateway => pincer_server::Role::Gateway,
+                crate::cli::ServeRole::Worker => pincer_server::Role::Worker,
+            };
+            pincer_server::serve(
+                pincer_server::ServeOptions {
+                    bind: args.bind,
+                    role,
+                },
+                env,
+            )
         }
     }
 }

@@ -196,3 +196,97 @@ async fn two_nodes_answer_each_chat_message_exactly_once() {
         .get(0);
     assert_eq!(leaders, 0);
 }
+
+/// Issue 14: `--role gateway` takes tasks but runs none; a separate `--role worker` process on
+/// the same database runs them (so the queue is really shared across processes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_queues_and_a_separate_worker_process_runs() {
+    use std::io::{BufRead, BufReader};
+    let Some((url, _db)) = database().await else {
+        return;
+    };
+    let llm = pincer_testkit::FakeLlm::start(vec![pincer_testkit::Reply::text("ran elsewhere")])
+        .await
+        .unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    set(&home, "storage.url", &url).await;
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "tasks:read,tasks:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let home_path = home.path();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--role", "gateway"])
+            .env("PINCER_HOME", &home_path)
+            .env(KEY_VAR, KEY)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(gateway.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("pincer serve: listening on http://")
+            .unwrap()
+            .to_owned();
+        let created = request(
+            &addr,
+            "POST",
+            "/v1/tasks",
+            &token,
+            Some(r#"{"agent": "main", "message": "hi"}"#),
+        );
+        let id = created.1["task"]["id"].as_str().unwrap().to_owned();
+        // The gateway runs nothing: the task stays queued.
+        let queued = request(
+            &addr,
+            "GET",
+            &format!("/v1/tasks/{id}?wait_secs=1"),
+            &token,
+            None,
+        );
+        assert_eq!(queued.1["task"]["status"], "QUEUED", "{:?}", queued.1);
+        let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
+            .args(["serve", "--role", "worker"])
+            .env("PINCER_HOME", &home_path)
+            .env(KEY_VAR, KEY)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(worker.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("pincer serve: worker"), "{line}");
+        let done = request(
+            &addr,
+            "GET",
+            &format!("/v1/tasks/{id}?wait_secs=30"),
+            &token,
+            None,
+        );
+        assert_eq!(term(&mut worker), Some(0));
+        assert_eq!(term(&mut gateway), Some(0));
+        done
+    })
+    .await
+    .unwrap();
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(done.1["task"]["output"], "ran elsewhere");
+}
