@@ -28,6 +28,8 @@ pub struct EventBus {
     ring: Mutex<VecDeque<BusEvent>>,
     latest: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
+    /// Where this node's events go to reach other nodes ([`EventBus::relay_to`]).
+    relay: Mutex<Option<tokio::sync::mpsc::Sender<(String, Value)>>>,
 }
 
 impl Default for EventBus {
@@ -36,6 +38,7 @@ impl Default for EventBus {
             ring: Mutex::new(VecDeque::with_capacity(RING)),
             latest: watch::channel(0).0,
             closed: std::sync::atomic::AtomicBool::new(false),
+            relay: Mutex::new(None),
         }
     }
 }
@@ -47,19 +50,42 @@ impl EventBus {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records an event and wakes every waiter.
+    /// From now on, every event published here is also handed to `tx` (bounded: when the relay
+    /// lags, events are dropped for other nodes — their waiters recheck state anyway).
+    pub fn relay_to(&self, tx: tokio::sync::mpsc::Sender<(String, Value)>) {
+        *self
+            .relay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+    }
+
+    /// Records an event that another node published (it is not relayed again).
+    pub fn publish_relayed(&self, kind: impl Into<String>, data: Value) {
+        self.record(kind.into(), data);
+    }
+
+    /// Records an event, wakes every waiter, and relays it to other nodes when relaying.
     pub fn publish(&self, kind: impl Into<String>, data: Value) {
+        let kind = kind.into();
+        if let Some(tx) = self
+            .relay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = tx.try_send((kind.clone(), data.clone()));
+        }
+        self.record(kind, data);
+    }
+
+    fn record(&self, kind: String, data: Value) {
         let id = {
             let mut ring = self.ring();
             let id = ring.back().map_or(1, |e| e.id + 1);
             if ring.len() == RING {
                 ring.pop_front();
             }
-            ring.push_back(BusEvent {
-                id,
-                kind: kind.into(),
-                data,
-            });
+            ring.push_back(BusEvent { id, kind, data });
             id
         };
         self.latest.send_replace(id);

@@ -19,6 +19,7 @@ pub mod failure;
 pub mod heartbeat;
 pub mod jobs;
 pub mod leader;
+pub mod relay;
 pub mod router;
 pub mod runtime;
 pub mod sandbox;

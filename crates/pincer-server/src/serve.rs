@@ -184,6 +184,14 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         let events = state.events.clone();
         let stop = CancellationToken::new();
         let role = args.role;
+        // One id per process: leadership leases and relayed events carry it.
+        let node = crate::leader::node_id();
+        let relay = tokio::spawn(crate::relay::run(
+            store.clone(),
+            state.events.clone(),
+            node.clone(),
+            stop.clone(),
+        ));
         let worker_count = if role == Role::Gateway {
             0
         } else {
@@ -198,12 +206,12 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             shutdown().await;
             stop.cancel();
             let _ = workers.await;
+            let _ = relay.await;
             audit("serve.stop", json!({"role": "worker"}));
             eprintln!("pincer serve: stopped");
             return anyhow::Ok(());
         }
         // Singletons: one node at a time runs each (see `leader.rs`).
-        let node = crate::leader::node_id();
         let channel = telegram.map(|tg| {
             tokio::spawn(crate::leader::singleton(
                 store.clone(),
@@ -245,6 +253,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             let _ = c.await;
         }
         let _ = jobs.await;
+        let _ = relay.await;
         audit("serve.stop", json!({"addr": addr.to_string()}));
         eprintln!("pincer serve: stopped");
         anyhow::Ok(())

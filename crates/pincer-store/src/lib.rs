@@ -15,6 +15,7 @@ mod leaders;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod pg;
+mod relay;
 mod sqlite;
 mod store;
 mod tasks;
@@ -31,6 +32,7 @@ pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
 #[cfg(feature = "postgres")]
 pub use pg::{PgStore, redact_url};
+pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
@@ -48,6 +50,7 @@ pub trait Backend:
     + JobStore
     + ChannelStore
     + LeaderStore
+    + EventRelay
 {
 }
 
@@ -60,5 +63,6 @@ impl<T> Backend for T where
         + JobStore
         + ChannelStore
         + LeaderStore
+        + EventRelay
 {
 }

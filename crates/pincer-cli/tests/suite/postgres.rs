@@ -2,7 +2,7 @@
 //! and tokens, with every row in the shared database and none in `state.db`.
 
 use super::common::*;
-use super::serve::request;
+use super::serve::{read_until, request, subscribe};
 
 /// A fresh schema on the test server, reachable through `?options=-csearch_path=…`; `None`
 /// outside CI without a server (under `CI=true` a missing server fails).
@@ -244,6 +244,8 @@ async fn a_gateway_queues_and_a_separate_worker_process_runs() {
             .strip_prefix("pincer serve: listening on http://")
             .unwrap()
             .to_owned();
+        // Live events on the gateway, for a task another process will run.
+        let mut sse = subscribe(&addr, &token);
         let created = request(
             &addr,
             "POST",
@@ -281,6 +283,10 @@ async fn a_gateway_queues_and_a_separate_worker_process_runs() {
             &token,
             None,
         );
+        // The worker's events reached the gateway's stream (relayed through the database).
+        let events = read_until(&mut sse, "event: task.succeeded");
+        assert!(events.contains("event: run.started"), "{events}");
+        drop(sse);
         assert_eq!(term(&mut worker), Some(0));
         assert_eq!(term(&mut gateway), Some(0));
         done

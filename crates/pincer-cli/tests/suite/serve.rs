@@ -97,7 +97,7 @@ async fn serve_refuses_to_expose_itself_without_opt_in_and_a_token() {
 }
 
 /// Subscribes to `/v1/events` (headers read; a 30 s read timeout fails a stuck test).
-fn subscribe(addr: &str, token: &str) -> BufReader<TcpStream> {
+pub(super) fn subscribe(addr: &str, token: &str) -> BufReader<TcpStream> {
     let mut sse = TcpStream::connect(addr).unwrap();
     write!(
         sse,
@@ -116,9 +116,15 @@ fn subscribe(addr: &str, token: &str) -> BufReader<TcpStream> {
 }
 
 /// The event stream's text up to and including the line containing `needle`.
-fn read_until(sse: &mut BufReader<TcpStream>, needle: &str) -> String {
+pub(super) fn read_until(sse: &mut BufReader<TcpStream>, needle: &str) -> String {
     let mut events = String::new();
+    // Keep-alive comments keep the socket busy: bound the whole wait, not just each read.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !events.contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{needle}` within 30 s: {events}"
+        );
         let mut line = String::new();
         sse.read_line(&mut line)
             .expect("an event before the read timeout");

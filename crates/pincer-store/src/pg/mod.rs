@@ -19,6 +19,7 @@ mod heartbeats;
 mod jobs;
 mod leaders;
 mod migrations;
+mod relay;
 mod sessions;
 mod tasks;
 mod tokens;
@@ -32,6 +33,8 @@ use crate::StoreError;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// For the dedicated `LISTEN` connection ([`crate::EventRelay`]).
+    config: tokio_postgres::Config,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -67,7 +70,7 @@ impl PgStore {
         url: &str,
     ) -> Result<Self, StoreError> {
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -77,7 +80,7 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Server(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, config };
         let mut client = store
             .client()
             .await

@@ -1,0 +1,62 @@
+//! [`EventRelay`] on Postgres: `NOTIFY pincer_events` out, a dedicated `LISTEN` connection in.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{PgStore, db};
+use crate::StoreError;
+use crate::relay::EventRelay;
+
+/// The notification channel.
+const CHANNEL: &str = "pincer_events";
+/// Payloads buffered for a slow consumer before newer ones are dropped.
+const BUFFER: usize = 1024;
+
+#[async_trait]
+impl EventRelay for PgStore {
+    async fn relay_send(&self, payload: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            .await
+            .map_err(|e| db(&e))?;
+        Ok(())
+    }
+
+    async fn relay_subscribe(&self) -> Result<Option<mpsc::Receiver<String>>, StoreError> {
+        let (client, mut conn) = self.config.connect(NoTls).await.map_err(|e| db(&e))?;
+        let (tx, rx) = mpsc::channel(BUFFER);
+        // The client must live as long as the connection listens: it is handed to the task
+        // that drives the connection once `LISTEN` is in place.
+        let (keep, kept) = tokio::sync::oneshot::channel::<tokio_postgres::Client>();
+        tokio::spawn(async move {
+            let mut kept = Some(kept);
+            let mut _client = None;
+            while let Some(msg) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                if let Some(k) = kept.as_mut()
+                    && let Ok(c) = k.try_recv()
+                {
+                    _client = Some(c);
+                    kept = None;
+                }
+                match msg {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if tx.is_closed() {
+                            break;
+                        }
+                        let _ = tx.try_send(n.payload().to_owned());
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(|e| db(&e))?;
+        let _ = keep.send(client);
+        Ok(Some(rx))
+    }
+}
