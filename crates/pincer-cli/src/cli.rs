@@ -63,6 +63,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CronCommand,
     },
+    /// Storage: copy this home's SQLite state into Postgres (`[storage]`).
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// Heartbeats: what ran, what was skipped (no model call), what it cost.
     Heartbeat {
         #[command(subcommand)]
@@ -514,6 +519,20 @@ pub(crate) struct ServeArgs {
     /// only, no HTTP).
     #[arg(long, value_enum, default_value_t = ServeRole::All)]
     pub role: ServeRole,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StorageCommand {
+    /// Copy this home's state.db into a Postgres database (idempotent; counts verified), then
+    /// point `storage.url` at it.
+    Migrate {
+        /// The target, `postgres://user@host:port/db` (no password in the URL).
+        #[arg(long)]
+        to: String,
+        /// Environment variable holding the database password, if it needs one.
+        #[arg(long)]
+        password_env: Option<String>,
+    },
 }
 
 /// `pincer serve --role`.

@@ -414,6 +414,20 @@ async fn open_postgres(
     password_env: Option<&str>,
     env: &Env,
 ) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(Arc::new(connect_postgres(url, password_env, env).await?))
+}
+
+/// Connects to Postgres at `url` (password from the variable `password_env` names) and brings
+/// its schema up to date.
+///
+/// # Errors
+/// [`Failure`] (exit 2) naming the URL without a password.
+#[cfg(feature = "postgres")]
+pub async fn connect_postgres(
+    url: &str,
+    password_env: Option<&str>,
+    env: &Env,
+) -> anyhow::Result<pincer_store::PgStore> {
     let shown = pincer_store::redact_url(url);
     let mut cfg: tokio_postgres::Config = url
         .parse()
@@ -426,10 +440,9 @@ async fn open_postgres(
         })?;
         cfg.password(password);
     }
-    let store = pincer_store::PgStore::with_config(cfg, url)
+    Ok(pincer_store::PgStore::with_config(cfg, url)
         .await
-        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?;
-    Ok(Arc::new(store))
+        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?)
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -31,7 +31,7 @@ pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
 #[cfg(feature = "postgres")]
-pub use pg::{PgStore, redact_url};
+pub use pg::{CopiedTable, PgStore, redact_url};
 pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};

@@ -12,6 +12,7 @@ mod init;
 mod output;
 mod pairing;
 mod sandbox;
+mod storage;
 mod tasks;
 mod tokens;
 mod tools;
@@ -50,6 +51,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Invites { command } => pairing::invites(command, env),
         Command::Cron { command } => cron::run(command, env),
         Command::Heartbeat { command } => heartbeat::run(command, env),
+        Command::Storage { command } => storage::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {
                 tasks::approvals_remote(server, command, env)

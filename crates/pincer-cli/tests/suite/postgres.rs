@@ -296,3 +296,49 @@ async fn a_gateway_queues_and_a_separate_worker_process_runs() {
     assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
     assert_eq!(done.1["task"]["output"], "ran elsewhere");
 }
+
+/// Issue 14, part 6: a home grown on SQLite moves to Postgres with `pincer storage migrate`,
+/// then keeps working there (its token still authenticates, its history is there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_migrate_moves_a_sqlite_home_to_postgres() {
+    let Some((url, db)) = database().await else {
+        return;
+    };
+    let llm = pincer_testkit::FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let out = home
+        .run(
+            &["tokens", "create", "--name", "t", "--scopes", "tasks:read"],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home
+        .run(&["ask", "--session", "s", "remember me"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for _ in 0..2 {
+        let out = home.run(&["storage", "migrate", "--to", &url], "").await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("copied and verified"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    set(&home, "storage.url", &url).await;
+    let out = home.run(&["tokens", "list", "--json"], "").await;
+    assert!(stdout(&out).contains("\"t\""), "{}", stdout(&out));
+    let messages: i64 = db
+        .query_one("SELECT COUNT(*) FROM messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(messages, 2, "the conversation moved");
+    // The conversation continues on Postgres.
+    let out = home.run(&["ask", "--session", "s", "again"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let last = llm.requests().last().unwrap().body["messages"].to_string();
+    assert!(last.contains("remember me"), "{last}");
+}

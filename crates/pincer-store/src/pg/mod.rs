@@ -15,6 +15,7 @@
 
 mod approvals;
 mod channels;
+mod copy;
 mod heartbeats;
 mod jobs;
 mod leaders;
@@ -24,6 +25,7 @@ mod sessions;
 mod tasks;
 mod tokens;
 
+pub use copy::CopiedTable;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
