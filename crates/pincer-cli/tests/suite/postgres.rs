@@ -342,3 +342,172 @@ async fn storage_migrate_moves_a_sqlite_home_to_postgres() {
     let last = llm.requests().last().unwrap().body["messages"].to_string();
     assert!(last.contains("remember me"), "{last}");
 }
+
+/// Issue 14, part 5: three `pincer serve` processes on one database take a few hundred tasks
+/// (some submitted twice with one idempotency key) while nodes are killed with SIGKILL and
+/// restarted. Afterwards every task is final, none ran twice, no session ever had two tasks
+/// running at once, nothing is stuck, and the audit chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kill_9_loses_and_repeats_nothing() {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+    let Some((url, db)) = database().await else {
+        return;
+    };
+    const TASKS: usize = 200;
+    const SESSIONS: usize = 20;
+    let llm = pincer_testkit::FakeLlm::bind(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        vec![],
+        pincer_testkit::Reply::Slow {
+            delay_ms: 30,
+            reply: Box::new(pincer_testkit::Reply::Echo),
+        },
+    )
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    set(&home, "storage.url", &url).await;
+    set(&home, "gateway.lease_secs", "3").await;
+    set(&home, "gateway.workers", "3").await;
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "tasks:read,tasks:write",
+            ],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let path = home.path();
+    let count = |sql: String| {
+        let db = &db;
+        async move { db.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let mut nodes: Vec<(std::process::Child, String)> =
+        (0..3).map(|_| serve_at(&path, &[])).collect();
+    // Submit everything, spread over the nodes; every fifth task is submitted twice.
+    let submitted = {
+        let addrs: Vec<String> = nodes.iter().map(|n| n.1.clone()).collect();
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut created = 0;
+            for i in 0..TASKS {
+                let body = format!(
+                    r#"{{"agent": "main", "message": "task-{i}", "session": "s{}", "idempotency_key": "k{i}"}}"#,
+                    i % SESSIONS
+                );
+                let (st, v) = request(&addrs[i % 3], "POST", "/v1/tasks", &token, Some(&body));
+                assert!(st == 201 || st == 200, "{st} {v}");
+                created += usize::from(v["created"] == true);
+                if i % 5 == 0 {
+                    let (_, again) =
+                        request(&addrs[(i + 1) % 3], "POST", "/v1/tasks", &token, Some(&body));
+                    assert_eq!(again["created"], false, "{again}");
+                    assert_eq!(again["task"]["id"], v["task"]["id"]);
+                }
+            }
+            created
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(submitted, TASKS);
+    // Kill a node with SIGKILL each time another fifth of the work is done, and restart it.
+    let ended =
+        "SELECT COUNT(*) FROM tasks WHERE status IN ('SUCCEEDED','FAILED','CANCELED','TIMED_OUT')";
+    let deadline = Instant::now() + Duration::from_secs(240);
+    for round in 1..=4 {
+        while count(ended.to_owned()).await < i64::try_from(round * TASKS / 5).unwrap() {
+            assert!(Instant::now() < deadline, "stuck before kill {round}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let victim = round % 3;
+        nodes[victim].0.kill().unwrap();
+        nodes[victim].0.wait().unwrap();
+        nodes[victim] = serve_at(&path, &[]);
+    }
+    // Everything ends: interrupted tasks fail once their lease runs out, the rest succeed.
+    while count(ended.to_owned()).await < i64::try_from(TASKS).unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "stuck: {} of {TASKS} ended",
+            count(ended.to_owned()).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (mut child, _) in nodes {
+        assert_eq!(term(&mut child), Some(0));
+    }
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tasks".into()).await,
+        i64::try_from(TASKS).unwrap()
+    );
+    // No task ran twice: at most one model call per task, exactly one per succeeded task.
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    for r in llm.requests() {
+        let user = r.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        *calls.entry(user).or_default() += 1;
+    }
+    let rows = db
+        .query("SELECT input, status FROM tasks", &[])
+        .await
+        .unwrap();
+    let mut succeeded = 0;
+    for row in &rows {
+        let (input, status): (String, String) = (row.get(0), row.get(1));
+        let n = calls.get(&input).copied().unwrap_or(0);
+        assert!(n <= 1, "{input} ran {n} times");
+        if status == "SUCCEEDED" {
+            succeeded += 1;
+            assert_eq!(
+                n, 1,
+                "{input} succeeded without (or with more than) one run"
+            );
+        }
+    }
+    assert!(succeeded >= TASKS / 2, "only {succeeded} succeeded");
+    eprintln!("CHAOS: {succeeded} of {TASKS} succeeded, the rest were interrupted by kills");
+    // No session ever had two tasks running at once.
+    let spans = db
+        .query(
+            "SELECT session_key, started_at, ended_at FROM tasks
+             WHERE started_at IS NOT NULL ORDER BY session_key, started_at",
+            &[],
+        )
+        .await
+        .unwrap();
+    for pair in spans.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.get::<_, String>(0) == b.get::<_, String>(0) {
+            let a_end: chrono::DateTime<chrono::Utc> = a.get(2);
+            let b_start: chrono::DateTime<chrono::Utc> = b.get(1);
+            assert!(
+                a_end <= b_start,
+                "overlapping runs in {}",
+                a.get::<_, String>(0)
+            );
+        }
+    }
+    // Nothing is left leased, and the audit chain every node appended to verifies.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM tasks WHERE lease_owner IS NOT NULL".into()).await,
+        0
+    );
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
