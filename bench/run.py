@@ -126,12 +126,42 @@ class Home:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Postgres:
+    """A throwaway Postgres cluster on loopback (as `.ci/run` starts one), or None."""
+
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("no Postgres here (apt-get install postgresql)")
+        self.bin = bins[-1].parent
+        self.data = tempfile.mkdtemp(prefix="pincer-bench-pg-")
+        self.port = 54339
+        self.as_pg = []
+        if os.getuid() == 0:
+            shutil.chown(self.data, "postgres")
+            self.as_pg = ["runuser", "-u", "postgres", "--"]
+        run(self.as_pg + [str(self.bin / "initdb"), "-D", self.data, "-A", "trust", "-U", "pincer"], dict(os.environ))
+        run(self.as_pg + [str(self.bin / "pg_ctl"), "-D", self.data, "-l", f"{self.data}/log", "-w", "-o",
+             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data}", "start"], dict(os.environ), capture=True)
+        self.url = f"postgres://pincer@127.0.0.1:{self.port}/postgres"
+
+    def stop(self):
+        subprocess.run(self.as_pg + [str(self.bin / "pg_ctl"), "-D", self.data, "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
 class Server:
-    def __init__(self, home):
+    def __init__(self, home, role="all"):
         self.home = home
         self.t0 = time.perf_counter_ns()
+        if role == "worker":
+            self.p = subprocess.Popen([str(BIN), "serve", "--role", "worker"], env=home.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.p.stdout.readline()
+            return
         self.p = subprocess.Popen(
-            [str(BIN), "serve", "--bind", "127.0.0.1:0"],
+            [str(BIN), "serve", "--bind", "127.0.0.1:0", "--role", role],
             env=home.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -222,10 +252,45 @@ def search_vs_rg(fake, n):
         home.cleanup()
 
 
+def postgres_throughput(fake, turns):
+    """turns/s at concurrency 8 and 64 with state in Postgres: one process, then three (one
+    serving the API with workers, two more worker-only processes on the same queue)."""
+    pg = Postgres()
+    home = Home(fake)
+    out = {}
+    try:
+        home.set("storage.url", pg.url)
+        home.set("gateway.workers", "8")
+        # Tokens live in the store: the one Home made went to SQLite.
+        made = run([str(BIN), "tokens", "create", "--name", "bench-pg", "--scopes", "tasks:read,tasks:write"], home.env)
+        home.token = re.search(r"(pnc_\S+)", made.stdout).group(1)
+        for procs in (1, 3):
+            main_server = Server(home)
+            extra = [Server(home, "worker") for _ in range(procs - 1)]
+            addr = f"{main_server.host}:{main_server.port}"
+            offset = 5_000_000 + procs * 1_000_000
+            out[str(procs)] = {}
+            for c in (8, 64):
+                log(f"postgres: {procs} process(es), concurrency {c}")
+                rep = load(addr, home.token, "tasks", max(turns, c * 20), c, offset)
+                out[str(procs)][str(c)] = round(rep["turns_per_sec"], 1)
+                offset += 100_000
+            for x in extra:
+                x.p.send_signal(signal.SIGTERM)
+                x.p.wait()
+            main_server.stop()
+    finally:
+        home.cleanup()
+        pg.stop()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--postgres-only", action="store_true",
+                    help="only the Postgres scale-out figures (needs the postgresql package)")
     a = ap.parse_args()
     reps = 20 if a.quick else 200
     turns = 300 if a.quick else 2000
@@ -233,6 +298,24 @@ def main():
 
     if not a.no_build:
         build()
+    if a.postgres_only:
+        fake = Fake()
+        try:
+            r = {"postgres_turns_per_sec": postgres_throughput(fake, 300 if a.quick else 2000)}
+        finally:
+            fake.stop()
+        r["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+        r["command"] = "python3 bench/run.py --postgres-only" + (" --quick" if a.quick else "")
+        out_dir = ROOT / "bench" / "results"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{r['date']}-postgres{'-quick' if a.quick else ''}.json"
+        (out_dir / name).write_text(json.dumps(r, indent=2) + "\n")
+        p = r["postgres_turns_per_sec"]
+        print("| measure | result |\n|---|---|")
+        print(f"| turns/s on Postgres, 1 process, c=8 / 64 (tasks API) | {p['1']['8']} / {p['1']['64']} |")
+        print(f"| turns/s on Postgres, 3 processes, c=8 / 64 (tasks API) | {p['3']['8']} / {p['3']['64']} |")
+        log(f"wrote bench/results/{name}")
+        return
     r = {}
     r["binary_bytes"] = BIN.stat().st_size
     # No crate declares optional features: the default build is the all-features build.
@@ -292,6 +375,8 @@ def main():
         r["leak_check_turns"] = leak_turns
         s.stop()
 
+        if shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+            r["postgres_turns_per_sec"] = postgres_throughput(fake, turns)
         log("sandboxed `true`")
         r["sandbox_true_spawn_ms"] = sandbox_spawn(fake, 5 if a.quick else 20)
         log("code.search vs rg")
@@ -340,6 +425,10 @@ def table(r):
         ("sandboxed `true` native / bwrap", " / ".join(f"{v} ms" if isinstance(v, (int, float)) else str(v) for v in r["sandbox_true_spawn_ms"].values()), "—"),
         (f"code.search vs rg ({r['search']['files']} files)", f"{r['search']['code_search_ms']} ms vs {r['search']['rg_ms']} ms", "—"),
     ]
+    if "postgres_turns_per_sec" in r:
+        p = r["postgres_turns_per_sec"]
+        rows.append(("turns/s on Postgres, 1 / 3 processes, c=8", f"{p['1']['8']} / {p['3']['8']}", "—"))
+        rows.append(("turns/s on Postgres, 1 / 3 processes, c=64", f"{p['1']['64']} / {p['3']['64']}", "—"))
     lines = ["| measure | result | budget |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
