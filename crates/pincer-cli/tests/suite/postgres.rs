@@ -32,17 +32,12 @@ async fn database() -> Option<(String, tokio_postgres::Client)> {
     Some((format!("{url}?options=-csearch_path%3D{schema}"), client))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_runs_tasks_with_all_state_in_postgres() {
-    let Some((url, db)) = database().await else {
-        return;
-    };
-    let llm = pincer_testkit::FakeLlm::start(vec![pincer_testkit::Reply::text("from postgres")])
-        .await
-        .unwrap();
+/// A home on `url` answering through `llm`, and a `tasks:read,tasks:write` token (stored in
+/// Postgres).
+async fn pg_home(llm: &pincer_testkit::FakeLlm, url: &str) -> (Home, String) {
     let home = Home::new();
     home.init(&llm.base_url()).await;
-    set(&home, "storage.url", &url).await;
+    set(&home, "storage.url", url).await;
     let out = home
         .run(
             &[
@@ -58,6 +53,18 @@ async fn serve_runs_tasks_with_all_state_in_postgres() {
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let token = stdout(&out).trim().to_owned();
+    (home, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_tasks_with_all_state_in_postgres() {
+    let Some((url, db)) = database().await else {
+        return;
+    };
+    let llm = pincer_testkit::FakeLlm::start(vec![pincer_testkit::Reply::text("from postgres")])
+        .await
+        .unwrap();
+    let (home, token) = pg_home(&llm, &url).await;
     let home_path = home.path();
     let (mut child, created, done) = tokio::task::spawn_blocking(move || {
         let (child, addr) = serve_at(&home_path, &[]);
@@ -208,23 +215,7 @@ async fn a_gateway_queues_and_a_separate_worker_process_runs() {
     let llm = pincer_testkit::FakeLlm::start(vec![pincer_testkit::Reply::text("ran elsewhere")])
         .await
         .unwrap();
-    let home = Home::new();
-    home.init(&llm.base_url()).await;
-    set(&home, "storage.url", &url).await;
-    let out = home
-        .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "tasks:read,tasks:write",
-            ],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
+    let (home, token) = pg_home(&llm, &url).await;
     let home_path = home.path();
     let done = tokio::task::spawn_blocking(move || {
         let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
