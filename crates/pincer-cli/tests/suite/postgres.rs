@@ -357,25 +357,9 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
     )
     .await
     .unwrap();
-    let home = Home::new();
-    home.init(&llm.base_url()).await;
-    set(&home, "storage.url", &url).await;
+    let (home, token) = pg_home(&llm, &url).await;
     set(&home, "gateway.lease_secs", "3").await;
     set(&home, "gateway.workers", "3").await;
-    let out = home
-        .run(
-            &[
-                "tokens",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "tasks:read,tasks:write",
-            ],
-            "",
-        )
-        .await;
-    let token = stdout(&out).trim().to_owned();
     let path = home.path();
     let count = |sql: String| {
         let db = &db;
@@ -388,7 +372,7 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
         let addrs: Vec<String> = nodes.iter().map(|n| n.1.clone()).collect();
         let token = token.clone();
         tokio::task::spawn_blocking(move || {
-            let mut created = 0;
+            let mut ids = Vec::new();
             for i in 0..TASKS {
                 let body = format!(
                     r#"{{"agent": "main", "message": "task-{i}", "session": "s{}", "idempotency_key": "k{i}"}}"#,
@@ -396,7 +380,8 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
                 );
                 let (st, v) = request(&addrs[i % 3], "POST", "/v1/tasks", &token, Some(&body));
                 assert!(st == 201 || st == 200, "{st} {v}");
-                created += usize::from(v["created"] == true);
+                assert_eq!(v["created"], true, "{v}");
+                ids.push(v["task"]["id"].as_str().unwrap().to_owned());
                 if i % 5 == 0 {
                     let (_, again) =
                         request(&addrs[(i + 1) % 3], "POST", "/v1/tasks", &token, Some(&body));
@@ -404,35 +389,50 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
                     assert_eq!(again["task"]["id"], v["task"]["id"]);
                 }
             }
-            created
+            ids
         })
         .await
         .unwrap()
     };
-    assert_eq!(submitted, TASKS);
-    // Kill a node with SIGKILL each time another fifth of the work is done, and restart it.
-    let ended =
-        "SELECT COUNT(*) FROM tasks WHERE status IN ('SUCCEEDED','FAILED','CANCELED','TIMED_OUT')";
-    let deadline = Instant::now() + Duration::from_secs(240);
+    assert_eq!(submitted.len(), TASKS);
+    // Kill a node with SIGKILL each time another fifth of the work has reached the model (the
+    // fake model's request log wakes the wait), and restart it.
     for round in 1..=4 {
-        while count(ended.to_owned()).await < i64::try_from(round * TASKS / 5).unwrap() {
-            assert!(Instant::now() < deadline, "stuck before kill {round}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        assert!(
+            llm.wait_for_requests(round * TASKS / 5, Duration::from_secs(120))
+                .await,
+            "stuck before kill {round}"
+        );
         let victim = round % 3;
         nodes[victim].0.kill().unwrap();
         nodes[victim].0.wait().unwrap();
         nodes[victim] = serve_at(&path, &[]);
     }
-    // Everything ends: interrupted tasks fail once their lease runs out, the rest succeed.
-    while count(ended.to_owned()).await < i64::try_from(TASKS).unwrap() {
-        assert!(
-            Instant::now() < deadline,
-            "stuck: {} of {TASKS} ended",
-            count(ended.to_owned()).await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Everything ends: interrupted tasks fail once their lease runs out, the rest succeed. Each
+    // task is awaited through the API's waiter (woken by task events, relayed across nodes).
+    let addr = nodes[0].1.clone();
+    let token2 = token.clone();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        for id in &submitted {
+            loop {
+                let (_, v) = request(
+                    &addr,
+                    "GET",
+                    &format!("/v1/tasks/{id}?wait_secs=30"),
+                    &token2,
+                    None,
+                );
+                let status = v["task"]["status"].as_str().unwrap_or_default().to_owned();
+                if ["SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"].contains(&status.as_str()) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{id} stuck in {status}");
+            }
+        }
+    })
+    .await
+    .unwrap();
     for (mut child, _) in nodes {
         assert_eq!(term(&mut child), Some(0));
     }
