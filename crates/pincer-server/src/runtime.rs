@@ -453,17 +453,9 @@ async fn open_postgres(
 ) -> anyhow::Result<Arc<dyn Backend>> {
     Err(Failure::usage(format!(
         "storage.url {}: this pincer was built without Postgres support (feature `postgres`)",
-        redact(url)
+        pincer_store::redact_url(url)
     ))
     .into())
-}
-
-#[cfg(not(feature = "postgres"))]
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, host)) => format!("postgres://…@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 /// Everything needed to run one agent from the CLI.

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use crate::sqlite::stamp;
+use crate::values::until;
 use crate::{SqliteStore, StoreError};
 
 /// The leadership seam.
@@ -28,10 +29,6 @@ pub trait LeaderStore: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
     /// Gives up `role` if `node` holds it (a clean stop hands over at once).
     async fn resign(&self, role: &str, node: &str) -> Result<(), StoreError>;
-}
-
-pub(crate) fn until(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1))
 }
 
 #[async_trait]

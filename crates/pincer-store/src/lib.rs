@@ -20,6 +20,7 @@ mod sqlite;
 mod store;
 mod tasks;
 mod tokens;
+mod values;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
 pub use channels::{
@@ -31,12 +32,13 @@ pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
 #[cfg(feature = "postgres")]
-pub use pg::{CopiedTable, PgStore, redact_url};
+pub use pg::{CopiedTable, PgStore};
 pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
+pub use values::redact_url;
 
 /// Every store seam at once: what a server holds (`Arc<dyn Backend>`), implemented by
 /// [`SqliteStore`] and, with the `postgres` feature, `PgStore`. The conformance suite

@@ -9,10 +9,11 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pincer_types::{AgentId, RunId, RunStatus, SessionId, SessionKey, TokenUsage};
+use pincer_types::{AgentId, RunId, SessionId, SessionKey, TokenUsage};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::migrations::MIGRATIONS;
+pub(crate) use crate::values::{parse, status_parse, status_str};
 use crate::{RunRecord, SessionInfo, Store, StoreError};
 
 /// A call run on the store's thread.
@@ -248,32 +249,6 @@ pub(crate) fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
-}
-
-pub(crate) fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
-}
-
-pub(crate) fn status_str(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Canceled => "canceled",
-        RunStatus::TimedOut => "timed_out",
-    }
-}
-
-pub(crate) fn status_parse(s: &str) -> Result<RunStatus, StoreError> {
-    Ok(match s {
-        "running" => RunStatus::Running,
-        "succeeded" => RunStatus::Succeeded,
-        "failed" => RunStatus::Failed,
-        "canceled" => RunStatus::Canceled,
-        "timed_out" => RunStatus::TimedOut,
-        other => return Err(StoreError::Corrupt(format!("run status `{other}`"))),
-    })
 }
 
 fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, StoreError> {

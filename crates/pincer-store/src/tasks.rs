@@ -233,7 +233,7 @@ fn get(c: &rusqlite::Connection, id: TaskId) -> Result<Option<TaskRecord>, Store
 use crate::sqlite::stamp;
 
 fn lease_end(now: DateTime<Utc>, lease: Duration) -> String {
-    stamp(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX))
+    stamp(crate::values::until(now, lease))
 }
 
 /// Applies a checked transition inside a transaction.

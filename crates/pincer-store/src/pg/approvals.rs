@@ -11,6 +11,7 @@ use crate::StoreError;
 use crate::approvals::{
     ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval, tier_parse,
 };
+use crate::values::parse;
 
 const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
                        decided_by, created_at, expires_at, decided_at";
@@ -21,10 +22,7 @@ fn row(r: &Row) -> Result<ApprovalRecord, StoreError> {
         id: r.get(0),
         task: r
             .get::<_, Option<&str>>(1)
-            .map(|t| {
-                t.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("task id `{t}`")))
-            })
+            .map(|t| parse(t, "task id"))
             .transpose()?,
         tool: r.get(2),
         digest: r.get(3),

@@ -15,6 +15,7 @@ use crate::channels::{
     APPROVED_TEXT, CODE_TTL, ChannelError, ChannelStore, MAX_PENDING, NewOutgoing, Outgoing,
     Pairing, PairingRequest, TaskLink, new_code,
 };
+use crate::values::parse;
 
 fn pairing(r: &Row) -> Pairing {
     let created: DateTime<Utc> = r.get(4);
@@ -99,11 +100,7 @@ impl ChannelStore for PgStore {
             .await
             .map_err(|e| db(&e))?;
         rows.iter()
-            .map(|r| {
-                let s: &str = r.get(0);
-                s.parse()
-                    .map_err(|_| ChannelError::Store(StoreError::Corrupt(format!("task id `{s}`"))))
-            })
+            .map(|r| Ok(parse(r.get::<_, &str>(0), "task id")?))
             .collect()
     }
 

@@ -9,22 +9,21 @@ use tokio_postgres::Row;
 use super::{PgStore, db};
 use crate::StoreError;
 use crate::heartbeats::{HeartbeatRecord, HeartbeatStore};
+use crate::values::parse;
 
 const COLUMNS: &str = "h.id, h.agent, h.at, h.status, h.detail, h.task_id, h.input_tokens, \
                        h.output_tokens";
 
 fn row(r: &Row) -> Result<HeartbeatRecord, StoreError> {
-    let parse_err = |what: &str, s: &str| StoreError::Corrupt(format!("{what} `{s}`"));
-    let agent: &str = r.get(1);
     Ok(HeartbeatRecord {
         id: r.get(0),
-        agent: agent.parse().map_err(|_| parse_err("agent id", agent))?,
+        agent: parse(r.get(1), "agent id")?,
         at: r.get(2),
         status: r.get(3),
         detail: r.get(4),
         task: r
             .get::<_, Option<&str>>(5)
-            .map(|s| s.parse().map_err(|_| parse_err("task id", s)))
+            .map(|s| parse(s, "task id"))
             .transpose()?,
         usage: match (r.get::<_, Option<i64>>(6), r.get::<_, Option<i64>>(7)) {
             (Some(i), Some(o)) => Some(TokenUsage {

@@ -11,15 +11,11 @@ use tokio_postgres::Row;
 use super::{PgStore, db};
 use crate::StoreError;
 use crate::jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
+use crate::values::parse;
 
 const COLUMNS: &str = "name, agent, kind, spec, tz, anchor, message, mode, missed, timeout_secs, \
                        enabled, next_run, created_at, deliver, jitter_secs, failures, retry_at, \
                        retry_for, retry_attempt";
-
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
-}
 
 fn int(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)

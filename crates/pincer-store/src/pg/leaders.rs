@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::{PgStore, db};
 use crate::StoreError;
-use crate::leaders::{LeaderStore, until};
+use crate::leaders::LeaderStore;
+use crate::values::until;
 
 #[async_trait]
 impl LeaderStore for PgStore {

@@ -30,6 +30,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use crate::StoreError;
+use crate::values::redact_url;
 
 /// The store on a Postgres database.
 #[derive(Clone)]
@@ -99,38 +100,6 @@ impl PgStore {
     }
 }
 
-/// `url` with any password replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (auth, host) = match rest.split_once('@') {
-        Some((a, h)) => (a, h),
-        None => return url.to_owned(),
-    };
-    let user = auth.split_once(':').map_or(auth, |(u, _)| u);
-    if auth.contains(':') {
-        format!("{scheme}://{user}:***@{host}")
-    } else {
-        url.to_owned()
-    }
-}
-
 pub(crate) fn db(e: &tokio_postgres::Error) -> StoreError {
     StoreError::Server(e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_never_appear_in_urls_shown() {
-        assert_eq!(
-            super::redact_url("postgres://pincer:s3cret@db:5432/p"),
-            "postgres://pincer:***@db:5432/p"
-        );
-        assert_eq!(
-            super::redact_url("postgres://pincer@db/p"),
-            "postgres://pincer@db/p"
-        );
-    }
 }

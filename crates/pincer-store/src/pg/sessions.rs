@@ -9,13 +9,9 @@ use pincer_types::{AgentId, RunId, SessionId, SessionKey, TokenUsage};
 
 use super::{PgStore, db};
 use crate::StoreError;
-use crate::sqlite::{status_parse, status_str};
 use crate::store::{RunRecord, SessionInfo, Store};
-
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
-}
+use crate::values::parse;
+use crate::values::{status_parse, status_str};
 
 async fn current(
     c: &impl GenericClient,

@@ -21,6 +21,7 @@ use tokio_postgres::Row;
 use super::{PgStore, db};
 use crate::StoreError;
 use crate::tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
+use crate::values::{parse, until};
 
 const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
                        lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error, run_dir, \
@@ -28,11 +29,6 @@ const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, l
 
 /// How many times a claim looks again after losing a race for a session.
 const CLAIM_ATTEMPTS: usize = 8;
-
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
-}
 
 fn row(r: &Row) -> Result<TaskRecord, StoreError> {
     let status: String = r.get(4);
@@ -87,10 +83,6 @@ async fn get(
         .as_ref()
         .map(row)
         .transpose()
-}
-
-fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(3650))
 }
 
 /// A checked transition on a locked row, inside `c`'s transaction.
@@ -200,7 +192,7 @@ impl PgStore {
         tx.execute(
             "UPDATE tasks SET lease_owner = $2, lease_until = $3,
                     started_at = COALESCE(started_at, $4) WHERE id = $1",
-            &[&id.to_string(), &worker, &lease_end(now, lease), &now],
+            &[&id.to_string(), &worker, &until(now, lease), &now],
         )
         .await
         .map_err(|e| db(&e))?;
@@ -307,7 +299,7 @@ impl TaskQueue for PgStore {
                 "UPDATE tasks SET lease_until = $3, updated_at = $4
                  WHERE id = $1 AND lease_owner = $2 AND lease_until > $4
                    AND status IN ('RUNNING', 'WAITING_APPROVAL')",
-                &[&id.to_string(), &worker, &lease_end(now, lease), &now],
+                &[&id.to_string(), &worker, &until(now, lease), &now],
             )
             .await
             .map_err(|e| db(&e))?;
