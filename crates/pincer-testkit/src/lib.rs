@@ -10,10 +10,12 @@
 //! polling and injectable errors (429 `retry_after`, 400, 409).
 
 mod llm;
+mod postgres;
 mod render;
 mod script;
 mod telegram;
 
 pub use llm::{FakeLlm, RecordedRequest};
+pub use postgres::PgSchema;
 pub use script::{Reply, ScriptedCall};
 pub use telegram::{FakeTelegram, TgCall, TgFault};

@@ -4,32 +4,10 @@
 use super::common::*;
 use super::serve::{read_until, request, subscribe};
 
-/// A fresh schema on the test server, reachable through `?options=-csearch_path=…`; `None`
-/// outside CI without a server (under `CI=true` a missing server fails).
+/// A fresh schema on the test server: the URL a home points at, and a connection to inspect it.
 async fn database() -> Option<(String, tokio_postgres::Client)> {
-    let Ok(url) = std::env::var("PINCER_TEST_POSTGRES") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PINCER_TEST_POSTGRES is required under CI"
-        );
-        eprintln!("SKIP (PINCER_TEST_POSTGRES not set; not CI)");
-        return None;
-    };
-    let schema = format!(
-        "cli_{}",
-        pincer_types::TaskId::new().to_string().replace('-', "")
-    );
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; SET search_path = {schema}"
-        ))
-        .await
-        .unwrap();
-    Some((format!("{url}?options=-csearch_path%3D{schema}"), client))
+    let pg = pincer_testkit::PgSchema::create("cli").await?;
+    Some((pg.url_with_schema(), pg.client))
 }
 
 /// A home on `url` answering through `llm`, and a `tasks:read,tasks:write` token (stored in

@@ -35,27 +35,11 @@ impl Db {
     /// A fresh schema on the test server, or `None` (with a message) outside CI.
     #[cfg(feature = "postgres")]
     pub async fn postgres() -> Option<Self> {
-        let Ok(url) = std::env::var("PINCER_TEST_POSTGRES") else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PINCER_TEST_POSTGRES is required under CI (.ci/run starts a cluster)"
-            );
-            eprintln!("SKIP postgres (PINCER_TEST_POSTGRES not set; not CI)");
-            return None;
-        };
-        let schema = format!(
-            "t_{}",
-            pincer_types::TaskId::new().to_string().replace('-', "")
-        );
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        Some(Self::Postgres { url, schema })
+        let pg = pincer_testkit::PgSchema::create("t").await?;
+        Some(Self::Postgres {
+            url: pg.url,
+            schema: pg.schema,
+        })
     }
 
     fn path(dir: &tempfile::TempDir) -> PathBuf {
