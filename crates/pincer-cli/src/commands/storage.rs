@@ -24,6 +24,18 @@ fn migrate(to: &str, password_env: Option<&str>, env: &Env) -> anyhow::Result<u8
         let pg = runtime::connect_postgres(to, password_env, env).await?;
         anyhow::Ok(pg.copy_from_sqlite(&db).await?)
     })?;
+    let loaded = runtime::load_config(&home, env)?;
+    let tables: serde_json::Map<String, serde_json::Value> = report
+        .iter()
+        .map(|t| (t.table.to_owned(), serde_json::json!(t.source)))
+        .collect();
+    runtime::audit_config(
+        &home,
+        &loaded.config,
+        env,
+        "storage.migrated",
+        serde_json::json!({"to": pincer_store::redact_url(to), "rows": tables, "by": "operator:cli"}),
+    );
     for t in &report {
         println!(
             "{:<16} {:>8} rows in SQLite, {:>8} in Postgres",

@@ -296,6 +296,15 @@ async fn storage_migrate_moves_a_sqlite_home_to_postgres() {
             stdout(&out)
         );
     }
+    let out = home
+        .run(&["audit", "search", "--type", "storage", "--json"], "")
+        .await;
+    assert_eq!(
+        stdout(&out).lines().count(),
+        2,
+        "each copy is audited: {}",
+        stdout(&out)
+    );
     set(&home, "storage.url", &url).await;
     let out = home.run(&["tokens", "list", "--json"], "").await;
     assert!(stdout(&out).contains("\"t\""), "{}", stdout(&out));
