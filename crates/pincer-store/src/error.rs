@@ -32,4 +32,8 @@ pub enum StoreError {
     /// password.
     #[error("database server: {0}")]
     Server(String),
+    /// A uniqueness constraint refused a write (another writer got there first); names the
+    /// constraint.
+    #[error("constraint {0} refused the write")]
+    Conflict(String),
 }

@@ -243,4 +243,11 @@ CREATE TABLE leaders (
 );
 ",
     ),
+    (
+        13,
+        r"
+CREATE UNIQUE INDEX tasks_one_active_per_session ON tasks(session_key)
+    WHERE status IN ('RUNNING', 'WAITING_APPROVAL');
+",
+    ),
 ];

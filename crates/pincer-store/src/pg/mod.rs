@@ -100,6 +100,13 @@ impl PgStore {
     }
 }
 
+/// A Postgres error as a store error: a unique violation names its constraint (callers that
+/// race on purpose, like claims, recognise it by name, whatever the server's language).
 pub(crate) fn db(e: &tokio_postgres::Error) -> StoreError {
-    StoreError::Server(e.to_string())
+    match e.as_db_error() {
+        Some(d) if *d.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+            StoreError::Conflict(d.constraint().unwrap_or("unique").to_owned())
+        }
+        _ => StoreError::Server(e.to_string()),
+    }
 }

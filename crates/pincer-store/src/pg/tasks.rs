@@ -159,7 +159,7 @@ async fn run_info_in(
 
 /// Whether `e` is the one-active-task-per-session index refusing a second active task.
 fn lost_session_race(e: &TaskError) -> bool {
-    matches!(e, TaskError::Store(StoreError::Server(m)) if m.contains("tasks_one_active_per_session"))
+    matches!(e, TaskError::Store(StoreError::Conflict(c)) if c == "tasks_one_active_per_session")
 }
 
 impl PgStore {

@@ -88,6 +88,26 @@ conformance!(one_active_task_per_session_in_submission_order, |db| {
 });
 
 conformance!(
+    the_database_itself_refuses_a_second_active_task_in_a_session,
+    |db| {
+        let s = db.open().await;
+        let (a, _) = s.submit(new("one", "1", None), at(0)).await.unwrap();
+        let (b, _) = s.submit(new("one", "2", None), at(1)).await.unwrap();
+        assert_eq!(s.claim("w", at(2), LEASE).await.unwrap().unwrap().id, a.id);
+        // Forcing the second one to RUNNING past the claim rule is refused by the schema.
+        assert!(
+            s.transition(b.id, None, TaskStatus::Running, None, at(3))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            s.task(b.id).await.unwrap().unwrap().status,
+            TaskStatus::Queued
+        );
+    }
+);
+
+conformance!(
     concurrent_claimers_never_run_two_tasks_of_one_session,
     |db| {
         let s = db.open().await;
