@@ -163,7 +163,7 @@ impl Gate {
         tokio::task::spawn_blocking(move || log.append(kind, fields))
             .await
             .map_err(|e| AuditError::Io {
-                path: self.audit.dir().to_owned(),
+                path: self.audit.location(),
                 source: std::io::Error::other(e.to_string()),
             })?
     }
@@ -174,7 +174,7 @@ impl Gate {
     ///
     /// # Errors
     /// When the line cannot be written.
-    pub fn audit_lazy(&self, kind: &'static str, fields: Value) -> Result<u64, AuditError> {
+    pub fn audit_lazy(&self, kind: &'static str, fields: Value) -> Result<(), AuditError> {
         self.audit.append_lazy(kind, fields)
     }
 

@@ -49,11 +49,11 @@ impl AnchorKey {
         m
     }
 
-    fn sign(&self, seq: u64, hash: &str) -> String {
+    pub(crate) fn sign(&self, seq: u64, hash: &str) -> String {
         hex::encode(self.mac(seq, hash).finalize().into_bytes())
     }
 
-    fn check(&self, seq: u64, hash: &str, mac_hex: &str) -> bool {
+    pub(crate) fn check(&self, seq: u64, hash: &str, mac_hex: &str) -> bool {
         hex::decode(mac_hex).is_ok_and(|m| self.mac(seq, hash).verify_slice(&m).is_ok())
     }
 

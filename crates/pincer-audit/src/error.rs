@@ -23,6 +23,14 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// A database chain ([`crate::ChainStore`]) could not be read or written.
+    #[error("audit chain at {location}: {message}")]
+    Chain {
+        /// Where (a URL without its password, and the table).
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A configured redaction pattern is not a valid regex.
     #[error("invalid redaction pattern `{pattern}`: {message}")]
     Pattern {

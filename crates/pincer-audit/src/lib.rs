@@ -10,15 +10,21 @@
 //! here; `pincer audit verify|tail|search` read it.
 
 mod anchor;
+mod chain;
 mod error;
 mod log;
 mod read;
 mod redact;
 mod verify;
+mod writer;
 
 pub use anchor::{Anchor, AnchorKey, Checkpoint};
+pub use chain::{
+    ChainStore, Chained, Pending, SignedCheckpoint, chain, chain_entries, verify_chain,
+};
 pub use error::AuditError;
-pub use log::{AuditLog, GENESIS};
+pub use log::GENESIS;
 pub use read::{Entry, Follower, entries};
 pub use redact::Redactor;
 pub use verify::{VerifyReport, verify, verify_anchored};
+pub use writer::{AuditLog, AuditSource, anchored_event};

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::anchor::Anchor;
+use crate::chain::Pending;
 use crate::{AuditError, Redactor};
 
 /// `prev_hash` of the first line.
@@ -108,11 +109,10 @@ struct Durable {
     syncing: bool,
 }
 
-/// An open audit log directory.
+/// An open audit log directory (the day-file side of [`crate::AuditLog`]).
 #[derive(Debug)]
-pub struct AuditLog {
+pub(crate) struct FileLog {
     dir: PathBuf,
-    redactor: Redactor,
     state: Mutex<State>,
     durable: Mutex<Durable>,
     synced_cv: Condvar,
@@ -250,13 +250,13 @@ fn last_line_state(dir: &Path) -> Result<Option<(u64, String)>, AuditError> {
     Ok(found)
 }
 
-impl AuditLog {
+impl FileLog {
     /// Opens (creating, mode 0700) the log in `dir`, continuing the chain from `HEAD` or, without
     /// one, from the last line on disk.
     ///
     /// # Errors
     /// [`AuditError`] when the directory or `HEAD` cannot be read.
-    pub fn open(dir: &Path, redactor: Redactor) -> Result<Self, AuditError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, AuditError> {
         if !dir.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -276,7 +276,6 @@ impl AuditLog {
         }
         Ok(Self {
             dir: dir.to_owned(),
-            redactor,
             state: Mutex::new(State {
                 seq,
                 hash,
@@ -293,7 +292,7 @@ impl AuditLog {
         })
     }
 
-    /// Opens the log like [`AuditLog::open`] and moves a keyed anchor with `HEAD` from now on.
+    /// Opens the log like [`FileLog::open`] and moves a keyed anchor with `HEAD` from now on.
     ///
     /// `fresh_key` says the key was just created: the current end of the log is then trusted and
     /// anchored, and an `audit.anchored` line records it. Otherwise the anchor found must match
@@ -301,25 +300,26 @@ impl AuditLog {
     /// rewritten over a tampered log) and `verify_anchored` keeps reporting the problem.
     ///
     /// # Errors
-    /// As [`AuditLog::open`], and when the anchor cannot be written.
-    pub fn open_anchored(
+    /// As [`FileLog::open`], and when the anchor cannot be written.
+    pub(crate) fn open_anchored(
         dir: &Path,
-        redactor: Redactor,
         anchor: Anchor,
         fresh_key: bool,
     ) -> Result<Self, AuditError> {
-        let mut log = Self::open(dir, redactor)?;
+        let mut log = Self::open(dir)?;
         let (seq, hash) = {
             let st = log.state.lock().unwrap_or_else(PoisonError::into_inner);
             (st.seq, st.hash.clone())
         };
         if fresh_key {
             anchor.write(seq, &hash)?;
+            let key = anchor.key.id();
             log.anchor = Some(anchor);
-            log.append_lazy(
+            log.write_line(pending(
                 "audit.anchored",
-                json!({"key": log.anchor.as_ref().map(|a| a.key.id()), "lines_before": seq}),
-            )?;
+                json!({"key": key, "lines_before": seq}),
+                None,
+            ))?;
             return Ok(log);
         }
         let consistent = match anchor.read() {
@@ -341,36 +341,19 @@ impl AuditLog {
     }
 
     /// Whether a keyed anchor moves with `HEAD` (false when unanchored or frozen).
-    pub fn is_anchored(&self) -> bool {
+    pub(crate) fn is_anchored(&self) -> bool {
         self.anchor.is_some()
     }
 
-    /// Appends one event of type `kind` with `fields` (an object), redacted before hashing, and
-    /// returns its sequence number once it is on disk.
-    ///
-    /// # Errors
-    /// [`AuditError::Io`] when the line cannot be written durably.
-    pub fn append(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
-        let seq = self.write_line(kind, fields)?;
+    /// Appends one event and returns its sequence number once it is on disk.
+    pub(crate) fn append(&self, p: Pending) -> Result<u64, AuditError> {
+        let seq = self.write_line(p)?;
         self.make_durable(seq)?;
         Ok(seq)
     }
 
-    /// Appends like [`Self::append`] but returns once the line is written, without waiting for
-    /// the disk: the next `append`, [`Self::sync`] or drop of this log makes it durable. For
-    /// records that nothing irreversible waits on.
-    ///
-    /// # Errors
-    /// [`AuditError::Io`] when the line cannot be written.
-    pub fn append_lazy(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
-        self.write_line(kind, fields)
-    }
-
     /// Makes every line this log has written durable (a no-op when they already are).
-    ///
-    /// # Errors
-    /// [`AuditError::Io`] when the sync fails.
-    pub fn sync(&self) -> Result<(), AuditError> {
+    pub(crate) fn sync(&self) -> Result<(), AuditError> {
         let seq = self
             .state
             .lock()
@@ -380,7 +363,7 @@ impl AuditLog {
     }
 
     /// Whether every line this log has written is durable (nothing for [`Self::sync`] to do).
-    pub fn is_synced(&self) -> bool {
+    pub(crate) fn is_synced(&self) -> bool {
         let seq = self
             .state
             .lock()
@@ -393,16 +376,10 @@ impl AuditLog {
             >= seq
     }
 
-    fn write_line(&self, kind: &str, fields: Value) -> Result<u64, AuditError> {
-        let mut event = serde_json::Map::new();
-        event.insert("type".into(), Value::from(kind));
-        if let Value::Object(map) = fields {
-            event.extend(map);
-        }
-        let event = self.redactor.value(&Value::Object(event));
-        let now = Utc::now();
-        let ts = now.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let day = now.format("%Y-%m-%d").to_string();
+    /// Chains and writes one line (not yet synced); returns its sequence number.
+    pub(crate) fn write_line(&self, p: Pending) -> Result<u64, AuditError> {
+        let Pending { ts, event } = p;
+        let day = ts.get(..10).unwrap_or("unknown").to_owned();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let lock = DirLock::acquire(&self.lock_file, &self.dir)?;
         let path = self.dir.join(format!("{day}.jsonl"));
@@ -525,19 +502,31 @@ impl AuditLog {
         Ok(target)
     }
 
-    /// The redactor applied to every event (also used for run artifacts).
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
     /// The directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 }
 
-impl Drop for AuditLog {
-    /// Lines written with [`AuditLog::append_lazy`] become durable when the log closes.
+/// An event of type `kind` with `fields` (an object), redacted, stamped now.
+pub(crate) fn pending(kind: &str, fields: Value, redactor: Option<&Redactor>) -> Pending {
+    let mut event = serde_json::Map::new();
+    event.insert("type".into(), Value::from(kind));
+    if let Value::Object(map) = fields {
+        event.extend(map);
+    }
+    let event = Value::Object(event);
+    Pending {
+        ts: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+        event: match redactor {
+            Some(r) => r.value(&event),
+            None => event,
+        },
+    }
+}
+
+impl Drop for FileLog {
+    /// Lines written lazily become durable when the log closes.
     fn drop(&mut self) {
         if let Err(e) = self.sync() {
             tracing::error!("audit log: final sync failed: {e}");
@@ -548,6 +537,7 @@ impl Drop for AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuditLog;
 
     #[test]
     fn two_writers_on_one_directory_extend_one_chain() {
@@ -614,8 +604,8 @@ mod tests {
         let log = AuditLog::open(t.path(), Redactor::new(vec![], &[]).unwrap()).unwrap();
         let head = || read_head(t.path()).unwrap().unwrap().0;
         assert_eq!(head(), 0);
-        assert_eq!(log.append_lazy("run.start", json!({})).unwrap(), 1);
-        assert_eq!(log.append_lazy("x", json!({})).unwrap(), 2);
+        log.append_lazy("run.start", json!({})).unwrap();
+        log.append_lazy("x", json!({})).unwrap();
         // Written and chained, not yet synced: HEAD has not moved; verify accepts the two
         // lines after it and says so.
         assert_eq!(head(), 0);

@@ -23,7 +23,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         let v: Value = serde_json::from_str(raw).ok()?;
         Some(Self {
             seq: v.get("seq")?.as_u64()?,

@@ -156,7 +156,7 @@ fn verify_probing(
     ))
 }
 
-fn check_line(
+pub(crate) fn check_line(
     path: &Path,
     n: usize,
     line: &str,

@@ -369,18 +369,18 @@ pub(crate) async fn audit_events(
     State(st): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let dir = st
-        .audit_dir
+    let log = st
+        .audit
         .clone()
         .ok_or_else(|| ApiError::not_found("this server has no audit log"))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let all = tokio::task::spawn_blocking(move || pincer_audit::entries(&dir))
+    let after = q.after.unwrap_or(0);
+    let all = tokio::task::spawn_blocking(move || log.entries_after(after))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let mut events: Vec<Value> = all
         .into_iter()
-        .filter(|e| q.after.is_none_or(|a| e.seq > a))
         .filter(|e| {
             q.kind
                 .as_deref()

@@ -95,13 +95,12 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Task and approval events (`GET /v1/events`; also wakes `wait_secs` waiters).
     pub events: Arc<EventBus>,
-    /// The audit log directory, for `GET /v1/audit-events` (`None`: the route answers 404).
-    pub audit_dir: Option<std::path::PathBuf>,
     /// Whether `POST /v1/chat/completions` is enabled (`gateway.openai_compat`).
     pub openai_compat: bool,
     /// Per-request time limit (default [`REQUEST_TIMEOUT`]).
     pub request_timeout: std::time::Duration,
-    /// Where operator actions taken through the API are recorded.
+    /// Where operator actions taken through the API are recorded, and what
+    /// `GET /v1/audit-events` reads (`None`: that route answers 404).
     pub audit: Option<Arc<pincer_audit::AuditLog>>,
     /// Channels receiving webhooks, by name (`telegram`).
     pub webhooks: std::collections::BTreeMap<String, Arc<dyn WebhookSink>>,
@@ -122,7 +121,6 @@ impl AppState {
             limiter: AuthLimiter::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             events: Arc::new(EventBus::default()),
-            audit_dir: None,
             openai_compat: false,
             request_timeout: REQUEST_TIMEOUT,
             audit: None,

@@ -42,7 +42,6 @@ impl Server {
             log.append("tool.call", json!({"n": i})).unwrap();
             log.append("policy.decision", json!({"n": i})).unwrap();
         }
-        state.audit_dir = Some(audit_dir);
         state.audit = Some(Arc::new(log));
         configure(&mut state);
         let state = Arc::new(state);

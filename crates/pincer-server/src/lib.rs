@@ -7,6 +7,7 @@
 //! - [`router`]: the channel router (Telegram), with the durable outbox;
 //! - [`jobs`] and [`heartbeat`]: the automation tick (scheduled jobs, heartbeats, delivery);
 //! - [`leader`]: singletons (the scheduler tick, chat channels) on one node at a time;
+//! - [`audit`]: the audit log a process writes and reads (day files, or the database chain);
 //! - [`approver`]: approvals on a terminal (`ask`/`chat`);
 //! - [`sandbox`]: whether an agent gets exec tools, and its exec scope;
 //! - [`serve()`]: the one entry point of `pincer serve`.
@@ -14,6 +15,7 @@
 //! The process environment is read once, by the caller, into an [`Env`].
 
 pub mod approver;
+pub mod audit;
 mod env;
 pub mod failure;
 pub mod heartbeat;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use pincer_agent::{Approver, Gate, RunRequest, RunSettings, Runner};
-use pincer_audit::{Anchor, AnchorKey, AuditLog, Redactor};
+use pincer_audit::AuditLog;
 use pincer_config::{
     AgentConfig, Config, LoadedConfig, PincerHome, ProviderConfig, ProviderKind, ToolSelector,
 };
@@ -130,45 +130,13 @@ pub fn record_lazy(log: &AuditLog, kind: &'static str, fields: serde_json::Value
     }
 }
 
-/// Opens the audit log with a redactor that knows every API key Pincer can see and the
-/// configured extra patterns.
+/// Opens the audit log (day files, or the deployment's database chain on Postgres) with a
+/// redactor that knows every API key Pincer can see and the configured extra patterns.
+///
+/// # Errors
+/// See [`crate::audit::open`].
 pub fn open_audit(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Arc<AuditLog>> {
-    let secrets: Vec<String> = config
-        .providers
-        .values()
-        .filter_map(|p| p.api_key_env.as_deref())
-        .chain(
-            config
-                .channels
-                .telegram
-                .iter()
-                .flat_map(|t| [t.token_env.as_str(), t.webhook_secret_env.as_str()]),
-        )
-        .filter_map(|var| env.var(var))
-        .collect();
-    let extra: Vec<(String, String)> = config
-        .security
-        .redact_patterns
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let redactor = Redactor::new(secrets, &extra).map_err(|e| {
-        Failure::usage(format!(
-            "{}: security.redact_patterns: {e}",
-            home.config_path().display()
-        ))
-    })?;
-    let (key, fresh) = AnchorKey::load_or_create(&home.audit_key_path())?;
-    let anchor = Anchor {
-        path: home.audit_anchor_path(),
-        key,
-    };
-    Ok(Arc::new(AuditLog::open_anchored(
-        &home.audit_dir(),
-        redactor,
-        anchor,
-        fresh,
-    )?))
+    crate::audit::open(home, config, env)
 }
 
 /// Paths no tool may write (or, for secrets, read), whatever the workspace.
@@ -429,6 +397,23 @@ pub async fn connect_postgres(
     env: &Env,
 ) -> anyhow::Result<pincer_store::PgStore> {
     let shown = pincer_store::redact_url(url);
+    let cfg = pg_config(url, password_env, env)?;
+    Ok(pincer_store::PgStore::with_config(cfg, url)
+        .await
+        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?)
+}
+
+/// The connection settings for `url`, with the password from the variable `password_env` names.
+///
+/// # Errors
+/// [`Failure`] (exit 2) when the URL does not parse or the variable is not set.
+#[cfg(feature = "postgres")]
+pub fn pg_config(
+    url: &str,
+    password_env: Option<&str>,
+    env: &Env,
+) -> anyhow::Result<tokio_postgres::Config> {
+    let shown = pincer_store::redact_url(url);
     let mut cfg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?;
@@ -440,9 +425,7 @@ pub async fn connect_postgres(
         })?;
         cfg.password(password);
     }
-    Ok(pincer_store::PgStore::with_config(cfg, url)
-        .await
-        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?)
+    Ok(cfg)
 }
 
 #[cfg(not(feature = "postgres"))]

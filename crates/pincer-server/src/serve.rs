@@ -75,7 +75,6 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
     };
     rt.block_on(async {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
-        state.audit_dir = Some(home.audit_dir());
         state.openai_compat = config.gateway.openai_compat;
         state.host_policy = pincer_gateway::HostPolicy::new(
             config.gateway.allowed_hosts.iter().map(String::as_str),

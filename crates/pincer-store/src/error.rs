@@ -36,4 +36,7 @@ pub enum StoreError {
     /// constraint.
     #[error("constraint {0} refused the write")]
     Conflict(String),
+    /// The stored state cannot be used as asked (the message says why and what to do).
+    #[error("{0}")]
+    Refused(String),
 }

@@ -32,7 +32,7 @@ pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
 #[cfg(feature = "postgres")]
-pub use pg::{CopiedTable, PgStore};
+pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore};
 pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
 pub use store::{RunRecord, SessionInfo, Store};

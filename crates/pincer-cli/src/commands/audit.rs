@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use pincer_audit::{AuditError, Entry, Follower, entries, verify_anchored};
+use pincer_audit::{AuditError, AuditSource, Entry, Follower};
 use serde_json::{Value, json};
 
 use crate::cli::{AuditCommand, AuditSearchArgs};
@@ -15,83 +15,95 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
-    let dir = home.audit_dir();
+    let loaded = runtime::load_config(&home, env)?;
+    // Day files, or the deployment's chain in Postgres (`[storage] url`).
+    let source = pincer_server::audit::source(&home, &loaded.config, env)?;
     match cmd {
-        AuditCommand::Verify { json } => {
-            match verify_anchored(&dir, &home.audit_key_path(), &home.audit_anchor_path()) {
-                Ok(r) => {
-                    if json {
-                        println!(
-                            "{}",
-                            json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
-                               "after_head": r.after_head, "anchored": r.anchored})
-                        );
-                    } else {
-                        println!(
-                            "ok: {} lines in {} files, chain intact (last hash {})",
-                            r.lines, r.files, r.last_hash
-                        );
-                        match r.anchored {
-                            Some(seq) => println!("anchored: line {seq} matches the keyed anchor"),
-                            None => println!(
-                                "warning: not anchored (no audit key yet); the next Pincer run anchors it"
-                            ),
-                        }
-                        if r.after_head > 0 {
-                            println!(
-                                "{} line(s) after HEAD: written by a running Pincer, not yet synced",
-                                r.after_head
-                            );
-                        }
-                    }
-                    Ok(0)
-                }
-                Err(AuditError::Tampered { path, line, reason }) => {
-                    if json {
-                        println!(
-                            "{}",
-                            json!({"ok": false, "path": path, "line": line, "reason": reason})
-                        );
-                    }
-                    let at = if line == 0 {
-                        format!("{}", path.display())
-                    } else {
-                        format!("{}:{line}", path.display())
+        AuditCommand::Verify { json } => match source.verify() {
+            Ok(r) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
+                               "after_head": r.after_head, "anchored": r.anchored,
+                               "location": source.location()})
+                    );
+                } else {
+                    let place = match &source {
+                        AuditSource::Files { .. } => format!("{} files", r.files),
+                        AuditSource::Chain { .. } => source.location(),
                     };
-                    eprintln!("error: audit log is not intact: {at}: {reason}");
-                    Ok(FAILED)
+                    println!(
+                        "ok: {} lines in {place}, chain intact (last hash {})",
+                        r.lines, r.last_hash
+                    );
+                    match r.anchored {
+                        Some(seq) => println!("anchored: line {seq} matches the keyed anchor"),
+                        None => println!(
+                            "warning: not anchored (no audit key yet); the next Pincer run anchors it"
+                        ),
+                    }
+                    if r.after_head > 0 {
+                        println!(
+                            "{} line(s) after HEAD: written by a running Pincer, not yet synced",
+                            r.after_head
+                        );
+                    }
                 }
-                Err(e) => Err(e.into()),
+                Ok(0)
             }
-        }
+            Err(AuditError::Tampered { path, line, reason }) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"ok": false, "path": path, "line": line, "reason": reason})
+                    );
+                }
+                let at = if line == 0 {
+                    format!("{}", path.display())
+                } else {
+                    format!("{}:{line}", path.display())
+                };
+                eprintln!("error: audit log is not intact: {at}: {reason}");
+                Ok(FAILED)
+            }
+            Err(e) => Err(e.into()),
+        },
         AuditCommand::Tail {
             lines,
             follow,
             json,
         } => {
-            let all = entries(&dir)?;
-            // Start following from the end *before* printing, so nothing falls in between.
-            let mut follower = if follow {
-                Some(Follower::at_end(&dir)?)
-            } else {
-                None
+            // Files: start following from the end *before* printing, so nothing falls in
+            // between. A database chain is followed by sequence number.
+            let mut follower = match (&source, follow) {
+                (AuditSource::Files { dir, .. }, true) => Some(Follower::at_end(dir)?),
+                _ => None,
             };
+            let all = source.entries_after(0)?;
+            let mut last = all.last().map_or(0, |e| e.seq);
             for e in &all[all.len().saturating_sub(lines)..] {
                 print_entry(e, json);
             }
-            if let Some(f) = follower.as_mut() {
-                loop {
-                    for e in f.poll()? {
-                        print_entry(&e, json);
-                    }
-                    std::thread::sleep(FOLLOW_INTERVAL);
-                }
+            if !follow {
+                return Ok(0);
             }
-            Ok(0)
+            loop {
+                let new = match follower.as_mut() {
+                    Some(f) => f.poll()?,
+                    None => source.entries_after(last)?,
+                };
+                for e in &new {
+                    last = last.max(e.seq);
+                    print_entry(e, json);
+                }
+                std::thread::sleep(FOLLOW_INTERVAL);
+            }
         }
         AuditCommand::Search(args) => {
             let filter = Filter::new(&args)?;
-            let hits: Vec<Entry> = entries(&dir)?
+            let hits: Vec<Entry> = source
+                .entries_after(0)?
                 .into_iter()
                 .filter(|e| filter.matches(e))
                 .collect();

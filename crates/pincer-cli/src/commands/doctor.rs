@@ -59,7 +59,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_sandbox(config, &mut r)?;
         check_channels(config, env, &mut r);
         check_automation(&home, config, env, &mut r);
-        check_audit(&home, &mut r);
+        check_audit(&home, config, env, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
     let failed = r.0.iter().any(|c| c.status == Status::Fail);
@@ -217,20 +217,34 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
     }
 }
 
-fn check_audit(home: &PincerHome, r: &mut Report) {
-    let dir = home.audit_dir();
-    if !dir.is_dir() {
+fn check_audit(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) {
+    let source = match pincer_server::audit::source(home, config, env) {
+        Ok(s) => s,
+        Err(e) => {
+            r.add(
+                "audit.chain",
+                Status::Fail,
+                format!("the audit log cannot be opened: {e}"),
+                Some("check `[storage] url` and that the database is reachable"),
+            );
+            return;
+        }
+    };
+    if !source.exists() {
         r.add("audit.chain", Status::Skip, "no audit log yet", None);
         return;
     }
-    match pincer_audit::verify_anchored(&dir, &home.audit_key_path(), &home.audit_anchor_path()) {
+    match source.verify() {
         Ok(rep) => r.add(
             "audit.chain",
             Status::Ok,
             format!(
-                "{} lines in {} files, chain intact, {}",
+                "{} lines in {}, chain intact, {}",
                 rep.lines,
-                rep.files,
+                match &source {
+                    pincer_audit::AuditSource::Files { .. } => format!("{} files", rep.files),
+                    pincer_audit::AuditSource::Chain { .. } => source.location(),
+                },
                 rep.anchored
                     .map_or("not anchored yet".to_owned(), |s| format!(
                         "anchored at line {s}"

@@ -86,6 +86,17 @@ async fn serve_runs_tasks_with_all_state_in_postgres() {
     assert_eq!(n("SELECT COUNT(*) FROM runs").await, 1);
     // …and none in the embedded database (it is never created).
     assert!(!home.path().join("state.db").exists());
+    // The audit chain is in the database too: the run's records, verified there.
+    assert!(n("SELECT COUNT(*) FROM audit_lines WHERE line LIKE '%\"run.end\"%'").await >= 1);
+    let out = home.run(&["audit", "verify", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["lines"].as_i64(),
+        Some(n("SELECT COUNT(*) FROM audit_lines").await),
+        "{report}"
+    );
+    assert!(report["anchored"].as_u64().is_some(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +307,11 @@ async fn storage_migrate_moves_a_sqlite_home_to_postgres() {
             stdout(&out)
         );
     }
+    let files = home.run(&["audit", "verify", "--json"], "").await;
+    let files: serde_json::Value = serde_json::from_str(&stdout(&files)).unwrap();
+    set(&home, "storage.url", &url).await;
+    // The audit chain moved with the state: the home's lines, then one record per copy, in
+    // the database, verified there with the home's key.
     let out = home
         .run(&["audit", "search", "--type", "storage", "--json"], "")
         .await;
@@ -305,7 +321,32 @@ async fn storage_migrate_moves_a_sqlite_home_to_postgres() {
         "each copy is audited: {}",
         stdout(&out)
     );
-    set(&home, "storage.url", &url).await;
+    let out = home.run(&["audit", "verify", "--json"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let moved = files["lines"].as_u64().unwrap();
+    assert!(moved > 3, "{files}");
+    // + the two storage.migrated records (+ config.set of storage.url, when it was audited
+    // after the switch).
+    let lines = report["lines"].as_u64().unwrap();
+    assert!(
+        lines == moved + 2 || lines == moved + 3,
+        "{report} after {files}"
+    );
+    assert_eq!(report["anchored"].as_u64(), Some(lines), "{report}");
+    assert!(
+        report["location"].as_str().unwrap().contains("audit_lines"),
+        "{report}"
+    );
+    let in_db: i64 = db
+        .query_one(
+            "SELECT COUNT(*) FROM audit_lines WHERE line LIKE '%\"run.start\"%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_db, 1, "the ask's run is in the database chain");
     let out = home.run(&["tokens", "list", "--json"], "").await;
     assert!(stdout(&out).contains("\"t\""), "{}", stdout(&out));
     let messages: i64 = db

@@ -224,6 +224,35 @@ CREATE TABLE leaders (
 );
 ",
     ),
+    (
+        8,
+        r"
+-- The deployment's audit chain (pg/audit.rs): the same JSON lines as the day files of a
+-- single-machine home, one row each, append-only.
+CREATE TABLE audit_lines (
+    seq  BIGINT PRIMARY KEY CHECK (seq > 0),
+    hash TEXT NOT NULL,
+    line TEXT NOT NULL
+);
+-- Where the chain ends, signed with the nodes' anchor key (which never enters the database).
+CREATE TABLE audit_checkpoint (
+    id     SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq    BIGINT NOT NULL,
+    hash   TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    mac    TEXT NOT NULL
+);
+CREATE FUNCTION pincer_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the Pincer audit log is append-only';
+END
+$$;
+CREATE TRIGGER audit_lines_append_only BEFORE UPDATE OR DELETE ON audit_lines
+    FOR EACH ROW EXECUTE FUNCTION pincer_audit_append_only();
+CREATE TRIGGER audit_lines_no_truncate BEFORE TRUNCATE ON audit_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION pincer_audit_append_only();
+",
+    ),
 ];
 
 /// The newest schema this binary knows.
@@ -231,7 +260,7 @@ pub(crate) fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
-pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+pub(crate) async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(|e| db(&e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .await

@@ -14,6 +14,7 @@
 //! [`crate::JobStore`], [`crate::ChannelStore`].
 
 mod approvals;
+mod audit;
 mod channels;
 mod copy;
 mod heartbeats;
@@ -25,6 +26,7 @@ mod sessions;
 mod tasks;
 mod tokens;
 
+pub use audit::{ChainWriter, PgAuditChain};
 pub use copy::CopiedTable;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -90,6 +92,19 @@ impl PgStore {
             .map_err(|e| StoreError::Server(format!("{}: {e}", redact_url(url))))?;
         migrations::migrate(&mut client).await?;
         Ok(store)
+    }
+
+    /// The deployment's audit chain on this database ([`PgAuditChain`]), on its own
+    /// connection; `location` names it in messages (a URL without its password).
+    ///
+    /// # Errors
+    /// As [`PgAuditChain::open`].
+    pub fn audit_chain(
+        &self,
+        location: String,
+        writer: Option<ChainWriter>,
+    ) -> Result<std::sync::Arc<PgAuditChain>, StoreError> {
+        PgAuditChain::open(self.config.clone(), location, writer)
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -1,6 +1,7 @@
 //! Backends under test and the macro that runs one test against each.
 
 mod approvals;
+mod audit;
 mod channels;
 mod heartbeats;
 mod jobs;
