@@ -209,14 +209,32 @@ async fn handle(
         return (StatusCode::BAD_REQUEST, render::error_body(format, 400)).into_response();
     };
     let mut reply = reply;
-    // A slow server is the fault being simulated here, not test synchronisation.
-    while let Reply::Slow {
-        delay_ms,
-        reply: inner,
-    } = reply
-    {
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        reply = *inner;
+    loop {
+        match reply {
+            // A slow server is the fault being simulated here, not test synchronisation.
+            Reply::Slow {
+                delay_ms,
+                reply: inner,
+            } => {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                reply = *inner;
+            }
+            Reply::WhenAsked {
+                marker,
+                reply: asked,
+                otherwise,
+            } => {
+                reply = if last_is_user_asking(&req, &marker) {
+                    *asked
+                } else {
+                    *otherwise
+                };
+            }
+            other => {
+                reply = other;
+                break;
+            }
+        }
     }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let model = req
@@ -273,7 +291,9 @@ async fn handle(
                     .into_response()
             };
         }
-        Reply::Slow { .. } => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Reply::Slow { .. } | Reply::WhenAsked { .. } => {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     };
     let answer = Answer {
         text,
@@ -322,6 +342,16 @@ fn text_of(content: &Value) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether the last message is a user message whose text contains `marker`.
+fn last_is_user_asking(req: &Value, marker: &str) -> bool {
+    req.get("messages")
+        .and_then(Value::as_array)
+        .and_then(|msgs| msgs.last())
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| m.get("content").and_then(text_of))
+        .is_some_and(|t| t.contains(marker))
 }
 
 fn last_user_text(req: &Value) -> String {

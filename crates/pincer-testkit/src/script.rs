@@ -61,6 +61,17 @@ pub enum Reply {
         /// The answer after the delay.
         reply: Box<Reply>,
     },
+    /// `reply` when the request's last message is a user message containing `marker` (a new
+    /// turn that asks for it), `otherwise` for every other request — including the same turn's
+    /// follow-up after a tool result. Lets one default reply script many concurrent tasks.
+    WhenAsked {
+        /// Text the user message must contain.
+        marker: String,
+        /// The answer to such a turn.
+        reply: Box<Reply>,
+        /// The answer to anything else.
+        otherwise: Box<Reply>,
+    },
 }
 
 impl Reply {

@@ -1,4 +1,7 @@
-//! [`EventRelay`] on Postgres: `NOTIFY pincer_events` out, a dedicated `LISTEN` connection in.
+//! [`EventRelay`] on Postgres: `NOTIFY` out, a dedicated `LISTEN` connection in, on a channel
+//! named after the schema (`pincer_events:<md5 of the schema name>`, always a short plain
+//! identifier), so deployments (or test runs) sharing one database in different schemas never see
+//! each other's events.
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -8,8 +11,8 @@ use super::{PgStore, db};
 use crate::StoreError;
 use crate::relay::EventRelay;
 
-/// The notification channel.
-const CHANNEL: &str = "pincer_events";
+/// The notification channel's prefix; the md5 of the schema name follows it.
+const CHANNEL: &str = "pincer_events:";
 /// Payloads buffered for a slow consumer before newer ones are dropped.
 const BUFFER: usize = 1024;
 
@@ -18,7 +21,10 @@ impl EventRelay for PgStore {
     async fn relay_send(&self, payload: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            .execute(
+                "SELECT pg_notify($1 || md5(current_schema()), $2)",
+                &[&CHANNEL, &payload],
+            )
             .await
             .map_err(|e| db(&e))?;
         Ok(())
@@ -52,8 +58,13 @@ impl EventRelay for PgStore {
                 }
             }
         });
+        let channel: String = client
+            .query_one("SELECT $1 || md5(current_schema())", &[&CHANNEL])
+            .await
+            .map_err(|e| db(&e))?
+            .get(0);
         client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .batch_execute(&format!("LISTEN \"{channel}\""))
             .await
             .map_err(|e| db(&e))?;
         let _ = keep.send(client);

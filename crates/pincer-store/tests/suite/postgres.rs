@@ -142,3 +142,21 @@ async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
         .unwrap();
     assert_eq!(pg.pending_out("telegram", 10).await.unwrap().len(), 2);
 }
+
+/// Live events reach every process on the same schema, in order, and never a deployment on
+/// another schema of the same database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_relayed_within_one_schema_only() {
+    let (Some(a), Some(b)) = (Db::postgres().await, Db::postgres().await) else {
+        return;
+    };
+    let (a1, a2, b1) = (a.open().await, a.open().await, b.open().await);
+    let mut rx = a1.relay_subscribe().await.unwrap().unwrap();
+    b1.relay_send("from another deployment").await.unwrap();
+    a2.relay_send("one").await.unwrap();
+    a2.relay_send("two").await.unwrap();
+    assert_eq!(rx.recv().await.unwrap(), "one");
+    assert_eq!(rx.recv().await.unwrap(), "two");
+    // The other schema's event was sent first; had it crossed over it would have come first.
+    assert!(rx.try_recv().is_err());
+}
