@@ -362,25 +362,100 @@ async fn storage_migrate_moves_a_sqlite_home_to_postgres() {
     assert!(last.contains("remember me"), "{last}");
 }
 
+/// Approves every approval the nodes announce (their events reach the database's relay
+/// channel), through whichever node is alive, until aborted. Also wakes `changed` on every event.
+async fn approver(
+    url: String,
+    nodes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    token: String,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+) {
+    let (client, mut conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = msg {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    let channel: String = client
+        .query_one("SELECT 'pincer_events:' || md5(current_schema())", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .await
+        .unwrap();
+    while let Some(payload) = rx.recv().await {
+        changed.notify_waiters();
+        let v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+        if v["kind"] != "approval.requested" {
+            continue;
+        }
+        let id = v["data"]["approval"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (nodes, token) = (nodes.clone(), token.clone());
+        tokio::task::spawn_blocking(move || decide(&nodes, &token, &id))
+            .await
+            .unwrap();
+    }
+}
+
+/// Approves `id` through the first node that answers (a killed node does not).
+fn decide(nodes: &std::sync::Mutex<Vec<String>>, token: &str, id: &str) {
+    let addrs = nodes.lock().unwrap().clone();
+    for addr in addrs.iter().rev() {
+        let r = super::serve::try_request(
+            addr,
+            "POST",
+            &format!("/v1/approvals/{id}/decision"),
+            token,
+            Some(r#"{"decision": "APPROVE"}"#),
+        );
+        // 200 decided; 409 decided already or expired — either way, done.
+        if let Ok((200 | 409, _)) = r {
+            return;
+        }
+    }
+}
+
 /// Issue 14, part 5: three `pincer serve` processes on one database take a few hundred tasks
-/// (some submitted twice with one idempotency key) while nodes are killed with SIGKILL and
-/// restarted. Afterwards every task is final, none ran twice, no session ever had two tasks
-/// running at once, nothing is stuck, and the audit chain verifies.
+/// — some submitted twice with one idempotency key, some needing approval (approved through
+/// another node than the one running them), plus one-shot scheduled jobs — while nodes are
+/// killed with SIGKILL and restarted. Afterwards every task is final, none ran twice, no session
+/// ever had two tasks running at once, every job ran once for its scheduled time, nothing is
+/// stuck, and the audit chain (in the database) verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_9_loses_and_repeats_nothing() {
     use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
     let Some((url, db)) = database().await else {
         return;
     };
     const TASKS: usize = 200;
     const SESSIONS: usize = 20;
+    const JOBS: usize = 4;
+    // Tasks asking "approve-…" replace a workspace file (L2: needs a human); the rest echo.
     let llm = pincer_testkit::FakeLlm::bind(
         std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         vec![],
         pincer_testkit::Reply::Slow {
             delay_ms: 30,
-            reply: Box::new(pincer_testkit::Reply::Echo),
+            reply: Box::new(pincer_testkit::Reply::WhenAsked {
+                marker: "approve-".into(),
+                reply: Box::new(pincer_testkit::Reply::tool_call(
+                    "fs_write",
+                    serde_json::json!({"path": "chaos.txt", "content": "approved"}),
+                )),
+                otherwise: Box::new(pincer_testkit::Reply::Echo),
+            }),
         },
     )
     .await
@@ -388,6 +463,39 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
     let (home, token) = pg_home(&llm, &url).await;
     set(&home, "gateway.lease_secs", "3").await;
     set(&home, "gateway.workers", "3").await;
+    std::fs::write(home.path().join("workspaces/main/chaos.txt"), "before").unwrap();
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "ap",
+                "--scopes",
+                "approvals:write",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let approver_token = stdout(&out).trim().to_owned();
+    // One-shot jobs due while the nodes work (and get killed); a missed one runs once late.
+    for k in 0..JOBS {
+        let (name, at, msg) = (
+            format!("once-{k}"),
+            format!("{}s", 2 + k),
+            format!("job-{k}"),
+        );
+        let out = home
+            .run(
+                &[
+                    "cron", "add", "--name", &name, "--at", &at, "--missed", "run_once", &msg,
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
     let path = home.path();
     let count = |sql: String| {
         let db = &db;
@@ -395,15 +503,27 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
     };
     let mut nodes: Vec<(std::process::Child, String)> =
         (0..3).map(|_| serve_at(&path, &[])).collect();
-    // Submit everything, spread over the nodes; every fifth task is submitted twice.
+    let live = Arc::new(Mutex::new(
+        nodes.iter().map(|n| n.1.clone()).collect::<Vec<_>>(),
+    ));
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let approving = tokio::spawn(approver(
+        url.clone(),
+        live.clone(),
+        approver_token.clone(),
+        changed.clone(),
+    ));
+    // Submit everything, spread over the nodes; every fifth task is submitted twice, every
+    // tenth needs an approval.
     let submitted = {
         let addrs: Vec<String> = nodes.iter().map(|n| n.1.clone()).collect();
         let token = token.clone();
         tokio::task::spawn_blocking(move || {
             let mut ids = Vec::new();
             for i in 0..TASKS {
+                let ask = if i % 10 == 3 { "approve-" } else { "" };
                 let body = format!(
-                    r#"{{"agent": "main", "message": "task-{i}", "session": "s{}", "idempotency_key": "k{i}"}}"#,
+                    r#"{{"agent": "main", "message": "{ask}task-{i}", "session": "s{}", "idempotency_key": "k{i}"}}"#,
                     i % SESSIONS
                 );
                 let (st, v) = request(&addrs[i % 3], "POST", "/v1/tasks", &token, Some(&body));
@@ -435,19 +555,42 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
         nodes[victim].0.kill().unwrap();
         nodes[victim].0.wait().unwrap();
         nodes[victim] = serve_at(&path, &[]);
+        live.lock().unwrap()[victim] = nodes[victim].1.clone();
     }
+    // Every job gets its run: the scheduler leader (re-elected after kills) starts each once.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let started = count("SELECT COUNT(DISTINCT job) FROM job_runs".into()).await;
+        if started == i64::try_from(JOBS).unwrap() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {started} jobs ran");
+        // Woken by any relayed event; the timeout is a recheck, not the synchronisation.
+        let _ = tokio::time::timeout(Duration::from_secs(1), changed.notified()).await;
+    }
+    let job_tasks: Vec<String> = db
+        .query("SELECT task_id FROM job_runs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     // Everything ends: interrupted tasks fail once their lease runs out, the rest succeed. Each
-    // task is awaited through the API's waiter (woken by task events, relayed across nodes).
+    // task is awaited through the API's waiter (woken by task events, relayed across nodes); a
+    // task still parked for an approval whose announcement was lost with a killed node is
+    // approved from the list of pending ones.
     let addr = nodes[0].1.clone();
     let token2 = token.clone();
+    let waited: Vec<String> = submitted.iter().chain(&job_tasks).cloned().collect();
+    let live2 = live.clone();
     tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(240);
-        for id in &submitted {
+        for id in &waited {
             loop {
                 let (_, v) = request(
                     &addr,
                     "GET",
-                    &format!("/v1/tasks/{id}?wait_secs=30"),
+                    &format!("/v1/tasks/{id}?wait_secs=5"),
                     &token2,
                     None,
                 );
@@ -455,20 +598,39 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
                 if ["SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"].contains(&status.as_str()) {
                     break;
                 }
+                if status == "WAITING_APPROVAL" {
+                    let (_, pending) = request(
+                        &addr,
+                        "GET",
+                        "/v1/approvals?status=PENDING",
+                        &approver_token,
+                        None,
+                    );
+                    for a in pending["approvals"].as_array().into_iter().flatten() {
+                        decide(
+                            &live2,
+                            &approver_token,
+                            a["id"].as_str().unwrap_or_default(),
+                        );
+                    }
+                }
                 assert!(Instant::now() < deadline, "{id} stuck in {status}");
             }
         }
     })
     .await
     .unwrap();
+    approving.abort();
     for (mut child, _) in nodes {
         assert_eq!(term(&mut child), Some(0));
     }
     assert_eq!(
-        count("SELECT COUNT(*) FROM tasks".into()).await,
+        count("SELECT COUNT(*) FROM tasks WHERE id NOT IN (SELECT task_id FROM job_runs)".into())
+            .await,
         i64::try_from(TASKS).unwrap()
     );
-    // No task ran twice: at most one model call per task, exactly one per succeeded task.
+    // No task ran twice: at most one model call per task (two for a task that needed an
+    // approval: before and after the tool), exactly that many per succeeded task.
     let mut calls: BTreeMap<String, usize> = BTreeMap::new();
     for r in llm.requests() {
         let user = r.body["messages"]
@@ -483,29 +645,74 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
         *calls.entry(user).or_default() += 1;
     }
     let rows = db
-        .query("SELECT input, status FROM tasks", &[])
+        .query(
+            "SELECT input, status FROM tasks WHERE id NOT IN (SELECT task_id FROM job_runs)",
+            &[],
+        )
         .await
         .unwrap();
-    let mut succeeded = 0;
+    let (mut succeeded, mut approved) = (0, 0);
     for row in &rows {
         let (input, status): (String, String) = (row.get(0), row.get(1));
+        let per_run = if input.starts_with("approve-") { 2 } else { 1 };
         let n = calls.get(&input).copied().unwrap_or(0);
-        assert!(n <= 1, "{input} ran {n} times");
+        assert!(n <= per_run, "{input} ran {n} model calls");
         if status == "SUCCEEDED" {
             succeeded += 1;
-            assert_eq!(
-                n, 1,
-                "{input} succeeded without (or with more than) one run"
-            );
+            approved += usize::from(per_run == 2);
+            assert_eq!(n, per_run, "{input} succeeded with {n} model calls");
         }
     }
     assert!(succeeded >= TASKS / 2, "only {succeeded} succeeded");
-    eprintln!("CHAOS: {succeeded} of {TASKS} succeeded, the rest were interrupted by kills");
+    assert!(approved > 0, "no task that needed an approval succeeded");
+    eprintln!(
+        "CHAOS: {succeeded} of {TASKS} succeeded ({approved} after an approval), the rest were interrupted by kills"
+    );
+    // Each task that succeeded after an approval had exactly one, granted through the API by
+    // the approver's token (on whichever node was alive), and the tool ran.
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM approvals a JOIN tasks t ON t.id = a.task_id
+             WHERE t.status = 'SUCCEEDED' AND a.status = 'APPROVED' AND a.decided_by = 'token:ap'"
+                .into()
+        )
+        .await,
+        i64::try_from(approved).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("workspaces/main/chaos.txt")).unwrap(),
+        "approved"
+    );
+    // Every job ran once for its scheduled time: one first attempt per job, one task per run,
+    // no model call without a task, at most one success per job.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM job_runs WHERE attempt = 0".into()).await,
+        i64::try_from(JOBS).unwrap()
+    );
+    assert_eq!(
+        count("SELECT COUNT(DISTINCT task_id) FROM job_runs".into()).await,
+        count("SELECT COUNT(*) FROM tasks WHERE id IN (SELECT task_id FROM job_runs)".into()).await
+    );
+    for k in 0..JOBS {
+        let tasks = count(format!(
+            "SELECT COUNT(*) FROM tasks WHERE id IN (SELECT task_id FROM job_runs) AND input = 'job-{k}'"
+        ))
+        .await;
+        let ok = count(format!(
+            "SELECT COUNT(*) FROM tasks WHERE id IN (SELECT task_id FROM job_runs) AND input = 'job-{k}' AND status = 'SUCCEEDED'"
+        ))
+        .await;
+        let n = i64::try_from(calls.get(&format!("job-{k}")).copied().unwrap_or(0)).unwrap();
+        assert!(
+            ok <= 1 && n <= tasks && n >= ok,
+            "job-{k}: {tasks} tasks, {ok} ok, {n} calls"
+        );
+    }
     // No session ever had two tasks running at once.
     let spans = db
         .query(
             "SELECT session_key, started_at, ended_at FROM tasks
-             WHERE started_at IS NOT NULL ORDER BY session_key, started_at",
+             WHERE started_at IS NOT NULL AND ended_at IS NOT NULL ORDER BY session_key, started_at",
             &[],
         )
         .await
@@ -529,4 +736,5 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
     );
     let out = home.run(&["audit", "verify"], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("audit_lines"), "{}", stdout(&out));
 }

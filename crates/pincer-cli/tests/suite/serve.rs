@@ -140,22 +140,35 @@ pub(super) fn request(
     token: &str,
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    try_request(addr, method, path, token, body).unwrap()
+}
+
+/// As [`request`], with an error instead of a panic when the server is gone (a killed node).
+pub(super) fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, serde_json::Value)> {
+    let mut s = TcpStream::connect(addr)?;
     let body = body.unwrap_or("");
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status: u16 = out[9..12].parse().unwrap();
+    s.read_to_string(&mut out)?;
+    let status: u16 = out
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {out:?}")))?;
     let json = out
         .split_once("\r\n\r\n")
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .unwrap_or(serde_json::Value::Null);
-    (status, json)
+    Ok((status, json))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
