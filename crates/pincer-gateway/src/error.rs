@@ -39,6 +39,26 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// A store failure: 503 `store_unavailable` (with `Retry-After: 1`) when the database
+    /// server cannot be reached — nothing was accepted, the client may retry — and 500
+    /// `internal` otherwise.
+    pub fn store(e: &pincer_store::StoreError) -> Self {
+        match e {
+            pincer_store::StoreError::Server(msg) => {
+                log_internal(msg);
+                Self {
+                    retry_after: Some(1),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "the state database is unreachable; nothing was changed, retry shortly",
+                    )
+                }
+            }
+            other => Self::internal(other),
+        }
+    }
+
     /// 500 `internal` (details are logged, not returned).
     pub fn internal(e: impl std::fmt::Display) -> Self {
         log_internal(&e.to_string());

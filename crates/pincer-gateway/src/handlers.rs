@@ -75,7 +75,7 @@ fn task_error(e: TaskError) -> ApiError {
         e @ TaskError::LeaseLost(_) => {
             ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
         }
-        TaskError::Store(e) => ApiError::internal(e),
+        TaskError::Store(e) => ApiError::store(&e),
     }
 }
 
@@ -289,7 +289,7 @@ fn approval_error(e: ApprovalError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
         }
         ApprovalError::Random(e) => ApiError::internal(e),
-        ApprovalError::Store(e) => ApiError::internal(e),
+        ApprovalError::Store(e) => ApiError::store(&e),
     }
 }
 
@@ -491,6 +491,7 @@ pub(crate) async fn openapi() -> Json<Value> {
 fn channel_error(e: pincer_store::ChannelError) -> ApiError {
     match e {
         e @ pincer_store::ChannelError::NoSuchCode(_) => ApiError::not_found(e.to_string()),
+        pincer_store::ChannelError::Store(e) => ApiError::store(&e),
         other => ApiError::internal(other),
     }
 }

@@ -249,7 +249,7 @@ fn job_error(e: JobError) -> ApiError {
     match e {
         e @ JobError::NotFound(_) => ApiError::not_found(e.to_string()),
         e @ JobError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-        JobError::Store(e) => ApiError::internal(e),
+        JobError::Store(e) => ApiError::store(&e),
     }
 }
 

@@ -430,6 +430,7 @@ async fn authorize(
                 "unknown, revoked or expired token",
             ));
         }
+        Err(pincer_store::TokenError::Store(e)) => return ApiError::store(&e).into_response(),
         Err(e) => return ApiError::internal(e).into_response(),
     };
     if !scope.granted_by(&info.scopes) {

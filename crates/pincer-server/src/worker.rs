@@ -30,6 +30,9 @@ use crate::runtime::{self, AgentRuntime};
 const CANCEL_CHECK: Duration = Duration::from_millis(500);
 /// Longest idle wait before looking for work again (tasks from other processes, expiries).
 const IDLE: Duration = Duration::from_secs(1);
+/// Longest wait between claims while the store is unreachable (the wait doubles from
+/// [`IDLE`]; a submitted task wakes the worker at once).
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// What the workers share.
 #[derive(Debug)]
@@ -185,26 +188,71 @@ pub async fn recover(pool: &Pool) {
 }
 
 async fn work(pool: Arc<Pool>, name: String, stop: CancellationToken) {
+    // While the store is unreachable: back off (said once, and once when it is back).
+    let mut outage: Option<(std::time::Instant, Duration)> = None;
     while !stop.is_cancelled() {
-        match pool.store.claim(&name, Utc::now(), pool.lease()).await {
+        let claimed = pool.store.claim(&name, Utc::now(), pool.lease()).await;
+        if claimed.is_ok()
+            && let Some((since, _)) = outage.take()
+        {
+            eprintln!(
+                "pincer serve: {name}: the store is reachable again (after {} s)",
+                since.elapsed().as_secs()
+            );
+        }
+        let wait = match claimed {
             Ok(Some(task)) => {
                 pool.publish("task.running", &task);
                 run_task(&pool, &name, task).await;
+                continue;
             }
-            Ok(None) => {
-                tokio::select! {
-                    () = pool.wake.notified() => {}
-                    () = tokio::time::sleep(IDLE) => {}
-                    () = stop.cancelled() => {}
-                }
-            }
+            Ok(None) => IDLE,
             Err(e) => {
-                eprintln!("pincer serve: {name}: claiming a task failed: {e}");
-                tokio::select! {
-                    () = tokio::time::sleep(IDLE) => {}
-                    () = stop.cancelled() => {}
-                }
+                let (since, delay) = outage.unwrap_or_else(|| {
+                    eprintln!(
+                        "pincer serve: {name}: claiming a task failed: {e}; retrying with back-off"
+                    );
+                    (std::time::Instant::now(), IDLE / 2)
+                });
+                let delay = (delay * 2).min(MAX_BACKOFF);
+                outage = Some((since, delay));
+                delay
             }
+        };
+        tokio::select! {
+            () = pool.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+}
+
+/// Records the end of a task, retrying with back-off while the store is unreachable — the
+/// run's outcome is not thrown away over a short outage — for as long as the lease would have
+/// lasted twice (after that, recovery has ended the task).
+async fn end_task(
+    pool: &Pool,
+    worker: &str,
+    task: TaskId,
+    to: TaskStatus,
+    detail: Option<String>,
+    info: Option<(String, pincer_types::TokenUsage)>,
+) -> Result<TaskRecord, pincer_store::TaskError> {
+    let give_up = std::time::Instant::now() + pool.lease() * 2;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let r = pool
+            .store
+            .end_with_run(task, worker, to, detail.clone(), Utc::now(), info.clone())
+            .await;
+        match r {
+            Err(pincer_store::TaskError::Store(pincer_store::StoreError::Server(_)))
+                if std::time::Instant::now() + delay < give_up =>
+            {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+            other => return other,
         }
     }
 }
@@ -301,11 +349,7 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
         },
         Err(e) => (TaskStatus::Failed, Some(format!("{e:#}"))),
     };
-    match pool
-        .store
-        .end_with_run(task.id, worker, to, detail, Utc::now(), info)
-        .await
-    {
+    match end_task(pool, worker, task.id, to, detail, info).await {
         Ok(t) => pool.publish(&format!("task.{}", to.as_str().to_ascii_lowercase()), &t),
         Err(e) => eprintln!(
             "pincer serve: {worker}: recording the end of task {}: {e}",

@@ -8,14 +8,18 @@
 //!
 //! [`FakeTelegram`] is a Bot API server with Telegram's JSON shapes, offset-confirming long
 //! polling and injectable errors (429 `retry_after`, 400, 409).
+//!
+//! [`TcpProxy`] forwards to a real server (Postgres) and can cut the line and restore it.
 
 mod llm;
 mod postgres;
+mod proxy;
 mod render;
 mod script;
 mod telegram;
 
 pub use llm::{FakeLlm, RecordedRequest};
 pub use postgres::PgSchema;
+pub use proxy::TcpProxy;
 pub use script::{Reply, ScriptedCall};
 pub use telegram::{FakeTelegram, TgCall, TgFault};

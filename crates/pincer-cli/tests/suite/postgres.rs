@@ -738,3 +738,78 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("audit_lines"), "{}", stdout(&out));
 }
+
+/// Issue 14, bad input: Postgres lost while `pincer serve` runs. `/readyz` says not ready, the
+/// API answers a typed 503 (nothing accepted, so nothing lost), the node backs off; when the
+/// database is back, it is ready again at once and tasks run — and the audit chain, whose
+/// connection was cut too, still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_database_makes_the_node_not_ready_until_it_is_back() {
+    let Some((url, _db)) = database().await else {
+        return;
+    };
+    // The same database, through a line the test can cut.
+    let target: tokio_postgres::Config = url.parse().unwrap();
+    let (host, port) = match (&target.get_hosts()[0], target.get_ports()[0]) {
+        (tokio_postgres::config::Host::Tcp(h), p) => (h.clone(), p),
+        other => panic!("a TCP test server, not {other:?}"),
+    };
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = pincer_testkit::TcpProxy::start(target).await.unwrap();
+    let proxied = url.replacen(&format!("{host}:{port}"), &proxy.addr().to_string(), 1);
+    assert_ne!(proxied, url);
+    let llm = pincer_testkit::FakeLlm::start(vec![]).await.unwrap();
+    let (home, token) = pg_home(&llm, &proxied).await;
+    let path = home.path();
+    let (mut child, addr) = tokio::task::spawn_blocking(move || serve_at(&path, &[]))
+        .await
+        .unwrap();
+    let call = |method: &'static str, path: String, body: Option<&'static str>| {
+        let (addr, token) = (addr.clone(), token.clone());
+        tokio::task::spawn_blocking(move || request(&addr, method, &path, &token, body))
+    };
+    let submit = r#"{"agent": "main", "message": "hello"}"#;
+    let wait = |v: &serde_json::Value| {
+        format!(
+            "/v1/tasks/{}?wait_secs=30",
+            v["task"]["id"].as_str().unwrap_or_default()
+        )
+    };
+    assert_eq!(call("GET", "/readyz".into(), None).await.unwrap().0, 200);
+    let (st, first) = call("POST", "/v1/tasks".into(), Some(submit))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{first}");
+    let done = call("GET", wait(&first), None).await.unwrap();
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+
+    proxy.cut();
+    let (st, v) = call("GET", "/readyz".into(), None).await.unwrap();
+    assert_eq!(st, 503, "{v}");
+    // The token cannot be checked either: refused as unavailable before the ping.
+    assert!(
+        ["not_ready", "store_unavailable"].contains(&v["error"]["code"].as_str().unwrap_or("")),
+        "{v}"
+    );
+    let (st, v) = call("POST", "/v1/tasks".into(), Some(submit))
+        .await
+        .unwrap();
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+
+    proxy.restore();
+    assert_eq!(call("GET", "/readyz".into(), None).await.unwrap().0, 200);
+    let (st, second) = call("POST", "/v1/tasks".into(), Some(submit))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{second}");
+    let done = call("GET", wait(&second), None).await.unwrap();
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(term(&mut child), Some(0));
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
