@@ -66,7 +66,7 @@ fn json_error(r: &JsonRejection) -> ApiError {
     ApiError::new(status, code, r.body_text())
 }
 
-fn task_error(e: TaskError) -> ApiError {
+pub(crate) fn task_error(e: TaskError) -> ApiError {
     match e {
         TaskError::NotFound(id) => ApiError::not_found(format!("no task {id}")),
         e @ TaskError::Transition { .. } => {

@@ -344,6 +344,15 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
             ),
             post(openai::chat_completions),
         ),
+        (
+            r(
+                "GET",
+                "/v1/models",
+                read,
+                "OpenAI-compatible model list: the agents (off unless gateway.openai_compat)",
+            ),
+            get(openai::models),
+        ),
     ]
 }
 

@@ -172,6 +172,13 @@ fn meta(method: &str, path: &str) -> Meta {
             &[],
             || json!({"type": "object", "description": "An OpenAI chat.completion (or chat.completion.chunk events when stream = true)"}),
         ),
+        ("GET", "/v1/models") => m(ok, &[], || {
+            json!({"type": "object", "required": ["object", "data"], "properties": {
+                "object": {"type": "string"},
+                "data": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "object": {"type": "string"},
+                    "owned_by": {"type": "string"}}}}}})
+        }),
         _ => m(ok, &[], || json!({"type": "object"})),
     }
 }

@@ -260,18 +260,33 @@ async fn end_task(
 /// Most progress events one run publishes (its `run.finished` always goes out): a run with
 /// hundreds of tool calls must not flush everyone's events out of the bus's ring.
 const MAX_PROGRESS: u32 = 64;
+/// Longest a piece of answer text waits before it is published.
+const TEXT_FLUSH: Duration = Duration::from_millis(40);
+/// Most answer text published in one event (well under Postgres' 8000-byte `NOTIFY`, escaped).
+const TEXT_CHUNK: usize = 1024;
 
-/// Publishes a run's progress on the event bus (`/v1/events`, chat `/status`): start, each tool
-/// call (name and tier — never arguments or results, which may hold secrets), each result's
-/// success, and the end. Text deltas are not published.
+/// Publishes a run's progress on the event bus (`/v1/events`, chat `/status`, streamed OpenAI
+/// completions): start, each tool call (name and tier — never arguments or results, which may
+/// hold secrets), each result's success, the answer's text, and the end.
+///
+/// Text is coalesced: a `run.text` event (numbered from 0 by `n`, so a reader can tell a piece
+/// is missing) goes out when [`TEXT_FLUSH`] has passed since the last one or [`TEXT_CHUNK`]
+/// bytes are waiting, and before any other event of the run, so it is never reordered with them.
 fn progress_publisher(
     events: Arc<EventBus>,
     task: pincer_types::TaskId,
 ) -> impl FnMut(&pincer_types::RunEvent) + Send {
     use pincer_types::RunEvent;
     let mut published = 0u32;
+    let mut text = TextPieces::new(task);
     move |e: &RunEvent| {
         let (kind, data) = match e {
+            RunEvent::TextDelta { text: delta } => {
+                if let Some(piece) = text.push(delta) {
+                    events.publish("run.text", piece);
+                }
+                return;
+            }
             RunEvent::Started { run_id } => ("run.started", json!({"task": task, "run": run_id})),
             RunEvent::ToolCall { id, tool, tier } => (
                 "run.tool_call",
@@ -284,13 +299,54 @@ fn progress_publisher(
             RunEvent::Finished { status } => {
                 ("run.finished", json!({"task": task, "status": status}))
             }
-            RunEvent::TextDelta { .. } => return,
         };
+        if let Some(piece) = text.take() {
+            events.publish("run.text", piece);
+        }
         if published >= MAX_PROGRESS && kind != "run.finished" {
             return;
         }
         published += 1;
         events.publish(kind, data);
+    }
+}
+
+/// Answer text waiting to be published as numbered `run.text` pieces.
+struct TextPieces {
+    task: pincer_types::TaskId,
+    text: String,
+    next: u64,
+    flushed: std::time::Instant,
+}
+
+impl TextPieces {
+    fn new(task: pincer_types::TaskId) -> Self {
+        Self {
+            task,
+            text: String::new(),
+            next: 0,
+            flushed: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds a delta; returns a piece when one is due.
+    fn push(&mut self, delta: &str) -> Option<serde_json::Value> {
+        self.text.push_str(delta);
+        (self.text.len() >= TEXT_CHUNK || self.flushed.elapsed() >= TEXT_FLUSH)
+            .then(|| self.take())
+            .flatten()
+    }
+
+    /// Whatever is waiting, as a piece.
+    fn take(&mut self) -> Option<serde_json::Value> {
+        if self.text.is_empty() {
+            return None;
+        }
+        let piece =
+            json!({"task": self.task, "n": self.next, "text": std::mem::take(&mut self.text)});
+        self.next += 1;
+        self.flushed = std::time::Instant::now();
+        Some(piece)
     }
 }
 

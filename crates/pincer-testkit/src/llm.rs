@@ -209,8 +209,16 @@ async fn handle(
         return (StatusCode::BAD_REQUEST, render::error_body(format, 400)).into_response();
     };
     let mut reply = reply;
+    let mut drip = None;
     loop {
         match reply {
+            Reply::Drip {
+                delay_ms,
+                reply: inner,
+            } => {
+                drip = Some(Duration::from_millis(delay_ms));
+                reply = *inner;
+            }
             // A slow server is the fault being simulated here, not test synchronisation.
             Reply::Slow {
                 delay_ms,
@@ -282,6 +290,7 @@ async fn handle(
                         b"data: {\"choices\": [{\"delta\": {\"content\": \"oops\"\n\n",
                     )],
                     false,
+                    None,
                 )
             } else {
                 (
@@ -291,7 +300,7 @@ async fn handle(
                     .into_response()
             };
         }
-        Reply::Slow { .. } | Reply::WhenAsked { .. } => {
+        Reply::Slow { .. } | Reply::WhenAsked { .. } | Reply::Drip { .. } => {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
@@ -303,14 +312,21 @@ async fn handle(
     };
     if stream || cut {
         let r = render::stream(format, &answer, cut);
-        sse_response(r.chunks, r.cut)
+        sse_response(r.chunks, r.cut, drip)
     } else {
         axum::Json(render::whole(format, &answer)).into_response()
     }
 }
 
-fn sse_response(chunks: Vec<Bytes>, cut: bool) -> Response {
-    let items = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::io::Error>));
+fn sse_response(chunks: Vec<Bytes>, cut: bool, drip: Option<Duration>) -> Response {
+    // A slow writer is the fault being simulated, not test synchronisation.
+    let items =
+        futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
+            if let Some(d) = drip.filter(|_| i > 0) {
+                tokio::time::sleep(d).await;
+            }
+            Ok::<Bytes, std::io::Error>(c)
+        });
     // An error item makes the server abort the connection mid-body: a real cut. Before it the body
     // reports "not ready" once, which makes hyper flush the bytes already produced, so the client
     // has a started answer in hand when the connection dies.

@@ -61,6 +61,14 @@ pub enum Reply {
         /// The answer after the delay.
         reply: Box<Reply>,
     },
+    /// `reply`, streamed with `delay_ms` between its chunks (a model that writes slowly), when
+    /// the request asks for a stream.
+    Drip {
+        /// Delay between chunks in milliseconds.
+        delay_ms: u64,
+        /// The answer.
+        reply: Box<Reply>,
+    },
     /// `reply` when the request's last message is a user message containing `marker` (a new
     /// turn that asks for it), `otherwise` for every other request — including the same turn's
     /// follow-up after a tool result. Lets one default reply script many concurrent tasks.

@@ -151,11 +151,23 @@ pub(super) fn try_request(
     token: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, serde_json::Value)> {
+    request_with(addr, method, path, token, body, "")
+}
+
+/// As [`try_request`], with `extra` header lines (each ending in `\r\n`).
+pub(super) fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+    extra: &str,
+) -> std::io::Result<(u16, serde_json::Value)> {
     let mut s = TcpStream::connect(addr)?;
     let body = body.unwrap_or("");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut out = String::new();
@@ -818,7 +830,7 @@ async fn cancel_stops_a_running_sandboxed_command() {
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
 }
 
-/// Issue 26.5: run progress (start, each tool call and result, the end) reaches
+/// Issue 26.5: run progress (start, each tool call and result, the text, the end) reaches
 /// `/v1/events` subscribers — tool names only, never arguments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_progress_streams_as_events_without_arguments() {
@@ -866,10 +878,16 @@ async fn run_progress_streams_as_events_without_arguments() {
             "run.started",
             "run.tool_call",
             "run.tool_result",
+            "run.text",
             "run.finished"
         ],
         "{events}"
     );
     assert!(events.contains("\"tool\":\"fs.read\""), "{events}");
+    // The answer's text, numbered from 0 (streamed OpenAI completions follow it).
+    assert!(
+        events.contains("\"n\":0") && events.contains("\"text\":\"done\""),
+        "{events}"
+    );
     assert!(!events.contains("SECRETPATH"), "arguments leaked: {events}");
 }
