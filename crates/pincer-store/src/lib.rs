@@ -9,6 +9,7 @@
 mod approvals;
 mod channels;
 mod error;
+mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;
@@ -28,6 +29,7 @@ pub use channels::{
     TaskLink,
 };
 pub use error::StoreError;
+pub use health::{ModelHealth, ModelHealthStore};
 pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
@@ -53,6 +55,7 @@ pub trait Backend:
     + ChannelStore
     + LeaderStore
     + EventRelay
+    + ModelHealthStore
 {
 }
 
@@ -66,5 +69,6 @@ impl<T> Backend for T where
         + ChannelStore
         + LeaderStore
         + EventRelay
+        + ModelHealthStore
 {
 }

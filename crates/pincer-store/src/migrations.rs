@@ -250,4 +250,18 @@ CREATE UNIQUE INDEX tasks_one_active_per_session ON tasks(session_key)
     WHERE status IN ('RUNNING', 'WAITING_APPROVAL');
 ",
     ),
+    (
+        14,
+        r"
+CREATE TABLE model_health (
+    subject        TEXT PRIMARY KEY,
+    failures       INTEGER NOT NULL DEFAULT 0,
+    cooldown_until TEXT,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    last_error_at  TEXT,
+    detail         TEXT
+);
+",
+    ),
 ];

@@ -253,6 +253,20 @@ CREATE TRIGGER audit_lines_no_truncate BEFORE TRUNCATE ON audit_lines
     FOR EACH STATEMENT EXECUTE FUNCTION pincer_audit_append_only();
 ",
     ),
+    (
+        9,
+        r"
+CREATE TABLE model_health (
+    subject        TEXT PRIMARY KEY,
+    failures       BIGINT NOT NULL DEFAULT 0,
+    cooldown_until TIMESTAMPTZ,
+    disabled       BOOLEAN NOT NULL DEFAULT FALSE,
+    last_error     TEXT,
+    last_error_at  TIMESTAMPTZ,
+    detail         TEXT
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -17,6 +17,7 @@ mod approvals;
 mod audit;
 mod channels;
 mod copy;
+mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;

@@ -3,6 +3,7 @@
 mod approvals;
 mod audit;
 mod channels;
+mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;
