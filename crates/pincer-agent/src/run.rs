@@ -37,8 +37,10 @@ const MAX_TOOL_RESULT: usize = 64 * 1024;
 pub struct RunSettings {
     /// Provider name (for the record).
     pub provider_name: String,
-    /// Model name.
+    /// Model name (with a failover chain: the alias to start with).
     pub model: String,
+    /// Only `model`, never another model of the chain (a strict pin).
+    pub strict_model: bool,
     /// Most model calls.
     pub max_steps: u32,
     /// Wall-clock limit.
@@ -530,6 +532,7 @@ impl<'a> Turn<'a> {
         let history_len = history.len();
         let request = ChatRequest {
             model: req.settings.model.clone(),
+            strict_model: req.settings.strict_model,
             system,
             messages: history,
             tools: tool_defs,

@@ -73,6 +73,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: HeartbeatCommand,
     },
+    /// Models: each agent's failover chain and the health of every model and API key.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Pairing requests from chat channels: list them and approve a code.
     Pairing {
         #[command(subcommand)]
@@ -158,6 +163,21 @@ pub(crate) enum ApprovalsCommand {
     Deny {
         /// Approval id (`apr_…`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModelsCommand {
+    /// Every agent's chain: each model's and key's state, cooldown and last error class.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clears a model's cooldown or re-enables a disabled key (`model:<alias>`, `key:<VAR>`).
+    Clear {
+        /// The subject, as `pincer models status` names it.
+        subject: String,
     },
 }
 

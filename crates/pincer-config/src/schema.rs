@@ -51,6 +51,12 @@ pub struct Config {
     /// Model providers by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Named models (provider + model + prices) agents can fall back through.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, crate::ModelConfig>,
+    /// The cooldown ladder of failing models and keys.
+    #[serde(default, skip_serializing_if = "crate::FailoverConfig::is_default")]
+    pub failover: crate::FailoverConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -310,6 +316,10 @@ pub struct ProviderConfig {
     /// Name of the environment variable that holds the API key (none for local servers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// More keys for the same provider (environment variable names), rotated after
+    /// `api_key_env` when a key is rate-limited or refused, before the chain moves on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_key_envs: Vec<String>,
     /// Whole-request timeout in seconds (streaming included).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -379,8 +389,12 @@ pub struct AgentConfig {
     /// Name of the provider in `[providers]`.
     #[serde(default = "default_provider")]
     pub provider: String,
-    /// Model name sent to the provider.
+    /// Model name sent to the provider (not needed with `models`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model: String,
+    /// Failover chain of `[models]` aliases, first is the default; replaces `provider`/`model`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
     /// Writable root; default `$PINCER_HOME/workspaces/<id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<PathBuf>,
@@ -441,6 +455,7 @@ impl AgentConfig {
         Self {
             provider: provider.into(),
             model: model.into(),
+            models: Vec::new(),
             workspace: None,
             profile: ToolProfile::default(),
             allow: Vec::new(),
@@ -468,6 +483,7 @@ impl ProviderConfig {
             kind,
             base_url: base_url.into(),
             api_key_env,
+            api_key_envs: Vec::new(),
             timeout_secs: default_timeout(),
             connect_timeout_secs: default_connect_timeout(),
             max_retries: default_retries(),
@@ -490,6 +506,8 @@ impl Config {
             jobs: crate::JobsConfig::default(),
             hooks: BTreeMap::new(),
             providers: BTreeMap::new(),
+            models: BTreeMap::new(),
+            failover: crate::FailoverConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -550,17 +568,33 @@ impl Config {
                     "must start with http:// or https://".into(),
                 ));
             }
-            if let Some(var) = &p.api_key_env {
+            let vars = p
+                .api_key_env
+                .iter()
+                .map(|v| (format!("providers.{name}.api_key_env"), v))
+                .chain(
+                    p.api_key_envs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (format!("providers.{name}.api_key_envs[{i}]"), v)),
+                );
+            for (key, var) in vars {
                 let ok = !var.is_empty()
                     && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                     && !var.as_bytes()[0].is_ascii_digit();
                 if !ok {
                     errs.push((
-                        format!("providers.{name}.api_key_env"),
+                        key,
                         "must be an environment variable name (A-Z, 0-9, _), not the key itself"
                             .into(),
                     ));
                 }
+            }
+            if !p.api_key_envs.is_empty() && p.api_key_env.is_none() {
+                errs.push((
+                    format!("providers.{name}.api_key_envs"),
+                    "extra keys need providers.{name}.api_key_env first".into(),
+                ));
             }
             if p.timeout_secs == 0 {
                 errs.push((
@@ -572,8 +606,22 @@ impl Config {
         let key_vars: Vec<&str> = self
             .providers
             .values()
-            .filter_map(|p| p.api_key_env.as_deref())
+            .flat_map(|p| p.api_key_env.iter().chain(&p.api_key_envs))
+            .map(String::as_str)
             .collect();
+        let provider_names: std::collections::BTreeSet<&str> =
+            self.providers.keys().map(String::as_str).collect();
+        let chains: Vec<(String, &[String])> = self
+            .agents
+            .iter()
+            .map(|(id, a)| (id.to_string(), a.models.as_slice()))
+            .collect();
+        errs.extend(crate::models::errors(
+            &self.models,
+            &provider_names,
+            &chains,
+            &self.failover,
+        ));
         errs.extend(self.exec.errors(&key_vars));
         let agent_names: Vec<&str> = self.agents.keys().map(AgentId::as_str).collect();
         errs.extend(self.channels.errors(&agent_names));
@@ -594,14 +642,19 @@ impl Config {
                     ));
                 }
             }
-            if !self.providers.contains_key(&a.provider) {
-                errs.push((
-                    format!("agents.{id}.provider"),
-                    format!("no provider named `{}` in [providers]", a.provider),
-                ));
-            }
-            if a.model.trim().is_empty() {
-                errs.push((format!("agents.{id}.model"), "must not be empty".into()));
+            if a.models.is_empty() {
+                if !self.providers.contains_key(&a.provider) {
+                    errs.push((
+                        format!("agents.{id}.provider"),
+                        format!("no provider named `{}` in [providers]", a.provider),
+                    ));
+                }
+                if a.model.trim().is_empty() {
+                    errs.push((
+                        format!("agents.{id}.model"),
+                        "must not be empty (or name a failover chain in agents.{id}.models)".into(),
+                    ));
+                }
             }
             if let Some(hb) = &a.heartbeat {
                 errs.extend(hb.errors(id.as_str()));

@@ -401,6 +401,7 @@ mod tests {
     fn merges_tool_results_into_one_user_turn() {
         let req = ChatRequest {
             model: "m".into(),
+            strict_model: false,
             system: "s".into(),
             messages: vec![
                 Message::User {

@@ -57,8 +57,10 @@ pub enum Message {
 /// A request to the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
-    /// Model name.
+    /// Model name (for a failover chain: the alias to start with).
     pub model: String,
+    /// Only `model`, never another in the chain (a strict pin); plain providers ignore it.
+    pub strict_model: bool,
     /// System prompt.
     pub system: String,
     /// Conversation so far.

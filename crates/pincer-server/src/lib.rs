@@ -1,6 +1,7 @@
 //! The Pincer server runtime, as a library: what `pincer serve` runs and what the one-shot
 //! commands (`ask`, `chat`, `tools call`, `run`) build their agents with.
 //!
+//! - [`failover`]: a model provider over a chain of models and keys, with cooldowns;
 //! - [`runtime`]: one agent's runtime (provider, tools, policy, gate, audit) and the per-process
 //!   backing (one store, one audit log);
 //! - [`worker`]: the worker pool that claims queued tasks under a lease;
@@ -17,6 +18,7 @@
 pub mod approver;
 pub mod audit;
 mod env;
+pub mod failover;
 pub mod failure;
 pub mod heartbeat;
 pub mod jobs;

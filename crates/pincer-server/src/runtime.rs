@@ -55,20 +55,32 @@ pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Builds the client for a configured provider.
+/// Builds the client for a configured provider, with its first key.
 pub fn provider(
     name: &str,
     p: &ProviderConfig,
     env: &Env,
 ) -> anyhow::Result<Arc<dyn ModelProvider>> {
     let key = match &p.api_key_env {
-        Some(var) => Some(ApiKey::new(env.var(var).ok_or_else(|| {
-            Failure::usage(format!(
-                "environment variable {var} is not set (providers.{name}.api_key_env); export it with your API key"
-            ))
-        })?)),
+        Some(var) => Some(api_key(name, var, "api_key_env", env)?),
         None => None,
     };
+    provider_with_key(p, key)
+}
+
+fn api_key(provider: &str, var: &str, field: &str, env: &Env) -> anyhow::Result<ApiKey> {
+    Ok(ApiKey::new(env.var(var).ok_or_else(|| {
+        Failure::usage(format!(
+            "environment variable {var} is not set (providers.{provider}.{field}); export it with your API key"
+        ))
+    })?))
+}
+
+/// Builds the client for a provider with `key`.
+fn provider_with_key(
+    p: &ProviderConfig,
+    key: Option<ApiKey>,
+) -> anyhow::Result<Arc<dyn ModelProvider>> {
     let settings = HttpSettings {
         timeout: Duration::from_secs(p.timeout_secs),
         connect_timeout: Duration::from_secs(p.connect_timeout_secs),
@@ -80,6 +92,87 @@ pub fn provider(
         ProviderKind::Openai => Arc::new(OpenAiProvider::new(&p.base_url, key, settings)?),
         ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(&p.base_url, key, settings)?),
     })
+}
+
+/// Every key of provider `name`, as `(variable, key)` (one `(None, None)` for a provider that
+/// needs no key).
+fn provider_keys(
+    name: &str,
+    p: &ProviderConfig,
+    env: &Env,
+) -> anyhow::Result<Vec<(Option<String>, Option<ApiKey>)>> {
+    let Some(first) = &p.api_key_env else {
+        return Ok(vec![(None, None)]);
+    };
+    let mut keys = vec![(
+        Some(first.clone()),
+        Some(api_key(name, first, "api_key_env", env)?),
+    )];
+    for (i, var) in p.api_key_envs.iter().enumerate() {
+        let field = format!("api_key_envs[{i}]");
+        keys.push((Some(var.clone()), Some(api_key(name, var, &field, env)?)));
+    }
+    Ok(keys)
+}
+
+/// An agent's model: a plain provider, or — with `agents.<id>.models` or several keys — a
+/// failover chain. Returns the provider, its name and the model (or first alias) for records.
+fn agent_model(
+    config: &Config,
+    agent: &AgentId,
+    a: &AgentConfig,
+    env: &Env,
+    backing: &Backing,
+) -> anyhow::Result<(Arc<dyn ModelProvider>, String, String)> {
+    let chain: Vec<(String, String, String)> = if a.models.is_empty() {
+        let p = config
+            .providers
+            .get(&a.provider)
+            .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
+        if p.api_key_envs.is_empty() {
+            return Ok((
+                provider(&a.provider, p, env)?,
+                a.provider.clone(),
+                a.model.clone(),
+            ));
+        }
+        vec![(a.model.clone(), a.provider.clone(), a.model.clone())]
+    } else {
+        a.models
+            .iter()
+            .map(|alias| {
+                let m = config.models.get(alias).ok_or_else(|| {
+                    Failure::usage(format!("agents.{agent}.models: no model named `{alias}`"))
+                })?;
+                Ok((alias.clone(), m.provider.clone(), m.model.clone()))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut routes = Vec::new();
+    for (alias, provider_name, model) in &chain {
+        let p = config.providers.get(provider_name).ok_or_else(|| {
+            Failure::usage(format!(
+                "models.{alias}: no provider `{provider_name}` in config"
+            ))
+        })?;
+        for (key_var, key) in provider_keys(provider_name, p, env)? {
+            routes.push(crate::failover::Route {
+                alias: alias.clone(),
+                model: model.clone(),
+                key_var,
+                provider: provider_with_key(p, key)?,
+            });
+        }
+    }
+    let first = chain.first().map(|c| c.0.clone()).unwrap_or_default();
+    let failover = crate::failover::Failover::new(
+        routes,
+        Arc::new(crate::failover::HealthView::new(backing.store.clone())),
+        config.failover.ladder(),
+        backing.audit.clone(),
+        agent.to_string(),
+    );
+    Ok((Arc::new(failover), "failover".to_owned(), first))
 }
 
 /// Who approves actions in `ask` and `chat`: the user at the terminal when there is one,
@@ -469,19 +562,16 @@ impl AgentRuntime {
         backing: Backing,
     ) -> anyhow::Result<Self> {
         let (agent, a) = agent_config(home, config, agent)?;
-        let p = config
-            .providers
-            .get(&a.provider)
-            .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
-        let provider = provider(&a.provider, p, env)?;
+        let (provider, provider_name, model) = agent_model(config, &agent, a, env, &backing)?;
         let Backing { store, audit } = backing;
         let AgentTools { gate, ctx, policy } =
             AgentTools::build(home, config, &agent, a, env, approver, audit).await?;
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {
-                provider_name: a.provider.clone(),
-                model: a.model.clone(),
+                provider_name,
+                model,
+                strict_model: false,
                 max_steps: a.max_steps,
                 run_timeout: Duration::from_secs(a.run_timeout_secs),
                 max_tokens: a.max_tokens,

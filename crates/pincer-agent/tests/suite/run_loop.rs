@@ -82,6 +82,7 @@ fn request(
         settings: RunSettings {
             provider_name: "default".into(),
             model: "m".into(),
+            strict_model: false,
             max_steps,
             run_timeout: Duration::from_secs(30),
             max_tokens: 100,

@@ -9,6 +9,7 @@ mod cron;
 mod doctor;
 mod heartbeat;
 mod init;
+mod models;
 mod output;
 mod pairing;
 mod sandbox;
@@ -51,6 +52,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Invites { command } => pairing::invites(command, env),
         Command::Cron { command } => cron::run(command, env),
         Command::Heartbeat { command } => heartbeat::run(command, env),
+        Command::Models { command } => models::run(command, env),
         Command::Storage { command } => storage::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {

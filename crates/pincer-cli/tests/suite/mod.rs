@@ -5,6 +5,7 @@ mod config_cmd;
 mod cron;
 mod e2e;
 mod exec;
+mod models;
 mod openai;
 mod postgres;
 mod serve;

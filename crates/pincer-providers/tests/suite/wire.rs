@@ -39,6 +39,7 @@ fn client(wire: Wire, server: &FakeLlm, s: HttpSettings) -> Box<dyn ModelProvide
 fn request(text: &str) -> ChatRequest {
     ChatRequest {
         model: "m".into(),
+        strict_model: false,
         system: "be brief".into(),
         messages: vec![Message::User {
             content: text.into(),
