@@ -477,6 +477,13 @@ pub(crate) struct AskArgs {
     /// Continue a named session instead of starting a fresh one.
     #[arg(long)]
     pub session: Option<String>,
+    /// Answer with this model of the agent's chain (`[models]` alias), falling back along the
+    /// chain when it fails.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// With --model: fail rather than use another model.
+    #[arg(long, requires = "model")]
+    pub strict: bool,
     /// Print the run record as JSON.
     #[arg(long)]
     pub json: bool,

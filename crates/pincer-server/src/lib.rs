@@ -2,6 +2,7 @@
 //! commands (`ask`, `chat`, `tools call`, `run`) build their agents with.
 //!
 //! - [`failover`]: a model provider over a chain of models and keys, with cooldowns;
+//! - [`pins`]: `/model`, a conversation's choice among its agent's models;
 //! - [`runtime`]: one agent's runtime (provider, tools, policy, gate, audit) and the per-process
 //!   backing (one store, one audit log);
 //! - [`worker`]: the worker pool that claims queued tasks under a lease;
@@ -23,6 +24,7 @@ pub mod failure;
 pub mod heartbeat;
 pub mod jobs;
 pub mod leader;
+pub mod pins;
 pub mod relay;
 pub mod router;
 pub mod runtime;

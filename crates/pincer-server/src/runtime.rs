@@ -534,6 +534,37 @@ async fn open_postgres(
     .into())
 }
 
+impl AgentRuntime {
+    /// Runs on `alias` (strictly or preferred) instead of the session's choice: `pincer ask
+    /// --model`. Refused for an agent without a chain, or an alias outside it.
+    ///
+    /// # Errors
+    /// [`Failure`] (exit 2) naming the allowed models.
+    pub fn choose_model(
+        &mut self,
+        alias: &str,
+        strict: bool,
+        chain: &[String],
+    ) -> anyhow::Result<()> {
+        if !chain.iter().any(|a| a == alias) {
+            return Err(Failure::usage(format!(
+                "--model {alias}: agent `{}` may use {}",
+                self.agent,
+                if chain.is_empty() {
+                    "only its one model (agents.<id>.models names a chain)".to_owned()
+                } else {
+                    chain.join(", ")
+                }
+            ))
+            .into());
+        }
+        self.template.settings.model = alias.to_owned();
+        self.template.settings.strict_model = strict;
+        self.pinned = true;
+        Ok(())
+    }
+}
+
 /// Everything needed to run one agent from the CLI.
 #[derive(Debug)]
 pub struct AgentRuntime {
@@ -541,6 +572,8 @@ pub struct AgentRuntime {
     pub store: Arc<dyn Backend>,
     pub agent: AgentId,
     template: RunRequestTemplate,
+    /// `--model` chose the model: the session's pin does not apply.
+    pinned: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -591,15 +624,26 @@ impl AgentRuntime {
             store,
             agent,
             template,
+            pinned: false,
         })
     }
 
-    /// A run request for `input` in `session`.
+    /// A run request for `input` in `session`, on the session's pinned model when its agent has
+    /// a chain (the chain refuses an alias it does not hold).
     pub fn request(&self, session: SessionInfo, input: String) -> RunRequest {
+        let mut settings = self.template.settings.clone();
+        if let Some(pin) = session
+            .pin
+            .as_ref()
+            .filter(|_| settings.provider_name == "failover" && !self.pinned)
+        {
+            settings.model.clone_from(&pin.alias);
+            settings.strict_model = pin.strict;
+        }
         RunRequest {
             agent: self.agent.clone(),
             agent_dir: self.template.agent_dir.clone(),
-            settings: self.template.settings.clone(),
+            settings,
             policy: self.template.policy.clone(),
             tools: self.template.tools.clone(),
             session,

@@ -111,6 +111,11 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
                         heartbeat_every: std::time::Duration::from_secs(
                             config.gateway.lease_secs / 3,
                         ),
+                        models: config
+                            .agents
+                            .get(&agent)
+                            .map(|a| a.models.clone())
+                            .unwrap_or_default(),
                         ..crate::router::Policy::telegram(t, agent)
                     },
                     store.clone(),

@@ -37,7 +37,7 @@ pub use leaders::LeaderStore;
 pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore};
 pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
-pub use store::{RunRecord, SessionInfo, Store};
+pub use store::{ModelPin, RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
 pub use values::redact_url;

@@ -264,4 +264,15 @@ CREATE TABLE model_health (
 );
 ",
     ),
+    (
+        15,
+        r"
+CREATE TABLE model_pins (
+    session_key TEXT PRIMARY KEY,
+    alias       TEXT NOT NULL,
+    strict      INTEGER NOT NULL,
+    set_at      TEXT NOT NULL
+);
+",
+    ),
 ];

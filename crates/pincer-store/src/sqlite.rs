@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::migrations::MIGRATIONS;
 pub(crate) use crate::values::{parse, status_parse, status_str};
-use crate::{RunRecord, SessionInfo, Store, StoreError};
+use crate::{ModelPin, RunRecord, SessionInfo, Store, StoreError};
 
 /// A call run on the store's thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -254,7 +254,9 @@ pub(crate) fn ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
 fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT id, agent, created_at FROM sessions WHERE key = ?1 AND archived_at IS NULL",
+            "SELECT s.id, s.agent, s.created_at, p.alias, p.strict FROM sessions s
+             LEFT JOIN model_pins p ON p.session_key = s.key
+             WHERE s.key = ?1 AND s.archived_at IS NULL",
         )
         .and_then(|mut st| {
             st.query_row(params![key.as_str()], |r| {
@@ -262,19 +264,37 @@ fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, S
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<bool>>(4)?,
                 ))
             })
         })
         .optional()?;
-    row.map(|(id, agent, created)| {
+    row.map(|(id, agent, created, alias, strict)| {
         Ok(SessionInfo {
             id: parse(&id, "session id")?,
             key: key.clone(),
             agent: parse(&agent, "agent id")?,
             created_at: ts(&created)?,
+            pin: alias.map(|alias| ModelPin {
+                alias,
+                strict: strict.unwrap_or(false),
+            }),
         })
     })
     .transpose()
+}
+
+fn pin_of(conn: &Connection, key: &SessionKey) -> Result<Option<ModelPin>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT alias, strict FROM model_pins WHERE session_key = ?1")?
+        .query_row(params![key.as_str()], |r| {
+            Ok(ModelPin {
+                alias: r.get(0)?,
+                strict: r.get(1)?,
+            })
+        })
+        .optional()?)
 }
 
 fn insert_session(
@@ -287,6 +307,7 @@ fn insert_session(
         key: key.clone(),
         agent: agent.clone(),
         created_at: Utc::now(),
+        pin: pin_of(conn, key)?,
     };
     conn.prepare_cached(
         "INSERT INTO sessions (id, key, agent, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -333,6 +354,29 @@ impl Store for SqliteStore {
             )
             .and_then(|mut st| st.execute(params![key.as_str(), Utc::now().to_rfc3339()]))?;
             insert_session(tx, &key, &agent)
+        })
+        .await
+    }
+
+    async fn set_model_pin(
+        &self,
+        key: &SessionKey,
+        pin: Option<&ModelPin>,
+    ) -> Result<(), StoreError> {
+        let (key, pin) = (key.clone(), pin.cloned());
+        self.with(move |c| {
+            match pin {
+                Some(p) => c.prepare_cached(
+                    "INSERT INTO model_pins (session_key, alias, strict, set_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(session_key) DO UPDATE SET alias = excluded.alias,
+                        strict = excluded.strict, set_at = excluded.set_at",
+                )?
+                .execute(params![key.as_str(), p.alias, p.strict, stamp(Utc::now())])?,
+                None => c
+                    .prepare_cached("DELETE FROM model_pins WHERE session_key = ?1")?
+                    .execute(params![key.as_str()])?,
+            };
+            Ok(())
         })
         .await
     }

@@ -18,6 +18,18 @@ pub struct SessionInfo {
     pub agent: AgentId,
     /// When it began.
     pub created_at: DateTime<Utc>,
+    /// The model pinned for its key (`/model`), if any; it outlives `/new`.
+    pub pin: Option<ModelPin>,
+}
+
+/// A session key's model choice (B3): an alias of the agent's chain, preferred (the chain may
+/// still fall back) or strict (fail rather than switch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelPin {
+    /// The `[models]` alias.
+    pub alias: String,
+    /// Fail rather than use another model.
+    pub strict: bool,
 }
 
 /// The summary of one run, as stored.
@@ -61,6 +73,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: &SessionKey,
         agent: &AgentId,
     ) -> Result<SessionInfo, StoreError>;
+    /// Pins (or, with `None`, unpins) the model for every session of `key`.
+    async fn set_model_pin(
+        &self,
+        key: &SessionKey,
+        pin: Option<&ModelPin>,
+    ) -> Result<(), StoreError>;
     /// Deletes a session's messages, keeping the session.
     async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError>;
     /// Appends messages (opaque JSON) to a session, in order.

@@ -28,7 +28,7 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
     }
     let rt = runtime::tokio_runtime()?;
     rt.block_on(async {
-        let agent = AgentRuntime::build(
+        let mut agent = AgentRuntime::build(
             &home,
             &loaded.config,
             &args.agent,
@@ -37,6 +37,15 @@ pub(crate) fn run(args: AskArgs, env: &Env) -> anyhow::Result<u8> {
             runtime::Backing::open(&home, &loaded.config, env).await?,
         )
         .await?;
+        if let Some(alias) = &args.model {
+            let chain = loaded
+                .config
+                .agents
+                .get(&agent.agent)
+                .map(|a| a.models.clone())
+                .unwrap_or_default();
+            agent.choose_model(alias, args.strict, &chain)?;
+        }
         // Without --session every ask is a fresh conversation, so identical asks see identical
         // prompts; with it, the named session continues.
         let (peer, fresh) = match &args.session {

@@ -13,7 +13,7 @@ use crate::cli::ChatArgs;
 use crate::runtime::{self, AgentRuntime};
 use crate::{Env, Failure};
 
-const HELP: &str = "commands: /new (fresh session), /reset (clear this session), /exit, /help";
+const HELP: &str = "commands: /new (fresh session), /reset (clear this session), /model [name [strict] | default] (which model answers), /exit, /help";
 
 pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
@@ -65,6 +65,25 @@ pub(crate) fn run(args: ChatArgs, env: &Env) -> anyhow::Result<u8> {
                 "/reset" => {
                     agent.store.clear_messages(session.id).await?;
                     println!("(session history cleared)");
+                }
+                _ if text == "/model" || text.starts_with("/model ") => {
+                    let chain = loaded
+                        .config
+                        .agents
+                        .get(&agent.agent)
+                        .map(|a| a.models.clone())
+                        .unwrap_or_default();
+                    let reply = pincer_server::pins::model_command(
+                        &*agent.store,
+                        &key,
+                        &agent.agent,
+                        &chain,
+                        text.trim_start_matches("/model").trim(),
+                    )
+                    .await?;
+                    println!("{reply}");
+                    // The next turn reads the pin with its session.
+                    session = agent.store.current_session(&key, &agent.agent).await?;
                 }
                 _ if text.starts_with('/') => println!("unknown command {text}. {HELP}"),
                 _ => {

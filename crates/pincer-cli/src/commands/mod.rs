@@ -34,6 +34,8 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
                         message: args.message,
                         agent: args.agent,
                         session: None,
+                        model: None,
+                        strict: false,
                         json: false,
                         artifacts: true,
                     },

@@ -209,3 +209,86 @@ async fn a_misconfigured_chain_is_refused_with_the_key_named() {
     );
     assert!(stderr(&out).contains("ghost"), "{}", stderr(&out));
 }
+
+/// Pinning (issue 15, part 3): a strict choice fails rather than switch; a preferred one falls
+/// back; `/model` in `pincer chat` shows and sets the conversation's model within the chain;
+/// `--model` outside the chain is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_pinning_fails_instead_of_switching_and_chat_can_choose() {
+    use pincer_testkit::{FakeLlm, Reply};
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let primary = FakeLlm::bind(any, vec![], Reply::status(500, None))
+        .await
+        .unwrap();
+    let backup = FakeLlm::bind(any, vec![], Reply::text("from the backup"))
+        .await
+        .unwrap();
+    let home = Home::new();
+    home.init(&primary.base_url()).await;
+    append_config(
+        &home,
+        &format!(
+            r#"
+[providers.backup]
+kind = "openai"
+base_url = "{}"
+
+[models.primary]
+provider = "default"
+model = "big-model"
+
+[models.second]
+provider = "backup"
+model = "small-model"
+"#,
+            backup.base_url()
+        ),
+    );
+    set(&home, "providers.default.max_retries", "0").await;
+    set(&home, "agents.main.models", r#"["primary", "second"]"#).await;
+    let out = home
+        .run(&["ask", "--model", "primary", "--strict", "hello"], "")
+        .await;
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(primary.requests().len(), 1);
+    assert!(backup.requests().is_empty(), "a strict pin switched models");
+    home.run(&["models", "clear", "model:primary"], "").await;
+    let out = home.run(&["ask", "--model", "primary", "hello"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("from the backup"), "{}", stdout(&out));
+    assert_eq!(
+        primary.requests().len(),
+        2,
+        "the preferred model was not tried first"
+    );
+    let out = home.run(&["ask", "--model", "ghost", "hello"], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("primary, second"), "{}", stderr(&out));
+    // In a chat: choose the second model strictly, talk, look.
+    home.run(&["models", "clear", "model:primary"], "").await;
+    let out = home
+        .run(
+            &["chat", "--session", "s"],
+            "/model second strict\nhi there\n/model\n/model ghost\n/model default\n/model\n",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("now uses `second` only"), "{text}");
+    assert!(text.contains("from the backup"), "{text}");
+    assert!(text.contains("`second` (chosen here, strict"), "{text}");
+    assert!(
+        text.contains("`ghost` is not one of this agent's models"),
+        "{text}"
+    );
+    assert!(text.contains("`primary` (the agent's default)"), "{text}");
+    assert_eq!(
+        primary.requests().len(),
+        2,
+        "a strict pin on `second` asked `primary`"
+    );
+    assert_eq!(
+        backup.requests().last().unwrap().body["model"],
+        "small-model"
+    );
+}

@@ -30,7 +30,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("approve", "approve an action: /approve <id>"),
     ("deny", "deny an action: /deny <id>"),
     ("new", "start a new conversation"),
-    ("model", "who answers here"),
+    (
+        "model",
+        "which model answers: /model [name [strict] | default]",
+    ),
     ("help", "what I can do"),
 ];
 
@@ -53,6 +56,8 @@ pub struct Policy {
     pub webhook_url: Option<String>,
     /// How often a live worker renews its lease (typing stops when one is overdue).
     pub heartbeat_every: Duration,
+    /// The agent's model chain (`/model` chooses within it).
+    pub models: Vec<String>,
 }
 
 impl Policy {
@@ -66,6 +71,7 @@ impl Policy {
             wait: Duration::from_secs(t.poll_timeout_secs),
             webhook_url: t.webhook_url.clone(),
             heartbeat_every: Duration::from_secs(10),
+            models: Vec::new(),
         }
     }
 }
@@ -539,7 +545,15 @@ impl Router {
                 Ok(_) => "Started a new conversation.".into(),
                 Err(e) => format!("Could not start a new conversation: {e}"),
             },
-            "/model" => format!("Agent `{}` answers here.", self.policy.agent),
+            "/model" => crate::pins::model_command(
+                &*self.store,
+                key,
+                &self.policy.agent,
+                &self.policy.models,
+                arg,
+            )
+            .await
+            .unwrap_or_else(|e| format!("Could not read or set the model: {e}")),
             "/approvals" => {
                 let ids: Vec<TaskId> = mine().await.iter().map(|t| t.id).collect();
                 let pending = pincer_store::ApprovalStore::approvals(

@@ -229,6 +229,27 @@ const TABLES: &[Table] = &[
             ("used_at", "used_at", Time),
         ],
     ),
+    (
+        "model_pins",
+        &[
+            ("session_key", "session_key", Text),
+            ("alias", "alias", Text),
+            ("strict", "strict", Bool),
+            ("set_at", "set_at", Time),
+        ],
+    ),
+    (
+        "model_health",
+        &[
+            ("subject", "subject", Text),
+            ("failures", "failures", Int),
+            ("cooldown_until", "cooldown_until", Time),
+            ("disabled", "disabled", Bool),
+            ("last_error", "last_error", Text),
+            ("last_error_at", "last_error_at", Time),
+            ("detail", "detail", Text),
+        ],
+    ),
 ];
 
 /// Identity sequences to move past copied ids: (table, column).

@@ -267,6 +267,17 @@ CREATE TABLE model_health (
 );
 ",
     ),
+    (
+        10,
+        r"
+CREATE TABLE model_pins (
+    session_key TEXT PRIMARY KEY,
+    alias       TEXT NOT NULL,
+    strict      BOOLEAN NOT NULL,
+    set_at      TIMESTAMPTZ NOT NULL
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

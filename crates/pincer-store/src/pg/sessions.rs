@@ -9,7 +9,7 @@ use pincer_types::{AgentId, RunId, SessionId, SessionKey, TokenUsage};
 
 use super::{PgStore, db};
 use crate::StoreError;
-use crate::store::{RunRecord, SessionInfo, Store};
+use crate::store::{ModelPin, RunRecord, SessionInfo, Store};
 use crate::values::parse;
 use crate::values::{status_parse, status_str};
 
@@ -19,7 +19,9 @@ async fn current(
 ) -> Result<Option<SessionInfo>, StoreError> {
     let row = c
         .query_opt(
-            "SELECT id, agent, created_at FROM sessions WHERE key = $1 AND archived_at IS NULL",
+            "SELECT s.id, s.agent, s.created_at, p.alias, p.strict FROM sessions s
+             LEFT JOIN model_pins p ON p.session_key = s.key
+             WHERE s.key = $1 AND s.archived_at IS NULL",
             &[&key.as_str()],
         )
         .await
@@ -30,6 +32,10 @@ async fn current(
             key: key.clone(),
             agent: parse(r.get::<_, &str>(1), "agent id")?,
             created_at: r.get(2),
+            pin: r.get::<_, Option<String>>(3).map(|alias| ModelPin {
+                alias,
+                strict: r.get::<_, Option<bool>>(4).unwrap_or(false),
+            }),
         })
     })
     .transpose()
@@ -173,6 +179,32 @@ impl Store for PgStore {
         let s = ensure_current(&tx, key, agent).await?;
         tx.commit().await.map_err(|e| db(&e))?;
         Ok(s)
+    }
+
+    async fn set_model_pin(
+        &self,
+        key: &SessionKey,
+        pin: Option<&ModelPin>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        match pin {
+            Some(p) => client
+                .execute(
+                    "INSERT INTO model_pins (session_key, alias, strict, set_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (session_key) DO UPDATE SET alias = excluded.alias,
+                        strict = excluded.strict, set_at = excluded.set_at",
+                    &[&key.as_str(), &p.alias, &p.strict, &Utc::now()],
+                )
+                .await,
+            None => client
+                .execute(
+                    "DELETE FROM model_pins WHERE session_key = $1",
+                    &[&key.as_str()],
+                )
+                .await,
+        }
+        .map_err(|e| db(&e))?;
+        Ok(())
     }
 
     async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {

@@ -122,3 +122,40 @@ conformance!(runs_round_trip_and_update, |db| {
     let runs = s.runs(sess.id).await.unwrap();
     assert_eq!(runs, vec![r]);
 });
+
+conformance!(
+    a_model_pin_belongs_to_the_key_and_outlives_new_sessions,
+    |db| {
+        use pincer_store::ModelPin;
+        let s = db.open().await;
+        let agent: pincer_types::AgentId = "main".parse().unwrap();
+        let key: pincer_types::SessionKey = "main:telegram:dm:1".parse().unwrap();
+        let other: pincer_types::SessionKey = "main:telegram:dm:2".parse().unwrap();
+        assert_eq!(s.current_session(&key, &agent).await.unwrap().pin, None);
+        let pin = ModelPin {
+            alias: "backup".into(),
+            strict: true,
+        };
+        s.set_model_pin(&key, Some(&pin)).await.unwrap();
+        assert_eq!(
+            s.current_session(&key, &agent).await.unwrap().pin,
+            Some(pin.clone())
+        );
+        assert_eq!(s.current_session(&other, &agent).await.unwrap().pin, None);
+        // A fresh session (/new) keeps the key's pin; a change replaces it; None removes it.
+        assert_eq!(s.new_session(&key, &agent).await.unwrap().pin, Some(pin));
+        let prefer = ModelPin {
+            alias: "fast".into(),
+            strict: false,
+        };
+        s.set_model_pin(&key, Some(&prefer)).await.unwrap();
+        drop(s);
+        let s = db.open().await;
+        assert_eq!(
+            s.current_session(&key, &agent).await.unwrap().pin,
+            Some(prefer)
+        );
+        s.set_model_pin(&key, None).await.unwrap();
+        assert_eq!(s.current_session(&key, &agent).await.unwrap().pin, None);
+    }
+);
