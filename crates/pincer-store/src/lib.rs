@@ -21,6 +21,7 @@ mod sqlite;
 mod store;
 mod tasks;
 mod tokens;
+mod usage;
 mod values;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
@@ -40,6 +41,7 @@ pub use sqlite::SqliteStore;
 pub use store::{ModelPin, RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
+pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal};
 pub use values::redact_url;
 
 /// Every store seam at once: what a server holds (`Arc<dyn Backend>`), implemented by
@@ -56,6 +58,7 @@ pub trait Backend:
     + LeaderStore
     + EventRelay
     + ModelHealthStore
+    + UsageStore
 {
 }
 
@@ -70,5 +73,6 @@ impl<T> Backend for T where
         + LeaderStore
         + EventRelay
         + ModelHealthStore
+        + UsageStore
 {
 }

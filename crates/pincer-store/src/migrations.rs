@@ -275,4 +275,21 @@ CREATE TABLE model_pins (
 );
 ",
     ),
+    (
+        16,
+        r"
+CREATE TABLE usage (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at            TEXT NOT NULL,
+    agent         TEXT NOT NULL,
+    session       TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd      REAL
+);
+CREATE INDEX usage_at ON usage(at);
+",
+    ),
 ];

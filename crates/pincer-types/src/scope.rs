@@ -23,6 +23,9 @@ pub enum Scope {
     /// Add, remove, enable, disable and trigger scheduled jobs.
     #[serde(rename = "jobs:write")]
     JobsWrite,
+    /// Read token usage and cost (`GET /v1/usage`).
+    #[serde(rename = "usage:read")]
+    UsageRead,
     /// Everything, including token management.
     #[serde(rename = "admin")]
     Admin,
@@ -30,13 +33,14 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::TasksRead,
         Self::TasksWrite,
         Self::ApprovalsWrite,
         Self::AuditRead,
         Self::JobsRead,
         Self::JobsWrite,
+        Self::UsageRead,
         Self::Admin,
     ];
 
@@ -49,6 +53,7 @@ impl Scope {
             Self::AuditRead => "audit:read",
             Self::JobsRead => "jobs:read",
             Self::JobsWrite => "jobs:write",
+            Self::UsageRead => "usage:read",
             Self::Admin => "admin",
         }
     }

@@ -23,9 +23,10 @@ enum Col {
     Int,
     Bool,
     Time,
+    Real,
 }
 
-use Col::{Bool, Int, Text, Time};
+use Col::{Bool, Int, Real, Text, Time};
 
 /// (table, [(SQLite column, Postgres column, kind)]).
 type Table = (&'static str, &'static [(&'static str, &'static str, Col)]);
@@ -250,10 +251,29 @@ const TABLES: &[Table] = &[
             ("detail", "detail", Text),
         ],
     ),
+    (
+        "usage",
+        &[
+            ("id", "id", Int),
+            ("at", "at", Time),
+            ("agent", "agent", Text),
+            ("session", "session", Text),
+            ("user_id", "user_id", Text),
+            ("model", "model", Text),
+            ("input_tokens", "input_tokens", Int),
+            ("output_tokens", "output_tokens", Int),
+            ("cost_usd", "cost_usd", Real),
+        ],
+    ),
 ];
 
 /// Identity sequences to move past copied ids: (table, column).
-const SEQUENCES: &[(&str, &str)] = &[("tasks", "seq"), ("heartbeats", "id"), ("outbox", "id")];
+const SEQUENCES: &[(&str, &str)] = &[
+    ("tasks", "seq"),
+    ("heartbeats", "id"),
+    ("outbox", "id"),
+    ("usage", "id"),
+];
 
 /// One table's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,11 +294,18 @@ fn convert(v: Lite, col: Col, what: &str) -> Result<Box<dyn ToSql + Sync + Send>
             Int => Box::new(None::<i64>),
             Bool => Box::new(None::<bool>),
             Time => Box::new(None::<DateTime<Utc>>),
+            Real => Box::new(None::<f64>),
         },
         (Text, Lite::Text(s)) => Box::new(s),
         (Int, Lite::Integer(i)) => Box::new(i),
         (Bool, Lite::Integer(i)) => Box::new(i != 0),
         (Time, Lite::Text(s)) => Box::new(crate::sqlite::ts(&s)?),
+        (Real, Lite::Real(f)) => Box::new(f),
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "SQLite stores a whole-dollar cost as an integer"
+        )]
+        (Real, Lite::Integer(i)) => Box::new(i as f64),
         _ => return Err(bad()),
     })
 }

@@ -278,6 +278,23 @@ CREATE TABLE model_pins (
 );
 ",
     ),
+    (
+        11,
+        r"
+CREATE TABLE usage (
+    id            BIGSERIAL PRIMARY KEY,
+    at            TIMESTAMPTZ NOT NULL,
+    agent         TEXT NOT NULL,
+    session       TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    input_tokens  BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    cost_usd      DOUBLE PRECISION
+);
+CREATE INDEX usage_at ON usage (at);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -12,6 +12,7 @@ mod postgres;
 mod sessions;
 mod tasks;
 mod tokens;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;

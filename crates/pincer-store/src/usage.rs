@@ -1,0 +1,333 @@
+//! Token usage and cost (B4): one record per model call — which agent, conversation, user and
+//! model, how many tokens, what it cost when the model's price is known — summed for reports
+//! (`pincer usage`, `GET /v1/usage`) and for budgets, which are checked before a call is sent.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use crate::sqlite::stamp;
+use crate::{SqliteStore, StoreError};
+
+/// One model call's usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// When the call ended.
+    pub at: DateTime<Utc>,
+    /// The agent.
+    pub agent: String,
+    /// The conversation (session key).
+    pub session: String,
+    /// Who it was for (`telegram:42`, `token:ci`, `cli:default`, …).
+    pub user: String,
+    /// The model alias (or model name without a chain).
+    pub model: String,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// USD, when the model's prices are configured.
+    pub cost_usd: Option<f64>,
+}
+
+/// What a report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageBy {
+    /// Per agent.
+    Agent,
+    /// Per conversation.
+    Session,
+    /// Per user.
+    User,
+    /// Per model.
+    Model,
+}
+
+impl UsageBy {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Session => "session",
+            Self::User => "user_id",
+            Self::Model => "model",
+        }
+    }
+}
+
+/// Which records a sum covers (every `Some` must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFilter {
+    /// From this time on.
+    pub since: Option<DateTime<Utc>>,
+    /// One agent.
+    pub agent: Option<String>,
+    /// One user.
+    pub user: Option<String>,
+}
+
+/// A sum of records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotal {
+    /// The group (agent, session, user or model); empty for an overall sum.
+    pub key: String,
+    /// Model calls.
+    pub calls: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// USD of the calls whose price is known.
+    pub cost_usd: f64,
+    /// Calls without a known price (their cost is not in `cost_usd`).
+    pub unpriced_calls: u64,
+}
+
+impl UsageTotal {
+    /// Input plus output tokens.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+/// The usage seam.
+#[async_trait]
+pub trait UsageStore: Send + Sync + std::fmt::Debug {
+    /// Records one model call.
+    async fn record_usage(&self, record: &UsageRecord) -> Result<(), StoreError>;
+    /// The sum of the records `filter` selects.
+    async fn usage_total(&self, filter: &UsageFilter) -> Result<UsageTotal, StoreError>;
+    /// Sums per group since `since`, largest token count first.
+    async fn usage_report(
+        &self,
+        by: UsageBy,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<UsageTotal>, StoreError>;
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// `(WHERE clause, values)` for a filter, with `?n` placeholders.
+fn sqlite_where(f: &UsageFilter) -> (String, Vec<String>) {
+    let mut conds = Vec::new();
+    let mut vals = Vec::new();
+    if let Some(s) = f.since {
+        vals.push(stamp(s));
+        conds.push(format!("at >= ?{}", vals.len()));
+    }
+    if let Some(a) = &f.agent {
+        vals.push(a.clone());
+        conds.push(format!("agent = ?{}", vals.len()));
+    }
+    if let Some(u) = &f.user {
+        vals.push(u.clone());
+        conds.push(format!("user_id = ?{}", vals.len()));
+    }
+    let clause = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    (clause, vals)
+}
+
+const SUMS: &str = "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
+                    COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END), 0)";
+
+fn total_row(key: String, r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<UsageTotal> {
+    Ok(UsageTotal {
+        key,
+        calls: to_u64(r.get(at)?),
+        input_tokens: to_u64(r.get(at + 1)?),
+        output_tokens: to_u64(r.get(at + 2)?),
+        cost_usd: r.get(at + 3)?,
+        unpriced_calls: to_u64(r.get(at + 4)?),
+    })
+}
+
+#[async_trait]
+impl UsageStore for SqliteStore {
+    async fn record_usage(&self, r: &UsageRecord) -> Result<(), StoreError> {
+        let r = r.clone();
+        self.with(move |c| {
+            c.prepare_cached(
+                "INSERT INTO usage (at, agent, session, user_id, model, input_tokens, output_tokens, cost_usd)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                stamp(r.at),
+                r.agent,
+                r.session,
+                r.user,
+                r.model,
+                to_i64(r.input_tokens),
+                to_i64(r.output_tokens),
+                r.cost_usd
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn usage_total(&self, filter: &UsageFilter) -> Result<UsageTotal, StoreError> {
+        let (clause, vals) = sqlite_where(filter);
+        self.with(move |c| {
+            let mut st = c.prepare_cached(&format!("SELECT {SUMS} FROM usage {clause}"))?;
+            Ok(st.query_row(rusqlite::params_from_iter(vals.iter()), |r| {
+                total_row(String::new(), r, 0)
+            })?)
+        })
+        .await
+    }
+
+    async fn usage_report(
+        &self,
+        by: UsageBy,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<UsageTotal>, StoreError> {
+        let (clause, vals) = sqlite_where(&UsageFilter {
+            since,
+            ..UsageFilter::default()
+        });
+        let col = by.column();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {col}, {SUMS} FROM usage {clause} GROUP BY {col}
+                 ORDER BY COALESCE(SUM(input_tokens), 0) + COALESCE(SUM(output_tokens), 0) DESC, {col}"
+            ))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(vals.iter()), |r| {
+                    total_row(r.get(0)?, r, 1)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) mod pg {
+    //! [`UsageStore`] on Postgres.
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+    use tokio_postgres::types::ToSql;
+
+    use super::{SUMS, UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, to_i64, to_u64};
+    use crate::StoreError;
+    use crate::pg::{PgStore, db};
+
+    fn filter_sql(f: &UsageFilter) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+        let mut conds = Vec::new();
+        let mut vals: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        if let Some(s) = f.since {
+            vals.push(Box::new(s));
+            conds.push(format!("at >= ${}", vals.len()));
+        }
+        if let Some(a) = &f.agent {
+            vals.push(Box::new(a.clone()));
+            conds.push(format!("agent = ${}", vals.len()));
+        }
+        if let Some(u) = &f.user {
+            vals.push(Box::new(u.clone()));
+            conds.push(format!("user_id = ${}", vals.len()));
+        }
+        let clause = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        (clause, vals)
+    }
+
+    fn total(key: String, r: &tokio_postgres::Row, at: usize) -> UsageTotal {
+        UsageTotal {
+            key,
+            calls: to_u64(r.get(at)),
+            input_tokens: to_u64(r.get(at + 1)),
+            output_tokens: to_u64(r.get(at + 2)),
+            cost_usd: r.get(at + 3),
+            unpriced_calls: to_u64(r.get(at + 4)),
+        }
+    }
+
+    /// Postgres sums are NUMERIC/BIGINT: cast to what [`total`] reads.
+    fn sums() -> String {
+        SUMS.replace("COUNT(*)", "COUNT(*)::BIGINT")
+            .replace("SUM(input_tokens), 0)", "SUM(input_tokens), 0)::BIGINT")
+            .replace("SUM(output_tokens), 0)", "SUM(output_tokens), 0)::BIGINT")
+            .replace("SUM(cost_usd), 0.0)", "SUM(cost_usd), 0.0)::FLOAT8")
+            .replace("ELSE 0 END), 0)", "ELSE 0 END), 0)::BIGINT")
+    }
+
+    #[async_trait]
+    impl UsageStore for PgStore {
+        async fn record_usage(&self, r: &UsageRecord) -> Result<(), StoreError> {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO usage (at, agent, session, user_id, model, input_tokens, output_tokens, cost_usd)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &r.at,
+                        &r.agent,
+                        &r.session,
+                        &r.user,
+                        &r.model,
+                        &to_i64(r.input_tokens),
+                        &to_i64(r.output_tokens),
+                        &r.cost_usd,
+                    ],
+                )
+                .await
+                .map_err(|e| db(&e))?;
+            Ok(())
+        }
+
+        async fn usage_total(&self, filter: &UsageFilter) -> Result<UsageTotal, StoreError> {
+            let (clause, vals) = filter_sql(filter);
+            let params: Vec<&(dyn ToSql + Sync)> =
+                vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
+            let client = self.client().await?;
+            let row = client
+                .query_one(&format!("SELECT {} FROM usage {clause}", sums()), &params)
+                .await
+                .map_err(|e| db(&e))?;
+            Ok(total(String::new(), &row, 0))
+        }
+
+        async fn usage_report(
+            &self,
+            by: UsageBy,
+            since: Option<DateTime<Utc>>,
+        ) -> Result<Vec<UsageTotal>, StoreError> {
+            let (clause, vals) = filter_sql(&UsageFilter {
+                since,
+                ..UsageFilter::default()
+            });
+            let params: Vec<&(dyn ToSql + Sync)> =
+                vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
+            let col = by.column();
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {col}, {} FROM usage {clause} GROUP BY {col}
+                         ORDER BY COALESCE(SUM(input_tokens), 0) + COALESCE(SUM(output_tokens), 0) DESC, {col}",
+                        sums()
+                    ),
+                    &params,
+                )
+                .await
+                .map_err(|e| db(&e))?;
+            Ok(rows.iter().map(|r| total(r.get(0), r, 1)).collect())
+        }
+    }
+}
