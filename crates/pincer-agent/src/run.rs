@@ -537,6 +537,10 @@ impl<'a> Turn<'a> {
             messages: history,
             tools: tool_defs,
             max_tokens: req.settings.max_tokens,
+            context: pincer_providers::CallContext {
+                agent: req.agent.to_string(),
+                session: req.session.key.to_string(),
+            },
         };
         Self {
             req,

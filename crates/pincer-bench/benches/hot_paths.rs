@@ -182,3 +182,40 @@ fn apply_patch_10k_lines(b: Bencher) {
         pincer_tools::patch::apply_chunks("big.rs", black_box(&text), chunks).unwrap()
     });
 }
+
+/// Budgets count a request's input tokens before it is sent (issue 15: under 100 µs for a
+/// 32k-token prompt): 64 turns of history, about 2 KB each, plus 20 tools.
+#[divan::bench]
+fn estimate_input_tokens_32k(b: Bencher) {
+    use pincer_providers::{CallContext, ChatRequest, Message, ToolDef};
+    let turn = "word ".repeat(400);
+    let mut messages = Vec::new();
+    for _ in 0..32 {
+        messages.push(Message::User {
+            content: turn.clone(),
+        });
+        messages.push(Message::Assistant {
+            content: turn.clone(),
+            tool_calls: Vec::new(),
+        });
+    }
+    let tools = (0..20)
+        .map(|i| ToolDef {
+            name: format!("tool_{i}"),
+            description: "does a thing with a path and some options".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {
+                "path": {"type": "string"}, "limit": {"type": "integer"}}}),
+        })
+        .collect();
+    let req = ChatRequest {
+        model: "m".into(),
+        strict_model: false,
+        system: "s".repeat(4000),
+        messages,
+        tools,
+        max_tokens: 4096,
+        context: CallContext::default(),
+    };
+    assert!(req.estimate_input_tokens() > 32_000);
+    b.bench(|| divan::black_box(&req).estimate_input_tokens());
+}

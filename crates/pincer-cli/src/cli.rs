@@ -73,6 +73,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: HeartbeatCommand,
     },
+    /// Token use and cost, grouped by agent, session, user or model.
+    Usage(UsageArgs),
     /// Models: each agent's failover chain and the health of every model and API key.
     Models {
         #[command(subcommand)]
@@ -164,6 +166,19 @@ pub(crate) enum ApprovalsCommand {
         /// Approval id (`apr_…`).
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UsageArgs {
+    /// Group by agent, session, user or model.
+    #[arg(long, default_value = "agent")]
+    pub by: String,
+    /// From: RFC 3339, a date (2026-12-01) or a span back (7d, 24h); default everything.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

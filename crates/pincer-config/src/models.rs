@@ -45,6 +45,121 @@ pub struct ModelConfig {
     pub output_price: Option<f64>,
 }
 
+/// Hard limits for one scope (all optional; a period without a limit is not checked).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Tokens (input + output) per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_tokens: Option<u64>,
+    /// Tokens per UTC calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_tokens: Option<u64>,
+    /// USD per UTC day (models with prices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_cost_usd: Option<f64>,
+    /// USD per UTC calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_cost_usd: Option<f64>,
+}
+
+impl Limits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.daily_tokens.is_some()
+            || self.monthly_tokens.is_some()
+            || self.daily_cost_usd.is_some()
+            || self.monthly_cost_usd.is_some()
+    }
+
+    fn errors(&self, key: &str) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        for (k, v) in [
+            ("daily_cost_usd", self.daily_cost_usd),
+            ("monthly_cost_usd", self.monthly_cost_usd),
+        ] {
+            if v.is_some_and(|c| !c.is_finite() || c < 0.0) {
+                errs.push((
+                    format!("{key}.{k}"),
+                    "must be a non-negative number of USD".into(),
+                ));
+            }
+        }
+        errs
+    }
+}
+
+/// `[budgets]`: hard limits checked before every model call (B4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Fraction of a limit at which a warning is recorded (once per crossing).
+    #[serde(default = "default_warn_at")]
+    pub warn_at: f64,
+    /// For everything together.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub global: Limits,
+    /// For each user separately (a chat account, an API token, a CLI session).
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub per_user: Limits,
+    /// Per agent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, Limits>,
+}
+
+fn is_unset(l: &Limits) -> bool {
+    !l.any()
+}
+
+fn default_warn_at() -> f64 {
+    0.8
+}
+
+impl Default for BudgetsConfig {
+    fn default() -> Self {
+        Self {
+            warn_at: default_warn_at(),
+            global: Limits::default(),
+            per_user: Limits::default(),
+            agents: BTreeMap::new(),
+        }
+    }
+}
+
+impl BudgetsConfig {
+    /// Whether this is the default (no budgets).
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Whether any limit applies anywhere.
+    pub fn any(&self) -> bool {
+        self.global.any() || self.per_user.any() || self.agents.values().any(Limits::any)
+    }
+
+    pub(crate) fn errors(&self, agents: &[&str]) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        if !(self.warn_at > 0.0 && self.warn_at <= 1.0) {
+            errs.push((
+                "budgets.warn_at".into(),
+                "must be a fraction in (0, 1]".into(),
+            ));
+        }
+        errs.extend(self.global.errors("budgets.global"));
+        errs.extend(self.per_user.errors("budgets.per_user"));
+        for (agent, l) in &self.agents {
+            if !agents.contains(&agent.as_str()) {
+                errs.push((
+                    format!("budgets.agents.{agent}"),
+                    format!("no agent `{agent}` in [agents]"),
+                ));
+            }
+            errs.extend(l.errors(&format!("budgets.agents.{agent}")));
+        }
+        errs
+    }
+}
+
 /// `[failover]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

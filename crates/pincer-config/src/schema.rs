@@ -57,6 +57,9 @@ pub struct Config {
     /// The cooldown ladder of failing models and keys.
     #[serde(default, skip_serializing_if = "crate::FailoverConfig::is_default")]
     pub failover: crate::FailoverConfig,
+    /// Token and cost limits, checked before every model call.
+    #[serde(default, skip_serializing_if = "crate::BudgetsConfig::is_default")]
+    pub budgets: crate::BudgetsConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -508,6 +511,7 @@ impl Config {
             providers: BTreeMap::new(),
             models: BTreeMap::new(),
             failover: crate::FailoverConfig::default(),
+            budgets: crate::BudgetsConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -625,6 +629,7 @@ impl Config {
         errs.extend(self.exec.errors(&key_vars));
         let agent_names: Vec<&str> = self.agents.keys().map(AgentId::as_str).collect();
         errs.extend(self.channels.errors(&agent_names));
+        errs.extend(self.budgets.errors(&agent_names));
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

@@ -15,6 +15,7 @@ mod jobs;
 mod openai;
 mod openapi;
 mod origin;
+mod usage;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -217,6 +218,15 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 h::decision_schema,
             ),
             post(h::decide_approval),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/usage",
+                Access::Scoped(Scope::UsageRead),
+                "Token use and cost (?by=agent|session|user|model&since=)",
+            ),
+            get(usage::usage),
         ),
         (
             r(

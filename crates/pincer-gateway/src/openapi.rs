@@ -122,6 +122,26 @@ fn meta(method: &str, path: &str) -> Meta {
                 "next_after": {"type": ["integer", "null"]}}})
             },
         ),
+        ("GET", "/v1/usage") => m(
+            ok,
+            &[
+                ("by", "string", "agent (default), session, user or model"),
+                (
+                    "since",
+                    "string",
+                    "RFC 3339, a date (2026-12-01) or a span back (7d, 24h)",
+                ),
+            ],
+            || {
+                let total = json!({"type": "object", "required": ["key", "calls", "input_tokens", "output_tokens", "cost_usd", "unpriced_calls"],
+                    "properties": {"key": {"type": "string"}, "calls": {"type": "integer"},
+                        "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                        "cost_usd": {"type": "number"}, "unpriced_calls": {"type": "integer"}}});
+                json!({"type": "object", "required": ["by", "rows", "total"], "properties": {
+                    "by": {"type": "string"}, "since": {"type": ["string", "null"]},
+                    "rows": {"type": "array", "items": total}, "total": total}})
+            },
+        ),
         ("GET", "/v1/events") => m(
             &[(200, "text/event-stream of task and approval events")],
             &[],

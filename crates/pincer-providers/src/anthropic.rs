@@ -402,6 +402,7 @@ mod tests {
         let req = ChatRequest {
             model: "m".into(),
             strict_model: false,
+            context: crate::CallContext::default(),
             system: "s".into(),
             messages: vec![
                 Message::User {

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Malformed,
     /// Canceled by the caller.
     Canceled,
+    /// Refused before sending: a token or cost budget would be exceeded.
+    Budget,
 }
 
 impl ErrorKind {
@@ -41,6 +43,7 @@ impl ErrorKind {
             Self::Network => "network",
             Self::Malformed => "malformed",
             Self::Canceled => "canceled",
+            Self::Budget => "budget",
         }
     }
 
@@ -50,9 +53,12 @@ impl ErrorKind {
             Self::RateLimit | Self::Overloaded | Self::Server | Self::Network | Self::Timeout => {
                 true
             }
-            Self::Auth | Self::BadRequest | Self::Billing | Self::Malformed | Self::Canceled => {
-                false
-            }
+            Self::Auth
+            | Self::BadRequest
+            | Self::Billing
+            | Self::Malformed
+            | Self::Canceled
+            | Self::Budget => false,
         }
     }
 }

@@ -24,5 +24,7 @@ pub use error::{ErrorKind, ProviderError};
 pub use http::{ApiKey, HttpSettings};
 pub use openai::{OpenAi, OpenAiProvider};
 pub use provider::{Capabilities, CheckFuture, EventStream, ModelProvider, collect};
-pub use types::{ChatRequest, Completion, FinishReason, Message, StreamEvent, ToolCall, ToolDef};
+pub use types::{
+    CallContext, ChatRequest, Completion, FinishReason, Message, StreamEvent, ToolCall, ToolDef,
+};
 pub use wire::WireProvider;

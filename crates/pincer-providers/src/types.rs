@@ -69,6 +69,51 @@ pub struct ChatRequest {
     pub tools: Vec<ToolDef>,
     /// Output token limit.
     pub max_tokens: u32,
+    /// Who the call is for (usage records and budgets); providers do not send it.
+    pub context: CallContext,
+}
+
+/// Who a model call is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallContext {
+    /// The agent.
+    pub agent: String,
+    /// The conversation's session key (`main:telegram:dm:42`).
+    pub session: String,
+}
+
+impl ChatRequest {
+    /// A conservative estimate of the request's input tokens, without a tokenizer: about four
+    /// bytes of text per token, plus a few per message and per tool. Costs one pass over the
+    /// messages (string lengths, not their bytes), so it is cheap for any prompt size.
+    pub fn estimate_input_tokens(&self) -> u64 {
+        let mut bytes = self.system.len();
+        let mut items = 1usize;
+        for m in &self.messages {
+            items += 1;
+            bytes += match m {
+                Message::User { content } => content.len(),
+                Message::Assistant {
+                    content,
+                    tool_calls,
+                } => {
+                    content.len()
+                        + tool_calls
+                            .iter()
+                            .map(|c| c.name.len() + c.arguments.len() + c.id.len())
+                            .sum::<usize>()
+                }
+                Message::Tool {
+                    call_id, content, ..
+                } => call_id.len() + content.len(),
+            };
+        }
+        for t in &self.tools {
+            items += 1;
+            bytes += t.name.len() + t.description.len() + t.parameters.to_string().len();
+        }
+        u64::try_from(bytes.div_ceil(4) + items * 4).unwrap_or(u64::MAX)
+    }
 }
 
 /// Why the model stopped.

@@ -2,6 +2,7 @@
 //! commands (`ask`, `chat`, `tools call`, `run`) build their agents with.
 //!
 //! - [`failover`]: a model provider over a chain of models and keys, with cooldowns;
+//! - [`metering`]: usage records and budgets checked before each model call;
 //! - [`pins`]: `/model`, a conversation's choice among its agent's models;
 //! - [`runtime`]: one agent's runtime (provider, tools, policy, gate, audit) and the per-process
 //!   backing (one store, one audit log);
@@ -24,6 +25,7 @@ pub mod failure;
 pub mod heartbeat;
 pub mod jobs;
 pub mod leader;
+pub mod metering;
 pub mod pins;
 pub mod relay;
 pub mod router;

@@ -124,6 +124,25 @@ fn agent_model(
     env: &Env,
     backing: &Backing,
 ) -> anyhow::Result<(Arc<dyn ModelProvider>, String, String)> {
+    let meter = Arc::new(crate::metering::Meter {
+        store: backing.store.clone(),
+        budgets: config.budgets.clone(),
+        audit: backing.audit.clone(),
+    });
+    let metered = |inner: Arc<dyn ModelProvider>, alias: &str| -> Arc<dyn ModelProvider> {
+        let prices = config.models.get(alias).and_then(|m| {
+            Some(crate::metering::Prices {
+                input: m.input_price?,
+                output: m.output_price?,
+            })
+        });
+        Arc::new(crate::metering::Metered::new(
+            inner,
+            alias.to_owned(),
+            prices,
+            meter.clone(),
+        ))
+    };
     let chain: Vec<(String, String, String)> = if a.models.is_empty() {
         let p = config
             .providers
@@ -131,7 +150,7 @@ fn agent_model(
             .ok_or_else(|| Failure::usage(format!("no provider `{}` in config", a.provider)))?;
         if p.api_key_envs.is_empty() {
             return Ok((
-                provider(&a.provider, p, env)?,
+                metered(provider(&a.provider, p, env)?, &a.model),
                 a.provider.clone(),
                 a.model.clone(),
             ));
@@ -160,7 +179,7 @@ fn agent_model(
                 alias: alias.clone(),
                 model: model.clone(),
                 key_var,
-                provider: provider_with_key(p, key)?,
+                provider: metered(provider_with_key(p, key)?, alias),
             });
         }
     }

@@ -41,7 +41,7 @@ pub use sqlite::SqliteStore;
 pub use store::{ModelPin, RunRecord, SessionInfo, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
-pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal};
+pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, parse_since};
 pub use values::redact_url;
 
 /// Every store seam at once: what a server holds (`Arc<dyn Backend>`), implemented by

@@ -44,6 +44,49 @@ pub enum UsageBy {
     Model,
 }
 
+impl std::str::FromStr for UsageBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "agent" => Ok(Self::Agent),
+            "session" => Ok(Self::Session),
+            "user" => Ok(Self::User),
+            "model" => Ok(Self::Model),
+            other => Err(format!("`{other}`: group by agent, session, user or model")),
+        }
+    }
+}
+
+/// A report's start: RFC 3339, a UTC date (`2026-12-01`), or a span back from `now` (`7d`,
+/// `24h`).
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Some(t) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    {
+        return Ok(t.and_utc());
+    }
+    let span = |n: &str, unit: i64| {
+        n.parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .map(|n| now - chrono::Duration::seconds(n * unit))
+    };
+    s.strip_suffix('d')
+        .and_then(|n| span(n, 86_400))
+        .or_else(|| s.strip_suffix('h').and_then(|n| span(n, 3600)))
+        .ok_or_else(|| {
+            format!("`{s}`: expected RFC 3339, a date (2026-12-01) or a span back (7d, 24h)")
+        })
+}
+
 impl UsageBy {
     fn column(self) -> &'static str {
         match self {

@@ -17,6 +17,7 @@ mod storage;
 mod tasks;
 mod tokens;
 mod tools;
+mod usage;
 
 use crate::Env;
 use crate::cli::{Cli, Command};
@@ -55,6 +56,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Cron { command } => cron::run(command, env),
         Command::Heartbeat { command } => heartbeat::run(command, env),
         Command::Models { command } => models::run(command, env),
+        Command::Usage(args) => usage::run(args, env),
         Command::Storage { command } => storage::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {

@@ -12,3 +12,4 @@ mod serve;
 mod telegram;
 mod tokens;
 mod tools_audit;
+mod usage;

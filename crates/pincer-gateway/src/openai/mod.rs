@@ -109,15 +109,17 @@ async fn session_for(
         })
         .transpose()?;
     if let Some(name) = named {
-        // The caller's own conversation: token names have no `:`, so no two callers' keys meet.
+        // The caller's own conversation: token names have no `:`, so no two callers' keys meet
+        // (a name `req-…` can only ever meet the same caller's own fresh conversations).
         return SessionKey::for_peer(agent, "openai", &format!("{caller}:{name}")).map_err(|e| {
             ApiError::bad_request("invalid_request", format!("X-Pincer-Session: {e}"))
         });
     }
+    // A fresh conversation, still under the caller's name (usage and budgets count per token).
     let key = SessionKey::for_peer(
         agent,
         "openai",
-        &format!("req-{}", pincer_types::TaskId::new()),
+        &format!("{caller}:req-{}", pincer_types::TaskId::new()),
     )
     .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
     if !history.is_empty() {

@@ -40,6 +40,7 @@ fn request(text: &str) -> ChatRequest {
     ChatRequest {
         model: "m".into(),
         strict_model: false,
+        context: pincer_providers::CallContext::default(),
         system: "be brief".into(),
         messages: vec![Message::User {
             content: text.into(),
