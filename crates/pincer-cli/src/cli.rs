@@ -461,6 +461,7 @@ pub(crate) struct AuditSearchArgs {
 pub(crate) enum ProviderArg {
     Openai,
     Anthropic,
+    Gemini,
 }
 
 #[derive(Debug, Args)]

@@ -306,6 +306,8 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic Messages.
     Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
 }
 
 /// `[providers.<name>]`.

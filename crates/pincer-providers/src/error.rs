@@ -109,6 +109,10 @@ impl ProviderError {
             400 if lower.contains("credit balance") || lower.contains("billing") => {
                 ErrorKind::Billing
             }
+            // Gemini answers a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID.
+            400 if lower.contains("api_key_invalid") || lower.contains("api key not valid") => {
+                ErrorKind::Auth
+            }
             400..=499 => ErrorKind::BadRequest,
             _ if lower.contains("overloaded") => ErrorKind::Overloaded,
             _ => ErrorKind::Server,

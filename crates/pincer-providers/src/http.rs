@@ -301,7 +301,7 @@ pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> Result<HeaderMap, Provi
                 format!("the value for header `{name}` is not a valid header value"),
             )
         })?;
-        if matches!(*name, "authorization" | "x-api-key") {
+        if matches!(*name, "authorization" | "x-api-key" | "x-goog-api-key") {
             v.set_sensitive(true);
         }
         map.insert(HeaderName::from_static(name), v);

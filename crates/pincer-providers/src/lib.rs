@@ -1,7 +1,7 @@
 //! Model provider clients behind one small trait, [`ModelProvider`].
 //!
-//! Two wire formats are spoken: OpenAI chat completions (which also serves OpenRouter, Ollama,
-//! vLLM, llama.cpp, LM Studio, Groq, DeepSeek and Mistral) and Anthropic Messages. Both stream
+//! Three wire formats are spoken: Google Gemini (`generateContent`), OpenAI chat completions (which also serves OpenRouter, Ollama,
+//! vLLM, llama.cpp, LM Studio, Groq, DeepSeek and Mistral) and Anthropic Messages. All stream
 //! server-sent events, assemble tool-call fragments into whole calls, report token usage, retry
 //! 429/5xx with back-off honouring `Retry-After`, and classify errors.
 //!
@@ -12,6 +12,7 @@
 mod anthropic;
 mod call;
 mod error;
+mod gemini;
 mod http;
 mod openai;
 mod provider;
@@ -21,6 +22,7 @@ mod wire;
 
 pub use anthropic::{Anthropic, AnthropicProvider};
 pub use error::{ErrorKind, ProviderError};
+pub use gemini::{Gemini, GeminiProvider};
 pub use http::{ApiKey, HttpSettings};
 pub use openai::{OpenAi, OpenAiProvider};
 pub use provider::{Capabilities, CheckFuture, EventStream, ModelProvider, collect};

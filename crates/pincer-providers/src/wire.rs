@@ -24,6 +24,10 @@ pub trait Wire: Send + Sync + std::fmt::Debug + 'static {
     const CHAT_PATH: &'static str;
     /// Stream decoder.
     type Assembler: Assembler;
+    /// The chat endpoint for `req` (formats that put the model in the URL override this).
+    fn chat_url(base: &str, _req: &ChatRequest, _stream: bool) -> String {
+        format!("{base}{}", Self::CHAT_PATH)
+    }
     /// Authentication and version headers, plus `accept` when `accept` is given.
     ///
     /// # Errors
@@ -92,7 +96,7 @@ impl<W: Wire> ModelProvider for WireProvider<W> {
     fn stream(&self, request: &ChatRequest, cancel: CancellationToken) -> EventStream {
         let stream = self.core.settings.stream;
         let call = W::headers(self.core.key(), Some(accept(stream))).map(|headers| Call {
-            url: format!("{}{}", self.base, W::CHAT_PATH),
+            url: W::chat_url(&self.base, request, stream),
             headers,
             body: W::request_body(request, stream),
             parse_full: W::parse_full,

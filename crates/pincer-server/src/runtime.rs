@@ -11,7 +11,9 @@ use pincer_config::{
     AgentConfig, Config, LoadedConfig, PincerHome, ProviderConfig, ProviderKind, ToolSelector,
 };
 use pincer_policy::{Policy, resolve_grants};
-use pincer_providers::{AnthropicProvider, ApiKey, HttpSettings, ModelProvider, OpenAiProvider};
+use pincer_providers::{
+    AnthropicProvider, ApiKey, GeminiProvider, HttpSettings, ModelProvider, OpenAiProvider,
+};
 use pincer_store::{Backend, SessionInfo, SqliteStore};
 use pincer_tools::fs::{Covers, FsScope, ProtectedPath, Protection};
 use pincer_tools::{ExecScope, ToolContext, ToolRegistry};
@@ -91,6 +93,7 @@ fn provider_with_key(
     Ok(match p.kind {
         ProviderKind::Openai => Arc::new(OpenAiProvider::new(&p.base_url, key, settings)?),
         ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(&p.base_url, key, settings)?),
+        ProviderKind::Gemini => Arc::new(GeminiProvider::new(&p.base_url, key, settings)?),
     })
 }
 

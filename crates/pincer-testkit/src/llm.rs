@@ -89,6 +89,8 @@ impl FakeLlm {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .route("/v1/models", get(models))
+            .route("/v1beta/models", get(models))
+            .route("/v1beta/models/{call}", post(gemini))
             .route("/_stats", get(stats))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -107,6 +109,11 @@ impl FakeLlm {
     /// Base URL for either wire format: `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The base URL for Gemini clients (`http://127.0.0.1:port/v1beta`).
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
     }
 
     /// Every request so far, in order.
@@ -161,6 +168,49 @@ async fn openai(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
 
 async fn anthropic(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     handle(Format::Anthropic, "/v1/messages", &s, &headers, &body).await
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+async fn gemini(
+    State(s): State<Shared>,
+    axum::extract::Path(call): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((model, method)) = call.rsplit_once(':') else {
+        return (
+            StatusCode::NOT_FOUND,
+            render::error_body(Format::Gemini, 404),
+        )
+            .into_response();
+    };
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                render::error_body(Format::Gemini, 404),
+            )
+                .into_response();
+        }
+    };
+    // The format carries `stream` and the model in the URL; the rest of `handle` reads them from
+    // the body, so add them (the recorded request keeps them too).
+    let mut v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => Value::Null,
+    };
+    if let Some(m) = v.as_object_mut() {
+        m.insert("stream".into(), Value::from(stream));
+        m.insert("model".into(), Value::from(model));
+    }
+    let body = Bytes::from(if v.is_null() {
+        body.to_vec()
+    } else {
+        v.to_string().into_bytes()
+    });
+    handle(Format::Gemini, "/v1beta/models", &s, &headers, &body).await
 }
 
 /// `GET /_stats`: how many requests arrived, the size of the last one and its body — what the
@@ -252,8 +302,10 @@ async fn handle(
         .to_owned();
     let input_tokens = (body.len() / 4) as u64;
     let echo;
+    let blocked = matches!(reply, Reply::Blocked);
     let (text, calls, cut): (&str, &[crate::ScriptedCall], bool) = match &reply {
         Reply::Text { text } => (text, &[], false),
+        Reply::Blocked => ("", &[], false),
         Reply::Echo => {
             echo = format!("echo: {}", last_user_text(&req));
             (&echo, &[], false)
@@ -305,6 +357,7 @@ async fn handle(
         }
     };
     let answer = Answer {
+        blocked,
         text,
         calls,
         input_tokens,
@@ -371,6 +424,23 @@ fn last_is_user_asking(req: &Value, marker: &str) -> bool {
 }
 
 fn last_user_text(req: &Value) -> String {
+    // Gemini: `contents` of `{role, parts: [{text}]}`.
+    if let Some(contents) = req.get("contents").and_then(Value::as_array) {
+        return contents
+            .iter()
+            .rev()
+            .filter(|c| c.get("role").and_then(Value::as_str) == Some("user"))
+            .find_map(|c| {
+                let t: Vec<&str> = c
+                    .get("parts")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect();
+                (!t.is_empty()).then(|| t.join(" "))
+            })
+            .unwrap_or_default();
+    }
     req.get("messages")
         .and_then(Value::as_array)
         .and_then(|msgs| {

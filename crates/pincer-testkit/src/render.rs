@@ -10,6 +10,7 @@ use crate::ScriptedCall;
 pub(crate) enum Format {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 /// A rendered answer: content to send, and whether to break the connection after it.
@@ -24,6 +25,37 @@ pub(crate) struct Answer<'a> {
     pub calls: &'a [ScriptedCall],
     pub input_tokens: u64,
     pub model: &'a str,
+    /// Refused by the provider's safety filter.
+    pub blocked: bool,
+}
+
+/// One Gemini `GenerateContentResponse` with `parts`, and a finish reason when it ends.
+fn gemini_chunk(a: &Answer<'_>, parts: Vec<Value>, finish: Option<&str>, usage: bool) -> Value {
+    let mut candidate = json!({"index": 0, "content": {"role": "model", "parts": parts}});
+    if let Some(f) = finish {
+        candidate["finishReason"] = Value::from(f);
+    }
+    let mut v = json!({"candidates": [candidate], "modelVersion": a.model});
+    if usage {
+        let out = output_tokens(a);
+        v["usageMetadata"] = json!({"promptTokenCount": a.input_tokens,
+            "candidatesTokenCount": out, "totalTokenCount": a.input_tokens + out});
+    }
+    v
+}
+
+fn gemini_calls(a: &Answer<'_>) -> Vec<Value> {
+    a.calls
+        .iter()
+        .map(|c| json!({"functionCall": {"name": c.name, "args": c.arguments}}))
+        .collect()
+}
+
+/// A safety-blocked Gemini answer: no content, finish reason `SAFETY`.
+fn gemini_blocked(a: &Answer<'_>) -> Value {
+    json!({"candidates": [{"index": 0, "finishReason": "SAFETY",
+        "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}]}],
+        "usageMetadata": {"promptTokenCount": a.input_tokens, "totalTokenCount": a.input_tokens}})
 }
 
 fn output_tokens(a: &Answer<'_>) -> u64 {
@@ -62,6 +94,17 @@ fn sse(event: Option<&str>, data: &Value) -> Bytes {
 pub(crate) fn whole(format: Format, a: &Answer<'_>) -> Value {
     let out = output_tokens(a);
     match format {
+        Format::Gemini => {
+            if a.blocked {
+                return gemini_blocked(a);
+            }
+            let mut parts = Vec::new();
+            if !a.text.is_empty() {
+                parts.push(json!({"text": a.text}));
+            }
+            parts.extend(gemini_calls(a));
+            gemini_chunk(a, parts, Some("STOP"), true)
+        }
         Format::OpenAi => {
             let calls: Vec<Value> = a
                 .calls
@@ -79,7 +122,7 @@ pub(crate) fn whole(format: Format, a: &Answer<'_>) -> Value {
             json!({
                 "id": "chatcmpl-fake", "object": "chat.completion", "model": a.model,
                 "choices": [{"index": 0, "message": message,
-                    "finish_reason": if a.calls.is_empty() { "stop" } else { "tool_calls" }}],
+                    "finish_reason": if a.blocked { "content_filter" } else if a.calls.is_empty() { "stop" } else { "tool_calls" }}],
                 "usage": {"prompt_tokens": a.input_tokens, "completion_tokens": out,
                     "total_tokens": a.input_tokens + out},
             })
@@ -95,7 +138,7 @@ pub(crate) fn whole(format: Format, a: &Answer<'_>) -> Value {
             json!({
                 "id": "msg_fake", "type": "message", "role": "assistant", "model": a.model,
                 "content": content,
-                "stop_reason": if a.calls.is_empty() { "end_turn" } else { "tool_use" },
+                "stop_reason": if a.blocked { "refusal" } else if a.calls.is_empty() { "end_turn" } else { "tool_use" },
                 "usage": {"input_tokens": a.input_tokens, "output_tokens": out},
             })
         }
@@ -110,6 +153,26 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
     }
     let mut chunks = Vec::new();
     match format {
+        Format::Gemini => {
+            if a.blocked {
+                chunks.push(sse(None, &gemini_blocked(a)));
+                return Rendered { chunks, cut: false };
+            }
+            for p in &parts {
+                chunks.push(sse(
+                    None,
+                    &gemini_chunk(a, vec![json!({"text": p})], None, false),
+                ));
+            }
+            if cut {
+                return Rendered { chunks, cut: true };
+            }
+            // Function calls arrive whole, in the last chunk, with the finish reason and usage.
+            chunks.push(sse(
+                None,
+                &gemini_chunk(a, gemini_calls(a), Some("STOP"), true),
+            ));
+        }
         Format::OpenAi => {
             let chunk = |delta: Value, finish: Value| {
                 sse(
@@ -144,7 +207,9 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
                     Value::Null,
                 ));
             }
-            let finish = if a.calls.is_empty() {
+            let finish = if a.blocked {
+                "content_filter"
+            } else if a.calls.is_empty() {
                 "stop"
             } else {
                 "tool_calls"
@@ -206,7 +271,9 @@ pub(crate) fn stream(format: Format, a: &Answer<'_>, cut: bool) -> Rendered {
                     &json!({"type": "content_block_stop", "index": idx}),
                 ));
             }
-            let stop = if a.calls.is_empty() {
+            let stop = if a.blocked {
+                "refusal"
+            } else if a.calls.is_empty() {
                 "end_turn"
             } else {
                 "tool_use"
@@ -229,6 +296,16 @@ pub(crate) fn error_body(format: Format, code: u16) -> String {
         _ => ("api_error", "internal error"),
     };
     match format {
+        Format::Gemini => {
+            let status = match code {
+                401 | 403 => "PERMISSION_DENIED",
+                429 => "RESOURCE_EXHAUSTED",
+                503 | 529 => "UNAVAILABLE",
+                400..=499 => "INVALID_ARGUMENT",
+                _ => "INTERNAL",
+            };
+            json!({"error": {"code": code, "message": msg, "status": status}}).to_string()
+        }
         Format::OpenAi => {
             json!({"error": {"message": msg, "type": kind, "code": Value::Null}}).to_string()
         }

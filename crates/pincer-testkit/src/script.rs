@@ -47,6 +47,9 @@ pub enum Reply {
         #[serde(default)]
         body: Option<String>,
     },
+    /// An answer the provider's safety filter blocked: no content, and the format's filter
+    /// reason (Gemini `SAFETY`, OpenAI `content_filter`, Anthropic `refusal`).
+    Blocked,
     /// A 200 answer whose JSON is broken (non-streamed) or a stream with a broken chunk.
     Malformed,
     /// A stream that sends the first half of `text` and then drops the connection.

@@ -109,11 +109,16 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
     let kind = match args.provider {
         Some(ProviderArg::Openai) => ProviderKind::Openai,
         Some(ProviderArg::Anthropic) => ProviderKind::Anthropic,
+        Some(ProviderArg::Gemini) => ProviderKind::Gemini,
         None => match ask
-            .line("Provider wire format (openai/anthropic)", Some("openai"))?
+            .line(
+                "Provider wire format (openai/anthropic/gemini)",
+                Some("openai"),
+            )?
             .as_deref()
         {
             Some("anthropic") => ProviderKind::Anthropic,
+            Some("gemini") => ProviderKind::Gemini,
             Some("openai") | None => ProviderKind::Openai,
             Some(other) => return Err(Failure::usage(format!("unknown provider `{other}`")).into()),
         },
@@ -121,6 +126,7 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
     let default_url = match kind {
         ProviderKind::Openai => "https://api.openai.com/v1",
         ProviderKind::Anthropic => "https://api.anthropic.com/v1",
+        ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
     };
     let base_url = match &args.base_url {
         Some(u) => u.clone(),
@@ -139,6 +145,7 @@ fn new_config_text(args: &InitArgs, env: &Env, agent: &AgentId) -> anyhow::Resul
     let default_key = match kind {
         ProviderKind::Openai => "OPENAI_API_KEY",
         ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+        ProviderKind::Gemini => "GEMINI_API_KEY",
     };
     let api_key_env = if args.no_api_key {
         None

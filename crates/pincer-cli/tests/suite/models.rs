@@ -292,3 +292,57 @@ model = "small-model"
         "small-model"
     );
 }
+
+/// Gemini (issue 15, part 1) end to end: `pincer init --provider gemini`, then a turn with a
+/// function call and its result, against a Gemini-shaped fake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gemini_agent_answers_and_calls_tools() {
+    use pincer_testkit::{FakeLlm, Reply};
+    let llm = FakeLlm::start(vec![
+        Reply::tool_call("time_now", serde_json::json!({})),
+        Reply::text("It is noon."),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    let out = home
+        .run(
+            &[
+                "init",
+                "--provider",
+                "gemini",
+                "--base-url",
+                &llm.gemini_base_url(),
+                "--model",
+                "gemini-test",
+                "--api-key-env",
+                "PINCER_TEST_GEMINI_KEY",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home
+        .run_with_env(
+            &["ask", "what time is it?"],
+            &[("PINCER_TEST_GEMINI_KEY", "g-secret-key-value")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("It is noon."), "{}", stdout(&out));
+    let reqs = llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body["model"], "gemini-test");
+    assert!(
+        reqs[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-goog-api-key" && v == "g-secret-key-value")
+    );
+    let second = &reqs[1].body["contents"];
+    let last = second.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        last["parts"][0]["functionResponse"]["name"], "time_now",
+        "{second}"
+    );
+}

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use pincer_providers::{
-    AnthropicProvider, ApiKey, ChatRequest, ErrorKind, FinishReason, HttpSettings, Message,
-    ModelProvider, OpenAiProvider, ToolDef, collect,
+    AnthropicProvider, ApiKey, ChatRequest, ErrorKind, FinishReason, GeminiProvider, HttpSettings,
+    Message, ModelProvider, OpenAiProvider, ToolDef, collect,
 };
 use pincer_testkit::{FakeLlm, Reply, ScriptedCall};
 use serde_json::json;
@@ -16,6 +16,7 @@ const KEY: &str = "sk-test-0123456789abcdef";
 enum Wire {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 fn settings(stream: bool) -> HttpSettings {
@@ -33,6 +34,7 @@ fn client(wire: Wire, server: &FakeLlm, s: HttpSettings) -> Box<dyn ModelProvide
     match wire {
         Wire::OpenAi => Box::new(OpenAiProvider::new(&server.base_url(), key, s).unwrap()),
         Wire::Anthropic => Box::new(AnthropicProvider::new(&server.base_url(), key, s).unwrap()),
+        Wire::Gemini => Box::new(GeminiProvider::new(&server.gemini_base_url(), key, s).unwrap()),
     }
 }
 
@@ -64,7 +66,7 @@ async fn ask(
     collect(p.stream(&request(text), CancellationToken::new()), |_| {}).await
 }
 
-const WIRES: [Wire; 2] = [Wire::OpenAi, Wire::Anthropic];
+const WIRES: [Wire; 3] = [Wire::OpenAi, Wire::Anthropic, Wire::Gemini];
 
 #[tokio::test]
 async fn text_answers_stream_and_whole() {
@@ -104,6 +106,22 @@ async fn text_answers_stream_and_whole() {
                     assert_eq!(reqs[0].headers["anthropic-version"], "2023-06-01");
                     assert_eq!(reqs[0].body["system"], "be brief");
                     assert_eq!(reqs[0].body["tools"][0]["input_schema"]["type"], "object");
+                }
+                Wire::Gemini => {
+                    assert_eq!(reqs[0].headers["x-goog-api-key"], KEY);
+                    assert!(!reqs[0].headers.contains_key("authorization"));
+                    assert_eq!(reqs[0].body["model"], "m", "the model is in the URL");
+                    assert_eq!(
+                        reqs[0].body["systemInstruction"]["parts"][0]["text"],
+                        "be brief"
+                    );
+                    assert_eq!(reqs[0].body["contents"][0]["role"], "user");
+                    assert_eq!(reqs[0].body["contents"][0]["parts"][0]["text"], "hi");
+                    assert_eq!(
+                        reqs[0].body["tools"][0]["functionDeclarations"][0]["name"],
+                        "time_now"
+                    );
+                    assert_eq!(reqs[0].body["generationConfig"]["maxOutputTokens"], 100);
                 }
             }
         }
@@ -279,4 +297,76 @@ async fn echo_default_reads_last_user_message() {
             .unwrap();
         assert_eq!(c.text, "echo: ping pong");
     }
+}
+
+/// An answer the provider's safety filter blocked ends as `ContentFilter` with no text, in every
+/// format, streamed or not.
+#[tokio::test]
+async fn a_safety_blocked_answer_is_a_content_filter_finish() {
+    for wire in WIRES {
+        for stream in [true, false] {
+            let server = FakeLlm::start(vec![Reply::Blocked]).await.unwrap();
+            let c = ask(wire, &server, settings(stream), "something risky")
+                .await
+                .unwrap();
+            assert_eq!(c.finish, FinishReason::ContentFilter, "{wire:?} {stream}");
+            assert_eq!(c.text, "");
+            assert!(c.tool_calls.is_empty());
+        }
+    }
+}
+
+/// Gemini tool results go back as `functionResponse` parts naming the function they answer, in
+/// a user turn after the model's `functionCall` turn.
+#[tokio::test]
+async fn gemini_tool_results_name_their_function() {
+    use pincer_providers::ToolCall;
+    let server = FakeLlm::start(vec![Reply::text("ok")]).await.unwrap();
+    let p = client(Wire::Gemini, &server, settings(false));
+    let mut req = request("what time is it?");
+    req.messages.push(Message::Assistant {
+        content: String::new(),
+        tool_calls: vec![ToolCall {
+            id: "call_0".into(),
+            name: "time_now".into(),
+            arguments: "{}".into(),
+        }],
+    });
+    req.messages.push(Message::Tool {
+        call_id: "call_0".into(),
+        content: "12:00".into(),
+        is_error: false,
+    });
+    collect(p.stream(&req, CancellationToken::new()), |_| {})
+        .await
+        .unwrap();
+    let body = &server.requests()[0].body;
+    assert_eq!(body["contents"][1]["role"], "model");
+    assert_eq!(
+        body["contents"][1]["parts"][0]["functionCall"]["name"],
+        "time_now"
+    );
+    assert_eq!(body["contents"][2]["role"], "user");
+    assert_eq!(
+        body["contents"][2]["parts"][0]["functionResponse"],
+        json!({"name": "time_now", "response": {"result": "12:00"}})
+    );
+}
+
+/// Gemini refuses a bad key with 400 `API_KEY_INVALID`: an auth error, not a bad request.
+#[tokio::test]
+async fn gemini_invalid_key_is_an_auth_error() {
+    let body = r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}}"#;
+    let server = FakeLlm::start(vec![Reply::Status {
+        code: 400,
+        retry_after: None,
+        body: Some(body.into()),
+    }])
+    .await
+    .unwrap();
+    let e = ask(Wire::Gemini, &server, settings(true), "q")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert_eq!(server.requests().len(), 1, "not retried");
 }
