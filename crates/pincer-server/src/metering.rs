@@ -288,6 +288,48 @@ impl Meter {
     }
 }
 
+impl Metered {
+    /// `inner`, with the call's usage recorded when it finishes, before the finish is passed on
+    /// (so a one-shot `pincer ask` cannot exit with the record unwritten, and the run's next call
+    /// is checked against it). Other events pass straight through.
+    fn recording(
+        &self,
+        inner: EventStream,
+        context: &pincer_providers::CallContext,
+    ) -> impl futures_util::Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static {
+        let meter = self.meter.clone();
+        let (model, prices) = (self.model.clone(), self.prices);
+        let (agent, session) = (context.agent.clone(), context.session.clone());
+        let mut usage = TokenUsage::default();
+        inner.then(move |item| {
+            let record = match &item {
+                Ok(StreamEvent::Usage(u)) => {
+                    usage = *u;
+                    None
+                }
+                Ok(StreamEvent::Finish(_)) => Some(UsageRecord {
+                    at: Utc::now(),
+                    agent: agent.clone(),
+                    user: user_of(&session),
+                    session: session.clone(),
+                    model: model.clone(),
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    cost_usd: prices.map(|p| p.cost(usage.input_tokens, usage.output_tokens)),
+                }),
+                _ => None,
+            };
+            let meter = meter.clone();
+            async move {
+                if let Some(r) = record {
+                    meter.record(r).await;
+                }
+                item
+            }
+        })
+    }
+}
+
 impl ModelProvider for Metered {
     fn name(&self) -> &'static str {
         self.inner.name()
@@ -298,48 +340,31 @@ impl ModelProvider for Metered {
     }
 
     fn stream(&self, request: &ChatRequest, cancel: CancellationToken) -> EventStream {
+        if !self.meter.budgets.any() {
+            // Nothing to check first: no task, no channel — the inner stream, watched.
+            let inner = self.inner.stream(request, cancel);
+            return Box::pin(self.recording(inner, &request.context));
+        }
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let this = self.clone();
         let request = request.clone();
         tokio::spawn(async move {
             let agent = request.context.agent.clone();
             let user = user_of(&request.context.session);
-            if this.meter.budgets.any() {
-                let input = request.estimate_input_tokens();
-                let output = u64::from(request.max_tokens);
-                let cost = this.prices.map(|p| p.cost(input, output));
-                if let Err(e) = this
-                    .meter
-                    .admit(&agent, &user, input.saturating_add(output), cost)
-                    .await
-                {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
+            let input = request.estimate_input_tokens();
+            let output = u64::from(request.max_tokens);
+            let cost = this.prices.map(|p| p.cost(input, output));
+            if let Err(e) = this
+                .meter
+                .admit(&agent, &user, input.saturating_add(output), cost)
+                .await
+            {
+                let _ = tx.send(Err(e)).await;
+                return;
             }
-            let mut inner = this.inner.stream(&request, cancel);
-            let mut usage = TokenUsage::default();
+            let mut inner =
+                Box::pin(this.recording(this.inner.stream(&request, cancel), &request.context));
             while let Some(item) = inner.next().await {
-                if let Ok(StreamEvent::Usage(u)) = &item {
-                    usage = *u;
-                }
-                let finished = matches!(item, Ok(StreamEvent::Finish(_)));
-                if finished {
-                    this.meter
-                        .record(UsageRecord {
-                            at: Utc::now(),
-                            agent: agent.clone(),
-                            session: request.context.session.clone(),
-                            user: user.clone(),
-                            model: this.model.clone(),
-                            input_tokens: usage.input_tokens,
-                            output_tokens: usage.output_tokens,
-                            cost_usd: this
-                                .prices
-                                .map(|p| p.cost(usage.input_tokens, usage.output_tokens)),
-                        })
-                        .await;
-                }
                 if tx.send(item).await.is_err() {
                     return;
                 }
