@@ -529,3 +529,52 @@ async fn one_chats_flood_limit_does_not_hold_another_chat() {
         Some("echo: first, from the limited chat")
     );
 }
+
+/// Issue 15, part 3: `/model` in Telegram shows the chain and sets this chat's model; the next
+/// message is answered by the chosen model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_in_telegram_chooses_the_chats_model() {
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let primary = FakeLlm::bind(any, vec![], pincer_testkit::Reply::text("from primary"))
+        .await
+        .unwrap();
+    let backup = FakeLlm::bind(any, vec![], pincer_testkit::Reply::text("from backup"))
+        .await
+        .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = telegram_home(&primary, &tg, &[("channels.telegram.allow_from", "[710]")]).await;
+    let path = home.path().join("config.toml");
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str(&format!(
+        "\n[providers.backup]\nkind = \"openai\"\nbase_url = \"{}\"\n\n[models.first]\nprovider = \"default\"\nmodel = \"m1\"\n\n[models.second]\nprovider = \"backup\"\nmodel = \"m2\"\n",
+        backup.base_url()
+    ));
+    std::fs::write(&path, config).unwrap();
+    set(&home, "agents.main.models", r#"["first", "second"]"#).await;
+    let mut child = serve(&home);
+    for (n, text) in [
+        (1, "/model"),
+        (2, "/model second strict"),
+        (3, "hello there"),
+    ] {
+        tg.push_text(710, 710, text);
+        assert!(tg.wait_for("sendMessage", n, WAIT).await, "{text}");
+    }
+    let texts = texts_to(&tg, 710);
+    assert!(
+        texts[0].contains("<code>first</code> (the agent's default)")
+            && texts[0].contains("first, second"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[1].contains("now uses <code>second</code> only"),
+        "{texts:?}"
+    );
+    assert!(texts[2].contains("from backup"), "{texts:?}");
+    assert!(
+        primary.requests().is_empty(),
+        "the chat's strict choice was not used"
+    );
+    assert_eq!(backup.requests()[0].body["model"], "m2");
+    stop(&mut child);
+}

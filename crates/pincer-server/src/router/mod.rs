@@ -460,7 +460,9 @@ impl Router {
         let mut words = text.split_whitespace();
         let cmd = words.next()?;
         let cmd = cmd.split('@').next().unwrap_or(cmd);
-        let arg = words.next().unwrap_or("");
+        // The rest of the line (most commands take one word; `/model` takes two).
+        let rest: Vec<&str> = words.collect();
+        let arg = rest.first().copied().unwrap_or("");
         if !cmd.starts_with('/') {
             return None;
         }
@@ -550,7 +552,7 @@ impl Router {
                 key,
                 &self.policy.agent,
                 &self.policy.models,
-                arg,
+                &rest.join(" "),
             )
             .await
             .unwrap_or_else(|e| format!("Could not read or set the model: {e}")),
