@@ -9,6 +9,7 @@
 
 mod breaker;
 mod bundle;
+mod compact;
 mod error;
 mod files;
 mod gate;
@@ -16,6 +17,7 @@ mod prompt;
 mod run;
 
 pub use bundle::{RunBundle, RunMeta};
+pub use compact::{Compaction, ContextLimits, SUMMARY_PROMPT, compact, needs_compaction};
 pub use error::AgentError;
 pub use files::{AGENT_FILES, AgentFile, scaffold_agent};
 pub use gate::{

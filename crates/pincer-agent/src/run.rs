@@ -51,6 +51,8 @@ pub struct RunSettings {
     pub prompt: PromptLimits,
     /// Only the persona and rules in the prompt ([`crate::LIGHT_FILES`]); heartbeats use it.
     pub light_context: bool,
+    /// The model's context window and when to compact ([`crate::compact`]).
+    pub context: crate::ContextLimits,
 }
 
 /// One run to do.
@@ -134,6 +136,16 @@ struct Turn<'a> {
     steps: u32,
     tool_calls: u32,
     breaker: RepeatBreaker,
+    /// After a compaction: what is sent in place of `request.messages[..covers]`.
+    view: Option<View>,
+}
+
+/// A compacted view of the conversation: `sent` stands for the first `covers` messages.
+struct View {
+    sent: Vec<Message>,
+    covers: usize,
+    /// Already in the store (loaded, or saved): nothing to save at the end.
+    saved: bool,
 }
 
 impl Runner {
@@ -238,20 +250,40 @@ impl Runner {
                     .map(|f| f.name.clone())
                     .collect();
                 bundle.write_meta(&meta)?;
-                let stored = self.store.begin_run(&record(&meta, req.session.id)).await?;
-                let history = stored
+                let start = self.store.begin_run(&record(&meta, req.session.id)).await?;
+                let history = start
+                    .history
                     .into_iter()
                     .map(serde_json::from_value::<Message>)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| {
                         pincer_store::StoreError::Corrupt(format!("session message: {e}"))
                     })?;
+                // A continuing conversation resumes from its last compaction, if any (a view
+                // that no longer fits the stored history is ignored).
+                let view = start
+                    .view
+                    .filter(|v| usize::try_from(v.covers).is_ok_and(|c| c <= history.len()))
+                    .and_then(|v| {
+                        let sent = v
+                            .sent
+                            .into_iter()
+                            .map(serde_json::from_value::<Message>)
+                            .collect::<Result<Vec<_>, _>>()
+                            .ok()?;
+                        Some(View {
+                            sent,
+                            covers: usize::try_from(v.covers).ok()?,
+                            saved: true,
+                        })
+                    });
                 bundle.record(
                     "system_prompt",
                     json!({"sha256": prompt.sha256, "files": prompt.files, "text": prompt.text}),
                 )?;
                 bundle.record("user", json!({"text": req.input}))?;
                 let mut turn = Turn::new(&req, bundle, prompt.text, tool_defs, history);
+                turn.view = view;
                 let limit = req.settings.run_timeout;
                 let child = cancel.child_token();
                 let looped =
@@ -319,7 +351,32 @@ impl Runner {
             )));
         }
         turn.steps += 1;
-        let stream = self.provider.stream(&turn.request, cancel.clone());
+        let limits = turn.req.settings.context;
+        let compacted;
+        let sent = if turn.view.is_none() && !crate::needs_compaction(&turn.request, limits) {
+            &turn.request
+        } else {
+            let mut r = turn.request.clone();
+            if let Some(v) = &turn.view {
+                r.messages = v
+                    .sent
+                    .iter()
+                    .chain(&turn.request.messages[v.covers..])
+                    .cloned()
+                    .collect();
+            }
+            if let Some(c) = crate::compact(&*self.provider, &mut r, limits, cancel).await {
+                turn.bundle.record("compaction", c.record())?;
+                turn.view = Some(View {
+                    sent: r.messages.clone(),
+                    covers: turn.request.messages.len(),
+                    saved: false,
+                });
+            }
+            compacted = r;
+            &compacted
+        };
+        let stream = self.provider.stream(sent, cancel.clone());
         let result = collect(stream, |t| {
             on_event(&RunEvent::TextDelta { text: t.to_owned() })
         })
@@ -510,6 +567,25 @@ impl Runner {
         self.store
             .end_run(&record(&meta, turn.req.session.id), msgs)
             .await?;
+        // A compaction made in a successful run is kept for the next one (its messages are now
+        // stored, so the view's `covers` matches them).
+        if meta.status == RunStatus::Succeeded
+            && let Some(v) = turn.view.as_ref().filter(|v| !v.saved)
+        {
+            let redactor = self.gate.redactor();
+            let view = pincer_store::SessionView {
+                covers: u64::try_from(v.covers).unwrap_or(u64::MAX),
+                sent: v
+                    .sent
+                    .iter()
+                    .filter_map(|m| serde_json::to_value(m).ok())
+                    .map(|m| redactor.value(&m))
+                    .collect(),
+            };
+            self.store
+                .set_session_view(turn.req.session.id, &view)
+                .await?;
+        }
         on_event(&RunEvent::Finished {
             status: meta.status,
         });
@@ -553,6 +629,7 @@ impl<'a> Turn<'a> {
             steps: 0,
             tool_calls: 0,
             breaker: RepeatBreaker::default(),
+            view: None,
         }
     }
 }

@@ -433,6 +433,13 @@ pub struct AgentConfig {
     /// `max_tokens` sent with each model request.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// The model's context window in tokens (default: the first model's
+    /// `models.<alias>.context_window`, else 32000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
+    /// Compact what is sent past this fraction of the context window (default 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_at: Option<f64>,
     /// Prompt assembly caps.
     #[serde(default)]
     pub prompt: PromptLimits,
@@ -471,6 +478,8 @@ impl AgentConfig {
             max_steps: default_max_steps(),
             run_timeout_secs: default_run_timeout(),
             max_tokens: default_max_tokens(),
+            context_window: None,
+            compact_at: None,
             prompt: PromptLimits::default(),
             heartbeat: None,
         }
@@ -665,6 +674,18 @@ impl Config {
             }
             if let Some(hb) = &a.heartbeat {
                 errs.extend(hb.errors(id.as_str()));
+            }
+            if a.context_window.is_some_and(|w| w < 1024) {
+                errs.push((
+                    format!("agents.{id}.context_window"),
+                    "must be at least 1024 tokens".into(),
+                ));
+            }
+            if a.compact_at.is_some_and(|f| !(f > 0.1 && f <= 1.0)) {
+                errs.push((
+                    format!("agents.{id}.compact_at"),
+                    "must be a fraction in (0.1, 1]".into(),
+                ));
             }
             if a.max_steps == 0 {
                 errs.push((

@@ -84,8 +84,9 @@ pub struct CallContext {
 
 impl ChatRequest {
     /// A conservative estimate of the request's input tokens, without a tokenizer: about four
-    /// bytes of text per token, plus a few per message and per tool. Costs one pass over the
-    /// messages (string lengths, not their bytes), so it is cheap for any prompt size.
+    /// bytes of text per token, plus ten per message, tool call and tool for the framing around
+    /// them (roles, ids, JSON). Costs one pass over the messages (string lengths, not their
+    /// bytes), so it is cheap for any prompt size.
     pub fn estimate_input_tokens(&self) -> u64 {
         let mut bytes = self.system.len();
         let mut items = 1usize;
@@ -97,6 +98,7 @@ impl ChatRequest {
                     content,
                     tool_calls,
                 } => {
+                    items += tool_calls.len();
                     content.len()
                         + tool_calls
                             .iter()
@@ -112,7 +114,7 @@ impl ChatRequest {
             items += 1;
             bytes += t.name.len() + t.description.len() + t.parameters.to_string().len();
         }
-        u64::try_from(bytes.div_ceil(4) + items * 4).unwrap_or(u64::MAX)
+        u64::try_from(bytes.div_ceil(4) + items * 10).unwrap_or(u64::MAX)
     }
 }
 

@@ -587,6 +587,23 @@ impl AgentRuntime {
     }
 }
 
+/// An agent's context budget: its own window, else its first model's, else the default.
+fn context_limits(config: &Config, a: &AgentConfig) -> pincer_agent::ContextLimits {
+    let default = pincer_agent::ContextLimits::default();
+    pincer_agent::ContextLimits {
+        window: a
+            .context_window
+            .or_else(|| {
+                a.models
+                    .first()
+                    .and_then(|alias| config.models.get(alias))
+                    .and_then(|m| m.context_window)
+            })
+            .unwrap_or(default.window),
+        compact_at: a.compact_at.unwrap_or(default.compact_at),
+    }
+}
+
 /// Everything needed to run one agent from the CLI.
 #[derive(Debug)]
 pub struct AgentRuntime {
@@ -627,6 +644,7 @@ impl AgentRuntime {
                 provider_name,
                 model,
                 strict_model: false,
+                context: context_limits(config, a),
                 max_steps: a.max_steps,
                 run_timeout: Duration::from_secs(a.run_timeout_secs),
                 max_tokens: a.max_tokens,

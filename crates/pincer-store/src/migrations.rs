@@ -292,4 +292,15 @@ CREATE TABLE usage (
 CREATE INDEX usage_at ON usage(at);
 ",
     ),
+    (
+        17,
+        r"
+CREATE TABLE session_views (
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+    covers     INTEGER NOT NULL,
+    sent       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+",
+    ),
 ];

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::migrations::MIGRATIONS;
 pub(crate) use crate::values::{parse, status_parse, status_str};
-use crate::{ModelPin, RunRecord, SessionInfo, Store, StoreError};
+use crate::{ModelPin, RunRecord, RunStart, SessionInfo, SessionView, Store, StoreError};
 
 /// A call run on the store's thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -285,6 +285,23 @@ fn current(conn: &Connection, key: &SessionKey) -> Result<Option<SessionInfo>, S
     .transpose()
 }
 
+fn view_in(conn: &Connection, session: SessionId) -> Result<Option<SessionView>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT covers, sent FROM session_views WHERE session_id = ?1")?
+        .query_row(params![session.to_string()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?;
+    row.map(|(covers, sent)| {
+        Ok(SessionView {
+            covers: u64::try_from(covers).unwrap_or(0),
+            sent: serde_json::from_str(&sent)
+                .map_err(|e| StoreError::Corrupt(format!("session view: {e}")))?,
+        })
+    })
+    .transpose()
+}
+
 fn pin_of(conn: &Connection, key: &SessionKey) -> Result<Option<ModelPin>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT alias, strict FROM model_pins WHERE session_key = ?1")?
@@ -381,9 +398,34 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
+    async fn session_view(&self, session: SessionId) -> Result<Option<SessionView>, StoreError> {
+        self.with(move |c| view_in(c, session)).await
+    }
+
+    async fn set_session_view(
+        &self,
+        session: SessionId,
+        view: &SessionView,
+    ) -> Result<(), StoreError> {
+        let sent = serde_json::Value::from(view.sent.clone()).to_string();
+        let covers = i64::try_from(view.covers).unwrap_or(i64::MAX);
         self.with(move |c| {
-            c.prepare_cached("DELETE FROM messages WHERE session_id = ?1")
+            c.prepare_cached(
+                "INSERT INTO session_views (session_id, covers, sent, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(session_id) DO UPDATE SET covers = excluded.covers, sent = excluded.sent,
+                    updated_at = excluded.updated_at",
+            )?
+            .execute(params![session.to_string(), covers, sent, stamp(Utc::now())])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
+        self.with_tx(move |tx| {
+            tx.prepare_cached("DELETE FROM messages WHERE session_id = ?1")
+                .and_then(|mut st| st.execute(params![session.to_string()]))?;
+            tx.prepare_cached("DELETE FROM session_views WHERE session_id = ?1")
                 .and_then(|mut st| st.execute(params![session.to_string()]))?;
             Ok(())
         })
@@ -408,11 +450,17 @@ impl Store for SqliteStore {
         self.with(move |c| upsert_run_in(c, &run)).await
     }
 
-    async fn begin_run(&self, run: &RunRecord) -> Result<Vec<serde_json::Value>, StoreError> {
+    async fn begin_run(&self, run: &RunRecord) -> Result<RunStart, StoreError> {
         let run = run.clone();
         self.with_tx(move |tx| {
             upsert_run_in(tx, &run)?;
-            messages_in(tx, run.session)
+            let history = messages_in(tx, run.session)?;
+            let view = if history.is_empty() {
+                None
+            } else {
+                view_in(tx, run.session)?
+            };
+            Ok(RunStart { history, view })
         })
         .await
     }

@@ -22,6 +22,26 @@ pub struct SessionInfo {
     pub pin: Option<ModelPin>,
 }
 
+/// A session's compacted history as last sent (A6): `sent` messages stand for its first `covers`
+/// stored messages, so the next run continues from the summary instead of compacting anew. The
+/// stored messages themselves are never changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// How many stored messages `sent` stands for.
+    pub covers: u64,
+    /// What is sent in their place (opaque JSON messages).
+    pub sent: Vec<serde_json::Value>,
+}
+
+/// What a run starts from: the session's history and, when it was compacted before, its view.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunStart {
+    /// Every stored message, oldest first.
+    pub history: Vec<serde_json::Value>,
+    /// The saved compacted view ([`SessionView`]), when the history is not empty.
+    pub view: Option<SessionView>,
+}
+
 /// A session key's model choice (B3): an alias of the agent's chain, preferred (the chain may
 /// still fall back) or strict (fail rather than switch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +99,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: &SessionKey,
         pin: Option<&ModelPin>,
     ) -> Result<(), StoreError>;
-    /// Deletes a session's messages, keeping the session.
+    /// The session's saved compacted view, if any.
+    async fn session_view(&self, session: SessionId) -> Result<Option<SessionView>, StoreError>;
+    /// Saves (replaces) the session's compacted view.
+    async fn set_session_view(
+        &self,
+        session: SessionId,
+        view: &SessionView,
+    ) -> Result<(), StoreError>;
+    /// Deletes a session's messages (and its compacted view), keeping the session.
     async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError>;
     /// Appends messages (opaque JSON) to a session, in order.
     async fn append_messages(
@@ -95,7 +123,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn runs(&self, session: SessionId) -> Result<Vec<RunRecord>, StoreError>;
     /// Records a starting run and returns its session's messages (the history the run
     /// continues), in one call.
-    async fn begin_run(&self, run: &RunRecord) -> Result<Vec<serde_json::Value>, StoreError>;
+    async fn begin_run(&self, run: &RunRecord) -> Result<RunStart, StoreError>;
     /// Succeeds when the database answers (readiness: `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Records a run's end and appends the messages it added to its session, atomically.

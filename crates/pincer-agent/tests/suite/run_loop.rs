@@ -88,6 +88,7 @@ fn request(
             max_tokens: 100,
             prompt: PromptLimits::default(),
             light_context: false,
+            context: pincer_agent::ContextLimits::default(),
         },
         policy: Policy {
             approval_mode: ApprovalMode::Balanced,

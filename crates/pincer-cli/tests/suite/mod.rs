@@ -2,6 +2,7 @@ mod abuse;
 mod automation;
 mod common;
 mod config_cmd;
+mod context;
 mod cron;
 mod e2e;
 mod exec;

@@ -265,6 +265,15 @@ const TABLES: &[Table] = &[
             ("cost_usd", "cost_usd", Real),
         ],
     ),
+    (
+        "session_views",
+        &[
+            ("session_id", "session_id", Text),
+            ("covers", "covers", Int),
+            ("sent", "sent", Text),
+            ("updated_at", "updated_at", Time),
+        ],
+    ),
 ];
 
 /// Identity sequences to move past copied ids: (table, column).

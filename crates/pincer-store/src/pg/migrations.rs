@@ -295,6 +295,17 @@ CREATE TABLE usage (
 CREATE INDEX usage_at ON usage (at);
 ",
     ),
+    (
+        12,
+        r"
+CREATE TABLE session_views (
+    session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    covers     BIGINT NOT NULL,
+    sent       TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -9,7 +9,7 @@ use pincer_types::{AgentId, RunId, SessionId, SessionKey, TokenUsage};
 
 use super::{PgStore, db};
 use crate::StoreError;
-use crate::store::{ModelPin, RunRecord, SessionInfo, Store};
+use crate::store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionView, Store};
 use crate::values::parse;
 use crate::values::{status_parse, status_str};
 
@@ -36,6 +36,27 @@ async fn current(
                 alias,
                 strict: r.get::<_, Option<bool>>(4).unwrap_or(false),
             }),
+        })
+    })
+    .transpose()
+}
+
+async fn view_in(
+    c: &impl GenericClient,
+    session: SessionId,
+) -> Result<Option<SessionView>, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT covers, sent FROM session_views WHERE session_id = $1",
+            &[&session.to_string()],
+        )
+        .await
+        .map_err(|e| db(&e))?;
+    row.map(|r| {
+        Ok(SessionView {
+            covers: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+            sent: serde_json::from_str(r.get::<_, &str>(1))
+                .map_err(|e| StoreError::Corrupt(format!("session view: {e}")))?,
         })
     })
     .transpose()
@@ -207,15 +228,43 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
+    async fn session_view(&self, session: SessionId) -> Result<Option<SessionView>, StoreError> {
         let client = self.client().await?;
+        view_in(&client, session).await
+    }
+
+    async fn set_session_view(
+        &self,
+        session: SessionId,
+        view: &SessionView,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sent = serde_json::Value::from(view.sent.clone()).to_string();
+        let covers = i64::try_from(view.covers).unwrap_or(i64::MAX);
         client
             .execute(
-                "DELETE FROM messages WHERE session_id = $1",
-                &[&session.to_string()],
+                "INSERT INTO session_views (session_id, covers, sent, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (session_id) DO UPDATE SET covers = excluded.covers, sent = excluded.sent,
+                    updated_at = excluded.updated_at",
+                &[&session.to_string(), &covers, &sent, &Utc::now()],
             )
             .await
             .map_err(|e| db(&e))?;
+        Ok(())
+    }
+
+    async fn clear_messages(&self, session: SessionId) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| db(&e))?;
+        for sql in [
+            "DELETE FROM messages WHERE session_id = $1",
+            "DELETE FROM session_views WHERE session_id = $1",
+        ] {
+            tx.execute(sql, &[&session.to_string()])
+                .await
+                .map_err(|e| db(&e))?;
+        }
+        tx.commit().await.map_err(|e| db(&e))?;
         Ok(())
     }
 
@@ -272,13 +321,18 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn begin_run(&self, run: &RunRecord) -> Result<Vec<serde_json::Value>, StoreError> {
+    async fn begin_run(&self, run: &RunRecord) -> Result<RunStart, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| db(&e))?;
         upsert_run_in(&tx, run).await?;
         let history = messages_in(&tx, run.session).await?;
+        let view = if history.is_empty() {
+            None
+        } else {
+            view_in(&tx, run.session).await?
+        };
         tx.commit().await.map_err(|e| db(&e))?;
-        Ok(history)
+        Ok(RunStart { history, view })
     }
 
     async fn end_run(

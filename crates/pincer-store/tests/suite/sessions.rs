@@ -88,7 +88,7 @@ conformance!(
             .await
             .unwrap();
         let mut r = run(&a, sess.id);
-        let history = s.begin_run(&r).await.unwrap();
+        let history = s.begin_run(&r).await.unwrap().history;
         assert_eq!(history, vec![json!("earlier")]);
         assert_eq!(s.runs(sess.id).await.unwrap()[0].status, RunStatus::Running);
         r.status = RunStatus::Succeeded;
@@ -157,5 +157,35 @@ conformance!(
         );
         s.set_model_pin(&key, None).await.unwrap();
         assert_eq!(s.current_session(&key, &agent).await.unwrap().pin, None);
+    }
+);
+
+conformance!(
+    a_compacted_view_is_kept_per_session_and_cleared_with_it,
+    |db| {
+        use pincer_store::SessionView;
+        let s = db.open().await;
+        let (k, a) = key();
+        let session = s.current_session(&k, &a).await.unwrap();
+        assert_eq!(s.session_view(session.id).await.unwrap(), None);
+        let view = SessionView {
+            covers: 40,
+            sent: vec![json!({"role": "user", "content": "[Summary] the code word is marlin"})],
+        };
+        s.set_session_view(session.id, &view).await.unwrap();
+        assert_eq!(s.session_view(session.id).await.unwrap(), Some(view));
+        let later = SessionView {
+            covers: 60,
+            sent: vec![json!({"role": "user", "content": "[Summary] newer"})],
+        };
+        s.set_session_view(session.id, &later).await.unwrap();
+        drop(s);
+        let s = db.open().await;
+        assert_eq!(s.session_view(session.id).await.unwrap(), Some(later));
+        // A fresh session has none; clearing the history clears the view too.
+        let fresh = s.new_session(&k, &a).await.unwrap();
+        assert_eq!(s.session_view(fresh.id).await.unwrap(), None);
+        s.clear_messages(session.id).await.unwrap();
+        assert_eq!(s.session_view(session.id).await.unwrap(), None);
     }
 );
