@@ -6,7 +6,8 @@
 //!
 //! 1. old, large tool outputs are pruned — replaced by a stub naming the call and its size;
 //! 2. if that is not enough, the oldest turns are summarised by the model into one message and
-//!    the recent turns (about `keep_recent` of the window) are kept verbatim;
+//!    the recent turns are kept verbatim — about half the room the system prompt, tools and
+//!    answer leave below the threshold, so several turns fit before the next compaction;
 //! 3. if summarising fails, the oldest turns are dropped instead — never a failed run.
 //!
 //! Cuts fall only at the start of a user turn, so an assistant's tool calls and their results
@@ -36,8 +37,9 @@ impl Default for ContextLimits {
 
 /// Tool outputs longer than this are pruned first.
 const PRUNE_OVER: usize = 1024;
-/// The share of the window kept verbatim when older turns are summarised.
-const KEEP_RECENT: f64 = 0.4;
+/// The share of the conversation's room (the compaction threshold less the system prompt, tools
+/// and answer) kept verbatim when older turns are summarised.
+const KEEP_RECENT: f64 = 0.5;
 /// Most tokens a summary may take.
 const SUMMARY_TOKENS: u32 = 1024;
 /// How much of each old message the summariser sees.
@@ -219,17 +221,24 @@ pub async fn compact(
     if done.after <= limit(l) {
         return Some(done);
     }
+    // What the conversation may take after compacting: a share of the room the system prompt,
+    // the tools and the answer leave, so several turns fit before the next compaction.
+    let base = {
+        let mut empty = req.clone();
+        empty.messages.clear();
+        cost(&empty)
+    };
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         clippy::cast_precision_loss,
         reason = "a fraction of a token count"
     )]
-    let keep = (l.window as f64 * KEEP_RECENT) as u64;
+    let keep = (limit(l).saturating_sub(base) as f64 * KEEP_RECENT) as u64;
     let from = recent_from(req, &starts, keep);
     if from == 0 {
-        // One turn larger than the budget: nothing older to fold away.
-        done.fallback = Some("the current turn alone exceeds the budget".into());
+        // Nothing older than the turn in progress to fold away.
+        done.fallback = Some("the turn in progress alone exceeds the budget".into());
         return Some(done);
     }
     let old = req.messages[..from].to_vec();

@@ -52,7 +52,7 @@ pub fn assemble_prompt(
     limits: PromptLimits,
     tools_json: &str,
 ) -> Result<AssembledPrompt, AgentError> {
-    assemble_prompt_from(agent_dir, limits, tools_json, &AGENT_FILES)
+    assemble_prompt_from(agent_dir, limits, tools_json, &AGENT_FILES, true)
 }
 
 /// The files of a light context (heartbeats): the persona and the rules, nothing else.
@@ -71,7 +71,38 @@ pub fn assemble_light_prompt(
         .into_iter()
         .filter(|f| LIGHT_FILES.contains(&f.name))
         .collect();
-    assemble_prompt_from(agent_dir, limits, tools_json, &files)
+    assemble_prompt_from(agent_dir, limits, tools_json, &files, false)
+}
+
+/// The agent's long-term memory as it enters the prompt: labelled untrusted like tool output
+/// (memory is data the agent wrote, possibly from untrusted input), cut to `cap` with a marker.
+/// Read without following a symlink; a missing or unreadable file adds nothing.
+fn memory_section(agent_dir: &Path, cap: usize) -> Option<(String, FileSection)> {
+    let (bytes, size) =
+        pincer_tools::memory::MemoryDir::new(agent_dir).read_prefix("MEMORY.md", cap)?;
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let content = String::from_utf8_lossy(&bytes);
+    let full = content.trim_end();
+    let body = &full[..full.floor_char_boundary(cap)];
+    let truncated = body.len() < size.min(full.len()) || size > bytes.len();
+    let body = body.replace("</tool_output", "<\\/tool_output");
+    let mut text =
+        format!("<tool_output tool=\"memory\" call_id=\"MEMORY.md\" trust=\"untrusted\">\n{body}");
+    if truncated {
+        text.push_str(&format!(
+            "\n[… truncated: MEMORY.md is {size} bytes; use memory_get or memory_search for the rest …]"
+        ));
+    }
+    text.push_str("\n</tool_output>\n\n");
+    Some((
+        text,
+        FileSection {
+            name: "memory/MEMORY.md".into(),
+            bytes: size,
+            included: body.len(),
+            truncated,
+        },
+    ))
 }
 
 fn assemble_prompt_from(
@@ -79,6 +110,7 @@ fn assemble_prompt_from(
     limits: PromptLimits,
     tools_json: &str,
     agent_files: &[AgentFile],
+    with_memory: bool,
 ) -> Result<AssembledPrompt, AgentError> {
     if !agent_dir.is_dir() {
         return Err(AgentError::MissingAgent(agent_dir.to_owned()));
@@ -131,6 +163,18 @@ fn assemble_prompt_from(
             included: body.len(),
             truncated,
         });
+    }
+    if with_memory {
+        // The wrapper and marker take about 200 bytes of the total cap.
+        let remaining = limits.total_cap_bytes.saturating_sub(text.len() + 200);
+        if remaining < 64 {
+            omitted.push("memory/MEMORY.md");
+        } else if let Some((section, accounting)) =
+            memory_section(agent_dir, limits.file_cap_bytes.min(remaining))
+        {
+            text.push_str(&section);
+            files.push(accounting);
+        }
     }
     if !omitted.is_empty() {
         text.push_str(&format!(

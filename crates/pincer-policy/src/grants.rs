@@ -21,7 +21,12 @@ pub fn group_tools(group: ToolGroup) -> &'static [&'static str] {
         ],
         ToolGroup::Runtime => &["shell.exec", "process"],
         ToolGroup::Web => &["web.fetch", "web.search", "browser"],
-        ToolGroup::Memory => &["memory.search", "memory.get", "memory.write"],
+        ToolGroup::Memory => &[
+            "memory.search",
+            "memory.get",
+            "memory.append",
+            "memory.forget",
+        ],
         ToolGroup::Messaging => &["message.send"],
         ToolGroup::Automation => &["schedule.add", "schedule.list", "schedule.remove"],
     }

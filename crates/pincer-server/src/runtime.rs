@@ -370,9 +370,11 @@ pub fn agent_config<'c>(
 pub fn registry(
     agent: &AgentId,
     a: &AgentConfig,
+    agent_dir: &std::path::Path,
     with_exec: bool,
 ) -> anyhow::Result<Arc<ToolRegistry>> {
-    let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?;
+    let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?
+        .with_memory(Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir)))?;
     if with_exec {
         tools = tools.with_exec()?;
     }
@@ -443,7 +445,7 @@ impl AgentTools {
                 None
             }
         };
-        let tools = registry(agent, a, exec.is_some())?;
+        let tools = registry(agent, a, &home.agent_dir(agent), exec.is_some())?;
         Ok(Self {
             gate: Arc::new(Gate::new(tools, audit, approver)),
             ctx: tool_context(home, agent, a, exec)?,

@@ -8,6 +8,7 @@
 mod builtin;
 pub mod exec;
 pub mod fs;
+pub mod memory;
 pub mod patch;
 mod registry;
 pub mod search;

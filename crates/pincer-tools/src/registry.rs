@@ -48,6 +48,22 @@ impl ToolRegistry {
         Ok(r)
     }
 
+    /// Adds the memory tools over the agent's memory directory.
+    ///
+    /// # Errors
+    /// [`RegistryError`] if they are already registered.
+    pub fn with_memory(
+        mut self,
+        mem: Arc<crate::memory::MemoryDir>,
+    ) -> Result<Self, RegistryError> {
+        use crate::memory::{MemoryAppend, MemoryForget, MemoryGet, MemorySearch};
+        self.register(Arc::new(MemoryGet::new(mem.clone())?))?;
+        self.register(Arc::new(MemorySearch::new(mem.clone())?))?;
+        self.register(Arc::new(MemoryAppend::new(mem.clone())?))?;
+        self.register(Arc::new(MemoryForget::new(mem)?))?;
+        Ok(self)
+    }
+
     /// Adds `shell.exec` and `process`. Call only when the agent's sandbox passed its probe:
     /// a registry without them is how "no enforced sandbox" reaches the model (C1, D3).
     ///

@@ -172,7 +172,7 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
         );
     }
     for id in config.agents.keys() {
-        check_agent_tools(id, config, r);
+        check_agent_tools(home, id, config, r);
         let dir = home.agent_dir(id);
         let missing: Vec<&str> = AGENT_FILES
             .iter()
@@ -261,12 +261,17 @@ fn check_audit(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) {
     }
 }
 
-fn check_agent_tools(id: &pincer_types::AgentId, config: &Config, r: &mut Report) {
+fn check_agent_tools(
+    home: &PincerHome,
+    id: &pincer_types::AgentId,
+    config: &Config,
+    r: &mut Report,
+) {
     let Some(a) = config.agents.get(id) else {
         return;
     };
     // Exec tools are reported by the `sandbox` check.
-    match runtime::registry(id, a, false) {
+    match runtime::registry(id, a, &home.agent_dir(id), false) {
         Ok(tools) => {
             let policy = runtime::policy(config, id, a);
             let usable: Vec<&str> = policy
