@@ -365,6 +365,9 @@ impl Runner {
                     .cloned()
                     .collect();
             }
+            if crate::needs_compaction(&r, limits) {
+                self.flush_memory(turn, &r, cancel).await?;
+            }
             if let Some(c) = crate::compact(&*self.provider, &mut r, limits, cancel).await {
                 turn.bundle.record("compaction", c.record())?;
                 turn.view = Some(View {
@@ -415,6 +418,107 @@ impl Runner {
             return Ok(State::Finalize(Ended::ok()));
         }
         Ok(State::RunTools(completion.tool_calls))
+    }
+
+    /// The memory flush before a compaction (A6/A7): one bounded, silent turn — up to
+    /// [`FLUSH_STEPS`] model calls offered only the memory tools — in which the agent writes down
+    /// what it must not lose before older turns are folded into a summary. Its calls go through
+    /// the gate like any other (policy, approval, audit); nothing it says reaches the user or the
+    /// session's history; it is recorded in the run bundle (`memory_flush`). Skipped when the agent
+    /// has no memory tools; a failure is recorded and the compaction goes ahead.
+    async fn flush_memory(
+        &self,
+        turn: &mut Turn<'_>,
+        conversation: &ChatRequest,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let tools: Vec<ToolDef> = conversation
+            .tools
+            .iter()
+            .filter(|t| t.name == "memory_append" || t.name == "memory_get")
+            .cloned()
+            .collect();
+        if !tools.iter().any(|t| t.name == "memory_append") {
+            return Ok(());
+        }
+        let mut req = conversation.clone();
+        req.tools = tools;
+        req.messages.push(Message::User {
+            content: FLUSH_PROMPT.into(),
+        });
+        let mut written = 0u32;
+        for _ in 0..FLUSH_STEPS {
+            let completion = match collect(self.provider.stream(&req, cancel.clone()), |_| {}).await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    turn.bundle.record(
+                        "memory_flush",
+                        json!({"error": e.to_string(), "notes_written": written}),
+                    )?;
+                    return Ok(());
+                }
+            };
+            turn.usage.add(completion.usage);
+            req.messages.push(Message::Assistant {
+                content: completion.text.clone(),
+                tool_calls: completion.tool_calls.clone(),
+            });
+            if completion.tool_calls.is_empty() {
+                break;
+            }
+            for call in completion.tool_calls {
+                let scope = CallScope {
+                    ctx: &turn.req.tools,
+                    policy: &turn.req.policy,
+                    run_id: Some(turn.run_id),
+                    session: Some(turn.req.session.id),
+                    origin: "agent",
+                };
+                // Only the memory tools were offered; anything else is refused here too.
+                if !call.name.starts_with("memory_") {
+                    turn.bundle.record(
+                        "tool_call",
+                        json!({"id": call.id, "wire_name": call.name, "phase": "memory_flush",
+                               "status": "refused"}),
+                    )?;
+                    req.messages.push(Message::Tool {
+                        content: label(
+                            &call.name,
+                            &call.id,
+                            "pincer",
+                            "refused: only memory tools can be used while saving notes",
+                        ),
+                        call_id: call.id,
+                        is_error: true,
+                    });
+                    continue;
+                }
+                let out = self
+                    .gate
+                    .call(scope, &call.id, &call.name, &call.arguments)
+                    .await;
+                written += u32::from(out.result.is_ok() && call.name == "memory_append");
+                let (trust, body) = match out.result {
+                    Ok(c) => ("untrusted", c),
+                    Err(e) => ("pincer", e),
+                };
+                turn.bundle.record(
+                    "tool_call",
+                    json!({"id": call.id, "wire_name": call.name, "tool": out.tool,
+                           "arguments": call.arguments, "tier": out.tier,
+                           "decision": out.decision, "status": out.status, "phase": "memory_flush"}),
+                )?;
+                req.messages.push(Message::Tool {
+                    content: label(&call.name, &call.id, trust, &clip(body)),
+                    call_id: call.id,
+                    is_error: false,
+                });
+            }
+        }
+        turn.bundle
+            .record("memory_flush", json!({"notes_written": written}))?;
+        Ok(())
     }
 
     async fn run_tools(
@@ -633,6 +737,16 @@ impl<'a> Turn<'a> {
         }
     }
 }
+
+/// Most model calls of a memory flush.
+const FLUSH_STEPS: usize = 3;
+
+/// What the agent is told before a compaction.
+const FLUSH_PROMPT: &str = "[Pincer] This conversation is about to be compacted: older turns \
+will be replaced by a short summary. Before that happens, save anything you will need later — \
+facts, names, numbers, decisions, preferences, open tasks — with memory_append (use a section for \
+long-term facts). Reply with DONE when you have saved what matters. The user does not see this \
+exchange.";
 
 fn canceled() -> Ended {
     Ended {

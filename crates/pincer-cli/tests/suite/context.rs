@@ -46,11 +46,20 @@ async fn a_long_chat_with_tool_calls_stays_inside_the_context_window() {
         vec![],
         Reply::WhenAsked {
             marker: "Summarise this conversation".into(),
-            reply: Box::new(Reply::text("SUMMARY: the user's code word is marlin.")),
+            // The summary forgets the code word: only memory keeps it.
+            reply: Box::new(Reply::text("SUMMARY: we talked about numbers.")),
             otherwise: Box::new(Reply::WhenAsked {
-                marker: "turn".into(),
-                reply: Box::new(Reply::tool_call("time_now", serde_json::json!({}))),
-                otherwise: Box::new(Reply::Echo),
+                marker: "about to be compacted".into(),
+                // The memory flush: the agent writes the fact down.
+                reply: Box::new(Reply::tool_call(
+                    "memory_append",
+                    serde_json::json!({"text": "The user's code word is marlin", "section": "Facts"}),
+                )),
+                otherwise: Box::new(Reply::WhenAsked {
+                    marker: "turn".into(),
+                    reply: Box::new(Reply::tool_call("time_now", serde_json::json!({}))),
+                    otherwise: Box::new(Reply::Echo),
+                }),
             }),
         },
     )
@@ -95,9 +104,41 @@ async fn a_long_chat_with_tool_calls_stays_inside_the_context_window() {
         }
     }
     assert!(summaries > 0, "no request carried a summary");
-    // The last question still has the fact from turn 1, through the summary.
-    let last = requests.last().unwrap().body["messages"].to_string();
-    assert!(last.contains("marlin"), "{last}");
+    // A memory flush ran before every summary: the agent was asked to save notes (offered only
+    // memory tools), and saved them.
+    let mut flushed = false;
+    for r in &requests {
+        let text = r.body["messages"].to_string();
+        if text.contains("about to be compacted") {
+            let tools: Vec<&str> = r.body["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["function"]["name"].as_str())
+                .collect();
+            assert!(tools.iter().all(|t| t.starts_with("memory_")), "{tools:?}");
+            flushed = true;
+        } else if text.contains("Summarise this conversation") {
+            assert!(flushed, "a summary without a memory flush before it");
+            flushed = false;
+        }
+    }
+    let memory = std::fs::read_to_string(home.path().join("agents/main/memory/MEMORY.md")).unwrap();
+    assert!(
+        memory.contains("- The user's code word is marlin"),
+        "{memory}"
+    );
+    // The last question still has the fact from turn 1: not from the summary, which forgot it,
+    // but from MEMORY.md in the prompt.
+    let last = &requests.last().unwrap().body["messages"];
+    assert!(
+        last[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("code word is marlin"),
+        "{last}"
+    );
+    assert!(!last.to_string().contains("SUMMARY: the user"), "{last}");
     // Compactions are written to the run bundles: what was replaced, tokens before and after.
     let compactions: Vec<serde_json::Value> = home
         .runs()

@@ -2,8 +2,6 @@
 //! bullet) is a document. Computed per search, in process, with no index to keep in step with
 //! the files: edits made in an editor count at once.
 
-use std::collections::HashMap;
-
 use super::{LONG_TERM, MemoryDir};
 
 /// One result.
@@ -21,19 +19,27 @@ pub struct Hit {
     pub score: f64,
 }
 
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+fn words(text: &str) -> impl Iterator<Item = &str> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
 }
 
-/// One line as a document: file, line number, text, term frequencies of the query's terms,
+/// Whether word `w` is the (lower-case) term `t`, without allocating for ASCII words.
+fn is_term(w: &str, t: &str) -> bool {
+    if w.is_ascii() {
+        w.len() == t.len() && w.eq_ignore_ascii_case(t)
+    } else {
+        w.to_lowercase() == t
+    }
+}
+
+/// One line as a document: file, line number, text, frequency of each query term (by index),
 /// length in words.
 struct Doc {
     file: String,
     line: usize,
     text: String,
-    tf: HashMap<String, u32>,
+    tf: Vec<u32>,
     len: usize,
 }
 
@@ -46,8 +52,13 @@ const B: f64 = 0.75;
     reason = "document counts and lengths are far below 2^52"
 )]
 pub fn search(mem: &MemoryDir, query: &str, limit: usize) -> (Vec<Hit>, Vec<String>) {
-    let terms: Vec<String> = words(query).collect();
+    let mut terms: Vec<String> = words(query).map(str::to_lowercase).collect();
+    terms.sort_unstable();
+    terms.dedup();
+    // Only lines with a query term are kept; every line counts towards N, lengths and df.
     let mut docs: Vec<Doc> = Vec::new();
+    let (mut n_docs, mut total_len) = (0usize, 0usize);
+    let mut df = vec![0usize; terms.len()];
     let mut skipped = Vec::new();
     for file in mem.files() {
         let text = match mem.read(&file) {
@@ -60,18 +71,25 @@ pub fn search(mem: &MemoryDir, query: &str, limit: usize) -> (Vec<Hit>, Vec<Stri
         };
         for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') && trimmed.len() < 3 {
-                continue;
-            }
-            let mut tf: HashMap<String, u32> = HashMap::new();
+            let mut tf = vec![0u32; terms.len()];
             let mut len = 0;
             for w in words(trimmed) {
                 len += 1;
-                if terms.contains(&w) {
-                    *tf.entry(w).or_default() += 1;
+                for (k, t) in terms.iter().enumerate() {
+                    if is_term(w, t) {
+                        tf[k] += 1;
+                    }
                 }
             }
-            if len > 0 {
+            if len == 0 {
+                continue;
+            }
+            n_docs += 1;
+            total_len += len;
+            for (k, n) in tf.iter().enumerate() {
+                df[k] += usize::from(*n > 0);
+            }
+            if tf.iter().any(|n| *n > 0) {
                 docs.push(Doc {
                     file: file.clone(),
                     line: i + 1,
@@ -82,21 +100,14 @@ pub fn search(mem: &MemoryDir, query: &str, limit: usize) -> (Vec<Hit>, Vec<Stri
             }
         }
     }
-    if docs.is_empty() || terms.is_empty() {
+    if docs.is_empty() {
         return (Vec::new(), skipped);
     }
-    let n = docs.len() as f64;
-    let avg = docs.iter().map(|d| d.len).sum::<usize>() as f64 / n;
-    let df: HashMap<&str, f64> = terms
-        .iter()
-        .map(|t| {
-            let c = docs.iter().filter(|d| d.tf.contains_key(t)).count() as f64;
-            (t.as_str(), c)
-        })
-        .collect();
+    let n = n_docs as f64;
+    let avg = total_len as f64 / n;
     let mut hits: Vec<Hit> = docs
         .into_iter()
-        .filter_map(
+        .map(
             |Doc {
                  file,
                  line,
@@ -104,22 +115,23 @@ pub fn search(mem: &MemoryDir, query: &str, limit: usize) -> (Vec<Hit>, Vec<Stri
                  tf,
                  len,
              }| {
-                let score: f64 = terms
+                let score: f64 = tf
                     .iter()
-                    .filter_map(|t| {
-                        let f = f64::from(*tf.get(t)?);
-                        let d = df.get(t.as_str()).copied().unwrap_or(0.0);
+                    .zip(&df)
+                    .filter(|(f, _)| **f > 0)
+                    .map(|(f, d)| {
+                        let (f, d) = (f64::from(*f), *d as f64);
                         let idf = ((n - d + 0.5) / (d + 0.5) + 1.0).ln();
-                        Some(idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * len as f64 / avg)))
+                        idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * len as f64 / avg))
                     })
                     .sum();
-                (score > 0.0).then(|| Hit {
+                Hit {
                     date: (file != LONG_TERM).then(|| file.trim_end_matches(".md").to_owned()),
                     snippet: text.chars().take(300).collect(),
                     file,
                     line,
                     score,
-                })
+                }
             },
         )
         .collect();
