@@ -75,6 +75,11 @@ pub(crate) enum Command {
     },
     /// Token use and cost, grouped by agent, session, user or model.
     Usage(UsageArgs),
+    /// An agent's memory: search its notes, show a file.
+    Memory {
+        #[command(subcommand)]
+        command: MemoryCommand,
+    },
     /// Models: each agent's failover chain and the health of every model and API key.
     Models {
         #[command(subcommand)]
@@ -165,6 +170,36 @@ pub(crate) enum ApprovalsCommand {
     Deny {
         /// Approval id (`apr_…`).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemoryCommand {
+    /// Search an agent's notes (BM25), best first.
+    Search {
+        /// Words to look for.
+        #[arg(required = true)]
+        query: Vec<String>,
+        /// Agent id.
+        #[arg(long, default_value = "main")]
+        agent: String,
+        /// Most results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a memory file (default MEMORY.md; a day as YYYY-MM-DD.md or `today`), or list them.
+    Show {
+        /// The file; `--list` lists every file instead.
+        file: Option<String>,
+        /// Agent id.
+        #[arg(long, default_value = "main")]
+        agent: String,
+        /// List the files.
+        #[arg(long)]
+        list: bool,
     },
 }
 

@@ -9,6 +9,7 @@ mod cron;
 mod doctor;
 mod heartbeat;
 mod init;
+mod memory;
 mod models;
 mod output;
 mod pairing;
@@ -57,6 +58,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Heartbeat { command } => heartbeat::run(command, env),
         Command::Models { command } => models::run(command, env),
         Command::Usage(args) => usage::run(args, env),
+        Command::Memory { command } => memory::run(command, env),
         Command::Storage { command } => storage::run(command, env),
         Command::Approvals { server, command } => {
             if server.is_some() || env.var("PINCER_URL").is_some() {

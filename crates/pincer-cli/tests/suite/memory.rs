@@ -61,6 +61,19 @@ async fn notes_are_written_searched_and_forgotten_inside_memory_only() {
         text.contains("marlin") && text.contains("MEMORY.md"),
         "{text}"
     );
+    // The operator's view: the same search and files.
+    let out = home.run(&["memory", "search", "code", "word"], "").await;
+    assert!(stdout(&out).starts_with("MEMORY.md:"), "{}", stdout(&out));
+    let out = home.run(&["memory", "show", "--list"], "").await;
+    assert!(
+        stdout(&out).contains("MEMORY.md") && stdout(&out).contains(&today),
+        "{}",
+        stdout(&out)
+    );
+    let out = home.run(&["memory", "show", "today"], "").await;
+    assert!(stdout(&out).contains("garden plan"), "{}", stdout(&out));
+    let out = home.run(&["memory", "show", "../config.toml"], "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     // Forgetting is L2: refused without approval, done with it.
     let out = call(&home, "memory.forget", json!({"text": "marlin"}), false).await;
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));

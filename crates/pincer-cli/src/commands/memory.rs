@@ -1,0 +1,68 @@
+//! `pincer memory search|show`: an operator's view of an agent's notes (A7), through the same
+//! confinement as the agent's tools (file names only, no links followed).
+
+use pincer_tools::memory::{LONG_TERM, MemoryDir, search};
+
+use crate::cli::MemoryCommand;
+use crate::{Env, Failure, runtime};
+
+pub(crate) fn run(cmd: MemoryCommand, env: &Env) -> anyhow::Result<u8> {
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home, env)?;
+    let dir = |agent: &str| -> anyhow::Result<MemoryDir> {
+        let (id, _) = runtime::agent_config(&home, &loaded.config, agent)?;
+        Ok(MemoryDir::new(&home.agent_dir(&id)))
+    };
+    match cmd {
+        MemoryCommand::Search {
+            query,
+            agent,
+            limit,
+            json,
+        } => {
+            let mem = dir(&agent)?;
+            let (hits, skipped) = search(&mem, &query.join(" "), limit.clamp(1, 1000));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"results": hits, "skipped": skipped})
+                    )?
+                );
+                return Ok(0);
+            }
+            for s in &skipped {
+                eprintln!("skipped {s}");
+            }
+            if hits.is_empty() {
+                println!("no notes match");
+            }
+            for h in &hits {
+                println!("{}:{}  {}", h.file, h.line, h.snippet);
+            }
+            Ok(0)
+        }
+        MemoryCommand::Show { file, agent, list } => {
+            let mem = dir(&agent)?;
+            if list {
+                for f in mem.files() {
+                    println!("{f}");
+                }
+                return Ok(0);
+            }
+            let name = match file.as_deref() {
+                None => LONG_TERM.to_owned(),
+                Some("today") => chrono::Utc::now().format("%Y-%m-%d.md").to_string(),
+                Some(f) => f.to_owned(),
+            };
+            match mem.read(&name) {
+                Ok(Some(text)) => {
+                    print!("{text}");
+                    Ok(0)
+                }
+                Ok(None) => Err(Failure::usage(format!("{name}: no such memory file")).into()),
+                Err(e) => Err(Failure::usage(format!("{name}: {e}")).into()),
+            }
+        }
+    }
+}
