@@ -82,6 +82,13 @@ fn memory_section(agent_dir: &Path, cap: usize) -> Option<(String, FileSection)>
         pincer_tools::memory::MemoryDir::new(agent_dir).read_prefix("MEMORY.md", cap)?;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let content = String::from_utf8_lossy(&bytes);
+    // Nothing but headings (the scaffolded `# Memory`): nothing worth a section.
+    if content
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return None;
+    }
     let full = content.trim_end();
     let body = &full[..full.floor_char_boundary(cap)];
     let truncated = body.len() < size.min(full.len()) || size > bytes.len();
