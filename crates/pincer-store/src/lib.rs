@@ -14,6 +14,7 @@ mod heartbeats;
 mod jobs;
 mod leaders;
 mod migrations;
+mod notes;
 #[cfg(feature = "postgres")]
 mod pg;
 mod relay;
@@ -34,6 +35,7 @@ pub use health::{ModelHealth, ModelHealthStore};
 pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
+pub use notes::{Note, NoteHit, NoteIndex, query_terms};
 #[cfg(feature = "postgres")]
 pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore};
 pub use relay::EventRelay;
@@ -59,6 +61,7 @@ pub trait Backend:
     + EventRelay
     + ModelHealthStore
     + UsageStore
+    + NoteIndex
 {
 }
 
@@ -74,5 +77,6 @@ impl<T> Backend for T where
         + EventRelay
         + ModelHealthStore
         + UsageStore
+        + NoteIndex
 {
 }

@@ -303,4 +303,27 @@ CREATE TABLE session_views (
 );
 ",
     ),
+    (
+        18,
+        r"
+CREATE TABLE memory_sources (
+    agent  TEXT NOT NULL,
+    source TEXT NOT NULL,
+    stamp  TEXT NOT NULL,
+    PRIMARY KEY (agent, source)
+);
+CREATE TABLE memory_notes (
+    agent  TEXT NOT NULL,
+    source TEXT NOT NULL,
+    line   INTEGER NOT NULL,
+    date   TEXT,
+    text   TEXT NOT NULL,
+    vector BLOB,
+    PRIMARY KEY (agent, source, line)
+);
+CREATE VIRTUAL TABLE memory_fts USING fts5(
+    text, agent UNINDEXED, source UNINDEXED, line UNINDEXED, date UNINDEXED
+);
+",
+    ),
 ];

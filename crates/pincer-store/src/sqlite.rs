@@ -115,7 +115,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one transaction on the store's thread; commits when it returns `Ok`.
-    async fn with_tx<T: Send + 'static>(
+    pub(crate) async fn with_tx<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

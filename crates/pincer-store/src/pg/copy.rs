@@ -5,7 +5,9 @@
 //! twice (idempotent) and a partly copied database is completed. SQLite's text timestamps become
 //! `TIMESTAMPTZ`, its 0/1 integers booleans. Identity sequences are moved past the copied ids.
 //! Afterwards every table is counted on both sides: the copy is verified when Postgres holds at
-//! least every SQLite row. Leadership leases are not copied (they belong to running processes).
+//! least every SQLite row. Leadership leases are not copied (they belong to running processes),
+//! nor is the memory search index (`memory_*`: derived from files and transcripts, it rebuilds
+//! itself at the first search).
 
 use std::path::Path;
 

@@ -306,6 +306,27 @@ CREATE TABLE session_views (
 );
 ",
     ),
+    (
+        13,
+        r"
+CREATE TABLE memory_sources (
+    agent  TEXT NOT NULL,
+    source TEXT NOT NULL,
+    stamp  TEXT NOT NULL,
+    PRIMARY KEY (agent, source)
+);
+CREATE TABLE memory_notes (
+    agent  TEXT NOT NULL,
+    source TEXT NOT NULL,
+    line   BIGINT NOT NULL,
+    date   TEXT,
+    text   TEXT NOT NULL,
+    vector BYTEA,
+    PRIMARY KEY (agent, source, line)
+);
+CREATE INDEX memory_notes_fts ON memory_notes USING GIN (to_tsvector('simple', text));
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -7,6 +7,7 @@ mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;
+mod notes;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sessions;
