@@ -175,7 +175,7 @@ pub(crate) enum ApprovalsCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MemoryCommand {
-    /// Search an agent's notes (BM25), best first.
+    /// Search an agent's notes (full text and, when configured, embeddings), best first.
     Search {
         /// Words to look for.
         #[arg(required = true)]
@@ -189,6 +189,12 @@ pub(crate) enum MemoryCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Rebuild an agent's search index from its memory files.
+    Reindex {
+        /// Agent id.
+        #[arg(long, default_value = "main")]
+        agent: String,
     },
     /// Print a memory file (default MEMORY.md; a day as YYYY-MM-DD.md or `today`), or list them.
     Show {

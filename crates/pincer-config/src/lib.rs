@@ -31,7 +31,7 @@ pub use error::ConfigError;
 pub use exec::{ExecConfig, ProcessCleanup, SandboxProvider, argv_prefix};
 pub use home::PincerHome;
 pub use load::{LoadedConfig, load, parse_and_validate, save};
-pub use models::{BudgetsConfig, FailoverConfig, Limits, ModelConfig};
+pub use models::{BudgetsConfig, FailoverConfig, Limits, MemoryConfig, ModelConfig};
 pub use schema::{
     AgentConfig, ApprovalMode, CONFIG_VERSION, Config, ExecMode, GatewayConfig, NetworkMode,
     PromptLimits, ProviderConfig, ProviderKind, SecurityConfig, ToolGroup, ToolProfile,

@@ -160,6 +160,55 @@ impl BudgetsConfig {
     }
 }
 
+/// `[memory]`: the embeddings model memory search uses besides full text (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Base URL of an OpenAI-compatible server with `/embeddings` (e.g. a local one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings_base_url: Option<String>,
+    /// The embeddings model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings_model: Option<String>,
+    /// Environment variable holding its API key (none for local servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings_api_key_env: Option<String>,
+}
+
+impl MemoryConfig {
+    /// Whether this is the default (no embeddings).
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+
+    pub(crate) fn errors(&self) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        if let Some(u) = &self.embeddings_base_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            errs.push((
+                "memory.embeddings_base_url".into(),
+                "must start with http:// or https://".into(),
+            ));
+        }
+        if self.embeddings_base_url.is_some() != self.embeddings_model.is_some() {
+            errs.push((
+                "memory.embeddings_model".into(),
+                "embeddings_base_url and embeddings_model go together".into(),
+            ));
+        }
+        if let Some(v) = &self.embeddings_api_key_env
+            && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            errs.push((
+                "memory.embeddings_api_key_env".into(),
+                "must be an environment variable name".into(),
+            ));
+        }
+        errs
+    }
+}
+
 /// `[failover]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -60,6 +60,9 @@ pub struct Config {
     /// Token and cost limits, checked before every model call.
     #[serde(default, skip_serializing_if = "crate::BudgetsConfig::is_default")]
     pub budgets: crate::BudgetsConfig,
+    /// Memory search: the optional embeddings model.
+    #[serde(default, skip_serializing_if = "crate::MemoryConfig::is_default")]
+    pub memory: crate::MemoryConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -523,6 +526,7 @@ impl Config {
             models: BTreeMap::new(),
             failover: crate::FailoverConfig::default(),
             budgets: crate::BudgetsConfig::default(),
+            memory: crate::MemoryConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -641,6 +645,7 @@ impl Config {
         let agent_names: Vec<&str> = self.agents.keys().map(AgentId::as_str).collect();
         errs.extend(self.channels.errors(&agent_names));
         errs.extend(self.budgets.errors(&agent_names));
+        errs.extend(self.memory.errors());
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

@@ -2,6 +2,7 @@
 //! commands (`ask`, `chat`, `tools call`, `run`) build their agents with.
 //!
 //! - [`failover`]: a model provider over a chain of models and keys, with cooldowns;
+//! - [`memory_index`]: an agent's memory search index (full text, embeddings, fusion);
 //! - [`metering`]: usage records and budgets checked before each model call;
 //! - [`pins`]: `/model`, a conversation's choice among its agent's models;
 //! - [`runtime`]: one agent's runtime (provider, tools, policy, gate, audit) and the per-process
@@ -25,6 +26,7 @@ pub mod failure;
 pub mod heartbeat;
 pub mod jobs;
 pub mod leader;
+pub mod memory_index;
 pub mod metering;
 pub mod pins;
 pub mod relay;

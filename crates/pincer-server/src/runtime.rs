@@ -372,9 +372,12 @@ pub fn registry(
     a: &AgentConfig,
     agent_dir: &std::path::Path,
     with_exec: bool,
+    index: Option<Arc<dyn pincer_tools::memory::NoteSearch>>,
 ) -> anyhow::Result<Arc<ToolRegistry>> {
-    let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?
-        .with_memory(Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir)))?;
+    let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?.with_memory(
+        Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir)),
+        index,
+    )?;
     if with_exec {
         tools = tools.with_exec()?;
     }
@@ -401,6 +404,14 @@ pub fn registry(
     Ok(tools)
 }
 
+/// What an agent's tools record to: the audit log, and the store when there is one (memory
+/// search then goes through its index).
+#[derive(Debug, Clone)]
+pub struct ToolBacking {
+    pub audit: Arc<AuditLog>,
+    pub store: Option<Arc<dyn Backend>>,
+}
+
 /// An agent's tool side, built the same way for agent runs and `pincer tools call`: the gate
 /// (registry, audit log, approver), what its tools can reach, and its policy.
 #[derive(Debug)]
@@ -420,8 +431,9 @@ impl AgentTools {
         a: &AgentConfig,
         env: &Env,
         approver: Arc<dyn Approver>,
-        audit: Arc<AuditLog>,
+        backing: ToolBacking,
     ) -> anyhow::Result<Self> {
+        let ToolBacking { audit, store } = backing;
         let policy = policy(config, agent, a);
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
@@ -445,7 +457,17 @@ impl AgentTools {
                 None
             }
         };
-        let tools = registry(agent, a, &home.agent_dir(agent), exec.is_some())?;
+        // Memory search goes through the store's index when there is a store.
+        let index: Option<Arc<dyn pincer_tools::memory::NoteSearch>> = match store {
+            Some(store) => Some(Arc::new(crate::memory_index::MemoryIndex::new(
+                store,
+                agent.as_str(),
+                &home.agent_dir(agent),
+                crate::memory_index::Embedder::from_config(&config.memory, env)?,
+            ))),
+            None => None,
+        };
+        let tools = registry(agent, a, &home.agent_dir(agent), exec.is_some(), index)?;
         Ok(Self {
             gate: Arc::new(Gate::new(tools, audit, approver)),
             ctx: tool_context(home, agent, a, exec)?,
@@ -638,8 +660,19 @@ impl AgentRuntime {
         let (agent, a) = agent_config(home, config, agent)?;
         let (provider, provider_name, model) = agent_model(config, &agent, a, env, &backing)?;
         let Backing { store, audit } = backing;
-        let AgentTools { gate, ctx, policy } =
-            AgentTools::build(home, config, &agent, a, env, approver, audit).await?;
+        let AgentTools { gate, ctx, policy } = AgentTools::build(
+            home,
+            config,
+            &agent,
+            a,
+            env,
+            approver,
+            ToolBacking {
+                audit,
+                store: Some(store.clone()),
+            },
+        )
+        .await?;
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {

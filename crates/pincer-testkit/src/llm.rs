@@ -36,6 +36,10 @@ struct Inner {
     script: VecDeque<Reply>,
     default: Reply,
     requests: Vec<RecordedRequest>,
+    /// Texts embedded so far (`POST /v1/embeddings`), kept apart from model requests.
+    embedded: Vec<String>,
+    /// Whether `/v1/embeddings` answers 503.
+    embeddings_down: bool,
 }
 
 /// Server state plus a notification fired on every recorded request.
@@ -83,12 +87,15 @@ impl FakeLlm {
                 script: script.into(),
                 default,
                 requests: Vec::new(),
+                embedded: Vec::new(),
+                embeddings_down: false,
             }),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
             .route("/v1/models", get(models))
+            .route("/v1/embeddings", post(embeddings))
             .route("/v1beta/models", get(models))
             .route("/v1beta/models/{call}", post(gemini))
             .route("/_stats", get(stats))
@@ -109,6 +116,16 @@ impl FakeLlm {
     /// Base URL for either wire format: `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Every text embedded so far, in order.
+    pub fn embedded(&self) -> Vec<String> {
+        lock(&self.state).embedded.clone()
+    }
+
+    /// Makes `/v1/embeddings` answer 503 (an embeddings server that is down), or answer again.
+    pub fn set_embeddings_down(&self, down: bool) {
+        lock(&self.state).embeddings_down = down;
     }
 
     /// The base URL for Gemini clients (`http://127.0.0.1:port/v1beta`).
@@ -156,6 +173,75 @@ impl Drop for FakeLlm {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Words that mean the same thing share a dimension, so similar meaning gives similar vectors
+/// without sharing words.
+const CONCEPTS: &[&[&str]] = &[
+    &["car", "automobile", "vehicle", "sedan", "drive", "driving"],
+    &["dog", "puppy", "canine", "hound"],
+    &["happy", "glad", "joyful", "cheerful"],
+    &["doctor", "physician", "dentist", "appointment"],
+];
+const DIMS: usize = 32;
+
+/// A deterministic "embedding": one dimension per concept, hashed dimensions for other words.
+fn embed_text(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; DIMS];
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let w = w.to_lowercase();
+        let dim = CONCEPTS
+            .iter()
+            .position(|c| c.contains(&w.as_str()))
+            .unwrap_or_else(|| {
+                let h = w
+                    .bytes()
+                    .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                CONCEPTS.len() + usize::try_from(h % (DIMS - CONCEPTS.len()) as u64).unwrap_or(0)
+            });
+        v[dim] += if dim < CONCEPTS.len() { 3.0 } else { 1.0 };
+    }
+    v
+}
+
+/// `POST /v1/embeddings` (OpenAI shape).
+async fn embeddings(State(s): State<Shared>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            render::error_body(Format::OpenAi, 400),
+        )
+            .into_response();
+    };
+    let inputs: Vec<String> = match &req["input"] {
+        Value::String(t) => vec![t.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    {
+        let mut inner = lock(&s);
+        if inner.embeddings_down {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                render::error_body(Format::OpenAi, 503),
+            )
+                .into_response();
+        }
+        inner.embedded.extend(inputs.iter().cloned());
+    }
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"object": "embedding", "index": i, "embedding": embed_text(t)}))
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data, "model": req["model"]}))
+        .into_response()
 }
 
 async fn models() -> impl IntoResponse {

@@ -48,17 +48,19 @@ impl ToolRegistry {
         Ok(r)
     }
 
-    /// Adds the memory tools over the agent's memory directory.
+    /// Adds the memory tools over the agent's memory directory, searching through `index` when
+    /// there is one.
     ///
     /// # Errors
     /// [`RegistryError`] if they are already registered.
     pub fn with_memory(
         mut self,
         mem: Arc<crate::memory::MemoryDir>,
+        index: Option<Arc<dyn crate::memory::NoteSearch>>,
     ) -> Result<Self, RegistryError> {
         use crate::memory::{MemoryAppend, MemoryForget, MemoryGet, MemorySearch};
         self.register(Arc::new(MemoryGet::new(mem.clone())?))?;
-        self.register(Arc::new(MemorySearch::new(mem.clone())?))?;
+        self.register(Arc::new(MemorySearch::new(mem.clone(), index)?))?;
         self.register(Arc::new(MemoryAppend::new(mem.clone())?))?;
         self.register(Arc::new(MemoryForget::new(mem)?))?;
         Ok(self)

@@ -1,7 +1,8 @@
 //! `pincer memory search|show`: an operator's view of an agent's notes (A7), through the same
 //! confinement as the agent's tools (file names only, no links followed).
 
-use pincer_tools::memory::{LONG_TERM, MemoryDir, search};
+use pincer_server::memory_index::{Embedder, MemoryIndex};
+use pincer_tools::memory::{LONG_TERM, MemoryDir};
 
 use crate::cli::MemoryCommand;
 use crate::{Env, Failure, runtime};
@@ -9,9 +10,20 @@ use crate::{Env, Failure, runtime};
 pub(crate) fn run(cmd: MemoryCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
+    let config = &loaded.config;
     let dir = |agent: &str| -> anyhow::Result<MemoryDir> {
-        let (id, _) = runtime::agent_config(&home, &loaded.config, agent)?;
+        let (id, _) = runtime::agent_config(&home, config, agent)?;
         Ok(MemoryDir::new(&home.agent_dir(&id)))
+    };
+    let index = |agent: &str, rt: &tokio::runtime::Runtime| -> anyhow::Result<MemoryIndex> {
+        let (id, _) = runtime::agent_config(&home, config, agent)?;
+        let store = rt.block_on(runtime::open_store(&home, config, env))?;
+        Ok(MemoryIndex::new(
+            store,
+            id.as_str(),
+            &home.agent_dir(&id),
+            Embedder::from_config(&config.memory, env)?,
+        ))
     };
     match cmd {
         MemoryCommand::Search {
@@ -20,19 +32,23 @@ pub(crate) fn run(cmd: MemoryCommand, env: &Env) -> anyhow::Result<u8> {
             limit,
             json,
         } => {
-            let mem = dir(&agent)?;
-            let (hits, skipped) = search(&mem, &query.join(" "), limit.clamp(1, 1000));
+            let rt = runtime::tokio_runtime()?;
+            let idx = index(&agent, &rt)?;
+            let found = rt
+                .block_on(idx.find(&query.join(" "), limit.clamp(1, 1000)))
+                .map_err(|e| Failure::usage(format!("memory search: {e}")))?;
+            let (hits, skipped) = (found.hits, found.notes);
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({"results": hits, "skipped": skipped})
+                        &serde_json::json!({"results": hits, "notes": skipped})
                     )?
                 );
                 return Ok(0);
             }
             for s in &skipped {
-                eprintln!("skipped {s}");
+                eprintln!("note: {s}");
             }
             if hits.is_empty() {
                 println!("no notes match");
@@ -40,6 +56,18 @@ pub(crate) fn run(cmd: MemoryCommand, env: &Env) -> anyhow::Result<u8> {
             for h in &hits {
                 println!("{}:{}  {}", h.file, h.line, h.snippet);
             }
+            Ok(0)
+        }
+        MemoryCommand::Reindex { agent } => {
+            let rt = runtime::tokio_runtime()?;
+            let idx = index(&agent, &rt)?;
+            let notes = rt
+                .block_on(idx.reindex())
+                .map_err(|e| Failure::usage(format!("memory reindex: {e}")))?;
+            for n in &notes {
+                eprintln!("note: {n}");
+            }
+            println!("reindexed agent {agent}'s memory");
             Ok(0)
         }
         MemoryCommand::Show { file, agent, list } => {

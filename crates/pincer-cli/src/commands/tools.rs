@@ -27,7 +27,10 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                 a,
                 env,
                 Arc::new(NoApprover),
-                runtime::open_audit(&home, config, env)?,
+                runtime::ToolBacking {
+                    audit: runtime::open_audit(&home, config, env)?,
+                    store: None,
+                },
             ))?;
             let tools = built.gate.tools();
             let policy = built.policy;
@@ -90,7 +93,10 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     a,
                     env,
                     approver,
-                    runtime::open_audit(&home, config, env)?,
+                    runtime::ToolBacking {
+                        audit: runtime::open_audit(&home, config, env)?,
+                        store: Some(runtime::open_store(&home, config, env).await?),
+                    },
                 )
                 .await?;
                 let scope = CallScope {

@@ -124,3 +124,107 @@ async fn notes_are_written_searched_and_forgotten_inside_memory_only() {
     let v = result(&call(&home, "memory.search", json!({"query": "providers"}), false).await);
     assert!(!v.to_string().contains("base_url"), "{v}");
 }
+
+/// Search through the index (issue 16, part 4): keyword and — with an embeddings server —
+/// semantic matches fused; edits made in an editor are indexed at the next search; a bad file is
+/// skipped with a note; with the embeddings server down, keyword results come back alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_search_finds_notes_by_keyword_and_meaning() {
+    let llm = pincer_testkit::FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let config = home.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[memory]\nembeddings_base_url = \"{}\"\nembeddings_model = \"fake-embed\"\n",
+            llm.base_url()
+        ),
+    )
+    .unwrap();
+    let mem = home.path().join("agents/main/memory");
+    std::fs::write(
+        mem.join("MEMORY.md"),
+        "# Memory\n\n## Facts\n- The user's code word is marlin\n- Their automobile is a blue Volvo\n",
+    )
+    .unwrap();
+    std::fs::write(
+        mem.join("2026-11-30.md"),
+        "# 2026-11-30\n\n- Booked the physician for Tuesday\n- Walked the puppy twice\n",
+    )
+    .unwrap();
+    let search = |q: &'static str| {
+        let home = &home;
+        async move {
+            let out = home.run(&["memory", "search", "--json", q], "").await;
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            serde_json::from_str::<Value>(&stdout(&out)).unwrap()
+        }
+    };
+    // Keyword.
+    let v = search("code word").await;
+    assert_eq!(
+        v["results"][0]["snippet"], "- The user's code word is marlin",
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["file"], "MEMORY.md");
+    // Meaning: no word in common with the note.
+    let v = search("which car do they drive").await;
+    assert_eq!(
+        v["results"][0]["snippet"], "- Their automobile is a blue Volvo",
+        "{v}"
+    );
+    let v = search("dentist appointment").await;
+    assert_eq!(
+        v["results"][0]["snippet"], "- Booked the physician for Tuesday",
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["date"], "2026-11-30", "{v}");
+    // Indexed once: a search with nothing changed embeds only the query.
+    let before = llm.embedded().len();
+    search("marlin").await;
+    assert_eq!(
+        llm.embedded().len(),
+        before + 1,
+        "files were embedded again"
+    );
+    // A human edits a note in an editor; the next search sees it. A file that is not UTF-8 is
+    // skipped, with a note.
+    std::fs::write(
+        mem.join("2026-11-30.md"),
+        "- Walked the canine to the park\n",
+    )
+    .unwrap();
+    std::fs::write(mem.join("2026-12-01.md"), b"- broken \xff\xfe bytes\n").unwrap();
+    let v = search("dog").await;
+    assert_eq!(
+        v["results"][0]["snippet"], "- Walked the canine to the park",
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("physician"),
+        "a removed note is still indexed: {v}"
+    );
+    assert!(v["notes"].to_string().contains("2026-12-01.md"), "{v}");
+    // The embeddings server goes down: keyword results alone, and a note saying so.
+    llm.set_embeddings_down(true);
+    let v = search("marlin").await;
+    assert_eq!(
+        v["results"][0]["snippet"], "- The user's code word is marlin",
+        "{v}"
+    );
+    assert!(
+        v["notes"].to_string().contains("keyword results only"),
+        "{v}"
+    );
+    llm.set_embeddings_down(false);
+    // A rebuild from scratch gives the same answers.
+    let out = home.run(&["memory", "reindex"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = search("which car do they drive").await;
+    assert_eq!(
+        v["results"][0]["snippet"], "- Their automobile is a blue Volvo",
+        "{v}"
+    );
+}

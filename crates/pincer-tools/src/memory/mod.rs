@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-pub use search::{Hit, search};
+pub use search::{Hit, NoteSearch, SearchFuture, SearchOutcome, search};
 pub use tools::{MemoryAppend, MemoryForget, MemoryGet, MemorySearch};
 
 use crate::ToolError;
@@ -173,6 +173,49 @@ impl MemoryDir {
             .read_to_end(&mut bytes)
             .ok()?;
         Some((bytes, meta.len()))
+    }
+
+    /// The modification time and size of `name` without opening it (a link is not followed
+    /// and reads as `None`, like a missing file; `read_bytes` then says why).
+    pub fn stat(&self, name: &str) -> Option<(std::time::SystemTime, u64)> {
+        if !Self::valid_name(name) {
+            return None;
+        }
+        let m = std::fs::symlink_metadata(self.dir.join(name)).ok()?;
+        m.file_type()
+            .is_file()
+            .then(|| m.modified().ok().map(|t| (t, m.len())))
+            .flatten()
+    }
+
+    /// The bytes, modification time and size of `name`, never through a link; `None` when it
+    /// is missing.
+    ///
+    /// # Errors
+    /// Forbidden names, links and special files; files over [`MAX_FILE`].
+    pub fn read_bytes(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, std::time::SystemTime, u64)>, ToolError> {
+        let Some(mut f) = self.open_read(name)? else {
+            return Ok(None);
+        };
+        let meta = f
+            .metadata()
+            .map_err(|e| ToolError::Failed(format!("{name}: {e}")))?;
+        if meta.len() > MAX_FILE {
+            return Err(ToolError::Failed(format!(
+                "{name} is {} bytes, over the {MAX_FILE}-byte limit for memory files",
+                meta.len()
+            )));
+        }
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)
+            .map_err(|e| ToolError::Failed(format!("{name}: {e}")))?;
+        let mtime = meta
+            .modified()
+            .map_err(|e| ToolError::Failed(format!("{name}: {e}")))?;
+        Ok(Some((bytes, mtime, meta.len())))
     }
 
     /// Every memory file name present, long-term first, then daily notes newest first.

@@ -2,7 +2,31 @@
 //! bullet) is a document. Computed per search, in process, with no index to keep in step with
 //! the files: edits made in an editor count at once.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::{LONG_TERM, MemoryDir};
+
+/// What an index-backed search found, and what the caller should know (files skipped, an
+/// embeddings server that did not answer).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SearchOutcome {
+    /// Best first.
+    pub hits: Vec<Hit>,
+    /// Notes for the reader.
+    pub notes: Vec<String>,
+}
+
+/// The future a [`NoteSearch`] returns.
+pub type SearchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<SearchOutcome, String>> + Send + 'a>>;
+
+/// An index `memory.search` asks first (full text and, when configured, embeddings); without
+/// one, or when it fails, the files are scanned.
+pub trait NoteSearch: Send + Sync + std::fmt::Debug {
+    /// The best `limit` notes for `query`.
+    fn search<'a>(&'a self, query: &'a str, limit: usize) -> SearchFuture<'a>;
+}
 
 /// One result.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -128,11 +128,13 @@ struct SearchArgs {
     limit: Option<usize>,
 }
 
-/// `memory.search`: ranks memory lines for a query (BM25).
+/// `memory.search`: ranks memory notes for a query — through the index when there is one, by
+/// scanning the files (BM25) otherwise.
 #[derive(Debug)]
 pub struct MemorySearch {
     spec: ToolSpec,
     mem: Arc<MemoryDir>,
+    index: Option<Arc<dyn super::NoteSearch>>,
 }
 
 impl MemorySearch {
@@ -140,8 +142,12 @@ impl MemorySearch {
     ///
     /// # Errors
     /// Never in practice (literal name).
-    pub fn new(mem: Arc<MemoryDir>) -> Result<Self, IdError> {
+    pub fn new(
+        mem: Arc<MemoryDir>,
+        index: Option<Arc<dyn super::NoteSearch>>,
+    ) -> Result<Self, IdError> {
         Ok(Self {
+            index,
             spec: ToolSpec::for_args::<SearchArgs>(
                 "memory.search",
                 "Search your memory notes; best matches with file, line and text.",
@@ -173,13 +179,27 @@ impl Tool for MemorySearch {
 
     fn run<'a>(&'a self, _ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a> {
         let mem = self.mem.clone();
+        let index = self.index.clone();
         Box::pin(async move {
             let d = action.action().detail.clone();
             let query = d["query"].as_str().unwrap_or_default().to_owned();
             let limit = usize::try_from(d["limit"].as_u64().unwrap_or(10)).unwrap_or(10);
+            let mut notes = Vec::new();
+            if let Some(index) = &index {
+                match index.search(&query, limit).await {
+                    Ok(found) => {
+                        return Ok(ToolOutput {
+                            content: json!({"results": found.hits, "notes": found.notes})
+                                .to_string(),
+                        });
+                    }
+                    Err(e) => notes.push(format!("index unavailable ({e}); files scanned instead")),
+                }
+            }
             let (hits, skipped) = blocking(move || Ok(search(&mem, &query, limit))).await?;
+            notes.extend(skipped.into_iter().map(|s| format!("skipped {s}")));
             Ok(ToolOutput {
-                content: json!({"results": hits, "skipped": skipped}).to_string(),
+                content: json!({"results": hits, "notes": notes}).to_string(),
             })
         })
     }
