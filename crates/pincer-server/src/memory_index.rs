@@ -1,5 +1,5 @@
-//! The memory search index of one agent (A7): its memory files kept in the store's
-//! [`NoteIndex`], searched by full text and — with `[memory] embeddings_*` — by vector
+//! The memory search index of one agent (A7): its memory files and past conversations kept in
+//! the store's [`pincer_store::NoteIndex`], searched by full text and — with `[memory] embeddings_*` — by vector
 //! similarity, the two rankings merged by reciprocal rank fusion.
 //!
 //! The index follows the files: before each search every memory file is compared by modification
@@ -24,6 +24,8 @@ use crate::Env;
 const RRF_K: f64 = 60.0;
 /// Notes embedded per request.
 const EMBED_BATCH: usize = 64;
+/// Messages per indexed piece of a conversation: a growing chat re-indexes only its last piece.
+const SESSION_CHUNK: usize = 50;
 
 /// An OpenAI-compatible `/embeddings` client.
 #[derive(Debug, Clone)]
@@ -239,8 +241,14 @@ impl MemoryIndex {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        let sessions = self.sync_sessions(&indexed, &mut notes).await?;
         for source in indexed.keys() {
-            if !files.contains(source) {
+            let gone = if source.starts_with("session:") {
+                !sessions.contains(source)
+            } else {
+                !files.contains(source)
+            };
+            if gone {
                 self.store
                     .remove_notes(&self.agent, source)
                     .await
@@ -248,6 +256,85 @@ impl MemoryIndex {
             }
         }
         Ok(notes)
+    }
+
+    /// Indexes past conversations: each session in chunks of [`SESSION_CHUNK`] messages (only
+    /// the chunks that grew are read again), user and assistant text only — tool output stays
+    /// out. Returns every session source that exists.
+    async fn sync_sessions(
+        &self,
+        indexed: &HashMap<String, String>,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<String>, String> {
+        let agent: pincer_types::AgentId = self.agent.parse().map_err(|e| format!("{e}"))?;
+        let mut present = Vec::new();
+        for s in self
+            .store
+            .agent_sessions(&agent)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let total = usize::try_from(s.messages).unwrap_or(0);
+            let chunks = total.div_ceil(SESSION_CHUNK);
+            let mut messages: Option<Vec<Value>> = None;
+            for c in 0..chunks {
+                let source = format!("session:{}:{c}", s.id);
+                let in_chunk = (total - c * SESSION_CHUNK).min(SESSION_CHUNK);
+                let stamp = format!("{in_chunk}:");
+                present.push(source.clone());
+                if indexed.get(&source).is_some_and(|st| *st == stamp) {
+                    continue;
+                }
+                if messages.is_none() {
+                    messages = Some(self.store.messages(s.id).await.map_err(|e| e.to_string())?);
+                }
+                let all = messages.as_deref().unwrap_or_default();
+                let date = Some(s.created_at.format("%Y-%m-%d").to_string());
+                let docs: Vec<Note> = all
+                    .iter()
+                    .enumerate()
+                    .skip(c * SESSION_CHUNK)
+                    .take(SESSION_CHUNK)
+                    .filter_map(|(i, m)| {
+                        let role = m["role"].as_str()?;
+                        let text = m["content"].as_str()?.trim();
+                        (matches!(role, "user" | "assistant") && !text.is_empty()).then(|| Note {
+                            source: source.clone(),
+                            line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                            date: date.clone(),
+                            text: format!(
+                                "{role} ({}): {}",
+                                s.key,
+                                text.chars().take(2000).collect::<String>()
+                            ),
+                        })
+                    })
+                    .collect();
+                let vectors = match &self.embedder {
+                    Some(e) if !docs.is_empty() => {
+                        let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
+                        match e.embed(&texts).await {
+                            Ok(v) => Some(v),
+                            Err(err) => {
+                                notes.push(format!("{source} indexed without vectors: {err}"));
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                let stamp = if self.embedder.is_some() && vectors.is_none() {
+                    format!("pending:{stamp}")
+                } else {
+                    stamp
+                };
+                self.store
+                    .replace_notes(&self.agent, &source, &stamp, &docs, vectors.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(present)
     }
 
     /// Drops the agent's index and builds it again from the files.

@@ -40,7 +40,7 @@ pub use notes::{Note, NoteHit, NoteIndex, query_terms};
 pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore};
 pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
-pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionView, Store};
+pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
 pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, parse_since};

@@ -14,7 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::migrations::MIGRATIONS;
 pub(crate) use crate::values::{parse, status_parse, status_str};
-use crate::{ModelPin, RunRecord, RunStart, SessionInfo, SessionView, Store, StoreError};
+use crate::{
+    ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store, StoreError,
+};
 
 /// A call run on the store's thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -400,6 +402,39 @@ impl Store for SqliteStore {
 
     async fn session_view(&self, session: SessionId) -> Result<Option<SessionView>, StoreError> {
         self.with(move |c| view_in(c, session)).await
+    }
+
+    async fn agent_sessions(&self, agent: &AgentId) -> Result<Vec<SessionSummary>, StoreError> {
+        let agent = agent.to_string();
+        let rows = self
+            .with(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT s.id, s.key, s.created_at, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id)
+                     FROM sessions s WHERE s.agent = ?1 ORDER BY s.created_at, s.id",
+                )?;
+                let rows = st
+                    .query_map(params![agent], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, key, created, n)| {
+                Ok(SessionSummary {
+                    id: parse(&id, "session id")?,
+                    key: parse(&key, "session key")?,
+                    created_at: ts(&created)?,
+                    messages: u64::try_from(n).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     async fn set_session_view(

@@ -33,6 +33,19 @@ pub struct SessionView {
     pub sent: Vec<serde_json::Value>,
 }
 
+/// One session in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// Session id.
+    pub id: SessionId,
+    /// Its key.
+    pub key: SessionKey,
+    /// When it began.
+    pub created_at: DateTime<Utc>,
+    /// How many messages it holds.
+    pub messages: u64,
+}
+
 /// What a run starts from: the session's history and, when it was compacted before, its view.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunStart {
@@ -99,6 +112,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: &SessionKey,
         pin: Option<&ModelPin>,
     ) -> Result<(), StoreError>;
+    /// Every session of `agent` (current and archived) with its key, start and message count,
+    /// oldest first — what memory search indexes as past conversations.
+    async fn agent_sessions(&self, agent: &AgentId) -> Result<Vec<SessionSummary>, StoreError>;
     /// The session's saved compacted view, if any.
     async fn session_view(&self, session: SessionId) -> Result<Option<SessionView>, StoreError>;
     /// Saves (replaces) the session's compacted view.

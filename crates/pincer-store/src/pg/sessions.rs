@@ -9,7 +9,9 @@ use pincer_types::{AgentId, RunId, SessionId, SessionKey, TokenUsage};
 
 use super::{PgStore, db};
 use crate::StoreError;
-use crate::store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionView, Store};
+use crate::store::{
+    ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store,
+};
 use crate::values::parse;
 use crate::values::{status_parse, status_str};
 
@@ -231,6 +233,29 @@ impl Store for PgStore {
     async fn session_view(&self, session: SessionId) -> Result<Option<SessionView>, StoreError> {
         let client = self.client().await?;
         view_in(&client, session).await
+    }
+
+    async fn agent_sessions(&self, agent: &AgentId) -> Result<Vec<SessionSummary>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT s.id, s.key, s.created_at,
+                        (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id)
+                 FROM sessions s WHERE s.agent = $1 ORDER BY s.created_at, s.id",
+                &[&agent.as_str()],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionSummary {
+                    id: parse(r.get::<_, &str>(0), "session id")?,
+                    key: parse(r.get::<_, &str>(1), "session key")?,
+                    created_at: r.get(2),
+                    messages: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     async fn set_session_view(

@@ -189,3 +189,31 @@ conformance!(
         assert_eq!(s.session_view(session.id).await.unwrap(), None);
     }
 );
+
+conformance!(
+    an_agents_sessions_are_listed_with_their_message_counts,
+    |db| {
+        let s = db.open().await;
+        let (k, a) = key();
+        let first = s.current_session(&k, &a).await.unwrap();
+        s.append_messages(
+            first.id,
+            vec![
+                json!({"role": "user", "content": "one"}),
+                json!({"role": "assistant", "content": "two"}),
+            ],
+        )
+        .await
+        .unwrap();
+        let second = s.new_session(&k, &a).await.unwrap();
+        let other: AgentId = "ops".parse().unwrap();
+        s.current_session(&"ops:cli:x".parse().unwrap(), &other)
+            .await
+            .unwrap();
+        let list = s.agent_sessions(&a).await.unwrap();
+        let got: Vec<(pincer_types::SessionId, u64)> =
+            list.iter().map(|x| (x.id, x.messages)).collect();
+        assert_eq!(got, vec![(first.id, 2), (second.id, 0)]);
+        assert_eq!(list[0].key, k);
+    }
+);
