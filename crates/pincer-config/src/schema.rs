@@ -443,6 +443,9 @@ pub struct AgentConfig {
     /// Compact what is sent past this fraction of the context window (default 0.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact_at: Option<f64>,
+    /// IANA time zone of the agent's daily memory notes (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// Prompt assembly caps.
     #[serde(default)]
     pub prompt: PromptLimits,
@@ -483,6 +486,7 @@ impl AgentConfig {
             max_tokens: default_max_tokens(),
             context_window: None,
             compact_at: None,
+            timezone: None,
             prompt: PromptLimits::default(),
             heartbeat: None,
         }
@@ -679,6 +683,11 @@ impl Config {
             }
             if let Some(hb) = &a.heartbeat {
                 errs.extend(hb.errors(id.as_str()));
+            }
+            if let Some(tz) = &a.timezone
+                && let Err(e) = pincer_scheduler::check_zone(tz)
+            {
+                errs.push((format!("agents.{id}.timezone"), e.to_string()));
             }
             if a.context_window.is_some_and(|w| w < 1024) {
                 errs.push((

@@ -258,6 +258,16 @@ pub fn check_zone(tz: &str) -> Result<(), ScheduleError> {
         .map_err(|e| ScheduleError::Invalid(format!("time zone `{tz}`: {e}")))
 }
 
+/// Today's date (`YYYY-MM-DD`) in the IANA zone `tz`.
+///
+/// # Errors
+/// [`ScheduleError::Invalid`] naming an unknown zone.
+pub fn today_in(tz: &str) -> Result<String, ScheduleError> {
+    let zone =
+        TimeZone::get(tz).map_err(|e| ScheduleError::Invalid(format!("time zone `{tz}`: {e}")))?;
+    Ok(jiff::Timestamp::now().to_zoned(zone).date().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,7 +375,7 @@ pub fn registry(
     index: Option<Arc<dyn pincer_tools::memory::NoteSearch>>,
 ) -> anyhow::Result<Arc<ToolRegistry>> {
     let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?.with_memory(
-        Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir)),
+        Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir).with_tz(a.timezone.clone())),
         index,
     )?;
     if with_exec {

@@ -12,8 +12,8 @@ pub(crate) fn run(cmd: MemoryCommand, env: &Env) -> anyhow::Result<u8> {
     let loaded = runtime::load_config(&home, env)?;
     let config = &loaded.config;
     let dir = |agent: &str| -> anyhow::Result<MemoryDir> {
-        let (id, _) = runtime::agent_config(&home, config, agent)?;
-        Ok(MemoryDir::new(&home.agent_dir(&id)))
+        let (id, a) = runtime::agent_config(&home, config, agent)?;
+        Ok(MemoryDir::new(&home.agent_dir(&id)).with_tz(a.timezone.clone()))
     };
     let index = |agent: &str, rt: &tokio::runtime::Runtime| -> anyhow::Result<MemoryIndex> {
         let (id, _) = runtime::agent_config(&home, config, agent)?;
@@ -80,7 +80,7 @@ pub(crate) fn run(cmd: MemoryCommand, env: &Env) -> anyhow::Result<u8> {
             }
             let name = match file.as_deref() {
                 None => LONG_TERM.to_owned(),
-                Some("today") => chrono::Utc::now().format("%Y-%m-%d.md").to_string(),
+                Some("today") => mem.today_file(),
                 Some(f) => f.to_owned(),
             };
             match mem.read(&name) {

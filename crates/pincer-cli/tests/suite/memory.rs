@@ -228,3 +228,42 @@ async fn memory_search_finds_notes_by_keyword_and_meaning() {
         "{v}"
     );
 }
+
+/// Daily notes follow the agent's time zone; an unknown zone is a config error naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_notes_follow_the_agents_time_zone() {
+    let llm = pincer_testkit::FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let out = home
+        .run(
+            &["config", "set", "agents.main.timezone", "Mars/Olympus"],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("agents.main.timezone"),
+        "{}",
+        stderr(&out)
+    );
+    for tz in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        set(&home, "agents.main.timezone", tz).await;
+        let out = call(
+            &home,
+            "memory.append",
+            json!({"text": format!("noted in {tz}")}),
+            false,
+        )
+        .await;
+        result(&out);
+        let day = pincer_scheduler::today_in(tz).unwrap();
+        let file = home.path().join(format!("agents/main/memory/{day}.md"));
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            text.contains(&format!("noted in {tz}")),
+            "{}: {text}",
+            file.display()
+        );
+    }
+}

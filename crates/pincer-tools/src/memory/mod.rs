@@ -32,6 +32,8 @@ pub const LONG_TERM: &str = "MEMORY.md";
 #[derive(Debug, Clone)]
 pub struct MemoryDir {
     dir: PathBuf,
+    /// The agent's IANA time zone for daily notes (UTC without one).
+    tz: Option<String>,
 }
 
 fn nofollow() -> i32 {
@@ -43,7 +45,25 @@ impl MemoryDir {
     pub fn new(agent_dir: &Path) -> Self {
         Self {
             dir: agent_dir.join("memory"),
+            tz: None,
         }
+    }
+
+    /// Daily notes follow `tz` (an IANA zone, checked by the configuration) instead of UTC.
+    #[must_use]
+    pub fn with_tz(mut self, tz: Option<String>) -> Self {
+        self.tz = tz;
+        self
+    }
+
+    /// Today's daily note file, in the agent's time zone.
+    pub fn today_file(&self) -> String {
+        let day = self
+            .tz
+            .as_deref()
+            .and_then(|tz| pincer_scheduler::today_in(tz).ok())
+            .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
+        format!("{day}.md")
     }
 
     /// Whether `name` is a memory file name: `MEMORY.md` or `YYYY-MM-DD.md`.

@@ -17,14 +17,10 @@ use crate::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput, ToolSpec};
 /// Longest text one `memory.append` adds.
 const MAX_APPEND: usize = 4000;
 
-fn today() -> String {
-    Utc::now().format("%Y-%m-%d.md").to_string()
-}
-
-fn file_arg(file: Option<String>) -> Result<String, ToolError> {
+fn file_arg(mem: &MemoryDir, file: Option<String>) -> Result<String, ToolError> {
     let f = file.unwrap_or_else(|| LONG_TERM.to_owned());
     if f == "today" {
-        return Ok(today());
+        return Ok(mem.today_file());
     }
     if MemoryDir::valid_name(&f) {
         Ok(f)
@@ -81,7 +77,7 @@ impl Tool for MemoryGet {
 
     fn plan(&self, _ctx: &ToolContext, args: &Value) -> Result<Action, ToolError> {
         let a: GetArgs = parse_args("memory.get", args)?;
-        let file = file_arg(a.file)?;
+        let file = file_arg(&self.mem, a.file)?;
         if a.from_line == Some(0) {
             return Err(ToolError::InvalidArguments(
                 "memory.get: `from_line` is 1-based".into(),
@@ -291,7 +287,7 @@ impl Tool for MemoryAppend {
         let file = if section.is_some() {
             LONG_TERM.to_owned()
         } else {
-            today()
+            self.mem.today_file()
         };
         Ok(self.spec.action(
             RiskTier::L1Mutating,
@@ -384,7 +380,7 @@ impl Tool for MemoryForget {
         }
         Ok(self.spec.action(
             RiskTier::L2Destructive,
-            json!({"file": file_arg(a.file)?, "text": a.text.trim()}),
+            json!({"file": file_arg(&self.mem, a.file)?, "text": a.text.trim()}),
         ))
     }
 
