@@ -358,12 +358,13 @@ impl Failover {
         }
     }
 
-    async fn key_failed(&self, alias: &str, var: &str, e: &ProviderError) {
+    /// Records a failure of `subject` on the ladder; returns when its cooldown ends.
+    async fn climb(&self, subject: &str, e: &ProviderError) -> Option<chrono::DateTime<Utc>> {
         let h = self
             .health
             .store
             .record_model_failure(
-                &key_subject(var),
+                subject,
                 e.kind.as_str(),
                 &e.message,
                 &self.ladder,
@@ -371,11 +372,22 @@ impl Failover {
             )
             .await;
         self.health.invalidate();
+        match h {
+            Ok(h) => h.cooldown_until,
+            Err(err) => {
+                eprintln!("pincer: recording model health: {err}");
+                None
+            }
+        }
+    }
+
+    async fn key_failed(&self, alias: &str, var: &str, e: &ProviderError) {
+        let until = self.climb(&key_subject(var), e).await;
         crate::runtime::record(
             &self.audit,
             "model.key_rotated",
             json!({"agent": self.agent, "model": alias, "key": var, "class": e.kind.as_str(),
-                   "cooldown_until": h.ok().and_then(|h| h.cooldown_until)}),
+                   "cooldown_until": until}),
         )
         .await;
     }
@@ -400,23 +412,12 @@ impl Failover {
     }
 
     async fn model_failed(&self, alias: &str, next: Option<&str>, e: &ProviderError) {
-        let h = self
-            .health
-            .store
-            .record_model_failure(
-                &model_subject(alias),
-                e.kind.as_str(),
-                &e.message,
-                &self.ladder,
-                Utc::now(),
-            )
-            .await;
-        self.health.invalidate();
+        let until = self.climb(&model_subject(alias), e).await;
         crate::runtime::record(
             &self.audit,
             "model.failover",
             json!({"agent": self.agent, "from": alias, "to": next, "class": e.kind.as_str(),
-                   "error": e.message, "cooldown_until": h.ok().and_then(|h| h.cooldown_until)}),
+                   "error": e.message, "cooldown_until": until}),
         )
         .await;
     }

@@ -217,29 +217,7 @@ impl MemoryIndex {
                     text: l.trim().to_owned(),
                 })
                 .collect();
-            let vectors = match &self.embedder {
-                Some(e) if !docs.is_empty() => {
-                    let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
-                    match e.embed(&texts).await {
-                        Ok(v) => Some(v),
-                        Err(err) => {
-                            notes.push(format!("{file} indexed without vectors: {err}"));
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            // Without vectors the stamp is not kept, so the next search tries to embed again.
-            let stamp = if self.embedder.is_some() && vectors.is_none() {
-                format!("pending:{stamp}")
-            } else {
-                stamp
-            };
-            self.store
-                .replace_notes(&self.agent, file, &stamp, &docs, vectors.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            self.store_source(file, stamp, &docs, &mut notes).await?;
         }
         let sessions = self.sync_sessions(&indexed, &mut notes).await?;
         for source in indexed.keys() {
@@ -256,6 +234,39 @@ impl MemoryIndex {
             }
         }
         Ok(notes)
+    }
+
+    /// Stores one source's notes, with vectors when an embeddings model is configured and
+    /// answers. Without them the stamp is marked pending, so the next search tries again.
+    async fn store_source(
+        &self,
+        source: &str,
+        stamp: String,
+        docs: &[Note],
+        notes: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let vectors = match &self.embedder {
+            Some(e) if !docs.is_empty() => {
+                let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
+                match e.embed(&texts).await {
+                    Ok(v) => Some(v),
+                    Err(err) => {
+                        notes.push(format!("{source} indexed without vectors: {err}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let stamp = if self.embedder.is_some() && vectors.is_none() {
+            format!("pending:{stamp}")
+        } else {
+            stamp
+        };
+        self.store
+            .replace_notes(&self.agent, source, &stamp, docs, vectors.as_deref())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Indexes past conversations: each session in chunks of [`SESSION_CHUNK`] messages (only
@@ -310,28 +321,7 @@ impl MemoryIndex {
                         })
                     })
                     .collect();
-                let vectors = match &self.embedder {
-                    Some(e) if !docs.is_empty() => {
-                        let texts: Vec<String> = docs.iter().map(|d| d.text.clone()).collect();
-                        match e.embed(&texts).await {
-                            Ok(v) => Some(v),
-                            Err(err) => {
-                                notes.push(format!("{source} indexed without vectors: {err}"));
-                                None
-                            }
-                        }
-                    }
-                    _ => None,
-                };
-                let stamp = if self.embedder.is_some() && vectors.is_none() {
-                    format!("pending:{stamp}")
-                } else {
-                    stamp
-                };
-                self.store
-                    .replace_notes(&self.agent, &source, &stamp, &docs, vectors.as_deref())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.store_source(&source, stamp, &docs, notes).await?;
             }
         }
         Ok(present)

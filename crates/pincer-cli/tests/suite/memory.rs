@@ -5,15 +5,7 @@
 use serde_json::{Value, json};
 
 use super::common::*;
-
-async fn call(home: &Home, tool: &str, args: Value, approve: bool) -> std::process::Output {
-    let args = args.to_string();
-    let mut argv = vec!["tools", "call", tool, "--args", &args];
-    if approve {
-        argv.push("--approve");
-    }
-    home.run(&argv, "").await
-}
+use super::tools_audit::call;
 
 fn result(out: &std::process::Output) -> Value {
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));

@@ -11,6 +11,38 @@ fn append_config(home: &Home, text: &str) {
     std::fs::write(&path, config).unwrap();
 }
 
+/// A home whose agent runs the chain `primary` (at `primary`, model `big-model`, no retries)
+/// then `second` (at `backup`, model `small-model`).
+async fn two_model_home(
+    primary: &pincer_testkit::FakeLlm,
+    backup: &pincer_testkit::FakeLlm,
+) -> Home {
+    let home = Home::new();
+    home.init(&primary.base_url()).await;
+    append_config(
+        &home,
+        &format!(
+            r#"
+[providers.backup]
+kind = "openai"
+base_url = "{}"
+
+[models.primary]
+provider = "default"
+model = "big-model"
+
+[models.second]
+provider = "backup"
+model = "small-model"
+"#,
+            backup.base_url()
+        ),
+    );
+    set(&home, "providers.default.max_retries", "0").await;
+    set(&home, "agents.main.models", r#"["primary", "second"]"#).await;
+    home
+}
+
 fn status(out: &std::process::Output) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).unwrap()
@@ -40,29 +72,7 @@ async fn a_failing_model_falls_over_to_the_next_and_cools_down_across_restarts()
     )
     .await
     .unwrap();
-    let home = Home::new();
-    home.init(&primary.base_url()).await;
-    append_config(
-        &home,
-        &format!(
-            r#"
-[providers.backup]
-kind = "openai"
-base_url = "{}"
-
-[models.primary]
-provider = "default"
-model = "big-model"
-
-[models.second]
-provider = "backup"
-model = "small-model"
-"#,
-            backup.base_url()
-        ),
-    );
-    set(&home, "providers.default.max_retries", "0").await;
-    set(&home, "agents.main.models", r#"["primary", "second"]"#).await;
+    let home = two_model_home(&primary, &backup).await;
     let ask = || home.run(&["ask", "hello"], "");
     let out = ask().await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -223,29 +233,7 @@ async fn strict_pinning_fails_instead_of_switching_and_chat_can_choose() {
     let backup = FakeLlm::bind(any, vec![], Reply::text("from the backup"))
         .await
         .unwrap();
-    let home = Home::new();
-    home.init(&primary.base_url()).await;
-    append_config(
-        &home,
-        &format!(
-            r#"
-[providers.backup]
-kind = "openai"
-base_url = "{}"
-
-[models.primary]
-provider = "default"
-model = "big-model"
-
-[models.second]
-provider = "backup"
-model = "small-model"
-"#,
-            backup.base_url()
-        ),
-    );
-    set(&home, "providers.default.max_retries", "0").await;
-    set(&home, "agents.main.models", r#"["primary", "second"]"#).await;
+    let home = two_model_home(&primary, &backup).await;
     let out = home
         .run(&["ask", "--model", "primary", "--strict", "hello"], "")
         .await;

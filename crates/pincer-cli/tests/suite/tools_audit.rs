@@ -17,7 +17,12 @@ async fn ready() -> (FakeLlm, Home) {
     (server, home)
 }
 
-async fn call(home: &Home, tool: &str, args: Value, approve: bool) -> std::process::Output {
+pub(super) async fn call(
+    home: &Home,
+    tool: &str,
+    args: Value,
+    approve: bool,
+) -> std::process::Output {
     let args = args.to_string();
     let mut argv = vec!["tools", "call", tool, "--args", &args];
     if approve {
