@@ -15,6 +15,9 @@ pub struct StorageConfig {
     /// Environment variable holding the database password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's, for `sslmode=require`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl StorageConfig {
@@ -55,6 +58,21 @@ impl StorageConfig {
                 "must be an environment variable name".into(),
             ));
         }
+        if let Some(f) = &self.ca_file {
+            if !f.is_absolute() {
+                errs.push(("storage.ca_file".into(), "must be an absolute path".into()));
+            }
+            if !self
+                .url
+                .as_deref()
+                .is_some_and(|u| u.contains("sslmode=require"))
+            {
+                errs.push((
+                    "storage.ca_file".into(),
+                    "is only used with a storage.url that has sslmode=require".into(),
+                ));
+            }
+        }
         if self.password_env.is_some() && self.url.is_none() {
             errs.push((
                 "storage.password_env".into(),
@@ -73,6 +91,7 @@ mod tests {
         StorageConfig {
             url: url.map(str::to_owned),
             password_env: env.map(str::to_owned),
+            ca_file: None,
         }
     }
 

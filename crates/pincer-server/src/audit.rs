@@ -111,8 +111,11 @@ fn chain(
 ) -> anyhow::Result<Arc<dyn pincer_audit::ChainStore>> {
     let shown = pincer_store::redact_url(url);
     let cfg = crate::runtime::pg_config(url, config.storage.password_env.as_deref(), env)?;
-    let chain = pincer_store::PgAuditChain::open(cfg, format!("{shown} (audit_lines)"), writer)
-        .map_err(|e| Failure::usage(format!("storage.url {shown}: audit log: {e}")))?;
+    let tls = pincer_store::PgTls::for_config(&cfg, config.storage.ca_file.as_deref())
+        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?;
+    let chain =
+        pincer_store::PgAuditChain::open(cfg, tls, format!("{shown} (audit_lines)"), writer)
+            .map_err(|e| Failure::usage(format!("storage.url {shown}: audit log: {e}")))?;
     Ok(chain)
 }
 

@@ -512,16 +512,24 @@ pub async fn open_store(
     let Some(url) = &config.storage.url else {
         return Ok(Arc::new(SqliteStore::open(&home.state_db_path())?));
     };
-    open_postgres(url, config.storage.password_env.as_deref(), env).await
+    open_postgres(url, &config.storage, env).await
 }
 
 #[cfg(feature = "postgres")]
 async fn open_postgres(
     url: &str,
-    password_env: Option<&str>,
+    storage: &pincer_config::StorageConfig,
     env: &Env,
 ) -> anyhow::Result<Arc<dyn Backend>> {
-    Ok(Arc::new(connect_postgres(url, password_env, env).await?))
+    Ok(Arc::new(
+        connect_postgres(
+            url,
+            storage.password_env.as_deref(),
+            storage.ca_file.as_deref(),
+            env,
+        )
+        .await?,
+    ))
 }
 
 /// Connects to Postgres at `url` (password from the variable `password_env` names) and brings
@@ -533,11 +541,14 @@ async fn open_postgres(
 pub async fn connect_postgres(
     url: &str,
     password_env: Option<&str>,
+    ca_file: Option<&std::path::Path>,
     env: &Env,
 ) -> anyhow::Result<pincer_store::PgStore> {
     let shown = pincer_store::redact_url(url);
     let cfg = pg_config(url, password_env, env)?;
-    Ok(pincer_store::PgStore::with_config(cfg, url)
+    let tls = pincer_store::PgTls::for_config(&cfg, ca_file)
+        .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?;
+    Ok(pincer_store::PgStore::with_tls(cfg, url, tls)
         .await
         .map_err(|e| Failure::usage(format!("storage.url {shown}: {e}")))?)
 }
@@ -570,7 +581,7 @@ pub fn pg_config(
 #[cfg(not(feature = "postgres"))]
 async fn open_postgres(
     url: &str,
-    _password_env: Option<&str>,
+    _storage: &pincer_config::StorageConfig,
     _env: &Env,
 ) -> anyhow::Result<Arc<dyn Backend>> {
     Err(Failure::usage(format!(

@@ -37,7 +37,7 @@ pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
 pub use notes::{Note, NoteHit, NoteIndex, query_terms};
 #[cfg(feature = "postgres")]
-pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore};
+pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore, PgTls};
 pub use relay::EventRelay;
 pub use sqlite::SqliteStore;
 pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store};

@@ -47,7 +47,8 @@ fn migrate(to: &str, password_env: Option<&str>, env: &Env) -> anyhow::Result<u8
     let (key, _) = pincer_audit::AnchorKey::load_or_create(&home.audit_key_path())?;
     let rt = runtime::tokio_runtime()?;
     let (report, imported) = rt.block_on(async {
-        let pg = runtime::connect_postgres(to, password_env, env).await?;
+        let ca = loaded.config.storage.ca_file.as_deref();
+        let pg = runtime::connect_postgres(to, password_env, ca, env).await?;
         let report = pg.copy_from_sqlite(&db).await?;
         let imported = pg
             .import_audit(&lines, &key)

@@ -78,6 +78,7 @@ impl PgAuditChain {
     /// the checkpoint is signed by another key than this node's.
     pub fn open(
         config: tokio_postgres::Config,
+        tls: super::PgTls,
         location: String,
         writer: Option<ChainWriter>,
     ) -> Result<Arc<Self>, StoreError> {
@@ -87,6 +88,7 @@ impl PgAuditChain {
         let anchored = Arc::new(AtomicBool::new(false));
         let thread = Thread {
             config,
+            tls,
             location: location.clone(),
             key: writer.as_ref().map(|w| w.key.clone()),
             anchored: anchored.clone(),
@@ -176,6 +178,7 @@ impl Drop for PgAuditChain {
 /// The writer thread's state.
 struct Thread {
     config: tokio_postgres::Config,
+    tls: super::PgTls,
     location: String,
     key: Option<AnchorKey>,
     anchored: Arc<AtomicBool>,
@@ -337,14 +340,24 @@ impl Thread {
 
     async fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let (client, conn) = self
-                .config
-                .connect(NoTls)
-                .await
-                .map_err(|e| StoreError::Server(format!("{}: {e}", self.location)))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let failed =
+                |e: tokio_postgres::Error| StoreError::Server(format!("{}: {e}", self.location));
+            let client = match &self.tls {
+                super::PgTls::Off => {
+                    let (client, conn) = self.config.connect(NoTls).await.map_err(failed)?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    client
+                }
+                super::PgTls::On(m) => {
+                    let (client, conn) = self.config.connect(m.clone()).await.map_err(failed)?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    client
+                }
+            };
             self.client = Some(client);
         }
         self.client

@@ -25,11 +25,13 @@ mod migrations;
 mod relay;
 mod sessions;
 mod tasks;
+mod tls;
 mod tokens;
 
 pub use audit::{ChainWriter, PgAuditChain};
 pub use copy::CopiedTable;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+pub use tls::PgTls;
 use tokio_postgres::NoTls;
 
 use crate::StoreError;
@@ -41,6 +43,8 @@ pub struct PgStore {
     pool: Pool,
     /// For the dedicated `LISTEN` connection ([`crate::EventRelay`]).
     config: tokio_postgres::Config,
+    /// How every connection is made.
+    tls: PgTls,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -75,18 +79,31 @@ impl PgStore {
         config: tokio_postgres::Config,
         url: &str,
     ) -> Result<Self, StoreError> {
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = PgTls::for_config(&config, None)?;
+        Self::with_tls(config, url, tls).await
+    }
+
+    /// As [`Self::with_config`], with TLS decided by the caller (a CA file).
+    ///
+    /// # Errors
+    /// As [`Self::connect`].
+    pub async fn with_tls(
+        config: tokio_postgres::Config,
+        url: &str,
+        tls: PgTls,
+    ) -> Result<Self, StoreError> {
+        let mc = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            PgTls::Off => Manager::from_config(config.clone(), NoTls, mc),
+            PgTls::On(m) => Manager::from_config(config.clone(), m.clone(), mc),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Server(e.to_string()))?;
-        let store = Self { pool, config };
+        let store = Self { pool, config, tls };
         let mut client = store
             .client()
             .await
@@ -105,15 +122,30 @@ impl PgStore {
         location: String,
         writer: Option<ChainWriter>,
     ) -> Result<std::sync::Arc<PgAuditChain>, StoreError> {
-        PgAuditChain::open(self.config.clone(), location, writer)
+        PgAuditChain::open(self.config.clone(), self.tls.clone(), location, writer)
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Server(e.to_string()))
+            .map_err(|e| StoreError::Server(with_causes(&e)))
     }
+}
+
+/// An error with its causes (a TLS failure says which certificate problem it was).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A Postgres error as a store error: a unique violation names its constraint (callers that

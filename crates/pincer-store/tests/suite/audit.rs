@@ -65,6 +65,7 @@ fn pg_chain(
 ) -> Result<Arc<pincer_store::PgAuditChain>, pincer_store::StoreError> {
     pincer_store::PgAuditChain::open(
         pg_config(db),
+        pincer_store::PgTls::Off,
         "postgres://test (audit_lines)".into(),
         writer.map(|(key, fresh)| pincer_store::ChainWriter { key, fresh }),
     )

@@ -160,3 +160,74 @@ async fn events_are_relayed_within_one_schema_only() {
     // The other schema's event was sent first; had it crossed over it would have come first.
     assert!(rx.try_recv().is_err());
 }
+
+/// `sslmode=require` turns TLS on with full verification: trusted through the CA file, the
+/// connection is encrypted (the server says so); without that CA the server's certificate is
+/// refused. `.ci/run` starts the test cluster with TLS and a throwaway CA (`PINCER_TEST_PG_CA`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_required_and_verified_when_the_url_asks_for_it() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("PINCER_TEST_PG_CA") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PINCER_TEST_PG_CA is required under CI (.ci/run makes a CA for the test cluster)"
+        );
+        eprintln!("SKIP postgres TLS (PINCER_TEST_PG_CA not set; not CI)");
+        return;
+    };
+    let Db::Postgres { url, schema } = &db else {
+        unreachable!("postgres")
+    };
+    let app = format!("pincer-tls-{schema}");
+    let config = || {
+        let mut cfg: tokio_postgres::Config = url.parse().unwrap();
+        cfg.options(format!("-c search_path={schema}"));
+        cfg.application_name(&app);
+        cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+        cfg
+    };
+    let tls = pincer_store::PgTls::for_config(&config(), Some(std::path::Path::new(&ca))).unwrap();
+    assert!(matches!(tls, pincer_store::PgTls::On(_)));
+
+    let store = pincer_store::PgStore::with_tls(config(), url, tls)
+        .await
+        .unwrap();
+    // Used through the store, then checked from a plain connection: every connection of ours
+    // is encrypted.
+    pincer_store::TaskQueue::list(&store, None, 1)
+        .await
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let (ours, encrypted): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a
+                 JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(
+        ours > 0 && ours == encrypted,
+        "{encrypted} of {ours} connections encrypted"
+    );
+    // Without the test CA (system roots only) the server's certificate does not verify.
+    let untrusted = pincer_store::PgTls::for_config(&config(), None).unwrap();
+    let e = pincer_store::PgStore::with_tls(config(), url, untrusted)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // Without sslmode=require nothing changes: plain TCP, as before.
+    let plain: tokio_postgres::Config = url.parse().unwrap();
+    assert!(matches!(
+        pincer_store::PgTls::for_config(&plain, None).unwrap(),
+        pincer_store::PgTls::Off
+    ));
+}
