@@ -220,12 +220,9 @@ fn estimate_input_tokens_32k(b: Bencher) {
     b.bench(|| divan::black_box(&req).estimate_input_tokens());
 }
 
-/// `memory.search` over 10,000 notes in 100 daily files (issue 16: p50 ≤ 5 ms with BM25). The
-/// files are read at each search (no index yet).
-#[divan::bench(sample_count = 30)]
-fn memory_search_10k_notes(b: Bencher) {
-    let dir = tempfile::tempdir().unwrap();
-    let mem_dir = dir.path().join("memory");
+/// 10,000 notes in 100 daily files under `<dir>/memory`.
+fn ten_thousand_notes(dir: &std::path::Path) {
+    let mem_dir = dir.join("memory");
     std::fs::create_dir_all(&mem_dir).unwrap();
     for day in 0..100 {
         let mut text = String::new();
@@ -240,8 +237,35 @@ fn memory_search_10k_notes(b: Bencher) {
         let (month, mday) = (day / 28 + 1, day % 28 + 1);
         std::fs::write(mem_dir.join(format!("2026-{month:02}-{mday:02}.md")), text).unwrap();
     }
+}
+
+/// `memory.search` over 10,000 notes in 100 daily files (issue 16: p50 ≤ 5 ms with BM25),
+/// scanning the files (the fallback without a store).
+#[divan::bench(sample_count = 30)]
+fn memory_search_10k_notes(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    ten_thousand_notes(dir.path());
     let mem = pincer_tools::memory::MemoryDir::new(dir.path());
     let (hits, _) = pincer_tools::memory::search(&mem, "topic42 item7", 10);
     assert!(!hits.is_empty());
     b.bench(|| pincer_tools::memory::search(&mem, divan::black_box("topic42 item7"), 10));
+}
+
+/// The same search through the index (SQLite FTS5), as agents with a store use it: each search
+/// first checks the 100 files' times and sizes, then one full-text query.
+#[divan::bench(sample_count = 30)]
+fn memory_index_search_10k_notes(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    ten_thousand_notes(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: std::sync::Arc<dyn pincer_store::Backend> =
+        std::sync::Arc::new(pincer_store::SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let index = pincer_server::memory_index::MemoryIndex::new(store, "main", dir.path(), None);
+    let first = rt.block_on(index.find("topic42 item7", 10)).unwrap();
+    assert!(!first.hits.is_empty());
+    b.bench(|| rt.block_on(index.find(divan::black_box("topic42 item7"), 10)));
 }
