@@ -217,11 +217,15 @@ fn upsert_run_in(c: &Connection, run: &RunRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Brings the schema up to date in one IMMEDIATE transaction: the write lock is taken first
+/// (waiting up to the busy timeout), so processes opening the same home at once apply each
+/// migration exactly once instead of failing with "database is locked" or "table exists".
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
-    let current: i64 = conn
+    let current: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         .and_then(|mut st| st.query_row([], |r| r.get(0)))?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
@@ -232,12 +236,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.prepare_cached("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute(params![version, Utc::now().to_rfc3339()]))?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 

@@ -91,7 +91,12 @@ impl HomeAt {
     }
 }
 
-fn run_blocking(home: &Path, args: &[String], stdin: &str, vars: &[(String, String)]) -> Output {
+pub fn run_blocking(
+    home: &Path,
+    args: &[String],
+    stdin: &str,
+    vars: &[(String, String)],
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pincer"))
         .args(args)
         .env("PINCER_HOME", home)

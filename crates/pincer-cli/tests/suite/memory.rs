@@ -259,3 +259,37 @@ async fn daily_notes_follow_the_agents_time_zone() {
         );
     }
 }
+
+/// Notes appended at the same moment by separate processes are all kept (the memory directory
+/// is locked for each read-modify-write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_from_separate_processes_all_survive() {
+    let llm = pincer_testkit::FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let path = home.path();
+    let runs: Vec<_> = (0..12)
+        .map(|i| {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let args =
+                    json!({"text": format!("fact number {i}"), "section": "Facts"}).to_string();
+                let argv: Vec<String> = ["tools", "call", "memory.append", "--args", &args]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                run_blocking(&path, &argv, "", &[])
+            })
+        })
+        .collect();
+    for r in runs {
+        result(&r.await.unwrap());
+    }
+    let long = std::fs::read_to_string(home.path().join("agents/main/memory/MEMORY.md")).unwrap();
+    for i in 0..12 {
+        assert!(
+            long.contains(&format!("- fact number {i}\n")),
+            "note {i} lost:\n{long}"
+        );
+    }
+}

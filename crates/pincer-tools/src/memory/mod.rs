@@ -145,6 +145,29 @@ impl MemoryDir {
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// Runs `f` holding an exclusive lock on the memory directory (`flock` on `memory/.lock`),
+    /// so read-modify-write changes from concurrent runs — in this process or another on the
+    /// same home — never lose each other's notes.
+    ///
+    /// # Errors
+    /// When the lock file cannot be opened or locked, or what `f` returns.
+    pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, ToolError>) -> Result<T, ToolError> {
+        self.path(LONG_TERM)?; // the directory exists and is a real directory
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nofollow())
+            .open(self.dir.join(".lock"))
+            .map_err(|e| ToolError::Failed(format!("memory lock: {e}")))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| ToolError::Failed(format!("memory lock: {e}")))?;
+        let out = f();
+        let _ = rustix::fs::flock(&lock, rustix::fs::FlockOperation::Unlock);
+        out
+    }
+
     /// Replaces the file's text (temp file in the same directory, then rename; never through a
     /// link).
     ///

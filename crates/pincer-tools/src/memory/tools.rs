@@ -304,24 +304,26 @@ impl Tool for MemoryAppend {
             let text = d["text"].as_str().unwrap_or_default().replace('\n', " ");
             let f = file.clone();
             blocking(move || {
-                let doc = mem.read(&f)?.unwrap_or_default();
-                let entry = format!("- {text}");
-                let new = match &section {
-                    Some(s) => add_to_section(&doc, s, &entry),
-                    None => {
-                        let mut d = if doc.is_empty() {
-                            format!("# {}\n\n", f.trim_end_matches(".md"))
-                        } else {
-                            doc
-                        };
-                        if !d.ends_with('\n') {
-                            d.push('\n');
+                mem.locked(|| {
+                    let doc = mem.read(&f)?.unwrap_or_default();
+                    let entry = format!("- {text}");
+                    let new = match &section {
+                        Some(s) => add_to_section(&doc, s, &entry),
+                        None => {
+                            let mut d = if doc.is_empty() {
+                                format!("# {}\n\n", f.trim_end_matches(".md"))
+                            } else {
+                                doc
+                            };
+                            if !d.ends_with('\n') {
+                                d.push('\n');
+                            }
+                            d.push_str(&format!("- [{}] {text}\n", Utc::now().format("%H:%M")));
+                            d
                         }
-                        d.push_str(&format!("- [{}] {text}\n", Utc::now().format("%H:%M")));
-                        d
-                    }
-                };
-                mem.write(&f, &new)
+                    };
+                    mem.write(&f, &new)
+                })
             })
             .await?;
             Ok(ToolOutput {
@@ -392,15 +394,17 @@ impl Tool for MemoryForget {
             let text = d["text"].as_str().unwrap_or_default().to_owned();
             let f = file.clone();
             let removed = blocking(move || {
-                let Some(doc) = mem.read(&f)? else {
-                    return Ok(0);
-                };
-                let kept: Vec<&str> = doc.lines().filter(|l| !l.contains(&text)).collect();
-                let removed = doc.lines().count() - kept.len();
-                if removed > 0 {
-                    mem.write(&f, &(kept.join("\n") + "\n"))?;
-                }
-                Ok(removed)
+                mem.locked(|| {
+                    let Some(doc) = mem.read(&f)? else {
+                        return Ok(0);
+                    };
+                    let kept: Vec<&str> = doc.lines().filter(|l| !l.contains(&text)).collect();
+                    let removed = doc.lines().count() - kept.len();
+                    if removed > 0 {
+                        mem.write(&f, &(kept.join("\n") + "\n"))?;
+                    }
+                    Ok(removed)
+                })
             })
             .await?;
             Ok(ToolOutput {
