@@ -477,6 +477,14 @@ impl Runner {
                 };
                 // Only the memory tools were offered; anything else is refused here too.
                 if !call.name.starts_with("memory_") {
+                    // Refused here, not by the gate: still every decision is audited.
+                    let fields = json!({"run_id": turn.run_id, "call_id": call.id,
+                                        "wire_name": call.name, "phase": "memory_flush",
+                                        "reason": "only memory tools while saving notes"});
+                    if let Err(e) = self.gate.audit("tool.refused", fields).await {
+                        tracing::error!("audit log: could not record tool.refused: {e}");
+                        return Ok(());
+                    }
                     turn.bundle.record(
                         "tool_call",
                         json!({"id": call.id, "wire_name": call.name, "phase": "memory_flush",

@@ -11,6 +11,7 @@
 
 mod anthropic;
 mod call;
+mod embeddings;
 mod error;
 mod gemini;
 mod http;
@@ -21,6 +22,7 @@ mod types;
 mod wire;
 
 pub use anthropic::{Anthropic, AnthropicProvider};
+pub use embeddings::EmbeddingsClient;
 pub use error::{ErrorKind, ProviderError};
 pub use gemini::{Gemini, GeminiProvider};
 pub use http::{ApiKey, HttpSettings};

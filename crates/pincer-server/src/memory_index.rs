@@ -15,26 +15,19 @@ use std::time::Duration;
 use pincer_config::MemoryConfig;
 use pincer_store::{Backend, Note, query_terms};
 use pincer_tools::memory::{Hit, LONG_TERM, MemoryDir, NoteSearch, SearchFuture, SearchOutcome};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::Env;
 
 /// The reciprocal-rank-fusion constant.
 const RRF_K: f64 = 60.0;
-/// Notes embedded per request.
-const EMBED_BATCH: usize = 64;
 /// Messages per indexed piece of a conversation: a growing chat re-indexes only its last piece.
 const SESSION_CHUNK: usize = 50;
 
-/// An OpenAI-compatible `/embeddings` client.
+/// The configured embeddings model ([`pincer_providers::EmbeddingsClient`]), if any.
 #[derive(Debug, Clone)]
-pub struct Embedder {
-    http: reqwest::Client,
-    url: String,
-    model: String,
-    key: Option<String>,
-}
+pub struct Embedder(pincer_providers::EmbeddingsClient);
 
 impl Embedder {
     /// The configured embeddings model, if any.
@@ -46,60 +39,32 @@ impl Embedder {
             return Ok(None);
         };
         let key = match &c.embeddings_api_key_env {
-            Some(var) => Some(env.var(var).ok_or_else(|| {
-                crate::Failure::usage(format!(
-                    "memory.embeddings_api_key_env names `{var}`, which is not set"
-                ))
-            })?),
+            Some(var) => Some(pincer_providers::ApiKey::new(env.var(var).ok_or_else(
+                || {
+                    crate::Failure::usage(format!(
+                        "memory.embeddings_api_key_env names `{var}`, which is not set"
+                    ))
+                },
+            )?)),
             None => None,
         };
-        // The process's TLS crypto provider (ring), as every other client installs it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .connect_timeout(Duration::from_secs(3))
-            .build()?;
-        Ok(Some(Self {
-            http,
-            url: format!("{}/embeddings", base.trim_end_matches('/')),
-            model: model.clone(),
-            key,
-        }))
+        let settings = pincer_providers::HttpSettings {
+            timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(3),
+            max_retries: 1,
+            retry_base: Duration::from_millis(200),
+            stream: false,
+        };
+        Ok(Some(Self(pincer_providers::EmbeddingsClient::new(
+            base, model, key, settings,
+        )?)))
     }
 
-    /// One vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
-        let mut out = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(EMBED_BATCH) {
-            let mut req = self
-                .http
-                .post(&self.url)
-                .json(&json!({"model": self.model, "input": batch}));
-            if let Some(k) = &self.key {
-                req = req.bearer_auth(k);
-            }
-            let resp = req.send().await.map_err(|e| format!("embeddings: {e}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("embeddings: HTTP {}", resp.status()));
-            }
-            let v: Value = resp.json().await.map_err(|e| format!("embeddings: {e}"))?;
-            let data = v["data"]
-                .as_array()
-                .ok_or("embeddings: no `data` in the answer")?;
-            if data.len() != batch.len() {
-                return Err("embeddings: the answer has the wrong number of vectors".into());
-            }
-            for d in data {
-                let vec: Vec<f32> = d["embedding"]
-                    .as_array()
-                    .ok_or("embeddings: an item without `embedding`")?
-                    .iter()
-                    .map(|x| x.as_f64().unwrap_or(0.0) as f32)
-                    .collect();
-                out.push(vec);
-            }
-        }
-        Ok(out)
+        self.0
+            .embed(texts)
+            .await
+            .map_err(|e| format!("embeddings: {e}"))
     }
 }
 

@@ -50,11 +50,21 @@ async fn a_long_chat_with_tool_calls_stays_inside_the_context_window() {
             reply: Box::new(Reply::text("SUMMARY: we talked about numbers.")),
             otherwise: Box::new(Reply::WhenAsked {
                 marker: "about to be compacted".into(),
-                // The memory flush: the agent writes the fact down.
-                reply: Box::new(Reply::tool_call(
-                    "memory_append",
-                    serde_json::json!({"text": "The user's code word is marlin", "section": "Facts"}),
-                )),
+                // The memory flush: the agent writes the fact down (and tries a tool it was not
+                // offered, which is refused and audited).
+                reply: Box::new(Reply::ToolCalls {
+                    calls: vec![
+                        pincer_testkit::ScriptedCall {
+                            name: "memory_append".into(),
+                            arguments: serde_json::json!({"text": "The user's code word is marlin", "section": "Facts"}),
+                        },
+                        pincer_testkit::ScriptedCall {
+                            name: "time_now".into(),
+                            arguments: serde_json::json!({}),
+                        },
+                    ],
+                    text: String::new(),
+                }),
                 otherwise: Box::new(Reply::WhenAsked {
                     marker: "turn".into(),
                     reply: Box::new(Reply::tool_call("time_now", serde_json::json!({}))),
@@ -123,6 +133,14 @@ async fn a_long_chat_with_tool_calls_stays_inside_the_context_window() {
             flushed = false;
         }
     }
+    let out = home
+        .run(&["audit", "search", "--type", "tool.refused", "--json"], "")
+        .await;
+    assert!(
+        stdout(&out).contains("\"phase\":\"memory_flush\"") && stdout(&out).contains("time_now"),
+        "a refused flush call was not audited: {}",
+        stdout(&out)
+    );
     let memory = std::fs::read_to_string(home.path().join("agents/main/memory/MEMORY.md")).unwrap();
     assert!(
         memory.contains("- The user's code word is marlin"),
