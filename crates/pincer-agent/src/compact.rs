@@ -121,19 +121,21 @@ fn prune(messages: &mut [Message], before: usize) -> Vec<Value> {
     pruned
 }
 
-/// The first message of the recent part kept verbatim: the latest turn start such that the
-/// turns from there fit in `keep` tokens, and never later than the current turn.
-fn recent_from(req: &ChatRequest, starts: &[usize], keep: u64) -> usize {
+/// The first message of the recent part kept verbatim: the earliest turn start such that the
+/// turns from there fit in `keep` tokens, and never later than the current turn. One pass over
+/// the messages' estimates, from the end.
+fn recent_from(messages: &[Message], starts: &[usize], keep: u64) -> usize {
     let Some(&last) = starts.last() else {
         return 0;
     };
     let mut from = last;
+    let mut tokens: u64 = messages[last..].iter().map(Message::estimate_tokens).sum();
     for &s in starts.iter().rev().skip(1) {
-        let mut probe = req.clone();
-        probe.messages = req.messages[s..].to_vec();
-        probe.system.clear();
-        probe.tools.clear();
-        if probe.estimate_input_tokens() > keep {
+        tokens += messages[s..from]
+            .iter()
+            .map(Message::estimate_tokens)
+            .sum::<u64>();
+        if tokens > keep {
             break;
         }
         from = s;
@@ -223,11 +225,9 @@ pub async fn compact(
     }
     // What the conversation may take after compacting: a share of the room the system prompt,
     // the tools and the answer leave, so several turns fit before the next compaction.
-    let base = {
-        let mut empty = req.clone();
-        empty.messages.clear();
-        cost(&empty)
-    };
+    let base = req
+        .estimate_frame_tokens()
+        .saturating_add(u64::from(req.max_tokens));
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
@@ -235,7 +235,7 @@ pub async fn compact(
         reason = "a fraction of a token count"
     )]
     let keep = (limit(l).saturating_sub(base) as f64 * KEEP_RECENT) as u64;
-    let from = recent_from(req, &starts, keep);
+    let from = recent_from(&req.messages, &starts, keep);
     if from == 0 {
         // Nothing older than the turn in progress to fold away.
         done.fallback = Some("the turn in progress alone exceeds the budget".into());
@@ -351,7 +351,7 @@ mod tests {
     fn cuts_fall_at_turn_starts_so_tool_pairs_stay_together() {
         let r = req(30, false);
         let starts = turn_starts(&r.messages);
-        let from = recent_from(&r, &starts, 600);
+        let from = recent_from(&r.messages, &starts, 600);
         assert!(starts.contains(&from) && from > 0);
         assert!(matches!(r.messages[from], Message::User { .. }));
     }

@@ -88,32 +88,42 @@ impl ChatRequest {
     /// them (roles, ids, JSON). Costs one pass over the messages (string lengths, not their
     /// bytes), so it is cheap for any prompt size.
     pub fn estimate_input_tokens(&self) -> u64 {
-        let mut bytes = self.system.len();
-        let mut items = 1usize;
-        for m in &self.messages {
-            items += 1;
-            bytes += match m {
-                Message::User { content } => content.len(),
-                Message::Assistant {
-                    content,
-                    tool_calls,
-                } => {
-                    items += tool_calls.len();
-                    content.len()
-                        + tool_calls
-                            .iter()
-                            .map(|c| c.name.len() + c.arguments.len() + c.id.len())
-                            .sum::<usize>()
-                }
-                Message::Tool {
-                    call_id, content, ..
-                } => call_id.len() + content.len(),
-            };
-        }
-        for t in &self.tools {
-            items += 1;
-            bytes += t.name.len() + t.description.len() + t.parameters.to_string().len();
-        }
+        let messages: u64 = self.messages.iter().map(Message::estimate_tokens).sum();
+        messages.saturating_add(self.estimate_frame_tokens())
+    }
+
+    /// The estimate for what is sent besides the messages: the system prompt and the tools.
+    pub fn estimate_frame_tokens(&self) -> u64 {
+        let bytes = self.system.len()
+            + self
+                .tools
+                .iter()
+                .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+                .sum::<usize>();
+        u64::try_from(bytes.div_ceil(4) + (1 + self.tools.len()) * 10).unwrap_or(u64::MAX)
+    }
+}
+
+impl Message {
+    /// This message's share of [`ChatRequest::estimate_input_tokens`].
+    pub fn estimate_tokens(&self) -> u64 {
+        let (bytes, items) = match self {
+            Message::User { content } => (content.len(), 1),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => (
+                content.len()
+                    + tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len() + c.id.len())
+                        .sum::<usize>(),
+                1 + tool_calls.len(),
+            ),
+            Message::Tool {
+                call_id, content, ..
+            } => (call_id.len() + content.len(), 1),
+        };
         u64::try_from(bytes.div_ceil(4) + items * 10).unwrap_or(u64::MAX)
     }
 }

@@ -186,15 +186,17 @@ impl Meter {
         out
     }
 
-    /// Refuses when a limit would be exceeded by `(tokens, cost)` more.
+    /// Refuses when a limit would be exceeded by `(tokens, cost)` more; otherwise returns what
+    /// each limit had used (the baseline the call's record is compared with for warnings).
     async fn admit(
         &self,
         agent: &str,
         user: &str,
         tokens: u64,
         cost: Option<f64>,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Vec<UsageTotal>, ProviderError> {
         let now = Utc::now();
+        let mut used = Vec::new();
         for c in self.checks(agent, user, now) {
             let spent = self.store.usage_total(&c.filter).await.map_err(|e| {
                 ProviderError::new(
@@ -240,17 +242,15 @@ impl Meter {
                     ),
                 ));
             }
+            used.push(spent);
         }
-        Ok(())
+        Ok(used)
     }
 
-    /// Records a call, then a warning for every limit it carried past `warn_at`.
-    async fn record(&self, record: UsageRecord) {
+    /// Records a call, then a warning for every limit it carried past `warn_at`, measured from
+    /// what `admit` found each limit had used (no second read).
+    async fn record(&self, record: UsageRecord, before: Vec<UsageTotal>) {
         let checks = self.checks(&record.agent, &record.user, record.at);
-        let mut before: Vec<UsageTotal> = Vec::new();
-        for c in &checks {
-            before.push(self.store.usage_total(&c.filter).await.unwrap_or_default());
-        }
         if let Err(e) = self.store.record_usage(&record).await {
             eprintln!("pincer: recording usage failed: {e}");
             return;
@@ -296,11 +296,13 @@ impl Metered {
         &self,
         inner: EventStream,
         context: &pincer_providers::CallContext,
+        before: Vec<UsageTotal>,
     ) -> impl futures_util::Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static {
         let meter = self.meter.clone();
         let (model, prices) = (self.model.clone(), self.prices);
         let (agent, session) = (context.agent.clone(), context.session.clone());
         let mut usage = TokenUsage::default();
+        let mut before = before;
         inner.then(move |item| {
             let record = match &item {
                 Ok(StreamEvent::Usage(u)) => {
@@ -320,9 +322,14 @@ impl Metered {
                 _ => None,
             };
             let meter = meter.clone();
+            let before = if record.is_some() {
+                std::mem::take(&mut before)
+            } else {
+                Vec::new()
+            };
             async move {
                 if let Some(r) = record {
-                    meter.record(r).await;
+                    meter.record(r, before).await;
                 }
                 item
             }
@@ -343,7 +350,7 @@ impl ModelProvider for Metered {
         if !self.meter.budgets.any() {
             // Nothing to check first: no task, no channel — the inner stream, watched.
             let inner = self.inner.stream(request, cancel);
-            return Box::pin(self.recording(inner, &request.context));
+            return Box::pin(self.recording(inner, &request.context, Vec::new()));
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let this = self.clone();
@@ -354,16 +361,22 @@ impl ModelProvider for Metered {
             let input = request.estimate_input_tokens();
             let output = u64::from(request.max_tokens);
             let cost = this.prices.map(|p| p.cost(input, output));
-            if let Err(e) = this
+            let used = match this
                 .meter
                 .admit(&agent, &user, input.saturating_add(output), cost)
                 .await
             {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-            let mut inner =
-                Box::pin(this.recording(this.inner.stream(&request, cancel), &request.context));
+                Ok(used) => used,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut inner = Box::pin(this.recording(
+                this.inner.stream(&request, cancel),
+                &request.context,
+                used,
+            ));
             while let Some(item) = inner.next().await {
                 if tx.send(item).await.is_err() {
                     return;
