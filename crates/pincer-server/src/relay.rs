@@ -19,23 +19,39 @@ const OUT: usize = 1024;
 /// Largest payload relayed (`NOTIFY` allows 8000 bytes).
 const MAX_PAYLOAD: usize = 7900;
 
-/// Relays `events` both ways until `stop`, when the store relays at all.
-pub async fn run(
+/// Starts relaying `events` both ways until `stop`, when the store relays at all. Returns once
+/// this node is subscribed and its bus is hooked up, so callers start workers and the listener
+/// afterwards and no event of theirs (a task's `run.started`) is published before it can be
+/// relayed. The returned task ends after `stop`.
+pub async fn start(
     store: Arc<dyn Backend>,
     events: Arc<EventBus>,
     node: String,
     stop: CancellationToken,
-) {
+) -> tokio::task::JoinHandle<()> {
     let first = match store.relay_subscribe().await {
         Ok(Some(rx)) => rx,
-        Ok(None) => return,
+        Ok(None) => return tokio::spawn(async {}),
         Err(e) => {
             eprintln!("pincer serve: event relay: {e}; other nodes' events arrive by rechecks");
-            return;
+            return tokio::spawn(async {});
         }
     };
-    let (tx, mut out) = tokio::sync::mpsc::channel::<(String, Value)>(OUT);
+    let (tx, out) = tokio::sync::mpsc::channel::<(String, Value)>(OUT);
     events.relay_to(tx);
+    tokio::spawn(run(store, events, node, stop, first, out))
+}
+
+/// The relay's two directions: `out` (this node's events) to the store, `first` and its
+/// successors (other nodes' events) onto the bus.
+async fn run(
+    store: Arc<dyn Backend>,
+    events: Arc<EventBus>,
+    node: String,
+    stop: CancellationToken,
+    first: tokio::sync::mpsc::Receiver<String>,
+    mut out: tokio::sync::mpsc::Receiver<(String, Value)>,
+) {
     let sender = {
         let (store, node, stop) = (store.clone(), node.clone(), stop.clone());
         tokio::spawn(async move {

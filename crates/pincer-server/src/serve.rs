@@ -190,12 +190,14 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         let role = args.role;
         // One id per process: leadership leases and relayed events carry it.
         let node = crate::leader::node_id();
-        let relay = tokio::spawn(crate::relay::run(
+        // Hooked up before any worker or request can publish an event.
+        let relay = crate::relay::start(
             store.clone(),
             state.events.clone(),
             node.clone(),
             stop.clone(),
-        ));
+        )
+        .await;
         let worker_count = if role == Role::Gateway {
             0
         } else {
