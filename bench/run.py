@@ -375,6 +375,16 @@ def main():
         r["leak_check_turns"] = leak_turns
         s.stop()
 
+        # The same /v1/tasks turn with the agent on a two-model failover chain (both healthy):
+        # the chain's cost on a healthy turn, measured against turn_tasks_ms in the same run.
+        home.set("models.first", '{ provider = "default", model = "m" }')
+        home.set("models.second", '{ provider = "default", model = "m2" }')
+        home.set("agents.main.models", '["first", "second"]')
+        s = Server(home)
+        log("latency through /v1/tasks on a failover chain")
+        r["turn_tasks_failover_ms"] = pcts(load(addr_of(s), token, "tasks", turns, 1, offset + 1_000_000))
+        s.stop()
+
         if shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
             r["postgres_turns_per_sec"] = postgres_throughput(fake, turns)
         log("sandboxed `true`")
@@ -402,6 +412,10 @@ def main():
     log(f"wrote bench/results/{name}")
 
 
+def addr_of(s):
+    return f"{s.host}:{s.port}"
+
+
 def ms3(d):
     return " / ".join(f"{d[p]} ms" for p in ("50", "95", "99"))
 
@@ -417,6 +431,7 @@ def table(r):
         ("model round trip alone p50 / p95 / p99", ms3(r["model_round_trip_ms"]), "—"),
         ("turn via /v1/tasks p50 / p95 / p99", ms3(r["turn_tasks_ms"]), "—"),
         ("overhead via /v1/tasks p50 / p95 / p99", ms3(r["overhead_tasks_ms"]), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
+        ("turn via /v1/tasks on a healthy two-model failover chain p50 / p95 / p99", ms3(r["turn_tasks_failover_ms"]), "= turn via /v1/tasks, within noise"),
         ("turn via /v1/chat/completions p50 / p95 / p99", ms3(r["turn_chat_ms"]), "—"),
         ("overhead via /v1/chat/completions p50 / p95 / p99", ms3(r["overhead_chat_ms"]), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
         ("turns/s at concurrency 1 / 8 / 64", " / ".join(str(r["turns_per_sec"][c]) for c in ("1", "8", "64")), "≥ 2,000 (at 8)"),
