@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helper::{HELPER_ARG, HelperSpec};
+use crate::helper::{HELPER_ARG, HelperSpec, frame};
 use crate::{ExecSpec, Launcher, SYSTEM_PATHS, Sandbox, SandboxError, SandboxKind};
 
 /// Where the helper appears inside the sandbox.
@@ -59,13 +59,15 @@ impl Sandbox for Bwrap {
     }
 
     fn launcher(&self, spec: &ExecSpec, cgroup: Option<&Path>) -> Result<Launcher, SandboxError> {
-        let stdin = serde_json::to_vec(&HelperSpec {
-            exec: spec.clone(),
-            own_root: false,
-            parent: std::process::id(),
-            cgroup: None,
-        })
-        .map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+        let stdin = frame(
+            &serde_json::to_vec(&HelperSpec {
+                exec: spec.clone(),
+                own_root: false,
+                parent: std::process::id(),
+                cgroup: None,
+            })
+            .map_err(|e| SandboxError::InvalidSpec(e.to_string()))?,
+        );
         // With a cgroup, the helper joins it first and then becomes bwrap, so nothing forks
         // outside it.
         let mut c = match cgroup {
@@ -114,6 +116,9 @@ impl Sandbox for Bwrap {
             c.arg("--ro-bind").arg(p).arg(p);
         }
         c.arg("--bind").arg(&spec.workspace).arg(&spec.workspace);
+        for p in &spec.writable {
+            c.arg("--bind").arg(p).arg(p);
+        }
         c.arg("--ro-bind").arg(&self.helper).arg(HELPER_INSIDE);
         c.arg("--remount-ro").arg("/");
         c.arg("--chdir").arg(&spec.cwd);

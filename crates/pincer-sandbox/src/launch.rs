@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, ChildStderr, ChildStdout};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
 use crate::capture::{Captured, HeadTail};
 use crate::cgroup::PidsCgroup;
@@ -89,6 +89,7 @@ pub struct ExecOutcome {
 pub struct Running {
     child: Child,
     pgid: Option<rustix::process::Pid>,
+    stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     early_stderr: Vec<u8>,
@@ -133,10 +134,15 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .and_then(rustix::process::Pid::from_raw);
+    let mut kept_stdin = None;
     if let Some(mut stdin) = child.stdin.take() {
         // The helper reads its spec first thing; a failed write means the launcher already
         // failed, which the handshake below reports.
         let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stdin.write_all(&launcher.stdin)).await;
+        // Without `stdin_pipe` it is closed here; with it, the command's input is the rest.
+        if spec.stdin_pipe {
+            kept_stdin = Some(stdin);
+        }
     }
     let mut stderr = child
         .stderr
@@ -162,6 +168,7 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
     };
     match protocol::parse(&line) {
         Handshake::Ready(ready) => Ok(Running {
+            stdin: kept_stdin,
             stdout: child.stdout.take(),
             child,
             pgid,
@@ -253,6 +260,51 @@ impl Running {
     /// What the helper reported as enforced.
     pub fn ready(&self) -> &Ready {
         &self.ready
+    }
+
+    /// The command's stdin (only with `ExecSpec::stdin_pipe`), for a caller that speaks a
+    /// protocol with it instead of calling [`Running::drive`].
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// The command's stdout, for a caller that reads it itself.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// The command's stderr and what it already wrote after the ready line.
+    pub fn take_stderr(&mut self) -> (Option<ChildStderr>, Vec<u8>) {
+        (self.stderr.take(), std::mem::take(&mut self.early_stderr))
+    }
+
+    /// Waits for the command to exit (after its streams were taken).
+    ///
+    /// # Errors
+    /// [`SandboxError::Io`] when waiting on the launcher fails.
+    pub async fn wait(&mut self) -> Result<Finished, SandboxError> {
+        let s = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        Ok(self.finished(s, Termination::Exited))
+    }
+
+    /// Kills the whole tree and reaps it.
+    ///
+    /// # Errors
+    /// [`SandboxError::Io`] when waiting on the launcher fails.
+    pub async fn kill(&mut self) -> Result<Finished, SandboxError> {
+        if !self.reaped {
+            kill_group(self.pgid, &mut self.child);
+        }
+        let s = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        Ok(self.finished(s, Termination::Canceled))
     }
 
     /// Drains output into `sink` until the command ends, the timeout fires, `cancel` completes

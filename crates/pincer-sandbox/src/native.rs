@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helper::{HELPER_ARG, HelperSpec};
+use crate::helper::{HELPER_ARG, HelperSpec, frame};
 use crate::{ExecSpec, Launcher, Sandbox, SandboxError, SandboxKind};
 
 /// Runs the helper (this binary) in two stages: `native` unshares the namespaces, `init` builds
@@ -34,13 +34,17 @@ impl Sandbox for Native {
     }
 
     fn launcher(&self, spec: &ExecSpec, cgroup: Option<&Path>) -> Result<Launcher, SandboxError> {
-        let stdin = serde_json::to_vec(&HelperSpec {
+        let json = serde_json::to_vec(&HelperSpec {
             exec: spec.clone(),
             own_root: true,
             parent: std::process::id(),
             cgroup: cgroup.map(Path::to_path_buf),
         })
         .map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+        // One frame for each stage: `native` reads the first, `init` (which inherits stdin)
+        // the second.
+        let mut stdin = frame(&json);
+        stdin.extend_from_slice(&frame(&json));
         let mut command = Command::new(&self.helper);
         command.arg(HELPER_ARG).arg("native").env_clear();
         Ok(Launcher { command, stdin })

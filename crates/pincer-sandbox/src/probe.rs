@@ -98,6 +98,8 @@ pub async fn probe(sandbox: &dyn Sandbox, workdir: &Path) -> Probe {
         read_only: vec![],
         limits: Limits::default(),
         network: NetworkAccess::Off,
+        writable: vec![],
+        stdin_pipe: false,
     };
     let limits = RunLimits {
         timeout: Some(Duration::from_secs(30)),

@@ -83,10 +83,18 @@ pub struct ExecSpec {
     pub workspace: PathBuf,
     /// Extra host directories visible read-only.
     pub read_only: Vec<PathBuf>,
+    /// Extra host directories visible read-write besides the workspace (an MCP server's
+    /// `write_paths`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<PathBuf>,
     /// Resource limits.
     pub limits: Limits,
     /// Network access.
     pub network: NetworkAccess,
+    /// Keep the command's stdin a pipe from the parent (a protocol peer: an MCP stdio server);
+    /// otherwise it reads `/dev/null`.
+    #[serde(default)]
+    pub stdin_pipe: bool,
 }
 
 impl ExecSpec {
@@ -125,6 +133,14 @@ impl ExecSpec {
             .iter()
             .map(|p| canonical(p, "read-only path"))
             .collect::<Result<_, _>>()?;
+        self.writable = self
+            .writable
+            .iter()
+            .map(|p| canonical(p, "writable path"))
+            .collect::<Result<_, _>>()?;
+        if let Some(p) = self.writable.iter().find(|p| p.as_path() == Path::new("/")) {
+            return bad(format!("writable path {} cannot be `/`", p.display()));
+        }
         Ok(self)
     }
 }
@@ -164,8 +180,10 @@ mod tests {
             env: vec![],
             workspace: ws.to_path_buf(),
             read_only: vec![],
+            writable: vec![],
             limits: Limits::default(),
             network: NetworkAccess::Off,
+            stdin_pipe: false,
         }
     }
 

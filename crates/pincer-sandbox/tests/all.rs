@@ -85,6 +85,8 @@ impl Env {
             read_only: vec![],
             limits: self.limits,
             network: NetworkAccess::Off,
+            writable: vec![],
+            stdin_pipe: false,
         }
     }
 
@@ -446,6 +448,8 @@ async fn a_broken_launcher_fails_closed() {
         read_only: vec![],
         limits: Limits::default(),
         network: NetworkAccess::Off,
+        writable: vec![],
+        stdin_pipe: false,
     };
     let e = launch::spawn(&sb, spec).await.unwrap_err();
     assert!(
@@ -487,3 +491,58 @@ both!(the_spec_never_appears_in_a_command_line, |env| {
     let leaks = leaks.expect("the command started");
     assert!(leaks.is_empty(), "{leaks:?}");
 });
+
+both!(
+    a_piped_stdin_reaches_the_command_and_nothing_else_leaks_in,
+    |env| {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let mut spec = env.spec(&[
+            "/bin/sh",
+            "-c",
+            "read a; echo \"got:$a\"; read b; echo \"got:$b\"",
+        ]);
+        spec.stdin_pipe = true;
+        let mut running = launch::spawn(&*env.sb, spec).await.unwrap();
+        let mut stdin = running.take_stdin().expect("stdin kept");
+        let mut out = tokio::io::BufReader::new(running.take_stdout().unwrap()).lines();
+        // The spec frames the helper read are gone: the first line the command sees is ours.
+        stdin.write_all(b"one\n").await.unwrap();
+        assert_eq!(out.next_line().await.unwrap().as_deref(), Some("got:one"));
+        stdin.write_all(b"two\n").await.unwrap();
+        assert_eq!(out.next_line().await.unwrap().as_deref(), Some("got:two"));
+        let f = running.wait().await.unwrap();
+        assert_eq!(f.exit_code, Some(0));
+    }
+);
+
+both!(without_stdin_pipe_the_command_reads_dev_null, |env| {
+    let o = env
+        .sh("if read x; then echo \"read:$x\"; else echo eof; fi")
+        .await;
+    assert_eq!(o.stdout.text, "eof\n");
+});
+
+both!(
+    extra_writable_paths_are_writable_and_nothing_next_to_them,
+    |env| {
+        let extra = env.home.parent().unwrap().join("extra");
+        std::fs::create_dir_all(&extra).unwrap();
+        let mut spec = env.spec(&[
+            "/bin/sh",
+            "-c",
+            &format!(
+                "echo hi > {x}/made && echo ok; cat {h}/config.toml || echo no-home",
+                x = extra.display(),
+                h = env.home.display()
+            ),
+        ]);
+        spec.writable = vec![extra.clone()];
+        let o = launch::run(&*env.sb, spec, env.run, std::future::pending())
+            .await
+            .unwrap();
+        assert!(o.stdout.text.starts_with("ok\n"), "{o:?}");
+        assert!(o.stdout.text.contains("no-home"), "{o:?}");
+        assert!(!o.stdout.text.contains("sk-secret"), "{o:?}");
+        assert_eq!(std::fs::read_to_string(extra.join("made")).unwrap(), "hi\n");
+    }
+);

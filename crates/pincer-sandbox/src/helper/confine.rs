@@ -91,7 +91,8 @@ fn existing<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Restricts the filesystem to: the system paths and `read_only` (read, execute), the workspace,
+/// Restricts the filesystem to: the system paths and `read_only` (read, execute), the workspace
+/// and `writable`,
 /// `/tmp` and `/dev/shm` (everything), a few device files, `/proc` (read), and listing `/`.
 /// With network off, no TCP at all. Returns the ABI in force.
 fn landlock(spec: &ExecSpec) -> Result<u32, StepError> {
@@ -102,11 +103,15 @@ fn landlock(spec: &ExecSpec) -> Result<u32, StepError> {
             .map(Path::new)
             .chain(spec.read_only.iter().map(PathBuf::as_path)),
     );
-    let rw = existing([
-        spec.workspace.as_path(),
-        Path::new("/tmp"),
-        Path::new("/dev/shm"),
-    ]);
+    let rw = existing(
+        [
+            spec.workspace.as_path(),
+            Path::new("/tmp"),
+            Path::new("/dev/shm"),
+        ]
+        .into_iter()
+        .chain(spec.writable.iter().map(PathBuf::as_path)),
+    );
     let dev_rw = existing(["/dev/null", "/dev/zero", "/dev/full"].map(Path::new));
     let dev_ro = existing(["/dev/random", "/dev/urandom"].map(Path::new));
     let status = Ruleset::default()

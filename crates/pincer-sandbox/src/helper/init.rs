@@ -36,12 +36,17 @@ pub(super) fn run(json: &str) -> Result<Infallible, StepError> {
     }
     // Last step before the command: no descriptor the parent inherited may pass into it.
     crate::fds::seal_inherited().map_err(at("close inherited descriptors"))?;
+    let stdin = if exec.stdin_pipe {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     let e = Command::new(&program)
         .arg0(&exec.argv[0])
         .args(&exec.argv[1..])
         .env_clear()
         .envs(exec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .exec();
     // The ready line is out, so this goes to the command's stderr like a shell's would.
     eprintln!("pincer-sandbox: cannot execute {}: {e}", exec.argv[0]);

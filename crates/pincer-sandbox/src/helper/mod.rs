@@ -135,18 +135,50 @@ pub(crate) fn join_cgroup(procs: &std::path::Path) -> Result<(), StepError> {
 }
 
 /// Most spec bytes read from stdin.
-const MAX_SPEC: u64 = 8 << 20;
+const MAX_SPEC: usize = 8 << 20;
 
-/// Reads the JSON spec from stdin (the parent closes it after writing).
+/// Frames a spec for one helper stage: its length in decimal, a newline, the JSON. A stage reads
+/// exactly its frame and nothing after it, so the rest of stdin — the next stage's frame, then
+/// (with `stdin_pipe`) the command's input — stays in the pipe.
+pub(crate) fn frame(json: &[u8]) -> Vec<u8> {
+    let mut v = format!("{}\n", json.len()).into_bytes();
+    v.extend_from_slice(json);
+    v
+}
+
+/// Reads one framed spec from stdin without buffering past it.
 fn read_spec() -> Result<String, StepError> {
     use std::io::Read as _;
-    let mut s = String::new();
-    std::io::stdin()
-        .lock()
-        .take(MAX_SPEC)
-        .read_to_string(&mut s)
-        .map_err(at("spec"))?;
-    Ok(s)
+    use std::os::fd::AsFd as _;
+    let fail = at("spec");
+    // An unbuffered handle on fd 0: `std::io::stdin()` would read ahead into its buffer and
+    // swallow bytes that belong to the next stage or the command.
+    let mut f = std::fs::File::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(at("spec"))?,
+    );
+    let mut len = 0usize;
+    let mut digits = 0;
+    loop {
+        let mut b = [0u8; 1];
+        f.read_exact(&mut b).map_err(at("spec"))?;
+        match b[0] {
+            b'\n' if digits > 0 => break,
+            d @ b'0'..=b'9' if digits < 8 => {
+                len = len * 10 + usize::from(d - b'0');
+                digits += 1;
+            }
+            _ => return Err(StepError::new("spec", "malformed spec frame")),
+        }
+    }
+    if len > MAX_SPEC {
+        return Err(StepError::new("spec", "spec too large"));
+    }
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf).map_err(fail)?;
+    String::from_utf8(buf).map_err(at("spec"))
 }
 
 pub(crate) fn parse_spec(json: &str) -> Result<HelperSpec, StepError> {

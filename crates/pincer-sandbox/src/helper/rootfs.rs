@@ -58,6 +58,9 @@ pub(super) fn build(spec: &ExecSpec) -> Result<(), StepError> {
         entries.extend(entry(p, false)?);
     }
     entries.extend(entry(&spec.workspace, true)?);
+    for p in &spec.writable {
+        entries.extend(entry(p, true)?);
+    }
     let devices = DEVICES
         .iter()
         .map(|d| {

@@ -1,6 +1,5 @@
 //! The native provider's first stage: new namespaces, id maps, then the `init` stage as pid 1.
 
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
 
@@ -26,17 +25,15 @@ pub(super) fn run(json: &str) -> Result<i32, StepError> {
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n")).map_err(at("gid_map"))?;
     // The first child of this process is pid 1 of the new pid namespace; when it exits the
     // kernel kills everything left in the namespace.
+    // `init` inherits stdin and reads the second frame the parent wrote there (and, with
+    // `stdin_pipe`, hands the rest of the pipe to the command).
     let mut child = Command::new("/proc/self/exe")
         .arg(HELPER_ARG)
         .arg("init")
         .env_clear()
-        .stdin(Stdio::piped())
+        .stdin(Stdio::inherit())
         .spawn()
         .map_err(at("spawn"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A failed write means init already failed; its exit status and report say why.
-        let _ = stdin.write_all(json.as_bytes());
-    }
     let status = child.wait().map_err(at("spawn"))?;
     Ok(status
         .code()

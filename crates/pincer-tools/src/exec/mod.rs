@@ -145,6 +145,8 @@ impl ExecScope {
             read_only: self.read_only.clone(),
             limits: self.limits,
             network: NetworkAccess::Off,
+            writable: vec![],
+            stdin_pipe: false,
         }
     }
 
