@@ -16,6 +16,7 @@ mod exec;
 mod home;
 mod load;
 mod locate;
+mod mcp;
 mod models;
 mod names;
 mod schema;
@@ -31,6 +32,7 @@ pub use error::ConfigError;
 pub use exec::{ExecConfig, ProcessCleanup, SandboxProvider, argv_prefix};
 pub use home::PincerHome;
 pub use load::{LoadedConfig, load, parse_and_validate, save};
+pub use mcp::{McpConfig, McpServerConfig, env_reference, server_name_error};
 pub use models::{BudgetsConfig, FailoverConfig, Limits, MemoryConfig, ModelConfig};
 pub use schema::{
     AgentConfig, ApprovalMode, CONFIG_VERSION, Config, ExecMode, GatewayConfig, NetworkMode,

@@ -63,6 +63,9 @@ pub struct Config {
     /// Memory search: the optional embeddings model.
     #[serde(default, skip_serializing_if = "crate::MemoryConfig::is_default")]
     pub memory: crate::MemoryConfig,
+    /// MCP tool servers (`[mcp.servers.<name>]`).
+    #[serde(default, skip_serializing_if = "crate::McpConfig::is_default")]
+    pub mcp: crate::McpConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -231,11 +234,19 @@ pub enum ToolSelector {
     Tool(ToolName),
     /// A group of tools.
     Group(ToolGroup),
+    /// Every approved tool of one MCP server (`group:mcp:<server>`).
+    McpServer(String),
 }
 
 impl std::str::FromStr for ToolSelector {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(server) = s.strip_prefix("group:mcp:") {
+            return match crate::mcp::server_name_error(server) {
+                None => Ok(Self::McpServer(server.to_owned())),
+                Some(m) => Err(format!("`{s}`: {m}")),
+            };
+        }
         if let Some(g) = s.strip_prefix("group:") {
             return ToolGroup::ALL
                 .into_iter()
@@ -258,6 +269,7 @@ impl std::fmt::Display for ToolSelector {
         match self {
             Self::Tool(t) => write!(f, "{t}"),
             Self::Group(g) => write!(f, "group:{}", g.as_str()),
+            Self::McpServer(s) => write!(f, "group:mcp:{s}"),
         }
     }
 }
@@ -531,6 +543,7 @@ impl Config {
             failover: crate::FailoverConfig::default(),
             budgets: crate::BudgetsConfig::default(),
             memory: crate::MemoryConfig::default(),
+            mcp: crate::McpConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -650,6 +663,7 @@ impl Config {
         errs.extend(self.channels.errors(&agent_names));
         errs.extend(self.budgets.errors(&agent_names));
         errs.extend(self.memory.errors());
+        errs.extend(self.mcp.errors());
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

@@ -48,13 +48,20 @@ pub fn profile_selectors(profile: ToolProfile) -> Vec<ToolSelector> {
     v
 }
 
-fn expand(sel: &ToolSelector, out: &mut BTreeSet<ToolName>) {
+fn expand(sel: &ToolSelector, mcp: &[(String, ToolName)], out: &mut BTreeSet<ToolName>) {
     match sel {
         ToolSelector::Tool(t) => {
             out.insert(t.clone());
         }
         ToolSelector::Group(g) => {
             out.extend(group_tools(*g).iter().filter_map(|n| n.parse().ok()));
+        }
+        ToolSelector::McpServer(server) => {
+            out.extend(
+                mcp.iter()
+                    .filter(|(s, _)| s == server)
+                    .map(|(_, t)| t.clone()),
+            );
         }
     }
 }
@@ -65,16 +72,57 @@ pub fn resolve_grants(
     allow: &[ToolSelector],
     deny: &[ToolSelector],
 ) -> BTreeSet<ToolName> {
+    resolve_grants_with(profile, allow, deny, &[])
+}
+
+/// [`resolve_grants`] where `group:mcp:<server>` stands for `mcp`'s tools of that server (the
+/// approved, available ones, as `(server, tool)`). No profile includes MCP tools: each server is
+/// granted by name.
+pub fn resolve_grants_with(
+    profile: ToolProfile,
+    allow: &[ToolSelector],
+    deny: &[ToolSelector],
+    mcp: &[(String, ToolName)],
+) -> BTreeSet<ToolName> {
     let mut granted = BTreeSet::new();
     for sel in profile_selectors(profile).iter().chain(allow) {
-        expand(sel, &mut granted);
+        expand(sel, mcp, &mut granted);
     }
     let mut denied = BTreeSet::new();
     for sel in deny {
-        expand(sel, &mut denied);
+        expand(sel, mcp, &mut denied);
     }
     granted.retain(|t| !denied.contains(t));
     granted
+}
+
+#[cfg(test)]
+mod mcp_tests {
+    use super::*;
+
+    #[test]
+    fn mcp_servers_are_granted_by_name_and_denied_by_tool() {
+        let t = |s: &str| -> ToolName { s.parse().unwrap() };
+        let mcp = vec![
+            ("files".to_owned(), t("mcp.files.read")),
+            ("files".to_owned(), t("mcp.files.write")),
+            ("other".to_owned(), t("mcp.other.x")),
+        ];
+        let sel = |s: &str| -> ToolSelector { s.parse().unwrap() };
+        let g = resolve_grants_with(
+            ToolProfile::Full,
+            &[sel("group:mcp:files")],
+            &[sel("mcp.files.write")],
+            &mcp,
+        );
+        assert!(g.contains(&t("mcp.files.read")));
+        assert!(!g.contains(&t("mcp.files.write")));
+        assert!(
+            !g.contains(&t("mcp.other.x")),
+            "the full profile includes no MCP server"
+        );
+        assert!("group:mcp:Bad".parse::<ToolSelector>().is_err());
+    }
 }
 
 #[cfg(test)]

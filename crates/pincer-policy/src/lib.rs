@@ -10,7 +10,7 @@
 pub mod egress;
 mod grants;
 
-pub use grants::{group_tools, profile_selectors, resolve_grants};
+pub use grants::{group_tools, profile_selectors, resolve_grants, resolve_grants_with};
 
 use std::collections::BTreeSet;
 
@@ -101,7 +101,8 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         | Capability::FsWrite
         | Capability::Messaging
         | Capability::Memory
-        | Capability::Automation => {}
+        | Capability::Automation
+        | Capability::Mcp => {}
     }
     let threshold = match policy.approval_mode {
         ApprovalMode::Strict => RiskTier::L1Mutating,

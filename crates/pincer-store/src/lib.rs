@@ -13,6 +13,7 @@ mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;
+mod mcp;
 mod migrations;
 mod notes;
 #[cfg(feature = "postgres")]
@@ -35,6 +36,7 @@ pub use health::{ModelHealth, ModelHealthStore};
 pub use heartbeats::{HeartbeatRecord, HeartbeatStore};
 pub use jobs::{EndedRun, Job, JobError, JobRun, JobStore, Retry, Settlement};
 pub use leaders::LeaderStore;
+pub use mcp::{McpManifestRow, McpRecord, McpStore};
 pub use notes::{Note, NoteHit, NoteIndex, query_terms};
 #[cfg(feature = "postgres")]
 pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore, PgTls};
@@ -62,6 +64,7 @@ pub trait Backend:
     + ModelHealthStore
     + UsageStore
     + NoteIndex
+    + McpStore
 {
 }
 
@@ -78,5 +81,6 @@ impl<T> Backend for T where
         + ModelHealthStore
         + UsageStore
         + NoteIndex
+        + McpStore
 {
 }

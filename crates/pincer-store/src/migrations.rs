@@ -326,4 +326,19 @@ CREATE VIRTUAL TABLE memory_fts USING fts5(
 );
 ",
     ),
+    (
+        19,
+        r"
+CREATE TABLE mcp_servers (
+    server            TEXT PRIMARY KEY,
+    approved_sha256   TEXT,
+    approved_manifest TEXT,
+    approved_by       TEXT,
+    approved_at       TEXT,
+    seen_sha256       TEXT,
+    seen_manifest     TEXT,
+    seen_at           TEXT
+);
+",
+    ),
 ];

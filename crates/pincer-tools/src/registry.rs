@@ -107,7 +107,8 @@ impl ToolRegistry {
         self.wire.get(wire)
     }
 
-    /// Specs of the listed tools that exist, in the listed order (deterministic prompts).
+    /// Specs of the listed tools that exist and are available now, in the listed order
+    /// (deterministic prompts).
     pub fn specs_for<'a>(
         &'a self,
         allowed: &'a [ToolName],
@@ -115,6 +116,7 @@ impl ToolRegistry {
         allowed
             .iter()
             .filter_map(|n| self.tools.get(n))
+            .filter(|t| t.available())
             .map(|t| t.spec())
     }
 

@@ -152,4 +152,9 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
     fn plan(&self, ctx: &ToolContext, args: &serde_json::Value) -> Result<Action, ToolError>;
     /// Runs an approved action.
     fn run<'a>(&'a self, ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a>;
+    /// Whether the tool is offered to the model right now (an MCP server's tools are withdrawn
+    /// while its manifest is not the approved one). Built-in tools always are.
+    fn available(&self) -> bool {
+        true
+    }
 }

@@ -51,4 +51,7 @@ pub enum Capability {
     Memory,
     /// Schedule work.
     Automation,
+    /// Call a tool of an operator-approved MCP server (the server runs sandboxed or behind the
+    /// egress policy; what the tool does is the server's).
+    Mcp,
 }

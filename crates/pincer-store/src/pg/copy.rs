@@ -268,6 +268,19 @@ const TABLES: &[Table] = &[
         ],
     ),
     (
+        "mcp_servers",
+        &[
+            ("server", "server", Text),
+            ("approved_sha256", "approved_sha256", Text),
+            ("approved_manifest", "approved_manifest", Text),
+            ("approved_by", "approved_by", Text),
+            ("approved_at", "approved_at", Time),
+            ("seen_sha256", "seen_sha256", Text),
+            ("seen_manifest", "seen_manifest", Text),
+            ("seen_at", "seen_at", Time),
+        ],
+    ),
+    (
         "session_views",
         &[
             ("session_id", "session_id", Text),

@@ -327,6 +327,21 @@ CREATE TABLE memory_notes (
 CREATE INDEX memory_notes_fts ON memory_notes USING GIN (to_tsvector('simple', text));
 ",
     ),
+    (
+        14,
+        r"
+CREATE TABLE mcp_servers (
+    server            TEXT PRIMARY KEY,
+    approved_sha256   TEXT,
+    approved_manifest TEXT,
+    approved_by       TEXT,
+    approved_at       TIMESTAMPTZ,
+    seen_sha256       TEXT,
+    seen_manifest     TEXT,
+    seen_at           TIMESTAMPTZ
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

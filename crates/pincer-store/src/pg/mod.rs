@@ -21,6 +21,7 @@ mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;
+mod mcp;
 mod migrations;
 mod relay;
 mod sessions;

@@ -7,6 +7,7 @@ mod health;
 mod heartbeats;
 mod jobs;
 mod leaders;
+mod mcp;
 mod notes;
 #[cfg(feature = "postgres")]
 mod postgres;
