@@ -105,6 +105,109 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SandboxCommand,
     },
+    /// MCP tool servers: add, discover, approve, enable, inspect and remove them.
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct McpAddArgs {
+    /// Server name (a-z, 0-9, '-'; becomes part of tool names: `mcp.<name>.<tool>`).
+    pub(crate) name: String,
+    /// The program of a stdio server.
+    #[arg(long, conflicts_with = "url")]
+    pub(crate) command: Option<String>,
+    /// Its arguments (repeat, or give them after `--`).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+    /// The endpoint of an HTTP server.
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+    /// `NAME=env:VAR`, repeatable.
+    #[arg(long = "env")]
+    pub(crate) env: Vec<String>,
+    /// `Header=env:VAR`, repeatable (HTTP).
+    #[arg(long = "header")]
+    pub(crate) headers: Vec<String>,
+    /// A directory the server may read, repeatable.
+    #[arg(long = "read")]
+    pub(crate) read_paths: Vec<std::path::PathBuf>,
+    /// A directory the server may write, repeatable.
+    #[arg(long = "write")]
+    pub(crate) write_paths: Vec<std::path::PathBuf>,
+    /// A host the HTTP server is reached at, repeatable.
+    #[arg(long = "network")]
+    pub(crate) network: Vec<String>,
+    /// A private `host:port` the HTTP server may be reached at, repeatable.
+    #[arg(long = "allow-private")]
+    pub(crate) allow_private: Vec<String>,
+    /// Arguments after `--`.
+    #[arg(last = true)]
+    pub(crate) rest: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum McpCommand {
+    /// Every configured server: transport, enabled, approval, and whether its last seen manifest
+    /// differs from the approved one.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds a server to config.toml (disabled until `enable`); `--command` for stdio, `--url`
+    /// for streamable HTTP. Secrets go in by reference: `--env TOKEN=env:MY_TOKEN`.
+    Add(Box<McpAddArgs>),
+    /// Starts the server (sandboxed), lists its tools and stops it. Never calls a tool. Shows
+    /// every tool with its description, input schema and the tier Pincer will give it.
+    Discover {
+        /// Server name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approves the manifest last discovered (or seen changed); its sha256 is pinned.
+    Approve {
+        /// Server name.
+        name: String,
+        /// The sha256 shown by `discover` / `tools`; refused if the manifest is another one.
+        #[arg(long)]
+        sha256: Option<String>,
+    },
+    /// Offers the server's approved tools to agents that grant them (`group:mcp:<name>`).
+    Enable {
+        /// Server name.
+        name: String,
+    },
+    /// Withdraws the server's tools from every agent.
+    Disable {
+        /// Server name.
+        name: String,
+    },
+    /// The approved and the last seen manifest, and what differs.
+    Tools {
+        /// Server name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The server's captured stderr (bounded; the newest lines).
+    Logs {
+        /// Server name.
+        name: String,
+        /// Lines to show.
+        #[arg(long, default_value_t = 100)]
+        lines: usize,
+    },
+    /// Removes the server from config.toml and forgets its approval.
+    Remove {
+        /// Server name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

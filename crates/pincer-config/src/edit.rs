@@ -70,10 +70,110 @@ pub fn set_value(
     Ok(doc.to_string())
 }
 
+/// Like [`set_value`] for a whole table given as an inline table (`{ a = 1 }`): written as a
+/// `[a.b.c]` section, so later `set_value` calls can reach its keys.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when `raw` is not an inline table or a parent is not a table.
+pub fn set_table(
+    path: &std::path::Path,
+    text: &str,
+    key: &str,
+    raw: &str,
+) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        key: Some(key.to_owned()),
+        message,
+    };
+    let Ok(Value::InlineTable(inline)) = raw.parse::<Value>() else {
+        return Err(invalid("not an inline table".into()));
+    };
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+    let parts: Vec<&str> = key.split('.').collect();
+    let Some((last, tables)) = parts.split_last() else {
+        return Err(invalid("empty key".into()));
+    };
+    let mut table: &mut Table = doc.as_table_mut();
+    for part in tables {
+        let entry = table.entry(part).or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| invalid(format!("`{part}` is not a table")))?;
+    }
+    table.insert(last, Item::Table(inline.into_table()));
+    Ok(doc.to_string())
+}
+
+/// Removes `key` (a value or a whole table); `None` when it is not there.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when the text does not parse.
+pub fn remove_value(
+    path: &std::path::Path,
+    text: &str,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    let mut doc: DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                key: Some(key.to_owned()),
+                message: e.to_string(),
+            })?;
+    let parts: Vec<&str> = key.split('.').collect();
+    let Some((last, tables)) = parts.split_last() else {
+        return Ok(None);
+    };
+    let mut cur = doc.as_item_mut();
+    for part in tables {
+        match cur.get_mut(part) {
+            Some(next) => cur = next,
+            None => return Ok(None),
+        }
+    }
+    let removed = cur
+        .as_table_like_mut()
+        .and_then(|t| t.remove(last))
+        .is_some();
+    Ok(removed.then(|| doc.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn tables_are_added_as_sections_and_removed_whole() {
+        let p = Path::new("config.toml");
+        let text = "version = 1\n";
+        let t = set_table(
+            p,
+            text,
+            "mcp.servers.a",
+            "{ command = \"x\", args = [\"1\"] }",
+        )
+        .unwrap();
+        assert!(t.contains("[mcp.servers.a]"), "{t}");
+        let t = set_value(p, &t, "mcp.servers.a.enabled", "true").unwrap();
+        let c: crate::Config = toml::from_str(&t).unwrap();
+        assert!(c.mcp.servers["a"].enabled);
+        let t = remove_value(p, &t, "mcp.servers.a").unwrap().unwrap();
+        let c: crate::Config = toml::from_str(&t).unwrap();
+        assert!(c.mcp.servers.is_empty());
+        assert!(remove_value(p, &t, "mcp.servers.zz").unwrap().is_none());
+    }
 
     #[test]
     fn set_keeps_comments_and_types_values() {

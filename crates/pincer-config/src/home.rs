@@ -58,6 +58,11 @@ impl PincerHome {
         Ok(())
     }
 
+    /// `mcp/`: MCP servers' scratch directories and stderr logs.
+    pub fn mcp_dir(&self) -> PathBuf {
+        self.root.join("mcp")
+    }
+
     /// The home directory itself.
     pub fn root(&self) -> &Path {
         &self.root

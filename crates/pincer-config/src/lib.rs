@@ -27,7 +27,7 @@ pub use automation::{
     HeartbeatConfig, HookAuth, HookConfig, JobsConfig, SessionMode, delivery_target_error,
 };
 pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig};
-pub use edit::{get_value, set_value};
+pub use edit::{get_value, remove_value, set_table, set_value};
 pub use error::ConfigError;
 pub use exec::{ExecConfig, ProcessCleanup, SandboxProvider, argv_prefix};
 pub use home::PincerHome;

@@ -26,6 +26,7 @@ pub mod failure;
 pub mod heartbeat;
 pub mod jobs;
 pub mod leader;
+pub mod mcp;
 pub mod memory_index;
 pub mod metering;
 pub mod pins;

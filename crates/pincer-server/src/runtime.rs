@@ -10,7 +10,7 @@ use pincer_audit::AuditLog;
 use pincer_config::{
     AgentConfig, Config, LoadedConfig, PincerHome, ProviderConfig, ProviderKind, ToolSelector,
 };
-use pincer_policy::{Policy, resolve_grants};
+use pincer_policy::Policy;
 use pincer_providers::{
     AnthropicProvider, ApiKey, GeminiProvider, HttpSettings, ModelProvider, OpenAiProvider,
 };
@@ -301,6 +301,11 @@ pub fn protected_paths(home: &PincerHome, agent: &AgentId) -> Vec<ProtectedPath>
         "the heartbeat instructions",
     ));
     v.push(no_write(dir.join("skills"), "installed skills"));
+    v.push(ProtectedPath::new(
+        home.mcp_dir(),
+        "MCP servers' state and logs",
+        Protection::NoAccess,
+    ));
     v
 }
 
@@ -341,11 +346,21 @@ pub fn tool_context(
 
 /// The agent's policy: grants from profile/allow/deny, switches from `[security]`.
 pub fn policy(config: &Config, agent: &AgentId, a: &AgentConfig) -> Policy {
+    policy_with(config, agent, a, &[])
+}
+
+/// [`policy`] where `group:mcp:<server>` grants the given MCP tools (`(server, tool)`).
+pub fn policy_with(
+    config: &Config,
+    agent: &AgentId,
+    a: &AgentConfig,
+    mcp: &[(String, pincer_types::ToolName)],
+) -> Policy {
     Policy {
         approval_mode: config.approval_mode(agent),
         exec: config.security.exec,
         network: config.security.network,
-        granted: resolve_grants(a.profile, &a.allow, &a.deny),
+        granted: pincer_policy::resolve_grants_with(a.profile, &a.allow, &a.deny, mcp),
     }
 }
 
@@ -373,6 +388,7 @@ pub fn registry(
     agent_dir: &std::path::Path,
     with_exec: bool,
     index: Option<Arc<dyn pincer_tools::memory::NoteSearch>>,
+    mcp: &[(String, Arc<dyn pincer_tools::Tool>)],
 ) -> anyhow::Result<Arc<ToolRegistry>> {
     let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?.with_memory(
         Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir).with_tz(a.timezone.clone())),
@@ -381,13 +397,19 @@ pub fn registry(
     if with_exec {
         tools = tools.with_exec()?;
     }
+    for (_, t) in mcp {
+        tools.register(Arc::clone(t))?;
+    }
     let tools = Arc::new(tools);
     let unknown: Vec<String> = a
         .allow
         .iter()
         .filter_map(|s| match s {
+            // An MCP tool may be missing because its server is not approved or enabled yet.
             ToolSelector::Tool(t)
-                if tools.get(t).is_none() && !sandbox::EXEC_TOOLS.contains(&t.as_str()) =>
+                if tools.get(t).is_none()
+                    && !sandbox::EXEC_TOOLS.contains(&t.as_str())
+                    && !t.as_str().starts_with("mcp.") =>
             {
                 Some(t.to_string())
             }
@@ -410,6 +432,8 @@ pub fn registry(
 pub struct ToolBacking {
     pub audit: Arc<AuditLog>,
     pub store: Option<Arc<dyn Backend>>,
+    /// The process's MCP servers, when any are configured.
+    pub mcp: Option<Arc<pincer_mcp::hub::McpHub>>,
 }
 
 /// An agent's tool side, built the same way for agent runs and `pincer tools call`: the gate
@@ -433,8 +457,16 @@ impl AgentTools {
         approver: Arc<dyn Approver>,
         backing: ToolBacking,
     ) -> anyhow::Result<Self> {
-        let ToolBacking { audit, store } = backing;
-        let policy = policy(config, agent, a);
+        let ToolBacking { audit, store, mcp } = backing;
+        let mcp_tools = mcp
+            .as_deref()
+            .map(pincer_mcp::tool::tools)
+            .unwrap_or_default();
+        let mcp_names: Vec<(String, pincer_types::ToolName)> = mcp_tools
+            .iter()
+            .map(|(s, t)| (s.clone(), t.spec().name.clone()))
+            .collect();
+        let policy = policy_with(config, agent, a, &mcp_names);
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
         let exec = match sandbox::exec_state(config, a, &policy.granted, &ws, &protected, env).await
@@ -467,7 +499,14 @@ impl AgentTools {
             ))),
             None => None,
         };
-        let tools = registry(agent, a, &home.agent_dir(agent), exec.is_some(), index)?;
+        let tools = registry(
+            agent,
+            a,
+            &home.agent_dir(agent),
+            exec.is_some(),
+            index,
+            &mcp_tools,
+        )?;
         Ok(Self {
             gate: Arc::new(Gate::new(tools, audit, approver)),
             ctx: tool_context(home, agent, a, exec)?,
@@ -483,6 +522,8 @@ impl AgentTools {
 pub struct Backing {
     pub store: Arc<dyn Backend>,
     pub audit: Arc<AuditLog>,
+    /// The process's MCP servers (one hub for every agent), when any are configured.
+    pub mcp: Option<Arc<pincer_mcp::hub::McpHub>>,
 }
 
 impl Backing {
@@ -491,10 +532,10 @@ impl Backing {
     /// # Errors
     /// As [`open_store`], or when the audit log cannot be opened.
     pub async fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Self> {
-        Ok(Self {
-            store: open_store(home, config, env).await?,
-            audit: open_audit(home, config, env)?,
-        })
+        let store = open_store(home, config, env).await?;
+        let audit = open_audit(home, config, env)?;
+        let mcp = crate::mcp::hub(home, config, env, &store, &audit).await?;
+        Ok(Self { store, audit, mcp })
     }
 }
 
@@ -670,7 +711,7 @@ impl AgentRuntime {
     ) -> anyhow::Result<Self> {
         let (agent, a) = agent_config(home, config, agent)?;
         let (provider, provider_name, model) = agent_model(config, &agent, a, env, &backing)?;
-        let Backing { store, audit } = backing;
+        let Backing { store, audit, mcp } = backing;
         let AgentTools { gate, ctx, policy } = AgentTools::build(
             home,
             config,
@@ -681,6 +722,7 @@ impl AgentRuntime {
             ToolBacking {
                 audit,
                 store: Some(store.clone()),
+                mcp,
             },
         )
         .await?;

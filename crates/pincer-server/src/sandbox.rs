@@ -95,6 +95,19 @@ fn overlap(
     None
 }
 
+/// The kernel limits of `[exec]`, for agents' commands and MCP servers alike.
+pub fn limits(config: &Config) -> Limits {
+    let x = &config.exec;
+    Limits {
+        cpu_secs: x.cpu_secs,
+        memory_bytes: x.memory_mb.saturating_mul(1 << 20),
+        processes: x.max_processes,
+        open_files: x.max_open_files,
+        file_size_bytes: x.max_file_size_mb.saturating_mul(1 << 20),
+        tmp_bytes: x.tmp_size_mb.saturating_mul(1 << 20),
+    }
+}
+
 /// Why an agent has no exec tools, or its scope.
 #[derive(Debug)]
 pub enum ExecState {
@@ -138,14 +151,7 @@ pub async fn exec_state(
         return ExecState::Unavailable(p.error.unwrap_or_default());
     }
     let x = &config.exec;
-    let limits = Limits {
-        cpu_secs: x.cpu_secs,
-        memory_bytes: x.memory_mb.saturating_mul(1 << 20),
-        processes: x.max_processes,
-        open_files: x.max_open_files,
-        file_size_bytes: x.max_file_size_mb.saturating_mul(1 << 20),
-        tmp_bytes: x.tmp_size_mb.saturating_mul(1 << 20),
-    };
+    let limits = limits(config);
     let settings = ExecSettings {
         default_timeout: Duration::from_secs(x.timeout_secs),
         max_timeout: Duration::from_secs(x.max_timeout_secs),

@@ -174,15 +174,20 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             started: pincer_scheduler::jiff::Timestamp::now(),
         });
         let state = Arc::new(state);
-        let pool = Arc::new(worker::Pool::new(
-            home.clone(),
-            config.clone(),
-            env.clone(),
-            store.clone(),
-            state.wake.clone(),
-            state.events.clone(),
-            audit_log.clone(),
-        ));
+        // One MCP hub for the process: each server runs once, whichever agent calls it.
+        let mcp = crate::mcp::hub(&home, &config, env, &store, &audit_log).await?;
+        let pool = Arc::new(
+            worker::Pool::new(
+                home.clone(),
+                config.clone(),
+                env.clone(),
+                store.clone(),
+                state.wake.clone(),
+                state.events.clone(),
+                audit_log.clone(),
+            )
+            .with_mcp(mcp.clone()),
+        );
         // Tasks a crash interrupted end before anything is claimed.
         worker::recover(&pool).await;
         let events = state.events.clone();
@@ -260,6 +265,9 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         }
         let _ = jobs.await;
         let _ = relay.await;
+        if let Some(hub) = &mcp {
+            hub.shutdown().await;
+        }
         audit("serve.stop", json!({"addr": addr.to_string()}));
         eprintln!("pincer serve: stopped");
         anyhow::Ok(())

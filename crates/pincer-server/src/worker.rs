@@ -47,6 +47,8 @@ pub struct Pool {
     pub events: Arc<EventBus>,
     /// The server's audit log, opened once.
     pub audit: Arc<pincer_audit::AuditLog>,
+    /// The process's MCP servers, shared by every agent.
+    pub mcp: Option<Arc<pincer_mcp::hub::McpHub>>,
     runtimes: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
     /// The running task of each session (one at most), for the approver.
     active: Active,
@@ -77,9 +79,17 @@ impl Pool {
             wake,
             events,
             audit,
+            mcp: None,
             runtimes: Mutex::new(HashMap::new()),
             active: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Gives the workers' agents the process's MCP servers.
+    #[must_use]
+    pub fn with_mcp(mut self, hub: Option<Arc<pincer_mcp::hub::McpHub>>) -> Self {
+        self.mcp = hub;
+        self
     }
 
     fn lease(&self) -> Duration {
@@ -115,6 +125,7 @@ impl Pool {
                 runtime::Backing {
                     store: self.store.clone(),
                     audit: self.audit.clone(),
+                    mcp: self.mcp.clone(),
                 },
             )
             .await?,

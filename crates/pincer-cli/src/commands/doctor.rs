@@ -271,7 +271,7 @@ fn check_agent_tools(
         return;
     };
     // Exec tools are reported by the `sandbox` check.
-    match runtime::registry(id, a, &home.agent_dir(id), false, None) {
+    match runtime::registry(id, a, &home.agent_dir(id), false, None, &[]) {
         Ok(tools) => {
             let policy = runtime::policy(config, id, a);
             let usable: Vec<&str> = policy

@@ -9,6 +9,7 @@ mod cron;
 mod doctor;
 mod heartbeat;
 mod init;
+mod mcp;
 mod memory;
 mod models;
 mod output;
@@ -51,6 +52,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Tools { command } => tools::run(command, env),
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
+        Command::Mcp { command } => mcp::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),

@@ -20,18 +20,30 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             let (id, a) = runtime::agent_config(&home, config, &agent)?;
             // Built exactly as for a run, so the exec tools appear only when the sandbox holds.
             let rt = runtime::tokio_runtime()?;
-            let built = rt.block_on(runtime::AgentTools::build(
-                &home,
-                config,
-                &id,
-                a,
-                env,
-                Arc::new(NoApprover),
-                runtime::ToolBacking {
-                    audit: runtime::open_audit(&home, config, env)?,
-                    store: None,
-                },
-            ))?;
+            let built = rt.block_on(async {
+                let audit = runtime::open_audit(&home, config, env)?;
+                // MCP tools are listed from the approved manifests (no server is started).
+                let mcp = if config.mcp.servers.is_empty() {
+                    None
+                } else {
+                    let store = runtime::open_store(&home, config, env).await?;
+                    pincer_server::mcp::hub(&home, config, env, &store, &audit).await?
+                };
+                runtime::AgentTools::build(
+                    &home,
+                    config,
+                    &id,
+                    a,
+                    env,
+                    Arc::new(NoApprover),
+                    runtime::ToolBacking {
+                        audit,
+                        store: None,
+                        mcp,
+                    },
+                )
+                .await
+            })?;
             let tools = built.gate.tools();
             let policy = built.policy;
             let rows: Vec<Value> = tools
@@ -86,6 +98,7 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             let rt = runtime::tokio_runtime()?;
             let call_id = format!("cli-{}", pincer_types::RunId::new());
             let out = rt.block_on(async {
+                let backing = runtime::Backing::open(&home, config, env).await?;
                 let runtime::AgentTools { gate, ctx, policy } = runtime::AgentTools::build(
                     &home,
                     config,
@@ -94,8 +107,9 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     env,
                     approver,
                     runtime::ToolBacking {
-                        audit: runtime::open_audit(&home, config, env)?,
-                        store: Some(runtime::open_store(&home, config, env).await?),
+                        audit: backing.audit,
+                        store: Some(backing.store),
+                        mcp: backing.mcp,
                     },
                 )
                 .await?;
