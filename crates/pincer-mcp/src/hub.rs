@@ -37,6 +37,8 @@ const LOG_ROTATE_BYTES: u64 = 256 * 1024;
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// Longest back-off between restarts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Why tools are withdrawn after a manifest change.
+const CHANGED: &str = "its manifest changed since it was approved (`pincer mcp tools` shows the difference; `pincer mcp approve` accepts it)";
 /// Timeout of a `tools/list` after `list_changed`.
 const RELIST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -89,6 +91,9 @@ pub struct ApprovedManifest {
     pub sha256: String,
     /// The manifest.
     pub manifest: Manifest,
+    /// A newer manifest was seen that is not this one: the tools stay withdrawn until an
+    /// operator approves again.
+    pub changed: bool,
 }
 
 /// The servers of this process, by name.
@@ -169,6 +174,9 @@ pub struct Server {
     /// Serialises starts (held across the start's awaits; calls never take it).
     starting: tokio::sync::Mutex<()>,
     ring: Arc<Mutex<VecDeque<u8>>>,
+    /// True from a `tools/list_changed` until the new list was checked: calls wait for the
+    /// verdict, so no call slips through between a change and its withdrawal.
+    relisting: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -181,6 +189,8 @@ impl Server {
     ) -> Arc<Self> {
         let withdrawn = if !config.enabled {
             Some("the server is disabled (`pincer mcp enable`)".to_owned())
+        } else if approved.as_ref().is_some_and(|a| a.changed) {
+            Some(CHANGED.to_owned())
         } else if approved.is_none() {
             Some(
                 "its manifest was never approved (`pincer mcp discover`, then `approve`)"
@@ -201,6 +211,7 @@ impl Server {
             }),
             starting: tokio::sync::Mutex::new(()),
             ring: Arc::new(Mutex::new(VecDeque::with_capacity(RING_BYTES))),
+            relisting: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -269,6 +280,7 @@ impl Server {
         let listed = client
             .list_tools(Duration::from_secs(self.config.start_timeout_secs))
             .await;
+        self.relisting.send_replace(false);
         client.close();
         if let Some(k) = kill {
             let _ = k.send(());
@@ -321,6 +333,18 @@ impl Server {
         arguments: Value,
         output_schema: Option<&Value>,
     ) -> Result<Rendered, McpError> {
+        // A list change announced before this call waits for its verdict.
+        let mut relisting = self.relisting.subscribe();
+        if tokio::time::timeout(RELIST_TIMEOUT, relisting.wait_for(|r| !*r))
+            .await
+            .is_err()
+        {
+            return Err(McpError::Timeout {
+                server: self.name.clone(),
+                method: "tools/list (after list_changed)".into(),
+                secs: RELIST_TIMEOUT.as_secs(),
+            });
+        }
         let client = self.client().await?;
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let result = match client.call_tool(tool, arguments, timeout).await {
@@ -395,10 +419,13 @@ impl Server {
                 return Err(e);
             }
         };
+        // Changes announced before the list answers are covered by it.
+        let mut changed = client.tools_changed();
         let listed = client
             .list_tools(Duration::from_secs(self.config.start_timeout_secs))
             .await
             .and_then(|l| Manifest::from_list(l).map_err(|m| self.protocol(m)));
+        changed.borrow_and_update();
         let manifest = match listed {
             Ok(m) => m,
             Err(e) => {
@@ -415,8 +442,10 @@ impl Server {
             if let Some(k) = kill {
                 let _ = k.send(());
             }
+            self.relisting.send_replace(false);
             return Err(e);
         }
+        self.relisting.send_replace(false);
         let generation = {
             let mut st = self.state();
             st.generation += 1;
@@ -436,7 +465,13 @@ impl Server {
                        "sha256": manifest.sha256(), "ms": began.elapsed().as_millis() as u64}),
             )
             .await;
-        tokio::spawn(watch(Arc::clone(self), client.clone(), generation, began));
+        tokio::spawn(watch(
+            Arc::clone(self),
+            client.clone(),
+            changed,
+            generation,
+            began,
+        ));
         Ok(client)
     }
 
@@ -462,7 +497,7 @@ impl Server {
         if approved == Some(sha.as_str()) {
             return Ok(());
         }
-        let why = "its manifest changed since it was approved (`pincer mcp tools` shows the difference; `pincer mcp approve` accepts it)".to_owned();
+        let why = CHANGED.to_owned();
         self.state().withdrawn = Some(why.clone());
         self.recorder.manifest_seen(&self.name, m).await;
         let diff = self
@@ -846,11 +881,17 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Value {
 }
 
 /// Follows a live connection: re-lists on `list_changed`, notes the exit for the back-off.
-async fn watch(server: Arc<Server>, client: Client, generation: u64, began: Instant) {
-    let mut changed = client.tools_changed();
+async fn watch(
+    server: Arc<Server>,
+    client: Client,
+    mut changed: tokio::sync::watch::Receiver<u64>,
+    generation: u64,
+    began: Instant,
+) {
     loop {
         tokio::select! {
             why = client.closed() => {
+                server.relisting.send_replace(false);
                 let current = {
                     let mut st = server.state();
                     let current = st.live.as_ref().is_some_and(|l| l.generation == generation);
@@ -874,16 +915,24 @@ async fn watch(server: Arc<Server>, client: Client, generation: u64, began: Inst
                 if r.is_err() {
                     return;
                 }
-                match client.list_tools(RELIST_TIMEOUT).await.and_then(|l| Manifest::from_list(l).map_err(|m| server.protocol(m))) {
-                    Ok(m) => {
-                        if server.check_manifest(&m).await.is_err() {
-                            server.stop().await;
-                            return;
-                        }
-                    }
+                let listed = client
+                    .list_tools(RELIST_TIMEOUT)
+                    .await
+                    .and_then(|l| Manifest::from_list(l).map_err(|m| server.protocol(m)));
+                let keep = match listed {
+                    Ok(m) => server.check_manifest(&m).await.is_ok(),
                     Err(e) => {
+                        // Unverifiable: stop it; the next call restarts it and checks again.
                         server.recorder.audit(e.audit_kind(), json!({"server": server.name, "error": e.to_string()})).await;
+                        false
                     }
+                };
+                if !keep {
+                    server.stop().await;
+                }
+                server.relisting.send_replace(false);
+                if !keep {
+                    return;
                 }
             }
         }
@@ -906,8 +955,14 @@ impl Observer for Watcher {
                 "mcp.protocol_error",
                 json!({"server": name, "error": clip(&why, 300)}),
             ),
-            // Exits and list changes are recorded by `watch`; progress is not worth a record.
-            Event::Closed(_) | Event::ToolsChanged | Event::Progress { .. } => return,
+            Event::ToolsChanged => {
+                // Synchronously, in stream order: a result that follows the notification is
+                // delivered after this, so the next call already waits for the re-list.
+                server.relisting.send_replace(true);
+                return;
+            }
+            // Exits are recorded by `watch`; progress is not worth a record.
+            Event::Closed(_) | Event::Progress { .. } => return,
         };
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn(async move { server.recorder.audit(kind, fields).await });

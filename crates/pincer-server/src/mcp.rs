@@ -76,6 +76,7 @@ pub fn approved(r: &McpRecord) -> Option<ApprovedManifest> {
     Some(ApprovedManifest {
         sha256: row.sha256.clone(),
         manifest,
+        changed: r.seen.as_ref().is_some_and(|s| s.sha256 != row.sha256),
     })
 }
 

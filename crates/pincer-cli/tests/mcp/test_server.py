@@ -1,0 +1,73 @@
+"""An MCP server for Pincer's end-to-end tests, on the official Python SDK (`mcp`).
+
+Its working directory is the private scratch directory Pincer gives it; flag files there make
+its behaviour survive a restart:
+- `grown`: the tool `added` exists (created by calling `grow`, which also announces the change
+  with notifications/tools/list_changed before it answers);
+- `cancelled-<marker>`: written when a `hang` call is cancelled (notifications/cancelled).
+"""
+
+import asyncio
+import os
+import sys
+
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer("pincer-test")
+
+
+@server.tool()
+def hello(name: str) -> str:
+    """Greets someone by name."""
+    return f"hello {name} from pid {os.getpid()}"
+
+
+def added() -> str:
+    """A tool that appeared after approval."""
+    return "added"
+
+
+@server.tool()
+async def grow(ctx: Context) -> str:
+    """Adds the tool `added` and announces the change."""
+    open("grown", "w").close()
+    server.add_tool(added, name="added", description="A tool that appeared after approval.")
+    await ctx.session.send_tool_list_changed()
+    return "grown"
+
+
+@server.tool()
+async def hang(marker: str) -> str:
+    """Never answers; records its cancellation."""
+    if os.path.exists("ready.fifo"):
+        # Opening a FIFO blocks until the test reads it: the call is in flight now.
+        with open("ready.fifo", "w") as f:
+            f.write("started\n")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        with open(f"cancelled-{marker}", "w") as f:
+            f.write("cancelled")
+        raise
+    return "unreachable"
+
+
+@server.tool()
+def crash() -> str:
+    """Exits the server abruptly."""
+    print("crashing on purpose", file=sys.stderr, flush=True)
+    os._exit(3)
+
+
+@server.tool()
+def read_file(path: str) -> str:
+    """Reads a file (to show the sandbox, not the server, decides what it can see)."""
+    with open(path) as f:
+        return f.read()
+
+
+if os.path.exists("grown"):
+    server.add_tool(added, name="added", description="A tool that appeared after approval.")
+
+print("test server ready", file=sys.stderr, flush=True)
+server.run()
