@@ -276,6 +276,19 @@ impl Server {
     /// # Errors
     /// As a start.
     pub async fn discover(self: &Arc<Self>) -> Result<(ServerInfo, Manifest), McpError> {
+        let r = self.discover_inner().await;
+        if let Err(e) = &r {
+            self.recorder
+                .audit(
+                    e.audit_kind(),
+                    json!({"server": self.name, "during": "discover", "error": e.to_string()}),
+                )
+                .await;
+        }
+        r
+    }
+
+    async fn discover_inner(self: &Arc<Self>) -> Result<(ServerInfo, Manifest), McpError> {
         let (client, info, kill) = self.connect().await?;
         let listed = client
             .list_tools(Duration::from_secs(self.config.start_timeout_secs))

@@ -70,4 +70,15 @@ if os.path.exists("grown"):
     server.add_tool(added, name="added", description="A tool that appeared after approval.")
 
 print("test server ready", file=sys.stderr, flush=True)
-server.run()
+if len(sys.argv) > 1 and sys.argv[1] == "http":
+    # Streamable HTTP on a free loopback port, printed first on stdout.
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    print(f"port {port}", flush=True)
+    server.run(transport="streamable-http", host="127.0.0.1", port=port)
+else:
+    server.run()

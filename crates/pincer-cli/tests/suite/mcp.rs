@@ -583,3 +583,132 @@ async fn ask_runs_a_whole_conversation_non_interactively_with_approvals_denied()
             || !audit_events(&home, "approval.denied").await.is_empty()
     );
 }
+
+/// A streamable-HTTP server (the Python SDK's, on loopback): reached only with the network on
+/// and its private address named for it; the tools work like a stdio server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_server_is_reached_only_through_the_egress_policy() {
+    use std::io::BufRead as _;
+    let Some(p) = parts() else { return };
+    let script = tests_dir().join("test_server.py");
+    let mut child = std::process::Command::new(&p.python)
+        .arg(&script)
+        .arg("http")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = tokio::task::spawn_blocking({
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        move || {
+            let mut line = String::new();
+            std::io::BufReader::new(out).read_line(&mut line).unwrap();
+            let port: u16 = line.trim().strip_prefix("port ").unwrap().parse().unwrap();
+            // Ready when uvicorn says it listens (its log goes to stderr).
+            for l in std::io::BufReader::new(err).lines() {
+                if l.unwrap().contains("Uvicorn running on") {
+                    return port;
+                }
+            }
+            panic!("the HTTP server exited before it listened");
+        }
+    })
+    .await
+    .unwrap();
+    let _child = Kill(child);
+    let home = Home::new();
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    home.init(&server.base_url()).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let private = format!("127.0.0.1:{port}");
+    ok(
+        &home,
+        &[
+            "mcp",
+            "add",
+            "web",
+            "--url",
+            &url,
+            "--allow-private",
+            &private,
+        ],
+    )
+    .await;
+    // Network off (the default): refused, and audited.
+    let out = home.run(&["mcp", "discover", "web"], "").await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("network egress is off"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(audit_events(&home, "mcp.egress_refused").await.len(), 1);
+    set(&home, "security.network", "allowlist").await;
+    approve_and_grant(&home, "web").await;
+    let out = home
+        .run(
+            &[
+                "tools",
+                "call",
+                "mcp.web.hello",
+                "--args",
+                r#"{"name": "over http"}"#,
+            ],
+            "",
+        )
+        .await;
+    assert!(
+        stdout(&out).contains("hello over http"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let egress = audit_events(&home, "mcp.egress").await;
+    assert_eq!(egress.last().unwrap()["address"], "127.0.0.1");
+    assert_eq!(egress.last().unwrap()["private_allowed"], true);
+    // Without its private address named, a loopback server is refused.
+    set(&home, "mcp.servers.web.allow_private", "[]").await;
+    let out = home
+        .run(
+            &[
+                "tools",
+                "call",
+                "mcp.web.hello",
+                "--args",
+                r#"{"name": "again"}"#,
+            ],
+            "",
+        )
+        .await;
+    assert!(!stdout(&out).contains("hello again"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("allow_private"), "{}", stderr(&out));
+    // Named in `network` but resolving to loopback: still refused (public addresses only).
+    set(
+        &home,
+        "mcp.servers.web.url",
+        &format!("\"https://localhost:{port}/mcp\""),
+    )
+    .await;
+    set(&home, "mcp.servers.web.network", "[\"localhost\"]").await;
+    let out = home
+        .run(
+            &[
+                "tools",
+                "call",
+                "mcp.web.hello",
+                "--args",
+                r#"{"name": "again"}"#,
+            ],
+            "",
+        )
+        .await;
+    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+}
