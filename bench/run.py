@@ -93,8 +93,14 @@ def pcts(rep):
 
 
 class Fake:
-    def __init__(self):
-        self.p = subprocess.Popen([str(FAKE), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    def __init__(self, default=None):
+        args = [str(FAKE), "--port", "0"]
+        if default is not None:
+            self.default_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+            json.dump(default, self.default_file)
+            self.default_file.close()
+            args += ["--default", self.default_file.name]
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         line = self.p.stdout.readline()
         self.base = re.search(r"(http://\S+)", line).group(1)
         self.port = int(self.base.split(":")[2].split("/")[0])
@@ -252,6 +258,46 @@ def search_vs_rg(fake, n):
         home.cleanup()
 
 
+def mcp_call(turns, reps):
+    """Issue 17: a served /v1/tasks turn whose model calls one no-op tool — the built-in
+    `time.now`, then a no-op MCP tool over stdio (bench/mcp_noop.py, in the native sandbox) — and
+    the start of that sandboxed server (spawn → initialize → tools/list, from `mcp.started`)."""
+    def turn_with(tool):
+        return {"type": "when_asked", "marker": "hi",
+                "reply": {"type": "tool_calls", "calls": [{"name": tool, "arguments": {}}]},
+                "otherwise": {"type": "text", "text": "done"}}
+    py = os.path.realpath(sys.executable)
+    reads = sorted({sys.prefix, sys.base_prefix, str(ROOT / "bench")})
+    out = {}
+    for label, tool in (("builtin", "time_now"), ("mcp", "mcp_noop_noop")):
+        fake = Fake(turn_with(tool))
+        home = Home(fake)
+        try:
+            add = [str(BIN), "mcp", "add", "noop", "--command", py]
+            for r_ in reads:
+                add += ["--read", r_]
+            run(add + ["--", str(ROOT / "bench" / "mcp_noop.py")], home.env)
+            shown = json.loads(run([str(BIN), "mcp", "discover", "noop", "--json"], home.env).stdout)
+            run([str(BIN), "mcp", "approve", "noop", "--sha256", shown["sha256"]], home.env)
+            run([str(BIN), "mcp", "enable", "noop"], home.env)
+            home.set("agents.main.allow", '["group:mcp:noop"]')
+            if label == "mcp":
+                for _ in range(reps):
+                    run([str(BIN), "tools", "call", "mcp.noop.noop", "--args", "{}"], home.env)
+                starts = [json.loads(l)["event"]["ms"] for l in run(
+                    [str(BIN), "audit", "search", "--type", "mcp.started", "--json"], home.env).stdout.splitlines()]
+                out["server_start_ms_median"] = statistics.median(starts)
+            s = Server(home)
+            log(f"turn via /v1/tasks calling {tool}")
+            out[label] = pcts(load(addr_of(s), home.token, "tasks", turns, 1, 7_000_000))
+            s.stop()
+        finally:
+            home.cleanup()
+            fake.stop()
+    out["added_p50_ms"] = round(out["mcp"]["50"] - out["builtin"]["50"], 3)
+    return out
+
+
 def postgres_throughput(fake, turns):
     """turns/s at concurrency 8 and 64 with state in Postgres: one process, then three (one
     serving the API with workers, two more worker-only processes on the same queue)."""
@@ -289,6 +335,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--mcp-only", action="store_true",
+                    help="only the MCP figures (a no-op MCP tool call, a sandboxed server's start)")
     ap.add_argument("--postgres-only", action="store_true",
                     help="only the Postgres scale-out figures (needs the postgresql package)")
     a = ap.parse_args()
@@ -298,6 +346,14 @@ def main():
 
     if not a.no_build:
         build()
+    if a.mcp_only:
+        r = {"mcp_call": mcp_call(turns, 5 if a.quick else 20)}
+        m = r["mcp_call"]
+        print("| measure | result |\n|---|---|")
+        print(f"| turn via /v1/tasks calling built-in `time.now` p50 / p95 / p99 | {ms3(m['builtin'])} |")
+        print(f"| turn via /v1/tasks calling a no-op MCP tool over stdio p50 / p95 / p99 | {ms3(m['mcp'])} (adds {m['added_p50_ms']} ms at p50) |")
+        print(f"| sandboxed MCP stdio server start, median | {m['server_start_ms_median']} ms |")
+        return
     if a.postgres_only:
         fake = Fake()
         try:
@@ -391,6 +447,8 @@ def main():
         r["sandbox_true_spawn_ms"] = sandbox_spawn(fake, 5 if a.quick else 20)
         log("code.search vs rg")
         r["search"] = search_vs_rg(fake, 5 if a.quick else 20)
+        log("a no-op MCP tool call over stdio")
+        r["mcp_call"] = mcp_call(turns, 5 if a.quick else 20)
     finally:
         home.cleanup()
         fake.stop()
@@ -440,6 +498,11 @@ def table(r):
         ("sandboxed `true` native / bwrap", " / ".join(f"{v} ms" if isinstance(v, (int, float)) else str(v) for v in r["sandbox_true_spawn_ms"].values()), "—"),
         (f"code.search vs rg ({r['search']['files']} files)", f"{r['search']['code_search_ms']} ms vs {r['search']['rg_ms']} ms", "—"),
     ]
+    if "mcp_call" in r:
+        m = r["mcp_call"]
+        rows.append(("turn via /v1/tasks calling built-in `time.now` p50 / p95 / p99", ms3(m["builtin"]), "—"))
+        rows.append(("turn via /v1/tasks calling a no-op MCP tool over stdio p50 / p95 / p99", ms3(m["mcp"]), f"adds ≤ 1 ms at p50 (adds {m['added_p50_ms']} ms)"))
+        rows.append(("sandboxed MCP stdio server start (spawn → initialize → tools/list, median)", f"{m['server_start_ms_median']} ms", "—"))
     if "postgres_turns_per_sec" in r:
         p = r["postgres_turns_per_sec"]
         rows.append(("turns/s on Postgres, 1 / 3 processes, c=8", f"{p['1']['8']} / {p['3']['8']}", "—"))

@@ -25,8 +25,12 @@ struct Args {
     #[arg(long)]
     script: Option<PathBuf>,
     /// Fixed text for every unscripted request (default: echo the last user message).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "default")]
     text: Option<String>,
+    /// JSON file with one reply for every unscripted request (e.g. a `when_asked` that calls a
+    /// tool on each new turn and answers after the result).
+    #[arg(long)]
+    default: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -40,7 +44,14 @@ async fn main() -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
-    let default = args.text.map_or(Reply::Echo, Reply::text);
+    let default = match (&args.default, args.text) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        (None, text) => text.map_or(Reply::Echo, Reply::text),
+    };
     let server = FakeLlm::bind(
         SocketAddr::from(([127, 0, 0, 1], args.port)),
         script,
