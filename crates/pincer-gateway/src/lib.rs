@@ -12,6 +12,7 @@ mod events;
 mod handlers;
 mod hooks;
 mod jobs;
+mod mcp;
 mod openai;
 mod openapi;
 mod origin;
@@ -36,6 +37,7 @@ pub use error::ApiError;
 pub use events::{BusEvent, EventBus, TaskWatch};
 pub use hooks::{Hook, HookSecret};
 pub use jobs::{DeliveryPolicy, JobSpec, enable_job, from_ts, run_job_now, schedule_of, to_ts};
+pub use mcp::{McpAdmin, McpAdminError, McpResult};
 pub use openapi::openapi;
 pub use origin::HostPolicy;
 
@@ -111,6 +113,8 @@ pub struct AppState {
     pub hooks: std::collections::BTreeMap<String, Hook>,
     /// Accepted `Host` names and browser origins (checked on every request).
     pub host_policy: HostPolicy,
+    /// MCP server administration (`/v1/mcp/servers…`; `None`: those routes answer 404).
+    pub mcp: Option<Arc<dyn McpAdmin>>,
 }
 
 impl AppState {
@@ -129,6 +133,7 @@ impl AppState {
             delivery: DeliveryPolicy::default(),
             hooks: std::collections::BTreeMap::new(),
             host_policy: HostPolicy::default(),
+            mcp: None,
         }
     }
 }
@@ -341,6 +346,75 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 "Approve a pairing code",
             ),
             post(h::approve_pairing),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/mcp/servers",
+                Access::Scoped(Scope::Admin),
+                "MCP servers and their state",
+            ),
+            get(mcp::list),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/mcp/servers",
+                    Access::Scoped(Scope::Admin),
+                    "Add an MCP server (disabled) to config.toml",
+                ),
+                mcp::add_schema,
+            ),
+            post(mcp::add),
+        ),
+        (
+            r(
+                "DELETE",
+                "/v1/mcp/servers/{name}",
+                Access::Scoped(Scope::Admin),
+                "Remove an MCP server and its approval",
+            ),
+            axum::routing::delete(mcp::remove),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/mcp/servers/{name}/tools",
+                Access::Scoped(Scope::Admin),
+                "An MCP server's approved and last seen manifest, and the changes",
+            ),
+            get(mcp::tools),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/mcp/servers/{name}/logs",
+                Access::Scoped(Scope::Admin),
+                "An MCP server's captured stderr (?lines=)",
+            ),
+            get(mcp::logs),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/mcp/servers/{name}/approve",
+                    Access::Scoped(Scope::Admin),
+                    "Approve the manifest last seen (exactly `sha256` when given)",
+                ),
+                mcp::approve_schema,
+            ),
+            post(mcp::approve),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/mcp/servers/{name}/{action}",
+                Access::Scoped(Scope::Admin),
+                "discover (start, list tools, stop), enable or disable an MCP server",
+            ),
+            post(mcp::act),
         ),
         (
             with_body(

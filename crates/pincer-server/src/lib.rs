@@ -27,6 +27,7 @@ pub mod heartbeat;
 pub mod jobs;
 pub mod leader;
 pub mod mcp;
+pub mod mcp_admin;
 pub mod memory_index;
 pub mod metering;
 pub mod pins;

@@ -82,6 +82,12 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         );
         let audit_log = runtime::open_audit(&home, &config, env)?;
         state.audit = Some(audit_log.clone());
+        state.mcp = Some(Arc::new(crate::mcp_admin::Admin {
+            home: home.clone(),
+            env: env.clone(),
+            store: store.clone(),
+            audit: audit_log.clone(),
+        }));
         state.delivery = crate::jobs::delivery_policy(&config);
         state.hooks = crate::jobs::hooks(&config, env)?;
         // The Telegram channel is built before the state is shared: in webhook mode the

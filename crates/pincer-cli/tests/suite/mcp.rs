@@ -712,3 +712,159 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
         .await;
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }
+
+/// The same lifecycle over the API, admin scope only, with typed errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_manages_servers_with_the_admin_scope() {
+    let Some(p) = parts() else { return };
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let admin = ok(
+        &home,
+        &["tokens", "create", "--name", "adm", "--scopes", "admin"],
+    )
+    .await
+    .trim()
+    .to_owned();
+    let user = ok(
+        &home,
+        &[
+            "tokens",
+            "create",
+            "--name",
+            "u",
+            "--scopes",
+            "tasks:read,tasks:write",
+        ],
+    )
+    .await
+    .trim()
+    .to_owned();
+    let dir = tests_dir();
+    let mut reads: Vec<String> = p
+        .python_reads
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect();
+    reads.push(dir.display().to_string());
+    let add = json!({"name": "api", "config": {
+        "command": p.python.display().to_string(),
+        "args": [dir.join("test_server.py").display().to_string()],
+        "read_paths": reads}});
+    let path = home.path();
+    let (listed, tools, logs) = tokio::task::spawn_blocking(move || {
+        use super::serve::request;
+        let (mut child, addr) = serve_at(&path, &[]);
+        let (code, body) = request(&addr, "GET", "/v1/mcp/servers", &user, None);
+        assert_eq!(code, 403, "{body}");
+        let (code, body) = request(
+            &addr,
+            "POST",
+            "/v1/mcp/servers",
+            &admin,
+            Some(&add.to_string()),
+        );
+        assert_eq!(code, 201, "{body}");
+        let (code, body) = request(
+            &addr,
+            "POST",
+            "/v1/mcp/servers",
+            &admin,
+            Some(&add.to_string()),
+        );
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{body}"
+        );
+        // A literal secret in `env` is refused with the key named.
+        let bad = json!({"name": "bad", "config": {"command": "x", "env": {"T": "sk-live"}}});
+        let (code, body) = request(
+            &addr,
+            "POST",
+            "/v1/mcp/servers",
+            &admin,
+            Some(&bad.to_string()),
+        );
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("mcp.servers.bad.env.T"),
+            "{body}"
+        );
+        let (code, body) = request(
+            &addr,
+            "POST",
+            "/v1/mcp/servers/api/approve",
+            &admin,
+            Some("{}"),
+        );
+        assert_eq!(code, 400, "nothing discovered yet: {body}");
+        let (code, shown) = request(&addr, "POST", "/v1/mcp/servers/api/discover", &admin, None);
+        assert_eq!(code, 200, "{shown}");
+        let stale = json!({"sha256": "0".repeat(64)}).to_string();
+        let (code, body) = request(
+            &addr,
+            "POST",
+            "/v1/mcp/servers/api/approve",
+            &admin,
+            Some(&stale),
+        );
+        assert_eq!(code, 409, "{body}");
+        let sha = json!({"sha256": shown["sha256"]}).to_string();
+        let (code, body) = request(
+            &addr,
+            "POST",
+            "/v1/mcp/servers/api/approve",
+            &admin,
+            Some(&sha),
+        );
+        assert_eq!(code, 200, "{body}");
+        let (code, body) = request(&addr, "POST", "/v1/mcp/servers/api/enable", &admin, None);
+        assert_eq!((code, &body["enabled"]), (200, &json!(true)), "{body}");
+        let (code, body) = request(&addr, "POST", "/v1/mcp/servers/nope/discover", &admin, None);
+        assert_eq!(code, 404, "{body}");
+        let (_, listed) = request(&addr, "GET", "/v1/mcp/servers", &admin, None);
+        let (_, tools) = request(&addr, "GET", "/v1/mcp/servers/api/tools", &admin, None);
+        let (_, logs) = request(
+            &addr,
+            "GET",
+            "/v1/mcp/servers/api/logs?lines=5",
+            &admin,
+            None,
+        );
+        let (code, body) = request(&addr, "DELETE", "/v1/mcp/servers/api", &admin, None);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(term(&mut child), Some(0));
+        (listed, tools, logs)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed[0]["status"], "approved, enabled", "{listed}");
+    assert_eq!(tools["approved_sha256"], tools["seen_sha256"], "{tools}");
+    assert!(
+        tools["approved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["as"] == "mcp.api.hello")
+    );
+    assert!(
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "test server ready"),
+        "{logs}"
+    );
+    // Removed from the config and the store.
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    assert!(!config.contains("mcp.servers.api"), "{config}");
+    let list: Value = serde_json::from_str(&ok(&home, &["mcp", "list", "--json"]).await).unwrap();
+    assert_eq!(list, json!([]));
+    let approved = audit_events(&home, "mcp.approved").await;
+    assert_eq!(approved[0]["by"], "token:adm");
+}
