@@ -60,6 +60,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_channels(config, env, &mut r);
         check_automation(&home, config, env, &mut r);
         check_audit(&home, config, env, &mut r);
+        check_mcp(&home, config, env, &mut r)?;
         check_providers(config, env, args.offline, &mut r)?;
     }
     let failed = r.0.iter().any(|c| c.status == Status::Fail);
@@ -402,6 +403,98 @@ fn check_automation(home: &PincerHome, config: &Config, env: &Env, r: &mut Repor
         };
         r.add(format!("heartbeat.{agent}"), status, msg, None);
     }
+}
+
+/// `mcp.<server>`: whether each enabled server can start — its sandbox enforced (stdio), its
+/// variables set, its paths there and none of Pincer's, the network on (HTTP) — and approved.
+fn check_mcp(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) -> anyhow::Result<()> {
+    if config.mcp.servers.is_empty() {
+        return Ok(());
+    }
+    let rt = runtime::tokio_runtime()?;
+    let needs_sandbox = config
+        .mcp
+        .servers
+        .values()
+        .any(|c| c.enabled && c.command.is_some());
+    let (settings, records) = rt.block_on(async {
+        let settings = pincer_server::mcp::settings(home, config, env, needs_sandbox).await;
+        let records = match runtime::open_store(home, config, env).await {
+            Ok(store) => store.mcp_list().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        (settings, records)
+    });
+    let protected = pincer_server::mcp::protected(home);
+    for (name, c) in &config.mcp.servers {
+        let id = format!("mcp.{name}");
+        if !c.enabled {
+            r.add(id, Status::Skip, "disabled", None);
+            continue;
+        }
+        let mut problems: Vec<String> = Vec::new();
+        for (field, map) in [("env", &c.env), ("headers", &c.headers)] {
+            for (k, v) in map {
+                if let Some(var) = pincer_config::env_reference(v)
+                    && env.var(var).is_none()
+                {
+                    problems.push(format!("{var} is not set (mcp.servers.{name}.{field}.{k})"));
+                }
+            }
+        }
+        if c.command.is_some() {
+            if let Err(why) = &settings.sandbox {
+                problems.push(format!("no sandbox can be enforced ({why})"));
+            }
+            if !c.network.is_empty() {
+                problems.push("`network` on a stdio server is not available yet (issue 18)".into());
+            }
+            for p in c.read_paths.iter().chain(&c.write_paths) {
+                if !p.is_dir() {
+                    problems.push(format!("{} is not a directory", p.display()));
+                }
+                let cp = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                if protected.iter().any(|q| {
+                    let q = std::fs::canonicalize(q).unwrap_or_else(|_| q.clone());
+                    cp.starts_with(&q) || q.starts_with(&cp)
+                }) {
+                    problems.push(format!("{} overlaps Pincer's own files", p.display()));
+                }
+            }
+        } else if config.security.network == NetworkMode::Off {
+            problems.push("security.network is \"off\": an HTTP server cannot be reached".into());
+        }
+        if !problems.is_empty() {
+            r.add(
+                id,
+                Status::Fail,
+                format!("will not start: {}", problems.join("; ")),
+                Some("fix the server's config (docs/MCP.md), then `pincer mcp discover`"),
+            );
+            continue;
+        }
+        let rec = records.iter().find(|x| &x.server == name);
+        let approved = rec
+            .and_then(|x| x.approved.as_ref())
+            .map(|a| a.sha256.clone());
+        let seen = rec.and_then(|x| x.seen.as_ref()).map(|a| a.sha256.clone());
+        match (approved, seen) {
+            (None, _) => r.add(
+                id,
+                Status::Warn,
+                "not approved: its tools are not offered",
+                Some("pincer mcp discover, then pincer mcp approve"),
+            ),
+            (Some(a), Some(s)) if a != s => r.add(
+                id,
+                Status::Warn,
+                "its manifest changed since approval: tools withdrawn",
+                Some("pincer mcp tools NAME shows the change; pincer mcp approve accepts it"),
+            ),
+            _ => r.add(id, Status::Ok, "approved and enabled", None),
+        }
+    }
+    Ok(())
 }
 
 /// `sandbox`: whether the configured provider is enforced, by running a confined command.

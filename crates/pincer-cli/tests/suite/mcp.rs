@@ -868,3 +868,67 @@ async fn the_api_manages_servers_with_the_admin_scope() {
     let approved = audit_events(&home, "mcp.approved").await;
     assert_eq!(approved[0]["by"], "token:adm");
 }
+
+/// No enforced sandbox, no stdio server: the call fails with the reason, the server process never
+/// runs, and doctor says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_enforced_sandbox_a_stdio_server_never_starts() {
+    let Some(p) = parts() else { return };
+    let home = Home::new();
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    home.init(&server.base_url()).await;
+    add_python(&home, &p, "test", "test_server.py", &[]).await;
+    approve_and_grant(&home, "test").await;
+    set(&home, "security.sandbox", "none").await;
+    let out = home
+        .run(
+            &[
+                "tools",
+                "call",
+                "mcp.test.hello",
+                "--args",
+                r#"{"name": "x"}"#,
+            ],
+            "",
+        )
+        .await;
+    assert!(!stdout(&out).contains("hello x"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no sandbox can be enforced"),
+        "{}",
+        stderr(&out)
+    );
+    // The server never ran: nothing of it was written, no start was recorded.
+    assert!(audit_events(&home, "mcp.started").await.is_empty());
+    assert_eq!(
+        audit_events(&home, "mcp.sandbox_unavailable").await.len(),
+        1
+    );
+    let out = home.run(&["doctor", "--offline", "--json"], "").await;
+    let checks: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let check = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "mcp.test")
+        .unwrap();
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("no sandbox can be enforced"),
+        "{check}"
+    );
+    // With the sandbox back, doctor is content and the call works.
+    set(&home, "security.sandbox", "native").await;
+    let out = home.run(&["doctor", "--offline", "--json"], "").await;
+    let checks: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let check = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "mcp.test")
+        .unwrap();
+    assert_eq!(check["status"], "ok", "{check}");
+}
