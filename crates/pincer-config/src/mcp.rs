@@ -48,6 +48,9 @@ fn default_timeout() -> u64 {
 fn default_start_timeout() -> u64 {
     20
 }
+fn default_heartbeat() -> u64 {
+    30
+}
 fn default_max_result() -> usize {
     64 * 1024
 }
@@ -100,6 +103,10 @@ pub struct McpServerConfig {
     /// Seconds the server may take to start and answer `initialize`.
     #[serde(default = "default_start_timeout")]
     pub start_timeout_secs: u64,
+    /// Seconds between pings of a running server; one that does not answer is stopped and
+    /// started again by the next call (0: no heartbeat).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u64,
     /// Most bytes of a result shown to the model.
     #[serde(default = "default_max_result")]
     pub max_result_bytes: usize,
@@ -124,6 +131,7 @@ impl Default for McpServerConfig {
             tiers: BTreeMap::new(),
             timeout_secs: default_timeout(),
             start_timeout_secs: default_start_timeout(),
+            heartbeat_secs: default_heartbeat(),
             max_result_bytes: default_max_result(),
             max_message_bytes: default_max_message(),
         }
@@ -251,6 +259,9 @@ impl McpConfig {
             }
             if !(1..=3600).contains(&s.timeout_secs) {
                 errs.push((key(".timeout_secs"), "must be 1..=3600".into()));
+            }
+            if s.heartbeat_secs > 3600 {
+                errs.push((key(".heartbeat_secs"), "must be 0..=3600 (0: off)".into()));
             }
             if !(1..=600).contains(&s.start_timeout_secs) {
                 errs.push((key(".start_timeout_secs"), "must be 1..=600".into()));

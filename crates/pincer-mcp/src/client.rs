@@ -147,6 +147,11 @@ impl Client {
         }
     }
 
+    /// Requests waiting for an answer.
+    pub fn in_flight(&self) -> usize {
+        self.inner.pending().len()
+    }
+
     /// Counts `notifications/tools/list_changed`; changes each time one arrives.
     pub fn tools_changed(&self) -> watch::Receiver<u64> {
         self.inner.tools_changed.subscribe()

@@ -150,6 +150,7 @@ impl McpHub {
 struct Live {
     client: Client,
     generation: u64,
+    began: Instant,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -362,6 +363,13 @@ impl Server {
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let result = match client.call_tool(tool, arguments, timeout).await {
             Ok(r) => r,
+            Err(e @ McpError::Timeout { .. }) => {
+                // Hung on this call, or on everything? A server that no longer answers ping is
+                // stopped now rather than left to hang the next call too.
+                let generation = self.state().live.as_ref().map_or(0, |l| l.generation);
+                self.alive(&client, generation).await;
+                return Err(e);
+            }
             Err(McpError::Closed { message, .. }) => {
                 let last = self.last_stderr_line();
                 return Err(McpError::Closed {
@@ -465,6 +473,7 @@ impl Server {
             st.live = Some(Live {
                 client: client.clone(),
                 generation: st.generation,
+                began,
                 kill,
             });
             st.generation
@@ -501,6 +510,34 @@ impl Server {
             (Ok(s), false) => Some(s.kind().as_str()),
             _ => None,
         }
+    }
+
+    /// Pings; when the server does not answer, records `mcp.unresponsive` and stops it (if it is
+    /// still the live generation). Returns whether it answered.
+    async fn alive(&self, client: &Client, generation: u64) -> bool {
+        let timeout = Duration::from_secs(self.config.heartbeat_secs.clamp(1, 10));
+        let Err(e) = client.ping(timeout).await else {
+            return true;
+        };
+        let (current, began) = {
+            let st = self.state();
+            (
+                st.live.as_ref().is_some_and(|l| l.generation == generation),
+                st.live.as_ref().map(|l| l.began),
+            )
+        };
+        if current {
+            self.recorder
+                .audit(
+                    "mcp.unresponsive",
+                    json!({"server": self.name, "error": e.to_string(), "action": "stopped"}),
+                )
+                .await;
+            self.note_exit(began.unwrap_or_else(Instant::now));
+            self.stop().await;
+        }
+        self.relisting.send_replace(false);
+        false
     }
 
     /// Withdraws the tools (and records the manifest) when `m` is not the approved one.
@@ -924,6 +961,14 @@ async fn watch(
                 }
                 return;
             }
+            () = heartbeat(server.config.heartbeat_secs) => {
+                // An idle server answers ping; one that does not is stopped, and the next call
+                // starts it again. While calls are in flight their own timeouts govern (a server
+                // may handle requests one at a time).
+                if client.in_flight() == 0 && !server.alive(&client, generation).await {
+                    return;
+                }
+            }
             r = changed.changed() => {
                 if r.is_err() {
                     return;
@@ -950,6 +995,14 @@ async fn watch(
             }
         }
     }
+}
+
+/// Completes every `secs` seconds; never when `secs` is 0 (heartbeat off).
+async fn heartbeat(secs: u64) {
+    if secs == 0 {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
 /// The client's observer: protocol faults and progress become audit events.

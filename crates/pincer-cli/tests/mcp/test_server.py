@@ -10,6 +10,7 @@ its behaviour survive a restart:
 import asyncio
 import os
 import sys
+import time
 
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -57,6 +58,13 @@ def crash() -> str:
     """Exits the server abruptly."""
     print("crashing on purpose", file=sys.stderr, flush=True)
     os._exit(3)
+
+
+@server.tool()
+async def freeze() -> str:
+    """Blocks the server's event loop: it answers nothing any more, ping included."""
+    time.sleep(3600)
+    return "thawed"
 
 
 @server.tool()

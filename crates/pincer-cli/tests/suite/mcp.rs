@@ -932,3 +932,39 @@ async fn without_an_enforced_sandbox_a_stdio_server_never_starts() {
         .unwrap();
     assert_eq!(check["status"], "ok", "{check}");
 }
+
+/// A call that times out on a server that no longer answers anything (its event loop blocked):
+/// the ping after the timeout fails, the server is stopped (`mcp.unresponsive`), and the next
+/// call starts it again instead of hanging on it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_server_is_stopped_after_a_timeout_and_restarted() {
+    let Some(p) = parts() else { return };
+    let server = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![
+                call("mcp_test_freeze", json!({})),
+                call("mcp_test_hello", json!({"name": "thawed"})),
+            ],
+            text: String::new(),
+        },
+        Reply::text("recovered"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    add_python(&home, &p, "test", "test_server.py", &[]).await;
+    set(&home, "mcp.servers.test.timeout_secs", "2").await;
+    set(&home, "mcp.servers.test.heartbeat_secs", "1").await;
+    approve_and_grant(&home, "test").await;
+    assert_eq!(ok(&home, &["ask", "freeze"]).await, "recovered\n");
+    let results = tool_results(&server, 1);
+    assert!(
+        results[0].contains("did not answer tools/call within 2s"),
+        "{results:?}"
+    );
+    assert!(results[1].contains("hello thawed"), "{results:?}");
+    let unresponsive = audit_events(&home, "mcp.unresponsive").await;
+    assert_eq!(unresponsive.len(), 1, "{unresponsive:?}");
+    assert_eq!(audit_events(&home, "mcp.started").await.len(), 2);
+}
