@@ -60,8 +60,14 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     "agent `{id}`: profile {:?}, approval mode {:?}",
                     a.profile, policy.approval_mode
                 );
+                let w = tools
+                    .all()
+                    .map(|s| s.name.as_str().len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(14);
                 println!(
-                    "{:<14} {:<10} {:<15} GRANTED",
+                    "{:<w$} {:<10} {:<15} GRANTED",
                     "TOOL", "CAPABILITY", "BASE TIER"
                 );
                 for s in tools.all() {
@@ -72,7 +78,7 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     };
                     let cap = serde_json::to_value(s.capability)?;
                     println!(
-                        "{:<14} {:<10} {:<15} {granted}",
+                        "{:<w$} {:<10} {:<15} {granted}",
                         s.name.as_str(),
                         cap.as_str().unwrap_or(""),
                         s.base_tier.as_str()
