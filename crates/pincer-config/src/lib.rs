@@ -21,6 +21,7 @@ mod models;
 mod names;
 mod schema;
 mod storage;
+mod web;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};
 pub use automation::{
@@ -40,3 +41,4 @@ pub use schema::{
     ToolSelector,
 };
 pub use storage::StorageConfig;
+pub use web::{SearchBackend, SearchConfig, WebConfig};

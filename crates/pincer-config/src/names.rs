@@ -44,6 +44,17 @@ pub(crate) fn origin_error(o: &str) -> Option<&'static str> {
     (!ok).then_some("must be an origin: scheme, host and optional port, no path")
 }
 
+/// Why `a` is not a `host:port` or `ip:port` (`[v6]:port`), or `None`.
+pub(crate) fn host_port_error(a: &str) -> Option<&'static str> {
+    if a.parse::<std::net::SocketAddr>().is_ok() {
+        return None;
+    }
+    let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
+        host_name_error(h).is_none() && p.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    (!ok).then_some("must be host:port or ip:port (e.g. \"nas.lan:8123\", \"10.0.0.5:443\")")
+}
+
 /// Errors of `security.egress_allow`, `gateway.allowed_hosts` and `gateway.allowed_origins`.
 pub(crate) fn errors(
     egress: &[String],
@@ -52,7 +63,12 @@ pub(crate) fn errors(
 ) -> Vec<(String, String)> {
     let mut errs = Vec::new();
     for (i, h) in egress.iter().enumerate() {
-        if let Some(m) = host_name_error(h) {
+        // `*.example.org`: every name under example.org.
+        let name = h.strip_prefix("*.").unwrap_or(h);
+        if let Some(m) = host_name_error(name).or_else(|| {
+            (name.contains('*') || !name.contains('.') && h.starts_with("*."))
+                .then_some("a pattern is `*.` followed by a domain with at least one dot")
+        }) {
             errs.push((format!("security.egress_allow[{i}]"), m.into()));
         }
     }

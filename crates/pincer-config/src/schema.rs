@@ -63,6 +63,9 @@ pub struct Config {
     /// Memory search: the optional embeddings model.
     #[serde(default, skip_serializing_if = "crate::MemoryConfig::is_default")]
     pub memory: crate::MemoryConfig,
+    /// Web access: `http.fetch` limits and the `web.search` backend.
+    #[serde(default, skip_serializing_if = "crate::WebConfig::is_default")]
+    pub web: crate::WebConfig,
     /// MCP tool servers (`[mcp.servers.<name>]`).
     #[serde(default, skip_serializing_if = "crate::McpConfig::is_default")]
     pub mcp: crate::McpConfig,
@@ -304,6 +307,10 @@ pub struct SecurityConfig {
     /// private, loopback, link-local and metadata addresses stay blocked whatever is listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress_allow: Vec<String>,
+    /// Private addresses Pincer may reach anyway, each named with its port
+    /// (`["homeassistant.lan:8123", "10.0.0.5:443"]`): the LAN services people use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_allow_private: Vec<String>,
     /// Default approval mode for agents that do not set one.
     #[serde(default)]
     pub approval_mode: ApprovalMode,
@@ -543,6 +550,7 @@ impl Config {
             failover: crate::FailoverConfig::default(),
             budgets: crate::BudgetsConfig::default(),
             memory: crate::MemoryConfig::default(),
+            web: crate::WebConfig::default(),
             mcp: crate::McpConfig::default(),
             agents: BTreeMap::new(),
         }
@@ -667,6 +675,12 @@ impl Config {
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());
+        for (i, a) in self.security.egress_allow_private.iter().enumerate() {
+            if let Some(m) = crate::names::host_port_error(a) {
+                errs.push((format!("security.egress_allow_private[{i}]"), m.into()));
+            }
+        }
+        errs.extend(self.web.errors());
         errs.extend(crate::names::errors(
             &self.security.egress_allow,
             &self.gateway.allowed_hosts,

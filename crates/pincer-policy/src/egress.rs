@@ -19,8 +19,10 @@ pub enum EgressError {
     /// Not an https URL with a host.
     #[error("`{0}` is not an https:// URL with a host name")]
     BadUrl(String),
-    /// The host is not in `security.egress_allow`.
-    #[error("host `{0}` is not in security.egress_allow")]
+    /// The host is not in `security.egress_allow` (nor named in `egress_allow_private`).
+    #[error(
+        "host `{0}` is not in security.egress_allow (nor, with its port, in security.egress_allow_private)"
+    )]
     NotAllowed(String),
     /// The host resolved to a blocked address.
     #[error("host `{host}` resolves to {ip}, a private, loopback, link-local or reserved address")]
@@ -75,6 +77,132 @@ pub fn check_url(
         return Err(EgressError::NotAllowed(host));
     }
     Ok(EgressTarget { host, port })
+}
+
+/// What `http.fetch`, `web.search` and (later) the browser and the sandbox proxy check before a
+/// request: the network switch, the URL as the HTTP client parses it (WHATWG: `2130706433`,
+/// `0x7f.1` and `0177.0.0.1` are all `127.0.0.1` to it, and so to us), the host against
+/// `security.egress_allow` (exact names and `*.example.org` patterns) or the operator's named
+/// private `host:port`s (`security.egress_allow_private`).
+#[derive(Debug, Clone, Copy)]
+pub struct EgressPolicy<'a> {
+    /// `security.network`.
+    pub network: NetworkMode,
+    /// `security.egress_allow`.
+    pub allow: &'a [String],
+    /// `security.egress_allow_private`.
+    pub allow_private: &'a [String],
+}
+
+/// A URL that passed [`EgressPolicy::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedUrl {
+    /// The parsed URL.
+    pub url: url::Url,
+    /// Lower-case host (an IP literal only when named private).
+    pub host: String,
+    /// Port (the scheme's default unless given).
+    pub port: u16,
+    /// Named in `egress_allow_private`: its addresses may be private.
+    pub private_named: bool,
+}
+
+/// Whether `host` matches an allowlist entry: the same name (case and a trailing dot aside), or
+/// for `*.example.org` any name under `example.org` (not `example.org` itself).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    let pattern = pattern.trim_end_matches('.');
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1
+                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+impl EgressPolicy<'_> {
+    /// Checks `raw` (no name resolution; see [`EgressPolicy::check_addrs`]).
+    ///
+    /// # Errors
+    /// [`EgressError`] naming the reason.
+    pub fn check(&self, raw: &str) -> Result<CheckedUrl, EgressError> {
+        if self.network == NetworkMode::Off {
+            return Err(EgressError::NetworkOff);
+        }
+        let bad = || EgressError::BadUrl(clip(raw));
+        let url = url::Url::parse(raw).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad());
+        }
+        let port = url.port_or_known_default().ok_or_else(bad)?;
+        let (host, literal) = match url.host().ok_or_else(bad)? {
+            url::Host::Domain(d) => (d.trim_end_matches('.').to_ascii_lowercase(), false),
+            url::Host::Ipv4(ip) => (ip.to_string(), true),
+            url::Host::Ipv6(ip) => (ip.to_string(), true),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        let private_named = self.allow_private.iter().any(|entry| {
+            entry.rsplit_once(':').is_some_and(|(h, p)| {
+                let h = h.trim_start_matches('[').trim_end_matches(']');
+                p.parse::<u16>() == Ok(port)
+                    && (h.eq_ignore_ascii_case(&host)
+                        || h.parse::<IpAddr>().ok()
+                            == host.parse::<IpAddr>().ok().filter(|_| literal))
+            })
+        });
+        if !private_named {
+            // An address literal is never on the public allowlist: it would bypass the
+            // resolved-address check by naming the address itself.
+            if literal || !self.allow.iter().any(|p| host_matches(p, &host)) {
+                return Err(EgressError::NotAllowed(host));
+            }
+        }
+        Ok(CheckedUrl {
+            url,
+            host,
+            port,
+            private_named,
+        })
+    }
+
+    /// Checks what `target`'s host resolved to: public addresses only, unless the operator named
+    /// this `host:port` as private (then anything but unspecified, broadcast and multicast).
+    ///
+    /// # Errors
+    /// [`EgressError::Blocked`] naming the first refused address.
+    pub fn check_addrs(&self, target: &CheckedUrl, addrs: &[IpAddr]) -> Result<(), EgressError> {
+        let ok = |ip: &IpAddr| {
+            if target.private_named {
+                !(ip.is_unspecified()
+                    || ip.is_multicast()
+                    || *ip == IpAddr::V4(Ipv4Addr::BROADCAST))
+            } else {
+                ip_allowed(*ip)
+            }
+        };
+        match addrs.iter().find(|ip| !ok(ip)) {
+            Some(ip) => Err(EgressError::Blocked {
+                host: target.host.clone(),
+                ip: *ip,
+            }),
+            None if addrs.is_empty() => Err(EgressError::BadUrl(format!(
+                "{} has no address",
+                target.host
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(200).collect()
 }
 
 /// Whether `ip` is a public unicast address egress may reach.
@@ -176,6 +304,95 @@ mod tests {
             ),
             Err(EgressError::NotAllowed("hooks.example.com.evil.com".into()))
         );
+    }
+
+    fn policy<'a>(allow: &'a [String], private: &'a [String]) -> EgressPolicy<'a> {
+        EgressPolicy {
+            network: NetworkMode::Allowlist,
+            allow,
+            allow_private: private,
+        }
+    }
+
+    #[test]
+    fn patterns_spellings_and_named_private_addresses() {
+        let allow = vec!["docs.rs".to_owned(), "*.example.org".to_owned()];
+        let private = vec!["nas.lan:8123".to_owned(), "127.0.0.1:9000".to_owned()];
+        let p = policy(&allow, &private);
+        assert!(host_matches("*.example.org", "a.b.example.org"));
+        assert!(!host_matches("*.example.org", "example.org"));
+        assert!(!host_matches("*.example.org", "evilexample.org"));
+        for ok in [
+            "https://docs.rs/x",
+            "http://DOCS.RS./",
+            "https://www.example.org/a?b",
+            "http://nas.lan:8123/api",
+            "http://127.0.0.1:9000/",
+        ] {
+            assert!(p.check(ok).is_ok(), "{ok}");
+        }
+        let named = p.check("http://127.0.0.1:9000/").unwrap();
+        assert!(named.private_named);
+        // Every spelling of loopback is loopback, and no literal passes the public allowlist.
+        for bad in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::1]:9000/",
+            "http://127.0.0.1:9001/",
+            "http://nas.lan:22/",
+            "http://93.184.216.34/",
+            "https://example.org/",
+            "https://docs.rs.evil.com/",
+        ] {
+            assert!(
+                matches!(p.check(bad), Err(EgressError::NotAllowed(_))),
+                "{bad}: {:?}",
+                p.check(bad)
+            );
+        }
+        for bad in [
+            "ftp://docs.rs/",
+            "https://user@docs.rs/",
+            "https://docs.rs:pw@evil.com/",
+            "https://evil.com\\@docs.rs/",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            let r = p.check(bad);
+            assert!(
+                r.is_err() && !matches!(r, Ok(ref c) if c.host == "docs.rs"),
+                "{bad}: {r:?}"
+            );
+        }
+        let off = EgressPolicy {
+            network: NetworkMode::Off,
+            ..p
+        };
+        assert_eq!(off.check("https://docs.rs/"), Err(EgressError::NetworkOff));
+        // Resolved addresses: public only, unless named private.
+        let docs = p.check("https://docs.rs/").unwrap();
+        assert!(
+            p.check_addrs(&docs, &["127.0.0.1".parse().unwrap()])
+                .is_err()
+        );
+        assert!(
+            p.check_addrs(&docs, &["::ffff:10.0.0.1".parse().unwrap()])
+                .is_err()
+        );
+        assert!(p.check_addrs(&docs, &[]).is_err());
+        assert!(
+            p.check_addrs(&docs, &["93.184.216.34".parse().unwrap()])
+                .is_ok()
+        );
+        let nas = p.check("http://nas.lan:8123/").unwrap();
+        assert!(
+            p.check_addrs(&nas, &["192.168.1.5".parse().unwrap()])
+                .is_ok()
+        );
+        assert!(p.check_addrs(&nas, &["0.0.0.0".parse().unwrap()]).is_err());
     }
 
     #[test]

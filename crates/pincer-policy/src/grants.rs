@@ -20,7 +20,7 @@ pub fn group_tools(group: ToolGroup) -> &'static [&'static str] {
             "code.search",
         ],
         ToolGroup::Runtime => &["shell.exec", "process"],
-        ToolGroup::Web => &["web.fetch", "web.search", "browser"],
+        ToolGroup::Web => &["http.fetch", "web.search"],
         ToolGroup::Memory => &[
             "memory.search",
             "memory.get",

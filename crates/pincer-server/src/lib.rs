@@ -36,6 +36,7 @@ pub mod router;
 pub mod runtime;
 pub mod sandbox;
 mod serve;
+pub mod web;
 pub mod worker;
 
 pub use env::Env;

@@ -388,7 +388,7 @@ pub fn registry(
     agent_dir: &std::path::Path,
     with_exec: bool,
     index: Option<Arc<dyn pincer_tools::memory::NoteSearch>>,
-    mcp: &[(String, Arc<dyn pincer_tools::Tool>)],
+    extra: &[(String, Arc<dyn pincer_tools::Tool>)],
 ) -> anyhow::Result<Arc<ToolRegistry>> {
     let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?.with_memory(
         Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir).with_tz(a.timezone.clone())),
@@ -397,7 +397,7 @@ pub fn registry(
     if with_exec {
         tools = tools.with_exec()?;
     }
-    for (_, t) in mcp {
+    for (_, t) in extra {
         tools.register(Arc::clone(t))?;
     }
     let tools = Arc::new(tools);
@@ -405,10 +405,12 @@ pub fn registry(
         .allow
         .iter()
         .filter_map(|s| match s {
-            // An MCP tool may be missing because its server is not approved or enabled yet.
+            // An MCP tool may be missing because its server is not approved or enabled yet, a
+            // web tool because the network is off.
             ToolSelector::Tool(t)
                 if tools.get(t).is_none()
                     && !sandbox::EXEC_TOOLS.contains(&t.as_str())
+                    && !crate::web::WEB_TOOLS.contains(&t.as_str())
                     && !t.as_str().starts_with("mcp.") =>
             {
                 Some(t.to_string())
@@ -458,15 +460,18 @@ impl AgentTools {
         backing: ToolBacking,
     ) -> anyhow::Result<Self> {
         let ToolBacking { audit, store, mcp } = backing;
-        let mcp_tools = mcp
+        let mut extra_tools = mcp
             .as_deref()
             .map(pincer_mcp::tool::tools)
             .unwrap_or_default();
-        let mcp_names: Vec<(String, pincer_types::ToolName)> = mcp_tools
+        let web_tools = crate::web::tools(config, env, &audit)?;
+        let mcp_names: Vec<(String, pincer_types::ToolName)> = extra_tools
             .iter()
             .map(|(s, t)| (s.clone(), t.spec().name.clone()))
             .collect();
         let policy = policy_with(config, agent, a, &mcp_names);
+        // Beside the MCP tools, the web tools (registered only with the network on).
+        extra_tools.extend(web_tools.into_iter().map(|t| (String::new(), t)));
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
         let exec = match sandbox::exec_state(config, a, &policy.granted, &ws, &protected, env).await
@@ -505,7 +510,7 @@ impl AgentTools {
             &home.agent_dir(agent),
             exec.is_some(),
             index,
-            &mcp_tools,
+            &extra_tools,
         )?;
         Ok(Self {
             gate: Arc::new(Gate::new(tools, audit, approver)),

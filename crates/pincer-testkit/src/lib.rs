@@ -9,6 +9,8 @@
 //! [`FakeTelegram`] is a Bot API server with Telegram's JSON shapes, offset-confirming long
 //! polling and injectable errors (429 `retry_after`, 400, 409).
 //!
+//! [`FakeWeb`] serves pages, redirects, endless and huge bodies, and two search APIs' formats.
+//!
 //! [`TcpProxy`] forwards to a real server (Postgres) and can cut the line and restore it.
 
 mod llm;
@@ -17,9 +19,11 @@ mod proxy;
 mod render;
 mod script;
 mod telegram;
+mod web;
 
 pub use llm::{FakeLlm, RecordedRequest};
 pub use postgres::PgSchema;
 pub use proxy::TcpProxy;
 pub use script::{Reply, ScriptedCall};
 pub use telegram::{FakeTelegram, TgCall, TgFault};
+pub use web::{ARTICLE_HTML, FakeWeb};

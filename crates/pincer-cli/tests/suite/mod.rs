@@ -16,3 +16,4 @@ mod telegram;
 mod tokens;
 mod tools_audit;
 mod usage;
+mod web;

@@ -1,0 +1,61 @@
+//! Which web tools an agent's registry gets (issue 18): `http.fetch` when the network is on
+//! (`security.network = "allowlist"`), `web.search` when a backend is configured too. Off, they
+//! are not offered at all (and policy would deny the `network` capability anyway).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_audit::AuditLog;
+use pincer_config::{Config, NetworkMode};
+use pincer_tools::Tool;
+use pincer_web::egress::{Egress, EgressSettings};
+use pincer_web::fetch::HttpFetch;
+use pincer_web::search::{Backend, WebSearch};
+
+use crate::{Env, Failure};
+
+/// The web tools, by name.
+pub const WEB_TOOLS: [&str; 2] = ["http.fetch", "web.search"];
+
+/// The egress client for `config`, recording to `audit`.
+pub fn egress(config: &Config, audit: &Arc<AuditLog>) -> Arc<Egress> {
+    Arc::new(Egress::new(
+        EgressSettings {
+            network: config.security.network,
+            allow: config.security.egress_allow.clone(),
+            allow_private: config.security.egress_allow_private.clone(),
+            max_bytes: config.web.fetch_max_bytes,
+            timeout: Duration::from_secs(config.web.fetch_timeout_secs),
+            max_redirects: config.web.max_redirects,
+        },
+        Some(audit.clone()),
+    ))
+}
+
+/// The web tools for `config` (none while the network is off).
+///
+/// # Errors
+/// [`Failure`] (usage) when the search backend's key variable is not set.
+pub fn tools(
+    config: &Config,
+    env: &Env,
+    audit: &Arc<AuditLog>,
+) -> anyhow::Result<Vec<Arc<dyn Tool>>> {
+    if config.security.network == NetworkMode::Off {
+        return Ok(Vec::new());
+    }
+    let egress = egress(config, audit);
+    let mut out: Vec<Arc<dyn Tool>> = vec![Arc::new(HttpFetch::new(egress.clone())?)];
+    if let Some(s) = &config.web.search {
+        let key = match &s.api_key_env {
+            Some(var) => Some(env.var(var).ok_or_else(|| {
+                Failure::usage(format!(
+                    "environment variable {var} is not set (web.search.api_key_env)"
+                ))
+            })?),
+            None => None,
+        };
+        out.push(Arc::new(WebSearch::new(egress, Backend::new(s, key))?));
+    }
+    Ok(out)
+}
