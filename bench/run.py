@@ -307,6 +307,47 @@ def mcp_call(turns, reps):
     return out
 
 
+def fetch_page(turns):
+    """Issue 18: `http.fetch` of a 100 KB article on a loopback server (Python's http.server),
+    Markdown extraction included, in a running `pincer serve` (warm client), timed in-process by
+    the audit log (policy decision → result) over `turns` turns whose model fetches the page."""
+    import http.server
+    import socketserver
+    import threading
+    site = Path(tempfile.mkdtemp(prefix="pincer-bench-site-"))
+    para = ("<p>Backups are a habit, not a product: keep three copies, on two media, one off site, "
+            "and <a href=\"/restore\">test restores</a> every month, because a backup never restored "
+            "is only a hope.</p>\n")
+    body = "<html><head><title>Bench</title><script>x()</script></head><body><nav>menu</nav><article><h1>Bench</h1>"
+    while len(body) < 100_000:
+        body += para
+    (site / "page.html").write_text(body + "</article></body></html>")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(site))  # noqa: E731
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    httpd.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    url = f"http://127.0.0.1:{port}/page.html"
+    fake = Fake({"type": "when_asked", "marker": "hi",
+                 "reply": {"type": "tool_calls", "calls": [{"name": "http_fetch", "arguments": {"url": url}}]},
+                 "otherwise": {"type": "text", "text": "done"}})
+    home = Home(fake)
+    try:
+        home.set("security.network", "allowlist")
+        home.set("security.egress_allow_private", f'["127.0.0.1:{port}"]')
+        home.set("agents.main.allow", '["group:web"]')
+        s = Server(home)
+        load(addr_of(s), home.token, "tasks", turns, 1, 9_000_000)
+        s.stop()
+        return {"page_bytes": (site / "page.html").stat().st_size,
+                "fetch_call_ms_median": call_ms(Path(home.dir), "http.fetch")}
+    finally:
+        httpd.shutdown()
+        home.cleanup()
+        fake.stop()
+        shutil.rmtree(site, ignore_errors=True)
+
+
 def call_ms(home, tool):
     """Median time from a call's `policy.decision` to its `tool.result` in the audit log: the
     tool's own run (plus the result's audit append, the same for every tool)."""
@@ -363,6 +404,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--web-only", action="store_true", help="only the web figures (http.fetch)")
     ap.add_argument("--mcp-only", action="store_true",
                     help="only the MCP figures (a no-op MCP tool call, a sandboxed server's start)")
     ap.add_argument("--postgres-only", action="store_true",
@@ -374,6 +416,11 @@ def main():
 
     if not a.no_build:
         build()
+    if a.web_only:
+        w = fetch_page(50 if a.quick else 300)
+        print("| measure | result |\n|---|---|")
+        print(f"| `http.fetch` of a {w['page_bytes'] // 1000} KB loopback page, Markdown included (in `pincer serve`, decision → result), median | {w['fetch_call_ms_median']} ms |")
+        return
     if a.mcp_only:
         r = {"mcp_call": mcp_call(turns, 5 if a.quick else 20)}
         m = r["mcp_call"]
@@ -476,6 +523,8 @@ def main():
         r["sandbox_true_spawn_ms"] = sandbox_spawn(fake, 5 if a.quick else 20)
         log("code.search vs rg")
         r["search"] = search_vs_rg(fake, 5 if a.quick else 20)
+        log("http.fetch of a 100 KB page")
+        r["web_fetch"] = fetch_page(50 if a.quick else 300)
         log("a no-op MCP tool call over stdio")
         r["mcp_call"] = mcp_call(turns, 5 if a.quick else 20)
     finally:
@@ -527,6 +576,9 @@ def table(r):
         ("sandboxed `true` native / bwrap", " / ".join(f"{v} ms" if isinstance(v, (int, float)) else str(v) for v in r["sandbox_true_spawn_ms"].values()), "—"),
         (f"code.search vs rg ({r['search']['files']} files)", f"{r['search']['code_search_ms']} ms vs {r['search']['rg_ms']} ms", "—"),
     ]
+    if "web_fetch" in r:
+        w = r["web_fetch"]
+        rows.append((f"`http.fetch` of a {w['page_bytes'] // 1000} KB loopback page, Markdown included (in `pincer serve`, decision → result, median)", f"{w['fetch_call_ms_median']} ms", "p50 ≤ 5 ms"))
     if "mcp_call" in r:
         m = r["mcp_call"]
         rows.append(("turn via /v1/tasks calling built-in `time.now` p50 / p95 / p99", ms3(m["builtin"]), "—"))

@@ -74,18 +74,83 @@ pub struct Response {
     pub truncated: bool,
 }
 
+/// Most host names pinned at once (the table is cleared past it; a request racing the clear
+/// fails to resolve and reports it, it never resolves anew).
+const MAX_PINS: usize = 4096;
+
+/// The client's only name resolution: the addresses [`Egress::send`] checked for a host just
+/// before the request. It never asks DNS itself, so the connection goes exactly where the check
+/// looked (no rebinding between check and connect).
+#[derive(Debug, Default)]
+struct Pins(std::sync::Mutex<std::collections::HashMap<String, Vec<SocketAddr>>>);
+
+impl Pins {
+    fn table(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<SocketAddr>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn pin(&self, host: &str, addrs: Vec<SocketAddr>) {
+        let mut t = self.table();
+        if t.len() >= MAX_PINS {
+            t.clear();
+        }
+        t.insert(host.to_owned(), addrs);
+    }
+}
+
+impl reqwest::dns::Resolve for Pins {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let addrs = self.table().get(name.as_str()).cloned();
+        Box::pin(async move {
+            match addrs {
+                Some(a) => Ok(Box::new(a.into_iter()) as reqwest::dns::Addrs),
+                None => Err("the host was not checked by the egress policy".into()),
+            }
+        })
+    }
+}
+
 /// Makes requests under the egress policy.
 #[derive(Debug)]
 pub struct Egress {
     settings: EgressSettings,
     audit: Option<Arc<AuditLog>>,
+    pins: Arc<Pins>,
+    /// One client (TLS set-up and connection pool shared), resolving only through `pins`;
+    /// built at the first request (building one loads the TLS roots: milliseconds).
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Egress {
     /// An egress client recording to `audit`.
     pub fn new(settings: EgressSettings, audit: Option<Arc<AuditLog>>) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Self { settings, audit }
+        Self {
+            settings,
+            audit,
+            pins: Arc::new(Pins::default()),
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, WebError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .connect_timeout(self.settings.timeout)
+                    .dns_resolver(self.pins.clone())
+                    .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| WebError::Failed(e.clone()))
     }
 
     /// The policy in force.
@@ -139,7 +204,12 @@ impl Egress {
             self.policy()
                 .check_addrs(&checked, &ips)
                 .map_err(|e| self.refused(&url, &e))?;
-            let client = client(&checked, &addrs, self.settings.timeout)?;
+            if checked.host.parse::<IpAddr>().is_err() {
+                // Keyed by the name exactly as the client will ask for it.
+                let name = checked.url.host_str().unwrap_or(&checked.host);
+                self.pins.pin(name, addrs.clone());
+            }
+            let client = self.client()?;
             let mut rb = client.request(method.clone(), checked.url.clone());
             for (k, v) in &req.headers {
                 rb = rb.header(k, v);
@@ -225,23 +295,6 @@ async fn resolve(checked: &CheckedUrl) -> Result<Vec<SocketAddr>, WebError> {
             .map_err(|e| WebError::Failed(format!("resolving {}: {e}", checked.host)))?
             .collect(),
     )
-}
-
-/// A client that can only reach `addrs` for the host: no DNS of its own, no redirects, no proxy.
-fn client(
-    checked: &CheckedUrl,
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Result<reqwest::Client, WebError> {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(timeout)
-        .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")));
-    if checked.host.parse::<IpAddr>().is_err() {
-        b = b.resolve_to_addrs(&checked.host, addrs);
-    }
-    b.build().map_err(|e| WebError::Failed(e.to_string()))
 }
 
 /// Reads at most `max` bytes of the body; says whether there was more.

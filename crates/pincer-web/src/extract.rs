@@ -141,7 +141,7 @@ fn html(html: &str, url: &str) -> Extracted {
     // Site chrome is never content: removed before the readability pass looks for the article.
     doc.select("nav, aside, footer, [role=navigation], [role=banner], [role=contentinfo], form, iframe, noscript")
         .remove();
-    if let Ok(mut r) = dom_smoothie::Readability::with_document(doc.clone(), Some(url), Some(cfg))
+    if let Ok(mut r) = dom_smoothie::Readability::with_document(doc, Some(url), Some(cfg))
         && let Ok(article) = r.parse()
         && !article.text_content.trim().is_empty()
     {
@@ -154,6 +154,8 @@ fn html(html: &str, url: &str) -> Extracted {
             text: article.text_content.trim().to_owned(),
         };
     }
+    // No article: the whole body (parsed again; readability consumed the first tree).
+    let doc = dom_query::Document::from(html);
     let title = page_title;
     let skip = [
         "script", "style", "noscript", "nav", "header", "footer", "iframe", "svg", "form",

@@ -168,12 +168,16 @@ impl Tool for HttpFetch {
                     WebError::Refused(m) => ToolError::Forbidden(format!("http.fetch: {m}")),
                     other => ToolError::Failed(format!("http.fetch: {other}")),
                 })?;
-            let e = extract::extract(
-                resp.content_type.as_deref(),
-                &resp.body,
-                &resp.url,
-                d["raw"].as_bool() == Some(true),
-            );
+            let raw = d["raw"].as_bool() == Some(true);
+            let (content_type, body, url) =
+                (resp.content_type.clone(), resp.body, resp.url.clone());
+            let bytes = body.len();
+            // Parsing is CPU work: off the async workers.
+            let e = tokio::task::spawn_blocking(move || {
+                extract::extract(content_type.as_deref(), &body, &url, raw)
+            })
+            .await
+            .map_err(|e| ToolError::Internal(format!("http.fetch: extraction failed: {e}")))?;
             let mut text = e.text;
             let mut cut = false;
             if text.len() > MAX_TEXT {
@@ -187,7 +191,7 @@ impl Tool for HttpFetch {
             Ok(ToolOutput {
                 content: json!({"url": resp.url, "status": resp.status,
                                 "content_type": resp.content_type, "as": e.kind.as_str(),
-                                "title": e.title, "bytes": resp.body.len(),
+                                "title": e.title, "bytes": bytes,
                                 "truncated": resp.truncated || cut, "content": text})
                 .to_string(),
             })
