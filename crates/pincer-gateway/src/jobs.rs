@@ -68,6 +68,8 @@ pub struct DeliveryPolicy {
     pub network: NetworkMode,
     /// `security.egress_allow`.
     pub egress_allow: Vec<String>,
+    /// `security.egress_allow_private`.
+    pub egress_allow_private: Vec<String>,
 }
 
 impl DeliveryPolicy {
@@ -80,9 +82,14 @@ impl DeliveryPolicy {
             return Err(e);
         }
         if target.starts_with("https://") {
-            return pincer_policy::egress::check_url(target, self.network, &self.egress_allow)
-                .map(|_| ())
-                .map_err(|e| format!("`{target}`: {e}"));
+            return pincer_policy::egress::EgressPolicy {
+                network: self.network,
+                allow: &self.egress_allow,
+                allow_private: &self.egress_allow_private,
+            }
+            .check(target)
+            .map(|_| ())
+            .map_err(|e| format!("`{target}`: {e}"));
         }
         // The shape check above leaves `<channel>:<chat>`.
         let channel = target.split(':').next().unwrap_or_default();

@@ -771,60 +771,32 @@ impl Server {
             server: self.name.clone(),
             message: m,
         };
-        if self.settings.network == NetworkMode::Off {
+        // The one egress policy, with this server's own lists: its `network` hosts, its named
+        // private `host:port`s.
+        let policy = pincer_policy::egress::EgressPolicy {
+            network: self.settings.network,
+            allow: &self.config.network,
+            allow_private: &self.config.allow_private,
+        };
+        let checked = policy.check(url).map_err(|e| egress(e.to_string()))?;
+        if !checked.private_named && checked.url.scheme() != "https" {
             return Err(egress(
-                "network egress is off (security.network = \"off\")".into(),
+                "only https:// is allowed for a server not named in allow_private".into(),
             ));
         }
-        let parsed = reqwest::Url::parse(url).map_err(|e| egress(format!("bad url: {e}")))?;
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| egress("the url has no host".into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let port = parsed
-            .port_or_known_default()
-            .ok_or_else(|| egress("the url has no port".into()))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(egress(
-                "credentials in the url are refused; use `headers`".into(),
-            ));
-        }
-        let named_private = self.config.allow_private.iter().any(|a| {
-            a.eq_ignore_ascii_case(&format!("{host}:{port}")) || addr_matches(a, &host, port)
-        });
+        let (host, port, named_private) =
+            (checked.host.clone(), checked.port, checked.private_named);
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|e| egress(format!("resolving {host}: {e}")))?
             .collect();
+        let ips: Vec<std::net::IpAddr> = addrs.iter().map(std::net::SocketAddr::ip).collect();
+        policy
+            .check_addrs(&checked, &ips)
+            .map_err(|e| egress(e.to_string()))?;
         let first = *addrs
             .first()
             .ok_or_else(|| egress(format!("{host} has no address")))?;
-        if !named_private {
-            if parsed.scheme() != "https" {
-                return Err(egress(
-                    "only https:// is allowed for a server not named in allow_private".into(),
-                ));
-            }
-            if !self
-                .config
-                .network
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&host))
-            {
-                return Err(egress(format!(
-                    "host `{host}` is not in mcp.servers.{}.network",
-                    self.name
-                )));
-            }
-            let target = pincer_policy::egress::EgressTarget {
-                host: host.clone(),
-                port,
-            };
-            let ips: Vec<std::net::IpAddr> = addrs.iter().map(std::net::SocketAddr::ip).collect();
-            pincer_policy::egress::check_addrs(&target, &ips).map_err(|e| egress(e.to_string()))?;
-        }
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in self.resolve("headers", &self.config.headers)? {
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
@@ -856,17 +828,6 @@ impl Server {
             headers,
             self.config.max_message_bytes,
         ))
-    }
-}
-
-/// Whether `allowed` (`ip:port`) names `host:port` as an address literal.
-fn addr_matches(allowed: &str, host: &str, port: u16) -> bool {
-    match (
-        allowed.parse::<std::net::SocketAddr>(),
-        host.parse::<std::net::IpAddr>(),
-    ) {
-        (Ok(a), Ok(ip)) => a.ip() == ip && a.port() == port,
-        _ => false,
     }
 }
 

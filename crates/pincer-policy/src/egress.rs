@@ -1,10 +1,12 @@
-//! Egress checks for connections Pincer itself makes on an agent's or job's behalf (D4): the
-//! network must be switched on (`security.network = "allowlist"`), the URL must be `https://`
-//! to a host listed in `security.egress_allow` (exact, case-insensitive; no IP literals, no
-//! user info), and every address the name resolves to must be public — loopback, private,
-//! link-local (cloud metadata), CGNAT, multicast, documentation and unspecified ranges are
-//! refused whatever is listed. Callers connect to the checked address (no second lookup) and
-//! never follow redirects.
+//! The one egress policy for connections Pincer makes on an agent's or job's behalf (D4):
+//! `http.fetch`, `web.search`, job delivery, MCP servers over HTTP. The network must be switched
+//! on (`security.network = "allowlist"`); the URL (parsed as the HTTP client parses it) must be
+//! http(s) without user info, to a host on the allowlist (exact or `*.example.org`; never an
+//! address literal) or a `host:port` the operator named as private; and every address the name
+//! resolves to must be public — loopback, private, link-local (cloud metadata), CGNAT, ULA,
+//! NAT64, multicast, documentation and unspecified ranges are refused — unless named private.
+//! Callers connect only to the checked addresses and re-check every redirect themselves
+//! (`pincer-web::egress::Egress` is the client that does).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -16,12 +18,12 @@ pub enum EgressError {
     /// `security.network = "off"`.
     #[error("network egress is off (security.network = \"off\")")]
     NetworkOff,
-    /// Not an https URL with a host.
-    #[error("`{0}` is not an https:// URL with a host name")]
+    /// Not an http(s) URL with a host and without user info.
+    #[error("`{0}` is not an http(s) URL with a host name (and no user info)")]
     BadUrl(String),
     /// The host is not in `security.egress_allow` (nor named in `egress_allow_private`).
     #[error(
-        "host `{0}` is not in security.egress_allow (nor, with its port, in security.egress_allow_private)"
+        "host `{0}` is not allowed: it is not on the egress allowlist, nor named with its port as a private address"
     )]
     NotAllowed(String),
     /// The host resolved to a blocked address.
@@ -32,51 +34,6 @@ pub enum EgressError {
         /// The address.
         ip: IpAddr,
     },
-}
-
-/// A URL that passed the static checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EgressTarget {
-    /// Lower-case host name.
-    pub host: String,
-    /// Port (443 unless given).
-    pub port: u16,
-}
-
-/// Checks `url` against the network mode and allowlist (no name resolution).
-///
-/// # Errors
-/// See [`EgressError`].
-pub fn check_url(
-    url: &str,
-    network: NetworkMode,
-    allow: &[String],
-) -> Result<EgressTarget, EgressError> {
-    if network == NetworkMode::Off {
-        return Err(EgressError::NetworkOff);
-    }
-    let bad = || EgressError::BadUrl(url.to_owned());
-    let rest = url.strip_prefix("https://").ok_or_else(bad)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') || authority.starts_with('[') || authority.is_empty() {
-        return Err(bad());
-    }
-    let (host, port) = match authority.split_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-        None => (authority, 443),
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let name_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if !name_ok || host.parse::<IpAddr>().is_ok() {
-        return Err(bad());
-    }
-    if !allow.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
-        return Err(EgressError::NotAllowed(host));
-    }
-    Ok(EgressTarget { host, port })
 }
 
 /// What `http.fetch`, `web.search` and (later) the browser and the sandbox proxy check before a
@@ -243,68 +200,10 @@ fn v6_allowed(ip: Ipv6Addr) -> bool {
         || s[0] == 0x64 && s[1] == 0xff9b) // NAT64 (would reach IPv4 ranges)
 }
 
-/// Checks every resolved address of `target`.
-///
-/// # Errors
-/// [`EgressError::Blocked`] naming the first blocked address.
-pub fn check_addrs(target: &EgressTarget, addrs: &[IpAddr]) -> Result<(), EgressError> {
-    match addrs.iter().find(|ip| !ip_allowed(**ip)) {
-        Some(ip) => Err(EgressError::Blocked {
-            host: target.host.clone(),
-            ip: *ip,
-        }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn allow() -> Vec<String> {
-        vec!["hooks.example.com".into()]
-    }
-
-    #[test]
-    fn urls_need_the_network_https_and_a_listed_host() {
-        let ok = check_url(
-            "https://Hooks.Example.com/x?y",
-            NetworkMode::Allowlist,
-            &allow(),
-        )
-        .unwrap();
-        assert_eq!((ok.host.as_str(), ok.port), ("hooks.example.com", 443));
-        assert_eq!(
-            check_url("https://hooks.example.com/", NetworkMode::Off, &allow()),
-            Err(EgressError::NetworkOff)
-        );
-        for bad in [
-            "http://hooks.example.com/",
-            "https://user@hooks.example.com/",
-            "https://evil.com@hooks.example.com/",
-            "https://127.0.0.1/",
-            "https://[::1]/",
-            "https:///x",
-            "https://hooks.example.com:99999/",
-        ] {
-            assert!(
-                matches!(
-                    check_url(bad, NetworkMode::Allowlist, &allow()),
-                    Err(EgressError::BadUrl(_))
-                ),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            check_url(
-                "https://hooks.example.com.evil.com/",
-                NetworkMode::Allowlist,
-                &allow()
-            ),
-            Err(EgressError::NotAllowed("hooks.example.com.evil.com".into()))
-        );
-    }
 
     fn policy<'a>(allow: &'a [String], private: &'a [String]) -> EgressPolicy<'a> {
         EgressPolicy {
@@ -416,20 +315,5 @@ mod tests {
         for ip in ["93.184.216.34", "2606:4700::1111"] {
             assert!(ip_allowed(ip.parse().unwrap()), "{ip}");
         }
-        let t = EgressTarget {
-            host: "hooks.example.com".into(),
-            port: 443,
-        };
-        assert!(check_addrs(&t, &["93.184.216.34".parse().unwrap()]).is_ok());
-        assert!(
-            check_addrs(
-                &t,
-                &[
-                    "93.184.216.34".parse().unwrap(),
-                    "10.0.0.1".parse().unwrap()
-                ]
-            )
-            .is_err()
-        );
     }
 }

@@ -65,6 +65,7 @@ pub fn delivery_policy(config: &Config) -> DeliveryPolicy {
             .collect(),
         network: config.security.network,
         egress_allow: config.security.egress_allow.clone(),
+        egress_allow_private: config.security.egress_allow_private.clone(),
     }
 }
 
@@ -137,6 +138,7 @@ impl Automation {
         if target.starts_with("https://") {
             return post(
                 &self.config,
+                &self.audit,
                 target,
                 &json!({"source": source, "text": text}),
             )
@@ -161,39 +163,28 @@ impl Automation {
     }
 }
 
-/// POSTs JSON to an egress-checked URL.
-async fn post(config: &Config, url: &str, body: &serde_json::Value) -> Result<(), String> {
-    use pincer_policy::egress;
-    let target = egress::check_url(url, config.security.network, &config.security.egress_allow)
-        .map_err(|e| e.to_string())?;
-    let addrs: Vec<std::net::SocketAddr> =
-        tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| format!("resolving {}: {e}", target.host))?
-            .collect();
-    let ips: Vec<std::net::IpAddr> = addrs.iter().map(std::net::SocketAddr::ip).collect();
-    egress::check_addrs(&target, &ips).map_err(|e| e.to_string())?;
-    let first = *addrs
-        .first()
-        .ok_or_else(|| format!("{} has no address", target.host))?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .resolve(&target.host, first)
-        .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .post(url)
-        .json(body)
-        .send()
+/// POSTs JSON to a URL through the one egress client (`pincer-web`): the same checks, pinning,
+/// redirect re-checks, caps and `egress.*` audit events as `http.fetch`.
+async fn post(
+    config: &Config,
+    audit: &Arc<pincer_audit::AuditLog>,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let resp = crate::web::egress(config, audit)
+        .send(pincer_web::egress::Request {
+            method: reqwest::Method::POST,
+            url: url.to_owned(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some(serde_json::to_vec(body).map_err(|e| e.to_string())?),
+            secret_headers: Vec::new(),
+        })
         .await
         .map_err(|e| e.to_string())?;
-    if resp.status().is_success() {
+    if (200..300).contains(&resp.status) {
         Ok(())
     } else {
-        Err(format!("{url} answered {}", resp.status()))
+        Err(format!("{url} answered {}", resp.status))
     }
 }
 

@@ -689,7 +689,7 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
         )
         .await;
     assert!(!stdout(&out).contains("hello again"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("allow_private"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not allowed"), "{}", stderr(&out));
     // Named in `network` but resolving to loopback: still refused (public addresses only).
     set(
         &home,
