@@ -12,7 +12,7 @@ use pincer_web::egress::{Egress, EgressSettings};
 use pincer_web::fetch::HttpFetch;
 use pincer_web::search::{Backend, WebSearch};
 
-use crate::{Env, Failure};
+use crate::Env;
 
 /// The web tools, by name.
 pub const WEB_TOOLS: [&str; 2] = ["http.fetch", "web.search"];
@@ -35,7 +35,7 @@ pub fn egress(config: &Config, audit: &Arc<AuditLog>) -> Arc<Egress> {
 /// The web tools for `config` (none while the network is off).
 ///
 /// # Errors
-/// [`Failure`] (usage) when the search backend's key variable is not set.
+/// When a tool cannot be built (a misdefined name: caught by the tests).
 pub fn tools(
     config: &Config,
     env: &Env,
@@ -47,15 +47,14 @@ pub fn tools(
     let egress = egress(config, audit);
     let mut out: Vec<Arc<dyn Tool>> = vec![Arc::new(HttpFetch::new(egress.clone())?)];
     if let Some(s) = &config.web.search {
-        let key = match &s.api_key_env {
-            Some(var) => Some(env.var(var).ok_or_else(|| {
-                Failure::usage(format!(
-                    "environment variable {var} is not set (web.search.api_key_env)"
-                ))
-            })?),
-            None => None,
-        };
-        out.push(Arc::new(WebSearch::new(egress, Backend::new(s, key))?));
+        match s.api_key_env.as_ref().map(|var| (var, env.var(var))) {
+            // Missing key: no web.search (agents that do not use it keep working), said loudly.
+            Some((var, None)) => eprintln!(
+                "WARNING: web.search is unavailable: environment variable {var} is not set (web.search.api_key_env)"
+            ),
+            Some((_, key)) => out.push(Arc::new(WebSearch::new(egress, Backend::new(s, key))?)),
+            None => out.push(Arc::new(WebSearch::new(egress, Backend::new(s, None))?)),
+        }
     }
     Ok(out)
 }

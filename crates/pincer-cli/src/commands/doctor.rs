@@ -61,6 +61,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_automation(&home, config, env, &mut r);
         check_audit(&home, config, env, &mut r);
         check_mcp(&home, config, env, &mut r)?;
+        check_web(config, env, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
     let failed = r.0.iter().any(|c| c.status == Status::Fail);
@@ -402,6 +403,46 @@ fn check_automation(home: &PincerHome, config: &Config, env: &Env, r: &mut Repor
             (Status::Ok, format!("{} has a checklist", path.display()))
         };
         r.add(format!("heartbeat.{agent}"), status, msg, None);
+    }
+}
+
+/// `web`: with the network on, whether anything is reachable and the search backend's key is set.
+fn check_web(config: &Config, env: &Env, r: &mut Report) {
+    if config.security.network == NetworkMode::Off {
+        return;
+    }
+    if config.security.egress_allow.is_empty() && config.security.egress_allow_private.is_empty() {
+        r.add(
+            "web",
+            Status::Warn,
+            "security.network is on but no host is allowed: http.fetch can reach nothing",
+            Some("list hosts in security.egress_allow (or host:port in security.egress_allow_private)"),
+        );
+    } else {
+        r.add(
+            "web",
+            Status::Ok,
+            format!(
+                "http.fetch may reach {} host pattern(s) and {} named private address(es)",
+                config.security.egress_allow.len(),
+                config.security.egress_allow_private.len()
+            ),
+            None,
+        );
+    }
+    if let Some(var) = config
+        .web
+        .search
+        .as_ref()
+        .and_then(|s| s.api_key_env.as_ref())
+        && env.var(var).is_none()
+    {
+        r.add(
+            "web.search",
+            Status::Fail,
+            format!("{var} is not set: web.search is unavailable"),
+            Some("export the search API key in that variable"),
+        );
     }
 }
 

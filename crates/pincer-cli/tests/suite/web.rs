@@ -264,6 +264,18 @@ async fn web_search_through_searxng_and_brave() {
     let (code, _, err) = call(&home, "web.search", json!({"query": "x"}), false).await;
     assert_ne!(code, 0);
     assert!(err.contains("PINCER_TEST_BRAVE"), "{err}");
+    let out = home.run(&["doctor", "--offline", "--json"], "").await;
+    let checks: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let find = |id: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+    };
+    assert_eq!(find("web.search").unwrap()["status"], "fail", "{checks}");
+    assert_eq!(find("web").unwrap()["status"], "ok", "{checks}");
     let out = home
         .run_with_env(
             &[
