@@ -182,6 +182,29 @@ impl Egress {
         WebError::Refused(e.to_string())
     }
 
+    /// The whole check of one URL: the policy, the name resolved, every address checked.
+    /// Refusals are audited (`egress.refused`).
+    ///
+    /// # Errors
+    /// [`WebError::Refused`], or [`WebError::Failed`] when the name does not resolve.
+    pub async fn check(&self, url: &str) -> Result<(CheckedUrl, Vec<SocketAddr>), WebError> {
+        let checked = self
+            .policy()
+            .check(url)
+            .map_err(|e| self.refused(url, &e))?;
+        let addrs = resolve(&checked).await?;
+        let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
+        self.policy()
+            .check_addrs(&checked, &ips)
+            .map_err(|e| self.refused(url, &e))?;
+        Ok((checked, addrs))
+    }
+
+    /// Records an audit event (lazily: durable with the next synced append).
+    pub fn audit(&self, kind: &'static str, fields: serde_json::Value) {
+        self.record(kind, fields);
+    }
+
     /// Sends `req`, following redirects (each checked), within the caps.
     ///
     /// # Errors
@@ -193,17 +216,10 @@ impl Egress {
         let mut method = req.method.clone();
         let mut body = req.body.clone();
         for _ in 0..=self.settings.max_redirects {
-            let checked = self
-                .policy()
-                .check(&url)
-                .map_err(|e| self.refused(&url, &e))?;
-            let addrs = tokio::time::timeout_at(deadline, resolve(&checked))
+            let (checked, addrs) = tokio::time::timeout_at(deadline, self.check(&url))
                 .await
                 .map_err(|_| WebError::Timeout(secs))??;
             let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-            self.policy()
-                .check_addrs(&checked, &ips)
-                .map_err(|e| self.refused(&url, &e))?;
             if checked.host.parse::<IpAddr>().is_err() {
                 // Keyed by the name exactly as the client will ask for it.
                 let name = checked.url.host_str().unwrap_or(&checked.host);

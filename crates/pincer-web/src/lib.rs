@@ -13,6 +13,7 @@
 pub mod egress;
 pub mod extract;
 pub mod fetch;
+pub mod proxy;
 pub mod search;
 
 pub use egress::{Egress, EgressSettings, WebError};
