@@ -6,7 +6,8 @@
 //! recognise as an article (a list, a form, a search result page) becomes the Markdown of its
 //! whole body without scripts, styles, navigation, headers and footers. Text, JSON, XML and
 //! other textual types come back as text; PDFs, images, archives and other binaries are
-//! described (type, size), never dumped. Bytes that are not UTF-8 are replaced (U+FFFD).
+//! described (type, size), never dumped. Text is decoded in the charset the `Content-Type` (or an
+//! HTML page's `<meta>`) names, UTF-8 otherwise; what does not decode becomes U+FFFD.
 
 /// Most elements the readability pass scores (bounds its work on a huge page).
 const MAX_ELEMENTS: usize = 50_000;
@@ -107,15 +108,42 @@ pub fn extract(content_type: Option<&str>, body: &[u8], url: &str, raw: bool) ->
         Kind::Text => Extracted {
             kind,
             title: None,
-            text: String::from_utf8_lossy(body).into_owned(),
+            text: decode(content_type, body, false),
         },
         Kind::Html if raw => Extracted {
             kind: Kind::Text,
             title: None,
-            text: String::from_utf8_lossy(body).into_owned(),
+            text: decode(content_type, body, true),
         },
-        Kind::Html => html(&String::from_utf8_lossy(body), url),
+        Kind::Html => html(&decode(content_type, body, true), url),
     }
+}
+
+/// `body` as text: in the charset the `Content-Type` names, else (HTML) the one a `<meta>` in
+/// the first 1 KiB names, else UTF-8; bytes that do not decode become U+FFFD.
+fn decode(content_type: Option<&str>, body: &[u8], html: bool) -> String {
+    let from_header = content_type.and_then(|c| {
+        c.split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+    });
+    let from_meta = || {
+        let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_ascii_lowercase();
+        let at = head.find("charset=")? + "charset=".len();
+        let rest = head[at..].trim_start_matches(['"', '\'']);
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_owned())
+    };
+    let label = from_header.or_else(|| if html { from_meta() } else { None });
+    let encoding = label
+        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, _) = encoding.decode(body);
+    text.into_owned()
 }
 
 fn html(html: &str, url: &str) -> Extracted {
@@ -364,7 +392,22 @@ count as content for readability scoring, which wants some text with commas, per
             "http://x/",
             false,
         );
-        assert_eq!(latin1.text, "caf\u{fffd}");
+        assert_eq!(latin1.text, "caf\u{e9}");
+        // A page's <meta> names its charset when the header does not; what does not decode is
+        // replaced, never refused.
+        let meta = extract(
+            Some("text/html"),
+            b"<html><head><meta charset=\"windows-1252\"><title>x</title></head><body><p>\x93quoted\x94 caf\xe9</p></body></html>",
+            "http://x/",
+            false,
+        );
+        assert!(
+            meta.text.contains("\u{201c}quoted\u{201d} caf\u{e9}"),
+            "{}",
+            meta.text
+        );
+        let broken = extract(Some("text/plain"), b"caf\xe9", "http://x/", false);
+        assert_eq!(broken.text, "caf\u{fffd}");
     }
 
     #[test]

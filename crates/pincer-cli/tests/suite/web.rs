@@ -118,7 +118,8 @@ async fn http_fetch_reads_pages_as_markdown_and_describes_binaries() {
         false,
     )
     .await;
-    assert_eq!(v["content"], "caf\u{fffd} cr\u{fffd}me");
+    // Latin-1, as its Content-Type says.
+    assert_eq!(v["content"], "caf\u{e9} cr\u{e8}me");
     // Each request is audited with host, status and bytes — never the path or query.
     let reqs = audit(&home, "egress.request").await;
     assert_eq!(reqs.len(), 5, "{reqs:?}");
