@@ -37,17 +37,48 @@ pub fn set_value(
     key: &str,
     raw: &str,
 ) -> Result<String, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
+    let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw));
+    insert(path, text, key, Item::Value(value))
+}
+
+/// Like [`set_value`] for a whole table given as an inline table (`{ a = 1 }`): written as a
+/// `[a.b.c]` section, so later `set_value` calls can reach its keys.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when `raw` is not an inline table or a parent is not a table.
+pub fn set_table(
+    path: &std::path::Path,
+    text: &str,
+    key: &str,
+    raw: &str,
+) -> Result<String, ConfigError> {
+    let Ok(Value::InlineTable(inline)) = raw.parse::<Value>() else {
+        return Err(invalid(path, key, "not an inline table".into()));
+    };
+    insert(path, text, key, Item::Table(inline.into_table()))
+}
+
+fn invalid(path: &std::path::Path, key: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
         path: path.to_owned(),
         line: 0,
         column: 0,
         key: Some(key.to_owned()),
         message,
-    };
+    }
+}
+
+/// Puts `item` at the dotted `key` of `text`, creating missing tables.
+fn insert(
+    path: &std::path::Path,
+    text: &str,
+    key: &str,
+    item: Item,
+) -> Result<String, ConfigError> {
+    let invalid = |message: String| invalid(path, key, message);
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
-    let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw));
     let parts: Vec<&str> = key.split('.').collect();
     let Some((last, tables)) = parts.split_last() else {
         return Err(invalid("empty key".into()));
@@ -66,50 +97,7 @@ pub fn set_value(
             .as_table_mut()
             .ok_or_else(|| invalid(format!("`{part}` is not a table")))?;
     }
-    table.insert(last, Item::Value(value));
-    Ok(doc.to_string())
-}
-
-/// Like [`set_value`] for a whole table given as an inline table (`{ a = 1 }`): written as a
-/// `[a.b.c]` section, so later `set_value` calls can reach its keys.
-///
-/// # Errors
-/// [`ConfigError::Invalid`] when `raw` is not an inline table or a parent is not a table.
-pub fn set_table(
-    path: &std::path::Path,
-    text: &str,
-    key: &str,
-    raw: &str,
-) -> Result<String, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
-        path: path.to_owned(),
-        line: 0,
-        column: 0,
-        key: Some(key.to_owned()),
-        message,
-    };
-    let Ok(Value::InlineTable(inline)) = raw.parse::<Value>() else {
-        return Err(invalid("not an inline table".into()));
-    };
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
-    let parts: Vec<&str> = key.split('.').collect();
-    let Some((last, tables)) = parts.split_last() else {
-        return Err(invalid("empty key".into()));
-    };
-    let mut table: &mut Table = doc.as_table_mut();
-    for part in tables {
-        let entry = table.entry(part).or_insert_with(|| {
-            let mut t = Table::new();
-            t.set_implicit(true);
-            Item::Table(t)
-        });
-        table = entry
-            .as_table_mut()
-            .ok_or_else(|| invalid(format!("`{part}` is not a table")))?;
-    }
-    table.insert(last, Item::Table(inline.into_table()));
+    table.insert(last, item);
     Ok(doc.to_string())
 }
 

@@ -832,7 +832,7 @@ impl Server {
 }
 
 /// Why `p` may not be given to a server: it contains, or lies inside, a protected path.
-fn overlap(p: &Path, protected: &[PathBuf]) -> Option<String> {
+pub fn overlap(p: &Path, protected: &[PathBuf]) -> Option<String> {
     let c = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     protected.iter().find_map(|q| {
         let q = std::fs::canonicalize(q).unwrap_or_else(|_| q.clone());
@@ -899,6 +899,7 @@ async fn watch(
     generation: u64,
     began: Instant,
 ) {
+    let mut beat = heartbeat(server.config.heartbeat_secs);
     loop {
         tokio::select! {
             why = client.closed() => {
@@ -922,7 +923,7 @@ async fn watch(
                 }
                 return;
             }
-            () = heartbeat(server.config.heartbeat_secs) => {
+            () = tick(beat.as_mut()) => {
                 // An idle server answers ping; one that does not is stopped, and the next call
                 // starts it again. While calls are in flight their own timeouts govern (a server
                 // may handle requests one at a time).
@@ -958,12 +959,24 @@ async fn watch(
     }
 }
 
-/// Completes every `secs` seconds; never when `secs` is 0 (heartbeat off).
-async fn heartbeat(secs: u64) {
-    if secs == 0 {
-        std::future::pending::<()>().await;
+/// A tick every `secs` seconds (late ticks are not bunched up); none when `secs` is 0.
+fn heartbeat(secs: u64) -> Option<tokio::time::Interval> {
+    (secs > 0).then(|| {
+        let every = Duration::from_secs(secs);
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    })
+}
+
+/// The next heartbeat tick; never without a heartbeat.
+async fn tick(beat: Option<&mut tokio::time::Interval>) {
+    match beat {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
 /// The client's observer: protocol faults and progress become audit events.

@@ -51,6 +51,9 @@ pub struct Automation {
     pub audit: Arc<pincer_audit::AuditLog>,
     /// When the server started (first heartbeats are one interval after it).
     pub started: Timestamp,
+    /// The egress client deliveries to URLs go through (one for the server: its HTTP client and
+    /// connection pool are shared).
+    pub egress: Arc<pincer_web::Egress>,
 }
 
 /// Where job results may go in this configuration.
@@ -137,8 +140,7 @@ impl Automation {
         let text = clip(text);
         if target.starts_with("https://") {
             return post(
-                &self.config,
-                &self.audit,
+                &self.egress,
                 target,
                 &json!({"source": source, "text": text}),
             )
@@ -166,12 +168,11 @@ impl Automation {
 /// POSTs JSON to a URL through the one egress client (`pincer-web`): the same checks, pinning,
 /// redirect re-checks, caps and `egress.*` audit events as `http.fetch`.
 async fn post(
-    config: &Config,
-    audit: &Arc<pincer_audit::AuditLog>,
+    egress: &pincer_web::Egress,
     url: &str,
     body: &serde_json::Value,
 ) -> Result<(), String> {
-    let resp = crate::web::egress(config, audit)
+    let resp = egress
         .send(pincer_web::egress::Request {
             method: reqwest::Method::POST,
             url: url.to_owned(),

@@ -89,14 +89,14 @@ pub async fn settings(home: &PincerHome, config: &Config, env: &Env, probe: bool
     } else {
         Err("no stdio MCP server is in use".to_owned())
     };
-    let _ = env;
+    let env = env.clone();
     HubSettings {
         sandbox,
         limits: sandbox::limits(config),
         state_dir: dir,
         protected: protected(home),
         network: config.security.network,
-        lookup: Arc::new(|name: &str| std::env::var(name).ok().filter(|v| !v.is_empty())),
+        lookup: Arc::new(move |name: &str| env.var(name)),
     }
 }
 

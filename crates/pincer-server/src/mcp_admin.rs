@@ -36,6 +36,16 @@ pub struct Admin {
     pub audit: Arc<AuditLog>,
 }
 
+/// A server's state in words, from the sha256 approved, the one last seen, and `enabled`.
+pub fn status(approved: Option<&str>, seen: Option<&str>, enabled: bool) -> &'static str {
+    match (approved, seen, enabled) {
+        (None, _, _) => "not approved",
+        (Some(a), Some(s), _) if a != s => "manifest changed: tools withdrawn",
+        (Some(_), _, false) => "approved, disabled",
+        (Some(_), _, true) => "approved, enabled",
+    }
+}
+
 /// Every tool with the name, tier and schemas an operator approves.
 pub fn manifest_rows(name: &str, m: &Manifest, c: &McpServerConfig) -> Vec<Value> {
     let locals = m.local_names(name);
@@ -114,12 +124,7 @@ impl Admin {
                     .and_then(|r| r.approved.as_ref())
                     .map(|a| a.sha256.clone());
                 let seen = r.and_then(|r| r.seen.as_ref()).map(|a| a.sha256.clone());
-                let status = match (&approved, &seen, c.enabled) {
-                    (None, _, _) => "not approved",
-                    (Some(a), Some(s), _) if a != s => "manifest changed: tools withdrawn",
-                    (Some(_), _, false) => "approved, disabled",
-                    (Some(_), _, true) => "approved, enabled",
-                };
+                let status = status(approved.as_deref(), seen.as_deref(), c.enabled);
                 json!({"server": name, "transport": if c.url.is_some() { "http" } else { "stdio" },
                        "enabled": c.enabled, "approved_sha256": approved, "seen_sha256": seen,
                        "status": status})

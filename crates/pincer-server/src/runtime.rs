@@ -388,7 +388,7 @@ pub fn registry(
     agent_dir: &std::path::Path,
     with_exec: bool,
     index: Option<Arc<dyn pincer_tools::memory::NoteSearch>>,
-    extra: &[(String, Arc<dyn pincer_tools::Tool>)],
+    extra: &[Arc<dyn pincer_tools::Tool>],
 ) -> anyhow::Result<Arc<ToolRegistry>> {
     let mut tools = ToolRegistry::builtin(Arc::new(SystemClock))?.with_memory(
         Arc::new(pincer_tools::memory::MemoryDir::new(agent_dir).with_tz(a.timezone.clone())),
@@ -397,7 +397,7 @@ pub fn registry(
     if with_exec {
         tools = tools.with_exec()?;
     }
-    for (_, t) in extra {
+    for t in extra {
         tools.register(Arc::clone(t))?;
     }
     let tools = Arc::new(tools);
@@ -460,18 +460,19 @@ impl AgentTools {
         backing: ToolBacking,
     ) -> anyhow::Result<Self> {
         let ToolBacking { audit, store, mcp } = backing;
-        let mut extra_tools = mcp
+        let mcp_tools = mcp
             .as_deref()
             .map(pincer_mcp::tool::tools)
             .unwrap_or_default();
-        let web_tools = crate::web::tools(config, env, &audit)?;
-        let mcp_names: Vec<(String, pincer_types::ToolName)> = extra_tools
+        let mcp_names: Vec<(String, pincer_types::ToolName)> = mcp_tools
             .iter()
             .map(|(s, t)| (s.clone(), t.spec().name.clone()))
             .collect();
         let policy = policy_with(config, agent, a, &mcp_names);
-        // Beside the MCP tools, the web tools (registered only with the network on).
-        extra_tools.extend(web_tools.into_iter().map(|t| (String::new(), t)));
+        // Beside the built-ins: the MCP tools, and the web tools (only with the network on).
+        let mut extra_tools: Vec<Arc<dyn pincer_tools::Tool>> =
+            mcp_tools.into_iter().map(|(_, t)| t).collect();
+        extra_tools.extend(crate::web::tools(config, env, &audit)?);
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
         let exec = match sandbox::exec_state(config, a, &policy.granted, &ws, &protected, env).await

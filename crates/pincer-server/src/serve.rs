@@ -178,6 +178,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             outboxes,
             audit: audit_log.clone(),
             started: pincer_scheduler::jiff::Timestamp::now(),
+            egress: crate::web::egress(&config, &audit_log),
         });
         let state = Arc::new(state);
         // One MCP hub for the process: each server runs once, whichever agent calls it.

@@ -494,13 +494,7 @@ fn check_mcp(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) -> a
                 if !p.is_dir() {
                     problems.push(format!("{} is not a directory", p.display()));
                 }
-                let cp = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-                if protected.iter().any(|q| {
-                    let q = std::fs::canonicalize(q).unwrap_or_else(|_| q.clone());
-                    cp.starts_with(&q) || q.starts_with(&cp)
-                }) {
-                    problems.push(format!("{} overlaps Pincer's own files", p.display()));
-                }
+                problems.extend(pincer_mcp::hub::overlap(p, &protected));
             }
         } else if config.security.network == NetworkMode::Off {
             problems.push("security.network is \"off\": an HTTP server cannot be reached".into());
@@ -517,22 +511,22 @@ fn check_mcp(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) -> a
         let rec = records.iter().find(|x| &x.server == name);
         let approved = rec
             .and_then(|x| x.approved.as_ref())
-            .map(|a| a.sha256.clone());
-        let seen = rec.and_then(|x| x.seen.as_ref()).map(|a| a.sha256.clone());
-        match (approved, seen) {
-            (None, _) => r.add(
+            .map(|a| a.sha256.as_str());
+        let seen = rec.and_then(|x| x.seen.as_ref()).map(|a| a.sha256.as_str());
+        match pincer_server::mcp_admin::status(approved, seen, true) {
+            "not approved" => r.add(
                 id,
                 Status::Warn,
                 "not approved: its tools are not offered",
                 Some("pincer mcp discover, then pincer mcp approve"),
             ),
-            (Some(a), Some(s)) if a != s => r.add(
+            "approved, enabled" => r.add(id, Status::Ok, "approved and enabled", None),
+            changed => r.add(
                 id,
                 Status::Warn,
-                "its manifest changed since approval: tools withdrawn",
+                changed,
                 Some("pincer mcp tools NAME shows the change; pincer mcp approve accepts it"),
             ),
-            _ => r.add(id, Status::Ok, "approved and enabled", None),
         }
     }
     Ok(())

@@ -65,6 +65,11 @@ fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp")
 }
 
+/// `pincer tools call TOOL --args ARGS`.
+async fn tools_call(home: &Home, tool: &str, args: &str) -> std::process::Output {
+    home.run(&["tools", "call", tool, "--args", args], "").await
+}
+
 async fn ok(home: &Home, args: &[&str]) -> String {
     let out = home.run(args, "").await;
     assert_eq!(
@@ -261,12 +266,7 @@ async fn the_filesystem_server_cannot_read_outside_its_read_paths() {
         let home = &home;
         async move {
             let args = json!({"path": path.display().to_string()}).to_string();
-            let out = home
-                .run(
-                    &["tools", "call", "mcp.files.read_text_file", "--args", &args],
-                    "",
-                )
-                .await;
+            let out = tools_call(home, "mcp.files.read_text_file", &args).await;
             format!("{}{}", stdout(&out), stderr(&out))
         }
     };
@@ -285,18 +285,12 @@ async fn the_filesystem_server_cannot_read_outside_its_read_paths() {
         &format!("[\"{}\", \"{}\"]", p.npm.display(), home.path().display()),
     )
     .await;
-    let out = home
-        .run(
-            &[
-                "tools",
-                "call",
-                "mcp.files.read_text_file",
-                "--args",
-                &json!({"path": "/x"}).to_string(),
-            ],
-            "",
-        )
-        .await;
+    let out = tools_call(
+        &home,
+        "mcp.files.read_text_file",
+        &json!({"path": "/x"}).to_string(),
+    )
+    .await;
     assert!(
         stderr(&out).contains("which no MCP server may see"),
         "{}",
@@ -440,9 +434,7 @@ async fn bad_servers_give_clear_errors_and_nothing_hangs() {
     let call_tool = |tool: &'static str, args: Value| {
         let home = &home;
         async move {
-            let out = home
-                .run(&["tools", "call", tool, "--args", &args.to_string()], "")
-                .await;
+            let out = tools_call(home, tool, &args.to_string()).await;
             format!("{}{}", stdout(&out), stderr(&out))
         }
     };
@@ -653,18 +645,7 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
     assert_eq!(audit_events(&home, "mcp.egress_refused").await.len(), 1);
     set(&home, "security.network", "allowlist").await;
     approve_and_grant(&home, "web").await;
-    let out = home
-        .run(
-            &[
-                "tools",
-                "call",
-                "mcp.web.hello",
-                "--args",
-                r#"{"name": "over http"}"#,
-            ],
-            "",
-        )
-        .await;
+    let out = tools_call(&home, "mcp.web.hello", r#"{"name": "over http"}"#).await;
     assert!(
         stdout(&out).contains("hello over http"),
         "{}{}",
@@ -676,18 +657,7 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
     assert_eq!(egress.last().unwrap()["private_allowed"], true);
     // Without its private address named, a loopback server is refused.
     set(&home, "mcp.servers.web.allow_private", "[]").await;
-    let out = home
-        .run(
-            &[
-                "tools",
-                "call",
-                "mcp.web.hello",
-                "--args",
-                r#"{"name": "again"}"#,
-            ],
-            "",
-        )
-        .await;
+    let out = tools_call(&home, "mcp.web.hello", r#"{"name": "again"}"#).await;
     assert!(!stdout(&out).contains("hello again"), "{}", stdout(&out));
     assert!(stderr(&out).contains("is not allowed"), "{}", stderr(&out));
     // Named in `network` but resolving to loopback: still refused (public addresses only).
@@ -698,18 +668,7 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
     )
     .await;
     set(&home, "mcp.servers.web.network", "[\"localhost\"]").await;
-    let out = home
-        .run(
-            &[
-                "tools",
-                "call",
-                "mcp.web.hello",
-                "--args",
-                r#"{"name": "again"}"#,
-            ],
-            "",
-        )
-        .await;
+    let out = tools_call(&home, "mcp.web.hello", r#"{"name": "again"}"#).await;
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }
 
@@ -880,18 +839,7 @@ async fn without_an_enforced_sandbox_a_stdio_server_never_starts() {
     add_python(&home, &p, "test", "test_server.py", &[]).await;
     approve_and_grant(&home, "test").await;
     set(&home, "security.sandbox", "none").await;
-    let out = home
-        .run(
-            &[
-                "tools",
-                "call",
-                "mcp.test.hello",
-                "--args",
-                r#"{"name": "x"}"#,
-            ],
-            "",
-        )
-        .await;
+    let out = tools_call(&home, "mcp.test.hello", r#"{"name": "x"}"#).await;
     assert!(!stdout(&out).contains("hello x"), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("no sandbox can be enforced"),
