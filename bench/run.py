@@ -348,6 +348,76 @@ def fetch_page(turns):
         shutil.rmtree(site, ignore_errors=True)
 
 
+def proxy_download(reps):
+    """Issue 18 part 5: a 10 MB download over loopback by curl, direct on the host vs inside the
+    native sandbox through Pincer's egress proxy (`shell.exec`, network allowlist). curl's own
+    `speed_download` is compared, so sandbox start-up is not counted; the two are interleaved
+    (machine noise hits both alike) and the medians of `reps` each compared. The server sends
+    with sendfile(2), so it is not the bottleneck."""
+    import http.server
+    import socketserver
+    import threading
+    if not shutil.which("curl"):
+        return {"error": "curl is not installed"}
+    site = Path(tempfile.mkdtemp(prefix="pincer-bench-dl-"))
+    blob = site / "blob"
+    blob.write_bytes(os.urandom(10 * 1024 * 1024))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Length", str(blob.stat().st_size))
+            self.end_headers()
+            with blob.open("rb") as f:
+                self.connection.sendfile(f)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/blob"
+    # Throughput of the transfer itself (first byte → last byte): a 10 MB loopback download takes
+    # ~6 ms, so the connection set-up (a fresh process's first policy check) would otherwise
+    # dominate a figure about throughput. The set-up is reported beside it.
+    curl = f"curl -s -o /dev/null -w '%{{size_download}} %{{time_starttransfer}} %{{time_total}}' {url}"
+
+    def rate(text):
+        size, first, total = (float(x) for x in text.split())
+        return size / (total - first), first * 1000
+    fake = Fake()
+    home = Home(fake)
+    try:
+        home.set("security.exec", "sandboxed")
+        home.set("security.sandbox", "native")
+        home.set("agents.main.approval_mode", "trusted")
+        home.set("security.network", "allowlist")
+        home.set("security.egress_allow_private", f'["127.0.0.1:{httpd.server_address[1]}"]')
+        args = json.dumps({"command": curl})
+        direct, proxied = [], []
+        for _ in range(reps):
+            out = subprocess.run(["sh", "-c", curl], capture_output=True, text=True, check=True)
+            direct.append(rate(out.stdout))
+            out = run([str(BIN), "tools", "call", "shell.exec", "--args", args, "--approve"], home.env)
+            res = json.loads(out.stdout)
+            if res.get("exit_code") != 0:
+                return {"error": f"sandboxed curl: {res.get('stderr', '')[:200]}"}
+            proxied.append(rate(res["stdout"]))
+        d = statistics.median(r for r, _ in direct)
+        p = statistics.median(r for r, _ in proxied)
+        return {"direct_mb_s": round(d / 1e6, 1), "proxied_mb_s": round(p / 1e6, 1),
+                "overhead_pct": round((d - p) / d * 100, 1),
+                "first_byte_direct_ms": round(statistics.median(f for _, f in direct), 2),
+                "first_byte_proxied_ms": round(statistics.median(f for _, f in proxied), 2)}
+    finally:
+        httpd.shutdown()
+        home.cleanup()
+        fake.stop()
+        shutil.rmtree(site, ignore_errors=True)
+
+
 def call_ms(home, tool):
     """Median time from a call's `policy.decision` to its `tool.result` in the audit log: the
     tool's own run (plus the result's audit append, the same for every tool)."""
@@ -418,8 +488,10 @@ def main():
         build()
     if a.web_only:
         w = fetch_page(50 if a.quick else 300)
+        d = proxy_download(5 if a.quick else 20)
         print("| measure | result |\n|---|---|")
         print(f"| `http.fetch` of a {w['page_bytes'] // 1000} KB loopback page, Markdown included (in `pincer serve`, decision → result), median | {w['fetch_call_ms_median']} ms |")
+        print(f"| {proxy_label()} | {proxy_result(d)} |")
         return
     if a.mcp_only:
         r = {"mcp_call": mcp_call(turns, 5 if a.quick else 20)}
@@ -525,6 +597,8 @@ def main():
         r["search"] = search_vs_rg(fake, 5 if a.quick else 20)
         log("http.fetch of a 100 KB page")
         r["web_fetch"] = fetch_page(50 if a.quick else 300)
+        log("a 10 MB download inside the sandbox through the egress proxy")
+        r["proxy_download"] = proxy_download(5 if a.quick else 20)
         log("a no-op MCP tool call over stdio")
         r["mcp_call"] = mcp_call(turns, 5 if a.quick else 20)
     finally:
@@ -556,6 +630,17 @@ def ms3(d):
     return " / ".join(f"{d[p]} ms" for p in ("50", "95", "99"))
 
 
+def proxy_label():
+    return "10 MB loopback download by curl, transfer throughput: direct vs inside the sandbox through the egress proxy (median)"
+
+
+def proxy_result(d):
+    if "error" in d:
+        return d["error"]
+    return (f"{d['direct_mb_s']} vs {d['proxied_mb_s']} MB/s: {d['overhead_pct']} % slower "
+            f"(first byte {d['first_byte_direct_ms']} vs {d['first_byte_proxied_ms']} ms)")
+
+
 def table(r):
     mib = lambda k: f"{k / 1024:.1f} MiB"  # noqa: E731
     rows = [
@@ -579,6 +664,8 @@ def table(r):
     if "web_fetch" in r:
         w = r["web_fetch"]
         rows.append((f"`http.fetch` of a {w['page_bytes'] // 1000} KB loopback page, Markdown included (in `pincer serve`, decision → result, median)", f"{w['fetch_call_ms_median']} ms", "p50 ≤ 5 ms"))
+    if "proxy_download" in r:
+        rows.append((proxy_label(), proxy_result(r["proxy_download"]), "≤ 10 %"))
     if "mcp_call" in r:
         m = r["mcp_call"]
         rows.append(("turn via /v1/tasks calling built-in `time.now` p50 / p95 / p99", ms3(m["builtin"]), "—"))

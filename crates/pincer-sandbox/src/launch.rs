@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use crate::capture::{Captured, HeadTail};
 use crate::cgroup::PidsCgroup;
 use crate::protocol::{self, Handshake, Ready};
-use crate::{ExecSpec, Sandbox, SandboxError};
+use crate::{ExecSpec, NetworkAccess, Sandbox, SandboxError};
 
 /// How long a launcher may take to reach the ready line.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,6 +84,14 @@ pub struct ExecOutcome {
     pub stderr: Captured,
 }
 
+/// Serves the proxy port of a [`NetworkAccess::Proxy`] sandbox: every connection the command
+/// makes to [`crate::PROXY_ADDR`] is accepted on `listener` — outside the sandbox, by Pincer —
+/// and decided there (the egress policy in `pincer-web`).
+pub trait NetworkProxy: Send + Sync + std::fmt::Debug {
+    /// Accepts and serves connections on `listener` until the returned task is aborted.
+    fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()>;
+}
+
 /// A confined command that passed the handshake and is running.
 #[derive(Debug)]
 pub struct Running {
@@ -97,6 +105,10 @@ pub struct Running {
     started: Instant,
     /// Set once the launcher was waited for; its pid (and group id) may then be reused.
     reaped: bool,
+    /// The sandbox's proxy port, until [`Running::serve_proxy`] takes it.
+    proxy_listener: Option<std::net::TcpListener>,
+    /// The task serving it, aborted when the command ends.
+    proxy_task: Option<tokio::task::JoinHandle<()>>,
     // Last: removed after the child is gone.
     _cgroup: Option<PidsCgroup>,
 }
@@ -121,8 +133,28 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         .to_string_lossy()
         .into_owned();
     let mut cmd = tokio::process::Command::from(launcher.command);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    // In proxy mode stdin is a socket pair: frames go in as on a pipe, and the helper sends the
+    // proxy port's listening socket back on it (`helper/net.rs`).
+    let mut control = None;
+    if spec.network == NetworkAccess::Proxy {
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| SandboxError::Io(format!("socket pair for the proxy port: {e}")))?;
+        let ours = std::os::unix::net::UnixStream::from(ours);
+        ours.set_nonblocking(true)
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        control = Some(
+            tokio::net::UnixStream::from_std(ours).map_err(|e| SandboxError::Io(e.to_string()))?,
+        );
+        cmd.stdin(Stdio::from(theirs));
+    } else {
+        cmd.stdin(Stdio::piped());
+    }
+    cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
@@ -135,6 +167,10 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         .and_then(|id| i32::try_from(id).ok())
         .and_then(rustix::process::Pid::from_raw);
     let mut kept_stdin = None;
+    if let Some(c) = control.as_mut() {
+        // As below: a failed write shows in the handshake.
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, c.write_all(&launcher.stdin)).await;
+    }
     if let Some(mut stdin) = child.stdin.take() {
         // The helper reads its spec first thing; a failed write means the launcher already
         // failed, which the handshake below reports.
@@ -167,18 +203,33 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         }
     };
     match protocol::parse(&line) {
-        Handshake::Ready(ready) => Ok(Running {
-            stdin: kept_stdin,
-            stdout: child.stdout.take(),
-            child,
-            pgid,
-            stderr: Some(stderr),
-            early_stderr: rest,
-            ready,
-            started,
-            reaped: false,
-            _cgroup: cgroup,
-        }),
+        Handshake::Ready(ready) => {
+            let proxy_listener = match &control {
+                Some(c) => match receive_listener(c).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        kill_group(pgid, &mut child);
+                        let _ = child.wait().await;
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
+            Ok(Running {
+                stdin: kept_stdin,
+                stdout: child.stdout.take(),
+                child,
+                pgid,
+                stderr: Some(stderr),
+                early_stderr: rest,
+                ready,
+                started,
+                reaped: false,
+                proxy_listener,
+                proxy_task: None,
+                _cgroup: cgroup,
+            })
+        }
         Handshake::Failed(f) => {
             kill_group(pgid, &mut child);
             let _ = child.wait().await;
@@ -214,6 +265,63 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
                 message,
             })
         }
+    }
+}
+
+/// Receives the proxy port's listening socket the helper sent before its ready line.
+async fn receive_listener(
+    c: &tokio::net::UnixStream,
+) -> Result<std::net::TcpListener, SandboxError> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::mem::MaybeUninit;
+    let fail = |m: String| SandboxError::Setup {
+        step: "proxy".into(),
+        message: m,
+    };
+    let recv = || {
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut anc = RecvAncillaryBuffer::new(&mut space);
+        let mut byte = [0u8; 1];
+        let got = rustix::net::recvmsg(
+            c,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            &mut anc,
+            RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let mut fds = Vec::new();
+        for m in anc.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = m {
+                fds.extend(rights);
+            }
+        }
+        Ok::<_, std::io::Error>((got.bytes, byte[0], fds))
+    };
+    // The helper sent it before writing the ready line, so it is already queued; the wait is a
+    // bound, not a synchronisation.
+    let (n, tag, mut fds) = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        loop {
+            c.readable().await?;
+            match c.try_io(tokio::io::Interest::READABLE, recv) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    })
+    .await
+    .map_err(|_| fail("the sandbox did not hand over its proxy port".into()))?
+    .map_err(|e| fail(format!("receiving the proxy port: {e}")))?;
+    if n != 1 || tag != crate::helper::net::TAG || fds.len() != 1 {
+        return Err(fail("malformed proxy port message from the sandbox".into()));
+    }
+    let fd = fds.remove(0);
+    let listener = std::net::TcpListener::from(fd);
+    // Checked, not trusted: it must be a listening TCP socket on the sandbox's proxy address.
+    match listener.local_addr() {
+        Ok(a) if a == std::net::SocketAddr::V4(crate::PROXY_ADDR) => Ok(listener),
+        other => Err(fail(format!(
+            "the sandbox handed over {other:?}, not the proxy port"
+        ))),
     }
 }
 
@@ -260,6 +368,25 @@ impl Running {
     /// What the helper reported as enforced.
     pub fn ready(&self) -> &Ready {
         &self.ready
+    }
+
+    /// Starts serving the sandbox's proxy port with `proxy` (only with
+    /// [`NetworkAccess::Proxy`]); the serving task is aborted when the command ends or this is
+    /// dropped.
+    ///
+    /// # Errors
+    /// [`SandboxError::InvalidSpec`] when the sandbox has no proxy port (or it was taken),
+    /// [`SandboxError::Io`] when it cannot be registered with the runtime.
+    pub fn serve_proxy(&mut self, proxy: &dyn NetworkProxy) -> Result<(), SandboxError> {
+        let l = self.proxy_listener.take().ok_or_else(|| {
+            SandboxError::InvalidSpec("this sandbox has no proxy port to serve".into())
+        })?;
+        l.set_nonblocking(true)
+            .map_err(|e| SandboxError::Io(e.to_string()))?;
+        let l =
+            tokio::net::TcpListener::from_std(l).map_err(|e| SandboxError::Io(e.to_string()))?;
+        self.proxy_task = Some(proxy.serve(l));
+        Ok(())
     }
 
     /// The command's stdin (only with `ExecSpec::stdin_pipe`), for a caller that speaks a
@@ -387,6 +514,9 @@ impl Running {
 
     fn finished(&mut self, s: std::process::ExitStatus, termination: Termination) -> Finished {
         self.reaped = true;
+        if let Some(t) = self.proxy_task.take() {
+            t.abort();
+        }
         use std::os::unix::process::ExitStatusExt as _;
         Finished {
             exit_code: s.code(),
@@ -403,20 +533,34 @@ impl Drop for Running {
         if !self.reaped {
             kill_group(self.pgid, &mut self.child);
         }
+        if let Some(t) = self.proxy_task.take() {
+            t.abort();
+        }
     }
 }
 
-/// Runs `spec` to the end with bounded output capture.
+/// Runs `spec` to the end with bounded output capture; `proxy` serves the proxy port when the
+/// spec asks for [`NetworkAccess::Proxy`].
 ///
 /// # Errors
-/// As [`spawn`] and [`Running::drive`].
+/// As [`spawn`] and [`Running::drive`]; [`SandboxError::InvalidSpec`] for a proxy-mode spec
+/// without a proxy.
 pub async fn run(
     sandbox: &dyn Sandbox,
     spec: ExecSpec,
     limits: RunLimits,
     cancel: impl Future<Output = ()>,
+    proxy: Option<&dyn NetworkProxy>,
 ) -> Result<ExecOutcome, SandboxError> {
-    let running = spawn(sandbox, spec).await?;
+    if spec.network == NetworkAccess::Proxy && proxy.is_none() {
+        return Err(SandboxError::InvalidSpec(
+            "network through the proxy needs a proxy to serve it".into(),
+        ));
+    }
+    let mut running = spawn(sandbox, spec).await?;
+    if let Some(p) = proxy.filter(|_| running.proxy_listener.is_some()) {
+        running.serve_proxy(p)?;
+    }
     let mut out = HeadTail::new(limits.output_cap);
     let mut err = HeadTail::new(limits.output_cap);
     let finished = running

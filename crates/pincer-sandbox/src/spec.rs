@@ -36,9 +36,34 @@ pub const SYSTEM_PATHS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkAccess {
-    /// An empty network namespace, and no sockets other than `AF_UNIX`.
+    /// An empty network namespace and no `socket(2)` at all.
     Off,
+    /// An empty network namespace whose only listener is Pincer's egress proxy on
+    /// [`PROXY_ADDR`]: the helper binds it inside the namespace before confinement and hands the
+    /// listening socket to the parent ([`crate::Running::serve_proxy`]), which serves it. The
+    /// command may create `AF_INET`/`AF_INET6` sockets only (no `AF_UNIX`, no netlink), and
+    /// where Landlock has TCP rules (ABI 4+) may connect to the proxy port only and bind none.
+    /// The proxy environment variables are set ([`PROXY_ENV`]).
+    Proxy,
 }
+
+/// Where the egress proxy listens inside a [`NetworkAccess::Proxy`] sandbox.
+pub const PROXY_ADDR: std::net::SocketAddrV4 =
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, PROXY_PORT);
+/// The proxy's port inside the sandbox (the sandbox has its own network namespace, so any port
+/// is free; this is the one HTTP proxies customarily use).
+pub const PROXY_PORT: u16 = 3128;
+/// Variables set to `http://127.0.0.1:3128` in a [`NetworkAccess::Proxy`] sandbox: curl, git,
+/// cargo, pip, npm and most HTTP clients honour one of them. `no_proxy`/`NO_PROXY` are removed
+/// (nothing is reachable without the proxy anyway).
+pub const PROXY_ENV: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 /// Kernel-enforced resource limits (rlimits) for the confined command and its children.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +166,21 @@ impl ExecSpec {
         if let Some(p) = self.writable.iter().find(|p| p.as_path() == Path::new("/")) {
             return bad(format!("writable path {} cannot be `/`", p.display()));
         }
+        if self.network == NetworkAccess::Proxy {
+            if self.stdin_pipe {
+                // In proxy mode stdin carries the listening socket back to the parent; a
+                // protocol peer on stdin (an MCP server) with network is not supported yet.
+                return bad(
+                    "network through the proxy cannot be combined with a stdin pipe".into(),
+                );
+            }
+            self.env.retain(|(k, _)| {
+                !PROXY_ENV.contains(&k.as_str()) && k != "no_proxy" && k != "NO_PROXY"
+            });
+            let url = format!("http://{PROXY_ADDR}");
+            self.env
+                .extend(PROXY_ENV.iter().map(|k| ((*k).to_owned(), url.clone())));
+        }
         Ok(self)
     }
 }
@@ -215,5 +255,27 @@ mod tests {
         s.env = vec![("A=B".into(), "x".into())];
         assert!(s.validated().is_err());
         assert!(spec(d.path()).validated().is_ok());
+    }
+
+    #[test]
+    fn proxy_mode_sets_the_proxy_environment_and_drops_no_proxy() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spec(d.path());
+        s.network = NetworkAccess::Proxy;
+        s.env = vec![
+            ("NO_PROXY".into(), "*".into()),
+            ("HTTPS_PROXY".into(), "http://evil:1".into()),
+            ("KEEP".into(), "1".into()),
+        ];
+        let v = s.clone().validated().unwrap();
+        assert!(v.env.iter().all(|(k, _)| k != "NO_PROXY"));
+        assert!(v.env.contains(&("KEEP".into(), "1".into())));
+        for k in PROXY_ENV {
+            let vals: Vec<_> = v.env.iter().filter(|(e, _)| e == k).collect();
+            assert_eq!(vals.len(), 1, "{k}");
+            assert_eq!(vals[0].1, "http://127.0.0.1:3128");
+        }
+        s.stdin_pipe = true;
+        assert!(matches!(s.validated(), Err(SandboxError::InvalidSpec(_))));
     }
 }

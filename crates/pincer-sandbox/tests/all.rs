@@ -96,6 +96,7 @@ impl Env {
             self.spec(&["/bin/sh", "-c", script]),
             self.run,
             std::future::pending(),
+            None,
         )
         .await
     }
@@ -153,7 +154,7 @@ both!(workspace_is_writable_and_cwd_is_inside, |env| {
     std::fs::create_dir(env.ws.join("sub")).unwrap();
     let mut spec = env.spec(&["/bin/sh", "-c", "pwd; echo made > out.txt"]);
     spec.cwd = env.ws.join("sub");
-    let o = launch::run(&*env.sb, spec, env.run, std::future::pending())
+    let o = launch::run(&*env.sb, spec, env.run, std::future::pending(), None)
         .await
         .unwrap();
     assert!(ok(&o), "{o:?}");
@@ -216,7 +217,7 @@ both!(read_only_roots_are_readable_not_writable, |mut env| {
     ]);
     spec.read_only = vec![docs.clone()];
     env.limits = Limits::default();
-    let o = launch::run(&*env.sb, spec, env.run, std::future::pending())
+    let o = launch::run(&*env.sb, spec, env.run, std::future::pending(), None)
         .await
         .unwrap();
     assert_eq!(o.stdout.text, "doc text");
@@ -378,6 +379,7 @@ both!(a_missing_command_is_a_typed_error, |env| {
         env.spec(&["definitely-not-a-command-xyz"]),
         env.run,
         std::future::pending(),
+        None,
     )
     .await
     .unwrap_err();
@@ -537,7 +539,7 @@ both!(
             ),
         ]);
         spec.writable = vec![extra.clone()];
-        let o = launch::run(&*env.sb, spec, env.run, std::future::pending())
+        let o = launch::run(&*env.sb, spec, env.run, std::future::pending(), None)
             .await
             .unwrap();
         assert!(o.stdout.text.starts_with("ok\n"), "{o:?}");
@@ -546,3 +548,157 @@ both!(
         assert_eq!(std::fs::read_to_string(extra.join("made")).unwrap(), "hi\n");
     }
 );
+
+/// The far end of the proxy port for these tests: a real TCP server (what Pincer's egress proxy
+/// is in production) that answers every request with what it was asked, so the test sees that
+/// the command's connection arrived outside the sandbox.
+#[derive(Debug, Default)]
+struct EchoProxy {
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl pincer_sandbox::NetworkProxy for EchoProxy {
+    fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut r = tokio::io::BufReader::new(s);
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let line = line.trim_end().to_owned();
+                    seen.lock().unwrap().push(line.clone());
+                    let body = format!("via-proxy {line}");
+                    let _ = r
+                        .get_mut()
+                        .write_all(
+                            format!(
+                                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        })
+    }
+}
+
+fn need_curl() -> bool {
+    let found = Path::new("/usr/bin/curl").is_file();
+    assert!(found || !in_ci(), "curl is required under CI");
+    if !found {
+        eprintln!("SKIP (not CI): curl is not installed");
+    }
+    found
+}
+
+// Issue 18.5: with network through the proxy, the proxy port is the only way out. A request
+// reaches Pincer's side; the host's loopback, direct connections and Unix sockets do not.
+both!(network_through_the_proxy_reaches_only_the_proxy, |env| {
+    if !need_curl() {
+        return;
+    }
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    host.set_nonblocking(true).unwrap();
+    let port = host.local_addr().unwrap().port();
+    let unix = env.ws.join("agent.sock");
+    let unix_listener = std::os::unix::net::UnixListener::bind(&unix).unwrap();
+    unix_listener.set_nonblocking(true).unwrap();
+    let proxy = EchoProxy::default();
+    let mut spec = env.spec(&[
+        "/bin/sh",
+        "-c",
+        &format!(
+            "curl -sS --max-time 20 http://example.test/page; echo; \
+             curl -sS --max-time 5 --noproxy '*' http://127.0.0.1:{port}/ && echo DIRECT; \
+             bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' && echo DIRECT; \
+             perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die \"unix socket: $!\\n\"; \
+               connect(S, pack_sockaddr_un($ARGV[0])) or die \"connect: $!\\n\"; print \"DIRECT\\n\"' {unix}; \
+             echo \"$http_proxy $HTTPS_PROXY\"",
+            unix = unix.display()
+        ),
+    ]);
+    spec.network = NetworkAccess::Proxy;
+    let o = launch::run(
+        &*env.sb,
+        spec,
+        env.run,
+        std::future::pending(),
+        Some(&proxy),
+    )
+    .await
+    .unwrap();
+    assert!(
+        o.stdout
+            .text
+            .starts_with("via-proxy GET http://example.test/page HTTP/1.1\n"),
+        "{o:?}"
+    );
+    assert!(!o.stdout.text.contains("DIRECT"), "{o:?}");
+    assert!(
+        o.stderr
+            .text
+            .contains("unix socket: Operation not permitted"),
+        "{o:?}"
+    );
+    assert!(
+        o.stdout
+            .text
+            .contains("http://127.0.0.1:3128 http://127.0.0.1:3128"),
+        "{o:?}"
+    );
+    assert_eq!(
+        *proxy.seen.lock().unwrap(),
+        vec!["GET http://example.test/page HTTP/1.1".to_owned()]
+    );
+    assert_eq!(
+        host.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    assert!(unix_listener.accept().is_err());
+});
+
+// Without a proxy to serve it, a proxy-mode command does not start.
+both!(network_through_the_proxy_needs_a_proxy, |env| {
+    let mut spec = env.spec(&["/bin/true"]);
+    spec.network = NetworkAccess::Proxy;
+    let e = launch::run(&*env.sb, spec, env.run, std::future::pending(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SandboxError::InvalidSpec(_)), "{e:?}");
+});
+
+// Where Landlock has TCP rules, the command can neither bind a port nor connect to another
+// one inside its namespace (it could not reach anything there, but a listener would be a way to
+// accept what it should not).
+both!(network_through_the_proxy_binds_nothing, |env| {
+    let proxy = EchoProxy::default();
+    let mut spec = env.spec(&[
+        "/usr/bin/python3",
+        "-c",
+        "import socket\ntry:\n    s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen(); print('BOUND')\nexcept OSError as e:\n    print('refused', e.errno)",
+    ]);
+    spec.network = NetworkAccess::Proxy;
+    let mut running = launch::spawn(&*env.sb, spec).await.unwrap();
+    running.serve_proxy(&proxy).unwrap();
+    let abi = running.ready().landlock_abi;
+    let mut out = Vec::new();
+    running
+        .drive(env.run, std::future::pending(), |_, b| {
+            out.extend_from_slice(b)
+        })
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    if abi >= 4 {
+        assert!(out.contains("refused 13"), "{out}");
+    } else {
+        eprintln!("Landlock ABI {abi} has no TCP rules: {out}");
+    }
+});

@@ -472,10 +472,21 @@ impl AgentTools {
         // Beside the built-ins: the MCP tools, and the web tools (only with the network on).
         let mut extra_tools: Vec<Arc<dyn pincer_tools::Tool>> =
             mcp_tools.into_iter().map(|(_, t)| t).collect();
-        extra_tools.extend(crate::web::tools(config, env, &audit)?);
+        let egress = crate::web::agent_egress(config, &audit, agent.as_str());
+        extra_tools.extend(crate::web::tools(config, env, egress.as_ref())?);
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
-        let exec = match sandbox::exec_state(config, a, &policy.granted, &ws, &protected, env).await
+        let proxy = crate::web::exec_proxy(egress.as_ref());
+        let exec = match sandbox::exec_state(
+            config,
+            a,
+            &policy.granted,
+            &ws,
+            &protected,
+            env,
+            proxy,
+        )
+        .await
         {
             sandbox::ExecState::On(scope) => Some(scope),
             sandbox::ExecState::NotWanted => None,

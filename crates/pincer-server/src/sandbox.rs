@@ -131,6 +131,7 @@ pub async fn exec_state(
     workspace: &Path,
     protected: &[ProtectedPath],
     env: &Env,
+    proxy: Option<Arc<dyn pincer_sandbox::NetworkProxy>>,
 ) -> ExecState {
     let wanted = EXEC_TOOLS
         .iter()
@@ -169,7 +170,7 @@ pub async fn exec_state(
         .iter()
         .map(|e| argv_prefix(e).into_iter().map(str::to_owned).collect())
         .collect();
-    ExecState::On(Arc::new(ExecScope::new(
+    let scope = ExecScope::new(
         sb,
         workspace.to_path_buf(),
         a.read_roots.values().cloned().collect(),
@@ -177,5 +178,11 @@ pub async fn exec_state(
         limits,
         settings,
         allow,
-    )))
+    );
+    // With the network on, commands reach it through the egress proxy (D4); otherwise their
+    // sandbox has no network at all.
+    ExecState::On(Arc::new(match proxy {
+        Some(p) => scope.with_network(p),
+        None => scope,
+    }))
 }

@@ -1,6 +1,7 @@
 //! Which web tools an agent's registry gets (issue 18): `http.fetch` when the network is on
 //! (`security.network = "allowlist"`), `web.search` when a backend is configured too. Off, they
-//! are not offered at all (and policy would deny the `network` capability anyway).
+//! are not offered at all (and policy would deny the `network` capability anyway). With the
+//! network on, the agent's sandboxed commands also reach it, through the egress proxy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use pincer_config::{Config, NetworkMode};
 use pincer_tools::Tool;
 use pincer_web::egress::{Egress, EgressSettings};
 use pincer_web::fetch::HttpFetch;
+use pincer_web::proxy::EgressProxy;
 use pincer_web::search::{Backend, WebSearch};
 
 use crate::Env;
@@ -19,32 +21,44 @@ pub const WEB_TOOLS: [&str; 2] = ["http.fetch", "web.search"];
 
 /// The egress client for `config`, recording to `audit`.
 pub fn egress(config: &Config, audit: &Arc<AuditLog>) -> Arc<Egress> {
-    Arc::new(Egress::new(
-        EgressSettings {
-            network: config.security.network,
-            allow: config.security.egress_allow.clone(),
-            allow_private: config.security.egress_allow_private.clone(),
-            max_bytes: config.web.fetch_max_bytes,
-            timeout: Duration::from_secs(config.web.fetch_timeout_secs),
-            max_redirects: config.web.max_redirects,
-        },
-        Some(audit.clone()),
-    ))
+    Arc::new(Egress::new(settings(config), Some(audit.clone())))
 }
 
-/// The web tools for `config` (none while the network is off).
+fn settings(config: &Config) -> EgressSettings {
+    EgressSettings {
+        network: config.security.network,
+        allow: config.security.egress_allow.clone(),
+        allow_private: config.security.egress_allow_private.clone(),
+        max_bytes: config.web.fetch_max_bytes,
+        timeout: Duration::from_secs(config.web.fetch_timeout_secs),
+        max_redirects: config.web.max_redirects,
+    }
+}
+
+/// One agent's egress client (its audit records name the agent), shared by its web tools and
+/// the proxy its sandboxed commands reach the network through; `None` while the network is off.
+pub fn agent_egress(config: &Config, audit: &Arc<AuditLog>, agent: &str) -> Option<Arc<Egress>> {
+    (config.security.network != NetworkMode::Off)
+        .then(|| Arc::new(Egress::new(settings(config), Some(audit.clone())).for_agent(agent)))
+}
+
+/// The egress proxy for an agent's sandboxed commands (D4), when the network is on.
+pub fn exec_proxy(egress: Option<&Arc<Egress>>) -> Option<Arc<dyn pincer_sandbox::NetworkProxy>> {
+    egress.map(|e| Arc::new(EgressProxy::new(e.clone())) as Arc<dyn pincer_sandbox::NetworkProxy>)
+}
+
+/// The web tools for an agent with `egress` (none while the network is off).
 ///
 /// # Errors
 /// When a tool cannot be built (a misdefined name: caught by the tests).
 pub fn tools(
     config: &Config,
     env: &Env,
-    audit: &Arc<AuditLog>,
+    egress: Option<&Arc<Egress>>,
 ) -> anyhow::Result<Vec<Arc<dyn Tool>>> {
-    if config.security.network == NetworkMode::Off {
+    let Some(egress) = egress.cloned() else {
         return Ok(Vec::new());
-    }
-    let egress = egress(config, audit);
+    };
     let mut out: Vec<Arc<dyn Tool>> = vec![Arc::new(HttpFetch::new(egress.clone())?)];
     if let Some(s) = &config.web.search {
         match s.api_key_env.as_ref().map(|var| (var, env.var(var))) {

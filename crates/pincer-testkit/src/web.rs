@@ -2,7 +2,9 @@
 //! list, JSON, a PDF, Latin-1 text), redirects anywhere (`/redirect?to=URL`), a body that drips
 //! forever, a body of 5 GB (generated, never stored), and the wire formats of two search APIs:
 //! SearXNG's JSON API (`/search?q=…&format=json`) and Brave Search's web API
-//! (`/res/v1/web/search`, which demands the `X-Subscription-Token` it was started with).
+//! (`/res/v1/web/search`, which demands the `X-Subscription-Token` it was started with). Files
+//! of a directory set with [`FakeWeb::serve_dir`] are served under `/files/` (a git repository
+//! over git's "dumb" HTTP protocol, a sparse cargo registry).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ and hope is not a plan, as every operator learns sooner or later.</p>
 struct Shared {
     brave_key: String,
     hits: Mutex<Vec<String>>,
+    files: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// The server.
@@ -61,6 +64,7 @@ impl FakeWeb {
         let shared = Arc::new(Shared {
             brave_key: brave_key.to_owned(),
             hits: Mutex::new(Vec::new()),
+            files: Mutex::new(None),
         });
         let app = Router::new()
             .route("/article", get(|| async { html(ARTICLE_HTML) }))
@@ -76,6 +80,7 @@ impl FakeWeb {
             .route("/echo", axum::routing::post(echo))
             .route("/search", get(searxng))
             .route("/res/v1/web/search", get(brave))
+            .route("/files/{*path}", get(file))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
@@ -93,6 +98,15 @@ impl FakeWeb {
     /// The port.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Serves the files under `dir` at `/files/…` (`..` refused; a directory is 404).
+    pub fn serve_dir(&self, dir: &std::path::Path) {
+        *self
+            .shared
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir.to_path_buf());
     }
 
     /// Search queries received, in order (`searxng:<q>` / `brave:<q>`).
@@ -123,6 +137,30 @@ async fn redirect(RawQuery(q): RawQuery) -> Response {
 }
 
 /// A body that never ends: one byte, then another every 100 ms.
+async fn file(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    let root = s
+        .files
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let rel = std::path::Path::new(&path);
+    let safe = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    match root {
+        Some(root) if safe => match tokio::fs::read(root.join(rel)).await {
+            Ok(bytes) => {
+                ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+            }
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        },
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn drip() -> Response {
     let s = futures_util::stream::unfold(0u64, |n| async move {
         if n > 0 {

@@ -119,6 +119,8 @@ impl reqwest::dns::Resolve for Pins {
 pub struct Egress {
     settings: EgressSettings,
     audit: Option<Arc<AuditLog>>,
+    /// The agent whose traffic this is, named in every audit record.
+    agent: Option<String>,
     pins: Arc<Pins>,
     /// One client (TLS set-up and connection pool shared), resolving only through `pins`;
     /// built at the first request (building one loads the TLS roots: milliseconds).
@@ -132,9 +134,17 @@ impl Egress {
         Self {
             settings,
             audit,
+            agent: None,
             pins: Arc::new(Pins::default()),
             client: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The same, naming `agent` in every audit record.
+    #[must_use]
+    pub fn for_agent(mut self, agent: &str) -> Self {
+        self.agent = Some(agent.to_owned());
+        self
     }
 
     fn client(&self) -> Result<&reqwest::Client, WebError> {
@@ -162,7 +172,10 @@ impl Egress {
         }
     }
 
-    fn record(&self, kind: &'static str, fields: serde_json::Value) {
+    fn record(&self, kind: &'static str, mut fields: serde_json::Value) {
+        if let (Some(agent), Some(map)) = (&self.agent, fields.as_object_mut()) {
+            map.insert("agent".into(), agent.clone().into());
+        }
         if let Some(log) = &self.audit
             && let Err(e) = log.append_lazy(kind, fields)
         {

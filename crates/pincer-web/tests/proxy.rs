@@ -1,20 +1,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The egress proxy over a real Unix socket, to real loopback servers (testkit's `FakeWeb`),
+//! The egress proxy over a real socket, to real loopback servers (testkit's `FakeWeb`),
 //! with the real policy: the only loopback address it may reach is the one named private.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_config::NetworkMode;
+use pincer_sandbox::NetworkProxy as _;
 use pincer_testkit::FakeWeb;
 use pincer_web::egress::{Egress, EgressSettings};
 use pincer_web::proxy::EgressProxy;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::UnixStream;
+use tokio::net::TcpStream;
 
 struct Setup {
-    _dir: tempfile::TempDir,
-    sock: std::path::PathBuf,
+    sock: std::net::SocketAddr,
+    _serving: tokio::task::JoinHandle<()>,
     web: FakeWeb,
     other: FakeWeb,
 }
@@ -33,21 +34,21 @@ async fn setup() -> Setup {
         },
         None,
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("proxy.sock");
-    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
-    tokio::spawn(EgressProxy::new(egress).serve(listener));
+    // As the sandbox hands it over: a listening TCP socket served through `NetworkProxy`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sock = listener.local_addr().unwrap();
+    let serving = EgressProxy::new(egress).serve(listener);
     Setup {
-        _dir: dir,
         sock,
+        _serving: serving,
         web,
         other,
     }
 }
 
 /// Sends `head` (then `after`, once the proxy answered) and reads everything back.
-async fn exchange(sock: &std::path::Path, head: &str, after: Option<&str>) -> String {
-    let mut s = UnixStream::connect(sock).await.unwrap();
+async fn exchange(sock: std::net::SocketAddr, head: &str, after: Option<&str>) -> String {
+    let mut s = TcpStream::connect(sock).await.unwrap();
     s.write_all(head.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     if let Some(after) = after {
@@ -69,7 +70,7 @@ async fn a_tunnel_to_the_named_address_carries_a_request() {
     let t = setup().await;
     let port = t.web.port();
     let out = exchange(
-        &t.sock,
+        t.sock,
         &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
         Some(&format!(
             "GET /json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
@@ -88,7 +89,7 @@ async fn a_plain_http_request_is_forwarded_in_origin_form() {
     let t = setup().await;
     let port = t.web.port();
     let out = exchange(
-        &t.sock,
+        t.sock,
         &format!("GET http://127.0.0.1:{port}/json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Authorization: x\r\n\r\n"),
         None,
     )
@@ -109,11 +110,11 @@ async fn every_other_destination_is_refused() {
         format!("2130706433:{other}"),
         "evil.example:443".to_owned(),
     ] {
-        let out = exchange(&t.sock, &format!("CONNECT {target} HTTP/1.1\r\n\r\n"), None).await;
+        let out = exchange(t.sock, &format!("CONNECT {target} HTTP/1.1\r\n\r\n"), None).await;
         assert!(out.starts_with("HTTP/1.1 403 Forbidden"), "{target}: {out}");
     }
     let out = exchange(
-        &t.sock,
+        t.sock,
         &format!("GET http://127.0.0.1:{other}/json HTTP/1.1\r\n\r\n"),
         None,
     )
@@ -124,14 +125,14 @@ async fn every_other_destination_is_refused() {
         "GET /json HTTP/1.1\r\n\r\n",
         "GET ftp://x/ HTTP/1.1\r\n\r\n",
     ] {
-        let out = exchange(&t.sock, bad, None).await;
+        let out = exchange(t.sock, bad, None).await;
         assert!(out.starts_with("HTTP/1.1 400"), "{bad:?}: {out}");
     }
     let huge = format!(
         "GET http://x/ HTTP/1.1\r\nX: {}\r\n\r\n",
         "a".repeat(20_000)
     );
-    let out = exchange(&t.sock, &huge, None).await;
+    let out = exchange(t.sock, &huge, None).await;
     assert!(
         out.starts_with("HTTP/1.1 400") && out.contains("too large"),
         "{out}"

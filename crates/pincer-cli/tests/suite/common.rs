@@ -221,3 +221,19 @@ pub fn delivered_to(tg: &FakeTelegram, chat: i64) -> Vec<String> {
         .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// The events of one audit type (`pincer audit search --type KIND --json`), oldest first.
+pub async fn audit_of_type(home: &Home, kind: &str) -> Vec<serde_json::Value> {
+    let out = home
+        .run(&["audit", "search", "--type", kind, "--json"], "")
+        .await;
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .collect()
+}
+
+/// Under CI (`CI=true`) a missing real part fails the test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}

@@ -18,10 +18,6 @@ struct Parts {
     python_reads: Vec<PathBuf>,
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 fn parts() -> Option<Parts> {
     let npm = std::env::var_os("PINCER_TEST_MCP_NPM").map(PathBuf::from);
     let python = std::env::var_os("PINCER_TEST_PYTHON").map(PathBuf::from);
@@ -155,14 +151,6 @@ fn tool_results(server: &FakeLlm, i: usize) -> Vec<String> {
         .collect()
 }
 
-async fn audit_events(home: &Home, kind: &str) -> Vec<Value> {
-    ok(home, &["audit", "search", "--type", kind, "--json"])
-        .await
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_approve_and_the_model_calls_a_reference_server_tool() {
     let Some(p) = parts() else { return };
@@ -207,8 +195,8 @@ async fn discover_approve_and_the_model_calls_a_reference_server_tool() {
     // The server's own readOnlyHint is shown but never lowers the tier.
     assert_eq!(sum["annotations"]["readOnlyHint"], true);
     assert_eq!(sum["tier"], "L1_MUTATING");
-    assert!(audit_events(&home, "mcp.discovered").await.len() == 1);
-    assert!(audit_events(&home, "tool.call").await.is_empty());
+    assert!(audit_of_type(&home, "mcp.discovered").await.len() == 1);
+    assert!(audit_of_type(&home, "tool.call").await.is_empty());
 
     assert_eq!(ok(&home, &["ask", "add them"]).await, "done\n");
     assert!(offered(&server.requests()[1].body).contains(&"mcp_every_get-sum".to_owned()));
@@ -223,14 +211,14 @@ async fn discover_approve_and_the_model_calls_a_reference_server_tool() {
     let run = home.runs().into_iter().last().unwrap();
     let transcript = std::fs::read_to_string(run.join("transcript.jsonl")).unwrap();
     assert!(transcript.contains("The sum of 2 and 40 is 42"));
-    let calls = audit_events(&home, "tool.result").await;
+    let calls = audit_of_type(&home, "tool.result").await;
     assert!(
         calls
             .iter()
             .any(|e| e["tool"] == "mcp.every.get-sum" && e["status"] == "ok"),
         "{calls:?}"
     );
-    let started = audit_events(&home, "mcp.started").await;
+    let started = audit_of_type(&home, "mcp.started").await;
     assert_eq!(started[0]["server"], "every");
     assert_eq!(started[0]["sandbox"], "native");
     ok(&home, &["audit", "verify"]).await;
@@ -330,7 +318,7 @@ async fn a_changed_tool_list_withdraws_the_tools_until_reapproved() {
     assert!(results[0].contains(">\ngrown\n<"), "{results:?}");
     assert!(results[1].contains("withdrawn"), "{results:?}");
     assert!(!results[1].contains("hello after"), "{results:?}");
-    let changed = audit_events(&home, "mcp.manifest_changed").await;
+    let changed = audit_of_type(&home, "mcp.manifest_changed").await;
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert_eq!(changed[0]["changes"]["added"], json!(["added"]));
     let list: Value = serde_json::from_str(&ok(&home, &["mcp", "list", "--json"]).await).unwrap();
@@ -393,9 +381,9 @@ async fn a_hanging_tool_is_cancelled_at_the_timeout_and_a_crash_restarts_the_ser
     assert!(results[1].contains("crashing on purpose"), "{results:?}");
     // Restarted for the next call.
     assert!(results[2].contains("hello again"), "{results:?}");
-    assert_eq!(audit_events(&home, "mcp.started").await.len(), 2);
-    assert_eq!(audit_events(&home, "mcp.timeout").await.len(), 1);
-    assert_eq!(audit_events(&home, "mcp.exited").await.len(), 1);
+    assert_eq!(audit_of_type(&home, "mcp.started").await.len(), 2);
+    assert_eq!(audit_of_type(&home, "mcp.timeout").await.len(), 1);
+    assert_eq!(audit_of_type(&home, "mcp.exited").await.len(), 1);
     assert!(
         ok(&home, &["mcp", "logs", "test"])
             .await
@@ -444,7 +432,7 @@ async fn bad_servers_give_clear_errors_and_nothing_hangs() {
             .await
             .contains("still here")
     );
-    let errors = audit_events(&home, "mcp.protocol_error").await;
+    let errors = audit_of_type(&home, "mcp.protocol_error").await;
     let text: Vec<&str> = errors.iter().filter_map(|e| e["error"].as_str()).collect();
     assert!(text.iter().any(|e| e.contains("not JSON")), "{text:?}");
     assert!(
@@ -571,8 +559,10 @@ async fn ask_runs_a_whole_conversation_non_interactively_with_approvals_denied()
         "{results:?}"
     );
     assert!(
-        !audit_events(&home, "approval.unavailable").await.is_empty()
-            || !audit_events(&home, "approval.denied").await.is_empty()
+        !audit_of_type(&home, "approval.unavailable")
+            .await
+            .is_empty()
+            || !audit_of_type(&home, "approval.denied").await.is_empty()
     );
 }
 
@@ -642,7 +632,7 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(audit_events(&home, "mcp.egress_refused").await.len(), 1);
+    assert_eq!(audit_of_type(&home, "mcp.egress_refused").await.len(), 1);
     set(&home, "security.network", "allowlist").await;
     approve_and_grant(&home, "web").await;
     let out = tools_call(&home, "mcp.web.hello", r#"{"name": "over http"}"#).await;
@@ -652,7 +642,7 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
         stdout(&out),
         stderr(&out)
     );
-    let egress = audit_events(&home, "mcp.egress").await;
+    let egress = audit_of_type(&home, "mcp.egress").await;
     assert_eq!(egress.last().unwrap()["address"], "127.0.0.1");
     assert_eq!(egress.last().unwrap()["private_allowed"], true);
     // Without its private address named, a loopback server is refused.
@@ -824,7 +814,7 @@ async fn the_api_manages_servers_with_the_admin_scope() {
     assert!(!config.contains("mcp.servers.api"), "{config}");
     let list: Value = serde_json::from_str(&ok(&home, &["mcp", "list", "--json"]).await).unwrap();
     assert_eq!(list, json!([]));
-    let approved = audit_events(&home, "mcp.approved").await;
+    let approved = audit_of_type(&home, "mcp.approved").await;
     assert_eq!(approved[0]["by"], "token:adm");
 }
 
@@ -847,9 +837,9 @@ async fn without_an_enforced_sandbox_a_stdio_server_never_starts() {
         stderr(&out)
     );
     // The server never ran: nothing of it was written, no start was recorded.
-    assert!(audit_events(&home, "mcp.started").await.is_empty());
+    assert!(audit_of_type(&home, "mcp.started").await.is_empty());
     assert_eq!(
-        audit_events(&home, "mcp.sandbox_unavailable").await.len(),
+        audit_of_type(&home, "mcp.sandbox_unavailable").await.len(),
         1
     );
     let out = home.run(&["doctor", "--offline", "--json"], "").await;
@@ -912,7 +902,7 @@ async fn a_wedged_server_is_stopped_after_a_timeout_and_restarted() {
         "{results:?}"
     );
     assert!(results[1].contains("hello thawed"), "{results:?}");
-    let unresponsive = audit_events(&home, "mcp.unresponsive").await;
+    let unresponsive = audit_of_type(&home, "mcp.unresponsive").await;
     assert_eq!(unresponsive.len(), 1, "{unresponsive:?}");
-    assert_eq!(audit_events(&home, "mcp.started").await.len(), 2);
+    assert_eq!(audit_of_type(&home, "mcp.started").await.len(), 2);
 }

@@ -6,6 +6,7 @@ mod context;
 mod cron;
 mod e2e;
 mod exec;
+mod exec_net;
 mod mcp;
 mod memory;
 mod models;

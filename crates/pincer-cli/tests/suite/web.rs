@@ -40,16 +40,6 @@ async fn call(home: &Home, tool: &str, args: Value, approve: bool) -> (i32, Valu
     (out.status.code().unwrap_or(-1), v, stderr(&out))
 }
 
-async fn audit(home: &Home, kind: &str) -> Vec<Value> {
-    let out = home
-        .run(&["audit", "search", "--type", kind, "--json"], "")
-        .await;
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_fetch_reads_pages_as_markdown_and_describes_binaries() {
     let web = FakeWeb::start(BRAVE_KEY).await.unwrap();
@@ -121,7 +111,7 @@ async fn http_fetch_reads_pages_as_markdown_and_describes_binaries() {
     // Latin-1, as its Content-Type says.
     assert_eq!(v["content"], "caf\u{e9} cr\u{e8}me");
     // Each request is audited with host, status and bytes — never the path or query.
-    let reqs = audit(&home, "egress.request").await;
+    let reqs = audit_of_type(&home, "egress.request").await;
     assert_eq!(reqs.len(), 5, "{reqs:?}");
     assert_eq!(reqs[0]["host"], "127.0.0.1");
     assert_eq!(reqs[0]["status"], 200);
@@ -161,7 +151,7 @@ async fn the_ssrf_suite_is_refused_capped_and_audited() {
         assert!(err.contains("denied by policy"), "{url}: {err}");
     }
     // The redirect targets were refused when the redirect was followed, and audited.
-    let refusals = audit(&home, "egress.refused").await;
+    let refusals = audit_of_type(&home, "egress.refused").await;
     assert!(
         refusals.iter().any(|r| r["host"] == "169.254.169.254"),
         "{refusals:?}"
@@ -183,7 +173,7 @@ async fn the_ssrf_suite_is_refused_capped_and_audited() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("timed out after 2s"), "{err}");
-    assert_eq!(audit(&home, "egress.timeout").await.len(), 1);
+    assert_eq!(audit_of_type(&home, "egress.timeout").await.len(), 1);
     // 5 GB stop at the byte cap.
     let (code, v, err) = call(
         &home,
@@ -195,7 +185,7 @@ async fn the_ssrf_suite_is_refused_capped_and_audited() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["truncated"], true);
     assert_eq!(v["bytes"], 1_048_576);
-    let last = audit(&home, "egress.request")
+    let last = audit_of_type(&home, "egress.request")
         .await
         .into_iter()
         .last()

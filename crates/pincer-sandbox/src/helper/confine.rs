@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, Ruleset,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, NetPort, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -12,7 +12,7 @@ use rustix::thread::CapabilitySet;
 
 use super::{StepError, at, seccomp};
 use crate::protocol::Ready;
-use crate::{ExecSpec, Limits, SYSTEM_PATHS};
+use crate::{ExecSpec, Limits, NetworkAccess, PROXY_PORT, SYSTEM_PATHS};
 
 /// The Landlock ABI the sandbox cannot do without: filesystem rules (V1), rename/link across
 /// directories (V2, `REFER`) and truncation (V3). Anything older and exec is refused.
@@ -94,7 +94,8 @@ fn existing<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
 /// Restricts the filesystem to: the system paths and `read_only` (read, execute), the workspace
 /// and `writable`,
 /// `/tmp` and `/dev/shm` (everything), a few device files, `/proc` (read), and listing `/`.
-/// With network off, no TCP at all. Returns the ABI in force.
+/// With network off, no TCP at all; through the proxy, connecting to the proxy port only (and
+/// binding nothing). Returns the ABI in force.
 fn landlock(spec: &ExecSpec) -> Result<u32, StepError> {
     let fail = at("landlock");
     let ro = existing(
@@ -114,6 +115,8 @@ fn landlock(spec: &ExecSpec) -> Result<u32, StepError> {
     );
     let dev_rw = existing(["/dev/null", "/dev/zero", "/dev/full"].map(Path::new));
     let dev_ro = existing(["/dev/random", "/dev/urandom"].map(Path::new));
+    let proxy_port = (spec.network == NetworkAccess::Proxy)
+        .then(|| NetPort::new(PROXY_PORT, AccessNet::ConnectTcp));
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(REQUIRED_ABI))
@@ -152,6 +155,8 @@ fn landlock(spec: &ExecSpec) -> Result<u32, StepError> {
         ))
         .map_err(at("landlock"))?
         .add_rules(path_beneath_rules(["/"], AccessFs::ReadDir))
+        .map_err(at("landlock"))?
+        .add_rules(proxy_port.map(Ok::<_, landlock::RulesetError>))
         .map_err(at("landlock"))?
         .restrict_self()
         .map_err(at("landlock"))?;

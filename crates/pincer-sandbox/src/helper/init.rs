@@ -21,6 +21,9 @@ pub(super) fn run(json: &str) -> Result<Infallible, StepError> {
         rustix::system::sethostname(b"pincer-sandbox").map_err(at("hostname"))?;
     }
     let exec = &spec.exec;
+    if exec.network == crate::NetworkAccess::Proxy {
+        super::net::open_proxy_port(spec.own_root)?;
+    }
     std::env::set_current_dir(&exec.cwd).map_err(at("chdir"))?;
     let ready = confine::apply(exec, spec.own_root)?;
     // Resolved after confinement, so only what the sandbox can see is found.

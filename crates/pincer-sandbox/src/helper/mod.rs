@@ -17,6 +17,7 @@
 
 mod confine;
 mod init;
+pub(crate) mod net;
 mod rootfs;
 mod seccomp;
 mod stage1;

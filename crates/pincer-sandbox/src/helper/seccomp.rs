@@ -9,7 +9,8 @@
 //! every family, `AF_UNIX` included: a host's Unix socket that lies in the workspace (an SSH
 //! agent, a Docker or database socket) is a bind-mounted path the command could otherwise
 //! `connect` to, and neither the network namespace nor Landlock governs connecting to a named
-//! socket. `socketpair(2)` stays allowed (an unnamed pair reaches nothing outside). `clone3` answers `ENOSYS` (its flags live in memory a filter cannot read), so
+//! socket. With network through the proxy, `socket(2)` is allowed for `AF_INET` and `AF_INET6`
+//! only. `socketpair(2)` stays allowed (an unnamed pair reaches nothing outside). `clone3` answers `ENOSYS` (its flags live in memory a filter cannot read), so
 //! the C library falls back to `clone`, whose flags are checked. On x86-64, the x32 syscall ABI
 //! is refused outright so it cannot be used to dodge the list.
 
@@ -134,6 +135,19 @@ fn denylist(network: NetworkAccess, arch: TargetArch) -> Result<BpfProgram, Step
         NetworkAccess::Off => {
             // No rule: every `socket()` call is refused (see the module docs).
             rules.insert(libc::SYS_socket, vec![]);
+        }
+        NetworkAccess::Proxy => {
+            // Refused unless the family is IPv4 or IPv6: the namespace holds nothing but the
+            // proxy port, while `AF_UNIX` could reach a named socket in the workspace and
+            // netlink the namespace's configuration.
+            let family = |f: libc::c_int| cond(0, SeccompCmpOp::Ne, u64::from(f.unsigned_abs()));
+            rules.insert(
+                libc::SYS_socket,
+                vec![
+                    SeccompRule::new(vec![family(libc::AF_INET)?, family(libc::AF_INET6)?])
+                        .map_err(at("seccomp"))?,
+                ],
+            );
         }
     }
     SeccompFilter::new(

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pincer_sandbox::{ExecSpec, Limits, NetworkAccess, Sandbox};
+use pincer_sandbox::{ExecSpec, Limits, NetworkAccess, NetworkProxy, Sandbox};
 use pincer_types::RiskTier;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,8 @@ pub struct ExecScope {
     settings: ExecSettings,
     allow: Vec<Vec<String>>,
     processes: ProcessTable,
+    /// With the network on: the egress proxy commands reach the network through.
+    proxy: Option<Arc<dyn NetworkProxy>>,
 }
 
 impl ExecScope {
@@ -81,7 +83,26 @@ impl ExecScope {
             processes: ProcessTable::new(settings.max_background),
             settings,
             allow,
+            proxy: None,
         }
+    }
+
+    /// Commands get network through `proxy` (D4): the only route out of their sandbox is its
+    /// proxy port, served by `proxy` under the egress policy.
+    #[must_use]
+    pub fn with_network(mut self, proxy: Arc<dyn NetworkProxy>) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// The proxy commands reach the network through, if any.
+    pub fn proxy(&self) -> Option<&dyn NetworkProxy> {
+        self.proxy.as_deref()
+    }
+
+    /// How commands reach the network, as shown in approvals: `"proxy"` or `"off"`.
+    pub fn network(&self) -> &'static str {
+        if self.proxy.is_some() { "proxy" } else { "off" }
     }
 
     /// The environment a command gets: a fixed base plus `pass` (already-filtered
@@ -144,7 +165,11 @@ impl ExecScope {
             workspace: self.workspace.clone(),
             read_only: self.read_only.clone(),
             limits: self.limits,
-            network: NetworkAccess::Off,
+            network: if self.proxy.is_some() {
+                NetworkAccess::Proxy
+            } else {
+                NetworkAccess::Off
+            },
             writable: vec![],
             stdin_pipe: false,
         }

@@ -242,7 +242,7 @@ impl Tool for ProcessTool {
                 self.spec.action(
                     tier,
                     json!({"action": "start", "command": cmd,
-                           "sandbox": exec.sandbox.kind().as_str()}),
+                           "sandbox": exec.sandbox.kind().as_str(), "network": exec.network()}),
                 )
             }
             Verb::List => {
@@ -358,13 +358,16 @@ async fn start(
         )));
     }
     let spec = exec.spec(cmd.argv.clone(), &cmd.cwd, cmd.shell);
-    let running = match launch::spawn(&**exec.sandbox(), spec).await {
+    let mut running = match launch::spawn(&**exec.sandbox(), spec).await {
         Ok(r) => r,
         Err(e @ SandboxError::Setup { .. }) if e.is_command_not_found() => {
             return Ok(json!({"status": "not_found", "error": e.to_string()}));
         }
         Err(e) => return Err(sandbox_error(e)),
     };
+    if let Some(p) = exec.proxy() {
+        running.serve_proxy(p).map_err(sandbox_error)?;
+    }
     let n = table.next.fetch_add(1, Ordering::Relaxed);
     let (done, _) = watch::channel(false);
     let (progress, _) = watch::channel(0u64);

@@ -83,7 +83,8 @@ impl Tool for ShellExec {
         let tier = exec.tier(&cmd.argv, cmd.shell);
         Ok(self.spec.action(
             tier,
-            json!({"command": cmd, "timeout_secs": timeout, "sandbox": exec.sandbox.kind().as_str()}),
+            json!({"command": cmd, "timeout_secs": timeout, "sandbox": exec.sandbox.kind().as_str(),
+                   "network": exec.network()}),
         ))
     }
 
@@ -99,24 +100,31 @@ impl Tool for ShellExec {
                 output_kill: exec.settings.output_kill,
             };
             let spec = exec.spec(cmd.argv.clone(), &cmd.cwd, cmd.shell);
-            let outcome =
-                match launch::run(&**exec.sandbox(), spec, limits, std::future::pending()).await {
-                    Ok(o) => o,
-                    Err(e @ SandboxError::Setup { .. }) if e.is_command_not_found() => {
-                        let message = match e {
-                            SandboxError::Setup { message, .. } => message,
-                            other => other.to_string(),
-                        };
-                        return Ok(ToolOutput {
-                            content: json!({
-                                "status": "not_found", "exit_code": 127,
-                                "stdout": "", "stderr": message,
-                            })
-                            .to_string(),
-                        });
-                    }
-                    Err(e) => return Err(sandbox_error(e)),
-                };
+            let outcome = match launch::run(
+                &**exec.sandbox(),
+                spec,
+                limits,
+                std::future::pending(),
+                exec.proxy(),
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(e @ SandboxError::Setup { .. }) if e.is_command_not_found() => {
+                    let message = match e {
+                        SandboxError::Setup { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    return Ok(ToolOutput {
+                        content: json!({
+                            "status": "not_found", "exit_code": 127,
+                            "stdout": "", "stderr": message,
+                        })
+                        .to_string(),
+                    });
+                }
+                Err(e) => return Err(sandbox_error(e)),
+            };
             let f = &outcome.finished;
             let status = match f.termination {
                 Termination::Exited => "exited",
