@@ -713,6 +713,8 @@ impl Server {
             limits: self.settings.limits,
             network: NetworkAccess::Off,
             stdin_pipe: true,
+            unix_sockets: false,
+            control_pipe: false,
         };
         let mut running = pincer_sandbox::launch::spawn(&*sandbox, spec)
             .await

@@ -107,6 +107,8 @@ pub struct Running {
     reaped: bool,
     /// The sandbox's proxy port, until [`Running::serve_proxy`] takes it.
     proxy_listener: Option<std::net::TcpListener>,
+    /// The parent's ends of the control pipe, until [`Running::take_channel`] takes them.
+    channel: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
     /// The task serving it, aborted when the command ends.
     proxy_task: Option<tokio::task::JoinHandle<()>>,
     // Last: removed after the child is gone.
@@ -133,10 +135,10 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         .to_string_lossy()
         .into_owned();
     let mut cmd = tokio::process::Command::from(launcher.command);
-    // In proxy mode stdin is a socket pair: frames go in as on a pipe, and the helper sends the
-    // proxy port's listening socket back on it (`helper/net.rs`).
+    // In proxy or control-pipe mode stdin is a socket pair: frames go in as on a pipe, and the
+    // helper sends descriptors back on it (`helper/net.rs`).
     let mut control = None;
-    if spec.network == NetworkAccess::Proxy {
+    if spec.hands_over() {
         let (ours, theirs) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::STREAM,
@@ -204,16 +206,16 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
     };
     match protocol::parse(&line) {
         Handshake::Ready(ready) => {
-            let proxy_listener = match &control {
-                Some(c) => match receive_listener(c).await {
-                    Ok(l) => Some(l),
+            let (proxy_listener, channel) = match &control {
+                Some(c) => match receive_handover(c, &spec).await {
+                    Ok(v) => v,
                     Err(e) => {
                         kill_group(pgid, &mut child);
                         let _ = child.wait().await;
                         return Err(e);
                     }
                 },
-                None => None,
+                None => (None, None),
             };
             Ok(Running {
                 stdin: kept_stdin,
@@ -226,6 +228,7 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
                 started,
                 reaped: false,
                 proxy_listener,
+                channel,
                 proxy_task: None,
                 _cgroup: cgroup,
             })
@@ -268,18 +271,26 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
     }
 }
 
-/// Receives the proxy port's listening socket the helper sent before its ready line.
-async fn receive_listener(
+/// What the helper handed over: the proxy port's listener and the control pipe's parent ends.
+type Handover = (
+    Option<std::net::TcpListener>,
+    Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+);
+
+/// Receives the descriptors the helper sent before its ready line (`helper/net.rs`).
+async fn receive_handover(
     c: &tokio::net::UnixStream,
-) -> Result<std::net::TcpListener, SandboxError> {
+    spec: &ExecSpec,
+) -> Result<Handover, SandboxError> {
+    use crate::helper::net::{MAX_FDS, TAG};
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     use std::mem::MaybeUninit;
     let fail = |m: String| SandboxError::Setup {
-        step: "proxy".into(),
+        step: "handover".into(),
         message: m,
     };
     let recv = || {
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
         let mut byte = [0u8; 1];
         let got = rustix::net::recvmsg(
@@ -297,9 +308,9 @@ async fn receive_listener(
         }
         Ok::<_, std::io::Error>((got.bytes, byte[0], fds))
     };
-    // The helper sent it before writing the ready line, so it is already queued; the wait is a
-    // bound, not a synchronisation.
-    let (n, tag, mut fds) = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+    // The helper sent them before writing the ready line, so they are already queued; the
+    // wait is a bound, not a synchronisation.
+    let (n, tag, fds) = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         loop {
             c.readable().await?;
             match c.try_io(tokio::io::Interest::READABLE, recv) {
@@ -309,20 +320,41 @@ async fn receive_listener(
         }
     })
     .await
-    .map_err(|_| fail("the sandbox did not hand over its proxy port".into()))?
-    .map_err(|e| fail(format!("receiving the proxy port: {e}")))?;
-    if n != 1 || tag != crate::helper::net::TAG || fds.len() != 1 {
-        return Err(fail("malformed proxy port message from the sandbox".into()));
+    .map_err(|_| fail("the sandbox handed nothing over".into()))?
+    .map_err(|e| fail(format!("receiving from the sandbox: {e}")))?;
+    let want =
+        usize::from(spec.network == NetworkAccess::Proxy) + 2 * usize::from(spec.control_pipe);
+    if n != 1 || tag != TAG || fds.len() != want {
+        return Err(fail("malformed handover message from the sandbox".into()));
     }
-    let fd = fds.remove(0);
-    let listener = std::net::TcpListener::from(fd);
-    // Checked, not trusted: it must be a listening TCP socket on the sandbox's proxy address.
-    match listener.local_addr() {
-        Ok(a) if a == std::net::SocketAddr::V4(crate::PROXY_ADDR) => Ok(listener),
-        other => Err(fail(format!(
-            "the sandbox handed over {other:?}, not the proxy port"
-        ))),
-    }
+    let mut fds = fds.into_iter();
+    let listener = if spec.network == NetworkAccess::Proxy {
+        let l = std::net::TcpListener::from(fds.next().ok_or_else(|| fail("no listener".into()))?);
+        // Checked, not trusted: it must be a listening TCP socket on the proxy address.
+        match l.local_addr() {
+            Ok(a) if a == std::net::SocketAddr::V4(crate::PROXY_ADDR) => Some(l),
+            other => {
+                return Err(fail(format!(
+                    "the sandbox handed over {other:?}, not the proxy port"
+                )));
+            }
+        }
+    } else {
+        None
+    };
+    let channel = match (fds.next(), fds.next()) {
+        (Some(w), Some(r)) => {
+            for (fd, what) in [(&w, "write"), (&r, "read")] {
+                let st = rustix::fs::fstat(fd).map_err(|e| fail(e.to_string()))?;
+                if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
+                    return Err(fail(format!("the control pipe's {what} end is not a pipe")));
+                }
+            }
+            Some((w, r))
+        }
+        _ => None,
+    };
+    Ok((listener, channel))
 }
 
 /// Reads stderr up to the first newline (bounded). Returns the line and any bytes after it.
@@ -387,6 +419,30 @@ impl Running {
             tokio::net::TcpListener::from_std(l).map_err(|e| SandboxError::Io(e.to_string()))?;
         self.proxy_task = Some(proxy.serve(l));
         Ok(())
+    }
+
+    /// The parent's ends of the control pipe (only with `ExecSpec::control_pipe`): a writer to
+    /// the command's descriptor 3 and a reader of its descriptor 4.
+    ///
+    /// # Errors
+    /// [`SandboxError::Io`] when they cannot be registered with the runtime.
+    pub fn take_channel(
+        &mut self,
+    ) -> Result<
+        Option<(
+            tokio::net::unix::pipe::Sender,
+            tokio::net::unix::pipe::Receiver,
+        )>,
+        SandboxError,
+    > {
+        let Some((w, r)) = self.channel.take() else {
+            return Ok(None);
+        };
+        let io = |e: std::io::Error| SandboxError::Io(format!("control pipe: {e}"));
+        Ok(Some((
+            tokio::net::unix::pipe::Sender::from_owned_fd(w).map_err(io)?,
+            tokio::net::unix::pipe::Receiver::from_owned_fd(r).map_err(io)?,
+        )))
     }
 
     /// The command's stdin (only with `ExecSpec::stdin_pipe`), for a caller that speaks a

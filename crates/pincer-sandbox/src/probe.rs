@@ -100,6 +100,8 @@ pub async fn probe(sandbox: &dyn Sandbox, workdir: &Path) -> Probe {
         network: NetworkAccess::Off,
         writable: vec![],
         stdin_pipe: false,
+        unix_sockets: false,
+        control_pipe: false,
     };
     let limits = RunLimits {
         timeout: Some(Duration::from_secs(30)),

@@ -120,6 +120,17 @@ pub struct ExecSpec {
     /// otherwise it reads `/dev/null`.
     #[serde(default)]
     pub stdin_pipe: bool,
+    /// Allow `socket(AF_UNIX)` (seccomp otherwise refuses it). Only for a spec whose writable
+    /// paths are a private scratch directory (the browser: Chromium's process singleton binds a
+    /// Unix socket in its profile); a host socket bound into a shared workspace would otherwise
+    /// be reachable.
+    #[serde(default)]
+    pub unix_sockets: bool,
+    /// Give the command a control channel to the parent on descriptors 3 (it reads) and 4 (it
+    /// writes) — Chromium's `--remote-debugging-pipe` convention; the parent's ends come from
+    /// [`crate::Running::take_channel`].
+    #[serde(default)]
+    pub control_pipe: bool,
 }
 
 impl ExecSpec {
@@ -166,14 +177,15 @@ impl ExecSpec {
         if let Some(p) = self.writable.iter().find(|p| p.as_path() == Path::new("/")) {
             return bad(format!("writable path {} cannot be `/`", p.display()));
         }
+        if self.stdin_pipe && self.hands_over() {
+            // Then stdin carries descriptors back to the parent; a protocol peer on stdin (an
+            // MCP server) with network is not supported yet.
+            return bad(
+                "network through the proxy or a control pipe cannot be combined with a stdin pipe"
+                    .into(),
+            );
+        }
         if self.network == NetworkAccess::Proxy {
-            if self.stdin_pipe {
-                // In proxy mode stdin carries the listening socket back to the parent; a
-                // protocol peer on stdin (an MCP server) with network is not supported yet.
-                return bad(
-                    "network through the proxy cannot be combined with a stdin pipe".into(),
-                );
-            }
             self.env.retain(|(k, _)| {
                 !PROXY_ENV.contains(&k.as_str()) && k != "no_proxy" && k != "NO_PROXY"
             });
@@ -182,6 +194,13 @@ impl ExecSpec {
                 .extend(PROXY_ENV.iter().map(|k| ((*k).to_owned(), url.clone())));
         }
         Ok(self)
+    }
+}
+
+impl ExecSpec {
+    /// Whether the helper hands descriptors to the parent (then stdin is a socket pair).
+    pub(crate) fn hands_over(&self) -> bool {
+        self.network == NetworkAccess::Proxy || self.control_pipe
     }
 }
 
@@ -224,6 +243,8 @@ mod tests {
             limits: Limits::default(),
             network: NetworkAccess::Off,
             stdin_pipe: false,
+            unix_sockets: false,
+            control_pipe: false,
         }
     }
 

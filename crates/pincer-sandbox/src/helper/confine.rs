@@ -26,7 +26,7 @@ pub(super) fn apply(spec: &ExecSpec, own_root: bool) -> Result<Ready, StepError>
     drop_capabilities()?;
     rustix::thread::set_no_new_privs(true).map_err(at("no_new_privs"))?;
     let landlock_abi = landlock(spec)?;
-    seccomp::install(spec.network)?;
+    seccomp::install(spec)?;
     Ok(Ready {
         landlock_abi,
         seccomp: true,

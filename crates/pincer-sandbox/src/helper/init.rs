@@ -21,9 +21,7 @@ pub(super) fn run(json: &str) -> Result<Infallible, StepError> {
         rustix::system::sethostname(b"pincer-sandbox").map_err(at("hostname"))?;
     }
     let exec = &spec.exec;
-    if exec.network == crate::NetworkAccess::Proxy {
-        super::net::open_proxy_port(spec.own_root)?;
-    }
+    let channel = super::net::hand_over(exec, spec.own_root)?;
     std::env::set_current_dir(&exec.cwd).map_err(at("chdir"))?;
     let ready = confine::apply(exec, spec.own_root)?;
     // Resolved after confinement, so only what the sandbox can see is found.
@@ -39,6 +37,9 @@ pub(super) fn run(json: &str) -> Result<Infallible, StepError> {
     }
     // Last step before the command: no descriptor the parent inherited may pass into it.
     crate::fds::seal_inherited().map_err(at("close inherited descriptors"))?;
+    if let Some(c) = channel {
+        c.install()?;
+    }
     let stdin = if exec.stdin_pipe {
         Stdio::inherit()
     } else {

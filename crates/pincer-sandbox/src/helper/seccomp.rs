@@ -10,7 +10,8 @@
 //! agent, a Docker or database socket) is a bind-mounted path the command could otherwise
 //! `connect` to, and neither the network namespace nor Landlock governs connecting to a named
 //! socket. With network through the proxy, `socket(2)` is allowed for `AF_INET` and `AF_INET6`
-//! only. `socketpair(2)` stays allowed (an unnamed pair reaches nothing outside). `clone3` answers `ENOSYS` (its flags live in memory a filter cannot read), so
+//! only (plus `AF_UNIX` for a spec that asks: the browser's private scratch directory holds no host
+//! socket). `socketpair(2)` stays allowed (an unnamed pair reaches nothing outside). `clone3` answers `ENOSYS` (its flags live in memory a filter cannot read), so
 //! the C library falls back to `clone`, whose flags are checked. On x86-64, the x32 syscall ABI
 //! is refused outright so it cannot be used to dodge the list.
 
@@ -22,7 +23,7 @@ use seccompiler::{
 };
 
 use super::{StepError, at};
-use crate::NetworkAccess;
+use crate::{ExecSpec, NetworkAccess};
 
 // Syscall numbers are `c_long`, which is `i64` on every architecture seccompiler supports.
 const DENIED: &[i64] = &[
@@ -83,14 +84,14 @@ const NAMESPACE_FLAGS: &[libc::c_int] = &[
     libc::CLONE_NEWCGROUP,
 ];
 
-pub(super) fn install(network: NetworkAccess) -> Result<(), StepError> {
+pub(super) fn install(spec: &ExecSpec) -> Result<(), StepError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|_| {
         StepError::new(
             "seccomp",
             format!("no seccomp filter for {}", std::env::consts::ARCH),
         )
     })?;
-    let main = denylist(network, arch)?;
+    let main = denylist(spec, arch)?;
     let clone3 = SeccompFilter::new(
         BTreeMap::from([(libc::SYS_clone3, vec![])]),
         SeccompAction::Allow,
@@ -111,7 +112,7 @@ fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, StepE
     SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(at("seccomp"))
 }
 
-fn denylist(network: NetworkAccess, arch: TargetArch) -> Result<BpfProgram, StepError> {
+fn denylist(spec: &ExecSpec, arch: TargetArch) -> Result<BpfProgram, StepError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&nr| (nr, vec![])).collect();
     let clone_rules = NAMESPACE_FLAGS
@@ -131,25 +132,26 @@ fn denylist(network: NetworkAccess, arch: TargetArch) -> Result<BpfProgram, Step
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_ioctl, ioctl_rules);
-    match network {
-        NetworkAccess::Off => {
-            // No rule: every `socket()` call is refused (see the module docs).
-            rules.insert(libc::SYS_socket, vec![]);
-        }
-        NetworkAccess::Proxy => {
-            // Refused unless the family is IPv4 or IPv6: the namespace holds nothing but the
-            // proxy port, while `AF_UNIX` could reach a named socket in the workspace and
-            // netlink the namespace's configuration.
-            let family = |f: libc::c_int| cond(0, SeccompCmpOp::Ne, u64::from(f.unsigned_abs()));
-            rules.insert(
-                libc::SYS_socket,
-                vec![
-                    SeccompRule::new(vec![family(libc::AF_INET)?, family(libc::AF_INET6)?])
-                        .map_err(at("seccomp"))?,
-                ],
-            );
-        }
+    // `socket(2)` is refused unless its family is allowed (see the module docs): none with
+    // network off; IPv4/IPv6 through the proxy (the namespace holds nothing but the proxy
+    // port); `AF_UNIX` only for specs that ask (the browser's private scratch directory).
+    let mut families = Vec::new();
+    if spec.network == NetworkAccess::Proxy {
+        families.extend([libc::AF_INET, libc::AF_INET6]);
     }
+    if spec.unix_sockets {
+        families.push(libc::AF_UNIX);
+    }
+    let socket_rule = if families.is_empty() {
+        vec![]
+    } else {
+        let ne = families
+            .iter()
+            .map(|f| cond(0, SeccompCmpOp::Ne, u64::from(f.unsigned_abs())))
+            .collect::<Result<Vec<_>, _>>()?;
+        vec![SeccompRule::new(ne).map_err(at("seccomp"))?]
+    };
+    rules.insert(libc::SYS_socket, socket_rule);
     SeccompFilter::new(
         rules,
         SeccompAction::Allow,

@@ -172,6 +172,8 @@ impl ExecScope {
             },
             writable: vec![],
             stdin_pipe: false,
+            unix_sockets: false,
+            control_pipe: false,
         }
     }
 
