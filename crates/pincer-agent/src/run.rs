@@ -626,6 +626,8 @@ impl Runner {
         if let Some(exec) = &turn.req.tools.exec {
             exec.end_run(turn.run_id);
         }
+        // And tools holding per-run resources (the browser) release them.
+        self.gate.tools().end_run(turn.run_id);
         meta.status = ended.status;
         meta.error = ended.error;
         meta.error_kind = ended.kind;

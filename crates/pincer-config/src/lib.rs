@@ -41,4 +41,4 @@ pub use schema::{
     ToolSelector,
 };
 pub use storage::StorageConfig;
-pub use web::{SearchBackend, SearchConfig, WebConfig};
+pub use web::{BrowserConfig, SearchBackend, SearchConfig, WebConfig};

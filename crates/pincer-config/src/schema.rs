@@ -198,6 +198,8 @@ pub enum ToolGroup {
     Runtime,
     /// `group:web`: fetching and searching the web.
     Web,
+    /// `group:browser`: the managed browser.
+    Browser,
     /// `group:memory`: the agent's memory.
     Memory,
     /// `group:messaging`: sending messages on channels.
@@ -208,10 +210,11 @@ pub enum ToolGroup {
 
 impl ToolGroup {
     /// Every group.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Fs,
         Self::Runtime,
         Self::Web,
+        Self::Browser,
         Self::Memory,
         Self::Messaging,
         Self::Automation,
@@ -223,6 +226,7 @@ impl ToolGroup {
             Self::Fs => "fs",
             Self::Runtime => "runtime",
             Self::Web => "web",
+            Self::Browser => "browser",
             Self::Memory => "memory",
             Self::Messaging => "messaging",
             Self::Automation => "automation",

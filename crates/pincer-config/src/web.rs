@@ -13,6 +13,13 @@
 //! url = "http://searx.lan:8080"  # SearXNG's base URL (default for brave: its public API)
 //! # api_key_env = "BRAVE_API_KEY"  # brave: the variable holding the subscription token
 //! max_results = 8
+//!
+//! [web.browser]                  # the managed browser (C7): off unless enabled and granted
+//! enabled = true                 # needs security.network = "allowlist" and a working sandbox
+//! # executable = "/usr/lib/chromium/chromium"   # default: Debian's chromium package
+//! timeout_secs = 30              # one operation (a navigation until its load event)
+//! max_text_chars = 32768         # page text in a snapshot
+//! idle_secs = 600                # an unused browser is closed after this long
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +50,60 @@ pub struct WebConfig {
     /// The search backend (`web.search` exists only with one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchConfig>,
+    /// The managed browser.
+    #[serde(default, skip_serializing_if = "BrowserConfig::is_default")]
+    pub browser: BrowserConfig,
+}
+
+fn default_browser_timeout() -> u64 {
+    30
+}
+fn default_max_text() -> usize {
+    32 * 1024
+}
+fn default_idle() -> u64 {
+    600
+}
+
+/// `[web.browser]`: the managed headless Chromium (C7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// The `browser.*` tools exist (still only for agents granted them, and only with the
+    /// network on and a sandbox enforced).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The Chromium binary (default: Debian's `/usr/lib/chromium/chromium`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<std::path::PathBuf>,
+    /// Seconds for one operation (a navigation until its load event).
+    #[serde(default = "default_browser_timeout")]
+    pub timeout_secs: u64,
+    /// Most characters of page text in a snapshot.
+    #[serde(default = "default_max_text")]
+    pub max_text_chars: usize,
+    /// Seconds after which an unused browser is closed.
+    #[serde(default = "default_idle")]
+    pub idle_secs: u64,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            executable: None,
+            timeout_secs: default_browser_timeout(),
+            max_text_chars: default_max_text(),
+            idle_secs: default_idle(),
+        }
+    }
+}
+
+impl BrowserConfig {
+    /// True when nothing differs from the defaults.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for WebConfig {
@@ -52,6 +113,7 @@ impl Default for WebConfig {
             fetch_timeout_secs: default_timeout(),
             max_redirects: default_redirects(),
             search: None,
+            browser: BrowserConfig::default(),
         }
     }
 }
@@ -75,6 +137,27 @@ impl WebConfig {
         }
         if self.max_redirects > 20 {
             errs.push(("web.max_redirects".into(), "must be 0..=20".into()));
+        }
+        let b = &self.browser;
+        if !(1..=600).contains(&b.timeout_secs) {
+            errs.push(("web.browser.timeout_secs".into(), "must be 1..=600".into()));
+        }
+        if !(1024..=(1 << 20)).contains(&b.max_text_chars) {
+            errs.push((
+                "web.browser.max_text_chars".into(),
+                "must be 1024..=1048576".into(),
+            ));
+        }
+        if !(10..=86_400).contains(&b.idle_secs) {
+            errs.push(("web.browser.idle_secs".into(), "must be 10..=86400".into()));
+        }
+        if let Some(p) = &b.executable
+            && !p.is_absolute()
+        {
+            errs.push((
+                "web.browser.executable".into(),
+                "must be an absolute path".into(),
+            ));
         }
         if let Some(s) = &self.search {
             if let Some(u) = &s.url

@@ -21,6 +21,14 @@ pub fn group_tools(group: ToolGroup) -> &'static [&'static str] {
         ],
         ToolGroup::Runtime => &["shell.exec", "process"],
         ToolGroup::Web => &["http.fetch", "web.search"],
+        ToolGroup::Browser => &[
+            "browser.navigate",
+            "browser.snapshot",
+            "browser.click",
+            "browser.type",
+            "browser.screenshot",
+            "browser.close",
+        ],
         ToolGroup::Memory => &[
             "memory.search",
             "memory.get",

@@ -709,44 +709,57 @@ both!(network_through_the_proxy_binds_nothing, |env| {
 
 // The control pipe (the browser's CDP channel): descriptors 3 and 4 reach the parent and
 // nothing else; without the option the command has neither.
-both!(a_control_pipe_connects_descriptors_3_and_4_to_the_parent, |env| {
-    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
-    let mut spec = env.spec(&[
-        "/bin/sh",
-        "-c",
-        "read line <&3; echo \"got $line\" >&4; ls /proc/self/fd",
-    ]);
-    spec.control_pipe = true;
-    let mut running = launch::spawn(&*env.sb, spec).await.unwrap();
-    let (mut tx, rx) = running.take_channel().unwrap().expect("a channel");
-    tx.write_all(b"ping\n").await.unwrap();
-    let mut lines = tokio::io::BufReader::new(rx).lines();
-    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("got ping"));
-    let mut out = Vec::new();
-    running
-        .drive(env.run, std::future::pending(), |_, b| out.extend_from_slice(b))
-        .await
-        .unwrap();
-    let fds: Vec<String> = String::from_utf8_lossy(&out)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    // stdio, the two pipe ends, and the directory `ls` is reading.
-    assert!(fds.len() <= 6, "{fds:?}");
-    // Unix sockets stay refused unless asked for.
-    let o = env
+both!(
+    a_control_pipe_connects_descriptors_3_and_4_to_the_parent,
+    |env| {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let mut spec = env.spec(&[
+            "/bin/sh",
+            "-c",
+            "read line <&3; echo \"got $line\" >&4; ls /proc/self/fd",
+        ]);
+        spec.control_pipe = true;
+        let mut running = launch::spawn(&*env.sb, spec).await.unwrap();
+        let (mut tx, rx) = running.take_channel().unwrap().expect("a channel");
+        tx.write_all(b"ping\n").await.unwrap();
+        let mut lines = tokio::io::BufReader::new(rx).lines();
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("got ping")
+        );
+        let mut out = Vec::new();
+        running
+            .drive(env.run, std::future::pending(), |_, b| {
+                out.extend_from_slice(b)
+            })
+            .await
+            .unwrap();
+        let fds: Vec<String> = String::from_utf8_lossy(&out)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        // stdio, the two pipe ends, and the directory `ls` is reading.
+        assert!(fds.len() <= 6, "{fds:?}");
+        // Unix sockets stay refused unless asked for.
+        let o = env
         .sh("perl -MSocket -e 'socket(S, PF_UNIX, SOCK_STREAM, 0) or die \"unix socket: $!\\n\"'")
         .await;
-    assert!(o.stderr.text.contains("unix socket: Operation not permitted"), "{o:?}");
-    let mut spec = env.spec(&[
+        assert!(
+            o.stderr
+                .text
+                .contains("unix socket: Operation not permitted"),
+            "{o:?}"
+        );
+        let mut spec = env.spec(&[
         "perl",
         "-MSocket",
         "-e",
         "open(F, '<&=3') and print \"fd3\\n\"; socket(S, PF_UNIX, SOCK_STREAM, 0) or die \"unix socket: $!\\n\"; print \"unix ok\\n\"",
     ]);
-    spec.unix_sockets = true;
-    let o = launch::run(&*env.sb, spec, env.run, std::future::pending(), None)
-        .await
-        .unwrap();
-    assert_eq!(o.stdout.text, "unix ok\n", "{o:?}");
-});
+        spec.unix_sockets = true;
+        let o = launch::run(&*env.sb, spec, env.run, std::future::pending(), None)
+            .await
+            .unwrap();
+        assert_eq!(o.stdout.text, "unix ok\n", "{o:?}");
+    }
+);

@@ -474,6 +474,28 @@ impl AgentTools {
             mcp_tools.into_iter().map(|(_, t)| t).collect();
         let egress = crate::web::agent_egress(config, &audit, agent.as_str());
         extra_tools.extend(crate::web::tools(config, env, egress.as_ref())?);
+        match crate::web::browser_tools(
+            config,
+            egress.as_ref(),
+            &policy.granted,
+            &home.agent_dir(agent),
+        )
+        .await
+        {
+            crate::web::BrowserState::On(tools) => extra_tools.extend(tools),
+            crate::web::BrowserState::NotWanted => {}
+            crate::web::BrowserState::Unavailable(why) => {
+                audit_config(
+                    home,
+                    config,
+                    env,
+                    "browser.unavailable",
+                    serde_json::json!({"agent": agent, "reason": why,
+                                       "tools_removed": pincer_browser::tools::BROWSER_TOOLS}),
+                );
+                eprintln!("WARNING: the browser tools are unavailable to agent `{agent}`: {why}");
+            }
+        }
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
         let proxy = crate::web::exec_proxy(egress.as_ref());

@@ -72,3 +72,73 @@ pub fn tools(
     }
     Ok(out)
 }
+
+/// Why an agent has no browser tools, or them.
+#[derive(Debug)]
+pub enum BrowserState {
+    /// Not enabled, not granted, or the network is off.
+    NotWanted,
+    /// Wanted but unavailable here (no sandbox, no Chromium): said, never run unconfined.
+    Unavailable(String),
+    /// The tools.
+    On(Vec<Arc<dyn Tool>>),
+}
+
+/// The browser tools for an agent (C7): `web.browser.enabled`, the network on, a browser tool
+/// granted, an enforced sandbox (the browser runs inside it, like `shell.exec`) and Chromium
+/// installed.
+pub async fn browser_tools(
+    config: &Config,
+    egress: Option<&Arc<Egress>>,
+    granted: &std::collections::BTreeSet<pincer_types::ToolName>,
+    agent_dir: &std::path::Path,
+) -> BrowserState {
+    use pincer_browser::tools::{BROWSER_TOOLS, BrowserScope, browser_limits, find_chromium};
+    let b = &config.web.browser;
+    let wanted = BROWSER_TOOLS
+        .iter()
+        .any(|t| granted.iter().any(|g| g.as_str() == *t));
+    let Some(egress) = egress.filter(|_| b.enabled && wanted) else {
+        return BrowserState::NotWanted;
+    };
+    let Some(kind) = crate::sandbox::configured(config) else {
+        return BrowserState::Unavailable(
+            "the browser runs only inside the sandbox, and security.sandbox is \"none\"".into(),
+        );
+    };
+    let Some(exe) = find_chromium(b.executable.as_deref()) else {
+        return BrowserState::Unavailable(match &b.executable {
+            Some(p) => format!("web.browser.executable {} is not a file", p.display()),
+            None => "Chromium is not installed (Debian/Ubuntu: apt-get install chromium)".into(),
+        });
+    };
+    let sb = match crate::sandbox::provider(kind) {
+        Ok(sb) => sb,
+        Err(e) => return BrowserState::Unavailable(e.to_string()),
+    };
+    let p = pincer_sandbox::probe(&*sb, &std::env::temp_dir()).await;
+    if !p.is_enforced() {
+        return BrowserState::Unavailable(p.error.unwrap_or_default());
+    }
+    let limits = pincer_sandbox::Limits {
+        memory_bytes: browser_limits().memory_bytes,
+        ..crate::sandbox::limits(config)
+    };
+    let scope = BrowserScope::new(
+        sb,
+        Arc::new(EgressProxy::new(egress.clone())),
+        egress.clone(),
+        pincer_browser::BrowserSettings {
+            executable: exe,
+            timeout: Duration::from_secs(b.timeout_secs),
+            max_text: b.max_text_chars,
+            limits,
+        },
+        Duration::from_secs(b.idle_secs),
+        agent_dir.to_path_buf(),
+    );
+    match pincer_browser::tools::tools(&scope) {
+        Ok(t) => BrowserState::On(t),
+        Err(e) => BrowserState::Unavailable(e.to_string()),
+    }
+}

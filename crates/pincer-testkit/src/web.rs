@@ -34,6 +34,27 @@ and hope is not a plan, as every operator learns sooner or later.</p>
 <pre><code>restic backup /srv</code></pre></article>
 <footer>Copyright 2026 Example Corp</footer></body></html>"#;
 
+/// A form: one text field and a submit button, sending `GET /app/sent?name=…`.
+pub const FORM_HTML: &str = r#"<!doctype html><html><head><title>Sign up</title></head><body>
+<h1>Sign up</h1><form action="/app/sent" method="get">
+<label for="name">Your name</label> <input id="name" name="name" type="text">
+<button type="submit">Send</button></form></body></html>"#;
+
+/// A page with links.
+pub const LINKS_HTML: &str = r#"<!doctype html><html><head><title>Links</title></head><body>
+<p>Read the <a href="/article">backups guide</a> or <a href="/app/form">sign up</a>.</p>
+</body></html>"#;
+
+/// A list that exists only once its script has run.
+pub const JS_HTML: &str = r#"<!doctype html><html><head><title>Rendered</title></head><body>
+<ul id="list"></ul><script>
+for (const f of ["mango", "papaya", "quince"]) {
+  const li = document.createElement("li"); li.textContent = "fruit: " + f;
+  document.getElementById("list").appendChild(li);
+}
+document.title = "Rendered by script";
+</script></body></html>"#;
+
 #[derive(Debug, Default)]
 struct Shared {
     brave_key: String,
@@ -81,6 +102,10 @@ impl FakeWeb {
             .route("/search", get(searxng))
             .route("/res/v1/web/search", get(brave))
             .route("/files/{*path}", get(file))
+            .route("/app/form", get(|| async { html(FORM_HTML) }))
+            .route("/app/sent", get(sent))
+            .route("/app/links", get(|| async { html(LINKS_HTML) }))
+            .route("/app/js", get(|| async { html(JS_HTML) }))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
@@ -159,6 +184,25 @@ async fn file(
         },
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn sent(RawQuery(q): RawQuery) -> Response {
+    let name = params(q).remove("name").unwrap_or_default();
+    let escaped: String = name
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!("<!doctype html><html><head><title>Thanks</title></head><body><p>Thanks, {escaped}!</p></body></html>"),
+    )
+        .into_response()
 }
 
 async fn drip() -> Response {

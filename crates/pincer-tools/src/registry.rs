@@ -124,6 +124,13 @@ impl ToolRegistry {
     pub fn all(&self) -> impl Iterator<Item = &ToolSpec> {
         self.tools.values().map(|t| t.spec())
     }
+
+    /// Tells every tool that `run` ended (see [`Tool::end_run`]).
+    pub fn end_run(&self, run: pincer_types::RunId) {
+        for t in self.tools.values() {
+            t.end_run(run);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -157,4 +157,7 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
     fn available(&self) -> bool {
         true
     }
+    /// Called when a run ends: a tool holding resources for that run (the browser) releases
+    /// them. Must not block.
+    fn end_run(&self, _run: pincer_types::RunId) {}
 }

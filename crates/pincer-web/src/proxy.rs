@@ -23,6 +23,10 @@ use tokio::sync::Semaphore;
 
 use crate::egress::{Egress, WebError};
 
+/// Marks the proxy's own answers (`refused` for a policy refusal, else `error`), so a client —
+/// the browser — can tell them from the destination's.
+pub const EGRESS_HEADER: &str = "X-Pincer-Egress";
+
 /// Largest request head read.
 const MAX_HEAD: usize = 16 * 1024;
 /// Connections served at once.
@@ -297,8 +301,9 @@ async fn reply<S: AsyncWrite + Unpin>(s: &mut S, code: u16, msg: &str) -> std::i
     let body = format!("{msg}\n");
     s.write_all(
         format!(
-            "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+            "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{EGRESS_HEADER}: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len(),
+            if code == 403 { "refused" } else { "error" },
         )
         .as_bytes(),
     )

@@ -444,6 +444,37 @@ fn check_web(config: &Config, env: &Env, r: &mut Report) {
             Some("export the search API key in that variable"),
         );
     }
+    check_browser(config, r);
+}
+
+/// `web.browser`: when enabled, whether Chromium is there and a sandbox to run it in.
+fn check_browser(config: &Config, r: &mut Report) {
+    let b = &config.web.browser;
+    if !b.enabled {
+        return;
+    }
+    let exe = pincer_browser::tools::find_chromium(b.executable.as_deref());
+    let (status, msg, fix) = match (exe, config.security.sandbox) {
+        (_, pincer_config::SandboxProvider::None) => (
+            Status::Fail,
+            "the browser runs only inside the sandbox, and security.sandbox is \"none\"".to_owned(),
+            Some("set security.sandbox to \"native\" or \"bwrap\""),
+        ),
+        (None, _) => (
+            Status::Fail,
+            "Chromium is not installed: the browser tools are unavailable".to_owned(),
+            Some("apt-get install chromium (or set web.browser.executable)"),
+        ),
+        (Some(p), _) => (
+            Status::Ok,
+            format!(
+                "{} in the sandbox, network through the egress proxy",
+                p.display()
+            ),
+            None,
+        ),
+    };
+    r.add("web.browser", status, msg, fix);
 }
 
 /// `mcp.<server>`: whether each enabled server can start — its sandbox enforced (stdio), its

@@ -237,3 +237,41 @@ pub async fn audit_of_type(home: &Home, kind: &str) -> Vec<serde_json::Value> {
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
+
+/// The tool results the model was sent in request `i` (the last request when `None`).
+pub fn tool_results(llm: &pincer_testkit::FakeLlm, i: Option<usize>) -> Vec<String> {
+    let reqs = llm.requests();
+    let req = match i {
+        Some(i) => &reqs[i],
+        None => reqs.last().unwrap(),
+    };
+    req.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Network on, and the loopback server on `port` named as the one private address allowed —
+/// how the tests reach their loopback servers (no test-only bypass in the binary).
+pub async fn allow_loopback(home: &Home, port: u16) {
+    set(home, "security.network", "allowlist").await;
+    set(
+        home,
+        "security.egress_allow_private",
+        &format!("[\"127.0.0.1:{port}\"]"),
+    )
+    .await;
+}
+
+/// The tool names offered to the model in a request body.
+pub fn offered(req: &serde_json::Value) -> Vec<String> {
+    req["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+        .collect()
+}

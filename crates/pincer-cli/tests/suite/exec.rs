@@ -26,17 +26,6 @@ async fn exec_on_trusted(home: &Home, server: &FakeLlm) {
     set(home, "agents.main.approval_mode", "trusted").await;
 }
 
-fn offered(req: &Value) -> Vec<String> {
-    req["tools"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scripted_model_cannot_escape_through_shell_exec() {
     let home = Home::new();

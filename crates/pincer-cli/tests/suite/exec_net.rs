@@ -133,13 +133,7 @@ async fn git_clone_and_cargo_fetch_work_through_the_proxy_and_nothing_else_does(
         set(&home, "security.exec", "sandboxed").await;
         set(&home, "security.sandbox", provider).await;
         set(&home, "agents.main.approval_mode", "trusted").await;
-        set(&home, "security.network", "allowlist").await;
-        set(
-            &home,
-            "security.egress_allow_private",
-            &format!("[\"127.0.0.1:{}\"]", web.port()),
-        )
-        .await;
+        allow_loopback(&home, web.port()).await;
         set(&home, "agents.main.read_roots.toolchain", &sysroot).await;
 
         // git's HTTP transport, through HTTP_PROXY.

@@ -131,26 +131,6 @@ fn call(name: &str, arguments: Value) -> ScriptedCall {
     }
 }
 
-fn offered(req: &Value) -> Vec<String> {
-    req["tools"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
-/// The tool results the model was sent in request `i`.
-fn tool_results(server: &FakeLlm, i: usize) -> Vec<String> {
-    server.requests()[i].body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discover_approve_and_the_model_calls_a_reference_server_tool() {
     let Some(p) = parts() else { return };
@@ -200,7 +180,7 @@ async fn discover_approve_and_the_model_calls_a_reference_server_tool() {
 
     assert_eq!(ok(&home, &["ask", "add them"]).await, "done\n");
     assert!(offered(&server.requests()[1].body).contains(&"mcp_every_get-sum".to_owned()));
-    let results = tool_results(&server, 2);
+    let results = tool_results(&server, Some(2));
     assert_eq!(results.len(), 1);
     assert!(
         results[0].contains("The sum of 2 and 40 is 42"),
@@ -314,7 +294,7 @@ async fn a_changed_tool_list_withdraws_the_tools_until_reapproved() {
     approve_and_grant(&home, "test").await;
     assert_eq!(ok(&home, &["ask", "grow"]).await, "first done\n");
     // `grow` announced a new tool before it answered: the very next call is refused.
-    let results = tool_results(&server, 2);
+    let results = tool_results(&server, Some(2));
     assert!(results[0].contains(">\ngrown\n<"), "{results:?}");
     assert!(results[1].contains("withdrawn"), "{results:?}");
     assert!(!results[1].contains("hello after"), "{results:?}");
@@ -339,7 +319,7 @@ async fn a_changed_tool_list_withdraws_the_tools_until_reapproved() {
     ok(&home, &["mcp", "approve", "test"]).await;
     assert_eq!(ok(&home, &["ask", "use it"]).await, "third done\n");
     assert!(offered(&server.requests()[4].body).contains(&"mcp_test_added".to_owned()));
-    let added = &tool_results(&server, 5)[0];
+    let added = &tool_results(&server, Some(5))[0];
     assert!(
         added.contains("trust=\"untrusted\">\nadded\n</tool_output>"),
         "{added}"
@@ -368,7 +348,7 @@ async fn a_hanging_tool_is_cancelled_at_the_timeout_and_a_crash_restarts_the_ser
     set(&home, "mcp.servers.test.timeout_secs", "2").await;
     approve_and_grant(&home, "test").await;
     assert_eq!(ok(&home, &["ask", "go"]).await, "survived\n");
-    let results = tool_results(&server, 1);
+    let results = tool_results(&server, Some(1));
     assert_eq!(results.len(), 3, "{results:?}");
     assert!(
         results[0].contains("did not answer tools/call within 2s (cancelled)"),
@@ -552,7 +532,7 @@ async fn ask_runs_a_whole_conversation_non_interactively_with_approvals_denied()
     .await;
     approve_and_grant(&home, "test").await;
     assert_eq!(ok(&home, &["ask", "greet"]).await, "answered anyway\n");
-    let results = tool_results(&server, 1);
+    let results = tool_results(&server, Some(1));
     assert!(!results[0].contains("hello l2"), "{results:?}");
     assert!(
         results[0].contains("denied") || results[0].contains("approval"),
@@ -896,7 +876,7 @@ async fn a_wedged_server_is_stopped_after_a_timeout_and_restarted() {
     set(&home, "mcp.servers.test.heartbeat_secs", "1").await;
     approve_and_grant(&home, "test").await;
     assert_eq!(ok(&home, &["ask", "freeze"]).await, "recovered\n");
-    let results = tool_results(&server, 1);
+    let results = tool_results(&server, Some(1));
     assert!(
         results[0].contains("did not answer tools/call within 2s"),
         "{results:?}"

@@ -1,5 +1,6 @@
 mod abuse;
 mod automation;
+mod browser;
 mod common;
 mod config_cmd;
 mod context;

@@ -14,14 +14,8 @@ const BRAVE_KEY: &str = "BSA-test-key-7f3a9c1e5d";
 async fn web_home(web: &FakeWeb, llm: &FakeLlm) -> Home {
     let home = Home::new();
     home.init(&llm.base_url()).await;
-    set(&home, "security.network", "allowlist").await;
+    allow_loopback(&home, web.port()).await;
     set(&home, "security.egress_allow", "[\"localhost\"]").await;
-    set(
-        &home,
-        "security.egress_allow_private",
-        &format!("[\"127.0.0.1:{}\"]", web.port()),
-    )
-    .await;
     set(&home, "web.fetch_timeout_secs", "2").await;
     set(&home, "web.fetch_max_bytes", "1048576").await;
     set(&home, "agents.main.allow", "[\"group:web\"]").await;
@@ -310,12 +304,7 @@ async fn the_model_reads_a_page_as_untrusted_content() {
     let home = web_home(&web, &llm).await;
     let out = home.run(&["ask", "read the backups guide"], "").await;
     assert_eq!(stdout(&out), "read it\n", "{}", stderr(&out));
-    let offered: Vec<String> = llm.requests()[0].body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
-        .collect();
+    let offered = offered(&llm.requests()[0].body);
     assert!(offered.contains(&"http_fetch".to_owned()), "{offered:?}");
     let tool_msg = llm.requests()[1].body["messages"]
         .as_array()
