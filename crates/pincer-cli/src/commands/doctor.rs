@@ -409,6 +409,14 @@ fn check_automation(home: &PincerHome, config: &Config, env: &Env, r: &mut Repor
 /// `web`: with the network on, whether anything is reachable and the search backend's key is set.
 fn check_web(config: &Config, env: &Env, r: &mut Report) {
     if config.security.network == NetworkMode::Off {
+        if config.web.browser.enabled {
+            r.add(
+                "web.browser",
+                Status::Warn,
+                "web.browser.enabled is set but security.network is off: no browser tools",
+                Some("set security.network to \"allowlist\" and list the hosts"),
+            );
+        }
         return;
     }
     if config.security.egress_allow.is_empty() && config.security.egress_allow_private.is_empty() {
