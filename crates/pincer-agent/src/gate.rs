@@ -120,6 +120,8 @@ pub struct CallScope<'a> {
     pub session: Option<SessionId>,
     /// `agent` or `cli`.
     pub origin: &'a str,
+    /// The turn's taint (D9); `None` outside a run (the operator's own call).
+    pub taint: Option<&'a pincer_policy::Taint>,
 }
 
 /// The gate.
@@ -226,6 +228,7 @@ impl Gate {
         };
         let pctx = Context {
             agent: agent.clone(),
+            taint: scope.taint.cloned().unwrap_or_default(),
         };
         // An ungranted tool is refused before it is planned: planning may inspect files.
         if let Err(reason) = check_granted(scope.policy, &tool_name, &pctx) {
@@ -261,22 +264,31 @@ impl Gate {
         let tier = action.tier;
         let digest = action.digest();
         let decision = evaluate(scope.policy, &action, &pctx);
-        let (word, reason) = match &decision {
-            Decision::Allow => ("allow", String::new()),
-            Decision::NeedsApproval { reason, .. } => ("needs_approval", reason.clone()),
-            Decision::Deny { reason } => ("deny", reason.clone()),
+        let (word, reason, held) = match &decision {
+            Decision::Allow => ("allow", String::new(), None),
+            Decision::NeedsApproval {
+                reason,
+                held: Some(h),
+                ..
+            } => ("held-tainted", reason.clone(), Some(h.clone())),
+            Decision::NeedsApproval { reason, .. } => ("needs_approval", reason.clone(), None),
+            Decision::Deny { reason } => ("deny", reason.clone(), None),
         };
-        self.audit(
-            "policy.decision",
-            json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool_name,
-                   "capability": action.capability, "tier": tier, "decision": word,
-                   "reason": reason, "digest": digest, "detail": summarize(&action.detail)}),
-        )
-        .await
-        .map_err(|error| AuditDown {
-            tool: Some(tool_name.clone()),
-            error,
-        })?;
+        let mut fields = json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id,
+                   "tool": tool_name, "capability": action.capability, "tier": tier,
+                   "decision": word, "reason": reason, "digest": digest,
+                   "detail": summarize(&action.detail)});
+        if let (Some(h), Some(map)) = (&held, fields.as_object_mut()) {
+            map.insert("taint_sources".into(), json!(h.sources));
+            map.insert("ungrounded".into(), json!(h.ungrounded));
+            map.insert("sink".into(), json!(h.sink));
+        }
+        self.audit("policy.decision", fields)
+            .await
+            .map_err(|error| AuditDown {
+                tool: Some(tool_name.clone()),
+                error,
+            })?;
         let approved = match decision {
             Decision::Deny { reason } => return Ok(Ending::denied(tool_name, Some(tier), reason)),
             Decision::Allow => authorize(scope.policy, action, &pctx),

@@ -14,6 +14,7 @@ mod error;
 mod files;
 mod gate;
 mod prompt;
+pub mod provenance;
 mod run;
 
 pub use bundle::{RunBundle, RunMeta};

@@ -92,7 +92,7 @@ fn memory_section(agent_dir: &Path, cap: usize) -> Option<(String, FileSection)>
     let full = content.trim_end();
     let body = &full[..full.floor_char_boundary(cap)];
     let truncated = body.len() < size.min(full.len()) || size > bytes.len();
-    let body = body.replace("</tool_output", "<\\/tool_output");
+    let body = crate::provenance::defuse(body);
     let mut text =
         format!("<tool_output tool=\"memory\" call_id=\"MEMORY.md\" trust=\"untrusted\">\n{body}");
     if truncated {

@@ -138,6 +138,8 @@ struct Turn<'a> {
     breaker: RepeatBreaker,
     /// After a compaction: what is sent in place of `request.messages[..covers]`.
     view: Option<View>,
+    /// Untrusted content in the model's context so far, and the trusted content (D9).
+    taint: pincer_policy::Taint,
 }
 
 /// A compacted view of the conversation: `sent` stands for the first `covers` messages.
@@ -284,6 +286,10 @@ impl Runner {
                 bundle.record("user", json!({"text": req.input}))?;
                 let mut turn = Turn::new(&req, bundle, prompt.text, tool_defs, history);
                 turn.view = view;
+                if turn.view.is_some() {
+                    // The summary was written from the conversation, untrusted parts included.
+                    turn.taint.add("conversation summary");
+                }
                 let limit = req.settings.run_timeout;
                 let child = cancel.child_token();
                 let looped =
@@ -474,6 +480,7 @@ impl Runner {
                     run_id: Some(turn.run_id),
                     session: Some(turn.req.session.id),
                     origin: "agent",
+                    taint: Some(&turn.taint),
                 };
                 // Only the memory tools were offered; anything else is refused here too.
                 if !call.name.starts_with("memory_") {
@@ -511,6 +518,9 @@ impl Runner {
                     Ok(c) => ("untrusted", c),
                     Err(e) => ("pincer", e),
                 };
+                if trust == "untrusted" {
+                    turn.taint.add(&format!("tool:{}", call.name));
+                }
                 turn.bundle.record(
                     "tool_call",
                     json!({"id": call.id, "wire_name": call.name, "tool": out.tool,
@@ -545,6 +555,7 @@ impl Runner {
                 run_id: Some(turn.run_id),
                 session: Some(turn.req.session.id),
                 origin: "agent",
+                taint: Some(&turn.taint),
             };
             // Cancel stops a running tool at once: dropping the call drops the tool's future,
             // which kills a sandboxed command's whole process tree.
@@ -572,6 +583,10 @@ impl Runner {
                 .tool
                 .as_ref()
                 .map_or_else(|| call.name.clone(), ToString::to_string);
+            if trust == "untrusted" {
+                // From now on the model has read it (D9).
+                turn.taint.add(&format!("tool:{source}"));
+            }
             let content = label(&source, &call.id, trust, &clip(body));
             if let Some(tool) = &out.tool {
                 on_event(&RunEvent::ToolCall {
@@ -720,6 +735,7 @@ impl<'a> Turn<'a> {
         history: Vec<Message>,
     ) -> Self {
         let history_len = history.len();
+        let taint = crate::provenance::initial(&system, &history, false, &req.input);
         let request = ChatRequest {
             model: req.settings.model.clone(),
             strict_model: req.settings.strict_model,
@@ -744,6 +760,7 @@ impl<'a> Turn<'a> {
             tool_calls: 0,
             breaker: RepeatBreaker::default(),
             view: None,
+            taint,
         }
     }
 }
@@ -769,7 +786,7 @@ fn canceled() -> Ended {
 /// Wraps tool output for the model with its provenance. Closing tags inside the content are
 /// defused so data cannot end its own wrapper and pose as instructions.
 fn label(source: &str, call_id: &str, trust: &str, body: &str) -> String {
-    let body = body.replace("</tool_output", "<\\/tool_output");
+    let body = crate::provenance::defuse(body);
     let source: String = source
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))

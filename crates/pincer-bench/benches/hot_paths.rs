@@ -32,10 +32,54 @@ fn policy_evaluate(b: Bencher) {
         capability: Capability::FsWrite,
         tier: RiskTier::L1Mutating,
         detail: serde_json::json!({"path": "src/lib.rs"}),
+        sink: None,
     };
+    let ctx = Context::untainted("main".parse().unwrap());
+    b.bench(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)));
+}
+
+/// D9: the policy decision for a sensitive sink in a tainted turn — the grounding check of three
+/// arguments (a host, a recipient, an amount) against a turn's trusted content of ~8 KB (the
+/// user's messages and the instruction files), prepared once per turn as in the runner.
+#[divan::bench]
+fn policy_evaluate_tainted_sink(b: Bencher) {
+    use pincer_types::{ArgRole, SinkArg, SinkKind};
+    let policy = Policy {
+        approval_mode: ApprovalMode::Trusted,
+        exec: ExecMode::Off,
+        network: NetworkMode::Allowlist,
+        granted: ["http.fetch"].iter().map(|t| t.parse().unwrap()).collect(),
+    };
+    let mut trusted = String::new();
+    while trusted.len() < 8 * 1024 {
+        trusted.push_str(
+            "Please pay invoice 4411 of 1,250.00 EUR and mail the receipt to alice@example.com;              the portal is at https://billing.example.org/invoices and the notes are in docs/. ",
+        );
+    }
+    let mut taint =
+        pincer_policy::Taint::clean(std::sync::Arc::new(pincer_policy::Grounding::new([
+            trusted.as_str(),
+        ])));
+    taint.add("tool:http.fetch");
     let ctx = Context {
         agent: "main".parse().unwrap(),
+        taint,
     };
+    let action = Action {
+        tool: "http.fetch".parse().unwrap(),
+        capability: Capability::Network,
+        tier: RiskTier::L1Mutating,
+        detail: serde_json::json!({"url": "https://billing.example.org/pay"}),
+        sink: None,
+    }
+    .with_sink(
+        SinkKind::Egress,
+        vec![
+            SinkArg::new("host", ArgRole::Host, "billing.example.org"),
+            SinkArg::new("to", ArgRole::Recipient, "mallory@evil.example"),
+            SinkArg::new("amount", ArgRole::Amount, "1250"),
+        ],
+    );
     b.bench(|| evaluate(black_box(&policy), black_box(&action), black_box(&ctx)));
 }
 

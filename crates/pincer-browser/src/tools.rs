@@ -15,7 +15,7 @@ use std::time::Duration;
 use pincer_policy::Approved;
 use pincer_sandbox::{Limits, NetworkProxy, Sandbox};
 use pincer_tools::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput, ToolSpec, parse_args};
-use pincer_types::{Action, Capability, RiskTier, RunId};
+use pincer_types::{Action, ArgRole, Capability, RiskTier, RunId, SinkArg, SinkKind};
 use pincer_web::egress::Egress;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -388,7 +388,11 @@ impl Tool for BrowserTool {
                     .policy()
                     .check(&a.url)
                     .map_err(|e| ToolError::Forbidden(format!("{name}: {e}")))?;
-                json!({"url": checked.url.as_str(), "host": checked.host})
+                let host = match checked.url.port() {
+                    Some(p) => format!("{}:{p}", checked.host),
+                    None => checked.host.clone(),
+                };
+                json!({"url": checked.url.as_str(), "host": host})
             }
             Verb::Click => {
                 let a: RefArgs = parse_args(name, args)?;
@@ -408,7 +412,31 @@ impl Tool for BrowserTool {
                 json!({})
             }
         };
-        Ok(self.spec.action(self.spec.base_tier, detail))
+        let action = self.spec.action(self.spec.base_tier, detail);
+        // D9: where the browser goes, and what it types, are egress sinks.
+        Ok(match self.verb {
+            Verb::Navigate => {
+                let host = action.detail["host"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                action.with_sink(
+                    SinkKind::Egress,
+                    vec![SinkArg::new("host", ArgRole::Host, host)],
+                )
+            }
+            Verb::Type => {
+                let text = action.detail["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                action.with_sink(
+                    SinkKind::Egress,
+                    vec![SinkArg::new("text", ArgRole::Text, text)],
+                )
+            }
+            _ => action,
+        })
     }
 
     fn run<'a>(&'a self, ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a> {

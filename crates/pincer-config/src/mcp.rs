@@ -97,6 +97,11 @@ pub struct McpServerConfig {
     /// Risk tier per tool (the server's name for it); the rest are `L1_MUTATING`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tiers: BTreeMap<String, RiskTier>,
+    /// Tools (the server's names) the operator declares free of outside effects: not sensitive
+    /// sinks (D9), so a turn that read untrusted content may still call them unasked. Every
+    /// other tool of the server is an external sink whose arguments must come from the user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_sinks: Vec<String>,
     /// Seconds one tool call may take before it is cancelled.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -129,6 +134,7 @@ impl Default for McpServerConfig {
             allow_private: Vec::new(),
             enabled: false,
             tiers: BTreeMap::new(),
+            not_sinks: Vec::new(),
             timeout_secs: default_timeout(),
             start_timeout_secs: default_start_timeout(),
             heartbeat_secs: default_heartbeat(),

@@ -23,6 +23,8 @@ pub struct McpTool {
     spec: ToolSpec,
     server: Arc<Server>,
     remote: String,
+    /// An external sink (D9) unless the operator listed it in `not_sinks`.
+    sink: bool,
     input_schema: Value,
     output_schema: Option<Value>,
 }
@@ -34,6 +36,7 @@ impl McpTool {
         if description.is_empty() {
             description = def.title.clone().unwrap_or_default();
         }
+        let sink = !server.config().not_sinks.contains(&def.name);
         Self {
             spec: ToolSpec {
                 name,
@@ -46,6 +49,7 @@ impl McpTool {
             input_schema: def.input_schema.clone(),
             output_schema: def.output_schema.clone(),
             server,
+            sink,
         }
     }
 
@@ -111,10 +115,19 @@ impl Tool for McpTool {
         }
         crate::content::check(&self.input_schema, &args, "arguments")
             .map_err(|e| ToolError::InvalidArguments(format!("{}: {e}", self.spec.name)))?;
-        Ok(self.spec.action(
+        // D9: an MCP tool acts outside Pincer (its side effects are unknown): an external sink
+        // whose every scalar argument must come from trusted content in a tainted turn.
+        let mut sink = Vec::new();
+        scalar_args("", &args, &mut sink);
+        let action = self.spec.action(
             self.spec.base_tier,
             json!({"server": self.server.name(), "tool": self.remote, "arguments": args}),
-        ))
+        );
+        Ok(if self.sink {
+            action.with_sink(pincer_types::SinkKind::External, sink)
+        } else {
+            action
+        })
     }
 
     fn run<'a>(&'a self, _ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a> {
@@ -134,5 +147,27 @@ impl Tool for McpTool {
                 Err(e) => Err(ToolError::Failed(e.to_string())),
             }
         })
+    }
+}
+
+/// Every string and number in `v` as a sink argument named by its path (`to`, `items.0.id`).
+fn scalar_args(path: &str, v: &Value, out: &mut Vec<pincer_types::SinkArg>) {
+    use pincer_types::{ArgRole, SinkArg};
+    let at = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Object(m) => m.iter().for_each(|(k, v)| scalar_args(&at(k), v, out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| scalar_args(&at(&i.to_string()), v, out)),
+        Value::String(s) => out.push(SinkArg::new(path, ArgRole::Text, s.clone())),
+        Value::Number(n) => out.push(SinkArg::new(path, ArgRole::Amount, n.to_string())),
+        Value::Bool(_) | Value::Null => {}
     }
 }

@@ -9,13 +9,17 @@
 
 pub mod egress;
 mod grants;
+pub mod taint;
 
 pub use grants::{group_tools, profile_selectors, resolve_grants, resolve_grants_with};
+pub use taint::{Grounding, Taint};
 
 use std::collections::BTreeSet;
 
 use pincer_config::{ApprovalMode, ExecMode, NetworkMode};
-use pincer_types::{Action, ActionDigest, AgentId, Capability, RiskTier, ToolName};
+use pincer_types::{
+    Action, ActionDigest, AgentId, Capability, RiskTier, SinkArg, SinkKind, ToolName,
+};
 use serde::{Deserialize, Serialize};
 
 /// Policy data for one agent.
@@ -36,6 +40,29 @@ pub struct Policy {
 pub struct Context {
     /// The agent asking.
     pub agent: AgentId,
+    /// Whether untrusted content is in the turn, and the trusted content to ground in (D9).
+    pub taint: Taint,
+}
+
+impl Context {
+    /// A call outside any tainted turn (the operator's own `pincer tools call`).
+    pub fn untainted(agent: AgentId) -> Self {
+        Self {
+            agent,
+            taint: Taint::default(),
+        }
+    }
+}
+
+/// Why a sink was held in a tainted turn: for the audit log and the approver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The sink's kind.
+    pub sink: SinkKind,
+    /// Where the turn's untrusted content came from.
+    pub sources: Vec<String>,
+    /// The arguments not found in trusted content (all of them, for a sink with none).
+    pub ungrounded: Vec<SinkArg>,
 }
 
 /// The outcome of [`evaluate`].
@@ -50,6 +77,9 @@ pub enum Decision {
         tier: RiskTier,
         /// Why.
         reason: String,
+        /// Set when a sensitive sink was held because the turn is tainted (D9).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<Hold>,
     },
     /// Never run it.
     Deny {
@@ -104,6 +134,49 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         | Capability::Automation
         | Capability::Mcp => {}
     }
+    // D9: in a tainted turn, a sensitive sink whose security-relevant arguments are not all
+    // grounded in trusted content needs a human — whatever the approval mode.
+    if let Some(sink) = &action.sink
+        && ctx.taint.is_tainted()
+    {
+        let ungrounded: Vec<SinkArg> = if sink.args.is_empty() {
+            Vec::new()
+        } else {
+            sink.args
+                .iter()
+                .filter(|a| !ctx.taint.grounding.grounded(a))
+                .cloned()
+                .collect()
+        };
+        if sink.args.is_empty() || !ungrounded.is_empty() {
+            let what = if ungrounded.is_empty() {
+                "this action".to_owned()
+            } else {
+                ungrounded
+                    .iter()
+                    .map(|a| format!("{} {:?}", a.name, a.value))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Decision::NeedsApproval {
+                tier: action.tier,
+                reason: format!(
+                    "held ({} sink): this turn read untrusted content ({}), and {what} does not come from the user's request or the operator's instructions",
+                    sink.kind.as_str(),
+                    ctx.taint.sources.join(", ")
+                ),
+                held: Some(Hold {
+                    sink: sink.kind,
+                    sources: ctx.taint.sources.clone(),
+                    ungrounded: if ungrounded.is_empty() {
+                        sink.args.clone()
+                    } else {
+                        ungrounded
+                    },
+                }),
+            };
+        }
+    }
     let threshold = match policy.approval_mode {
         ApprovalMode::Strict => RiskTier::L1Mutating,
         ApprovalMode::Balanced => RiskTier::L2Destructive,
@@ -118,6 +191,7 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
                 policy.approval_mode
             )
             .to_lowercase(),
+            held: None,
         }
     } else {
         Decision::Allow
@@ -168,7 +242,9 @@ pub fn authorize(
 ) -> Result<Approved<Action>, Refusal> {
     match evaluate(policy, &action, ctx) {
         Decision::Allow => Ok(Approved(action)),
-        Decision::NeedsApproval { tier, reason } => Err(Refusal::NeedsApproval { tier, reason }),
+        Decision::NeedsApproval { tier, reason, .. } => {
+            Err(Refusal::NeedsApproval { tier, reason })
+        }
         Decision::Deny { reason } => Err(Refusal::Deny { reason }),
     }
 }
@@ -216,6 +292,7 @@ mod tests {
             capability,
             tier,
             detail: serde_json::Value::Null,
+            sink: None,
         }
     }
 
@@ -235,9 +312,7 @@ mod tests {
     fn decision_table() {
         use ApprovalMode::*;
         use RiskTier::*;
-        let ctx = Context {
-            agent: "main".parse().unwrap(),
-        };
+        let ctx = Context::untainted("main".parse().unwrap());
         // (mode, tool, capability, tier, expected: 'A'llow / 'N'eeds approval / 'D'eny)
         let table = [
             (Balanced, "time.now", Capability::Time, L0ReadOnly, 'A'),
@@ -269,9 +344,7 @@ mod tests {
 
     #[test]
     fn approvals_bind_to_the_exact_action_and_never_override_deny() {
-        let ctx = Context {
-            agent: "main".parse().unwrap(),
-        };
+        let ctx = Context::untainted("main".parse().unwrap());
         let p = policy(ApprovalMode::Balanced);
         let a = action("fs.write", Capability::FsWrite, RiskTier::L2Destructive);
         let yes = HumanApproval {
@@ -299,9 +372,7 @@ mod tests {
 
     #[test]
     fn authorize_wraps_only_allowed_actions() {
-        let ctx = Context {
-            agent: "main".parse().unwrap(),
-        };
+        let ctx = Context::untainted("main".parse().unwrap());
         let p = policy(ApprovalMode::Balanced);
         assert!(
             authorize(
@@ -319,5 +390,137 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// D9: the taint rule, as a table. (mode, network, tainted, sink args, expected:
+    /// 'A'llow / 'H'eld for taint / 'N'eeds approval by tier / 'D'eny.)
+    #[test]
+    fn taint_table() {
+        use ApprovalMode::*;
+        use pincer_types::{ArgRole, SinkArg};
+        let grounding = std::sync::Arc::new(Grounding::new([
+            "Please send the report to alice@example.com and fetch docs.example.org",
+        ]));
+        let ctx = |tainted: bool| {
+            let mut taint = Taint::clean(grounding.clone());
+            if tainted {
+                taint.add("tool:http.fetch");
+            }
+            Context {
+                agent: "main".parse().unwrap(),
+                taint,
+            }
+        };
+        let host = |h: &str| vec![SinkArg::new("host", ArgRole::Host, h)];
+        let to = |r: &str| vec![SinkArg::new("to", ArgRole::Recipient, r)];
+        type Row = (ApprovalMode, NetworkMode, bool, Option<Vec<SinkArg>>, char);
+        let table: Vec<Row> = vec![
+            // Not a sink: taint does not matter.
+            (Trusted, NetworkMode::Allowlist, true, None, 'A'),
+            // A sink in a clean turn: the tier decides as before.
+            (
+                Trusted,
+                NetworkMode::Allowlist,
+                false,
+                Some(host("evil.net")),
+                'A',
+            ),
+            // Tainted, grounded: runs (utility kept).
+            (
+                Trusted,
+                NetworkMode::Allowlist,
+                true,
+                Some(host("docs.example.org")),
+                'A',
+            ),
+            (
+                Trusted,
+                NetworkMode::Allowlist,
+                true,
+                Some(to("Alice@Example.com")),
+                'A',
+            ),
+            // Tainted, ungrounded: held, whatever the mode.
+            (
+                Trusted,
+                NetworkMode::Allowlist,
+                true,
+                Some(host("evil.net")),
+                'H',
+            ),
+            (
+                Balanced,
+                NetworkMode::Allowlist,
+                true,
+                Some(to("mallory@evil.net")),
+                'H',
+            ),
+            // One ungrounded argument is enough.
+            (
+                Trusted,
+                NetworkMode::Allowlist,
+                true,
+                Some([host("docs.example.org"), to("mallory@evil.net")].concat()),
+                'H',
+            ),
+            // A sink with nothing to ground is held whenever the turn is tainted.
+            (Trusted, NetworkMode::Allowlist, true, Some(vec![]), 'H'),
+            (Trusted, NetworkMode::Allowlist, false, Some(vec![]), 'A'),
+            // A denial still wins over everything.
+            (Trusted, NetworkMode::Off, true, Some(host("evil.net")), 'D'),
+            // Grounded, but the tier still needs approval in strict mode (not a taint hold).
+            (
+                Strict,
+                NetworkMode::Allowlist,
+                true,
+                Some(host("docs.example.org")),
+                'N',
+            ),
+        ];
+        for (i, (mode, network, tainted, sink, want)) in table.into_iter().enumerate() {
+            let mut p = policy(mode);
+            p.network = network;
+            let mut a = action("http.fetch", Capability::Network, RiskTier::L1Mutating);
+            if let Some(args) = sink {
+                a = a.with_sink(pincer_types::SinkKind::Egress, args);
+            }
+            let got = match evaluate(&p, &a, &ctx(tainted)) {
+                Decision::Allow => 'A',
+                Decision::NeedsApproval { held: Some(h), .. } => {
+                    assert_eq!(h.sources, vec!["tool:http.fetch"], "row {i}");
+                    'H'
+                }
+                Decision::NeedsApproval { held: None, .. } => 'N',
+                Decision::Deny { .. } => 'D',
+            };
+            assert_eq!(got, want, "row {i}");
+        }
+        // The hold names what was not grounded, and an approval of that exact action lets it
+        // run; an approval of another action does not.
+        let a = action("http.fetch", Capability::Network, RiskTier::L1Mutating).with_sink(
+            pincer_types::SinkKind::Egress,
+            [host("docs.example.org"), to("mallory@evil.net")].concat(),
+        );
+        let mut p = policy(Trusted);
+        p.network = NetworkMode::Allowlist;
+        let Decision::NeedsApproval {
+            held: Some(h),
+            reason,
+            ..
+        } = evaluate(&p, &a, &ctx(true))
+        else {
+            panic!("not held");
+        };
+        assert_eq!(h.ungrounded.len(), 1);
+        assert_eq!(h.ungrounded[0].value, "mallory@evil.net");
+        assert!(reason.contains("mallory@evil.net") && reason.contains("tool:http.fetch"));
+        let yes = HumanApproval {
+            digest: a.digest(),
+            approver: "user:tty".into(),
+        };
+        assert!(authorize_with_approval(&p, a.clone(), &ctx(true), &yes).is_ok());
+        let mut other = a.clone();
+        other.detail = serde_json::json!({"x": 1});
+        assert!(authorize_with_approval(&p, other, &ctx(true), &yes).is_err());
     }
 }

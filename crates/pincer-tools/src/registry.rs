@@ -190,9 +190,7 @@ mod tests {
             network: NetworkMode::Off,
             granted: [action.tool.clone()].into(),
         };
-        let pctx = pincer_policy::Context {
-            agent: "main".parse().unwrap(),
-        };
+        let pctx = pincer_policy::Context::untainted("main".parse().unwrap());
         let approved = pincer_policy::authorize(&policy, action, &pctx).unwrap();
         let out = t.run(&ctx, approved).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out.content).unwrap();

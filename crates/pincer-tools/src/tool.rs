@@ -53,6 +53,7 @@ impl ToolSpec {
             capability: self.capability,
             tier: tier.max(self.base_tier),
             detail,
+            sink: None,
         }
     }
 }

@@ -14,7 +14,7 @@ mod risk;
 mod scope;
 mod task;
 
-pub use action::{Action, ActionDigest};
+pub use action::{Action, ActionDigest, ArgRole, Sink, SinkArg, SinkKind};
 pub use clock::{Clock, SystemClock};
 pub use envelope::{Envelope, Provenance};
 pub use events::{RunEvent, RunStatus, TokenUsage};

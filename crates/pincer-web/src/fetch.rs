@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pincer_policy::Approved;
 use pincer_tools::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput, ToolSpec, parse_args};
-use pincer_types::{Action, Capability, RiskTier};
+use pincer_types::{Action, ArgRole, Capability, RiskTier, SinkArg, SinkKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -134,13 +134,26 @@ impl Tool for HttpFetch {
             (Method::Get, None) => RiskTier::L1Mutating,
             (Method::Post, _) => RiskTier::L2Destructive,
         };
+        // D9: an egress sink — the host must come from trusted content in a tainted turn, and
+        // so must a body sent to it.
+        let host = match checked.url.port() {
+            Some(p) => format!("{}:{p}", checked.host),
+            None => checked.host.clone(),
+        };
+        let mut sink = vec![SinkArg::new("host", ArgRole::Host, host)];
+        if let Some(b) = &a.body {
+            sink.push(SinkArg::new("body", ArgRole::Text, b.clone()));
+        }
         // The body goes into the action (so an approval binds to exactly what is sent).
-        Ok(self.spec.action(
-            tier,
-            json!({"url": checked.url.as_str(), "host": checked.host, "method": a.method,
-                   "headers": a.headers, "body": a.body, "raw": a.raw,
-                   "body_sha256": a.body.as_ref().map(|b| hex::encode(Sha256::digest(b.as_bytes())))}),
-        ))
+        Ok(self
+            .spec
+            .action(
+                tier,
+                json!({"url": checked.url.as_str(), "host": checked.host, "method": a.method,
+                       "headers": a.headers, "body": a.body, "raw": a.raw,
+                       "body_sha256": a.body.as_ref().map(|b| hex::encode(Sha256::digest(b.as_bytes())))}),
+            )
+            .with_sink(SinkKind::Egress, sink))
     }
 
     fn run<'a>(&'a self, _ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a> {

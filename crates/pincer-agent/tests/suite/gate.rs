@@ -42,6 +42,7 @@ async fn no_audit_no_tool() {
         run_id: None,
         session: None,
         origin: "test",
+        taint: None,
     };
     let args = r#"{"path": "a.txt", "content": "x"}"#;
     // With a working log the write goes through.

@@ -125,6 +125,7 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     run_id: None,
                     session: None,
                     origin: "cli",
+                    taint: None,
                 };
                 anyhow::Ok(gate.call(scope, &call_id, &tool, &args).await)
             })?;

@@ -275,3 +275,18 @@ pub fn offered(req: &serde_json::Value) -> Vec<String> {
         .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// The actions held because their turn was tainted (`audit search --decision held-tainted`).
+pub async fn held_tainted(home: &Home) -> Vec<serde_json::Value> {
+    let out = home
+        .run(
+            &["audit", "search", "--decision", "held-tainted", "--json"],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .collect()
+}

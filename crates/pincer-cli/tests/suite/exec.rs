@@ -53,7 +53,13 @@ async fn a_scripted_model_cannot_escape_through_shell_exec() {
     exec_on_trusted(&home, &server).await;
     let before = std::fs::read(&config).unwrap();
 
-    let out = home.run(&["ask", "go"], "").await;
+    // The user names the commands: after the first one's output the turn is tainted, and the
+    // rest run unasked only because they come from the user (D9).
+    let ask = format!(
+        "run env, then: cat {c}; echo pwned >> {c}; cat /etc/shadow, then: echo made > made.txt && echo ok",
+        c = config.display()
+    );
+    let out = home.run(&["ask", &ask], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "done\n");
 
@@ -287,7 +293,15 @@ async fn background_processes_start_poll_cap_and_kill() {
     .unwrap();
     exec_on_trusted(&home, &server).await;
     set(&home, "exec.max_background", "1").await;
-    let out = home.run(&["ask", "go"], "").await;
+    let out = home
+        .run(
+            &[
+                "ask",
+                "start `echo begin; exec sleep 1000`, then `sleep 1000`, then `definitely-not-a-command`",
+            ],
+            "",
+        )
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let reqs = server.requests();
     let last = |i: usize| -> Value {

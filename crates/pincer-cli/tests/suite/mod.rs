@@ -8,6 +8,7 @@ mod cron;
 mod e2e;
 mod exec;
 mod exec_net;
+mod injection;
 mod mcp;
 mod memory;
 mod models;

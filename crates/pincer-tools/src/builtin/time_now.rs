@@ -60,6 +60,7 @@ impl Tool for TimeNow {
             capability: self.spec.capability,
             tier: self.spec.base_tier,
             detail: json!({}),
+            sink: None,
         })
     }
 

@@ -223,6 +223,20 @@ pub(crate) struct PlannedCommand {
 }
 
 impl PlannedCommand {
+    /// The command as a sink argument (D9): the shell string, or the argv joined.
+    pub(crate) fn sink_args(&self) -> Vec<pincer_types::SinkArg> {
+        let text = if self.shell {
+            self.argv.last().cloned().unwrap_or_default()
+        } else {
+            self.argv.join(" ")
+        };
+        vec![pincer_types::SinkArg::new(
+            "command",
+            pincer_types::ArgRole::Text,
+            text,
+        )]
+    }
+
     /// Validates and resolves `args` against the agent's scope.
     fn plan<'c>(
         tool: &str,

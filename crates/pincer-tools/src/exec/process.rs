@@ -239,11 +239,14 @@ impl Tool for ProcessTool {
                 };
                 let (cmd, exec) = PlannedCommand::plan("process", ctx, what)?;
                 let tier = exec.tier(&cmd.argv, cmd.shell);
-                self.spec.action(
-                    tier,
-                    json!({"action": "start", "command": cmd,
-                           "sandbox": exec.sandbox.kind().as_str(), "network": exec.network()}),
-                )
+                let sink = cmd.sink_args();
+                self.spec
+                    .action(
+                        tier,
+                        json!({"action": "start", "command": cmd,
+                               "sandbox": exec.sandbox.kind().as_str(), "network": exec.network()}),
+                    )
+                    .with_sink(pincer_types::SinkKind::Exec, sink)
             }
             Verb::List => {
                 scope(ctx)?;

@@ -81,11 +81,14 @@ impl Tool for ShellExec {
             )));
         }
         let tier = exec.tier(&cmd.argv, cmd.shell);
-        Ok(self.spec.action(
+        Ok(self
+            .spec
+            .action(
             tier,
             json!({"command": cmd, "timeout_secs": timeout, "sandbox": exec.sandbox.kind().as_str(),
                    "network": exec.network()}),
-        ))
+        )
+            .with_sink(pincer_types::SinkKind::Exec, cmd.sink_args()))
     }
 
     fn run<'a>(&'a self, ctx: &'a ToolContext, action: Approved<Action>) -> ToolFuture<'a> {

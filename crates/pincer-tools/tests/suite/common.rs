@@ -46,9 +46,7 @@ impl Env {
             network: NetworkMode::Off,
             granted: [action.tool.clone()].into(),
         };
-        let ctx = Context {
-            agent: "main".parse().unwrap(),
-        };
+        let ctx = Context::untainted("main".parse().unwrap());
         let approved = authorize(&policy, action, &ctx).expect("trusted mode allows L0-L2");
         let out = t.run(&self.ctx, approved).await?;
         Ok(serde_json::from_str(&out.content).unwrap())
