@@ -102,6 +102,12 @@ pub struct McpServerConfig {
     /// other tool of the server is an external sink whose arguments must come from the user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_sinks: Vec<String>,
+    /// The security-relevant arguments of a sink tool and how each is compared with trusted
+    /// content (`send_email = { to = "recipient" }`, `transfer = { iban = "account", amount =
+    /// "amount" }`); only those must be grounded. A tool not listed here has every string and
+    /// number argument checked as text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sink_args: BTreeMap<String, BTreeMap<String, pincer_types::ArgRole>>,
     /// Seconds one tool call may take before it is cancelled.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -135,6 +141,7 @@ impl Default for McpServerConfig {
             enabled: false,
             tiers: BTreeMap::new(),
             not_sinks: Vec::new(),
+            sink_args: BTreeMap::new(),
             timeout_secs: default_timeout(),
             start_timeout_secs: default_start_timeout(),
             heartbeat_secs: default_heartbeat(),

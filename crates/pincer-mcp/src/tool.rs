@@ -118,7 +118,20 @@ impl Tool for McpTool {
         // D9: an MCP tool acts outside Pincer (its side effects are unknown): an external sink
         // whose every scalar argument must come from trusted content in a tainted turn.
         let mut sink = Vec::new();
-        scalar_args("", &args, &mut sink);
+        match self.server.config().sink_args.get(&self.remote) {
+            // The operator named the arguments that matter, and how to compare them.
+            Some(roles) => {
+                for (name, role) in roles {
+                    let value = match &args[name.as_str()] {
+                        Value::String(s) => s.clone(),
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    sink.push(pincer_types::SinkArg::new(name, *role, value));
+                }
+            }
+            None => scalar_args("", &args, &mut sink),
+        }
         let action = self.spec.action(
             self.spec.base_tier,
             json!({"server": self.server.name(), "tool": self.remote, "arguments": args}),

@@ -150,3 +150,49 @@ async fn an_injected_memory_entry_cannot_steer_a_request() {
     assert_eq!(h[0]["taint_sources"], json!(["memory"]));
     nothing_sent(&home, &attacker).await;
 }
+
+/// The injection benchmark (`bench/injection.py`) runs from one command; CI runs a small sample
+/// against this build and checks only that it runs and reports its figures (the figures
+/// themselves are in docs/SECURITY.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_injection_benchmark_runs_on_a_sample() {
+    let Some(python) = std::env::var_os("PINCER_TEST_PYTHON") else {
+        assert!(
+            !in_ci(),
+            "PINCER_TEST_PYTHON is required under CI (see .ci/run)"
+        );
+        eprintln!("SKIP (not CI): PINCER_TEST_PYTHON is not set");
+        return;
+    };
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pincer"));
+    let dir = bin.parent().unwrap();
+    if !dir.join("pincer-fake-llm").is_file() {
+        // `cargo test --workspace` (the README's command) builds it next to `pincer`.
+        assert!(!in_ci(), "pincer-fake-llm is not built next to pincer");
+        eprintln!("SKIP (not CI): pincer-fake-llm is not built (run the whole workspace)");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out_json = tempfile::NamedTempFile::new().unwrap();
+    let out = tokio::process::Command::new("python3")
+        .arg(root.join("bench/injection.py"))
+        .args(["--sample", "2", "--bin-dir"])
+        .arg(dir)
+        .arg("--json")
+        .arg(out_json.path())
+        .env("PINCER_TEST_PYTHON", &python)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("attack success rate: "), "{text}");
+    assert!(text.contains("benign utility: "), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_json.path()).unwrap()).unwrap();
+    assert_eq!(v["tasks"], 2, "{v}");
+}
