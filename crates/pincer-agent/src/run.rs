@@ -519,7 +519,8 @@ impl Runner {
                     Err(e) => ("pincer", e),
                 };
                 if trust == "untrusted" {
-                    turn.taint.add(&format!("tool:{}", call.name));
+                    turn.taint
+                        .add_content(&format!("tool:{}", call.name), &body);
                 }
                 turn.bundle.record(
                     "tool_call",
@@ -585,7 +586,7 @@ impl Runner {
                 .map_or_else(|| call.name.clone(), ToString::to_string);
             if trust == "untrusted" {
                 // From now on the model has read it (D9).
-                turn.taint.add(&format!("tool:{source}"));
+                turn.taint.add_content(&format!("tool:{source}"), &body);
             }
             let content = label(&source, &call.id, trust, &clip(body));
             if let Some(tool) = &out.tool {

@@ -62,7 +62,19 @@ pub struct Hold {
     /// Where the turn's untrusted content came from.
     pub sources: Vec<String>,
     /// The arguments not found in trusted content (all of them, for a sink with none).
-    pub ungrounded: Vec<SinkArg>,
+    pub ungrounded: Vec<Ungrounded>,
+}
+
+/// An argument that does not come from trusted content, and the untrusted source it does occur
+/// in, when one does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ungrounded {
+    /// The argument.
+    #[serde(flatten)]
+    pub arg: SinkArg,
+    /// The untrusted source whose text contains it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// The outcome of [`evaluate`].
@@ -139,22 +151,33 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     if let Some(sink) = &action.sink
         && ctx.taint.is_tainted()
     {
-        let ungrounded: Vec<SinkArg> = if sink.args.is_empty() {
-            Vec::new()
-        } else {
-            sink.args
-                .iter()
-                .filter(|a| !ctx.taint.grounding.grounded(a))
-                .cloned()
-                .collect()
-        };
+        let ungrounded: Vec<&SinkArg> = sink
+            .args
+            .iter()
+            .filter(|a| !ctx.taint.grounding.grounded(a))
+            .collect();
         if sink.args.is_empty() || !ungrounded.is_empty() {
+            let listed = if sink.args.is_empty() {
+                Vec::new()
+            } else {
+                ungrounded
+            };
+            let ungrounded: Vec<Ungrounded> = listed
+                .into_iter()
+                .map(|a| Ungrounded {
+                    arg: a.clone(),
+                    from: ctx.taint.origin(a).map(str::to_owned),
+                })
+                .collect();
             let what = if ungrounded.is_empty() {
                 "this action".to_owned()
             } else {
                 ungrounded
                     .iter()
-                    .map(|a| format!("{} {:?}", a.name, a.value))
+                    .map(|u| match &u.from {
+                        Some(src) => format!("{} {:?} (found in {src})", u.arg.name, u.arg.value),
+                        None => format!("{} {:?}", u.arg.name, u.arg.value),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             };
@@ -168,11 +191,7 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
                 held: Some(Hold {
                     sink: sink.kind,
                     sources: ctx.taint.sources.clone(),
-                    ungrounded: if ungrounded.is_empty() {
-                        sink.args.clone()
-                    } else {
-                        ungrounded
-                    },
+                    ungrounded,
                 }),
             };
         }
@@ -405,6 +424,7 @@ mod tests {
             let mut taint = Taint::clean(grounding.clone());
             if tainted {
                 taint.add("tool:http.fetch");
+                taint.add_content("tool:web.search", "Write to Mallory@Evil.net for a prize");
             }
             Context {
                 agent: "main".parse().unwrap(),
@@ -487,7 +507,11 @@ mod tests {
             let got = match evaluate(&p, &a, &ctx(tainted)) {
                 Decision::Allow => 'A',
                 Decision::NeedsApproval { held: Some(h), .. } => {
-                    assert_eq!(h.sources, vec!["tool:http.fetch"], "row {i}");
+                    assert_eq!(
+                        h.sources,
+                        vec!["tool:http.fetch", "tool:web.search"],
+                        "row {i}"
+                    );
                     'H'
                 }
                 Decision::NeedsApproval { held: None, .. } => 'N',
@@ -512,8 +536,10 @@ mod tests {
             panic!("not held");
         };
         assert_eq!(h.ungrounded.len(), 1);
-        assert_eq!(h.ungrounded[0].value, "mallory@evil.net");
+        assert_eq!(h.ungrounded[0].arg.value, "mallory@evil.net");
+        assert_eq!(h.ungrounded[0].from.as_deref(), Some("tool:web.search"));
         assert!(reason.contains("mallory@evil.net") && reason.contains("tool:http.fetch"));
+        assert!(reason.contains("(found in tool:web.search)"), "{reason}");
         let yes = HumanApproval {
             digest: a.digest(),
             approver: "user:tty".into(),

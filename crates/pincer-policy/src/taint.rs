@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 use pincer_types::{ArgRole, SinkArg};
 
+/// Most bytes of untrusted text kept for attributing arguments to their source (the newest
+/// are kept).
+const MAX_UNTRUSTED: usize = 1 << 20;
+
 /// Where the untrusted content in a turn came from; empty while the turn is clean.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Taint {
@@ -21,6 +25,9 @@ pub struct Taint {
     pub sources: Vec<String>,
     /// What trusted content the turn has, for grounding.
     pub grounding: Arc<Grounding>,
+    /// The untrusted texts by source, lower-cased — only to tell an approver where an
+    /// ungrounded argument came from.
+    untrusted: Vec<(String, Arc<str>)>,
 }
 
 impl Taint {
@@ -29,7 +36,36 @@ impl Taint {
         Self {
             sources: Vec::new(),
             grounding,
+            untrusted: Vec::new(),
         }
+    }
+
+    /// Records that `text` from `source` entered the turn.
+    pub fn add_content(&mut self, source: &str, text: &str) {
+        self.add(source);
+        self.untrusted
+            .push((source.to_owned(), Arc::from(text.to_lowercase())));
+        let mut total: usize = self.untrusted.iter().map(|(_, t)| t.len()).sum();
+        while total > MAX_UNTRUSTED && self.untrusted.len() > 1 {
+            total -= self.untrusted.remove(0).1.len();
+        }
+    }
+
+    /// The first untrusted source whose text contains `arg`'s value, if any.
+    pub fn origin(&self, arg: &SinkArg) -> Option<&str> {
+        let v = arg.value.trim().to_lowercase();
+        let v = if arg.role == ArgRole::Host {
+            host_of(&v)
+        } else {
+            v
+        };
+        if v.is_empty() {
+            return None;
+        }
+        self.untrusted
+            .iter()
+            .find(|(_, t)| t.contains(v.as_str()))
+            .map(|(s, _)| s.as_str())
     }
 
     /// Whether untrusted content has entered the turn.

@@ -382,6 +382,8 @@ async fn a_webhook_payload_cannot_steer_a_request() {
         reason.contains("held (egress sink)") && reason.contains("hook:github"),
         "{reason}"
     );
+    // And where the destination came from.
+    assert!(reason.contains("(found in hook:github)"), "{reason}");
     let id = pending[0]["id"].as_str().unwrap().to_owned();
     let out = home.run(&["approvals", "deny", &id], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -148,6 +148,8 @@ async fn an_injected_memory_entry_cannot_steer_a_request() {
     let h = held_tainted(&home).await;
     assert_eq!(h.len(), 1, "{h:?}");
     assert_eq!(h[0]["taint_sources"], json!(["memory"]));
+    // The approver is told where the destination came from.
+    assert_eq!(h[0]["ungrounded"][0]["from"], "memory", "{h:?}");
     nothing_sent(&home, &attacker).await;
 }
 
