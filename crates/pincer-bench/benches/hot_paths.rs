@@ -40,7 +40,8 @@ fn policy_evaluate(b: Bencher) {
 
 /// D9: the policy decision for a sensitive sink in a tainted turn — the grounding check of three
 /// arguments (a host, a recipient, an amount) against a turn's trusted content of ~8 KB (the
-/// user's messages and the instruction files), prepared once per turn as in the runner.
+/// user's messages and the instruction files), prepared once per turn as in the runner; one
+/// argument is ungrounded, so the hold is built and its source looked up in a 64 KB page.
 #[divan::bench]
 fn policy_evaluate_tainted_sink(b: Bencher) {
     use pincer_types::{ArgRole, SinkArg, SinkKind};
@@ -60,7 +61,13 @@ fn policy_evaluate_tainted_sink(b: Bencher) {
         pincer_policy::Taint::clean(std::sync::Arc::new(pincer_policy::Grounding::new([
             trusted.as_str(),
         ])));
-    taint.add("tool:http.fetch");
+    // A 64 KB page read earlier in the turn (searched only to name the source of the
+    // ungrounded argument).
+    let mut page = String::new();
+    while page.len() < 64 * 1024 {
+        page.push_str("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod. ");
+    }
+    taint.add_content("tool:http.fetch", &page);
     let ctx = Context {
         agent: "main".parse().unwrap(),
         taint,
