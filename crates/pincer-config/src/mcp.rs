@@ -88,7 +88,8 @@ pub struct McpServerConfig {
     /// Hosts the server may be reached at (HTTP) or may reach (stdio — see docs/MCP.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network: Vec<String>,
-    /// Private addresses (`host:port`) an HTTP server may be reached at, named one by one.
+    /// Private addresses (`host:port`) an HTTP server may be reached at — or a stdio server may
+    /// reach through the egress proxy — named one by one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_private: Vec<String>,
     /// Whether its approved tools are offered to agents.
@@ -199,12 +200,8 @@ impl McpConfig {
                             "only an HTTP server (`url`) takes headers".into(),
                         ));
                     }
-                    if !s.allow_private.is_empty() {
-                        errs.push((
-                            key(".allow_private"),
-                            "only an HTTP server (`url`) is reached at an address".into(),
-                        ));
-                    }
+                    // `allow_private` on a stdio server: the private `host:port`s it may
+                    // reach through the egress proxy.
                 }
                 (None, Some(u)) => {
                     if !(u.starts_with("https://") || u.starts_with("http://")) {

@@ -7,7 +7,8 @@
 //! it dies; stderr kept in a bounded ring and log file; a `tools/list_changed` re-lists, and a
 //! manifest that no longer matches withdraws the server's tools until an operator re-approves.
 //!
-//! A stdio server runs only inside the configured sandbox (no network, only its `read_paths` /
+//! A stdio server runs only inside the configured sandbox (network only through the egress proxy,
+//! and only with `network` hosts; only its `read_paths` /
 //! `write_paths`, a private scratch directory, a scrubbed environment plus its declared `env`);
 //! when no sandbox can be enforced it is not started (fail closed). An HTTP server is reached
 //! only on an address the egress policy checked, pinned for the connection.
@@ -72,7 +73,15 @@ pub struct HubSettings {
     pub network: NetworkMode,
     /// Looks up `env:NAME` references in Pincer's environment.
     pub lookup: Lookup,
+    /// Builds the egress proxy for a stdio server with `network` (its own allowlist); without
+    /// one such a server does not start.
+    pub proxy: Option<ProxyFactory>,
 }
+
+/// Builds the egress proxy a stdio server's sandbox reaches the network through, from the
+/// server's name and config (its `network` hosts and `allow_private` addresses).
+pub type ProxyFactory =
+    Arc<dyn Fn(&str, &McpServerConfig) -> Arc<dyn pincer_sandbox::NetworkProxy> + Send + Sync>;
 
 impl std::fmt::Debug for HubSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -675,11 +684,24 @@ impl Server {
                 "no sandbox can be enforced here, so it is not started ({why})"
             ))
         })?;
-        if !self.config.network.is_empty() {
+        // With `network`, the server reaches its hosts through the egress proxy (its own
+        // allowlist); otherwise its sandbox has no network at all.
+        let proxy = if self.config.network.is_empty() && self.config.allow_private.is_empty() {
+            None
+        } else if self.settings.network == NetworkMode::Off {
             return Err(self.start_error(
-                "network for sandboxed servers is not available yet: the server would run without any (remove `network`, or run it as an HTTP server)".into(),
+                "it lists `network` hosts, but the network is off (security.network)".into(),
             ));
-        }
+        } else {
+            match &self.settings.proxy {
+                Some(make) => Some(make(&self.name, &self.config)),
+                None => {
+                    return Err(self.start_error(
+                        "it lists `network` hosts, and no egress proxy is available here".into(),
+                    ));
+                }
+            }
+        };
         for p in self
             .config
             .read_paths
@@ -711,7 +733,11 @@ impl Server {
             read_only: self.config.read_paths.clone(),
             writable: self.config.write_paths.clone(),
             limits: self.settings.limits,
-            network: NetworkAccess::Off,
+            network: if proxy.is_some() {
+                NetworkAccess::Proxy
+            } else {
+                NetworkAccess::Off
+            },
             stdin_pipe: true,
             unix_sockets: false,
             control_pipe: false,
@@ -719,6 +745,11 @@ impl Server {
         let mut running = pincer_sandbox::launch::spawn(&*sandbox, spec)
             .await
             .map_err(|e| self.start_error(format!("the sandbox refused or failed: {e}")))?;
+        if let Some(p) = &proxy {
+            running
+                .serve_proxy(&**p)
+                .map_err(|e| self.start_error(format!("the egress proxy: {e}")))?;
+        }
         let (Some(stdin), Some(stdout)) = (running.take_stdin(), running.take_stdout()) else {
             return Err(self.start_error("the sandbox gave no stdio pipes".into()));
         };

@@ -84,6 +84,49 @@ pub struct ExecOutcome {
     pub stderr: Captured,
 }
 
+/// The parent's end of a command's stdin (`ExecSpec::stdin_pipe`): a pipe, or — when the
+/// sandbox handed descriptors over it — the Unix socket pair.
+#[derive(Debug)]
+pub enum CommandStdin {
+    /// A pipe.
+    Pipe(ChildStdin),
+    /// A Unix socket (the command reads its stdin from the other end).
+    Socket(tokio::net::UnixStream),
+}
+
+impl tokio::io::AsyncWrite for CommandStdin {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Pipe(p) => std::pin::Pin::new(p).poll_write(cx, buf),
+            Self::Socket(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Pipe(p) => std::pin::Pin::new(p).poll_flush(cx),
+            Self::Socket(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Pipe(p) => std::pin::Pin::new(p).poll_shutdown(cx),
+            Self::Socket(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Serves the proxy port of a [`NetworkAccess::Proxy`] sandbox: every connection the command
 /// makes to [`crate::PROXY_ADDR`] is accepted on `listener` — outside the sandbox, by Pincer —
 /// and decided there (the egress policy in `pincer-web`).
@@ -97,7 +140,7 @@ pub trait NetworkProxy: Send + Sync + std::fmt::Debug {
 pub struct Running {
     child: Child,
     pgid: Option<rustix::process::Pid>,
-    stdin: Option<ChildStdin>,
+    stdin: Option<CommandStdin>,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     early_stderr: Vec<u8>,
@@ -179,7 +222,7 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
         let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stdin.write_all(&launcher.stdin)).await;
         // Without `stdin_pipe` it is closed here; with it, the command's input is the rest.
         if spec.stdin_pipe {
-            kept_stdin = Some(stdin);
+            kept_stdin = Some(CommandStdin::Pipe(stdin));
         }
     }
     let mut stderr = child
@@ -217,6 +260,12 @@ pub async fn spawn(sandbox: &dyn Sandbox, spec: ExecSpec) -> Result<Running, San
                 },
                 None => (None, None),
             };
+            // After the handover the socket pair is the command's stdin (a protocol peer).
+            if spec.stdin_pipe
+                && let Some(c) = control
+            {
+                kept_stdin = Some(CommandStdin::Socket(c));
+            }
             Ok(Running {
                 stdin: kept_stdin,
                 stdout: child.stdout.take(),
@@ -447,7 +496,7 @@ impl Running {
 
     /// The command's stdin (only with `ExecSpec::stdin_pipe`), for a caller that speaks a
     /// protocol with it instead of calling [`Running::drive`].
-    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+    pub fn take_stdin(&mut self) -> Option<CommandStdin> {
         self.stdin.take()
     }
 

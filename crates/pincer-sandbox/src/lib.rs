@@ -32,7 +32,9 @@ pub use bwrap::Bwrap;
 pub use capture::{Captured, HeadTail};
 pub use error::SandboxError;
 pub use helper::{HELPER_ARG, run_if_helper};
-pub use launch::{ExecOutcome, Finished, NetworkProxy, RunLimits, Running, Stream, Termination};
+pub use launch::{
+    CommandStdin, ExecOutcome, Finished, NetworkProxy, RunLimits, Running, Stream, Termination,
+};
 pub use native::Native;
 pub use probe::{KernelFacts, Probe, probe};
 pub use spec::{ExecSpec, Limits, NetworkAccess, PROXY_ADDR, PROXY_ENV, PROXY_PORT, SYSTEM_PATHS};

@@ -117,7 +117,8 @@ pub struct ExecSpec {
     /// Network access.
     pub network: NetworkAccess,
     /// Keep the command's stdin a pipe from the parent (a protocol peer: an MCP stdio server);
-    /// otherwise it reads `/dev/null`.
+    /// otherwise it reads `/dev/null`. (With the proxy or a control pipe it is a Unix socket
+    /// pair rather than a pipe.)
     #[serde(default)]
     pub stdin_pipe: bool,
     /// Allow `socket(AF_UNIX)` (seccomp otherwise refuses it). Only for a spec whose writable
@@ -176,14 +177,6 @@ impl ExecSpec {
             .collect::<Result<_, _>>()?;
         if let Some(p) = self.writable.iter().find(|p| p.as_path() == Path::new("/")) {
             return bad(format!("writable path {} cannot be `/`", p.display()));
-        }
-        if self.stdin_pipe && self.hands_over() {
-            // Then stdin carries descriptors back to the parent; a protocol peer on stdin (an
-            // MCP server) with network is not supported yet.
-            return bad(
-                "network through the proxy or a control pipe cannot be combined with a stdin pipe"
-                    .into(),
-            );
         }
         if self.network == NetworkAccess::Proxy {
             self.env.retain(|(k, _)| {
@@ -296,7 +289,9 @@ mod tests {
             assert_eq!(vals.len(), 1, "{k}");
             assert_eq!(vals[0].1, "http://127.0.0.1:3128");
         }
+        // A protocol peer on stdin with network (an MCP server): allowed, stdin is then the
+        // socket pair that also carried the handover.
         s.stdin_pipe = true;
-        assert!(matches!(s.validated(), Err(SandboxError::InvalidSpec(_))));
+        assert!(s.validated().is_ok());
     }
 }

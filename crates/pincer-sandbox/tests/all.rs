@@ -763,3 +763,31 @@ both!(
         assert_eq!(o.stdout.text, "unix ok\n", "{o:?}");
     }
 );
+
+// A protocol peer on stdin with network (an MCP server): stdin is the socket pair that carried
+// the handover, and the proxy port works as for a command.
+both!(a_piped_stdin_and_the_proxy_together, |env| {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    if !need_curl() {
+        return;
+    }
+    let proxy = EchoProxy::default();
+    let mut spec = env.spec(&[
+        "/bin/sh",
+        "-c",
+        "read a; echo \"got:$a\"; curl -sS --max-time 20 http://example.test/x; echo",
+    ]);
+    spec.stdin_pipe = true;
+    spec.network = NetworkAccess::Proxy;
+    let mut running = launch::spawn(&*env.sb, spec).await.unwrap();
+    running.serve_proxy(&proxy).unwrap();
+    let mut stdin = running.take_stdin().expect("stdin kept");
+    let mut out = tokio::io::BufReader::new(running.take_stdout().unwrap()).lines();
+    stdin.write_all(b"hello\n").await.unwrap();
+    assert_eq!(out.next_line().await.unwrap().as_deref(), Some("got:hello"));
+    assert_eq!(
+        out.next_line().await.unwrap().as_deref(),
+        Some("via-proxy GET http://example.test/x HTTP/1.1")
+    );
+    running.kill().await.unwrap();
+});

@@ -97,7 +97,33 @@ pub async fn settings(home: &PincerHome, config: &Config, env: &Env, probe: bool
         protected: protected(home),
         network: config.security.network,
         lookup: Arc::new(move |name: &str| env.var(name)),
+        proxy: None,
     }
+}
+
+/// The egress proxy factory for stdio servers with `network`: each gets an [`Egress`] with its
+/// own allowlist (`network`, `allow_private`) and the `[web]` limits, auditing as
+/// `mcp:<server>`.
+///
+/// [`Egress`]: pincer_web::egress::Egress
+pub fn proxy_factory(config: &Config, audit: &Arc<AuditLog>) -> pincer_mcp::hub::ProxyFactory {
+    let (network, web, audit) = (config.security.network, config.web.clone(), audit.clone());
+    Arc::new(move |name: &str, c: &pincer_config::McpServerConfig| {
+        let egress = pincer_web::egress::Egress::new(
+            pincer_web::egress::EgressSettings {
+                network,
+                allow: c.network.clone(),
+                allow_private: c.allow_private.clone(),
+                max_bytes: web.fetch_max_bytes,
+                timeout: std::time::Duration::from_secs(web.fetch_timeout_secs),
+                max_redirects: web.max_redirects,
+            },
+            Some(audit.clone()),
+        )
+        .for_agent(&format!("mcp:{name}"));
+        Arc::new(pincer_web::proxy::EgressProxy::new(Arc::new(egress)))
+            as Arc<dyn pincer_sandbox::NetworkProxy>
+    })
 }
 
 /// The configured sandbox, once a confined probe passed in `dir`.
@@ -148,7 +174,8 @@ pub async fn hub(
     let needs_sandbox = servers
         .iter()
         .any(|(_, c, a)| c.enabled && c.command.is_some() && a.is_some());
-    let settings = settings(home, config, env, needs_sandbox).await;
+    let mut settings = settings(home, config, env, needs_sandbox).await;
+    settings.proxy = Some(proxy_factory(config, audit));
     if let (true, Err(why)) = (needs_sandbox, &settings.sandbox) {
         runtime::record(
             audit,

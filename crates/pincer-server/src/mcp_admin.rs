@@ -158,8 +158,9 @@ impl Admin {
     async fn discover_(&self, name: &str) -> Res<Value> {
         let config = self.config()?;
         let c = self.server(&config, name)?;
-        let settings =
+        let mut settings =
             crate::mcp::settings(&self.home, &config, &self.env, c.command.is_some()).await;
+        settings.proxy = Some(crate::mcp::proxy_factory(&config, &self.audit));
         let hub = McpHub::new(
             [(name.to_owned(), c.clone(), None)],
             settings,

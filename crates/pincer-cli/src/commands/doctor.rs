@@ -526,8 +526,8 @@ fn check_mcp(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) -> a
             if let Err(why) = &settings.sandbox {
                 problems.push(format!("no sandbox can be enforced ({why})"));
             }
-            if !c.network.is_empty() {
-                problems.push("`network` on a stdio server is not available yet (issue 18)".into());
+            if !c.network.is_empty() && config.security.network == NetworkMode::Off {
+                problems.push("it lists `network` hosts, but security.network is \"off\"".into());
             }
             for p in c.read_paths.iter().chain(&c.write_paths) {
                 if !p.is_dir() {

@@ -23,6 +23,18 @@ def hello(name: str) -> str:
     return f"hello {name} from pid {os.getpid()}"
 
 
+@server.tool()
+def fetch(url: str) -> str:
+    """Fetches a URL (through the proxy the environment names) and returns the body."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.read().decode("utf-8", "replace")[:2000]
+    except Exception as e:  # the error is the answer
+        return f"fetch failed: {e}"
+
+
 def added() -> str:
     """A tool that appeared after approval."""
     return "added"

@@ -942,3 +942,54 @@ async fn an_injected_mcp_result_cannot_steer_another_call() {
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0]["ungrounded"][0]["value"], SECRET);
 }
+
+/// A stdio server with `network` reaches its listed hosts through the egress proxy — and only
+/// those: an unlisted loopback port is refused by the proxy, and every tunnel is audited under
+/// the server's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_server_reaches_only_its_network_hosts_through_the_proxy() {
+    let Some(p) = parts() else { return };
+    let web = pincer_testkit::FakeWeb::start("k").await.unwrap();
+    let other = pincer_testkit::FakeWeb::start("k").await.unwrap();
+    let home = Home::new();
+    let server = FakeLlm::start(vec![]).await.unwrap();
+    home.init(&server.base_url()).await;
+    add_python(&home, &p, "net", "test_server.py", &[]).await;
+    set(&home, "security.network", "allowlist").await;
+    set(&home, "mcp.servers.net.network", r#"["localhost"]"#).await;
+    set(
+        &home,
+        "mcp.servers.net.allow_private",
+        &format!("[\"127.0.0.1:{}\"]", web.port()),
+    )
+    .await;
+    approve_and_grant(&home, "net").await;
+    let fetch = |url: String| {
+        let home = &home;
+        async move {
+            let args = json!({ "url": url }).to_string();
+            let out = tools_call(home, "mcp.net.fetch", &args).await;
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            stdout(&out)
+        }
+    };
+    let got = fetch(format!("{}/article", web.base_url())).await;
+    assert!(got.contains("three"), "{got}");
+    let refused = fetch(format!("{}/article", other.base_url())).await;
+    assert!(
+        refused.contains("fetch failed") && refused.contains("403"),
+        "{refused}"
+    );
+    let tunnels = audit_of_type(&home, "egress.tunnel").await;
+    assert!(
+        tunnels
+            .iter()
+            .any(|t| t["agent"] == "mcp:net" && t["port"] == web.port()),
+        "{tunnels:?}"
+    );
+    let refusals = audit_of_type(&home, "egress.refused").await;
+    assert!(
+        refusals.iter().any(|r| r["agent"] == "mcp:net"),
+        "{refusals:?}"
+    );
+}
