@@ -584,7 +584,12 @@ impl Runner {
                 .tool
                 .as_ref()
                 .map_or_else(|| call.name.clone(), ToString::to_string);
-            if trust == "untrusted" {
+            let untrusted_output = out
+                .tool
+                .as_ref()
+                .and_then(|t| self.gate.tools().get(t))
+                .is_none_or(|t| t.output_is_untrusted());
+            if trust == "untrusted" && untrusted_output {
                 // From now on the model has read it (D9).
                 turn.taint.add_content(&format!("tool:{source}"), &body);
             }

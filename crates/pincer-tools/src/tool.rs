@@ -161,4 +161,10 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
     /// Called when a run ends: a tool holding resources for that run (the browser) releases
     /// them. Must not block.
     fn end_run(&self, _run: pincer_types::RunId) {}
+    /// Whether what this tool returns can carry third-party text (D9: it then taints the
+    /// turn). True for every tool but the few whose output Pincer itself makes from nothing
+    /// anyone else wrote (`time.now`).
+    fn output_is_untrusted(&self) -> bool {
+        true
+    }
 }

@@ -198,3 +198,32 @@ async fn the_injection_benchmark_runs_on_a_sample() {
         serde_json::from_str(&std::fs::read_to_string(out_json.path()).unwrap()).unwrap();
     assert_eq!(v["tasks"], 2, "{v}");
 }
+
+/// The clock's output carries nothing a third party wrote: reading it does not taint the turn,
+/// so a request after it runs unasked (and one after a web page does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_does_not_taint_a_turn() {
+    let web = FakeWeb::start("k").await.unwrap();
+    let other = FakeWeb::start("k").await.unwrap();
+    let url = format!("{}/article", other.base_url());
+    let llm = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "time_now".into(),
+                arguments: json!({}),
+            }],
+            text: String::new(),
+        },
+        fetch(&url),
+        Reply::text("done"),
+    ])
+    .await
+    .unwrap();
+    let home = home_with(&llm, &web, &other).await;
+    set(&home, "agents.main.allow", "[\"group:web\", \"time.now\"]").await;
+    let out = home.run(&["ask", "what is new today?"], "").await;
+    assert_eq!(stdout(&out), "done\n", "{}", stderr(&out));
+    let results = tool_results(&llm, None);
+    assert!(results[1].contains("three"), "{}", results[1]);
+    assert!(held_tainted(&home).await.is_empty());
+}

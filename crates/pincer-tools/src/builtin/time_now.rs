@@ -34,6 +34,11 @@ impl TimeNow {
 }
 
 impl Tool for TimeNow {
+    /// The clock's reading: nothing a third party wrote (D9).
+    fn output_is_untrusted(&self) -> bool {
+        false
+    }
+
     fn spec(&self) -> &ToolSpec {
         &self.spec
     }
