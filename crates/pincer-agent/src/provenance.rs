@@ -98,19 +98,22 @@ pub fn split_untrusted(text: &str) -> (String, Vec<(String, String)>) {
     (trusted, sources)
 }
 
-/// The system prompt without its untrusted memory section (the operator's instruction files
-/// and Pincer's notices stay).
-fn operator_text(system: &str) -> String {
+/// The system prompt split into the operator's part (instruction files and Pincer's notices)
+/// and its untrusted memory section, if any.
+fn split_memory(system: &str) -> (String, Option<&str>) {
     const MEMORY: &str = "<tool_output tool=\"memory\"";
+    const END: &str = "</tool_output>";
     match system.find(MEMORY) {
         Some(i) => {
-            let after = &system[i..];
-            let end = after
-                .find("</tool_output>")
-                .map_or(system.len(), |j| i + j + "</tool_output>".len());
-            format!("{}{}", &system[..i], &system[end..])
+            let end = system[i..]
+                .find(END)
+                .map_or(system.len(), |j| i + j + END.len());
+            (
+                format!("{}{}", &system[..i], &system[end..]),
+                Some(&system[i..end]),
+            )
         }
-        None => system.to_owned(),
+        None => (system.to_owned(), None),
     }
 }
 
@@ -119,9 +122,9 @@ fn operator_text(system: &str) -> String {
 /// grounding built from the trusted rest.
 pub fn initial(system: &str, history: &[Message], summary: bool, input: &str) -> Taint {
     let mut untrusted: Vec<(String, String)> = Vec::new();
-    let operator = operator_text(system);
-    if operator.len() != system.len() {
-        untrusted.push(("memory".into(), system.to_owned()));
+    let (operator, memory) = split_memory(system);
+    if let Some(m) = memory {
+        untrusted.push(("memory".into(), m.to_owned()));
     }
     let mut trusted: Vec<String> = vec![operator];
     for m in history {

@@ -388,10 +388,7 @@ impl Tool for BrowserTool {
                     .policy()
                     .check(&a.url)
                     .map_err(|e| ToolError::Forbidden(format!("{name}: {e}")))?;
-                let host = match checked.url.port() {
-                    Some(p) => format!("{}:{p}", checked.host),
-                    None => checked.host.clone(),
-                };
+                let host = checked.host_port();
                 json!({"url": checked.url.as_str(), "host": host})
             }
             Verb::Click => {
@@ -470,5 +467,17 @@ impl Tool for BrowserTool {
             // Full queue: the idle timer closes it instead.
             let _ = self.scope.tx.try_send(Msg::EndRun(run));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The tools are the ones `group:browser` grants (the policy crate names them too).
+    #[test]
+    fn the_group_names_exactly_these_tools() {
+        assert_eq!(
+            pincer_policy::group_tools(pincer_config::ToolGroup::Browser),
+            super::BROWSER_TOOLS.as_slice()
+        );
     }
 }

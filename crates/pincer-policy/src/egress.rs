@@ -64,6 +64,17 @@ pub struct CheckedUrl {
     pub private_named: bool,
 }
 
+impl CheckedUrl {
+    /// The host with its port when the URL names one (`127.0.0.1:8080`, `example.org`): how
+    /// the destination is compared with trusted content (D9).
+    pub fn host_port(&self) -> String {
+        match self.url.port() {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
 /// Whether `host` matches an allowlist entry: the same name (case and a trailing dot aside), or
 /// for `*.example.org` any name under `example.org` (not `example.org` itself).
 pub fn host_matches(pattern: &str, host: &str) -> bool {

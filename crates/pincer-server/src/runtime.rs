@@ -474,28 +474,6 @@ impl AgentTools {
             mcp_tools.into_iter().map(|(_, t)| t).collect();
         let egress = crate::web::agent_egress(config, &audit, agent.as_str());
         extra_tools.extend(crate::web::tools(config, env, egress.as_ref())?);
-        match crate::web::browser_tools(
-            config,
-            egress.as_ref(),
-            &policy.granted,
-            &home.agent_dir(agent),
-        )
-        .await
-        {
-            crate::web::BrowserState::On(tools) => extra_tools.extend(tools),
-            crate::web::BrowserState::NotWanted => {}
-            crate::web::BrowserState::Unavailable(why) => {
-                audit_config(
-                    home,
-                    config,
-                    env,
-                    "browser.unavailable",
-                    serde_json::json!({"agent": agent, "reason": why,
-                                       "tools_removed": pincer_browser::tools::BROWSER_TOOLS}),
-                );
-                eprintln!("WARNING: the browser tools are unavailable to agent `{agent}`: {why}");
-            }
-        }
         let ws = workspace(home, agent, a)?;
         let protected = protected_paths(home, agent);
         let proxy = crate::web::exec_proxy(egress.as_ref());
@@ -506,7 +484,7 @@ impl AgentTools {
             &ws,
             &protected,
             env,
-            proxy,
+            proxy.clone(),
         )
         .await
         {
@@ -528,6 +506,33 @@ impl AgentTools {
                 None
             }
         };
+        // The browser runs in the sandbox exec already probed, if any, and shares the agent's
+        // egress proxy (one connection cap for its commands and its browser).
+        let probed = exec.as_ref().map(|s| s.sandbox().clone());
+        match crate::web::browser_tools(
+            config,
+            egress.as_ref(),
+            proxy.clone(),
+            probed,
+            &policy.granted,
+            &home.agent_dir(agent),
+        )
+        .await
+        {
+            crate::web::BrowserState::On(tools) => extra_tools.extend(tools),
+            crate::web::BrowserState::NotWanted => {}
+            crate::web::BrowserState::Unavailable(why) => {
+                audit_config(
+                    home,
+                    config,
+                    env,
+                    "browser.unavailable",
+                    serde_json::json!({"agent": agent, "reason": why,
+                                       "tools_removed": pincer_browser::tools::BROWSER_TOOLS}),
+                );
+                eprintln!("WARNING: the browser tools are unavailable to agent `{agent}`: {why}");
+            }
+        }
         // Memory search goes through the store's index when there is a store.
         let index: Option<Arc<dyn pincer_tools::memory::NoteSearch>> = match store {
             Some(store) => Some(Arc::new(crate::memory_index::MemoryIndex::new(

@@ -90,6 +90,8 @@ pub enum BrowserState {
 pub async fn browser_tools(
     config: &Config,
     egress: Option<&Arc<Egress>>,
+    proxy: Option<Arc<dyn pincer_sandbox::NetworkProxy>>,
+    probed: Option<Arc<dyn pincer_sandbox::Sandbox>>,
     granted: &std::collections::BTreeSet<pincer_types::ToolName>,
     agent_dir: &std::path::Path,
 ) -> BrowserState {
@@ -98,7 +100,7 @@ pub async fn browser_tools(
     let wanted = BROWSER_TOOLS
         .iter()
         .any(|t| granted.iter().any(|g| g.as_str() == *t));
-    let Some(egress) = egress.filter(|_| b.enabled && wanted) else {
+    let (Some(egress), Some(proxy)) = (egress.filter(|_| b.enabled && wanted), proxy) else {
         return BrowserState::NotWanted;
     };
     let Some(kind) = crate::sandbox::configured(config) else {
@@ -112,21 +114,28 @@ pub async fn browser_tools(
             None => "Chromium is not installed (Debian/Ubuntu: apt-get install chromium)".into(),
         });
     };
-    let sb = match crate::sandbox::provider(kind) {
-        Ok(sb) => sb,
-        Err(e) => return BrowserState::Unavailable(e.to_string()),
+    // The sandbox the agent's exec tools already probed, else probed here.
+    let sb = match probed {
+        Some(sb) => sb,
+        None => {
+            let sb = match crate::sandbox::provider(kind) {
+                Ok(sb) => sb,
+                Err(e) => return BrowserState::Unavailable(e.to_string()),
+            };
+            let p = pincer_sandbox::probe(&*sb, &std::env::temp_dir()).await;
+            if !p.is_enforced() {
+                return BrowserState::Unavailable(p.error.unwrap_or_default());
+            }
+            sb
+        }
     };
-    let p = pincer_sandbox::probe(&*sb, &std::env::temp_dir()).await;
-    if !p.is_enforced() {
-        return BrowserState::Unavailable(p.error.unwrap_or_default());
-    }
     let limits = pincer_sandbox::Limits {
         memory_bytes: browser_limits().memory_bytes,
         ..crate::sandbox::limits(config)
     };
     let scope = BrowserScope::new(
         sb,
-        Arc::new(EgressProxy::new(egress.clone())),
+        proxy,
         egress.clone(),
         pincer_browser::BrowserSettings {
             executable: exe,

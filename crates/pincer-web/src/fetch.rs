@@ -136,10 +136,7 @@ impl Tool for HttpFetch {
         };
         // D9: an egress sink — the host must come from trusted content in a tainted turn, and
         // so must a body sent to it.
-        let host = match checked.url.port() {
-            Some(p) => format!("{}:{p}", checked.host),
-            None => checked.host.clone(),
-        };
+        let host = checked.host_port();
         let mut sink = vec![SinkArg::new("host", ArgRole::Host, host)];
         if let Some(b) = &a.body {
             sink.push(SinkArg::new("body", ArgRole::Text, b.clone()));

@@ -58,14 +58,17 @@ impl EgressProxy {
     /// Serves connections from `listener` until it fails or the task is dropped.
     pub async fn serve_tcp(self, listener: TcpListener) {
         loop {
+            // A slot first, then the next connection: at the cap, connections wait in the
+            // kernel's backlog rather than as tasks here.
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                return;
+            };
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let me = self.clone();
             tokio::spawn(async move {
-                let Ok(_permit) = me.slots.acquire().await else {
-                    return;
-                };
+                let _permit = permit;
                 me.handle(stream).await;
             });
         }
