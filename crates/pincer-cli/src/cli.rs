@@ -491,6 +491,9 @@ pub(crate) enum TokensCommand {
         /// Lifetime such as `30d`, `12h`, `90m` (default: no expiry).
         #[arg(long)]
         expires: Option<String>,
+        /// The user it belongs to (default `owner`); its scopes must be within the user's role.
+        #[arg(long, default_value = "owner")]
+        user: String,
     },
     /// List tokens (never their secrets).
     List {

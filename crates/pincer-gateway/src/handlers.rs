@@ -167,6 +167,7 @@ pub(crate) async fn create_task(
                 input: body.message,
                 idempotency_key: body.idempotency_key,
                 deadline,
+                owner: None,
             },
             now,
         )

@@ -206,6 +206,7 @@ pub(crate) async fn receive(
                     hex::encode(<Sha256 as sha2::Digest>::digest(&body))
                 )),
                 deadline: None,
+                owner: None,
             },
             Utc::now(),
         )

@@ -65,7 +65,7 @@ impl Server {
 
     async fn token(&self, name: &str, scopes: &[Scope]) -> String {
         self.store
-            .create_token(name, scopes, None, Utc::now())
+            .create_token(name, "owner", scopes, None, Utc::now())
             .await
             .unwrap()
             .0
@@ -628,7 +628,7 @@ async fn a_request_that_never_finishes_its_body_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let token = store
-        .create_token("w", &[Scope::TasksWrite], None, Utc::now())
+        .create_token("w", "owner", &[Scope::TasksWrite], None, Utc::now())
         .await
         .unwrap()
         .0;

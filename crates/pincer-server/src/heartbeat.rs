@@ -172,6 +172,7 @@ async fn beat(
                 ),
                 idempotency_key: Some(format!("heartbeat:{agent}:{}", now.as_second())),
                 deadline: Some(deadline),
+                owner: None,
             },
             Utc::now(),
         )

@@ -240,6 +240,7 @@ async fn submit(
                 input: job.message.clone(),
                 idempotency_key: Some(key),
                 deadline: Some(deadline),
+                owner: None,
             },
             Utc::now(),
         )

@@ -146,7 +146,7 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
     async fn expire_approvals(&self, now: DateTime<Utc>) -> Result<Vec<String>, ApprovalError>;
 }
 
-const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
+pub(crate) const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
                        decided_by, created_at, expires_at, decided_at";
 
 use crate::sqlite::stamp;
@@ -156,7 +156,7 @@ pub(crate) fn tier_parse(s: &str) -> Result<RiskTier, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("risk tier `{s}`")))
 }
 
-fn row(r: &Row<'_>) -> Result<ApprovalRecord, StoreError> {
+pub(crate) fn row(r: &Row<'_>) -> Result<ApprovalRecord, StoreError> {
     let status: String = r.get(8)?;
     let detail: String = r.get(6)?;
     Ok(ApprovalRecord {

@@ -24,6 +24,7 @@ mod store;
 mod tasks;
 mod tokens;
 mod usage;
+mod users;
 mod values;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
@@ -46,6 +47,10 @@ pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, Sess
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
 pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, parse_since};
+pub use users::{
+    ControlSet, Disabled, GovernanceError, GovernanceStore, Identity, OrgControls, Rotated,
+    UserRecord,
+};
 pub use values::redact_url;
 
 /// Every store seam at once: what a server holds (`Arc<dyn Backend>`), implemented by
@@ -65,6 +70,7 @@ pub trait Backend:
     + UsageStore
     + NoteIndex
     + McpStore
+    + GovernanceStore
 {
 }
 
@@ -82,5 +88,6 @@ impl<T> Backend for T where
         + UsageStore
         + NoteIndex
         + McpStore
+        + GovernanceStore
 {
 }

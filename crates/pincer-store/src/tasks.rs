@@ -55,6 +55,9 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     /// Latest end time; past it the task is `TIMED_OUT`.
     pub deadline: Option<DateTime<Utc>>,
+    /// The principal it belongs to (a user's name, or `telegram:<id>` for an unlinked chat
+    /// account); `None` for system work (schedules, heartbeats, webhooks).
+    pub owner: Option<String>,
 }
 
 /// A stored task.
@@ -96,6 +99,9 @@ pub struct TaskRecord {
     pub kind: TaskKind,
     /// Tokens its run used, once it ran.
     pub usage: Option<TokenUsage>,
+    /// The principal it belongs to; `None` for system work.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Why a queue operation was refused.
@@ -182,15 +188,15 @@ pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     ) -> Result<TaskRecord, TaskError>;
 }
 
-const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
+pub(crate) const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
                        lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error, run_dir, \
-                       kind, input_tokens, output_tokens";
+                       kind, input_tokens, output_tokens, owner";
 
 fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     s.map(|s| crate::sqlite::ts(&s)).transpose()
 }
 
-fn row(r: &Row<'_>) -> Result<TaskRecord, StoreError> {
+pub(crate) fn row(r: &Row<'_>) -> Result<TaskRecord, StoreError> {
     let status: String = r.get(4)?;
     Ok(TaskRecord {
         id: crate::sqlite::parse(&r.get::<_, String>(0)?, "task id")?,
@@ -221,6 +227,7 @@ fn row(r: &Row<'_>) -> Result<TaskRecord, StoreError> {
             }),
             _ => None,
         },
+        owner: r.get(19)?,
     })
 }
 
@@ -333,8 +340,8 @@ impl TaskQueue for SqliteStore {
             let id = TaskId::new();
             let now_s = stamp(now);
             c.prepare_cached("INSERT INTO tasks (id, seq, agent, session_key, input, status, idempotency_key,
-                                    created_at, updated_at, deadline, kind)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)").and_then(|mut st| st.execute(params![
+                                    created_at, updated_at, deadline, kind, owner)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)").and_then(|mut st| st.execute(params![
                     id.to_string(),
                     t.agent.to_string(),
                     t.session_key.to_string(),
@@ -344,6 +351,7 @@ impl TaskQueue for SqliteStore {
                     now_s,
                     t.deadline.map(stamp),
                     t.kind.as_str(),
+                    t.owner,
                 ]))
             .map_err(StoreError::from)?;
             Ok((get(c, id)?.ok_or(TaskError::NotFound(id))?, true))

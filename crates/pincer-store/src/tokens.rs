@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pincer_types::Scope;
+use pincer_types::{Role, Scope};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -32,12 +32,48 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Last successful use.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The user it belongs to.
+    pub user: String,
+    /// That user's current role (`None`: the user does not exist).
+    pub role: Option<Role>,
+    /// Whether that user is disabled.
+    pub user_disabled: bool,
 }
 
 impl TokenInfo {
-    /// Usable at `now`: neither revoked nor expired.
+    /// Usable at `now`: neither revoked nor expired, and its user exists and is enabled.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+        self.revoked_at.is_none()
+            && self.expires_at.is_none_or(|e| e > now)
+            && self.role.is_some()
+            && !self.user_disabled
+    }
+
+    /// The scopes it may use now: those it holds that its user's role allows (a downgraded
+    /// user's tokens lose the rest at once).
+    pub fn effective_scopes(&self) -> Vec<Scope> {
+        let role = self.role;
+        self.scopes
+            .iter()
+            .copied()
+            .filter(|s| role.is_some_and(|r| r.allows(*s)))
+            .collect()
+    }
+}
+
+/// Refuses scopes beyond what `role` may hold.
+pub(crate) fn check_scopes(user: &str, role: Role, scopes: &[Scope]) -> Result<(), TokenError> {
+    match scopes.iter().find(|s| !role.allows(**s)) {
+        Some(s) => Err(TokenError::Invalid(format!(
+            "user `{user}` is a {role}; a {role}'s token cannot hold `{}` (allowed: {})",
+            s.as_str(),
+            role.scopes()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -64,10 +100,12 @@ pub enum TokenError {
 /// The token store seam.
 #[async_trait]
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
-    /// Creates a token; returns the secret (shown once) and its info.
+    /// Creates a token for `user` (existing and enabled; `scopes` within the user's role);
+    /// returns the secret (shown once) and its info.
     async fn create_token(
         &self,
         name: &str,
+        user: &str,
         scopes: &[Scope],
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -134,7 +172,9 @@ pub(crate) fn scopes_str(scopes: &[Scope]) -> String {
 
 use crate::sqlite::stamp;
 
-const COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, last_used_at";
+const COLUMNS: &str = "t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, \
+                       t.user_name, u.role, u.disabled_at";
+const FROM: &str = "tokens t LEFT JOIN users u ON u.name = t.user_name";
 
 /// Scopes as stored (comma-separated).
 pub(crate) fn parse_scopes(scopes: &str) -> Result<Vec<Scope>, StoreError> {
@@ -155,11 +195,17 @@ fn row(r: &Row<'_>) -> Result<TokenInfo, StoreError> {
         expires_at: opt(r.get(3)?)?,
         revoked_at: opt(r.get(4)?)?,
         last_used_at: opt(r.get(5)?)?,
+        user: r.get(6)?,
+        role: r
+            .get::<_, Option<String>>(7)?
+            .map(|s| s.parse().map_err(StoreError::Corrupt))
+            .transpose()?,
+        user_disabled: r.get::<_, Option<String>>(8)?.is_some(),
     })
 }
 
 fn by_name(c: &rusqlite::Connection, name: &str) -> Result<Option<TokenInfo>, StoreError> {
-    let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE name = ?1"))?;
+    let mut st = c.prepare_cached(&format!("SELECT {COLUMNS} FROM {FROM} WHERE t.name = ?1"))?;
     let mut rows = st.query(params![name])?;
     rows.next()?.map(row).transpose()
 }
@@ -184,6 +230,7 @@ impl TokenStore for SqliteStore {
     async fn create_token(
         &self,
         name: &str,
+        user: &str,
         scopes: &[Scope],
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -195,15 +242,23 @@ impl TokenStore for SqliteStore {
             ));
         }
         let secret = new_secret()?;
+        let wanted = scopes.to_vec();
         let (name, hash, scopes) = (name.to_owned(), token_hash(&secret), scopes_str(scopes));
+        let user = user.to_owned();
         let info = self
             .transact(move |c| {
                 if by_name(c, &name)?.is_some() {
                     return Err(TokenError::Exists(name));
                 }
+                let owner = crate::users::get(c, &user)?
+                    .ok_or_else(|| TokenError::Invalid(format!("no user `{user}`")))?;
+                if owner.disabled_at.is_some() {
+                    return Err(TokenError::Invalid(format!("user `{user}` is disabled")));
+                }
+                check_scopes(&user, owner.role, &wanted)?;
                 c.prepare_cached(
-                    "INSERT INTO tokens (name, hash, scopes, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO tokens (name, hash, scopes, created_at, expires_at, user_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
@@ -211,7 +266,8 @@ impl TokenStore for SqliteStore {
                         hash,
                         scopes,
                         stamp(now),
-                        expires_at.map(stamp)
+                        expires_at.map(stamp),
+                        user
                     ])
                 })
                 .map_err(StoreError::from)?;
@@ -225,7 +281,7 @@ impl TokenStore for SqliteStore {
         Ok(self
             .with(|c| {
                 let mut st =
-                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY name"))?;
+                    c.prepare_cached(&format!("SELECT {COLUMNS} FROM {FROM} ORDER BY t.name"))?;
                 let mut rows = st.query([])?;
                 let mut v = Vec::new();
                 while let Some(r) = rows.next()? {

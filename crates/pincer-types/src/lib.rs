@@ -11,6 +11,7 @@ mod envelope;
 mod events;
 mod ids;
 mod risk;
+mod role;
 mod scope;
 mod task;
 
@@ -20,5 +21,6 @@ pub use envelope::{Envelope, Provenance};
 pub use events::{RunEvent, RunStatus, TokenUsage};
 pub use ids::{AgentId, IdError, RunId, SessionId, SessionKey, TaskId, ToolName};
 pub use risk::{Capability, RiskTier};
+pub use role::Role;
 pub use scope::Scope;
 pub use task::TaskStatus;

@@ -35,15 +35,22 @@ fn show(t: &TokenInfo, now: DateTime<Utc>) -> String {
     let scopes: Vec<&str> = t.scopes.iter().map(|s| s.as_str()).collect();
     let state = if t.revoked_at.is_some() {
         "revoked".to_owned()
-    } else if !t.is_active(now) {
+    } else if t.expires_at.is_some_and(|e| e <= now) {
         "expired".to_owned()
+    } else if t.role.is_none() || t.user_disabled {
+        "inactive (user disabled)".to_owned()
     } else {
         t.expires_at.map_or_else(
             || "active".to_owned(),
             |e| format!("active until {}", e.to_rfc3339()),
         )
     };
-    format!("{:<24} {:<48} {state}", t.name, scopes.join(","))
+    format!(
+        "{:<24} {:<12} {:<48} {state}",
+        t.name,
+        t.user,
+        scopes.join(",")
+    )
 }
 
 pub(crate) fn run(cmd: TokensCommand, env: &Env) -> anyhow::Result<u8> {
@@ -66,6 +73,7 @@ pub(crate) fn run(cmd: TokensCommand, env: &Env) -> anyhow::Result<u8> {
             name,
             scopes,
             expires,
+            user,
         } => {
             let scopes: Vec<Scope> = scopes
                 .iter()
@@ -77,11 +85,11 @@ pub(crate) fn run(cmd: TokensCommand, env: &Env) -> anyhow::Result<u8> {
                 .transpose()?
                 .map(|d| now + d);
             let (secret, info) = rt
-                .block_on(store.create_token(&name, &scopes, expires_at, now))
+                .block_on(store.create_token(&name, &user, &scopes, expires_at, now))
                 .map_err(usage)?;
             audit(
                 "token.create",
-                json!({"name": info.name, "scopes": info.scopes, "expires_at": info.expires_at}),
+                json!({"name": info.name, "user": info.user, "scopes": info.scopes, "expires_at": info.expires_at}),
             );
             println!("{secret}");
             eprintln!(

@@ -171,6 +171,7 @@ pub(crate) async fn chat_completions(
                 input: conversation.input,
                 idempotency_key: None,
                 deadline: None,
+                owner: None,
             },
             Utc::now(),
         )

@@ -351,6 +351,7 @@ impl Router {
                     input: text,
                     idempotency_key: Some(format!("{}:{cursor}", self.name())),
                     deadline: None,
+                    owner: None,
                 },
                 Utc::now(),
             )

@@ -215,6 +215,7 @@ mod tests {
                     input: "hi".into(),
                     idempotency_key: None,
                     deadline: None,
+                    owner: None,
                 },
                 t0,
             )

@@ -13,10 +13,10 @@ use crate::approvals::{
 };
 use crate::values::parse;
 
-const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
+pub(crate) const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
                        decided_by, created_at, expires_at, decided_at";
 
-fn row(r: &Row) -> Result<ApprovalRecord, StoreError> {
+pub(crate) fn row(r: &Row) -> Result<ApprovalRecord, StoreError> {
     let status: &str = r.get(8);
     Ok(ApprovalRecord {
         id: r.get(0),

@@ -92,6 +92,27 @@ const TABLES: &[Table] = &[
             ("kind", "kind", Text),
             ("input_tokens", "input_tokens", Int),
             ("output_tokens", "output_tokens", Int),
+            ("owner", "owner", Text),
+            ("risk", "risk", Int),
+        ],
+    ),
+    (
+        "users",
+        &[
+            ("name", "name", Text),
+            ("role", "role", Text),
+            ("created_at", "created_at", Time),
+            ("disabled_at", "disabled_at", Time),
+            ("bypass", "bypass", Bool),
+        ],
+    ),
+    (
+        "org_controls",
+        &[
+            ("key", "key", Text),
+            ("value", "value", Text),
+            ("updated_at", "updated_at", Time),
+            ("updated_by", "updated_by", Text),
         ],
     ),
     (
@@ -104,6 +125,7 @@ const TABLES: &[Table] = &[
             ("expires_at", "expires_at", Time),
             ("revoked_at", "revoked_at", Time),
             ("last_used_at", "last_used_at", Time),
+            ("user_name", "user_name", Text),
         ],
     ),
     (

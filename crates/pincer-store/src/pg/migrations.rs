@@ -342,6 +342,29 @@ CREATE TABLE mcp_servers (
 );
 ",
     ),
+    (
+        15,
+        r"
+CREATE TABLE users (
+    name        TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    disabled_at TIMESTAMPTZ,
+    bypass      BOOLEAN NOT NULL DEFAULT FALSE
+);
+INSERT INTO users (name, role, created_at) VALUES ('owner', 'owner', '2026-01-01T00:00:00Z');
+CREATE TABLE org_controls (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    updated_by TEXT NOT NULL
+);
+ALTER TABLE tokens ADD COLUMN user_name TEXT NOT NULL DEFAULT 'owner';
+ALTER TABLE tasks ADD COLUMN owner TEXT;
+ALTER TABLE tasks ADD COLUMN risk BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX tasks_owner ON tasks(owner, created_at);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -23,14 +23,14 @@ use crate::StoreError;
 use crate::tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 use crate::values::{parse, until};
 
-const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
+pub(crate) const COLUMNS: &str = "id, agent, session_key, input, status, idempotency_key, lease_owner, \
                        lease_until, created_at, updated_at, started_at, ended_at, deadline, output, error, run_dir, \
-                       kind, input_tokens, output_tokens";
+                       kind, input_tokens, output_tokens, owner";
 
 /// How many times a claim looks again after losing a race for a session.
 const CLAIM_ATTEMPTS: usize = 8;
 
-fn row(r: &Row) -> Result<TaskRecord, StoreError> {
+pub(crate) fn row(r: &Row) -> Result<TaskRecord, StoreError> {
     let status: String = r.get(4);
     let tokens = |i: usize| {
         r.get::<_, Option<i64>>(i)
@@ -65,6 +65,7 @@ fn row(r: &Row) -> Result<TaskRecord, StoreError> {
             }),
             _ => None,
         },
+        owner: r.get(19),
     })
 }
 
@@ -215,8 +216,8 @@ impl TaskQueue for PgStore {
             .query_opt(
                 &format!(
                     "INSERT INTO tasks (id, agent, session_key, input, status, idempotency_key,
-                                        created_at, updated_at, deadline, kind)
-                     VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $6, $7, $8)
+                                        created_at, updated_at, deadline, kind, owner)
+                     VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $6, $7, $8, $9)
                      ON CONFLICT (idempotency_key) DO NOTHING
                      RETURNING {COLUMNS}"
                 ),
@@ -229,6 +230,7 @@ impl TaskQueue for PgStore {
                     &now,
                     &t.deadline,
                     &t.kind.as_str(),
+                    &t.owner,
                 ],
             )
             .await

@@ -21,6 +21,7 @@ conformance!(heartbeats_are_recorded_finished_and_listed, |db| {
                 input: "check".into(),
                 idempotency_key: None,
                 deadline: None,
+                owner: None,
             },
             at(60),
         )

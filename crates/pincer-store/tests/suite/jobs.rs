@@ -69,6 +69,7 @@ conformance!(
             input: "x".into(),
             idempotency_key: None,
             deadline: None,
+            owner: None,
         };
         let (t, _) = s.submit(submit(0), at(0)).await.unwrap();
         s.record_run("flaky", t.id, at(0), false, Some(at(60)))

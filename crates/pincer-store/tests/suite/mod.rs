@@ -15,6 +15,7 @@ mod sessions;
 mod tasks;
 mod tokens;
 mod usage;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;

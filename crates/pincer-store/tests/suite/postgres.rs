@@ -63,7 +63,7 @@ async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
     let (secret, task_id, session) = {
         let lite = SqliteStore::open(&path).unwrap();
         let (secret, _) = lite
-            .create_token("ops", &[Scope::Admin], None, super::at(0))
+            .create_token("ops", "owner", &[Scope::Admin], None, super::at(0))
             .await
             .unwrap();
         let (t, _) = lite
@@ -75,6 +75,7 @@ async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
                     input: "hello".into(),
                     idempotency_key: Some("k1".into()),
                     deadline: None,
+                    owner: None,
                 },
                 super::at(1),
             )
@@ -130,6 +131,7 @@ async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
                 input: "hello again".into(),
                 idempotency_key: Some("k1".into()),
                 deadline: None,
+                owner: None,
             },
             super::at(6),
         )

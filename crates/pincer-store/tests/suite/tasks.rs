@@ -19,6 +19,7 @@ fn new(session: &str, input: &str, key: Option<&str>) -> NewTask {
         input: input.into(),
         idempotency_key: key.map(str::to_owned),
         deadline: None,
+        owner: None,
     }
 }
 

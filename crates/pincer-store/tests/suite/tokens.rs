@@ -8,7 +8,13 @@ use super::{Db, at, conformance};
 conformance!(tokens_are_shown_once_stored_hashed_and_checked, |db| {
     let s = db.open().await;
     let (secret, info) = s
-        .create_token("ci", &[Scope::TasksRead, Scope::TasksWrite], None, at(0))
+        .create_token(
+            "ci",
+            "owner",
+            &[Scope::TasksRead, Scope::TasksWrite],
+            None,
+            at(0),
+        )
         .await
         .unwrap();
     assert!(
@@ -32,21 +38,26 @@ conformance!(tokens_are_shown_once_stored_hashed_and_checked, |db| {
         }
     }
     assert!(matches!(
-        s.create_token("ci", &[Scope::Admin], None, at(3)).await,
+        s.create_token("ci", "owner", &[Scope::Admin], None, at(3))
+            .await,
         Err(TokenError::Exists(_))
     ));
     assert!(
-        s.create_token("bad name", &[Scope::Admin], None, at(3))
+        s.create_token("bad name", "owner", &[Scope::Admin], None, at(3))
             .await
             .is_err()
     );
-    assert!(s.create_token("empty", &[], None, at(3)).await.is_err());
+    assert!(
+        s.create_token("empty", "owner", &[], None, at(3))
+            .await
+            .is_err()
+    );
 });
 
 conformance!(revoke_rotate_and_expiry, |db| {
     let s = db.open().await;
     let (old, _) = s
-        .create_token("a", &[Scope::Admin], None, at(0))
+        .create_token("a", "owner", &[Scope::Admin], None, at(0))
         .await
         .unwrap();
     let (new, _) = s.rotate_token("a", at(1)).await.unwrap();
@@ -64,7 +75,7 @@ conformance!(revoke_rotate_and_expiry, |db| {
         Err(TokenError::NotFound(_))
     ));
     let (t, _) = s
-        .create_token("short", &[Scope::AuditRead], Some(at(10)), at(0))
+        .create_token("short", "owner", &[Scope::AuditRead], Some(at(10)), at(0))
         .await
         .unwrap();
     assert!(s.authenticate(&t, at(9)).await.unwrap().is_some());
