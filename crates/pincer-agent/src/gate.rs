@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use pincer_audit::{AuditError, AuditLog};
 use pincer_policy::{
-    Context, Decision, HumanApproval, Policy, Refusal, authorize, authorize_with_approval,
-    check_granted, evaluate,
+    Context, Controls, Decision, HumanApproval, Policy, Refusal, authorize,
+    authorize_with_approval, bypassed, check_granted, evaluate,
 };
 use pincer_tools::{ToolContext, ToolError, ToolRegistry};
 use pincer_types::{Action, ActionDigest, AgentId, RiskTier, RunId, SessionId, ToolName};
@@ -78,6 +78,29 @@ impl Approver for NoApprover {
     }
 }
 
+/// The future a [`Governor`] returns.
+pub type ControlsFuture<'a> = Pin<Box<dyn Future<Output = Controls> + Send + 'a>>;
+
+/// Governance in force for a call (D7, D8): the org-wide emergency pause and the requester's
+/// bypass. Asked at every call, after planning and before the decision, so a change made by an
+/// admin (from any process) applies to the next action. An implementation that cannot find out
+/// must answer `paused` (fail closed).
+pub trait Governor: Send + Sync + std::fmt::Debug {
+    /// The controls for a call of `tier` in `session`; also records that the session's task
+    /// reached `tier` (what `emergency cancel-risky` looks for).
+    fn controls(&self, session: Option<SessionId>, tier: RiskTier) -> ControlsFuture<'_>;
+}
+
+/// No governance: nothing paused, no bypass (tests and embedders without a store).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ungoverned;
+
+impl Governor for Ungoverned {
+    fn controls(&self, _session: Option<SessionId>, _tier: RiskTier) -> ControlsFuture<'_> {
+        Box::pin(async { Controls::default() })
+    }
+}
+
 /// How a call ended, for exit codes and the transcript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,6 +153,7 @@ pub struct Gate {
     tools: Arc<ToolRegistry>,
     audit: Arc<AuditLog>,
     approver: Arc<dyn Approver>,
+    governor: Arc<dyn Governor>,
 }
 
 impl Gate {
@@ -143,7 +167,15 @@ impl Gate {
             tools,
             audit,
             approver,
+            governor: Arc::new(Ungoverned),
         }
+    }
+
+    /// The same gate under `governor`'s controls.
+    #[must_use]
+    pub fn with_governor(mut self, governor: Arc<dyn Governor>) -> Self {
+        self.governor = governor;
+        self
     }
 
     /// The redactor secrets are scrubbed with before anything is persisted.
@@ -226,9 +258,10 @@ impl Gate {
                 .refuse(scope, call_id, None, format!("unknown tool `{name}`"))
                 .await;
         };
-        let pctx = Context {
+        let mut pctx = Context {
             agent: agent.clone(),
             taint: scope.taint.cloned().unwrap_or_default(),
+            controls: Controls::default(),
         };
         // An ungranted tool is refused before it is planned: planning may inspect files.
         if let Err(reason) = check_granted(scope.policy, &tool_name, &pctx) {
@@ -263,6 +296,7 @@ impl Gate {
         };
         let tier = action.tier;
         let digest = action.digest();
+        pctx.controls = self.governor.controls(scope.session, tier).await;
         let decision = evaluate(scope.policy, &action, &pctx);
         let (word, reason, held) = match &decision {
             Decision::Allow => ("allow", String::new(), None),
@@ -278,6 +312,11 @@ impl Gate {
                    "tool": tool_name, "capability": action.capability, "tier": tier,
                    "decision": word, "reason": reason, "digest": digest,
                    "detail": summarize(&action.detail)});
+        if bypassed(scope.policy, &action, &pctx)
+            && let Some(map) = fields.as_object_mut()
+        {
+            map.insert("bypass".into(), json!(true));
+        }
         if let (Some(h), Some(map)) = (&held, fields.as_object_mut()) {
             map.insert("taint_sources".into(), json!(h.sources));
             map.insert("ungrounded".into(), json!(h.ungrounded));

@@ -23,7 +23,7 @@ pub use error::AgentError;
 pub use files::{AGENT_FILES, AgentFile, scaffold_agent};
 pub use gate::{
     ApprovalAnswer, ApprovalFuture, ApprovalRequest, Approver, CallOutcome, CallScope, CallStatus,
-    Gate, NoApprover, summarize,
+    ControlsFuture, Gate, Governor, NoApprover, Ungoverned, summarize,
 };
 pub use prompt::{
     AssembledPrompt, DATA_NOTICE, FileSection, LIGHT_FILES, assemble_light_prompt, assemble_prompt,

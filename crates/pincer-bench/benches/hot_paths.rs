@@ -71,6 +71,7 @@ fn policy_evaluate_tainted_sink(b: Bencher) {
     let ctx = Context {
         agent: "main".parse().unwrap(),
         taint,
+        controls: pincer_policy::Controls::default(),
     };
     let action = Action {
         tool: "http.fetch".parse().unwrap(),

@@ -95,6 +95,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: InvitesCommand,
     },
+    /// Users and roles (owner, admin, operator, member), linked chat accounts, bypass.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Emergency controls: stop everything risky at once (every process on this store).
+    Emergency {
+        #[command(subcommand)]
+        command: EmergencyCommand,
+    },
     /// Create, list, revoke and rotate API tokens for `pincer serve`.
     Tokens {
         #[command(subcommand)]
@@ -436,6 +446,82 @@ pub(crate) enum CronCommand {
     Runs {
         /// Job name.
         name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Add a user.
+    Add {
+        /// 1-64 of a-z, A-Z, 0-9, `-`, `_`, `.`.
+        name: String,
+        /// owner, admin, operator or member.
+        #[arg(long)]
+        role: String,
+    },
+    /// List users with their role, state, bypass and linked chat accounts.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's role (the last enabled owner cannot be demoted).
+    Role {
+        /// User.
+        name: String,
+        /// owner, admin, operator or member.
+        role: String,
+    },
+    /// Disable a user: their tokens and chat access stop, their pending approvals are denied
+    /// and their unfinished tasks canceled, at once.
+    Disable {
+        /// User.
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// User.
+        name: String,
+    },
+    /// Link a chat account (`telegram:<sender id>`) to a user; it may talk from then on.
+    Link {
+        /// User.
+        name: String,
+        /// `channel:sender`, e.g. `telegram:123456`.
+        account: String,
+    },
+    /// Unlink a chat account (it can no longer talk).
+    Unlink {
+        /// `channel:sender`.
+        account: String,
+    },
+    /// Switch a user's bypass (only while `governance.bypass = "allowed"`).
+    Bypass {
+        /// User.
+        name: String,
+        /// on or off.
+        state: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EmergencyCommand {
+    /// Deny every L1+ action (read-only work continues) until `resume`.
+    PauseMutating,
+    /// Lift the pause and the bypass lock.
+    Resume,
+    /// Cancel unfinished tasks that ran or wait on L2+ actions (their processes are killed).
+    CancelRisky,
+    /// Revoke every API token, pending pairing code, unused invite and the webhook secrets in
+    /// use; says what to rotate outside Pincer.
+    RotateCredentials,
+    /// Revoke every user's bypass and lock bypass off until `resume`.
+    DisableBypass,
+    /// Show the controls in force.
+    Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -57,6 +57,9 @@ pub struct Config {
     /// The cooldown ladder of failing models and keys.
     #[serde(default, skip_serializing_if = "crate::FailoverConfig::is_default")]
     pub failover: crate::FailoverConfig,
+    /// Users, approver rules, bypass policy and quotas.
+    #[serde(default, skip_serializing_if = "crate::GovernanceConfig::is_default")]
+    pub governance: crate::GovernanceConfig,
     /// Token and cost limits, checked before every model call.
     #[serde(default, skip_serializing_if = "crate::BudgetsConfig::is_default")]
     pub budgets: crate::BudgetsConfig,
@@ -553,6 +556,7 @@ impl Config {
             models: BTreeMap::new(),
             failover: crate::FailoverConfig::default(),
             budgets: crate::BudgetsConfig::default(),
+            governance: crate::GovernanceConfig::default(),
             memory: crate::MemoryConfig::default(),
             web: crate::WebConfig::default(),
             mcp: crate::McpConfig::default(),
@@ -674,6 +678,7 @@ impl Config {
         let agent_names: Vec<&str> = self.agents.keys().map(AgentId::as_str).collect();
         errs.extend(self.channels.errors(&agent_names));
         errs.extend(self.budgets.errors(&agent_names));
+        errs.extend(self.governance.errors());
         errs.extend(self.memory.errors());
         errs.extend(self.mcp.errors());
         errs.extend(self.jobs.errors());

@@ -111,6 +111,7 @@ pub(crate) struct CreateTask {
 
 pub(crate) async fn create_task(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Caller>,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<Response, ApiError> {
     let agent: AgentId = body
@@ -154,9 +155,12 @@ pub(crate) async fn create_task(
         .timeout_secs
         .and_then(|t| i64::try_from(t).ok())
         .map(|t| now + chrono::Duration::seconds(t));
+    // Sessions belong to their principal: two users naming the same session get two.
     let session = body.session.as_deref().unwrap_or("default");
-    let session_key = SessionKey::for_peer(&agent, "api", session)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("session: {e}")))?;
+    let session_key =
+        SessionKey::for_peer(&agent, "api", &format!("{}:{session}", who.principal()))
+            .map_err(|e| ApiError::bad_request("invalid_request", format!("session: {e}")))?;
+    quota(&st, &who).await?;
     let (task, created) = st
         .store
         .submit(
@@ -167,7 +171,7 @@ pub(crate) async fn create_task(
                 input: body.message,
                 idempotency_key: body.idempotency_key,
                 deadline,
-                owner: None,
+                owner: Some(who.principal().to_owned()),
             },
             now,
         )
@@ -188,6 +192,42 @@ pub(crate) async fn create_task(
     Ok((status, Json(json!({"task": task, "created": created}))).into_response())
 }
 
+/// Refuses a submission over the caller's quota (429, `quota_exceeded`).
+pub(crate) async fn quota(st: &AppState, who: &Caller) -> Result<(), ApiError> {
+    match crate::governance::check_quota(&*st.store, &st.governance, who.principal(), who.role())
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => {
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message);
+            e.retry_after = Some(60);
+            Err(e)
+        }
+        Err(e) => Err(crate::users::governance_error(e)),
+    }
+}
+
+/// A task the caller may see: everyone's for operators and above, else only their own (others'
+/// answer 404, so ids cannot be probed).
+pub(crate) async fn visible_task(
+    st: &AppState,
+    who: &Caller,
+    id: TaskId,
+) -> Result<pincer_store::TaskRecord, ApiError> {
+    let t = st
+        .store
+        .task(id)
+        .await
+        .map_err(task_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    match who.owner_filter() {
+        Some(me) if t.owner.as_deref() != Some(me) => {
+            Err(ApiError::not_found(format!("no task {id}")))
+        }
+        _ => Ok(t),
+    }
+}
+
 fn task_id(s: &str) -> Result<TaskId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request("invalid_request", format!("`{s}` is not a task id")))
@@ -203,10 +243,12 @@ pub(crate) struct GetQuery {
 
 pub(crate) async fn get_task(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = task_id(&id)?;
+    visible_task(&st, &who, id).await?;
     let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = st.events.watch_task(id);
@@ -247,6 +289,7 @@ fn limit(q: &ListQuery) -> usize {
 
 pub(crate) async fn list_tasks(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = q
@@ -258,22 +301,28 @@ pub(crate) async fn list_tasks(
             })
         })
         .transpose()?;
-    let tasks = st.store.list(status, limit(&q)).await.map_err(task_error)?;
+    let tasks = st
+        .store
+        .tasks_of(who.owner_filter(), status, limit(&q))
+        .await
+        .map_err(crate::users::governance_error)?;
     Ok(Json(json!({"tasks": tasks})))
 }
 
 pub(crate) async fn cancel_task(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = task_id(&id)?;
+    visible_task(&st, &who, id).await?;
     let t = st
         .store
         .transition(
             id,
             None,
             TaskStatus::Canceled,
-            Some("canceled through the API".into()),
+            Some(format!("canceled through the API by {}", who.by())),
             Utc::now(),
         )
         .await
@@ -296,6 +345,7 @@ fn approval_error(e: ApprovalError) -> ApiError {
 
 pub(crate) async fn list_approvals(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
@@ -313,9 +363,9 @@ pub(crate) async fn list_approvals(
     };
     let list = st
         .store
-        .approvals(status, limit(&q))
+        .approvals_of(who.owner_filter(), status, limit(&q))
         .await
-        .map_err(approval_error)?;
+        .map_err(crate::users::governance_error)?;
     Ok(Json(json!({"approvals": list})))
 }
 
@@ -335,16 +385,32 @@ enum DecisionKind {
 
 pub(crate) async fn decide_approval(
     State(st): State<Arc<AppState>>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(who): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Decision>,
 ) -> Result<Json<Value>, ApiError> {
+    use crate::governance::DecideError;
     let approve = matches!(body.decision, DecisionKind::Approve);
-    let a = st
-        .store
-        .decide(&id, approve, &format!("token:{}", who.name), Utc::now())
-        .await
-        .map_err(approval_error)?;
+    let decider = pincer_policy::Decider {
+        principal: who.principal(),
+        role: who.role(),
+    };
+    let a = crate::governance::decide(
+        &*st.store,
+        st.audit.as_ref(),
+        &id,
+        approve,
+        decider,
+        st.governance.self_approval,
+        &who.by(),
+    )
+    .await
+    .map_err(|e| match e {
+        DecideError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+        DecideError::Approval(e) => approval_error(e),
+        DecideError::Governance(e) => crate::users::governance_error(e),
+        DecideError::Audit => ApiError::internal("the audit log cannot be written"),
+    })?;
     st.events.publish(
         "approval.decided",
         json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": a.decided_by}),
@@ -398,9 +464,33 @@ pub(crate) async fn audit_events(
     ))
 }
 
-/// Server-sent events: every task and approval event, resumable with `Last-Event-ID`.
+/// Whether a member may see an event: only events of their own tasks (cached per task id,
+/// bounded).
+async fn member_sees(
+    st: &AppState,
+    me: &str,
+    data: &Value,
+    seen: &mut std::collections::HashMap<TaskId, bool>,
+) -> bool {
+    let Some(id) = data["task"].as_str().and_then(|t| t.parse::<TaskId>().ok()) else {
+        return false;
+    };
+    if let Some(v) = seen.get(&id) {
+        return *v;
+    }
+    let mine = matches!(st.store.task(id).await, Ok(Some(t)) if t.owner.as_deref() == Some(me));
+    if seen.len() >= 4096 {
+        seen.clear();
+    }
+    seen.insert(id, mine);
+    mine
+}
+
+/// Server-sent events: every task and approval event (a member: only their own tasks'),
+/// resumable with `Last-Event-ID`.
 pub(crate) async fn events(
     State(st): State<Arc<AppState>>,
+    Extension(who): Extension<Caller>,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Sse<
     impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -413,12 +503,21 @@ pub(crate) async fn events(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or_else(|| st.events.latest());
     let rx = st.events.subscribe();
+    let me = who.owner_filter().map(str::to_owned);
+    let seen = std::collections::HashMap::<TaskId, bool>::new();
     let stream = futures_util::stream::unfold(
-        (st, rx, last, std::collections::VecDeque::<Event>::new()),
-        |(st, mut rx, mut last, mut pending)| async move {
+        (
+            st,
+            rx,
+            last,
+            std::collections::VecDeque::<Event>::new(),
+            me,
+            seen,
+        ),
+        |(st, mut rx, mut last, mut pending, me, mut seen)| async move {
             loop {
                 if let Some(e) = pending.pop_front() {
-                    return Some((Ok(e), (st, rx, last, pending)));
+                    return Some((Ok(e), (st, rx, last, pending, me, seen)));
                 }
                 let (batch, gap) = st.events.since(last);
                 if gap {
@@ -430,6 +529,11 @@ pub(crate) async fn events(
                 }
                 for e in batch {
                     last = e.id;
+                    if let Some(me) = &me
+                        && !member_sees(&st, me, &e.data, &mut seen).await
+                    {
+                        continue;
+                    }
                     pending.push_back(
                         Event::default()
                             .id(e.id.to_string())

@@ -157,6 +157,29 @@ pub(crate) async fn receive(
             "missing or wrong signature or secret",
         ));
     }
+    // A secret revoked by `emergency rotate-credentials` is refused until a new one is set.
+    let fingerprint = match &hook.secret {
+        HookSecret::Hmac(s) | HookSecret::Bearer(s) => crate::governance::secret_fingerprint(s),
+    };
+    let revoked = st
+        .store
+        .controls()
+        .await
+        .map_err(crate::users::governance_error)?
+        .revoked_hook_secrets;
+    if revoked.contains(&fingerprint) {
+        audit(
+            &st,
+            "hook.rejected",
+            json!({"hook": name, "from": addr.ip().to_string(), "reason": "secret revoked by a credential rotation"}),
+        )
+        .await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "secret_revoked",
+            "this hook's secret was revoked by a credential rotation; set a new one",
+        ));
+    }
     if body.len() > MAX_PAYLOAD {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -9,6 +9,7 @@
 mod auth;
 mod error;
 mod events;
+pub mod governance;
 mod handlers;
 mod hooks;
 mod jobs;
@@ -17,6 +18,7 @@ mod openai;
 mod openapi;
 mod origin;
 mod usage;
+mod users;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -115,6 +117,8 @@ pub struct AppState {
     pub host_policy: HostPolicy,
     /// MCP server administration (`/v1/mcp/servers…`; `None`: those routes answer 404).
     pub mcp: Option<Arc<dyn McpAdmin>>,
+    /// `[governance]`: self-approval, bypass policy, quotas.
+    pub governance: pincer_config::GovernanceConfig,
 }
 
 impl AppState {
@@ -134,13 +138,38 @@ impl AppState {
             hooks: std::collections::BTreeMap::new(),
             host_policy: HostPolicy::default(),
             mcp: None,
+            governance: pincer_config::GovernanceConfig::default(),
         }
     }
 }
 
-/// The authenticated caller, available to handlers.
+/// The authenticated caller, available to handlers: the token, with its scopes already capped
+/// by its user's current role.
 #[derive(Debug, Clone)]
 pub struct Caller(pub TokenInfo);
+
+impl Caller {
+    /// The principal the caller acts as: the token's user.
+    pub fn principal(&self) -> &str {
+        &self.0.user
+    }
+
+    /// The user's role (authentication guarantees one).
+    pub fn role(&self) -> pincer_types::Role {
+        self.0.role.unwrap_or(pincer_types::Role::Member)
+    }
+
+    /// Whose tasks, sessions and approvals the caller sees: `None` for everyone's (operators
+    /// and above), else only their own.
+    pub fn owner_filter(&self) -> Option<&str> {
+        (!self.role().sees_others()).then(|| self.principal())
+    }
+
+    /// How decisions and changes by this caller are recorded.
+    pub fn by(&self) -> String {
+        format!("user:{}", self.0.user)
+    }
+}
 
 type Handler = MethodRouter<Arc<AppState>>;
 
@@ -417,6 +446,78 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
             post(mcp::act),
         ),
         (
+            r(
+                "GET",
+                "/v1/users",
+                Access::Scoped(Scope::Admin),
+                "Users, their roles, bypass and linked chat accounts",
+            ),
+            get(users::list),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/users",
+                    Access::Scoped(Scope::Admin),
+                    "Add a user (`name`, `role`)",
+                ),
+                users::add_schema,
+            ),
+            post(users::add),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/users/{name}",
+                read,
+                "One user (admins: anyone; others: themselves)",
+            ),
+            get(users::get),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/users/{name}/bypass-mode",
+                    write,
+                    "Switch a user's bypass on or off (themselves, or an admin); only while governance.bypass = \"allowed\"",
+                ),
+                users::bypass_schema,
+            ),
+            post(users::bypass),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/users/{name}/{action}",
+                    Access::Scoped(Scope::Admin),
+                    "role (`role`), disable, enable, link or unlink (`channel`, `sender`) a user",
+                ),
+                users::action_schema,
+            ),
+            post(users::act),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/emergency",
+                Access::Scoped(Scope::Admin),
+                "The emergency controls in force",
+            ),
+            get(users::emergency_state),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/emergency/{control}",
+                Access::Scoped(Scope::Admin),
+                "pause-mutating, resume, cancel-risky, rotate-credentials (answers the caller's new token) or disable-bypass",
+            ),
+            post(users::emergency),
+        ),
+        (
             with_body(
                 r(
                     "POST",
@@ -514,7 +615,7 @@ async fn authorize(
         Err(e) if e.status == StatusCode::UNAUTHORIZED => return failed(e),
         Err(e) => return e.into_response(),
     };
-    let info = match state.store.authenticate(&token, chrono::Utc::now()).await {
+    let mut info = match state.store.authenticate(&token, chrono::Utc::now()).await {
         Ok(Some(info)) => info,
         Ok(None) => {
             return failed(ApiError::new(
@@ -526,11 +627,16 @@ async fn authorize(
         Err(pincer_store::TokenError::Store(e)) => return ApiError::store(&e).into_response(),
         Err(e) => return ApiError::internal(e).into_response(),
     };
+    // A token may use only what its user's role allows now (D13).
+    info.scopes = info.effective_scopes();
     if !scope.granted_by(&info.scopes) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("this token lacks the `{}` scope", scope.as_str()),
+            format!(
+                "this token lacks the `{}` scope (or its user's role no longer allows it)",
+                scope.as_str()
+            ),
         )
         .into_response();
     }

@@ -25,6 +25,7 @@ pub(crate) struct UsageQuery {
 
 pub(crate) async fn usage(
     State(st): State<Arc<AppState>>,
+    axum::Extension(who): axum::Extension<crate::Caller>,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let by_name = q.by.unwrap_or_else(|| "agent".into());
@@ -37,6 +38,21 @@ pub(crate) async fn usage(
         .map(|s| parse_since(s, Utc::now()))
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_query", format!("since: {e}")))?;
+    // A member sees only their own total, not others' groups.
+    if let Some(me) = who.owner_filter() {
+        let total = st
+            .store
+            .usage_total(&UsageFilter {
+                since,
+                user: Some(me.to_owned()),
+                ..UsageFilter::default()
+            })
+            .await
+            .map_err(|e| ApiError::store(&e))?;
+        return Ok(Json(
+            json!({"by": "user", "since": since, "rows": [], "total": total}),
+        ));
+    }
     let rows = st
         .store
         .usage_report(by, since)

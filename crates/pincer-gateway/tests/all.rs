@@ -419,7 +419,7 @@ async fn approvals_are_decided_once_by_a_token_with_the_scope() {
         (st, b["approval"]["status"].as_str()),
         (200, Some("APPROVED"))
     );
-    assert_eq!(b["approval"]["decided_by"], "token:ops");
+    assert_eq!(b["approval"]["decided_by"], "user:owner");
     let (st, _) = s.call("POST", &path, Some(&approver), Some(approve)).await;
     assert_eq!(st, 409);
 }

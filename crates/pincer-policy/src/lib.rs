@@ -8,9 +8,11 @@
 //! switches are off; matches on security enums are exhaustive.
 
 pub mod egress;
+pub mod governance;
 mod grants;
 pub mod taint;
 
+pub use governance::{Controls, Decider, bypass_ceiling, may_decide};
 pub use grants::{group_tools, profile_selectors, resolve_grants, resolve_grants_with};
 pub use taint::{Grounding, Taint};
 
@@ -42,6 +44,8 @@ pub struct Context {
     pub agent: AgentId,
     /// Whether untrusted content is in the turn, and the trusted content to ground in (D9).
     pub taint: Taint,
+    /// The emergency pause and the requester's bypass (D7, D8).
+    pub controls: Controls,
 }
 
 impl Context {
@@ -50,6 +54,7 @@ impl Context {
         Self {
             agent,
             taint: Taint::default(),
+            controls: Controls::default(),
         }
     }
 }
@@ -146,6 +151,15 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         | Capability::Automation
         | Capability::Mcp => {}
     }
+    // D8: while mutating actions are paused org-wide, only reads run.
+    if ctx.controls.paused && action.tier >= RiskTier::L1Mutating {
+        return Decision::Deny {
+            reason: format!(
+                "{} actions are paused org-wide (emergency pause-mutating); read-only work continues",
+                action.tier.as_str()
+            ),
+        };
+    }
     // D9: in a tainted turn, a sensitive sink whose security-relevant arguments are not all
     // grounded in trusted content needs a human — whatever the approval mode.
     if let Some(sink) = &action.sink
@@ -201,7 +215,13 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
         ApprovalMode::Balanced => RiskTier::L2Destructive,
         ApprovalMode::Trusted => RiskTier::L3Privileged,
     };
-    if action.tier >= threshold {
+    // D7: the requester's bypass skips the approval up to its tier — never L3 (the ceiling is
+    // applied again here), never a denial or a held sink (both returned above).
+    let bypassed = ctx
+        .controls
+        .bypass_up_to
+        .is_some_and(|b| action.tier <= b && action.tier < RiskTier::L3Privileged);
+    if action.tier >= threshold && !bypassed {
         Decision::NeedsApproval {
             tier: action.tier,
             reason: format!(
@@ -215,6 +235,19 @@ pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     } else {
         Decision::Allow
     }
+}
+
+/// Whether `ctx`'s bypass is what let `action` run without an approval (for the audit log).
+pub fn bypassed(policy: &Policy, action: &Action, ctx: &Context) -> bool {
+    if ctx.controls.bypass_up_to.is_none() || evaluate(policy, action, ctx) != Decision::Allow {
+        return false;
+    }
+    let mut without = ctx.clone();
+    without.controls.bypass_up_to = None;
+    matches!(
+        evaluate(policy, action, &without),
+        Decision::NeedsApproval { .. }
+    )
 }
 
 /// Why [`authorize`] did not approve an action: every non-`Allow` decision, and only those.
@@ -411,6 +444,66 @@ mod tests {
         );
     }
 
+    /// D7/D8: pause denies L1+ and leaves L0; bypass skips approvals up to its tier, never
+    /// L3, never a denial, never a held tainted sink.
+    #[test]
+    fn pause_and_bypass() {
+        use pincer_types::{ArgRole, SinkArg};
+        let mut p = policy(ApprovalMode::Strict);
+        p.exec = ExecMode::Sandboxed;
+        let mut ctx = Context::untainted("main".parse().unwrap());
+        let read = action("time.now", Capability::Time, RiskTier::L0ReadOnly);
+        let write = action("fs.write", Capability::FsWrite, RiskTier::L1Mutating);
+        let delete = action("fs.write", Capability::FsWrite, RiskTier::L2Destructive);
+        let exec = action("shell.exec", Capability::Exec, RiskTier::L3Privileged);
+        ctx.controls.paused = true;
+        assert_eq!(evaluate(&p, &read, &ctx), Decision::Allow);
+        for a in [&write, &delete, &exec] {
+            assert!(
+                matches!(evaluate(&p, a, &ctx), Decision::Deny { ref reason } if reason.contains("paused")),
+                "{a:?}"
+            );
+        }
+        // An approval cannot override the pause either.
+        let yes = HumanApproval {
+            digest: write.digest(),
+            approver: "test".into(),
+        };
+        assert!(authorize_with_approval(&p, write.clone(), &ctx, &yes).is_err());
+        ctx.controls.paused = false;
+        ctx.controls.bypass_up_to = Some(RiskTier::L1Mutating);
+        assert_eq!(evaluate(&p, &write, &ctx), Decision::Allow);
+        assert!(bypassed(&p, &write, &ctx));
+        assert!(!bypassed(&p, &read, &ctx));
+        assert!(matches!(
+            evaluate(&p, &delete, &ctx),
+            Decision::NeedsApproval { .. }
+        ));
+        // Even a bypass configured for L3 stops below it.
+        ctx.controls.bypass_up_to = Some(RiskTier::L3Privileged);
+        assert_eq!(evaluate(&p, &delete, &ctx), Decision::Allow);
+        assert!(matches!(
+            evaluate(&p, &exec, &ctx),
+            Decision::NeedsApproval { .. }
+        ));
+        // Never a denial: an ungranted tool stays denied.
+        let ungranted = action("nope", Capability::FsWrite, RiskTier::L1Mutating);
+        assert!(matches!(
+            evaluate(&p, &ungranted, &ctx),
+            Decision::Deny { .. }
+        ));
+        // Never a held sink in a tainted turn.
+        ctx.taint.add("tool:http.fetch");
+        let sink = action("fs.write", Capability::FsWrite, RiskTier::L1Mutating).with_sink(
+            SinkKind::Egress,
+            vec![SinkArg::new("host", ArgRole::Host, "evil.example")],
+        );
+        assert!(matches!(
+            evaluate(&p, &sink, &ctx),
+            Decision::NeedsApproval { held: Some(_), .. }
+        ));
+    }
+
     /// D9: the taint rule, as a table. (mode, network, tainted, sink args, expected:
     /// 'A'llow / 'H'eld for taint / 'N'eeds approval by tier / 'D'eny.)
     #[test]
@@ -429,6 +522,7 @@ mod tests {
             Context {
                 agent: "main".parse().unwrap(),
                 taint,
+                controls: Controls::default(),
             }
         };
         let host = |h: &str| vec![SinkArg::new("host", ArgRole::Host, h)];

@@ -23,6 +23,7 @@ pub mod audit;
 mod env;
 pub mod failover;
 pub mod failure;
+pub mod governance;
 pub mod heartbeat;
 pub mod jobs;
 pub mod leader;

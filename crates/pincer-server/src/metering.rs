@@ -48,8 +48,9 @@ impl Prices {
 }
 
 /// Who a conversation's calls count for: the chat account (`telegram:42`; in a group, the group
-/// `telegram:group-100…`), the OpenAI-compatible API's token (`token:ci`), or the conversation
-/// itself (`cli:default`, `api:<session>`).
+/// `telegram:group-100…`), the user of an API conversation (its session key names them:
+/// `api:<user>:<session>`, `openai:<user>:<name>`), the owner for the local CLI, or the
+/// conversation itself (schedules, hooks).
 pub fn user_of(session: &str) -> String {
     let mut parts = session.splitn(3, ':');
     let (_agent, channel, rest) = (parts.next(), parts.next(), parts.next());
@@ -58,7 +59,10 @@ pub fn user_of(session: &str) -> String {
             Some(id) => format!("telegram:{id}"),
             None => format!("telegram:{rest}"),
         },
-        (Some("openai"), Some(rest)) => format!("token:{}", rest.split(':').next().unwrap_or(rest)),
+        (Some("openai" | "api"), Some(rest)) if rest.contains(':') => {
+            rest.split(':').next().unwrap_or(rest).to_owned()
+        }
+        (Some("cli"), Some(_)) => crate::governance::CLI_PRINCIPAL.to_owned(),
         (Some(channel), Some(rest)) => format!("{channel}:{rest}"),
         _ => session.to_owned(),
     }
@@ -402,9 +406,11 @@ mod tests {
             user_of("main:telegram:group-100123"),
             "telegram:group-100123"
         );
-        assert_eq!(user_of("main:openai:ci:req-0193"), "token:ci");
-        assert_eq!(user_of("main:openai:ci:mychat"), "token:ci");
-        assert_eq!(user_of("main:cli:default"), "cli:default");
+        assert_eq!(user_of("main:openai:ann:req-0193"), "ann");
+        assert_eq!(user_of("main:openai:ann:mychat"), "ann");
+        assert_eq!(user_of("main:api:ann:default"), "ann");
+        assert_eq!(user_of("main:cli:default"), "owner");
+        assert_eq!(user_of("main:hook:github"), "hook:github");
         assert_eq!(user_of("odd"), "odd");
     }
 

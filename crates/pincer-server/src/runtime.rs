@@ -568,6 +568,9 @@ pub struct Backing {
     pub audit: Arc<AuditLog>,
     /// The process's MCP servers (one hub for every agent), when any are configured.
     pub mcp: Option<Arc<pincer_mcp::hub::McpHub>>,
+    /// Served runs: the worker pool's session → task map (whose task a tool call belongs to,
+    /// for the governor); `None` for one-shot CLI runs (the owner's).
+    pub tasks: Option<crate::worker::Active>,
 }
 
 impl Backing {
@@ -579,7 +582,12 @@ impl Backing {
         let store = open_store(home, config, env).await?;
         let audit = open_audit(home, config, env)?;
         let mcp = crate::mcp::hub(home, config, env, &store, &audit).await?;
-        Ok(Self { store, audit, mcp })
+        Ok(Self {
+            store,
+            audit,
+            mcp,
+            tasks: None,
+        })
     }
 }
 
@@ -755,7 +763,12 @@ impl AgentRuntime {
     ) -> anyhow::Result<Self> {
         let (agent, a) = agent_config(home, config, agent)?;
         let (provider, provider_name, model) = agent_model(config, &agent, a, env, &backing)?;
-        let Backing { store, audit, mcp } = backing;
+        let Backing {
+            store,
+            audit,
+            mcp,
+            tasks,
+        } = backing;
         let AgentTools { gate, ctx, policy } = AgentTools::build(
             home,
             config,
@@ -770,6 +783,10 @@ impl AgentRuntime {
             },
         )
         .await?;
+        // Every tool call of an agent run is governed (pause, bypass) by the store's controls.
+        let gate = Arc::new((*gate).clone().with_governor(Arc::new(
+            crate::governance::StoreGovernor::new(store.clone(), config.governance.clone(), tasks),
+        )));
         let template = RunRequestTemplate {
             agent_dir: home.agent_dir(&agent),
             settings: RunSettings {

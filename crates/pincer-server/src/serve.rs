@@ -76,6 +76,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
     rt.block_on(async {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
         state.openai_compat = config.gateway.openai_compat;
+        state.governance = config.governance.clone();
         state.host_policy = pincer_gateway::HostPolicy::new(
             config.gateway.allowed_hosts.iter().map(String::as_str),
             config.gateway.allowed_origins.iter().map(String::as_str),
@@ -122,12 +123,14 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
                             .get(&agent)
                             .map(|a| a.models.clone())
                             .unwrap_or_default(),
+                        governance: config.governance.clone(),
                         ..crate::router::Policy::telegram(t, agent)
                     },
                     store.clone(),
                     state.events.clone(),
                     state.wake.clone(),
-                );
+                )
+                .with_audit(audit_log.clone());
                 if t.webhook_url.is_some() {
                     let secret = env.var(&t.webhook_secret_env).ok_or_else(|| {
                         Failure::usage(format!(

@@ -55,7 +55,7 @@ pub struct Pool {
 }
 
 /// Session → (task, worker) of the task running in it.
-type Active = Arc<std::sync::Mutex<HashMap<SessionId, (TaskId, String)>>>;
+pub type Active = Arc<std::sync::Mutex<HashMap<SessionId, (TaskId, String)>>>;
 
 fn active_map(a: &Active) -> std::sync::MutexGuard<'_, HashMap<SessionId, (TaskId, String)>> {
     a.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -126,6 +126,7 @@ impl Pool {
                     store: self.store.clone(),
                     audit: self.audit.clone(),
                     mcp: self.mcp.clone(),
+                    tasks: Some(self.active.clone()),
                 },
             )
             .await?,

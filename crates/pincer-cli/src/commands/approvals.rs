@@ -1,15 +1,13 @@
 //! `pincer approvals`: the operator's side of approvals parked by `pincer serve`, directly on
 //! the state database (a running server picks the decision up within a second).
 
-use chrono::Utc;
 use pincer_store::{ApprovalError, ApprovalStatus};
-use serde_json::json;
 
 use crate::cli::ApprovalsCommand;
 use crate::{Env, Failure, runtime};
 
 /// Who a CLI decision is recorded as.
-const OPERATOR: &str = "operator:cli";
+const OPERATOR: &str = "user:owner";
 
 pub(crate) fn run(cmd: ApprovalsCommand, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
@@ -73,17 +71,31 @@ fn decide(
     approve: bool,
     failure: impl Fn(ApprovalError) -> anyhow::Error,
 ) -> anyhow::Result<u8> {
+    use pincer_gateway::governance::DecideError;
+    // The local CLI is the owner; the decision still goes through the approver rules (and is
+    // audited there), like every other path.
+    let decider = pincer_policy::Decider {
+        principal: pincer_server::governance::CLI_PRINCIPAL,
+        role: pincer_types::Role::Owner,
+    };
     let a = rt
-        .block_on(store.decide(id, approve, OPERATOR, Utc::now()))
-        .map_err(failure)?;
-    runtime::audit_config(
-        home,
-        config,
-        env,
-        "approval.decided",
-        json!({"approval": a.id, "status": a.status.as_str(), "by": OPERATOR,
-               "tool": a.tool, "digest": a.digest}),
-    );
+        .block_on(async {
+            let audit = runtime::open_audit(home, config, env).ok();
+            pincer_gateway::governance::decide(
+                store,
+                audit.as_ref(),
+                id,
+                approve,
+                decider,
+                config.governance.self_approval,
+                OPERATOR,
+            )
+            .await
+        })
+        .map_err(|e| match e {
+            DecideError::Approval(e) => failure(e),
+            other => Failure::usage(other.to_string()).into(),
+        })?;
     println!("{} {}", a.id, a.status.as_str());
     Ok(0)
 }

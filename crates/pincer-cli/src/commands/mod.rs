@@ -20,6 +20,7 @@ mod tasks;
 mod tokens;
 mod tools;
 mod usage;
+mod users;
 
 use crate::Env;
 use crate::cli::{Cli, Command};
@@ -56,6 +57,8 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Tokens { command } => tokens::run(command, env),
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),
+        Command::Users { command } => users::run(command, env),
+        Command::Emergency { command } => users::emergency(command, env),
         Command::Cron { command } => cron::run(command, env),
         Command::Heartbeat { command } => heartbeat::run(command, env),
         Command::Models { command } => models::run(command, env),

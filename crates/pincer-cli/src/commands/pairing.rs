@@ -69,6 +69,16 @@ pub(crate) fn invites(cmd: crate::cli::InvitesCommand, env: &Env) -> anyhow::Res
     let loaded = runtime::load_config(&home, env)?;
     let rt = runtime::tokio_runtime()?;
     let store = rt.block_on(runtime::open_store(&home, &loaded.config, env))?;
+    if rt
+        .block_on(store.user(&user))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_none()
+    {
+        return Err(Failure::usage(format!(
+            "no user `{user}` (add one first: `pincer users add {user} --role member`)"
+        ))
+        .into());
+    }
     let code = rt
         .block_on(store.create_invite(&user, chrono::Duration::days(i64::from(days)), Utc::now()))
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -105,6 +105,11 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
             let call_id = format!("cli-{}", pincer_types::RunId::new());
             let out = rt.block_on(async {
                 let backing = runtime::Backing::open(&home, config, env).await?;
+                let governor = pincer_server::governance::StoreGovernor::new(
+                    backing.store.clone(),
+                    config.governance.clone(),
+                    None,
+                );
                 let runtime::AgentTools { gate, ctx, policy } = runtime::AgentTools::build(
                     &home,
                     config,
@@ -119,6 +124,8 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     },
                 )
                 .await?;
+                // The operator's own call is still held to the emergency pause.
+                let gate = (*gate).clone().with_governor(Arc::new(governor));
                 let scope = CallScope {
                     ctx: &ctx,
                     policy: &policy,

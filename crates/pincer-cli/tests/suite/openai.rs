@@ -19,14 +19,21 @@ async fn openai_home(
     let home = Home::new();
     home.init(&llm.base_url()).await;
     set(&home, "gateway.openai_compat", "true").await;
+    // Two clients: two users (each a member with one token).
     let mut tokens = Vec::new();
     for name in ["a", "b"] {
+        let out = home
+            .run(&["users", "add", name, "--role", "member"], "")
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let out = home
             .run(
                 &[
                     "tokens",
                     "create",
                     "--name",
+                    name,
+                    "--user",
                     name,
                     "--scopes",
                     "tasks:read,tasks:write",

@@ -673,7 +673,7 @@ async fn chaos_kill_9_loses_and_repeats_nothing() {
     assert_eq!(
         count(
             "SELECT COUNT(*) FROM approvals a JOIN tasks t ON t.id = a.task_id
-             WHERE t.status = 'SUCCEEDED' AND a.status = 'APPROVED' AND a.decided_by = 'token:ap'"
+             WHERE t.status = 'SUCCEEDED' AND a.status = 'APPROVED' AND a.decided_by = 'user:owner'"
                 .into()
         )
         .await,

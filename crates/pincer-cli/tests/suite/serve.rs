@@ -427,7 +427,7 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
     // Nothing was written while the task waited.
     assert_eq!(while_parked, "old text");
     assert_eq!(decided.0, 200, "{:?}", decided.1);
-    assert_eq!(decided.1["approval"]["decided_by"], "token:t");
+    assert_eq!(decided.1["approval"]["decided_by"], "user:owner");
     assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
     assert_eq!(done.1["task"]["output"], "written");
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "approved text");
@@ -438,7 +438,7 @@ async fn an_action_needing_approval_parks_the_task_until_it_is_approved_through_
             "",
         )
         .await;
-    assert!(stdout(&out).contains("token:t"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("user:owner"), "{}", stdout(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,6 +316,16 @@ async fn an_invite_lets_a_new_user_in_once() {
     let llm = FakeLlm::start(vec![]).await.unwrap();
     let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
     let home = telegram_home(&llm, &tg, &[]).await;
+    // An invite is for a user who exists.
+    let out = home
+        .run(&["invites", "create", "--user", "alice"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no user `alice`"), "{}", stderr(&out));
+    let out = home
+        .run(&["users", "add", "alice", "--role", "member"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = home
         .run(&["invites", "create", "--user", "alice"], "")
         .await;

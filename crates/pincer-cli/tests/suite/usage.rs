@@ -79,7 +79,8 @@ async fn every_call_is_recorded_with_its_cost_and_reported() {
             .run(&["usage", "--by", "user", "--since", "1d", "--json"], "")
             .await,
     );
-    assert_eq!(v["rows"][0]["key"], "cli:a", "{v}");
+    // The local CLI's calls count for its principal, the owner.
+    assert_eq!(v["rows"][0]["key"], "owner", "{v}");
     let out = home.run(&["usage", "--by", "colour"], "").await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // The same sums through the API, for a token with usage:read.
@@ -114,7 +115,7 @@ async fn a_budget_refuses_a_call_before_it_is_sent_and_warns_first() {
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
     let said = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
-        said.contains("daily budget for user cli:ask is reached"),
+        said.contains("daily budget for user owner is reached"),
         "{said}"
     );
     assert!(said.contains("Nothing was sent"), "{said}");

@@ -109,13 +109,13 @@ async fn session_for(
         })
         .transpose()?;
     if let Some(name) = named {
-        // The caller's own conversation: token names have no `:`, so no two callers' keys meet
+        // The caller's own conversation: user names have no `:`, so no two callers' keys meet
         // (a name `req-…` can only ever meet the same caller's own fresh conversations).
         return SessionKey::for_peer(agent, "openai", &format!("{caller}:{name}")).map_err(|e| {
             ApiError::bad_request("invalid_request", format!("X-Pincer-Session: {e}"))
         });
     }
-    // A fresh conversation, still under the caller's name (usage and budgets count per token).
+    // A fresh conversation, still under the caller's name (usage and budgets count per user).
     let key = SessionKey::for_peer(
         agent,
         "openai",
@@ -138,7 +138,7 @@ async fn session_for(
 
 pub(crate) async fn chat_completions(
     State(st): State<Arc<AppState>>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(who): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
@@ -159,7 +159,9 @@ pub(crate) async fn chat_completions(
             )
         })?;
     let conversation = req.conversation()?;
-    let session_key = session_for(&st, &agent, &who.name, &headers, conversation.history).await?;
+    crate::handlers::quota(&st, &who).await?;
+    let session_key =
+        session_for(&st, &agent, who.principal(), &headers, conversation.history).await?;
     let seen = st.events.latest();
     let (task, _) = st
         .store
@@ -171,7 +173,7 @@ pub(crate) async fn chat_completions(
                 input: conversation.input,
                 idempotency_key: None,
                 deadline: None,
-                owner: None,
+                owner: Some(who.principal().to_owned()),
             },
             Utc::now(),
         )

@@ -29,6 +29,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("approvals", "actions waiting for your decision"),
     ("approve", "approve an action: /approve <id>"),
     ("deny", "deny an action: /deny <id>"),
+    (
+        "bypass",
+        "skip approvals for your own actions (when the org allows it): /bypass on|off",
+    ),
     ("new", "start a new conversation"),
     (
         "model",
@@ -58,6 +62,8 @@ pub struct Policy {
     pub heartbeat_every: Duration,
     /// The agent's model chain (`/model` chooses within it).
     pub models: Vec<String>,
+    /// `[governance]`: self-approval, bypass policy, quotas.
+    pub governance: pincer_config::GovernanceConfig,
 }
 
 impl Policy {
@@ -72,6 +78,7 @@ impl Policy {
             webhook_url: t.webhook_url.clone(),
             heartbeat_every: Duration::from_secs(10),
             models: Vec::new(),
+            governance: pincer_config::GovernanceConfig::default(),
         }
     }
 }
@@ -92,6 +99,18 @@ pub struct Router {
     webhook_secret: Option<String>,
     /// Webhook deliveries are handled one at a time (position bookkeeping).
     deliveries: tokio::sync::Mutex<()>,
+    /// Where decisions and refusals are recorded.
+    audit: Option<Arc<pincer_audit::AuditLog>>,
+}
+
+/// Who a chat sender is (D13): the user their account is linked to, or — unlinked — the
+/// account itself (`telegram:<id>`), a member.
+#[derive(Debug, Clone)]
+struct Who {
+    principal: String,
+    role: pincer_types::Role,
+    /// The linked user's name, if any (bypass needs one).
+    user: Option<String>,
 }
 
 /// A sender's standing against the per-minute limit.
@@ -121,6 +140,36 @@ impl Router {
             rate: Mutex::new(HashMap::new()),
             webhook_secret: None,
             deliveries: tokio::sync::Mutex::new(()),
+            audit: None,
+        }
+    }
+
+    /// The same router recording approval decisions and refusals to `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Arc<pincer_audit::AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Who `sender` is; `None` when their linked user is disabled (or it cannot be told:
+    /// fail closed).
+    async fn who(&self, sender: &str) -> Option<Who> {
+        match self.store.user_of_sender(self.name(), sender).await {
+            Ok(Some(u)) if u.enabled() => Some(Who {
+                principal: u.name.clone(),
+                role: u.role,
+                user: Some(u.name),
+            }),
+            Ok(Some(_)) => None,
+            Ok(None) => Some(Who {
+                principal: format!("{}:{sender}", self.name()),
+                role: pincer_types::Role::Member,
+                user: None,
+            }),
+            Err(e) => {
+                eprintln!("pincer serve: {}: looking up {sender}: {e}", self.name());
+                None
+            }
         }
     }
 
@@ -276,7 +325,10 @@ impl Router {
                 sender,
                 data,
             } => {
-                let text = self.button(&sender, &data).await;
+                let text = match self.who(&sender).await {
+                    Some(who) => self.button(&who, &data).await,
+                    None => "Your access has been disabled.".to_owned(),
+                };
                 self.channel.answer_button(&id, &text).await;
                 return;
             }
@@ -317,6 +369,14 @@ impl Router {
         if !private && !self.policy.groups.contains(&chat) {
             return;
         }
+        // A disabled user's chat access stops at once (told in a DM, ignored in groups).
+        let Some(who) = self.who(&sender).await else {
+            if private {
+                self.say(&chat, "Your access to this bot has been disabled.")
+                    .await;
+            }
+            return;
+        };
         match self.rate_check(&sender) {
             Rate::Ok => {}
             Rate::JustLimited => {
@@ -337,9 +397,32 @@ impl Router {
         let Ok(key) = SessionKey::for_peer(&self.policy.agent, self.name(), &peer) else {
             return;
         };
-        if let Some(reply) = self.command(&text, &key, &sender).await {
+        if let Some(reply) = self.command(&text, &key, &who).await {
             self.say(&chat, &reply).await;
             return;
+        }
+        match pincer_gateway::governance::check_quota(
+            &*self.store,
+            &self.policy.governance,
+            &who.principal,
+            who.role,
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                self.say(&chat, &format!("Not queued — {message}.")).await;
+                return;
+            }
+            Err(e) => {
+                eprintln!("pincer serve: {}: checking a quota: {e}", self.name());
+                self.say(
+                    &chat,
+                    "Sorry — that could not be queued. Try again in a moment.",
+                )
+                .await;
+                return;
+            }
         }
         let submitted = self
             .store
@@ -351,7 +434,7 @@ impl Router {
                     input: text,
                     idempotency_key: Some(format!("{}:{cursor}", self.name())),
                     deadline: None,
-                    owner: None,
+                    owner: Some(who.principal.clone()),
                 },
                 Utc::now(),
             )
@@ -457,7 +540,7 @@ impl Router {
 /// Chat commands, approvals and answers.
 impl Router {
     /// Chat commands answered at once (even while a task runs).
-    async fn command(&self, text: &str, key: &SessionKey, user: &str) -> Option<String> {
+    async fn command(&self, text: &str, key: &SessionKey, who: &Who) -> Option<String> {
         let mut words = text.split_whitespace();
         let cmd = words.next()?;
         let cmd = cmd.split('@').next().unwrap_or(cmd);
@@ -558,17 +641,15 @@ impl Router {
             .await
             .unwrap_or_else(|e| format!("Could not read or set the model: {e}")),
             "/approvals" => {
-                let ids: Vec<TaskId> = mine().await.iter().map(|t| t.id).collect();
-                let pending = pincer_store::ApprovalStore::approvals(
-                    &*self.store,
-                    Some(pincer_store::ApprovalStatus::Pending),
-                    200,
-                )
-                .await
-                .unwrap_or_default();
+                // Members: their own; operators and above: everyone's.
+                let owner = (!who.role.sees_others()).then_some(who.principal.as_str());
+                let pending = self
+                    .store
+                    .approvals_of(owner, Some(pincer_store::ApprovalStatus::Pending), 200)
+                    .await
+                    .unwrap_or_default();
                 let lines: Vec<String> = pending
                     .iter()
-                    .filter(|a| a.task.is_some_and(|t| ids.contains(&t)))
                     .map(|a| format!("`{}` {} ({}) — {}", a.id, a.tool, a.tier.as_str(), a.reason))
                     .collect();
                 if lines.is_empty() {
@@ -577,41 +658,97 @@ impl Router {
                     lines.join("\n")
                 }
             }
-            "/approve" | "/deny" => self.decide(arg, cmd == "/approve", user).await,
+            "/approve" | "/deny" => self.decide(arg, cmd == "/approve", who).await,
+            "/bypass" => self.bypass(arg, who).await,
             _ => "Unknown command; /help lists them.".into(),
         })
     }
 
+    /// `/bypass on|off`: the sender's own toggle (a linked user; the org must allow it).
+    async fn bypass(&self, arg: &str, who: &Who) -> String {
+        let on = match arg {
+            "on" => true,
+            "off" => false,
+            _ => {
+                return match &who.user {
+                    Some(u) => match self.store.user(u).await {
+                        Ok(Some(u)) => format!(
+                            "Your bypass is {} (org policy: {}). Use /bypass on or /bypass off.",
+                            if u.bypass { "on" } else { "off" },
+                            self.bypass_policy_name()
+                        ),
+                        _ => "Could not read your bypass.".into(),
+                    },
+                    None => "Use /bypass on or /bypass off.".into(),
+                };
+            }
+        };
+        let Some(user) = &who.user else {
+            return "Bypass belongs to Pincer users; ask an admin to link this account to yours."
+                .into();
+        };
+        if on && self.policy.governance.bypass != pincer_config::BypassPolicy::Allowed {
+            return "Bypass is off by org policy.".into();
+        }
+        match self.store.set_bypass(user, on).await {
+            Ok(u) => {
+                let _ = pincer_gateway::governance::record(
+                    self.audit.as_ref(),
+                    "user.bypass",
+                    json!({"user": u.name, "enabled": u.bypass, "by": format!("{}:{}", self.name(), who.principal)}),
+                )
+                .await;
+                if u.bypass {
+                    format!(
+                        "Bypass on: your own actions up to {} run without asking (never L3, never what policy denies).",
+                        self.policy.governance.bypass_max_tier.tier().as_str()
+                    )
+                } else {
+                    "Bypass off: your actions ask for approval again.".into()
+                }
+            }
+            Err(e) => format!("Could not change your bypass: {e}"),
+        }
+    }
+
+    fn bypass_policy_name(&self) -> &'static str {
+        match self.policy.governance.bypass {
+            pincer_config::BypassPolicy::Off => "off",
+            pincer_config::BypassPolicy::Allowed => "allowed",
+        }
+    }
+
     /// A button press (`apr:<id>:y|n`), decided with the same rule as the commands.
-    async fn button(&self, sender: &str, data: &str) -> String {
+    async fn button(&self, who: &Who, data: &str) -> String {
         let parsed = data.strip_prefix("apr:").and_then(|rest| {
             let (id, verdict) = rest.rsplit_once(':')?;
             Some((id.to_owned(), verdict == "y"))
         });
         match parsed {
-            Some((approval, approve)) => self.decide(&approval, approve, sender).await,
+            Some((approval, approve)) => self.decide(&approval, approve, who).await,
             None => "Unknown button.".into(),
         }
     }
 
-    /// Decides an approval: only the user who asked (or an `allow_from` user) may.
-    async fn decide(&self, approval: &str, approve: bool, user: &str) -> String {
-        let record = match pincer_store::ApprovalStore::approval(&*self.store, approval).await {
-            Ok(Some(a)) => a,
-            _ => return "No such approval (see /approvals).".into(),
+    /// Decides an approval under the approver rules ([`pincer_gateway::governance::decide`],
+    /// the same function as the API's).
+    async fn decide(&self, approval: &str, approve: bool, who: &Who) -> String {
+        use pincer_gateway::governance::DecideError;
+        let by = format!("{}:{}", self.name(), who.principal);
+        let decider = pincer_policy::Decider {
+            principal: &who.principal,
+            role: who.role,
         };
-        let requester = match record.task {
-            Some(t) => self.store.task_link(t).await.ok().flatten().map(|l| l.user),
-            None => None,
-        };
-        let allowed =
-            requester.as_deref() == Some(user) || self.policy.allow_from.iter().any(|a| a == user);
-        if !allowed {
-            return "This approval is not yours to decide.".into();
-        }
-        let by = format!("{}:{user}", self.name());
-        match pincer_store::ApprovalStore::decide(&*self.store, approval, approve, &by, Utc::now())
-            .await
+        match pincer_gateway::governance::decide(
+            &*self.store,
+            self.audit.as_ref(),
+            approval,
+            approve,
+            decider,
+            self.policy.governance.self_approval,
+            &by,
+        )
+        .await
         {
             Ok(a) => {
                 self.events.publish(
@@ -619,6 +756,12 @@ impl Router {
                     json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": by}),
                 );
                 format!("{}.", a.status.as_str().to_lowercase())
+            }
+            Err(DecideError::Approval(pincer_store::ApprovalError::NotFound(_))) => {
+                "No such approval (see /approvals).".into()
+            }
+            Err(DecideError::Forbidden(why)) => {
+                format!("This approval is not yours to decide: {why}.")
             }
             Err(e) => e.to_string(),
         }
