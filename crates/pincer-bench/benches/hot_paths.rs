@@ -321,3 +321,60 @@ fn memory_index_search_10k_notes(b: Bencher) {
     assert!(!first.hits.is_empty());
     b.bench(|| rt.block_on(index.find(divan::black_box("topic42 item7"), 10)));
 }
+
+/// What governance adds to each tool call of a served run (issue 20): the gate's governor reads
+/// the org controls, records the tier the task reached, reads the task's owner and the owner's
+/// bypass — SQLite on disk, a member with bypass on.
+#[divan::bench(sample_count = 50)]
+fn governor_controls_per_tool_call(b: Bencher) {
+    use pincer_agent::Governor;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: std::sync::Arc<dyn pincer_store::Backend> =
+        std::sync::Arc::new(pincer_store::SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let agent: pincer_types::AgentId = "main".parse().unwrap();
+    let task = rt.block_on(async {
+        store
+            .add_user("ann", pincer_types::Role::Member, chrono_now())
+            .await
+            .unwrap();
+        store.set_bypass("ann", true).await.unwrap();
+        let (t, _) = store
+            .submit(
+                pincer_store::NewTask {
+                    kind: pincer_store::TaskKind::Message,
+                    session_key: pincer_types::SessionKey::for_peer(&agent, "api", "ann:default")
+                        .unwrap(),
+                    agent: agent.clone(),
+                    input: "hi".into(),
+                    idempotency_key: None,
+                    deadline: None,
+                    owner: Some("ann".into()),
+                },
+                chrono_now(),
+            )
+            .await
+            .unwrap();
+        t.id
+    });
+    let session = pincer_types::SessionId::new();
+    let active: pincer_server::worker::Active = std::sync::Arc::new(std::sync::Mutex::new(
+        std::collections::HashMap::from([(session, (task, "w".to_owned()))]),
+    ));
+    let config = pincer_config::GovernanceConfig {
+        bypass: pincer_config::BypassPolicy::Allowed,
+        ..pincer_config::GovernanceConfig::default()
+    };
+    let gov = pincer_server::governance::StoreGovernor::new(store, config, Some(active));
+    let c = rt.block_on(gov.controls(Some(session), pincer_types::RiskTier::L1Mutating));
+    assert_eq!(c.bypass_up_to, Some(pincer_types::RiskTier::L1Mutating));
+    b.bench(|| rt.block_on(gov.controls(Some(session), pincer_types::RiskTier::L1Mutating)));
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -9,7 +9,9 @@ use pincer_agent::{ControlsFuture, Governor};
 use pincer_config::{BypassPolicy, GovernanceConfig};
 use pincer_policy::{Controls, bypass_ceiling};
 use pincer_store::Backend;
-use pincer_types::{RiskTier, SessionId};
+use std::collections::HashMap;
+
+use pincer_types::{RiskTier, SessionId, TaskId};
 
 use crate::worker::Active;
 
@@ -24,6 +26,9 @@ pub struct StoreGovernor {
     /// Served runs: which task a session's run belongs to. `None`: a one-shot CLI run, whose
     /// principal is [`CLI_PRINCIPAL`].
     tasks: Option<Active>,
+    /// The highest tier already recorded per task, so a run's repeated calls of one tier write
+    /// once (bounded: forgotten past 1024 tasks, which only costs a redundant write).
+    raised: std::sync::Mutex<HashMap<TaskId, RiskTier>>,
 }
 
 impl StoreGovernor {
@@ -33,7 +38,24 @@ impl StoreGovernor {
             store,
             config,
             tasks,
+            raised: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `tier` is above what was recorded for `task` (and remembers it).
+    fn newly_reached(&self, task: TaskId, tier: RiskTier) -> bool {
+        let mut raised = self
+            .raised
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if raised.get(&task).is_some_and(|r| *r >= tier) {
+            return false;
+        }
+        if raised.len() >= 1024 {
+            raised.clear();
+        }
+        raised.insert(task, tier);
+        true
     }
 
     async fn read(&self, session: Option<SessionId>, tier: RiskTier) -> anyhow::Result<Controls> {
@@ -48,16 +70,19 @@ impl StoreGovernor {
         };
         if let Some(t) = task
             && tier >= RiskTier::L1Mutating
+            && self.newly_reached(t, tier)
         {
             self.store.raise_risk(t, tier).await?;
         }
+        let bypass_allowed =
+            self.config.bypass == BypassPolicy::Allowed && org.bypass_locked.is_none();
+        // Whose call it is matters only for bypass (off by default: one read per call then).
         let owner = match (task, &self.tasks) {
+            _ if !bypass_allowed => None,
             (Some(t), _) => self.store.task(t).await?.and_then(|t| t.owner),
             (None, None) => Some(CLI_PRINCIPAL.to_owned()),
             (None, Some(_)) => None,
         };
-        let bypass_allowed =
-            self.config.bypass == BypassPolicy::Allowed && org.bypass_locked.is_none();
         let bypass_up_to = match owner {
             Some(owner) if bypass_allowed => match self.store.user(&owner).await? {
                 Some(u) if u.enabled() && u.bypass => {

@@ -61,6 +61,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_automation(&home, config, env, &mut r);
         check_audit(&home, config, env, &mut r);
         check_mcp(&home, config, env, &mut r)?;
+        check_governance(&home, config, env, &mut r)?;
         check_web(config, env, &mut r);
         check_providers(config, env, args.offline, &mut r)?;
     }
@@ -487,6 +488,109 @@ fn check_browser(config: &Config, r: &mut Report) {
 
 /// `mcp.<server>`: whether each enabled server can start — its sandbox enforced (stdio), its
 /// variables set, its paths there and none of Pincer's, the network on (HTTP) — and approved.
+/// Users and the emergency controls in force (D7, D8, D13), from the store every process shares.
+fn check_governance(
+    home: &PincerHome,
+    config: &Config,
+    env: &Env,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let rt = runtime::tokio_runtime()?;
+    let read = rt.block_on(async {
+        let store = runtime::open_store(home, config, env).await?;
+        let controls = store.controls().await?;
+        let users = store.users().await?;
+        anyhow::Ok((controls, users))
+    });
+    let (controls, users) = match read {
+        Ok(v) => v,
+        Err(e) => {
+            r.add(
+                "governance.emergency",
+                Status::Skip,
+                format!("the store cannot be read: {e:#}"),
+                None,
+            );
+            return Ok(());
+        }
+    };
+    let mut on = Vec::new();
+    if let Some(p) = &controls.paused {
+        on.push(format!(
+            "mutating actions paused since {} by {}",
+            p.at.to_rfc3339(),
+            p.by
+        ));
+    }
+    if let Some(b) = &controls.bypass_locked {
+        on.push(format!(
+            "bypass locked off since {} by {}",
+            b.at.to_rfc3339(),
+            b.by
+        ));
+    }
+    if !controls.revoked_hook_secrets.is_empty() {
+        on.push(format!(
+            "{} webhook secret(s) revoked by a rotation",
+            controls.revoked_hook_secrets.len()
+        ));
+    }
+    if on.is_empty() {
+        r.add(
+            "governance.emergency",
+            Status::Ok,
+            "no emergency control in force",
+            None,
+        );
+    } else {
+        r.add(
+            "governance.emergency",
+            Status::Warn,
+            on.join("; "),
+            Some("`pincer emergency resume` when the incident is over; set new webhook secrets"),
+        );
+    }
+    let enabled: Vec<_> = users.iter().filter(|u| u.enabled()).collect();
+    let count = |role| enabled.iter().filter(|u| u.role == role).count();
+    r.add(
+        "governance.users",
+        Status::Ok,
+        format!(
+            "{} enabled user(s): {} owner, {} admin, {} operator, {} member",
+            enabled.len(),
+            count(pincer_types::Role::Owner),
+            count(pincer_types::Role::Admin),
+            count(pincer_types::Role::Operator),
+            count(pincer_types::Role::Member)
+        ),
+        None,
+    );
+    let bypassing = enabled.iter().filter(|u| u.bypass).count();
+    match config.governance.bypass {
+        pincer_config::BypassPolicy::Off => r.add(
+            "governance.bypass",
+            Status::Ok,
+            "off by org policy: every approval is asked",
+            None,
+        ),
+        pincer_config::BypassPolicy::Allowed => r.add(
+            "governance.bypass",
+            Status::Warn,
+            format!(
+                "allowed up to {} ({bypassing} user(s) have it on{})",
+                config.governance.bypass_max_tier.tier().as_str(),
+                if controls.bypass_locked.is_some() {
+                    "; locked off now"
+                } else {
+                    ""
+                }
+            ),
+            Some("set governance.bypass = \"off\" unless your team needs it"),
+        ),
+    }
+    Ok(())
+}
+
 fn check_mcp(home: &PincerHome, config: &Config, env: &Env, r: &mut Report) -> anyhow::Result<()> {
     if config.mcp.servers.is_empty() {
         return Ok(());

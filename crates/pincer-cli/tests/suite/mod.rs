@@ -8,6 +8,7 @@ mod cron;
 mod e2e;
 mod exec;
 mod exec_net;
+mod governance;
 mod injection;
 mod mcp;
 mod memory;

@@ -113,6 +113,15 @@ struct Who {
     user: Option<String>,
 }
 
+impl Who {
+    /// How their decisions are recorded: `user:<name>` when linked, else the account.
+    fn by(&self) -> String {
+        self.user
+            .as_ref()
+            .map_or_else(|| self.principal.clone(), |u| format!("user:{u}"))
+    }
+}
+
 /// A sender's standing against the per-minute limit.
 enum Rate {
     Ok,
@@ -695,7 +704,7 @@ impl Router {
                 let _ = pincer_gateway::governance::record(
                     self.audit.as_ref(),
                     "user.bypass",
-                    json!({"user": u.name, "enabled": u.bypass, "by": format!("{}:{}", self.name(), who.principal)}),
+                    json!({"user": u.name, "enabled": u.bypass, "by": who.by()}),
                 )
                 .await;
                 if u.bypass {
@@ -734,7 +743,7 @@ impl Router {
     /// the same function as the API's).
     async fn decide(&self, approval: &str, approve: bool, who: &Who) -> String {
         use pincer_gateway::governance::DecideError;
-        let by = format!("{}:{}", self.name(), who.principal);
+        let by = who.by();
         let decider = pincer_policy::Decider {
             principal: &who.principal,
             role: who.role,
