@@ -922,3 +922,109 @@ async fn jobs_over_the_api_with_their_scopes() {
         assert!(kinds.contains(&k), "{k} missing: {kinds:?}");
     }
 }
+
+/// `/v1/users…` (issue 20): admins manage users, but only an owner makes or changes an owner;
+/// bad input is a typed error; every change is audited.
+#[tokio::test]
+async fn users_are_managed_by_admins_and_owners_stay_with_owners() {
+    use pincer_store::GovernanceStore;
+    let s = Server::start().await;
+    s.store
+        .add_user("adm", pincer_types::Role::Admin, Utc::now())
+        .await
+        .unwrap();
+    let adm = s
+        .store
+        .create_token("adm", "adm", &[Scope::Admin], None, Utc::now())
+        .await
+        .unwrap()
+        .0;
+    let owner = s.token("own", &[Scope::Admin]).await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&adm),
+            Some(json!({"name": "ann", "role": "member"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    for (body, code) in [
+        (json!({"name": "ann", "role": "member"}), 409),
+        (json!({"name": "bad name", "role": "member"}), 400),
+        (json!({"name": "x", "role": "root"}), 400),
+        (json!({"name": "boss", "role": "owner"}), 403),
+    ] {
+        let (st, v) = s.call("POST", "/v1/users", Some(&adm), Some(body)).await;
+        assert_eq!(st, code, "{v}");
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+    // An admin can neither promote to owner nor touch an owner.
+    let role = |r: &str| Some(json!({"role": r}));
+    let (st, _) = s
+        .call("POST", "/v1/users/ann/role", Some(&adm), role("owner"))
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .call("POST", "/v1/users/owner/disable", Some(&adm), None)
+        .await;
+    assert_eq!(st, 403);
+    let (st, v) = s
+        .call("POST", "/v1/users/ann/role", Some(&adm), role("operator"))
+        .await;
+    assert_eq!((st, v["user"]["role"].as_str()), (200, Some("operator")));
+    // The owner can — except demote the last owner.
+    let (st, v) = s
+        .call("POST", "/v1/users/owner/role", Some(&owner), role("admin"))
+        .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("last"),
+        "{v}"
+    );
+    // Linking needs an account; unknown users and actions are 404s.
+    let (st, _) = s
+        .call("POST", "/v1/users/ann/link", Some(&adm), Some(json!({})))
+        .await;
+    assert_eq!(st, 400);
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/users/ann/link",
+            Some(&adm),
+            Some(json!({"channel": "telegram", "sender": "42"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["identities"][0]["sender"], "42");
+    for path in ["/v1/users/nobody/disable", "/v1/users/ann/frobnicate"] {
+        let (st, _) = s.call("POST", path, Some(&adm), None).await;
+        assert_eq!(st, 404, "{path}");
+    }
+    let (st, v) = s
+        .call("POST", "/v1/users/ann/disable", Some(&adm), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, list) = s.call("GET", "/v1/users", Some(&adm), None).await;
+    let ann = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"]["name"] == "ann")
+        .unwrap();
+    assert!(ann["user"]["disabled_at"].is_string(), "{ann}");
+    let (_, audit) = s
+        .call("GET", "/v1/audit-events?type=user.", Some(&adm), None)
+        .await;
+    let kinds: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["user.added", "user.role", "user.linked", "user.disabled"],
+        "{audit}"
+    );
+}

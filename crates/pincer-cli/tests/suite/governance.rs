@@ -468,7 +468,8 @@ async fn bypass_users_stay_constrained_by_org_policy(db: Db) {
     ])
     .await
     .unwrap();
-    let home = home_on(&db, &llm, None).await;
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = home_on(&db, &llm, Some(&tg)).await;
     set(&home, "agents.main.approval_mode", "strict").await;
     user(&home, "ann", "member").await;
     user(&home, "bob", "member").await;
@@ -482,7 +483,31 @@ async fn bypass_users_stay_constrained_by_org_policy(db: Db) {
     let scopes = "tasks:read,tasks:write,approvals:write";
     let ann = token(&home, "ann", "ann", scopes).await;
     let bob = token(&home, "bob", "bob", scopes).await;
+    ok(&home, &["users", "link", "ann", "telegram:990"]).await;
+    set(&home, "channels.telegram.allow_from", "[991]").await;
     let (mut child, addr) = serve(&home, HOOK_SECRET);
+    // In chat, Ann switches her own bypass; an unlinked account has none to switch.
+    for (n, (from, cmd)) in [
+        (990, "/bypass off"),
+        (990, "/bypass on"),
+        (991, "/bypass on"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        tg.push_text(from, from, cmd);
+        assert!(tg.wait_for("sendMessage", n + 1, WAIT).await, "{cmd}");
+    }
+    let said = texts_to(&tg, 990);
+    assert!(
+        said[0].contains("Bypass off") && said[1].contains("Bypass on"),
+        "{said:?}"
+    );
+    assert!(
+        texts_to(&tg, 991)[0].contains("link this account"),
+        "{:?}",
+        texts_to(&tg, 991)
+    );
     // An L1 action runs without asking…
     let id = submit(&addr, &ann, "make a file").await;
     assert_eq!(settle(&addr, &ann, &id).await["output"], "bypassed");
@@ -501,6 +526,13 @@ async fn bypass_users_stay_constrained_by_org_policy(db: Db) {
     assert!(err.contains("disabled org-wide"), "{err}");
     let (st, v) = api(&addr, "POST", path, &ann, Some(json!({"enabled": true}))).await;
     assert_eq!(st, 409, "{v}");
+    tg.push_text(990, 990, "/bypass on");
+    assert!(tg.wait_for("sendMessage", 4, WAIT).await);
+    assert!(
+        texts_to(&tg, 990)[2].contains("disabled org-wide"),
+        "{:?}",
+        texts_to(&tg, 990)
+    );
     let (_, me) = api(&addr, "GET", "/v1/users/ann", &ann, None).await;
     assert_eq!(me["user"]["bypass"], false, "{me}");
     // Deny the parked action; the run carries on without it.
