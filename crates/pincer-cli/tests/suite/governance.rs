@@ -959,3 +959,28 @@ async fn duplicate_webhook_deliveries_run_once(db: Db) {
     assert_eq!(llm.requests().len(), 2, "the duplicate delivery ran");
 }
 both!(duplicate_webhook_deliveries_run_once);
+
+async fn in_a_group_members_cancel_only_their_own_tasks(db: Db) {
+    let llm = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 120_000,
+        reply: Box::new(Reply::text("much later")),
+    }])
+    .await
+    .unwrap();
+    let tg = FakeTelegram::start(BOT_TOKEN).await.unwrap();
+    let home = home_on(&db, &llm, Some(&tg)).await;
+    set(&home, "channels.telegram.groups", "[-100400]").await;
+    let (mut child, _addr) = serve(&home, HOOK_SECRET);
+    tg.push_text(-100400, 611, "@pincer_bot a long job");
+    assert!(llm.wait_for_requests(1, WAIT).await);
+    // Another member of the group cannot cancel it; its owner can.
+    tg.push_text(-100400, 612, "@pincer_bot /cancel all");
+    assert!(tg.wait_for("sendMessage", 1, WAIT).await);
+    tg.push_text(-100400, 611, "@pincer_bot /cancel all");
+    assert!(tg.wait_for("sendMessage", 2, WAIT).await);
+    stop(&mut child);
+    let said = texts_to(&tg, -100400);
+    assert!(said[0].contains("Nothing to cancel"), "{said:?}");
+    assert!(said[1].contains("Canceled 1"), "{said:?}");
+}
+both!(in_a_group_members_cancel_only_their_own_tasks);

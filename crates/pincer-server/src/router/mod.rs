@@ -604,9 +604,13 @@ impl Router {
                 }
             }
             "/cancel" => {
+                // In a group, a member cancels only their own tasks (operators: anyone's).
                 let targets: Vec<_> = mine()
                     .await
                     .into_iter()
+                    .filter(|t| {
+                        who.role.sees_others() || t.owner.as_deref() == Some(&who.principal)
+                    })
                     .filter(|t| {
                         arg == "all" || (!arg.is_empty() && t.id.to_string().ends_with(arg))
                     })
