@@ -52,6 +52,23 @@ pub struct Pool {
     runtimes: Mutex<HashMap<AgentId, Arc<AgentRuntime>>>,
     /// The running task of each session (one at most), for the approver.
     active: Active,
+    /// The config agents are built from, reloaded when `config.toml` changes (an admin's policy
+    /// change applies from the next task, without a restart).
+    live: std::sync::Mutex<Live>,
+}
+
+/// The config agent runtimes are built from, and the file identity it was read at.
+#[derive(Debug)]
+struct Live {
+    stamp: Option<(std::time::SystemTime, u64, u64)>,
+    config: Arc<Config>,
+}
+
+/// `config.toml`'s modification time, length and inode (a save replaces it by rename).
+fn stamp_of(path: &std::path::Path) -> Option<(std::time::SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 /// Session → (task, worker) of the task running in it.
@@ -71,6 +88,10 @@ impl Pool {
         events: Arc<EventBus>,
         audit: Arc<pincer_audit::AuditLog>,
     ) -> Self {
+        let live = std::sync::Mutex::new(Live {
+            stamp: stamp_of(&home.config_path()),
+            config: Arc::new(config.clone()),
+        });
         Self {
             home,
             config,
@@ -82,6 +103,7 @@ impl Pool {
             mcp: None,
             runtimes: Mutex::new(HashMap::new()),
             active: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            live,
         }
     }
 
@@ -103,16 +125,60 @@ impl Pool {
         );
     }
 
-    /// The agent's runtime, built once.
+    /// The config to build agents from: re-read when `config.toml` changed since the last
+    /// look. An invalid file is not applied (the running config stays, as `pincer serve` would
+    /// refuse to start on it); a changed valid one is, audited as `config.reloaded`.
+    fn live_config(&self) -> (Arc<Config>, bool) {
+        let path = self.home.config_path();
+        let now = stamp_of(&path);
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now == live.stamp {
+            return (live.config.clone(), false);
+        }
+        live.stamp = now;
+        let text = std::fs::read_to_string(&path);
+        match text
+            .map_err(|e| e.to_string())
+            .and_then(|t| pincer_config::parse_and_validate(&path, &t).map_err(|e| e.to_string()))
+        {
+            Ok(c) if c != *live.config => {
+                live.config = Arc::new(c);
+                (live.config.clone(), true)
+            }
+            Ok(_) => (live.config.clone(), false),
+            Err(e) => {
+                eprintln!(
+                    "pincer serve: config.toml changed but is invalid; agents keep running on the previous config: {e}"
+                );
+                (live.config.clone(), false)
+            }
+        }
+    }
+
+    /// The agent's runtime, built once per config (rebuilt for the next task after the config
+    /// changed; running tasks finish on the runtime they started with).
     async fn runtime(&self, agent: &AgentId) -> anyhow::Result<Arc<AgentRuntime>> {
+        let (config, changed) = self.live_config();
         let mut map = self.runtimes.lock().await;
+        if changed {
+            map.clear();
+            runtime::record(
+                &self.audit,
+                "config.reloaded",
+                json!({"by": "pincer serve", "agents": config.agents.keys().collect::<Vec<_>>()}),
+            )
+            .await;
+        }
         if let Some(rt) = map.get(agent) {
             return Ok(rt.clone());
         }
         let rt = Arc::new(
             AgentRuntime::build(
                 &self.home,
-                &self.config,
+                &config,
                 agent.as_str(),
                 &self.env,
                 Arc::new(TaskApprover {
@@ -120,7 +186,7 @@ impl Pool {
                     store: self.store.clone(),
                     active: self.active.clone(),
                     events: self.events.clone(),
-                    ttl: Duration::from_secs(self.config.gateway.approval_ttl_secs),
+                    ttl: Duration::from_secs(config.gateway.approval_ttl_secs),
                 }),
                 runtime::Backing {
                     store: self.store.clone(),

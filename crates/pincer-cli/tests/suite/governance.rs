@@ -984,3 +984,72 @@ async fn in_a_group_members_cancel_only_their_own_tasks(db: Db) {
     assert!(said[1].contains("Canceled 1"), "{said:?}");
 }
 both!(in_a_group_members_cancel_only_their_own_tasks);
+
+async fn an_admins_config_change_applies_to_the_next_task_without_a_restart(db: Db) {
+    let llm = FakeLlm::start(vec![
+        write_call("one.txt", "1"),
+        Reply::text("first"),
+        write_call("two.txt", "2"),
+        Reply::text("second"),
+        write_call("three.txt", "3"),
+        Reply::text("third"),
+    ])
+    .await
+    .unwrap();
+    let home = home_on(&db, &llm, None).await;
+    let owner = token(
+        &home,
+        "own",
+        "owner",
+        "tasks:read,tasks:write,approvals:write",
+    )
+    .await;
+    let (mut child, addr) = serve(&home, HOOK_SECRET);
+    let deny_and_finish = |id: String| {
+        let (addr, owner) = (addr.clone(), owner.clone());
+        async move {
+            let (_, pending) =
+                api(&addr, "GET", "/v1/approvals?status=PENDING", &owner, None).await;
+            let approval = pending["approvals"][0]["id"].as_str().unwrap().to_owned();
+            let path = format!("/v1/approvals/{approval}/decision");
+            let (st, _) = api(
+                &addr,
+                "POST",
+                &path,
+                &owner,
+                Some(json!({"decision": "DENY"})),
+            )
+            .await;
+            assert_eq!(st, 200);
+            assert_eq!(settle(&addr, &owner, &id).await["status"], "SUCCEEDED");
+        }
+    };
+    // Balanced (the default): creating a file (L1) runs.
+    let id = submit(&addr, &owner, "make one").await;
+    assert_eq!(settle(&addr, &owner, &id).await["output"], "first");
+    // The admin tightens the policy while the server runs; the next task asks first.
+    set(&home, "agents.main.approval_mode", "strict").await;
+    let id = submit(&addr, &owner, "make two").await;
+    assert_eq!(
+        settle(&addr, &owner, &id).await["status"],
+        "WAITING_APPROVAL"
+    );
+    deny_and_finish(id).await;
+    // A broken edit is not applied: the policy in force stays strict.
+    let cfg = home.path().join("config.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, good.replace("strict", "trusted") + "\n[nonsense").unwrap();
+    let id = submit(&addr, &owner, "make three").await;
+    assert_eq!(
+        settle(&addr, &owner, &id).await["status"],
+        "WAITING_APPROVAL"
+    );
+    deny_and_finish(id).await;
+    stop(&mut child);
+    std::fs::write(&cfg, good).unwrap();
+    assert!(home.path().join("workspaces/main/one.txt").exists());
+    assert!(!home.path().join("workspaces/main/two.txt").exists());
+    assert!(!home.path().join("workspaces/main/three.txt").exists());
+    assert_eq!(audit_of_type(&home, "config.reloaded").await.len(), 1);
+}
+both!(an_admins_config_change_applies_to_the_next_task_without_a_restart);
