@@ -23,6 +23,7 @@ mod sqlite;
 mod store;
 mod tasks;
 mod tokens;
+mod ui;
 mod usage;
 mod users;
 mod values;
@@ -46,6 +47,7 @@ pub use sqlite::SqliteStore;
 pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
+pub use ui::{UiSession, UiSessionStore};
 pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, parse_since};
 pub use users::{
     ControlSet, Disabled, GovernanceError, GovernanceStore, Identity, OrgControls, Rotated,
@@ -71,6 +73,7 @@ pub trait Backend:
     + NoteIndex
     + McpStore
     + GovernanceStore
+    + UiSessionStore
 {
 }
 
@@ -89,5 +92,6 @@ impl<T> Backend for T where
         + NoteIndex
         + McpStore
         + GovernanceStore
+        + UiSessionStore
 {
 }

@@ -364,4 +364,17 @@ ALTER TABLE tasks ADD COLUMN risk INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tasks_owner ON tasks(owner, created_at);
 ",
     ),
+    (
+        21,
+        r"
+CREATE TABLE ui_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    token_name TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
+",
+    ),
 ];

@@ -365,6 +365,19 @@ ALTER TABLE tasks ADD COLUMN risk BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX tasks_owner ON tasks(owner, created_at);
 ",
     ),
+    (
+        16,
+        r"
+CREATE TABLE ui_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    token_name TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

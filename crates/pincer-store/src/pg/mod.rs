@@ -28,6 +28,7 @@ mod sessions;
 mod tasks;
 mod tls;
 mod tokens;
+mod ui;
 mod users;
 
 pub use audit::{ChainWriter, PgAuditChain};

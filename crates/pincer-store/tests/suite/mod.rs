@@ -14,6 +14,7 @@ mod postgres;
 mod sessions;
 mod tasks;
 mod tokens;
+mod ui;
 mod usage;
 mod users;
 
