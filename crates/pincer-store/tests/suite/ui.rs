@@ -1,6 +1,5 @@
 //! Web admin page sessions, on every backend.
 
-use pincer_store::GovernanceStore;
 use pincer_types::{Role, Scope};
 
 use super::{Db, at, conformance};
