@@ -134,6 +134,16 @@ pub async fn check_quota(
     Ok(Ok(()))
 }
 
+/// The fingerprints of the webhook secrets a server accepts.
+pub fn hook_fingerprints(hooks: &std::collections::BTreeMap<String, crate::Hook>) -> Vec<String> {
+    hooks
+        .values()
+        .map(|h| match &h.secret {
+            crate::HookSecret::Hmac(s) | crate::HookSecret::Bearer(s) => secret_fingerprint(s),
+        })
+        .collect()
+}
+
 /// The fingerprint a credential rotation records for a webhook secret (sha256, hex).
 pub fn secret_fingerprint(secret: &str) -> String {
     pincer_store::token_hash(secret)

@@ -543,7 +543,13 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
 
 /// The router: every declared route behind its access check, bounded bodies, JSON 404s.
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut app = Router::new();
+    router_with(state, Router::new())
+}
+
+/// The same router with `extra` routes (the web admin page) behind the same `Host`/`Origin`
+/// check, body limit and fallback; `extra` does its own authentication.
+pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
+    let mut app = extra;
     for (def, handler) in routes() {
         let handler = if def.path == "/v1/chat/completions" {
             handler

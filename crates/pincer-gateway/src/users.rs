@@ -17,9 +17,9 @@ use pincer_types::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::governance::{Emergency, secret_fingerprint};
+use crate::governance::Emergency;
 use crate::handlers::{ApiJson, audit, schema};
-use crate::{ApiError, AppState, Caller, HookSecret};
+use crate::{ApiError, AppState, Caller};
 
 pub(crate) fn governance_error(e: GovernanceError) -> ApiError {
     match e {
@@ -319,16 +319,6 @@ pub(crate) async fn emergency_state(
     ))
 }
 
-/// The fingerprints of the webhook secrets this server accepts.
-pub(crate) fn hook_fingerprints(st: &AppState) -> Vec<String> {
-    st.hooks
-        .values()
-        .map(|h| match &h.secret {
-            HookSecret::Hmac(s) | HookSecret::Bearer(s) => secret_fingerprint(s),
-        })
-        .collect()
-}
-
 pub(crate) async fn emergency(
     State(st): State<Arc<AppState>>,
     Extension(who): Extension<Caller>,
@@ -340,7 +330,7 @@ pub(crate) async fn emergency(
         st.audit.as_ref(),
         control,
         &who.by(),
-        &hook_fingerprints(&st),
+        &crate::governance::hook_fingerprints(&st.hooks),
     )
     .await
     .map_err(governance_error)?;

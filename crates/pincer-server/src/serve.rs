@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use pincer_gateway::{AppState, router};
+use pincer_gateway::{AppState, router_with};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -259,7 +259,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         std::io::stdout().flush()?;
         axum::serve(
             listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            router_with(state, pincer_ui::routes()).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown().await;

@@ -19,5 +19,6 @@ mod serve;
 mod telegram;
 mod tokens;
 mod tools_audit;
+mod ui;
 mod usage;
 mod web;

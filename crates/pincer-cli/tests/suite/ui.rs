@@ -1,0 +1,411 @@
+//! The web admin page (issue 21) through the real binary over HTTP: sessions, CSRF, origin and
+//! host checks, security headers, roles, escaping, approvals and emergency controls.
+
+use pincer_testkit::{FakeLlm, Reply, ScriptedCall};
+use serde_json::json;
+
+use super::common::*;
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(addr: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> Page {
+        let r = match &self.cookie {
+            Some(c) => r.header("Cookie", format!("pincer_session={c}")),
+            None => r,
+        };
+        let resp = r.send().await.unwrap();
+        Page {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// A form POST as the page's own origin sends it.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.post_from(path, form, &self.base.clone()).await
+    }
+
+    async fn post_from(&self, path: &str, form: &[(&str, &str)], origin: &str) -> Page {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("Origin", origin)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(urlencoded(form)),
+        )
+        .await
+    }
+
+    /// Signs in with `token`; keeps the session cookie.
+    async fn login(&mut self, token: &str) -> Page {
+        let p = self.post("/ui/login", &[("token", token)]).await;
+        if let Some(c) = p.headers.get("set-cookie") {
+            let c = c.to_str().unwrap();
+            self.cookie = c
+                .split(';')
+                .next()
+                .and_then(|kv| kv.split_once('='))
+                .map(|(_, v)| v.to_owned())
+                .filter(|v| !v.is_empty());
+        }
+        p
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as a browser sends a form.
+fn urlencoded(form: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    form.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(body: &str) -> String {
+    let at = body
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a CSRF token");
+    let rest = &body[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn user_token(home: &Home, user: &str, role: &str, scopes: &str) -> String {
+    if user != "owner" {
+        let out = home.run(&["users", "add", user, "--role", role], "").await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                &format!("{user}-ui"),
+                "--user",
+                user,
+                "--scopes",
+                scopes,
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_gives_a_strict_server_side_session_and_signing_out_ends_it() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    // No session: to the sign-in page, which carries the security headers.
+    let p = b.get("/ui").await;
+    assert_eq!(
+        (p.status, p.headers["location"].to_str().unwrap()),
+        (303, "/ui/login")
+    );
+    let p = b.get("/ui/login").await;
+    assert_eq!(p.status, 200);
+    let csp = p.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(p.headers["x-frame-options"], "DENY");
+    assert_eq!(p.headers["x-content-type-options"], "nosniff");
+    assert_eq!(p.headers["cache-control"], "no-store");
+    // A wrong token: refused and audited.
+    let p = b.login("pnc_not-a-real-token").await;
+    assert_eq!(p.status, 401);
+    assert!(b.cookie.is_none());
+    // The right one: a session cookie the page's scripts cannot read, sent only to /ui, never
+    // cross-site.
+    let p = b.login(&admin).await;
+    assert_eq!(p.status, 303);
+    let set = p.headers["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(
+        !set.contains(&admin),
+        "the token itself must never be the cookie"
+    );
+    let p = b.get("/ui").await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(
+        p.body.contains("Dashboard") && p.body.contains("owner (owner)"),
+        "{}",
+        p.body
+    );
+    // A tampered cookie is no session.
+    let good = b.cookie.clone().unwrap();
+    b.cookie = Some(format!("{}0", &good[..63]));
+    assert_eq!(b.get("/ui").await.status, 303);
+    b.cookie = Some(good);
+    // Signing out needs the form's token; then the session is gone.
+    let token = csrf(&b.get("/ui").await.body);
+    assert_eq!(b.post("/ui/logout", &[("csrf", "wrong")]).await.status, 403);
+    let p = b.post("/ui/logout", &[("csrf", &token)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(b.get("/ui").await.status, 303);
+    assert_eq!(term(&mut child), Some(0));
+    assert_eq!(audit_of_type(&home, "ui.login_failed").await.len(), 1);
+    assert_eq!(audit_of_type(&home, "ui.login").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_forms_foreign_origins_and_foreign_hosts_are_refused() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&admin).await;
+    let token = csrf(&b.get("/ui/emergency").await.body);
+    let pause = [
+        ("csrf", token.as_str()),
+        ("control", "pause-mutating"),
+        ("confirm", "yes"),
+    ];
+    // A cross-site form post (with the victim's cookie and even the right token) is refused.
+    let p = b
+        .post_from("/ui/emergency", &pause, "https://evil.example")
+        .await;
+    assert_eq!(p.status, 403, "{}", p.body);
+    // A forged form without the token is refused.
+    let p = b
+        .post(
+            "/ui/emergency",
+            &[("control", "pause-mutating"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    // DNS rebinding: a foreign Host name is refused.
+    let p = b
+        .send(
+            b.http
+                .get(format!("{}/ui", b.base))
+                .header("Host", "evil.example"),
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    let out = home.run(&["emergency", "status", "--json"], "").await;
+    let state: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(state["paused"].is_null(), "{state}");
+    // Unconfirmed: nothing happens; confirmed: paused, audited as the page's user.
+    let p = b
+        .post(
+            "/ui/emergency",
+            &[("csrf", &token), ("control", "pause-mutating")],
+        )
+        .await;
+    assert!(p.body.contains("Nothing done"), "{}", p.body);
+    let p = b.post("/ui/emergency", &pause).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(term(&mut child), Some(0));
+    let out = home.run(&["emergency", "status", "--json"], "").await;
+    let state: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(state["paused"]["by"], "user:owner", "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_reach_only_their_own_work_and_no_admin_pages() {
+    let write = |content: &str| Reply::ToolCalls {
+        calls: vec![ScriptedCall {
+            name: "fs_write".into(),
+            arguments: json!({"path": "notes.txt", "content": content}),
+        }],
+        text: String::new(),
+    };
+    let llm = FakeLlm::start(vec![write("from bob"), Reply::text("done")])
+        .await
+        .unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    std::fs::write(home.path().join("workspaces/main/notes.txt"), "old").unwrap();
+    let scopes = "tasks:read,tasks:write,approvals:write";
+    let ann = user_token(&home, "ann", "member", scopes).await;
+    let bob = user_token(&home, "bob", "member", scopes).await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    // Bob's task parks on an approval.
+    let (path, tok) = (addr.clone(), bob.clone());
+    let parked = tokio::task::spawn_blocking(move || {
+        let (_, v) = super::serve::request(
+            &path,
+            "POST",
+            "/v1/tasks",
+            &tok,
+            Some(r#"{"agent": "main", "message": "<b>overwrite</b> the notes"}"#),
+        );
+        let id = v["task"]["id"].as_str().unwrap().to_owned();
+        let wait = format!("/v1/tasks/{id}?wait_secs=30");
+        let (_, t) = super::serve::request(&path, "GET", &wait, &tok, None);
+        (id, t)
+    })
+    .await
+    .unwrap();
+    assert_eq!(parked.1["task"]["status"], "WAITING_APPROVAL");
+    let id = parked.0;
+    let mut admin_b = Browser::new(&addr);
+    admin_b.login(&admin).await;
+    let approvals = admin_b.get("/ui/approvals").await.body;
+    let approval = approvals
+        .split("/ui/approvals/")
+        .nth(1)
+        .map(|r| r[..r.find('"').unwrap()].to_owned())
+        .expect("the approval's form");
+    let mut b = Browser::new(&addr);
+    b.login(&ann).await;
+    // Ann sees neither Bob's task nor his approval, nor any admin page.
+    for (path, want) in [
+        (format!("/ui/tasks/{id}"), 404),
+        ("/ui/audit".to_owned(), 403),
+        ("/ui/users".to_owned(), 403),
+        ("/ui/emergency".to_owned(), 403),
+    ] {
+        assert_eq!(b.get(&path).await.status, want, "{path}");
+    }
+    let page = b.get("/ui/approvals").await;
+    assert!(!page.body.contains(&approval), "{}", page.body);
+    assert!(
+        !page.body.contains("Users"),
+        "admin links shown to a member"
+    );
+    // Posting a decision anyway is refused by the approver rules, and audited.
+    let token = csrf(&page.body);
+    let p = b
+        .post(
+            &format!("/ui/approvals/{approval}"),
+            &[("csrf", &token), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(p.status, 403, "{}", p.body);
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("workspaces/main/notes.txt")).unwrap(),
+        "old"
+    );
+    // The admin sees it — the message's markup shown as text — and approves it.
+    let task_page = admin_b.get(&format!("/ui/tasks/{id}")).await.body;
+    assert!(
+        task_page.contains("&lt;b&gt;overwrite&lt;/b&gt;"),
+        "{task_page}"
+    );
+    let token = csrf(&approvals);
+    let p = admin_b
+        .post(
+            &format!("/ui/approvals/{approval}"),
+            &[("csrf", &token), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (path, tok) = (addr.clone(), bob.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        super::serve::request(
+            &path,
+            "GET",
+            &format!("/v1/tasks/{id}?wait_secs=30"),
+            &tok,
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    assert_eq!(term(&mut child), Some(0));
+    let refused = audit_of_type(&home, "approval.refused").await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["by"], "user:ann");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_in_an_answer_is_shown_as_text() {
+    let llm = FakeLlm::start(vec![Reply::text(
+        "<script>alert(document.cookie)</script><img src=x onerror=alert(1)>",
+    )])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let (path, tok) = (addr.clone(), admin.clone());
+    let id = tokio::task::spawn_blocking(move || {
+        let (_, v) = super::serve::request(
+            &path,
+            "POST",
+            "/v1/tasks",
+            &tok,
+            Some(r#"{"agent": "main", "message": "say hi"}"#),
+        );
+        let id = v["task"]["id"].as_str().unwrap().to_owned();
+        super::serve::request(
+            &path,
+            "GET",
+            &format!("/v1/tasks/{id}?wait_secs=30"),
+            &tok,
+            None,
+        );
+        id
+    })
+    .await
+    .unwrap();
+    let mut b = Browser::new(&addr);
+    b.login(&admin).await;
+    let page = b.get(&format!("/ui/tasks/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(!page.body.contains("<img src=x"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("&lt;script&gt;alert(document.cookie)&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    // No inline script anywhere on the page (the CSP would block it anyway).
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    assert_eq!(term(&mut child), Some(0));
+}

@@ -1,0 +1,666 @@
+//! The pages. Each reads through the same store queries and owner filters as the API and acts
+//! through the same functions; maud escapes every value.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Utc;
+use maud::{DOCTYPE, Markup, html};
+use pincer_gateway::AppState;
+use pincer_gateway::governance::{DecideError, Emergency};
+use pincer_store::{ApprovalStatus, TaskRecord};
+use pincer_types::{Role, Scope, TaskId, TaskStatus};
+use serde::Deserialize;
+
+use crate::session::{CsrfOnly, Ui};
+
+/// A page without navigation (sign-in, errors).
+pub(crate) fn layout_bare(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · Pincer" }
+                    link rel="stylesheet" href="/ui/static/app.css";
+                }
+                body { main { (body) } }
+            }
+        }
+        .into_string(),
+    )
+}
+
+/// A page for a signed-in user: navigation by role, sign-out, and `refresh` seconds of
+/// automatic reloading for live views (no script needed).
+fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -> Html<String> {
+    let s = &ui.session;
+    Html(html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(r) = refresh { meta http-equiv="refresh" content=(r); }
+                title { (title) " · Pincer" }
+                link rel="stylesheet" href="/ui/static/app.css";
+            }
+            body {
+                nav {
+                    a href="/ui" { "Dashboard" }
+                    a href="/ui/tasks" { "Tasks" }
+                    a href="/ui/approvals" { "Approvals" }
+                    @if Scope::AuditRead.granted_by(&s.scopes) { a href="/ui/audit" { "Audit" } }
+                    @if s.role >= Role::Admin && Scope::Admin.granted_by(&s.scopes) {
+                        a href="/ui/users" { "Users" }
+                        a href="/ui/emergency" { "Emergency" }
+                    }
+                    span.who { (s.user) " (" (s.role.as_str()) ")" }
+                    form.inline method="post" action="/ui/logout" {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        button type="submit" { "Sign out" }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }.into_string())
+}
+
+/// A refusal, shown as an error page.
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) StatusCode, pub(crate) String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        page_error(self.0, &self.1)
+    }
+}
+
+/// An error page with `status`.
+pub(crate) fn page_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        layout_bare(
+            "Error",
+            html! { h1 { (status.as_u16()) } p.error { (message) } p { a href="/ui" { "Back" } } },
+        ),
+    )
+        .into_response()
+}
+
+fn store_error(e: impl std::fmt::Display) -> Response {
+    store_refusal(e).into_response()
+}
+
+fn store_refusal(e: impl std::fmt::Display) -> Refused {
+    Refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the store cannot be read: {e}"),
+    )
+}
+
+fn short(id: &TaskId) -> String {
+    let s = id.to_string();
+    s[s.len().saturating_sub(8)..].to_owned()
+}
+
+fn task_rows(tasks: &[TaskRecord]) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "task" } th { "status" } th { "owner" } th { "agent" } th { "message" } th { "created" } } }
+            tbody {
+                @for t in tasks {
+                    tr {
+                        td { a href={ "/ui/tasks/" (t.id) } { code { (short(&t.id)) } } }
+                        td { span class={ "status " (t.status.as_str()) } { (t.status.as_str()) } }
+                        td { (t.owner.as_deref().unwrap_or("system")) }
+                        td { (t.agent) }
+                        td { (t.input.chars().take(80).collect::<String>()) }
+                        td { (t.created_at.format("%Y-%m-%d %H:%M:%S")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /ui`: health, what runs, what waits, recent failures, today's tokens and cost.
+pub(crate) async fn dashboard(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
+    let owner = ui.owner_filter();
+    let tasks = match st.store.tasks_of(owner, None, 200).await {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    let pending = st
+        .store
+        .approvals_of(owner, Some(ApprovalStatus::Pending), 200)
+        .await
+        .unwrap_or_default();
+    let controls = st.store.controls().await.unwrap_or_default();
+    let today = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc());
+    let usage = st
+        .store
+        .usage_total(&pincer_store::UsageFilter {
+            since: today,
+            user: owner.map(str::to_owned),
+            ..pincer_store::UsageFilter::default()
+        })
+        .await
+        .unwrap_or_default();
+    let live: Vec<TaskRecord> = tasks
+        .iter()
+        .filter(|t| !t.status.is_terminal())
+        .cloned()
+        .collect();
+    let failed: Vec<TaskRecord> = tasks
+        .iter()
+        .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut))
+        .take(5)
+        .cloned()
+        .collect();
+    let healthy = st.store.ping().await.is_ok();
+    layout(
+        &ui,
+        "Dashboard",
+        Some(5),
+        html! {
+            @if let Some(p) = &controls.paused {
+                p.banner { "Mutating actions are paused (since " (p.at.format("%H:%M")) " by " (p.by) ")." }
+            }
+            section.cards {
+                div.card { h2 { "Health" } p { @if healthy { "store reachable" } @else { "store unreachable" } } }
+                div.card { h2 { "Running" } p.big { (live.len()) } }
+                div.card { h2 { "Waiting for approval" } p.big { a href="/ui/approvals" { (pending.len()) } } }
+                div.card { h2 { "Today" } p { (usage.input_tokens + usage.output_tokens) " tokens" }
+                    @if usage.cost_usd > 0.0 { p { "$" (format!("{:.4}", usage.cost_usd)) } } }
+            }
+            h2 { "Live tasks" }
+            @if live.is_empty() { p { "Nothing is running." } } @else { (task_rows(&live)) }
+            h2 { "Recent failures" }
+            @if failed.is_empty() { p { "None." } } @else { (task_rows(&failed)) }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TaskQuery {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// `GET /ui/tasks[?status=]`: the caller's tasks (operators: everyone's), refreshed.
+pub(crate) async fn tasks(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Query(q): Query<TaskQuery>,
+) -> Response {
+    if let Err(e) = ui.require(Scope::TasksRead) {
+        return e.into_response();
+    }
+    let status = q.status.as_deref().and_then(TaskStatus::parse);
+    let tasks = match st.store.tasks_of(ui.owner_filter(), status, 200).await {
+        Ok(t) => t,
+        Err(e) => return store_error(e),
+    };
+    layout(
+        &ui,
+        "Tasks",
+        Some(5),
+        html! {
+            form.filters method="get" action="/ui/tasks" {
+                select name="status" {
+                    option value="" { "any status" }
+                    @for s in ["QUEUED", "RUNNING", "WAITING_APPROVAL", "SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"] {
+                        option value=(s) selected[q.status.as_deref() == Some(s)] { (s) }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            (task_rows(&tasks))
+        },
+    )
+    .into_response()
+}
+
+async fn visible(st: &AppState, ui: &Ui, id: &str) -> Result<TaskRecord, Refused> {
+    let not_found = || Refused(StatusCode::NOT_FOUND, "no such task".into());
+    let id: TaskId = id.parse().map_err(|_| not_found())?;
+    let t = st
+        .store
+        .task(id)
+        .await
+        .map_err(store_refusal)?
+        .ok_or_else(not_found)?;
+    match ui.owner_filter() {
+        Some(me) if t.owner.as_deref() != Some(me) => Err(not_found()),
+        _ => Ok(t),
+    }
+}
+
+/// `GET /ui/tasks/{id}`: one task with its input, answer or error, and its run's folder.
+pub(crate) async fn task(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = ui.require(Scope::TasksRead) {
+        return e.into_response();
+    }
+    let t = match visible(&st, &ui, &id).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let refresh = (!t.status.is_terminal()).then_some(3);
+    layout(
+        &ui,
+        &format!("Task {}", short(&t.id)),
+        refresh,
+        html! {
+            dl {
+                dt { "status" } dd { span class={ "status " (t.status.as_str()) } { (t.status.as_str()) } }
+                dt { "owner" } dd { (t.owner.as_deref().unwrap_or("system")) }
+                dt { "agent" } dd { (t.agent) }
+                dt { "session" } dd { code { (t.session_key) } }
+                dt { "created" } dd { (t.created_at.to_rfc3339()) }
+                @if let Some(d) = &t.run_dir { dt { "run bundle" } dd { code { (d) } } }
+                @if let Some(u) = &t.usage { dt { "tokens" } dd { (u.input_tokens) " in, " (u.output_tokens) " out" } }
+            }
+            h2 { "Message" }
+            pre.text { (t.input) }
+            @if let Some(o) = &t.output { h2 { "Answer" } pre.text { (o) } }
+            @if let Some(e) = &t.error { h2 { "Error" } pre.text.error { (e) } }
+            @if !t.status.is_terminal() && Scope::TasksWrite.granted_by(&ui.session.scopes) {
+                form method="post" action={ "/ui/tasks/" (t.id) "/cancel" } {
+                    input type="hidden" name="csrf" value=(ui.session.csrf);
+                    button.danger type="submit" { "Cancel task" }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// `POST /ui/tasks/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(e) = ui
+        .check_csrf(&form.csrf)
+        .and_then(|()| ui.require(Scope::TasksWrite))
+    {
+        return e.into_response();
+    }
+    let t = match visible(&st, &ui, &id).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let reason = format!("canceled on the web page by {}", ui.by());
+    if let Err(e) = st
+        .store
+        .transition(t.id, None, TaskStatus::Canceled, Some(reason), Utc::now())
+        .await
+    {
+        return page_error(StatusCode::CONFLICT, &e.to_string());
+    }
+    st.events.publish(
+        "task.canceled",
+        serde_json::json!({"task": t.id, "agent": t.agent}),
+    );
+    Redirect::to(&format!("/ui/tasks/{}", t.id)).into_response()
+}
+
+/// `GET /ui/approvals`: pending approvals the caller may see, with the exact action.
+pub(crate) async fn approvals(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
+    let list = match st
+        .store
+        .approvals_of(ui.owner_filter(), Some(ApprovalStatus::Pending), 200)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return store_error(e),
+    };
+    let can_decide = Scope::ApprovalsWrite.granted_by(&ui.session.scopes);
+    layout(
+        &ui,
+        "Approvals",
+        Some(5),
+        html! {
+            @if list.is_empty() { p { "No approvals are waiting." } }
+            @for a in &list {
+                article.approval {
+                    h2 { code { (a.tool) } " · " (a.tier.as_str()) }
+                    p { (a.reason) }
+                    dl {
+                        dt { "requested by" } dd { (a.requester) }
+                        @if let Some(t) = &a.task { dt { "task" } dd { a href={ "/ui/tasks/" (t) } { (short(t)) } } }
+                        dt { "digest" } dd { code { (a.digest) } }
+                        dt { "expires" } dd { (a.expires_at.to_rfc3339()) }
+                    }
+                    pre.text { (serde_json::to_string_pretty(&a.detail).unwrap_or_default()) }
+                    @if can_decide {
+                        form.inline method="post" action={ "/ui/approvals/" (a.id) } {
+                            input type="hidden" name="csrf" value=(ui.session.csrf);
+                            button type="submit" name="decision" value="approve" { "Approve" }
+                            button.danger type="submit" name="decision" value="deny" { "Deny" }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// `POST /ui/approvals/{id}`: decided under the approver rules, like every other path.
+pub(crate) async fn decide(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    if let Err(e) = ui
+        .check_csrf(&form.csrf)
+        .and_then(|()| ui.require(Scope::ApprovalsWrite))
+    {
+        return e.into_response();
+    }
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return page_error(StatusCode::BAD_REQUEST, "decide approve or deny"),
+    };
+    let decider = pincer_policy::Decider {
+        principal: &ui.session.user,
+        role: ui.session.role,
+    };
+    match pincer_gateway::governance::decide(
+        &*st.store,
+        st.audit.as_ref(),
+        &id,
+        approve,
+        decider,
+        st.governance.self_approval,
+        &ui.by(),
+    )
+    .await
+    {
+        Ok(a) => {
+            st.events.publish(
+                "approval.decided",
+                serde_json::json!({"approval": a.id, "task": a.task, "status": a.status, "decided_by": ui.by()}),
+            );
+            Redirect::to("/ui/approvals").into_response()
+        }
+        Err(DecideError::Forbidden(why)) => page_error(StatusCode::FORBIDDEN, &why),
+        Err(e) => page_error(StatusCode::CONFLICT, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuditQuery {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    after: Option<u64>,
+}
+
+/// `GET /ui/audit[?type=&after=]`: the audit log, 100 events a page (`audit:read`).
+pub(crate) async fn audit(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(e) = ui.require(Scope::AuditRead) {
+        return e.into_response();
+    }
+    let Some(log) = st.audit.clone() else {
+        return page_error(StatusCode::NOT_FOUND, "this server has no audit log");
+    };
+    let after = q.after.unwrap_or(0);
+    let all = match tokio::task::spawn_blocking(move || log.entries_after(after)).await {
+        Ok(Ok(v)) => v,
+        _ => {
+            return page_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the audit log cannot be read",
+            );
+        }
+    };
+    let kind = q.kind.clone().unwrap_or_default();
+    let mut page: Vec<_> = all
+        .into_iter()
+        .filter(|e| {
+            e.event["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&kind))
+        })
+        .take(101)
+        .collect();
+    let more = page.len() > 100;
+    page.truncate(100);
+    let next = page.last().map(|e| e.seq);
+    layout(
+        &ui,
+        "Audit log",
+        None,
+        html! {
+            form.filters method="get" action="/ui/audit" {
+                input type="text" name="type" placeholder="type prefix (tool., approval.)" value=(kind);
+                button type="submit" { "Search" }
+            }
+            table {
+                thead { tr { th { "#" } th { "time" } th { "type" } th { "event" } } }
+                tbody {
+                    @for e in &page {
+                        tr {
+                            td { (e.seq) }
+                            td { (e.ts) }
+                            td { code { (e.event["type"].as_str().unwrap_or("?")) } }
+                            td { pre.text { (e.event.to_string()) } }
+                        }
+                    }
+                }
+            }
+            @if more { @if let Some(n) = next {
+                p { a href={ "/ui/audit?type=" (kind) "&after=" (n) } { "Next page" } }
+            } }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /ui/users` (admin): users, roles, bypass, and the org's bypass policy.
+pub(crate) async fn users(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
+    if let Err(e) = admin(&ui) {
+        return e.into_response();
+    }
+    let users = match st.store.users().await {
+        Ok(u) => u,
+        Err(e) => return store_error(e),
+    };
+    layout(
+        &ui,
+        "Users",
+        None,
+        html! {
+            p { "Bypass by org policy: " (if st.governance.bypass == pincer_config::BypassPolicy::Allowed { "allowed" } else { "off" }) }
+            table {
+                thead { tr { th { "user" } th { "role" } th { "state" } th { "bypass" } } }
+                tbody {
+                    @for u in &users {
+                        tr {
+                            td { (u.name) }
+                            td { (u.role.as_str()) }
+                            td { @if u.enabled() { "enabled" } @else { "disabled" } }
+                            td { @if u.bypass { "on" } @else { "off" } }
+                        }
+                    }
+                }
+            }
+            p.hint { "Manage users with " code { "pincer users" } " or " code { "/v1/users" } "." }
+        },
+    )
+    .into_response()
+}
+
+fn admin(ui: &Ui) -> Result<(), Refused> {
+    ui.require(Scope::Admin)?;
+    if ui.session.role < Role::Admin {
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "this page is for admins".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /ui/emergency` (admin): the controls in force and the buttons, each behind a
+/// confirmation.
+pub(crate) async fn emergency(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
+    if let Err(e) = admin(&ui) {
+        return e.into_response();
+    }
+    emergency_page(&st, &ui, None).await
+}
+
+async fn emergency_page(st: &AppState, ui: &Ui, said: Option<String>) -> Response {
+    let c = match st.store.controls().await {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
+    };
+    layout(
+        ui,
+        "Emergency controls",
+        None,
+        html! {
+            @if let Some(s) = said { p.banner { (s) } }
+            dl {
+                dt { "mutating actions" } dd { @if let Some(p) = &c.paused { "paused since " (p.at.to_rfc3339()) " by " (p.by) } @else { "running" } }
+                dt { "bypass" } dd { @if let Some(b) = &c.bypass_locked { "locked off since " (b.at.to_rfc3339()) " by " (b.by) } @else { "as org policy says" } }
+                dt { "revoked webhook secrets" } dd { (c.revoked_hook_secrets.len()) }
+            }
+            @for (name, _) in Emergency::ALL {
+                form.emergency method="post" action="/ui/emergency" {
+                    input type="hidden" name="csrf" value=(ui.session.csrf);
+                    input type="hidden" name="control" value=(name);
+                    label { input type="checkbox" name="confirm" value="yes"; " I mean it" }
+                    button.danger type="submit" { (name) }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EmergencyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    control: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// `POST /ui/emergency`: applies a control once confirmed (the same function as the CLI and the
+/// API).
+pub(crate) async fn emergency_act(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Form(form): Form<EmergencyForm>,
+) -> Response {
+    if let Err(e) = ui.check_csrf(&form.csrf).and_then(|()| admin(&ui)) {
+        return e.into_response();
+    }
+    let control: Emergency = match form.control.parse() {
+        Ok(c) => c,
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e),
+    };
+    if form.confirm.as_deref() != Some("yes") {
+        return emergency_page(
+            &st,
+            &ui,
+            Some(format!(
+                "Nothing done: tick \u{201c}I mean it\u{201d} to {}.",
+                control.as_str()
+            )),
+        )
+        .await;
+    }
+    let hooks = pincer_gateway::governance::hook_fingerprints(&st.hooks);
+    let report = match pincer_gateway::governance::emergency(
+        &*st.store,
+        st.audit.as_ref(),
+        control,
+        &ui.by(),
+        &hooks,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return page_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    if control != Emergency::RotateCredentials {
+        return emergency_page(&st, &ui, Some(format!("{} done.", control.as_str()))).await;
+    }
+    // Every token is revoked, this session's too: show a new one for this user, once.
+    let now = Utc::now();
+    let name = format!("{}-{}", ui.session.user, now.timestamp());
+    match st
+        .store
+        .create_token(&name, &ui.session.user, &ui.session.scopes, None, now)
+        .await
+    {
+        Ok((secret, _)) => layout_bare(
+            "Credentials rotated",
+            html! {
+                h1 { "Credentials rotated" }
+                p { "Every API token is revoked, this page's included. Your new token (shown once):" }
+                pre.text { (secret) }
+                p { (report["rotate_outside"].as_str().unwrap_or_default()) }
+                p { a href="/ui/login" { "Sign in again" } }
+            },
+        )
+        .into_response(),
+        Err(e) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_values_are_escaped() {
+        let out = html! { pre { ("<script>alert(1)</script>") } }.into_string();
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(out.contains("&lt;script&gt;"), "{out}");
+    }
+
+    #[test]
+    fn status_badge_ids_are_short() {
+        let id = TaskId::new();
+        assert_eq!(short(&id).len(), 8);
+    }
+}
