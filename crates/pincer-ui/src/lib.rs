@@ -67,7 +67,8 @@ async fn headers(req: Request, next: Next) -> Response {
         ("content-security-policy", CSP),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        // `no-referrer` would make browsers send `Origin: null` on our own forms (refused).
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
         ("cross-origin-opener-policy", "same-origin"),
     ] {

@@ -20,5 +20,6 @@ mod telegram;
 mod tokens;
 mod tools_audit;
 mod ui;
+mod ui_browser;
 mod usage;
 mod web;

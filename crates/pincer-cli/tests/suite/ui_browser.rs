@@ -1,0 +1,263 @@
+//! The web admin page in a real headless Chromium (issue 21), driven over W3C WebDriver by
+//! Debian's `chromedriver` — plain HTTP and JSON, so no WebDriver crate. Under `CI=true` a
+//! missing `chromedriver` fails the test. With `PINCER_UI_SCREENSHOTS=<dir>` the main pages are
+//! saved there as PNGs (how `docs/ui-*.png` are made).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use pincer_testkit::{FakeLlm, Reply, ScriptedCall};
+use serde_json::{Value, json};
+
+use super::common::*;
+
+struct Driver {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Driver {
+    /// Starts chromedriver and a headless Chromium session; `None` outside CI without them.
+    async fn start() -> Option<Self> {
+        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(chromedriver) = chromedriver else {
+            assert!(
+                !in_ci(),
+                "chromedriver is missing (.ci/run installs chromium-driver)"
+            );
+            eprintln!("skipping: chromedriver is not installed");
+            return None;
+        };
+        let mut child = Command::new(chromedriver)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut port = None;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(p) = line
+                .strip_suffix('.')
+                .and_then(|l| l.rsplit_once("on port "))
+            {
+                port = Some(p.1.to_owned());
+                break;
+            }
+        }
+        let base = format!("http://127.0.0.1:{}", port.expect("chromedriver's port"));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let profile = tempfile::tempdir().unwrap();
+        let mut d = Self {
+            child,
+            base,
+            http: reqwest::Client::new(),
+            _profile: profile,
+        };
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900",
+                     format!("--user-data-dir={}", d._profile.path().display())]}}}});
+        let v = d.raw("POST", "/session", Some(caps)).await;
+        let id = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"));
+        d.base = format!("{}/session/{id}", d.base);
+        // Element lookups wait up to 30 s for what they look for (pages refresh themselves).
+        d.cmd("POST", "/timeouts", Some(json!({"implicit": 30_000})))
+            .await;
+        Some(d)
+    }
+
+    async fn raw(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        let r = match body {
+            Some(b) => r.json(&b),
+            None => r,
+        };
+        r.send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let v = self.raw(method, path, body).await;
+        assert!(v["value"]["error"].is_null(), "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {v}"))
+            .to_owned()
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.cmd("POST", &format!("/element/{el}/click"), Some(json!({})))
+            .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.cmd(
+            "POST",
+            &format!("/element/{el}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn source(&self) -> String {
+        self.cmd("GET", "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.cmd("GET", "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"));
+        if let Ok(dir) = std::env::var("PINCER_UI_SCREENSHOTS") {
+            std::fs::write(
+                std::path::Path::new(&dir).join(format!("ui-{name}.png")),
+                bytes,
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_chromium() {
+    let Some(d) = Driver::start().await else {
+        return;
+    };
+    let llm = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "fs_write".into(),
+                arguments: json!({"path": "notes.txt", "content": "approved in the browser"}),
+            }],
+            text: String::new(),
+        },
+        Reply::text("notes <em>updated</em>"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let notes = home.path().join("workspaces/main/notes.txt");
+    std::fs::write(&notes, "old").unwrap();
+    let out = home
+        .run(
+            &["tokens", "create", "--name", "adm", "--scopes", "admin"],
+            "",
+        )
+        .await;
+    let token = stdout(&out).trim().to_owned();
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let ui = format!("http://{addr}/ui");
+    // Sign in through the form.
+    d.goto(&format!("{ui}/login")).await;
+    d.type_into("#token", &token).await;
+    d.click("button[type=submit]").await;
+    d.find("nav .who").await;
+    assert!(d.source().await.contains("Dashboard"));
+    // A task parks on an approval; it appears on the approvals page, which is approved.
+    let (a, t) = (addr.clone(), token.clone());
+    let id = tokio::task::spawn_blocking(move || {
+        let (_, v) = super::serve::request(
+            &a,
+            "POST",
+            "/v1/tasks",
+            &t,
+            Some(r#"{"agent": "main", "message": "update the notes"}"#),
+        );
+        let id = v["task"]["id"].as_str().unwrap().to_owned();
+        super::serve::request(&a, "GET", &format!("/v1/tasks/{id}?wait_secs=30"), &t, None);
+        id
+    })
+    .await
+    .unwrap();
+    d.goto(&ui).await;
+    d.find("section.cards").await;
+    d.screenshot("dashboard").await;
+    d.goto(&format!("{ui}/approvals")).await;
+    d.find("button[value=approve]").await;
+    assert!(d.source().await.contains("fs.write"));
+    d.screenshot("approvals").await;
+    d.click("button[value=approve]").await;
+    // The task resumes and ends; its page (refreshing itself) shows it, the answer as text.
+    d.goto(&format!("{ui}/tasks/{id}")).await;
+    d.find("span.status.SUCCEEDED").await;
+    let page = d.source().await;
+    assert!(
+        page.contains("notes &lt;em&gt;updated&lt;/em&gt;"),
+        "{page}"
+    );
+    d.screenshot("task").await;
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "approved in the browser"
+    );
+    // The audit log shows the decision.
+    d.goto(&format!("{ui}/audit?type=approval.")).await;
+    d.find("table").await;
+    assert!(d.source().await.contains("approval.decided"));
+    d.screenshot("audit").await;
+    // Pause mutating actions, confirming first.
+    d.goto(&format!("{ui}/emergency")).await;
+    d.click("form.emergency input[name=confirm]").await;
+    d.click("form.emergency button").await;
+    d.find("p.banner").await;
+    assert!(d.source().await.contains("pause-mutating done"));
+    d.screenshot("emergency").await;
+    // Another site cannot frame the page: the frame stays empty.
+    d.goto(&format!(
+        "data:text/html,<iframe id=f src='{ui}/login'></iframe>"
+    ))
+    .await;
+    let frame = d.find("#f").await;
+    d.cmd("POST", "/frame", Some(json!({"id": {ELEMENT: frame}})))
+        .await;
+    assert!(
+        !d.source().await.contains("API token"),
+        "the page was framed"
+    );
+    assert_eq!(term(&mut child), Some(0));
+    let out = home.run(&["emergency", "status", "--json"], "").await;
+    let state: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(state["paused"]["by"], "user:owner", "{state}");
+}
