@@ -470,6 +470,58 @@ def postgres_throughput(fake, turns):
     return out
 
 
+def ui_dashboard(reps):
+    """The web admin page's dashboard with 10,000 tasks in the store: served time and transfer."""
+    import sqlite3
+    import uuid
+
+    fake = Fake()
+    home = Home(fake)
+    try:
+        out = run([str(BIN), "tokens", "create", "--name", "ui", "--scopes", "admin"], home.env)
+        token = re.search(r"(pnc_\S+)", out.stdout).group(1)
+        s = Server(home)
+        s.stop()  # the store exists, migrated: fill it directly (fast), then serve
+        db = sqlite3.connect(Path(home.dir) / "state.db")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        rows = []
+        for i in range(10_000):
+            ts = (now - datetime.timedelta(seconds=10_000 - i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            status = ["SUCCEEDED", "FAILED", "SUCCEEDED", "CANCELED"][i % 4]
+            rows.append((str(uuid.uuid4()), i + 1, "main", f"main:api:owner:s{i % 50}",
+                         f"task number {i}", status, ts, ts, "owner"))
+        db.executemany("INSERT INTO tasks (id, seq, agent, session_key, input, status, created_at, updated_at, owner)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.commit()
+        db.close()
+        s = Server(home)
+        c = s.conn()
+        c.request("POST", "/ui/login", body=f"token={token}",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        r.read()
+        cookie = r.getheader("Set-Cookie").split(";")[0]
+        times, size = [], 0
+        for _ in range(reps):
+            t0 = time.perf_counter_ns()
+            c.request("GET", "/ui", headers={"Cookie": cookie})
+            r = c.getresponse()
+            body = r.read()
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+            assert r.status == 200 and b"Dashboard" in body, r.status
+            size = len(body)
+        c.request("GET", "/ui/static/app.css")
+        r = c.getresponse()
+        css = len(r.read())
+        s.stop()
+        times.sort()
+        return {"p50_ms": round(times[len(times) // 2], 3), "p99_ms": round(times[int(len(times) * 0.99)], 3),
+                "html_bytes": size, "css_bytes": css, "total_bytes": size + css}
+    finally:
+        home.cleanup()
+        fake.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
@@ -479,6 +531,8 @@ def main():
                     help="only the MCP figures (a no-op MCP tool call, a sandboxed server's start)")
     ap.add_argument("--postgres-only", action="store_true",
                     help="only the Postgres scale-out figures (needs the postgresql package)")
+    ap.add_argument("--ui-only", action="store_true",
+                    help="only the web admin page figures (dashboard with 10,000 tasks)")
     a = ap.parse_args()
     reps = 20 if a.quick else 200
     turns = 300 if a.quick else 2000
@@ -492,6 +546,12 @@ def main():
         print("| measure | result |\n|---|---|")
         print(f"| `http.fetch` of a {w['page_bytes'] // 1000} KB loopback page, Markdown included (in `pincer serve`, decision → result), median | {w['fetch_call_ms_median']} ms |")
         print(f"| {proxy_label()} | {proxy_result(d)} |")
+        return
+    if a.ui_only:
+        u = ui_dashboard(50 if a.quick else 500)
+        print("| measure | result |\n|---|---|")
+        print(f"| web admin dashboard with 10,000 tasks in the store, served p50 / p99 | {u['p50_ms']} / {u['p99_ms']} ms |")
+        print(f"| its transfer, HTML + CSS, uncompressed | {u['total_bytes']} B ({u['html_bytes']} + {u['css_bytes']}) |")
         return
     if a.mcp_only:
         r = {"mcp_call": mcp_call(turns, 5 if a.quick else 20)}

@@ -693,14 +693,24 @@ impl GovernanceStore for SqliteStore {
     ) -> Result<Vec<TaskRecord>, GovernanceError> {
         let owner = owner.map(str::to_owned);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One statement per combination of filters, so each can use its index (an
+        // `?1 IS NULL OR …` condition cannot).
         Ok(self
-            .with(move |c| {
-                tasks_where(
+            .with(move |c| match (owner, status) {
+                (None, None) => tasks_where(c, "1 ORDER BY seq DESC LIMIT ?1", &[&limit]),
+                (Some(o), None) => {
+                    tasks_where(c, "owner = ?1 ORDER BY seq DESC LIMIT ?2", &[&o, &limit])
+                }
+                (None, Some(s)) => tasks_where(
                     c,
-                    "(?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR status = ?2)
-                     ORDER BY seq DESC LIMIT ?3",
-                    &[&owner, &status.map(TaskStatus::as_str), &limit],
-                )
+                    "status = ?1 ORDER BY seq DESC LIMIT ?2",
+                    &[&s.as_str(), &limit],
+                ),
+                (Some(o), Some(s)) => tasks_where(
+                    c,
+                    "status = ?1 AND owner = ?2 ORDER BY seq DESC LIMIT ?3",
+                    &[&s.as_str(), &o, &limit],
+                ),
             })
             .await?)
     }

@@ -133,10 +133,32 @@ fn task_rows(tasks: &[TaskRecord]) -> Markup {
 /// `GET /ui`: health, what runs, what waits, recent failures, today's tokens and cost.
 pub(crate) async fn dashboard(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
     let owner = ui.owner_filter();
-    let tasks = match st.store.tasks_of(owner, None, 200).await {
-        Ok(t) => t,
-        Err(e) => return store_error(e),
-    };
+    // Each list by its own status (indexed), so a store with many finished tasks still shows
+    // every live one.
+    let mut live: Vec<TaskRecord> = Vec::new();
+    for s in [
+        TaskStatus::Running,
+        TaskStatus::WaitingApproval,
+        TaskStatus::Queued,
+    ] {
+        match st.store.tasks_of(owner, Some(s), 50).await {
+            Ok(t) => live.extend(t),
+            Err(e) => return store_error(e),
+        }
+    }
+    let mut failed = st
+        .store
+        .tasks_of(owner, Some(TaskStatus::Failed), 5)
+        .await
+        .unwrap_or_default();
+    failed.extend(
+        st.store
+            .tasks_of(owner, Some(TaskStatus::TimedOut), 5)
+            .await
+            .unwrap_or_default(),
+    );
+    failed.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    failed.truncate(5);
     let pending = st
         .store
         .approvals_of(owner, Some(ApprovalStatus::Pending), 200)
@@ -156,17 +178,6 @@ pub(crate) async fn dashboard(State(st): State<Arc<AppState>>, ui: Ui) -> Respon
         })
         .await
         .unwrap_or_default();
-    let live: Vec<TaskRecord> = tasks
-        .iter()
-        .filter(|t| !t.status.is_terminal())
-        .cloned()
-        .collect();
-    let failed: Vec<TaskRecord> = tasks
-        .iter()
-        .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut))
-        .take(5)
-        .cloned()
-        .collect();
     let healthy = st.store.ping().await.is_ok();
     layout(
         &ui,

@@ -378,6 +378,11 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
 ",
     ),
+    (
+        17,
+        // Listing tasks by state (the web page's live and failed lists), newest first.
+        "CREATE INDEX tasks_status_created ON tasks(status, created_at);",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -497,13 +497,25 @@ impl GovernanceStore for PgStore {
         let c = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let status = status.map(TaskStatus::as_str);
-        Ok(tasks_where(
-            &c,
-            "($1::TEXT IS NULL OR owner = $1) AND ($2::TEXT IS NULL OR status = $2)
-             ORDER BY created_at DESC, id DESC LIMIT $3",
-            &[&owner, &status, &limit],
-        )
-        .await?)
+        // One statement per combination of filters, so each can use its index.
+        let order = "ORDER BY created_at DESC, id DESC";
+        Ok(match (owner, status) {
+            (None, None) => tasks_where(&c, &format!("TRUE {order} LIMIT $1"), &[&limit]).await?,
+            (Some(o), None) => {
+                tasks_where(&c, &format!("owner = $1 {order} LIMIT $2"), &[&o, &limit]).await?
+            }
+            (None, Some(s)) => {
+                tasks_where(&c, &format!("status = $1 {order} LIMIT $2"), &[&s, &limit]).await?
+            }
+            (Some(o), Some(s)) => {
+                tasks_where(
+                    &c,
+                    &format!("status = $1 AND owner = $2 {order} LIMIT $3"),
+                    &[&s, &o, &limit],
+                )
+                .await?
+            }
+        })
     }
 
     async fn approvals_of(
