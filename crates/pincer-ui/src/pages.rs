@@ -157,7 +157,7 @@ pub(crate) async fn dashboard(State(st): State<Arc<AppState>>, ui: Ui) -> Respon
             .await
             .unwrap_or_default(),
     );
-    failed.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    failed.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     failed.truncate(5);
     let pending = st
         .store
