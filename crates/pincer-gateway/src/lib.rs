@@ -119,6 +119,9 @@ pub struct AppState {
     pub mcp: Option<Arc<dyn McpAdmin>>,
     /// `[governance]`: self-approval, bypass policy, quotas.
     pub governance: pincer_config::GovernanceConfig,
+    /// Where run bundles live (`<home>/agents`), for the web page's transcript viewer; `None`:
+    /// transcripts are not shown.
+    pub agents_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -139,6 +142,7 @@ impl AppState {
             host_policy: HostPolicy::default(),
             mcp: None,
             governance: pincer_config::GovernanceConfig::default(),
+            agents_dir: None,
         }
     }
 }

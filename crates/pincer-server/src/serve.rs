@@ -77,6 +77,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         let mut state = AppState::new(store.clone(), config.agents.keys().cloned().collect());
         state.openai_compat = config.gateway.openai_compat;
         state.governance = config.governance.clone();
+        state.agents_dir = Some(home.agents_dir());
         state.host_policy = pincer_gateway::HostPolicy::new(
             config.gateway.allowed_hosts.iter().map(String::as_str),
             config.gateway.allowed_origins.iter().map(String::as_str),

@@ -16,6 +16,7 @@
 
 mod pages;
 mod session;
+mod transcript;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/tasks", get(pages::tasks))
         .route("/ui/tasks/{id}", get(pages::task))
         .route("/ui/tasks/{id}/cancel", post(pages::cancel))
+        .route("/ui/tasks/{id}/files/{name}", get(pages::file))
         .route("/ui/approvals", get(pages::approvals))
         .route("/ui/approvals/{id}", post(pages::decide))
         .route("/ui/audit", get(pages::audit))

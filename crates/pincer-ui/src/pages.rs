@@ -272,6 +272,24 @@ pub(crate) async fn task(
         Err(e) => return e.into_response(),
     };
     let refresh = (!t.status.is_terminal()).then_some(3);
+    // The run bundle: transcript and screenshots (read off the async threads).
+    let bundle = match (&st.agents_dir, &t.run_dir) {
+        (Some(agents), Some(run)) => {
+            let (agents, run) = (agents.clone(), run.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::transcript::bundle_dir(&agents, &run).map(|dir| {
+                    (
+                        crate::transcript::render(&dir),
+                        crate::transcript::images(&dir),
+                    )
+                })
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+        _ => None,
+    };
     layout(
         &ui,
         &format!("Task {}", short(&t.id)),
@@ -290,6 +308,19 @@ pub(crate) async fn task(
             pre.text { (t.input) }
             @if let Some(o) = &t.output { h2 { "Answer" } pre.text { (o) } }
             @if let Some(e) = &t.error { h2 { "Error" } pre.text.error { (e) } }
+            @if let Some((transcript, images)) = &bundle {
+                h2 { "Transcript" }
+                (transcript)
+                @if !images.is_empty() {
+                    h2 { "Screenshots" }
+                    @for name in images {
+                        figure {
+                            img src={ "/ui/tasks/" (t.id) "/files/" (name) } alt=(name);
+                            figcaption { (name) }
+                        }
+                    }
+                }
+            }
             @if !t.status.is_terminal() && Scope::TasksWrite.granted_by(&ui.session.scopes) {
                 form method="post" action={ "/ui/tasks/" (t.id) "/cancel" } {
                     input type="hidden" name="csrf" value=(ui.session.csrf);
@@ -299,6 +330,43 @@ pub(crate) async fn task(
         },
     )
     .into_response()
+}
+
+/// `GET /ui/tasks/{id}/files/{name}`: a PNG from the task's run bundle (screenshots).
+pub(crate) async fn file(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
+    if let Err(e) = ui.require(Scope::TasksRead) {
+        return e.into_response();
+    }
+    let t = match visible(&st, &ui, &id).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let not_found = || page_error(StatusCode::NOT_FOUND, "no such file");
+    let (Some(agents), Some(run)) = (st.agents_dir.clone(), t.run_dir.clone()) else {
+        return not_found();
+    };
+    if !name.ends_with(".png") {
+        return not_found();
+    }
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let dir = crate::transcript::bundle_dir(&agents, &run)?;
+        let mut f = crate::transcript::open_plain(&dir, &name, crate::transcript::MAX_IMAGE)?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).ok()?;
+        bytes.starts_with(b"\x89PNG").then_some(bytes)
+    })
+    .await
+    .ok()
+    .flatten();
+    match read {
+        Some(bytes) => ([(axum::http::header::CONTENT_TYPE, "image/png")], bytes).into_response(),
+        None => not_found(),
+    }
 }
 
 /// `POST /ui/tasks/{id}/cancel`.

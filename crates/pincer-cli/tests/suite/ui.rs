@@ -363,9 +363,16 @@ async fn members_reach_only_their_own_work_and_no_admin_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_in_an_answer_is_shown_as_text() {
-    let llm = FakeLlm::start(vec![Reply::text(
-        "<script>alert(document.cookie)</script><img src=x onerror=alert(1)>",
-    )])
+    let llm = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "time_now".into(),
+                arguments: json!({}),
+            }],
+            text: String::new(),
+        },
+        Reply::text("<script>alert(document.cookie)</script><img src=x onerror=alert(1)>"),
+    ])
     .await
     .unwrap();
     let home = Home::new();
@@ -407,5 +414,20 @@ async fn a_script_in_an_answer_is_shown_as_text() {
     );
     // No inline script anywhere on the page (the CSP would block it anyway).
     assert!(!page.body.contains("<script"), "{}", page.body);
+    // The transcript viewer shows the run: the tool call with its policy decision, the answer.
+    assert!(page.body.contains("Transcript"), "{}", page.body);
+    assert!(
+        page.body.contains("time.now") && page.body.contains("<strong>allow</strong>"),
+        "{}",
+        page.body
+    );
+    // Bundle files are served only as PNGs by a plain name.
+    for bad in ["transcript.jsonl", "..%2Fmeta.json", "x.png"] {
+        assert_eq!(
+            b.get(&format!("/ui/tasks/{id}/files/{bad}")).await.status,
+            404,
+            "{bad}"
+        );
+    }
     assert_eq!(term(&mut child), Some(0));
 }
