@@ -273,14 +273,21 @@ pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Result<Json<Value>,
     Ok(Json(json!({"jobs": jobs})))
 }
 
+/// A job from `spec` as of now, validated against the server's agents and delivery policy (the
+/// API's and the web page's one way in).
+///
+/// # Errors
+/// What is wrong with the spec.
+pub fn job_from_spec(st: &AppState, spec: JobSpec) -> Result<pincer_store::Job, String> {
+    spec.into_job(Timestamp::now(), &st.agents, &st.delivery)
+}
+
 pub(crate) async fn add(
     State(st): State<Arc<AppState>>,
     Extension(Caller(who)): Extension<Caller>,
     ApiJson(spec): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
-    let job = spec
-        .into_job(Timestamp::now(), &st.agents, &st.delivery)
-        .map_err(|e| ApiError::bad_request("invalid_request", e))?;
+    let job = job_from_spec(&st, spec).map_err(|e| ApiError::bad_request("invalid_request", e))?;
     st.store.add_job(&job).await.map_err(job_error)?;
     audit(
         &st,

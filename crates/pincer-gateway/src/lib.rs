@@ -38,7 +38,9 @@ pub use auth::{AuthLimiter, MAX_FAILURES};
 pub use error::ApiError;
 pub use events::{BusEvent, EventBus, TaskWatch};
 pub use hooks::{Hook, HookSecret};
-pub use jobs::{DeliveryPolicy, JobSpec, enable_job, from_ts, run_job_now, schedule_of, to_ts};
+pub use jobs::{
+    DeliveryPolicy, JobSpec, enable_job, from_ts, job_from_spec, run_job_now, schedule_of, to_ts,
+};
 pub use mcp::{McpAdmin, McpAdminError, McpResult};
 pub use openapi::openapi;
 pub use origin::HostPolicy;

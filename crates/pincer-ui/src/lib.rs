@@ -15,6 +15,7 @@
 //!   store's owner filters), under the same roles and scopes.
 
 mod pages;
+mod schedules;
 mod session;
 mod transcript;
 
@@ -48,6 +49,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/approvals", get(pages::approvals))
         .route("/ui/approvals/{id}", post(pages::decide))
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/schedules", get(schedules::list))
+        .route("/ui/schedules/act", post(schedules::act))
+        .route("/ui/schedules/add", post(schedules::add))
         .route("/ui/users", get(pages::users))
         .route(
             "/ui/emergency",

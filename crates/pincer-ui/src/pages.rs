@@ -38,7 +38,7 @@ pub(crate) fn layout_bare(title: &str, body: Markup) -> Html<String> {
 
 /// A page for a signed-in user: navigation by role, sign-out, and `refresh` seconds of
 /// automatic reloading for live views (no script needed).
-fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -> Html<String> {
+pub(crate) fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -> Html<String> {
     let s = &ui.session;
     Html(html! {
         (DOCTYPE)
@@ -56,6 +56,7 @@ fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -> Html<Stri
                     a href="/ui/tasks" { "Tasks" }
                     a href="/ui/approvals" { "Approvals" }
                     @if Scope::AuditRead.granted_by(&s.scopes) { a href="/ui/audit" { "Audit" } }
+                    @if Scope::JobsRead.granted_by(&s.scopes) { a href="/ui/schedules" { "Schedules" } }
                     @if s.role >= Role::Admin && Scope::Admin.granted_by(&s.scopes) {
                         a href="/ui/users" { "Users" }
                         a href="/ui/emergency" { "Emergency" }

@@ -431,3 +431,65 @@ async fn a_script_in_an_answer_is_shown_as_text() {
     }
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_added_run_and_disabled_from_the_page() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let member = user_token(&home, "ann", "member", "tasks:read").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&admin).await;
+    let token = csrf(&b.get("/ui/schedules").await.body);
+    let add = |name: &'static str, spec: &'static str| {
+        [
+            ("name", name),
+            ("kind", "every"),
+            ("spec", spec),
+            ("agent", "main"),
+            ("message", "check the <inbox>"),
+        ]
+    };
+    let mut form = add("digest", "1h").to_vec();
+    form.push(("csrf", &token));
+    assert_eq!(b.post("/ui/schedules/add", &form).await.status, 303);
+    // Bad input is refused with the same validation as the API.
+    let mut bad = add("broken", "soon").to_vec();
+    bad.push(("csrf", &token));
+    assert_eq!(b.post("/ui/schedules/add", &bad).await.status, 400);
+    let page = b.get("/ui/schedules").await.body;
+    assert!(
+        page.contains("digest") && !page.contains("broken"),
+        "{page}"
+    );
+    // Run it now: the scheduler picks it up and the agent is asked.
+    let run = [
+        ("csrf", token.as_str()),
+        ("job", "digest"),
+        ("action", "run"),
+    ];
+    assert_eq!(b.post("/ui/schedules/act", &run).await.status, 303);
+    assert!(
+        llm.wait_for_requests(1, std::time::Duration::from_secs(30))
+            .await
+    );
+    let off = [
+        ("csrf", token.as_str()),
+        ("job", "digest"),
+        ("action", "disable"),
+    ];
+    assert_eq!(b.post("/ui/schedules/act", &off).await.status, 303);
+    assert!(b.get("/ui/schedules").await.body.contains("(disabled)"));
+    // A member without jobs scopes sees no schedules.
+    let mut m = Browser::new(&addr);
+    m.login(&member).await;
+    assert_eq!(m.get("/ui/schedules").await.status, 403);
+    assert_eq!(term(&mut child), Some(0));
+    for k in ["job.added", "job.run", "job.disabled"] {
+        let events = audit_of_type(&home, k).await;
+        assert_eq!(events.len(), 1, "{k}");
+        assert_eq!(events[0]["by"], "user:owner", "{k}");
+    }
+}
