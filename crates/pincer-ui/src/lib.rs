@@ -14,6 +14,7 @@
 //! - every action calls the same functions as the API (`pincer_gateway::governance::decide`, the
 //!   store's owner filters), under the same roles and scopes.
 
+mod channels;
 mod pages;
 mod schedules;
 mod session;
@@ -49,6 +50,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/approvals", get(pages::approvals))
         .route("/ui/approvals/{id}", post(pages::decide))
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/channels", get(channels::list))
+        .route("/ui/channels/pair", post(channels::pair))
+        .route("/ui/channels/invite", post(channels::invite))
         .route("/ui/schedules", get(schedules::list))
         .route("/ui/schedules/act", post(schedules::act))
         .route("/ui/schedules/add", post(schedules::add))

@@ -59,6 +59,7 @@ pub(crate) fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -
                     @if Scope::JobsRead.granted_by(&s.scopes) { a href="/ui/schedules" { "Schedules" } }
                     @if s.role >= Role::Admin && Scope::Admin.granted_by(&s.scopes) {
                         a href="/ui/users" { "Users" }
+                        a href="/ui/channels" { "Channels" }
                         a href="/ui/emergency" { "Emergency" }
                     }
                     span.who { (s.user) " (" (s.role.as_str()) ")" }
@@ -604,7 +605,7 @@ pub(crate) async fn users(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
     .into_response()
 }
 
-fn admin(ui: &Ui) -> Result<(), Refused> {
+pub(crate) fn admin(ui: &Ui) -> Result<(), Refused> {
     ui.require(Scope::Admin)?;
     if ui.session.role < Role::Admin {
         return Err(Refused(

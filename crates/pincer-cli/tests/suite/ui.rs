@@ -493,3 +493,62 @@ async fn schedules_are_added_run_and_disabled_from_the_page() {
         assert_eq!(events[0]["by"], "user:owner", "{k}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_requests_are_approved_and_invites_made_on_the_channels_page() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let tg = pincer_testkit::FakeTelegram::start(BOT_TOKEN)
+        .await
+        .unwrap();
+    let home = telegram_home(&llm, &tg, &[]).await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let member = user_token(&home, "ann", "member", "tasks:read").await;
+    let (mut child, addr) = serve_at(&home.path(), &[("PINCER_TEST_BOT", BOT_TOKEN)]);
+    let wait = std::time::Duration::from_secs(30);
+    // A stranger writes: they are told a pairing code; the admin sees and approves it.
+    tg.push_text(777, 777, "hello?");
+    assert!(tg.wait_for("sendMessage", 1, wait).await);
+    let mut b = Browser::new(&addr);
+    b.login(&admin).await;
+    let page = b.get("/ui/channels").await.body;
+    assert!(
+        page.contains("user777") && page.contains("Approve"),
+        "{page}"
+    );
+    let code = page
+        .split(r#"name="code" value=""#)
+        .nth(1)
+        .map(|r| r[..r.find('"').unwrap()].to_owned())
+        .unwrap();
+    let token = csrf(&page);
+    let p = b
+        .post(
+            "/ui/channels/pair",
+            &[("csrf", &token), ("channel", "telegram"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    // The bot tells them they are in; their next message is answered.
+    assert!(tg.wait_for("sendMessage", 2, wait).await);
+    tg.push_text(777, 777, "now?");
+    assert!(tg.wait_for("sendMessage", 3, wait).await);
+    assert_eq!(texts_to(&tg, 777)[2], "echo: now?");
+    // An invite for Ann, shown once.
+    let p = b
+        .post("/ui/channels/invite", &[("csrf", &token), ("user", "ann")])
+        .await;
+    assert!(p.body.contains("/start "), "{}", p.body);
+    let p = b
+        .post(
+            "/ui/channels/invite",
+            &[("csrf", &token), ("user", "nobody")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    let mut m = Browser::new(&addr);
+    m.login(&member).await;
+    assert_eq!(m.get("/ui/channels").await.status, 403);
+    assert_eq!(term(&mut child), Some(0));
+    let approved = audit_of_type(&home, "pairing.approved").await;
+    assert_eq!(approved[0]["by"], "user:owner");
+}
