@@ -44,6 +44,7 @@ pub use jobs::{
 pub use mcp::{McpAdmin, McpAdminError, McpResult};
 pub use openapi::openapi;
 pub use origin::HostPolicy;
+pub use users::{Actor, UserChange, change_user};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 256 * 1024;

@@ -42,8 +42,8 @@ fn forbidden(m: impl Into<String>) -> ApiError {
 }
 
 /// Only an owner may touch an owner or make one.
-fn check_owner_rule(who: &Caller, target: Role, new: Option<Role>) -> Result<(), ApiError> {
-    if (target == Role::Owner || new == Some(Role::Owner)) && who.role() != Role::Owner {
+fn check_owner_rule(actor: Role, target: Role, new: Option<Role>) -> Result<(), ApiError> {
+    if (target == Role::Owner || new == Some(Role::Owner)) && actor != Role::Owner {
         return Err(forbidden(
             "only an owner may change an owner or make someone owner",
         ));
@@ -102,7 +102,7 @@ pub(crate) async fn add(
     ApiJson(body): ApiJson<AddUser>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let role = role_of(&body.role)?;
-    check_owner_rule(&who, Role::Member, Some(role))?;
+    check_owner_rule(who.role(), Role::Member, Some(role))?;
     let u = st
         .store
         .add_user(&body.name, role, Utc::now())
@@ -145,30 +145,127 @@ pub(crate) async fn bypass(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Bypass>,
 ) -> Result<Json<Value>, ApiError> {
-    if who.principal() != name && who.role() < Role::Admin {
-        return Err(forbidden(
-            "only the user themselves or an admin may switch a user's bypass",
-        ));
-    }
-    if body.enabled && st.governance.bypass != BypassPolicy::Allowed {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "bypass_off",
-            "bypass is off by org policy (governance.bypass = \"off\")",
-        ));
-    }
-    let u = st
+    let by = who.by();
+    let actor = Actor {
+        principal: who.principal(),
+        role: who.role(),
+        by: &by,
+    };
+    Ok(Json(
+        change_user(&st, actor, &name, UserChange::Bypass(body.enabled)).await?,
+    ))
+}
+
+/// Who changes a user.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// Their principal.
+    pub principal: &'a str,
+    /// Their role.
+    pub role: Role,
+    /// How the change is recorded (`user:<name>`).
+    pub by: &'a str,
+}
+
+/// A change to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    /// A new role (only an owner makes or changes an owner; the last owner stays).
+    Role(Role),
+    /// Disable (tokens, chat and pending approvals stop).
+    Disable,
+    /// Enable again.
+    Enable,
+    /// Switch bypass (the user themselves or an admin; on only while org policy allows).
+    Bypass(bool),
+}
+
+/// Applies `change` to user `name` for `actor` — the one implementation behind `/v1/users…`
+/// and the web page; audited. Admin scope is the caller's to check (bypass excepted: the user
+/// themselves may switch their own).
+///
+/// # Errors
+/// Typed API errors (404 unknown user, 403 not allowed, 409 conflicts such as the last owner).
+pub async fn change_user(
+    st: &AppState,
+    actor: Actor<'_>,
+    name: &str,
+    change: UserChange,
+) -> Result<Value, ApiError> {
+    let target = st
         .store
-        .set_bypass(&name, body.enabled)
+        .user(name)
         .await
-        .map_err(governance_error)?;
-    audit(
-        &st,
-        "user.bypass",
-        json!({"user": u.name, "enabled": u.bypass, "by": who.by()}),
-    )
-    .await?;
-    Ok(Json(json!({"user": u})))
+        .map_err(governance_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))?;
+    match change {
+        UserChange::Role(role) => {
+            check_owner_rule(actor.role, target.role, Some(role))?;
+            let u = st
+                .store
+                .set_role(name, role)
+                .await
+                .map_err(governance_error)?;
+            audit(
+                st,
+                "user.role",
+                json!({"user": name, "from": target.role, "to": u.role, "by": actor.by}),
+            )
+            .await?;
+            Ok(json!({"user": u}))
+        }
+        UserChange::Disable => {
+            check_owner_rule(actor.role, target.role, None)?;
+            let d = st
+                .store
+                .disable_user(name, Utc::now())
+                .await
+                .map_err(governance_error)?;
+            audit(
+                st,
+                "user.disabled",
+                json!({"user": name, "approvals_denied": d.approvals_denied,
+                       "tasks_canceled": d.tasks_canceled, "by": actor.by}),
+            )
+            .await?;
+            for t in &d.tasks_canceled {
+                st.events.publish("task.canceled", json!({"task": t}));
+            }
+            Ok(json!(d))
+        }
+        UserChange::Enable => {
+            check_owner_rule(actor.role, target.role, None)?;
+            let u = st.store.enable_user(name).await.map_err(governance_error)?;
+            audit(st, "user.enabled", json!({"user": name, "by": actor.by})).await?;
+            Ok(json!({"user": u}))
+        }
+        UserChange::Bypass(on) => {
+            if actor.principal != name && actor.role < Role::Admin {
+                return Err(forbidden(
+                    "only the user themselves or an admin may switch a user's bypass",
+                ));
+            }
+            if on && st.governance.bypass != BypassPolicy::Allowed {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "bypass_off",
+                    "bypass is off by org policy (governance.bypass = \"off\")",
+                ));
+            }
+            let u = st
+                .store
+                .set_bypass(name, on)
+                .await
+                .map_err(governance_error)?;
+            audit(
+                st,
+                "user.bypass",
+                json!({"user": u.name, "enabled": u.bypass, "by": actor.by}),
+            )
+            .await?;
+            Ok(json!({"user": u}))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -201,8 +298,8 @@ pub(crate) async fn act(
         serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
     };
-    let target = st
-        .store
+    // Unknown users are 404s whatever the action.
+    st.store
         .user(&name)
         .await
         .map_err(governance_error)?
@@ -217,52 +314,19 @@ pub(crate) async fn act(
             )),
         }
     };
+    let by = who.by();
+    let actor = Actor {
+        principal: who.principal(),
+        role: who.role(),
+        by: &by,
+    };
     let fields = match action.as_str() {
         "role" => {
             let role = role_of(body.role.as_deref().unwrap_or(""))?;
-            check_owner_rule(&who, target.role, Some(role))?;
-            let u = st
-                .store
-                .set_role(&name, role)
-                .await
-                .map_err(governance_error)?;
-            audit(
-                &st,
-                "user.role",
-                json!({"user": name, "from": target.role, "to": u.role, "by": who.by()}),
-            )
-            .await?;
-            json!({"user": u})
+            change_user(&st, actor, &name, UserChange::Role(role)).await?
         }
-        "disable" => {
-            check_owner_rule(&who, target.role, None)?;
-            let d = st
-                .store
-                .disable_user(&name, now)
-                .await
-                .map_err(governance_error)?;
-            audit(
-                &st,
-                "user.disabled",
-                json!({"user": name, "approvals_denied": d.approvals_denied,
-                       "tasks_canceled": d.tasks_canceled, "by": who.by()}),
-            )
-            .await?;
-            for t in &d.tasks_canceled {
-                st.events.publish("task.canceled", json!({"task": t}));
-            }
-            json!(d)
-        }
-        "enable" => {
-            check_owner_rule(&who, target.role, None)?;
-            let u = st
-                .store
-                .enable_user(&name)
-                .await
-                .map_err(governance_error)?;
-            audit(&st, "user.enabled", json!({"user": name, "by": who.by()})).await?;
-            json!({"user": u})
-        }
+        "disable" => change_user(&st, actor, &name, UserChange::Disable).await?,
+        "enable" => change_user(&st, actor, &name, UserChange::Enable).await?,
         "link" => {
             let (channel, sender) = account(&body)?;
             st.store

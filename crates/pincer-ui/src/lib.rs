@@ -56,7 +56,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/schedules", get(schedules::list))
         .route("/ui/schedules/act", post(schedules::act))
         .route("/ui/schedules/add", post(schedules::add))
-        .route("/ui/users", get(pages::users))
+        .route("/ui/users", get(pages::users).post(pages::change_user))
         .route(
             "/ui/emergency",
             get(pages::emergency).post(pages::emergency_act),

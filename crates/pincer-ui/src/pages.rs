@@ -571,7 +571,8 @@ pub(crate) async fn audit(
     .into_response()
 }
 
-/// `GET /ui/users` (admin): users, roles, bypass, and the org's bypass policy.
+/// `GET /ui/users` (admin): users with their role, state and bypass, each changeable; the org's
+/// policy (self-approval, bypass, quotas per role).
 pub(crate) async fn users(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
     if let Err(e) = admin(&ui) {
         return e.into_response();
@@ -580,29 +581,121 @@ pub(crate) async fn users(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
         Ok(u) => u,
         Err(e) => return store_error(e),
     };
+    let g = &st.governance;
+    let csrf = ui.session.csrf.clone();
     layout(
         &ui,
-        "Users",
+        "Users and policy",
         None,
         html! {
-            p { "Bypass by org policy: " (if st.governance.bypass == pincer_config::BypassPolicy::Allowed { "allowed" } else { "off" }) }
             table {
                 thead { tr { th { "user" } th { "role" } th { "state" } th { "bypass" } } }
                 tbody {
                     @for u in &users {
                         tr {
                             td { (u.name) }
-                            td { (u.role.as_str()) }
-                            td { @if u.enabled() { "enabled" } @else { "disabled" } }
-                            td { @if u.bypass { "on" } @else { "off" } }
+                            td {
+                                form.inline method="post" action="/ui/users" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="user" value=(u.name);
+                                    input type="hidden" name="change" value="role";
+                                    select name="role" {
+                                        @for r in Role::ALL {
+                                            option value=(r.as_str()) selected[r == u.role] { (r.as_str()) }
+                                        }
+                                    }
+                                    button type="submit" { "Set" }
+                                }
+                            }
+                            td {
+                                (if u.enabled() { "enabled " } else { "disabled " })
+                                form.inline method="post" action="/ui/users" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="user" value=(u.name);
+                                    @if u.enabled() {
+                                        button.danger type="submit" name="change" value="disable" { "Disable" }
+                                    } @else {
+                                        button type="submit" name="change" value="enable" { "Enable" }
+                                    }
+                                }
+                            }
+                            td {
+                                (if u.bypass { "on " } else { "off " })
+                                form.inline method="post" action="/ui/users" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="user" value=(u.name);
+                                    @if u.bypass {
+                                        button type="submit" name="change" value="bypass-off" { "Turn off" }
+                                    } @else if g.bypass == pincer_config::BypassPolicy::Allowed {
+                                        button type="submit" name="change" value="bypass-on" { "Turn on" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
-            p.hint { "Manage users with " code { "pincer users" } " or " code { "/v1/users" } "." }
+            h2 { "Policy" }
+            dl {
+                dt { "self-approval" } dd { (if g.self_approval { "members approve their own L1/L2 actions" } else { "off: operators decide" }) }
+                dt { "bypass" } dd { (if g.bypass == pincer_config::BypassPolicy::Allowed { "allowed up to " } else { "off" })
+                    @if g.bypass == pincer_config::BypassPolicy::Allowed { (g.bypass_max_tier.tier().as_str()) } }
+                @for r in Role::ALL {
+                    @let q = g.quota(r);
+                    dt { "quota: " (r.as_str()) }
+                    dd { (q.messages_per_minute.map_or_else(|| "no limit".to_owned(), |n| format!("{n} a minute")))
+                         ", " (q.concurrent_tasks.map_or_else(|| "no limit".to_owned(), |n| format!("{n} at once"))) }
+                }
+            }
+            p.hint { "Policy is set in config.toml ([governance]); users also with " code { "pincer users" } "." }
         },
     )
     .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    change: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /ui/users`: the same change as `/v1/users…` (owner rule, last owner, audit).
+pub(crate) async fn change_user(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Form(f): Form<UserForm>,
+) -> Response {
+    use pincer_gateway::UserChange;
+    if let Err(e) = ui.check_csrf(&f.csrf).and_then(|()| admin(&ui)) {
+        return e.into_response();
+    }
+    let change = match f.change.as_str() {
+        "role" => match f.role.parse() {
+            Ok(r) => UserChange::Role(r),
+            Err(e) => return page_error(StatusCode::BAD_REQUEST, &e),
+        },
+        "disable" => UserChange::Disable,
+        "enable" => UserChange::Enable,
+        "bypass-on" => UserChange::Bypass(true),
+        "bypass-off" => UserChange::Bypass(false),
+        _ => return page_error(StatusCode::BAD_REQUEST, "unknown change"),
+    };
+    let by = ui.by();
+    let actor = pincer_gateway::Actor {
+        principal: &ui.session.user,
+        role: ui.session.role,
+        by: &by,
+    };
+    match pincer_gateway::change_user(&st, actor, &f.user, change).await {
+        Ok(_) => Redirect::to("/ui/users").into_response(),
+        Err(e) => page_error(e.status, &e.message),
+    }
 }
 
 pub(crate) fn admin(ui: &Ui) -> Result<(), Refused> {

@@ -552,3 +552,54 @@ async fn pairing_requests_are_approved_and_invites_made_on_the_channels_page() {
     let approved = audit_of_type(&home, "pairing.approved").await;
     assert_eq!(approved[0]["by"], "user:owner");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_changed_on_the_page_under_the_same_rules_as_the_api() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let adm = user_token(&home, "adm", "admin", "admin").await;
+    let ann = user_token(&home, "ann", "member", "tasks:read").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&adm).await;
+    let page = b.get("/ui/users").await.body;
+    assert!(
+        page.contains("Policy") && page.contains("30 a minute"),
+        "{page}"
+    );
+    let token = csrf(&page);
+    let change = |user: &'static str, change: &'static str, role: &'static str| {
+        [("user", user), ("change", change), ("role", role)]
+    };
+    let post = |form: [(&'static str, &'static str); 3]| {
+        let mut f = form.to_vec();
+        f.push(("csrf", token.as_str()));
+        let b = &b;
+        async move { b.post("/ui/users", &f).await }
+    };
+    assert_eq!(post(change("ann", "role", "operator")).await.status, 303);
+    // An admin cannot make an owner or touch the owner.
+    assert_eq!(post(change("ann", "role", "owner")).await.status, 403);
+    assert_eq!(post(change("owner", "disable", "")).await.status, 403);
+    // Bypass is off by org policy.
+    assert_eq!(post(change("ann", "bypass-on", "")).await.status, 409);
+    // Disabling Ann stops her token at once.
+    assert_eq!(post(change("ann", "disable", "")).await.status, 303);
+    let (path, tok) = (addr.clone(), ann.clone());
+    let (st, _) = tokio::task::spawn_blocking(move || {
+        super::serve::request(&path, "GET", "/v1/tasks", &tok, None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(st, 401);
+    let page = b.get("/ui/users").await.body;
+    assert!(page.contains("disabled"), "{page}");
+    assert_eq!(term(&mut child), Some(0));
+    let roles = audit_of_type(&home, "user.role").await;
+    assert_eq!(roles.len(), 1);
+    assert_eq!(
+        (roles[0]["to"].as_str(), roles[0]["by"].as_str()),
+        (Some("operator"), Some("user:adm"))
+    );
+}
