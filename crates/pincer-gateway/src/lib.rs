@@ -125,6 +125,8 @@ pub struct AppState {
     /// Where run bundles live (`<home>/agents`), for the web page's transcript viewer; `None`:
     /// transcripts are not shown.
     pub agents_dir: Option<std::path::PathBuf>,
+    /// The audit log as a verifiable source (the web page's chain check); `None`: not offered.
+    pub audit_source: Option<pincer_audit::AuditSource>,
 }
 
 impl AppState {
@@ -146,6 +148,7 @@ impl AppState {
             mcp: None,
             governance: pincer_config::GovernanceConfig::default(),
             agents_dir: None,
+            audit_source: None,
         }
     }
 }

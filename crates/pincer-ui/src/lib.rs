@@ -50,6 +50,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/approvals", get(pages::approvals))
         .route("/ui/approvals/{id}", post(pages::decide))
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/audit/export", get(pages::audit_export))
+        .route("/ui/audit/verify", get(pages::audit_verify))
         .route("/ui/channels", get(channels::list))
         .route("/ui/channels/pair", post(channels::pair))
         .route("/ui/channels/invite", post(channels::invite))

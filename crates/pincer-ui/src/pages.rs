@@ -503,10 +503,95 @@ pub(crate) struct AuditQuery {
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    decision: Option<String>,
+    /// From this time on (RFC 3339 or a date; compared as text, as the log stores times).
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
     after: Option<u64>,
 }
 
-/// `GET /ui/audit[?type=&after=]`: the audit log, 100 events a page (`audit:read`).
+impl AuditQuery {
+    fn matches(&self, e: &pincer_audit::Entry) -> bool {
+        let field = |name: &str, want: &Option<String>| {
+            want.as_deref()
+                .filter(|w| !w.is_empty())
+                .is_none_or(|w| e.event[name].as_str() == Some(w))
+        };
+        self.kind
+            .as_deref()
+            .is_none_or(|k| e.event["type"].as_str().is_some_and(|t| t.starts_with(k)))
+            && field("agent", &self.agent)
+            && field("tool", &self.tool)
+            && field("decision", &self.decision)
+            && self
+                .since
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .is_none_or(|s| e.ts.as_str() >= s)
+    }
+
+    /// The query string for another page of the same search.
+    fn link(&self, after: u64) -> String {
+        let enc = |s: &Option<String>| {
+            s.as_deref()
+                .unwrap_or("")
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        format!(
+            "type={}&agent={}&tool={}&decision={}&since={}&after={after}",
+            enc(&self.kind),
+            enc(&self.agent),
+            enc(&self.tool),
+            enc(&self.decision),
+            enc(&self.since)
+        )
+    }
+}
+
+/// The matching entries after `q.after`, at most `limit` + 1 (to tell whether there are more).
+async fn audit_entries(
+    st: &AppState,
+    q: &AuditQuery,
+    limit: usize,
+) -> Result<Vec<pincer_audit::Entry>, Refused> {
+    let Some(log) = st.audit.clone() else {
+        return Err(Refused(
+            StatusCode::NOT_FOUND,
+            "this server has no audit log".into(),
+        ));
+    };
+    let after = q.after.unwrap_or(0);
+    let all = tokio::task::spawn_blocking(move || log.entries_after(after))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            Refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the audit log cannot be read".into(),
+            )
+        })?;
+    Ok(all
+        .into_iter()
+        .filter(|e| q.matches(e))
+        .take(limit.saturating_add(1))
+        .collect())
+}
+
+/// `GET /ui/audit[?type=&agent=&tool=&decision=&since=&after=]`: the audit log, 100 events a
+/// page (`audit:read`).
 pub(crate) async fn audit(
     State(st): State<Arc<AppState>>,
     ui: Ui,
@@ -515,40 +600,30 @@ pub(crate) async fn audit(
     if let Err(e) = ui.require(Scope::AuditRead) {
         return e.into_response();
     }
-    let Some(log) = st.audit.clone() else {
-        return page_error(StatusCode::NOT_FOUND, "this server has no audit log");
+    let mut page = match audit_entries(&st, &q, 100).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    let after = q.after.unwrap_or(0);
-    let all = match tokio::task::spawn_blocking(move || log.entries_after(after)).await {
-        Ok(Ok(v)) => v,
-        _ => {
-            return page_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the audit log cannot be read",
-            );
-        }
-    };
-    let kind = q.kind.clone().unwrap_or_default();
-    let mut page: Vec<_> = all
-        .into_iter()
-        .filter(|e| {
-            e.event["type"]
-                .as_str()
-                .is_some_and(|t| t.starts_with(&kind))
-        })
-        .take(101)
-        .collect();
     let more = page.len() > 100;
     page.truncate(100);
     let next = page.last().map(|e| e.seq);
+    let v = |s: &Option<String>| s.clone().unwrap_or_default();
     layout(
         &ui,
         "Audit log",
         None,
         html! {
             form.filters method="get" action="/ui/audit" {
-                input type="text" name="type" placeholder="type prefix (tool., approval.)" value=(kind);
+                input type="text" name="type" placeholder="type prefix (tool., approval.)" value=(v(&q.kind));
+                input type="text" name="agent" placeholder="agent" value=(v(&q.agent));
+                input type="text" name="tool" placeholder="tool" value=(v(&q.tool));
+                input type="text" name="decision" placeholder="decision (allow, deny…)" value=(v(&q.decision));
+                input type="text" name="since" placeholder="since (2026-12-04)" value=(v(&q.since));
                 button type="submit" { "Search" }
+            }
+            p {
+                a href="/ui/audit/verify" { "Verify the chain" } " · "
+                a href={ "/ui/audit/export?" (q.link(q.after.unwrap_or(0))) } { "Export these events (JSON lines)" }
             }
             table {
                 thead { tr { th { "#" } th { "time" } th { "type" } th { "event" } } }
@@ -564,8 +639,79 @@ pub(crate) async fn audit(
                 }
             }
             @if more { @if let Some(n) = next {
-                p { a href={ "/ui/audit?type=" (kind) "&after=" (n) } { "Next page" } }
+                p { a href={ "/ui/audit?" (q.link(n)) } { "Next page" } }
             } }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /ui/audit/export?…`: the matching events (up to 100,000) as JSON lines, downloaded.
+pub(crate) async fn audit_export(
+    State(st): State<Arc<AppState>>,
+    ui: Ui,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(e) = ui.require(Scope::AuditRead) {
+        return e.into_response();
+    }
+    let entries = match audit_entries(&st, &q, 100_000).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let mut body = String::new();
+    for e in entries.iter().take(100_000) {
+        body.push_str(&serde_json::json!({"seq": e.seq, "ts": e.ts, "event": e.event}).to_string());
+        body.push('\n');
+    }
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pincer-audit.jsonl\"",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /ui/audit/verify`: checks the whole chain and its anchor now.
+pub(crate) async fn audit_verify(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
+    if let Err(e) = ui.require(Scope::AuditRead) {
+        return e.into_response();
+    }
+    let Some(source) = st.audit_source.clone() else {
+        return page_error(
+            StatusCode::NOT_FOUND,
+            "this server cannot verify its audit log",
+        );
+    };
+    let report = tokio::task::spawn_blocking(move || source.verify()).await;
+    let (ok, text) = match report {
+        Ok(Ok(r)) => (
+            true,
+            format!(
+                "{} lines checked, last hash {}, anchored at line {}",
+                r.lines,
+                r.last_hash,
+                r.anchored
+                    .map_or_else(|| "— (not anchored)".to_owned(), |n| n.to_string())
+            ),
+        ),
+        Ok(Err(e)) => (false, e.to_string()),
+        Err(e) => (false, e.to_string()),
+    };
+    layout(
+        &ui,
+        "Audit chain",
+        None,
+        html! {
+            @if ok { p.banner { "The chain is intact." } }
+            @else { p.error { "The audit log does not verify." } }
+            pre.text { (text) }
+            p { a href="/ui/audit" { "Back to the log" } }
         },
     )
     .into_response()

@@ -603,3 +603,78 @@ async fn users_are_changed_on_the_page_under_the_same_rules_as_the_api() {
         (Some("operator"), Some("user:adm"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_searched_exported_and_verified_on_the_page() {
+    let llm = FakeLlm::start(vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "time_now".into(),
+                arguments: json!({}),
+            }],
+            text: String::new(),
+        },
+        Reply::text("it is now"),
+    ])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let out = home.run(&["ask", "what time is it?"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ops = user_token(&home, "olga", "operator", "audit:read,tasks:read").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&ops).await;
+    let hit = b
+        .get("/ui/audit?type=policy.decision&tool=time.now&decision=allow")
+        .await
+        .body;
+    assert!(hit.contains("time.now"), "{hit}");
+    let miss = b
+        .get("/ui/audit?type=policy.decision&tool=shell.exec")
+        .await
+        .body;
+    assert!(!miss.contains("time.now"), "{miss}");
+    let export = b.get("/ui/audit/export?type=tool.").await;
+    assert_eq!(export.headers["content-type"], "application/x-ndjson");
+    assert!(
+        export.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let lines: Vec<serde_json::Value> = export
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l["event"]["type"].as_str().unwrap().starts_with("tool."))
+    );
+    assert!(
+        b.get("/ui/audit/verify")
+            .await
+            .body
+            .contains("The chain is intact")
+    );
+    // Tampering with a day file is seen on the page.
+    let day = std::fs::read_dir(home.path().join("audit"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&day).unwrap();
+    std::fs::write(&day, text.replacen("time.now", "time.NOW", 1)).unwrap();
+    assert!(
+        b.get("/ui/audit/verify")
+            .await
+            .body
+            .contains("does not verify")
+    );
+    assert_eq!(term(&mut child), Some(0));
+}
