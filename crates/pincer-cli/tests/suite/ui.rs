@@ -99,6 +99,20 @@ fn urlencoded(form: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// A model that calls `time.now`, then answers `text`.
+fn clock_then(text: &str) -> Vec<Reply> {
+    vec![
+        Reply::ToolCalls {
+            calls: vec![ScriptedCall {
+                name: "time_now".into(),
+                arguments: json!({}),
+            }],
+            text: String::new(),
+        },
+        Reply::text(text),
+    ]
+}
+
 /// The CSRF token in a page's forms.
 fn csrf(body: &str) -> String {
     let at = body
@@ -363,16 +377,9 @@ async fn members_reach_only_their_own_work_and_no_admin_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_in_an_answer_is_shown_as_text() {
-    let llm = FakeLlm::start(vec![
-        Reply::ToolCalls {
-            calls: vec![ScriptedCall {
-                name: "time_now".into(),
-                arguments: json!({}),
-            }],
-            text: String::new(),
-        },
-        Reply::text("<script>alert(document.cookie)</script><img src=x onerror=alert(1)>"),
-    ])
+    let llm = FakeLlm::start(clock_then(
+        "<script>alert(document.cookie)</script><img src=x onerror=alert(1)>",
+    ))
     .await
     .unwrap();
     let home = Home::new();
@@ -606,18 +613,7 @@ async fn users_are_changed_on_the_page_under_the_same_rules_as_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_is_searched_exported_and_verified_on_the_page() {
-    let llm = FakeLlm::start(vec![
-        Reply::ToolCalls {
-            calls: vec![ScriptedCall {
-                name: "time_now".into(),
-                arguments: json!({}),
-            }],
-            text: String::new(),
-        },
-        Reply::text("it is now"),
-    ])
-    .await
-    .unwrap();
+    let llm = FakeLlm::start(clock_then("it is now")).await.unwrap();
     let home = Home::new();
     home.init(&llm.base_url()).await;
     let out = home.run(&["ask", "what time is it?"], "").await;
