@@ -105,6 +105,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: EmergencyCommand,
     },
+    /// The web admin page: `pincer ui login` prints a one-time sign-in link.
+    Ui {
+        #[command(subcommand)]
+        command: UiCommand,
+    },
     /// Create, list, revoke and rotate API tokens for `pincer serve`.
     Tokens {
         #[command(subcommand)]
@@ -449,6 +454,17 @@ pub(crate) enum CronCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UiCommand {
+    /// Print a one-time link that signs in to the web page (valid 10 minutes; the session it
+    /// opens lasts 12 hours, on a new token with the user's role's scopes).
+    Login {
+        /// The user to sign in as (default `owner`).
+        #[arg(long, default_value = "owner")]
+        user: String,
     },
 }
 

@@ -49,6 +49,13 @@ pub trait UiSessionStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<UiSession>, StoreError>;
     /// Ends a session (logout); also drops expired ones.
     async fn end_ui_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Uses a one-time sign-in link (a session row with an empty CSRF token, which is never a
+    /// session itself): removes it and returns its token's name when it had not expired.
+    async fn take_ui_link(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// Builds the session from the joined row, or `None` when anything no longer holds.
@@ -120,7 +127,7 @@ impl UiSessionStore for SqliteStore {
                             t.expires_at, s.csrf, s.expires_at
                      FROM ui_sessions s JOIN tokens t ON t.name = s.token_name
                      LEFT JOIN users u ON u.name = t.user_name
-                     WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+                     WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND s.csrf <> ''",
                 )?
                 .query_row(params![id, stamp(now)], |r| {
                     Ok((
@@ -161,6 +168,27 @@ impl UiSessionStore for SqliteStore {
             c.prepare_cached("DELETE FROM ui_sessions WHERE id_hash = ?1 OR expires_at <= ?2")?
                 .execute(params![id, stamp(now)])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn take_ui_link(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let id = id_hash.to_owned();
+        self.transact(move |c| {
+            let token: Option<String> = c
+                .prepare_cached(
+                    "SELECT token_name FROM ui_sessions
+                     WHERE id_hash = ?1 AND csrf = '' AND expires_at > ?2",
+                )?
+                .query_row(params![id, stamp(now)], |r| r.get(0))
+                .optional()?;
+            c.prepare_cached("DELETE FROM ui_sessions WHERE id_hash = ?1 AND csrf = ''")?
+                .execute(params![id])?;
+            Ok::<_, StoreError>(token)
         })
         .await
     }

@@ -42,6 +42,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/ui", get(pages::dashboard))
         .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/login/{link}", get(session::login_link))
         .route("/ui/logout", post(session::logout))
         .route("/ui/tasks", get(pages::tasks))
         .route("/ui/tasks/{id}", get(pages::task))

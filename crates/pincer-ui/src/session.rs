@@ -175,6 +175,12 @@ pub(crate) async fn login(
                 .into_response();
         }
     };
+    start_session(&st, &info.name, &info.user, &addr.ip().to_string(), "token").await
+}
+
+/// Starts a session for the token named `token`; the response sets the cookie and goes to the
+/// dashboard.
+async fn start_session(st: &AppState, token: &str, user: &str, from: &str, how: &str) -> Response {
     let (id, csrf) = match (random_hex(32), random_hex(16)) {
         (Ok(id), Ok(csrf)) => (id, csrf),
         (Err(e), _) | (_, Err(e)) => return e.into_response(),
@@ -185,7 +191,7 @@ pub(crate) async fn login(
         .store
         .create_ui_session(
             &pincer_store::token_hash(&id),
-            &info.name,
+            token,
             &csrf,
             created,
             expires,
@@ -197,7 +203,7 @@ pub(crate) async fn login(
     let _ = pincer_gateway::governance::record(
         st.audit.as_ref(),
         "ui.login",
-        json!({"user": info.user, "token": info.name, "from": addr.ip().to_string()}),
+        json!({"user": user, "token": token, "from": from, "with": how}),
     )
     .await;
     let cookie = format!(
@@ -212,6 +218,59 @@ pub(crate) async fn login(
         ],
     )
         .into_response()
+}
+
+/// `GET /ui/login/{link}`: a one-time link from `pincer ui login` — used once (the link's id is
+/// replaced by a fresh session id, so the URL in a history or log is worthless after).
+pub(crate) async fn login_link(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    axum::extract::Path(link): axum::extract::Path<String>,
+) -> Response {
+    let now = std::time::Instant::now();
+    if st.limiter.check(addr.ip(), now).is_err() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            login_form(Some(
+                "Too many failed sign-ins from this address; wait a minute.",
+            )),
+        )
+            .into_response();
+    }
+    let token = if link.len() == 64 && link.bytes().all(|b| b.is_ascii_hexdigit()) {
+        st.store
+            .take_ui_link(&pincer_store::token_hash(&link), Utc::now())
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let Some(token) = token else {
+        st.limiter.fail(addr.ip(), now);
+        let _ = pincer_gateway::governance::record(
+            st.audit.as_ref(),
+            "ui.login_failed",
+            json!({"from": addr.ip().to_string(), "with": "link"}),
+        )
+        .await;
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_form(Some(
+                "That sign-in link is used, expired or wrong; run `pincer ui login` again.",
+            )),
+        )
+            .into_response();
+    };
+    let user = st
+        .store
+        .tokens()
+        .await
+        .ok()
+        .and_then(|all| all.into_iter().find(|t| t.name == token))
+        .map(|t| t.user)
+        .unwrap_or_default();
+    start_session(&st, &token, &user, &addr.ip().to_string(), "link").await
 }
 
 #[derive(Debug, Deserialize)]

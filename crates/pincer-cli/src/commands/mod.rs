@@ -58,6 +58,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),
         Command::Users { command } => users::run(command, env),
+        Command::Ui { command } => users::ui(command, env),
         Command::Emergency { command } => users::emergency(command, env),
         Command::Cron { command } => cron::run(command, env),
         Command::Heartbeat { command } => heartbeat::run(command, env),

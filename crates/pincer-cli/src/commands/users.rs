@@ -231,3 +231,46 @@ pub(crate) fn emergency(cmd: EmergencyCommand, env: &Env) -> anyhow::Result<u8> 
     }
     Ok(0)
 }
+
+/// `pincer ui login [--user NAME]`: a one-time sign-in link for the web page.
+pub(crate) fn ui(cmd: crate::cli::UiCommand, env: &Env) -> anyhow::Result<u8> {
+    let crate::cli::UiCommand::Login { user } = cmd;
+    let home = runtime::home(env)?;
+    let loaded = runtime::load_config(&home, env)?;
+    let config = &loaded.config;
+    let rt = runtime::tokio_runtime()?;
+    let store = rt.block_on(runtime::open_store(&home, config, env))?;
+    let now = Utc::now();
+    let u = rt
+        .block_on(store.user(&user))
+        .map_err(failure)?
+        .filter(UserRecord::enabled)
+        .ok_or_else(|| Failure::usage(format!("no enabled user `{user}`")))?;
+    let token_name = format!("ui-{}-{}", u.name, now.timestamp());
+    let expires = now + chrono::Duration::hours(12);
+    rt.block_on(store.create_token(&token_name, &u.name, u.role.scopes(), Some(expires), now))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let link = hex::encode(bytes);
+    rt.block_on(store.create_ui_session(
+        &pincer_store::token_hash(&link),
+        &token_name,
+        "",
+        now,
+        now + chrono::Duration::minutes(10),
+    ))?;
+    runtime::audit_config(
+        &home,
+        config,
+        env,
+        "ui.link_created",
+        json!({"user": u.name, "token": token_name, "by": BY}),
+    );
+    println!("http://{}/ui/login/{link}", config.gateway.bind);
+    eprintln!(
+        "One-time sign-in link for `{}`, valid 10 minutes (the session lasts 12 hours).",
+        u.name
+    );
+    Ok(0)
+}

@@ -674,3 +674,46 @@ async fn the_audit_log_is_searched_exported_and_verified_on_the_page() {
     );
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_link_from_the_cli_signs_in_once() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let out = home.run(&["ui", "login"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let link = stdout(&out).trim().to_owned();
+    let path = link
+        .split_once("/ui/")
+        .map(|(_, p)| format!("/ui/{p}"))
+        .unwrap();
+    let mut b = Browser::new(&addr);
+    let p = b.get(&path).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let set = p.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && !set.contains(&path[10..]),
+        "{set}"
+    );
+    b.cookie = set
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned());
+    assert!(b.get("/ui").await.body.contains("owner (owner)"));
+    // The link is spent; a made-up one fails too (and counts as a failed sign-in).
+    let again = Browser::new(&addr);
+    assert_eq!(again.get(&path).await.status, 401);
+    assert_eq!(
+        again
+            .get(&format!("/ui/login/{}", "ab".repeat(32)))
+            .await
+            .status,
+        401
+    );
+    let out = home.run(&["ui", "login", "--user", "nobody"], "").await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(term(&mut child), Some(0));
+    assert_eq!(audit_of_type(&home, "ui.login_failed").await.len(), 2);
+}

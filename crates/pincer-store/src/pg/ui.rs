@@ -40,7 +40,7 @@ impl UiSessionStore for PgStore {
                         t.expires_at, s.csrf, s.expires_at
                  FROM ui_sessions s JOIN tokens t ON t.name = s.token_name
                  LEFT JOIN users u ON u.name = t.user_name
-                 WHERE s.id_hash = $1 AND s.expires_at > $2",
+                 WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.csrf <> ''",
                 &[&id_hash, &now],
             )
             .await
@@ -62,6 +62,25 @@ impl UiSessionStore for PgStore {
             r.get(7),
             r.get(8),
         )
+    }
+
+    async fn take_ui_link(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "DELETE FROM ui_sessions WHERE id_hash = $1 AND csrf = ''
+                 RETURNING token_name, expires_at",
+                &[&id_hash],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        Ok(row
+            .filter(|r| r.get::<_, DateTime<Utc>>(1) > now)
+            .map(|r| r.get(0)))
     }
 
     async fn end_ui_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

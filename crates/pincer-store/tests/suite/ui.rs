@@ -45,4 +45,21 @@ conformance!(ui_sessions_follow_their_token_and_user, |db| {
     assert!(s.ui_session("h2", at(7)).await.unwrap().is_none());
     s.revoke_token("ops-t", at(8)).await.unwrap();
     assert!(s.ui_session("h1", at(9)).await.unwrap().is_none());
+    // A one-time link is no session, works once, and not after its expiry.
+    s.create_token("link-t", "owner", &[Scope::Admin], None, at(9))
+        .await
+        .unwrap();
+    s.create_ui_session("l1", "link-t", "", at(9), at(20))
+        .await
+        .unwrap();
+    assert!(s.ui_session("l1", at(10)).await.unwrap().is_none());
+    assert_eq!(
+        s.take_ui_link("l1", at(10)).await.unwrap().as_deref(),
+        Some("link-t")
+    );
+    assert!(s.take_ui_link("l1", at(11)).await.unwrap().is_none());
+    s.create_ui_session("l2", "link-t", "", at(9), at(20))
+        .await
+        .unwrap();
+    assert!(s.take_ui_link("l2", at(21)).await.unwrap().is_none());
 });
