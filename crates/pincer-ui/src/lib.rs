@@ -15,6 +15,7 @@
 //!   store's owner filters), under the same roles and scopes.
 
 mod channels;
+mod chat;
 mod pages;
 mod schedules;
 mod session;
@@ -44,6 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/login/{link}", get(session::login_link))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/chat", get(chat::page).post(chat::say))
         .route("/ui/tasks", get(pages::tasks))
         .route("/ui/tasks/{id}", get(pages::task))
         .route("/ui/tasks/{id}/cancel", post(pages::cancel))

@@ -717,3 +717,79 @@ async fn a_one_time_link_from_the_cli_signs_in_once() {
     assert_eq!(term(&mut child), Some(0));
     assert_eq!(audit_of_type(&home, "ui.login_failed").await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatting_on_the_page_is_a_conversation_of_the_users_own() {
+    let llm = FakeLlm::start(vec![]).await.unwrap(); // echoes
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let ann = user_token(&home, "ann", "member", "tasks:read,tasks:write").await;
+    let bob = user_token(&home, "bob", "member", "tasks:read,tasks:write").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&ann).await;
+    let token = csrf(&b.get("/ui/chat").await.body);
+    let say = |text: &'static str| {
+        let (b, token) = (&b, token.clone());
+        async move {
+            let p = b
+                .post(
+                    "/ui/chat",
+                    &[("csrf", &token), ("agent", "main"), ("message", text)],
+                )
+                .await;
+            assert_eq!(p.status, 303, "{}", p.body);
+        }
+    };
+    // Waits for Ann's newest task to end, through the API.
+    let settle = || {
+        let (addr, ann) = (addr.clone(), ann.clone());
+        tokio::task::spawn_blocking(move || {
+            let (_, list) = super::serve::request(&addr, "GET", "/v1/tasks", &ann, None);
+            let id = list["tasks"][0]["id"].as_str().unwrap().to_owned();
+            let (_, t) = super::serve::request(
+                &addr,
+                "GET",
+                &format!("/v1/tasks/{id}?wait_secs=30"),
+                &ann,
+                None,
+            );
+            t["task"]["status"].as_str().unwrap().to_owned()
+        })
+    };
+    say("my name is <b>Ann</b>").await;
+    assert_eq!(settle().await.unwrap(), "SUCCEEDED");
+    say("what is my name?").await;
+    assert_eq!(settle().await.unwrap(), "SUCCEEDED");
+    // The second turn continued the first (the model saw it).
+    let last = llm.requests().last().unwrap().body["messages"].to_string();
+    assert!(last.contains("my name is"), "{last}");
+    let page = b.get("/ui/chat?agent=main").await.body;
+    assert!(
+        page.contains("echo: my name is &lt;b&gt;Ann&lt;/b&gt;"),
+        "{page}"
+    );
+    assert!(page.contains("what is my name?"), "{page}");
+    // Bob's chat is his own.
+    let mut other = Browser::new(&addr);
+    other.login(&bob).await;
+    let page = other.get("/ui/chat?agent=main").await.body;
+    assert!(!page.contains("my name is"), "{page}");
+    // No forged sends, no unknown agents.
+    assert_eq!(
+        b.post("/ui/chat", &[("agent", "main"), ("message", "x")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        b.post(
+            "/ui/chat",
+            &[("csrf", &token), ("agent", "nope"), ("message", "x")]
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(term(&mut child), Some(0));
+}
