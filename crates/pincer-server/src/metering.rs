@@ -63,6 +63,8 @@ pub fn user_of(session: &str) -> String {
             rest.split(':').next().unwrap_or(rest).to_owned()
         }
         (Some("cli"), Some(_)) => crate::governance::CLI_PRINCIPAL.to_owned(),
+        // The web page's chat: `<agent>:web:<user>`.
+        (Some("web"), Some(user)) => user.to_owned(),
         (Some(channel), Some(rest)) => format!("{channel}:{rest}"),
         _ => session.to_owned(),
     }
@@ -410,6 +412,7 @@ mod tests {
         assert_eq!(user_of("main:openai:ann:mychat"), "ann");
         assert_eq!(user_of("main:api:ann:default"), "ann");
         assert_eq!(user_of("main:cli:default"), "owner");
+        assert_eq!(user_of("main:web:ann"), "ann");
         assert_eq!(user_of("main:hook:github"), "hook:github");
         assert_eq!(user_of("odd"), "odd");
     }
