@@ -127,6 +127,8 @@ pub struct AppState {
     pub agents_dir: Option<std::path::PathBuf>,
     /// The audit log as a verifiable source (the web page's chain check); `None`: not offered.
     pub audit_source: Option<pincer_audit::AuditSource>,
+    /// The config the server started with (the web page's agents view); `None`: not shown.
+    pub config: Option<Arc<pincer_config::Config>>,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             governance: pincer_config::GovernanceConfig::default(),
             agents_dir: None,
             audit_source: None,
+            config: None,
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         state.governance = config.governance.clone();
         state.agents_dir = Some(home.agents_dir());
         state.audit_source = crate::audit::source(&home, &config, env).ok();
+        state.config = Some(Arc::new(config.clone()));
         state.host_policy = pincer_gateway::HostPolicy::new(
             config.gateway.allowed_hosts.iter().map(String::as_str),
             config.gateway.allowed_origins.iter().map(String::as_str),

@@ -14,6 +14,7 @@
 //! - every action calls the same functions as the API (`pincer_gateway::governance::decide`, the
 //!   store's owner filters), under the same roles and scopes.
 
+mod agents;
 mod channels;
 mod chat;
 mod pages;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/login/{link}", get(session::login_link))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/agents", get(agents::page))
         .route("/ui/chat", get(chat::page).post(chat::say))
         .route("/ui/tasks", get(pages::tasks))
         .route("/ui/tasks/{id}", get(pages::task))

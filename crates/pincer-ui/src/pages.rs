@@ -56,6 +56,7 @@ pub(crate) fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -
                     a href="/ui/tasks" { "Tasks" }
                     a href="/ui/approvals" { "Approvals" }
                     @if Scope::TasksWrite.granted_by(&s.scopes) { a href="/ui/chat" { "Chat" } }
+                    @if s.role >= Role::Operator { a href="/ui/agents" { "Agents" } }
                     @if Scope::AuditRead.granted_by(&s.scopes) { a href="/ui/audit" { "Audit" } }
                     @if Scope::JobsRead.granted_by(&s.scopes) { a href="/ui/schedules" { "Schedules" } }
                     @if s.role >= Role::Admin && Scope::Admin.granted_by(&s.scopes) {

@@ -793,3 +793,36 @@ async fn chatting_on_the_page_is_a_conversation_of_the_users_own() {
     );
     assert_eq!(term(&mut child), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_page_shows_instructions_tools_models_and_a_week_of_use() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let out = home.run(&["ask", "hello"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(
+        home.path().join("agents/main/NOTES.md"),
+        "Be kind. <script>alert(1)</script>",
+    )
+    .unwrap();
+    let ops = user_token(&home, "olga", "operator", "tasks:read").await;
+    let member = user_token(&home, "ann", "member", "tasks:read").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&ops).await;
+    let page = b.get("/ui/agents").await.body;
+    assert!(
+        page.contains("NOTES.md") && page.contains("Be kind. &lt;script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(page.contains("profile coding") && page.contains("default / m"), "{page}");
+    // Today's bar is not empty: the `ask` above used tokens.
+    let today = page.rsplit("<meter").next().unwrap();
+    assert!(!today.contains(r#"value="0""#), "{today}");
+    let mut m = Browser::new(&addr);
+    m.login(&member).await;
+    assert_eq!(m.get("/ui/agents").await.status, 403);
+    assert_eq!(term(&mut child), Some(0));
+}
