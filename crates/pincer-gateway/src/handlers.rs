@@ -492,18 +492,26 @@ pub(crate) async fn events(
     State(st): State<Arc<AppState>>,
     Extension(who): Extension<Caller>,
     headers: axum::http::HeaderMap,
-) -> axum::response::Sse<
-    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-> {
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    // Without Last-Event-ID a client starts from now.
+) -> axum::response::Response {
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or_else(|| st.events.latest());
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    event_stream(st, who.owner_filter().map(str::to_owned), last)
+}
+
+/// The live event stream (`/v1/events`, and the web page's `/ui/events`): every task and
+/// approval event after `last` (default: from now), only the events of `owner`'s tasks when
+/// given; a `gap` event when some were missed.
+pub fn event_stream(
+    st: Arc<AppState>,
+    owner: Option<String>,
+    last: Option<u64>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let last = last.unwrap_or_else(|| st.events.latest());
     let rx = st.events.subscribe();
-    let me = who.owner_filter().map(str::to_owned);
     let seen = std::collections::HashMap::<TaskId, bool>::new();
     let stream = futures_util::stream::unfold(
         (
@@ -511,13 +519,16 @@ pub(crate) async fn events(
             rx,
             last,
             std::collections::VecDeque::<Event>::new(),
-            me,
+            owner,
             seen,
         ),
         |(st, mut rx, mut last, mut pending, me, mut seen)| async move {
             loop {
                 if let Some(e) = pending.pop_front() {
-                    return Some((Ok(e), (st, rx, last, pending, me, seen)));
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(e),
+                        (st, rx, last, pending, me, seen),
+                    ));
                 }
                 let (batch, gap) = st.events.since(last);
                 if gap {
@@ -550,7 +561,9 @@ pub(crate) async fn events(
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Records an action taken through the API; one that cannot be audited is reported as failed.

@@ -37,6 +37,7 @@ use pincer_types::{AgentId, Scope};
 pub use auth::{AuthLimiter, MAX_FAILURES};
 pub use error::ApiError;
 pub use events::{BusEvent, EventBus, TaskWatch};
+pub use handlers::event_stream;
 pub use hooks::{Hook, HookSecret};
 pub use jobs::{
     DeliveryPolicy, JobSpec, enable_job, from_ts, job_from_spec, run_job_now, schedule_of, to_ts,

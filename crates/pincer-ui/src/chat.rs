@@ -17,7 +17,7 @@ use pincer_types::{AgentId, Scope, SessionKey};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::pages::{layout, page_error};
+use crate::pages::{layout_live, page_error};
 use crate::session::Ui;
 
 /// Longest message.
@@ -66,10 +66,11 @@ pub(crate) async fn page(
     turns.reverse();
     let pending = turns.iter().any(|t| !t.status.is_terminal());
     let agents: Vec<&AgentId> = st.agents.iter().collect();
-    layout(
+    layout_live(
         &ui,
         "Chat",
         pending.then_some(2),
+        Some("ol.chat"),
         html! {
             form.filters method="get" action="/ui/chat" {
                 select name="agent" {
@@ -82,7 +83,7 @@ pub(crate) async fn page(
                     li.me { pre.text { (t.input) } }
                     @match (&t.output, t.status.is_terminal()) {
                         (Some(o), _) => { li.agent { pre.text { (o) } } }
-                        (None, false) => { li.agent.pending { "… " (t.status.as_str()) }
+                        (None, false) => { li.agent.pending { pre.text data-stream=(t.id) {} "… " (t.status.as_str()) }
                             @if t.status == pincer_types::TaskStatus::WaitingApproval { " — " a href="/ui/approvals" { "approve" } } }
                         (None, true) => { li.agent.error { (t.status.as_str()) ": " (t.error.as_deref().unwrap_or("")) } }
                     }

@@ -34,9 +34,12 @@ use pincer_gateway::AppState;
 
 /// The page's only stylesheet (embedded; no inline styles, so the CSP needs none).
 const CSS: &str = include_str!("../assets/app.css");
+/// The page's only script: live updates over `/ui/events` (embedded; no inline script).
+const JS: &str = include_str!("../assets/live.js");
 
 /// The content security policy of every page.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+                       style-src 'self'; img-src 'self'; form-action 'self'; \
                        frame-ancestors 'none'; base-uri 'none'";
 
 /// Every `/ui` route (merged into the gateway's router by `pincer serve`).
@@ -69,7 +72,30 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(pages::emergency).post(pages::emergency_act),
         )
         .route("/ui/static/app.css", get(css))
+        .route("/ui/static/live.js", get(js))
+        .route("/ui/events", get(events))
         .layer(axum::middleware::from_fn(headers))
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        JS,
+    )
+}
+
+/// `GET /ui/events`: the API's live event stream for the signed-in user (members: their own
+/// tasks' events only).
+async fn events(
+    axum::extract::State(st): axum::extract::State<std::sync::Arc<AppState>>,
+    ui: session::Ui,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    pincer_gateway::event_stream(st, ui.owner_filter().map(str::to_owned), last)
 }
 
 async fn css() -> impl IntoResponse {

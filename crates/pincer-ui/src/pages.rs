@@ -39,6 +39,18 @@ pub(crate) fn layout_bare(title: &str, body: Markup) -> Html<String> {
 /// A page for a signed-in user: navigation by role, sign-out, and `refresh` seconds of
 /// automatic reloading for live views (no script needed).
 pub(crate) fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -> Html<String> {
+    layout_live(ui, title, refresh, refresh.map(|_| "main"), body)
+}
+
+/// A page whose `live` element (a CSS selector) is re-fetched on every relevant event by
+/// `live.js`; without script it reloads every `refresh` seconds.
+pub(crate) fn layout_live(
+    ui: &Ui,
+    title: &str,
+    refresh: Option<u32>,
+    live: Option<&str>,
+    body: Markup,
+) -> Html<String> {
     let s = &ui.session;
     Html(html! {
         (DOCTYPE)
@@ -46,11 +58,12 @@ pub(crate) fn layout(ui: &Ui, title: &str, refresh: Option<u32>, body: Markup) -
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(r) = refresh { meta http-equiv="refresh" content=(r); }
+                @if let Some(r) = refresh { noscript { meta http-equiv="refresh" content=(r); } }
                 title { (title) " · Pincer" }
                 link rel="stylesheet" href="/ui/static/app.css";
+                script src="/ui/static/live.js" defer {}
             }
-            body {
+            body data-live=[live] {
                 nav {
                     a href="/ui" { "Dashboard" }
                     a href="/ui/tasks" { "Tasks" }

@@ -195,7 +195,10 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
     d.click("button[type=submit]").await;
     d.find("nav .who").await;
     assert!(d.source().await.contains("Dashboard"));
-    // A task parks on an approval; it appears on the approvals page, which is approved.
+    // The dashboard is open when a task is submitted and parks on an approval: it appears there
+    // by itself (live.js over /ui/events; without script the page would reload instead).
+    d.goto(&ui).await;
+    d.find("section.cards").await;
     let (a, t) = (addr.clone(), token.clone());
     let id = tokio::task::spawn_blocking(move || {
         let (_, v) = super::serve::request(
@@ -211,8 +214,7 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
     })
     .await
     .unwrap();
-    d.goto(&ui).await;
-    d.find("section.cards").await;
+    d.find(&format!("main a[href='/ui/tasks/{id}']")).await;
     d.screenshot("dashboard").await;
     d.goto(&format!("{ui}/approvals")).await;
     d.find("button[value=approve]").await;
@@ -237,6 +239,14 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
     d.find("table").await;
     assert!(d.source().await.contains("approval.decided"));
     d.screenshot("audit").await;
+    // Chat: the answer appears without reloading by hand (live.js over /ui/events).
+    d.goto(&format!("{ui}/chat")).await;
+    d.type_into("#message", "hello from the browser").await;
+    d.click("form[method=post][action='/ui/chat'] button").await;
+    d.find("ol.chat li.agent:not(.pending) pre").await;
+    let page = d.source().await;
+    assert!(page.contains("echo: hello from the browser"), "{page}");
+    d.screenshot("chat").await;
     // Pause mutating actions, confirming first.
     d.goto(&format!("{ui}/emergency")).await;
     d.click("form.emergency input[name=confirm]").await;
