@@ -45,21 +45,52 @@ impl Driver {
         let mut child = Command::new(chromedriver)
             .arg("--port=0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Both outputs are drained for the driver's whole life (a closed pipe would kill it on
+        // its next log line); the port arrives on a channel, and what it said is kept for the
+        // failure message.
+        let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let (tx, said) = (tx.clone(), said.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(p) = line
+                        .trim_end_matches('.')
+                        .rsplit_once("started successfully on port ")
+                    {
+                        let _ = tx.send(Ok(p.1.trim().to_owned()));
+                    }
+                    said.lock().unwrap().push(line);
+                }
+                let _ = tx.send(Err("output closed".into()));
+            });
+        }
+        drop(tx);
         let mut port = None;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(p) = line
-                .strip_suffix('.')
-                .and_then(|l| l.rsplit_once("on port "))
-            {
-                port = Some(p.1.to_owned());
-                break;
+        for _ in 0..2 {
+            match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(Ok(p)) => {
+                    port = Some(p);
+                    break;
+                }
+                Ok(Err(_)) => continue,
+                Err(_) => break,
             }
         }
-        let base = format!("http://127.0.0.1:{}", port.expect("chromedriver's port"));
+        let port = port.unwrap_or_else(|| {
+            panic!(
+                "chromedriver did not say its port (exit: {:?}); it said: {:?}",
+                child.try_wait(),
+                said.lock().unwrap()
+            )
+        });
+        let base = format!("http://127.0.0.1:{port}");
         let _ = rustls::crypto::ring::default_provider().install_default();
         let profile = tempfile::tempdir().unwrap();
         let mut d = Self {
