@@ -218,6 +218,26 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
         )
         .await;
     let token = stdout(&out).trim().to_owned();
+    let out = home
+        .run(&["users", "add", "ann", "--role", "member"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = home
+        .run(
+            &[
+                "tokens",
+                "create",
+                "--name",
+                "ann",
+                "--user",
+                "ann",
+                "--scopes",
+                "tasks:read",
+            ],
+            "",
+        )
+        .await;
+    let member = stdout(&out).trim().to_owned();
     let (mut child, addr) = serve_at(&home.path(), &[]);
     let ui = format!("http://{addr}/ui");
     // Sign in through the form.
@@ -297,6 +317,39 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
         !d.source().await.contains("API token"),
         "the page was framed"
     );
+    d.cmd("POST", "/frame", Some(json!({"id": null}))).await;
+    // Another site's form posting to the page — even with a stolen form token — is refused: the
+    // pause stays (checked at the end).
+    d.goto(&format!("{ui}/emergency")).await;
+    let page = d.source().await;
+    let at = page.find(r#"name="csrf" value=""#).unwrap() + r#"name="csrf" value=""#.len();
+    let csrf = &page[at..at + page[at..].find('"').unwrap()];
+    d.goto(&format!(
+        "data:text/html,<form id=x method=post action='{ui}/emergency'>\
+         <input name=control value=resume><input name=confirm value=yes>\
+         <input name=csrf value={csrf}></form><script>document.getElementById('x').submit()</script>"
+    ))
+    .await;
+    d.find("pre").await;
+    assert!(
+        d.source().await.contains("origin_not_allowed"),
+        "{}",
+        d.source().await
+    );
+    // A member, signed in through the same form, reaches no admin page.
+    d.goto(&format!("{ui}/login")).await;
+    d.type_into("#token", &member).await;
+    d.click("button[type=submit]").await;
+    d.find("nav .who").await;
+    assert!(
+        !d.source().await.contains("/ui/emergency"),
+        "admin links shown to a member"
+    );
+    for path in ["emergency", "users", "audit", "channels"] {
+        d.goto(&format!("{ui}/{path}")).await;
+        d.find("p.error").await;
+        assert!(d.source().await.contains("403"), "{path}");
+    }
     assert_eq!(term(&mut child), Some(0));
     let out = home.run(&["emergency", "status", "--json"], "").await;
     let state: Value = serde_json::from_str(&stdout(&out)).unwrap();
