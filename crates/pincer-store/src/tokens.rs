@@ -210,13 +210,18 @@ fn by_name(c: &rusqlite::Connection, name: &str) -> Result<Option<TokenInfo>, St
     rows.next()?.map(row).transpose()
 }
 
-pub(crate) fn check_name(name: &str) -> Result<(), TokenError> {
-    let ok = !name.is_empty()
+/// The names tokens and users take: 1-64 of `a-z A-Z 0-9 - _ .` (no `:`, so a name never
+/// looks like a chat account's principal `telegram:<id>`).
+pub(crate) fn plain_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), TokenError> {
+    if plain_name(name) {
         Ok(())
     } else {
         Err(TokenError::Invalid(format!(

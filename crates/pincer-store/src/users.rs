@@ -219,14 +219,9 @@ pub trait GovernanceStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<TaskRecord>, GovernanceError>;
 }
 
-/// 1-64 of `a-z A-Z 0-9 - _ .`; not `telegram:`-shaped (those name unlinked chat accounts).
+/// The same name rule as tokens ([`crate::tokens::plain_name`]).
 pub(crate) fn check_user_name(name: &str) -> Result<(), GovernanceError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
+    if crate::tokens::plain_name(name) {
         Ok(())
     } else {
         Err(GovernanceError::Invalid(format!(

@@ -2,7 +2,7 @@
 //! acts as the installation's owner (`user:owner` in the audit log); every change is audited.
 
 use chrono::Utc;
-use pincer_gateway::governance::{Emergency, secret_fingerprint};
+use pincer_gateway::governance::Emergency;
 use pincer_store::{GovernanceError, UserRecord};
 use pincer_types::Role;
 use serde_json::json;
@@ -202,16 +202,8 @@ pub(crate) fn emergency(cmd: EmergencyCommand, env: &Env) -> anyhow::Result<u8> 
         EmergencyCommand::RotateCredentials => Emergency::RotateCredentials,
         EmergencyCommand::DisableBypass => Emergency::DisableBypass,
     };
-    let hooks: Vec<String> = pincer_server::jobs::hooks(config, env)
-        .map(|h| {
-            h.values()
-                .map(|h| match &h.secret {
-                    pincer_gateway::HookSecret::Hmac(s) | pincer_gateway::HookSecret::Bearer(s) => {
-                        secret_fingerprint(s)
-                    }
-                })
-                .collect()
-        })
+    let hooks = pincer_server::jobs::hooks(config, env)
+        .map(|h| pincer_gateway::governance::hook_fingerprints(&h))
         .unwrap_or_default();
     let report = rt.block_on(async {
         let audit = runtime::open_audit(&home, config, env).ok();
