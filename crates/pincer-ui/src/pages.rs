@@ -434,7 +434,7 @@ pub(crate) async fn approvals(State(st): State<Arc<AppState>>, ui: Ui) -> Respon
         "Approvals",
         Some(5),
         html! {
-            @if list.is_empty() { p { "No approvals are waiting." } }
+            @if list.is_empty() { p.empty { "No approvals are waiting." } }
             @for a in &list {
                 article.approval {
                     h2 { code { (a.tool) } " · " (a.tier.as_str()) }

@@ -272,6 +272,8 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
     assert!(d.source().await.contains("fs.write"));
     d.screenshot("approvals").await;
     d.click("button[value=approve]").await;
+    // The decision's redirect has landed (leaving sooner could abort the form's POST).
+    d.find("main p.empty").await;
     // The task resumes and ends; its page (refreshing itself) shows it, the answer as text.
     d.goto(&format!("{ui}/tasks/{id}")).await;
     d.find("span.status.SUCCEEDED").await;
