@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use pincer_audit::{AuditError, AuditLog};
 use pincer_policy::{
-    Context, Controls, Decision, HumanApproval, Policy, Refusal, authorize,
+    Context, Controls, Decision, Hold, HumanApproval, Policy, Refusal, authorize,
     authorize_with_approval, bypassed, check_granted, evaluate,
 };
 use pincer_tools::{ToolContext, ToolError, ToolRegistry};
@@ -40,6 +40,9 @@ pub struct ApprovalRequest {
     /// The session the call belongs to, when called from a run (lets an approver find the
     /// task to park).
     pub session: Option<SessionId>,
+    /// Where the turn's untrusted content came from, when the action was held because of it
+    /// (D9); empty otherwise. Shown to the person deciding.
+    pub taint_sources: Vec<String>,
 }
 
 /// An approver's answer.
@@ -333,7 +336,14 @@ impl Gate {
             Decision::Allow => authorize(scope.policy, action, &pctx),
             Decision::NeedsApproval { reason, .. } => {
                 let approval = self
-                    .approve(scope, call_id, &tool_name, action.clone(), &digest, &reason)
+                    .approve(
+                        scope,
+                        call_id,
+                        &tool_name,
+                        action.clone(),
+                        &reason,
+                        held.as_ref(),
+                    )
                     .await
                     .map_err(|error| AuditDown {
                         tool: Some(tool_name.clone()),
@@ -384,9 +394,10 @@ impl Gate {
         call_id: &str,
         tool: &ToolName,
         action: Action,
-        digest: &ActionDigest,
         reason: &str,
+        held: Option<&Hold>,
     ) -> Result<Option<HumanApproval>, AuditError> {
+        let digest = &action.digest();
         let agent = &scope.ctx.agent;
         self.audit(
             "approval.requested",
@@ -400,6 +411,7 @@ impl Gate {
             digest: digest.clone(),
             reason: reason.to_owned(),
             session: scope.session,
+            taint_sources: held.map(|h| h.sources.clone()).unwrap_or_default(),
         };
         let answer = self.approver.ask(&req).await;
         let base = json!({"run_id": scope.run_id, "agent": agent, "call_id": call_id, "tool": tool, "digest": digest});

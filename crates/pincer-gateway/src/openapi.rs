@@ -303,7 +303,9 @@ fn schemas() -> Value {
             "digest": {"type": "string"}, "tier": {"type": "string"}, "reason": {"type": "string"},
             "detail": {}, "requester": {"type": "string"},
             "status": {"type": "string", "enum": ["PENDING", "APPROVED", "DENIED", "EXPIRED"]},
-            "decided_by": opt_str, "created_at": time, "expires_at": time, "decided_at": opt_time}},
+            "decided_by": opt_str, "created_at": time, "expires_at": time, "decided_at": opt_time,
+            "taint_sources": {"type": "array", "items": {"type": "string"},
+                "description": "Where the turn's untrusted content came from, when the action was held because of it (D9)"}}},
         "Job": {"type": "object", "required": ["name", "agent", "kind", "spec", "tz", "message", "enabled"], "properties": {
             "name": {"type": "string"}, "agent": {"type": "string"},
             "kind": {"type": "string", "enum": ["at", "every", "cron"]}, "spec": {"type": "string"},

@@ -388,6 +388,7 @@ async fn approvals_are_decided_once_by_a_token_with_the_scope() {
                 detail: json!({"argv": ["make"]}),
                 requester: "main".into(),
                 expires_at: Utc::now() + chrono::Duration::minutes(5),
+                taint_sources: Vec::new(),
             },
             Utc::now(),
         )

@@ -52,8 +52,16 @@ impl Approver for OperatorApprover {
 /// The text shown to the approver: the agent, the tool, the tier, why, and the resolved action.
 pub fn describe(r: &ApprovalRequest) -> String {
     let detail = serde_json::to_string_pretty(&summarize(&r.action.detail)).unwrap_or_default();
+    let held = if r.taint_sources.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "held:   this turn read untrusted content from {}\n",
+            r.taint_sources.join(", ")
+        )
+    };
     format!(
-        "\n── approval needed ──\nagent:  {}\ntool:   {} ({:?})\ntier:   {}\nwhy:    {}\naction: {}\ndigest: {}\n",
+        "\n── approval needed ──\nagent:  {}\ntool:   {} ({:?})\ntier:   {}\nwhy:    {}\naction: {}\ndigest: {}\n{held}",
         r.agent,
         r.action.tool,
         r.action.capability,

@@ -565,6 +565,7 @@ impl TaskApprover {
                     detail: self.redactor.value(&req.action.detail),
                     requester: format!("{}/{session}", req.agent),
                     expires_at: now + chrono::Duration::from_std(self.ttl)?,
+                    taint_sources: req.taint_sources.clone(),
                 },
                 now,
             )
@@ -575,7 +576,8 @@ impl TaskApprover {
         self.events.publish(
             "approval.requested",
             json!({"approval": record.id, "task": task, "tool": record.tool,
-                   "tier": record.tier, "reason": record.reason, "expires_at": record.expires_at}),
+                   "tier": record.tier, "reason": record.reason, "expires_at": record.expires_at,
+                   "taint_sources": record.taint_sources}),
         );
         let mut changes = self.events.subscribe();
         let answer = loop {

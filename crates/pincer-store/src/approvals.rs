@@ -61,6 +61,9 @@ pub struct NewApproval {
     pub requester: String,
     /// Until when it can be decided.
     pub expires_at: DateTime<Utc>,
+    /// Where the turn's untrusted content came from, when a tainted turn's sink was held
+    /// (D9): what the person deciding must weigh. Empty otherwise.
+    pub taint_sources: Vec<String>,
 }
 
 /// A stored approval.
@@ -82,6 +85,8 @@ pub struct ApprovalRecord {
     pub detail: serde_json::Value,
     /// Requester.
     pub requester: String,
+    /// Where the turn's untrusted content came from, when the action was held because of it.
+    pub taint_sources: Vec<String>,
     /// State.
     pub status: ApprovalStatus,
     /// Who decided.
@@ -147,7 +152,7 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
 }
 
 pub(crate) const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
-                       decided_by, created_at, expires_at, decided_at";
+                       decided_by, created_at, expires_at, decided_at, taint_sources";
 
 use crate::sqlite::stamp;
 
@@ -181,7 +186,18 @@ pub(crate) fn row(r: &Row<'_>) -> Result<ApprovalRecord, StoreError> {
             .get::<_, Option<String>>(12)?
             .map(|s| crate::sqlite::ts(&s))
             .transpose()?,
+        taint_sources: sources_parse(&r.get::<_, String>(13)?)?,
     })
+}
+
+/// The stored `taint_sources` (a JSON array of strings).
+pub(crate) fn sources_parse(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("approval taint sources: {e}")))
+}
+
+/// `taint_sources` as stored.
+pub(crate) fn sources_text(sources: &[String]) -> String {
+    serde_json::to_string(sources).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn get(c: &rusqlite::Connection, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
@@ -203,8 +219,8 @@ impl ApprovalStore for SqliteStore {
         self.transact(move |c| {
             c.prepare_cached(
                 "INSERT INTO approvals (id, task_id, tool, digest, tier, reason, detail, requester,
-                                        status, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'PENDING', ?9, ?10)",
+                                        status, created_at, expires_at, taint_sources)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'PENDING', ?9, ?10, ?11)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -218,6 +234,7 @@ impl ApprovalStore for SqliteStore {
                     a.requester,
                     stamp(now),
                     stamp(a.expires_at),
+                    sources_text(&a.taint_sources),
                 ])
             })
             .map_err(StoreError::from)?;

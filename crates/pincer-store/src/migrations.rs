@@ -377,4 +377,9 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
 ",
     ),
+    (
+        22,
+        // Where a held action's untrusted content came from, for the person deciding (D9).
+        "ALTER TABLE approvals ADD COLUMN taint_sources TEXT NOT NULL DEFAULT '[]';",
+    ),
 ];

@@ -439,6 +439,12 @@ pub(crate) async fn approvals(State(st): State<Arc<AppState>>, ui: Ui) -> Respon
                 article.approval {
                     h2 { code { (a.tool) } " · " (a.tier.as_str()) }
                     p { (a.reason) }
+                    @if !a.taint_sources.is_empty() {
+                        div.taint {
+                            strong { "Held: this turn read untrusted content from" }
+                            ul { @for s in &a.taint_sources { li { code { (s) } } } }
+                        }
+                    }
                     dl {
                         dt { "requested by" } dd { (a.requester) }
                         @if let Some(t) = &a.task { dt { "task" } dd { a href={ "/ui/tasks/" (t) } { (short(t)) } } }

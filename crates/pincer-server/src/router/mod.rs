@@ -785,12 +785,19 @@ impl Router {
         let Some(id) = data["approval"].as_str() else {
             return;
         };
-        let text = format!(
+        let mut text = format!(
             "Approval needed: `{}` ({}): {}",
             data["tool"].as_str().unwrap_or("?"),
             data["tier"].as_str().unwrap_or("?"),
             data["reason"].as_str().unwrap_or("")
         );
+        if let Some(sources) = data["taint_sources"].as_array().filter(|s| !s.is_empty()) {
+            let list: Vec<&str> = sources.iter().filter_map(|s| s.as_str()).collect();
+            text.push_str(&format!(
+                "\nHeld: this turn read untrusted content from {}.",
+                list.join(", ")
+            ));
+        }
         let buttons = if self.channel.capabilities().buttons {
             vec![
                 Button {

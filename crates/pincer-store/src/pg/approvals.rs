@@ -9,12 +9,13 @@ use tokio_postgres::Row;
 use super::{PgStore, db};
 use crate::StoreError;
 use crate::approvals::{
-    ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval, tier_parse,
+    ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval, sources_parse,
+    sources_text, tier_parse,
 };
 use crate::values::parse;
 
 pub(crate) const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
-                       decided_by, created_at, expires_at, decided_at";
+                       decided_by, created_at, expires_at, decided_at, taint_sources";
 
 pub(crate) fn row(r: &Row) -> Result<ApprovalRecord, StoreError> {
     let status: &str = r.get(8);
@@ -37,6 +38,7 @@ pub(crate) fn row(r: &Row) -> Result<ApprovalRecord, StoreError> {
         created_at: r.get(10),
         expires_at: r.get(11),
         decided_at: r.get(12),
+        taint_sources: sources_parse(r.get(13))?,
     })
 }
 
@@ -72,8 +74,9 @@ impl ApprovalStore for PgStore {
             .query_one(
                 &format!(
                     "INSERT INTO approvals (id, task_id, tool, digest, tier, reason, detail,
-                                            requester, status, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10)
+                                            requester, status, created_at, expires_at,
+                                            taint_sources)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', $9, $10, $11)
                      RETURNING {COLUMNS}"
                 ),
                 &[
@@ -87,6 +90,7 @@ impl ApprovalStore for PgStore {
                     &a.requester,
                     &now,
                     &a.expires_at,
+                    &sources_text(&a.taint_sources),
                 ],
             )
             .await

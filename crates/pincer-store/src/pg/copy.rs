@@ -144,6 +144,7 @@ const TABLES: &[Table] = &[
             ("created_at", "created_at", Time),
             ("expires_at", "expires_at", Time),
             ("decided_at", "decided_at", Time),
+            ("taint_sources", "taint_sources", Text),
         ],
     ),
     (

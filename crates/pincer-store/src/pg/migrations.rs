@@ -383,6 +383,11 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
         // Listing tasks by state (the web page's live and failed lists), newest first.
         "CREATE INDEX tasks_status_created ON tasks(status, created_at);",
     ),
+    (
+        18,
+        // Where a held action's untrusted content came from, for the person deciding (D9).
+        "ALTER TABLE approvals ADD COLUMN taint_sources TEXT NOT NULL DEFAULT '[]';",
+    ),
 ];
 
 /// The newest schema this binary knows.

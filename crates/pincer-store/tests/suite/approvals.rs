@@ -15,6 +15,7 @@ fn req(expires: i64) -> NewApproval {
         detail: serde_json::json!({"argv": ["rm", "x"]}),
         requester: "main/api:s".into(),
         expires_at: at(expires),
+        taint_sources: vec!["web:https://evil.example/".into(), "mcp:notes".into()],
     }
 }
 
@@ -31,6 +32,11 @@ conformance!(decided_once_bound_to_the_digest, |db| {
     assert_eq!(d.decided_by.as_deref(), Some("token:ops"));
     assert_eq!(d.detail["argv"][0], "rm");
     assert_eq!(d.tier, RiskTier::L2Destructive);
+    assert_eq!(
+        d.taint_sources,
+        ["web:https://evil.example/", "mcp:notes"],
+        "the held action's taint sources are kept for the person deciding"
+    );
     // A second decision is refused, whatever it says.
     assert!(matches!(
         s.decide(&a.id, false, "someone", at(11)).await,

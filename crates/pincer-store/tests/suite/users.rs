@@ -28,6 +28,7 @@ fn approval(task: pincer_types::TaskId, tier: RiskTier) -> NewApproval {
         detail: serde_json::json!({}),
         requester: "main".into(),
         expires_at: at(3600),
+        taint_sources: Vec::new(),
     }
 }
 
