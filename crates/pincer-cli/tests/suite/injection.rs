@@ -12,7 +12,7 @@ use super::common::*;
 
 const SECRET: &str = "sk-live-4f9a2c7e1b";
 
-fn fetch(url: &str) -> Reply {
+pub(crate) fn fetch(url: &str) -> Reply {
     Reply::ToolCalls {
         calls: vec![ScriptedCall {
             name: "http_fetch".into(),
@@ -24,7 +24,7 @@ fn fetch(url: &str) -> Reply {
 
 /// Network on with both loopback servers allowed by the egress policy (so only the taint rule
 /// can stop the exfiltration), the web tools granted, and approvals off for L1/L2.
-async fn home_with(llm: &FakeLlm, web: &FakeWeb, attacker: &FakeWeb) -> Home {
+pub(crate) async fn home_with(llm: &FakeLlm, web: &FakeWeb, attacker: &FakeWeb) -> Home {
     let home = Home::new();
     home.init(&llm.base_url()).await;
     allow_loopback(&home, web.port()).await;
