@@ -103,6 +103,8 @@ impl Driver {
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--window-size=1280,900",
+                     // DNS rebinding, staged: an attacker's name that resolves to loopback.
+                     "--host-resolver-rules=MAP rebind.attacker.test 127.0.0.1",
                      format!("--user-data-dir={}", d._profile.path().display())]}}}});
         let v = d.raw("POST", "/session", Some(caps)).await;
         let id = v["value"]["sessionId"]
@@ -320,6 +322,15 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
         "the page was framed"
     );
     d.cmd("POST", "/frame", Some(json!({"id": null}))).await;
+    // DNS rebinding: a page on the attacker's name, now resolving to loopback, reaches the
+    // server, but its Host is not one the server answers to; nothing of the page is served.
+    let port = addr.rsplit(':').next().unwrap();
+    d.goto(&format!("http://rebind.attacker.test:{port}/ui/login"))
+        .await;
+    d.find("pre").await;
+    let page = d.source().await;
+    assert!(page.contains("host_not_allowed"), "{page}");
+    assert!(!page.contains("API token"), "{page}");
     // Another site's form posting to the page — even with a stolen form token — is refused: the
     // pause stays (checked at the end).
     d.goto(&format!("{ui}/emergency")).await;
