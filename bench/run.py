@@ -471,7 +471,8 @@ def postgres_throughput(fake, turns):
 
 
 def ui_dashboard(reps):
-    """The web admin page's dashboard with 10,000 tasks in the store: served time and transfer."""
+    """The web admin page's dashboard with 10,000 tasks and a week of 10,000 model calls in the
+    store: served time and transfer."""
     import sqlite3
     import uuid
 
@@ -492,6 +493,18 @@ def ui_dashboard(reps):
                          f"task number {i}", status, ts, ts, "owner"))
         db.executemany("INSERT INTO tasks (id, seq, agent, session_key, input, status, created_at, updated_at, owner)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # A week of model calls behind the charts: 10,000 over 7 days, 2 agents, 3 models.
+        usage = []
+        for i in range(10_000):
+            ts = (now - datetime.timedelta(seconds=i * 60)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            usage.append((ts, ["main", "ops"][i % 2], f"s{i % 50}", "owner",
+                          ["gpt-a", "claude-b", "local-c"][i % 3], 900 + i % 100, 100, 0.001))
+        db.executemany("INSERT INTO usage (at, agent, session, user_id, model, input_tokens, output_tokens,"
+                       " cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", usage)
+        # ... and the per-day sums the store keeps with every recorded call.
+        db.execute("INSERT INTO usage_days (day, agent, model, user_id, tokens)"
+                   " SELECT substr(at, 1, 10), agent, model, user_id, SUM(input_tokens) + SUM(output_tokens)"
+                   " FROM usage GROUP BY 1, 2, 3, 4")
         db.commit()
         db.close()
         s = Server(home)

@@ -48,7 +48,9 @@ pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, Sess
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
 pub use tokens::{TOKEN_PREFIX, TokenError, TokenInfo, TokenStore, ct_eq, token_hash};
 pub use ui::{UiSession, UiSessionStore};
-pub use usage::{UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, parse_since};
+pub use usage::{
+    DailyUsage, UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, parse_since,
+};
 pub use users::{
     ControlSet, Disabled, GovernanceError, GovernanceStore, Identity, OrgControls, Rotated,
     UserRecord,

@@ -382,4 +382,22 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
         // Where a held action's untrusted content came from, for the person deciding (D9).
         "ALTER TABLE approvals ADD COLUMN taint_sources TEXT NOT NULL DEFAULT '[]';",
     ),
+    (
+        23,
+        // Tokens per UTC day, agent, model and user, kept with every recorded call: the web
+        // page's week charts read a few rows instead of every call of the week.
+        r"
+CREATE TABLE usage_days (
+    day     TEXT NOT NULL,
+    agent   TEXT NOT NULL,
+    model   TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    tokens  INTEGER NOT NULL,
+    PRIMARY KEY (day, agent, model, user_id)
+);
+INSERT INTO usage_days (day, agent, model, user_id, tokens)
+    SELECT substr(at, 1, 10), agent, model, user_id, SUM(input_tokens) + SUM(output_tokens)
+    FROM usage GROUP BY 1, 2, 3, 4;
+",
+    ),
 ];

@@ -133,6 +133,25 @@ impl UsageTotal {
     }
 }
 
+/// One day's use by one agent of one model (UTC days).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyUsage {
+    /// The day (UTC).
+    pub day: chrono::NaiveDate,
+    /// The agent.
+    pub agent: String,
+    /// The model.
+    pub model: String,
+    /// Input plus output tokens.
+    pub tokens: u64,
+}
+
+/// `YYYY-MM-DD` as stored by either backend's day grouping.
+fn parse_day(s: &str) -> Result<chrono::NaiveDate, StoreError> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| StoreError::Corrupt(format!("usage day `{s}`: {e}")))
+}
+
 /// The usage seam.
 #[async_trait]
 pub trait UsageStore: Send + Sync + std::fmt::Debug {
@@ -146,6 +165,10 @@ pub trait UsageStore: Send + Sync + std::fmt::Debug {
         by: UsageBy,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<UsageTotal>, StoreError>;
+    /// Tokens per UTC day, agent and model of the records `filter` selects, oldest day first,
+    /// from the per-day sums kept with every record (`usage_days`; the web page's week
+    /// charts). `filter.since` counts from the start of its UTC day.
+    async fn usage_daily(&self, filter: &UsageFilter) -> Result<Vec<DailyUsage>, StoreError>;
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -156,13 +179,29 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Which table a filter's `since` applies to.
+#[derive(Clone, Copy)]
+enum Since {
+    /// `usage.at >= since`.
+    At,
+    /// `usage_days.day >= since`'s day.
+    Day,
+}
+
 /// `(WHERE clause, values)` for a filter, with `?n` placeholders.
-fn sqlite_where(f: &UsageFilter) -> (String, Vec<String>) {
+fn sqlite_where(f: &UsageFilter, by: Since) -> (String, Vec<String>) {
     let mut conds = Vec::new();
     let mut vals = Vec::new();
     if let Some(s) = f.since {
-        vals.push(stamp(s));
-        conds.push(format!("at >= ?{}", vals.len()));
+        match by {
+            Since::At => vals.push(stamp(s)),
+            Since::Day => vals.push(s.date_naive().to_string()),
+        }
+        let col = match by {
+            Since::At => "at",
+            Since::Day => "day",
+        };
+        conds.push(format!("{col} >= ?{}", vals.len()));
     }
     if let Some(a) = &f.agent {
         vals.push(a.clone());
@@ -198,28 +237,42 @@ fn total_row(key: String, r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<
 impl UsageStore for SqliteStore {
     async fn record_usage(&self, r: &UsageRecord) -> Result<(), StoreError> {
         let r = r.clone();
-        self.with(move |c| {
+        self.transact(move |c| {
+            let at = stamp(r.at);
+            let (input, output) = (to_i64(r.input_tokens), to_i64(r.output_tokens));
             c.prepare_cached(
                 "INSERT INTO usage (at, agent, session, user_id, model, input_tokens, output_tokens, cost_usd)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
-                stamp(r.at),
+                at,
                 r.agent,
                 r.session,
                 r.user,
                 r.model,
-                to_i64(r.input_tokens),
-                to_i64(r.output_tokens),
+                input,
+                output,
                 r.cost_usd
             ])?;
-            Ok(())
+            c.prepare_cached(
+                "INSERT INTO usage_days (day, agent, model, user_id, tokens)
+                 VALUES (substr(?1, 1, 10), ?2, ?3, ?4, ?5)
+                 ON CONFLICT (day, agent, model, user_id) DO UPDATE SET tokens = tokens + excluded.tokens",
+            )?
+            .execute(params![
+                at,
+                r.agent,
+                r.model,
+                r.user,
+                input.saturating_add(output)
+            ])?;
+            Ok::<_, StoreError>(())
         })
         .await
     }
 
     async fn usage_total(&self, filter: &UsageFilter) -> Result<UsageTotal, StoreError> {
-        let (clause, vals) = sqlite_where(filter);
+        let (clause, vals) = sqlite_where(filter, Since::At);
         self.with(move |c| {
             let mut st = c.prepare_cached(&format!("SELECT {SUMS} FROM usage {clause}"))?;
             Ok(st.query_row(rusqlite::params_from_iter(vals.iter()), |r| {
@@ -234,10 +287,13 @@ impl UsageStore for SqliteStore {
         by: UsageBy,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<UsageTotal>, StoreError> {
-        let (clause, vals) = sqlite_where(&UsageFilter {
-            since,
-            ..UsageFilter::default()
-        });
+        let (clause, vals) = sqlite_where(
+            &UsageFilter {
+                since,
+                ..UsageFilter::default()
+            },
+            Since::At,
+        );
         let col = by.column();
         self.with(move |c| {
             let mut st = c.prepare_cached(&format!(
@@ -253,6 +309,37 @@ impl UsageStore for SqliteStore {
         })
         .await
     }
+
+    async fn usage_daily(&self, filter: &UsageFilter) -> Result<Vec<DailyUsage>, StoreError> {
+        let (clause, vals) = sqlite_where(filter, Since::Day);
+        self.with(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT day, agent, model, SUM(tokens) FROM usage_days {clause}
+                 GROUP BY day, agent, model ORDER BY day, agent, model"
+            ))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(vals.iter()), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(day, agent, model, tokens)| {
+                    Ok(DailyUsage {
+                        day: parse_day(&day)?,
+                        agent,
+                        model,
+                        tokens: to_u64(tokens),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -263,16 +350,26 @@ pub(crate) mod pg {
     use chrono::{DateTime, Utc};
     use tokio_postgres::types::ToSql;
 
-    use super::{SUMS, UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal, to_i64, to_u64};
+    use super::{
+        DailyUsage, SUMS, Since, UsageBy, UsageFilter, UsageRecord, UsageStore, UsageTotal,
+        parse_day, to_i64, to_u64,
+    };
     use crate::StoreError;
     use crate::pg::{PgStore, db};
 
-    fn filter_sql(f: &UsageFilter) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    fn filter_sql(f: &UsageFilter, by: Since) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
         let mut conds = Vec::new();
         let mut vals: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
         if let Some(s) = f.since {
-            vals.push(Box::new(s));
-            conds.push(format!("at >= ${}", vals.len()));
+            match by {
+                Since::At => vals.push(Box::new(s)),
+                Since::Day => vals.push(Box::new(s.date_naive())),
+            }
+            let col = match by {
+                Since::At => "at",
+                Since::Day => "day",
+            };
+            conds.push(format!("{col} >= ${}", vals.len()));
         }
         if let Some(a) = &f.agent {
             vals.push(Box::new(a.clone()));
@@ -313,29 +410,45 @@ pub(crate) mod pg {
     #[async_trait]
     impl UsageStore for PgStore {
         async fn record_usage(&self, r: &UsageRecord) -> Result<(), StoreError> {
-            let client = self.client().await?;
-            client
-                .execute(
-                    "INSERT INTO usage (at, agent, session, user_id, model, input_tokens, output_tokens, cost_usd)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &r.at,
-                        &r.agent,
-                        &r.session,
-                        &r.user,
-                        &r.model,
-                        &to_i64(r.input_tokens),
-                        &to_i64(r.output_tokens),
-                        &r.cost_usd,
-                    ],
-                )
-                .await
-                .map_err(|e| db(&e))?;
-            Ok(())
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(|e| db(&e))?;
+            let (input, output) = (to_i64(r.input_tokens), to_i64(r.output_tokens));
+            tx.execute(
+                "INSERT INTO usage (at, agent, session, user_id, model, input_tokens, output_tokens, cost_usd)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &r.at,
+                    &r.agent,
+                    &r.session,
+                    &r.user,
+                    &r.model,
+                    &input,
+                    &output,
+                    &r.cost_usd,
+                ],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+            tx.execute(
+                "INSERT INTO usage_days (day, agent, model, user_id, tokens)
+                 VALUES (($1::TIMESTAMPTZ AT TIME ZONE 'UTC')::DATE, $2, $3, $4, $5)
+                 ON CONFLICT (day, agent, model, user_id)
+                 DO UPDATE SET tokens = usage_days.tokens + excluded.tokens",
+                &[
+                    &r.at,
+                    &r.agent,
+                    &r.model,
+                    &r.user,
+                    &input.saturating_add(output),
+                ],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+            tx.commit().await.map_err(|e| db(&e))
         }
 
         async fn usage_total(&self, filter: &UsageFilter) -> Result<UsageTotal, StoreError> {
-            let (clause, vals) = filter_sql(filter);
+            let (clause, vals) = filter_sql(filter, Since::At);
             let params: Vec<&(dyn ToSql + Sync)> =
                 vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
             let client = self.client().await?;
@@ -351,10 +464,13 @@ pub(crate) mod pg {
             by: UsageBy,
             since: Option<DateTime<Utc>>,
         ) -> Result<Vec<UsageTotal>, StoreError> {
-            let (clause, vals) = filter_sql(&UsageFilter {
-                since,
-                ..UsageFilter::default()
-            });
+            let (clause, vals) = filter_sql(
+                &UsageFilter {
+                    since,
+                    ..UsageFilter::default()
+                },
+                Since::At,
+            );
             let params: Vec<&(dyn ToSql + Sync)> =
                 vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
             let col = by.column();
@@ -371,6 +487,34 @@ pub(crate) mod pg {
                 .await
                 .map_err(|e| db(&e))?;
             Ok(rows.iter().map(|r| total(r.get(0), r, 1)).collect())
+        }
+
+        async fn usage_daily(&self, filter: &UsageFilter) -> Result<Vec<DailyUsage>, StoreError> {
+            let (clause, vals) = filter_sql(filter, Since::Day);
+            let params: Vec<&(dyn ToSql + Sync)> =
+                vals.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT to_char(day, 'YYYY-MM-DD'), agent, model, SUM(tokens)::BIGINT
+                         FROM usage_days {clause}
+                         GROUP BY day, agent, model ORDER BY day, agent, model"
+                    ),
+                    &params,
+                )
+                .await
+                .map_err(|e| db(&e))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DailyUsage {
+                        day: parse_day(r.get(0))?,
+                        agent: r.get(1),
+                        model: r.get(2),
+                        tokens: to_u64(r.get(3)),
+                    })
+                })
+                .collect()
         }
     }
 }

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
-use maud::{Markup, html};
+use maud::html;
 use pincer_gateway::AppState;
 use pincer_store::UsageFilter;
 use pincer_types::{Role, Scope};
@@ -41,53 +40,6 @@ fn instruction_files(dir: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Tokens per day over the last 7 days for `agent` (oldest first), from running totals.
-async fn week(st: &AppState, agent: &str) -> Vec<(String, u64)> {
-    let today = Utc::now().date_naive();
-    let mut since_totals = Vec::new();
-    for back in (0..=7).rev() {
-        let day = today - Duration::days(back);
-        let since = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
-        let t = st
-            .store
-            .usage_total(&UsageFilter {
-                since,
-                agent: Some(agent.to_owned()),
-                ..UsageFilter::default()
-            })
-            .await
-            .unwrap_or_default();
-        since_totals.push((day, t.input_tokens + t.output_tokens));
-    }
-    // Tokens on day i = total since day i − total since day i+1.
-    since_totals
-        .windows(2)
-        .map(|w| {
-            (
-                w[0].0.format("%a %d").to_string(),
-                w[0].1.saturating_sub(w[1].1),
-            )
-        })
-        .chain(
-            since_totals
-                .last()
-                .map(|(d, t)| (d.format("%a %d").to_string(), *t)),
-        )
-        .skip(1)
-        .collect()
-}
-
-fn bars(days: &[(String, u64)]) -> Markup {
-    let max = days.iter().map(|(_, t)| *t).max().unwrap_or(0).max(1);
-    html! {
-        table.bars {
-            @for (day, tokens) in days {
-                tr { td { (day) } td { meter min="0" max=(max) value=(tokens) {} } td { (tokens) } }
-            }
-        }
-    }
-}
-
 /// `GET /ui/agents`.
 pub(crate) async fn page(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
     if ui.session.role < Role::Operator {
@@ -114,7 +66,16 @@ pub(crate) async fn page(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
             }
             None => Vec::new(),
         };
-        let days = week(&st, agent.as_str()).await;
+        let days = crate::usage::daily(
+            &crate::usage::week(
+                &st,
+                UsageFilter {
+                    agent: Some(agent.to_string()),
+                    ..UsageFilter::default()
+                },
+            )
+            .await,
+        );
         sections.push((agent.clone(), a, files, days));
     }
     layout(
@@ -137,7 +98,7 @@ pub(crate) async fn page(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
                         }
                     }
                     h3 { "Tokens, last 7 days" }
-                    (bars(days))
+                    (crate::usage::bars(days))
                     h3 { "Instruction files" }
                     @if files.is_empty() { p.hint { "None." } }
                     @for (name, text) in files {

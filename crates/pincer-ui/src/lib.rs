@@ -21,6 +21,7 @@ mod pages;
 mod schedules;
 mod session;
 mod transcript;
+mod usage;
 
 use std::sync::Arc;
 

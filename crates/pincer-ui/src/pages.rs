@@ -196,6 +196,25 @@ pub(crate) async fn dashboard(State(st): State<Arc<AppState>>, ui: Ui) -> Respon
         .await
         .unwrap_or_default();
     let healthy = st.store.ping().await.is_ok();
+    // The week's chart: operators and above see every agent and model; a member their own use.
+    let everyone = ui.session.role >= Role::Operator;
+    let week = crate::usage::week(
+        &st,
+        pincer_store::UsageFilter {
+            user: owner.filter(|_| !everyone).map(str::to_owned),
+            ..pincer_store::UsageFilter::default()
+        },
+    )
+    .await;
+    let (by_agent, by_model, own) = if everyone {
+        (
+            crate::usage::by(&week, |r| &r.agent),
+            crate::usage::by(&week, |r| &r.model),
+            Vec::new(),
+        )
+    } else {
+        (Vec::new(), Vec::new(), crate::usage::daily(&week))
+    };
     layout(
         &ui,
         "Dashboard",
@@ -215,6 +234,15 @@ pub(crate) async fn dashboard(State(st): State<Arc<AppState>>, ui: Ui) -> Respon
             @if live.is_empty() { p { "Nothing is running." } } @else { (task_rows(&live)) }
             h2 { "Recent failures" }
             @if failed.is_empty() { p { "None." } } @else { (task_rows(&failed)) }
+            h2 { "Tokens, last 7 days" }
+            @if !own.is_empty() { (crate::usage::bars(&own)) }
+            @else if by_agent.is_empty() { p { "No model calls this week." } }
+            @else {
+                section.charts {
+                    (crate::usage::grid("agent", &by_agent))
+                    (crate::usage::grid("model", &by_model))
+                }
+            }
         },
     )
     .into_response()

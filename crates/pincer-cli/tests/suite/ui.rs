@@ -832,9 +832,27 @@ async fn the_agents_page_shows_instructions_tools_models_and_a_week_of_use() {
     // Today's bar is not empty: the `ask` above used tokens.
     let today = page.rsplit("<meter").next().unwrap();
     assert!(!today.contains(r#"value="0""#), "{today}");
+    // The dashboard charts the week per agent and per model; today's bar is the use above.
+    let dash = b.get("/ui").await.body;
+    for (what, key) in [("agent", "main"), ("model", "m")] {
+        let chart = dash
+            .split(r#"<table class="week">"#)
+            .find(|t| t.contains(&format!("<th>{what}</th>")))
+            .unwrap_or_else(|| panic!("no {what} chart: {dash}"));
+        let row = chart
+            .split("<tr>")
+            .find(|r| r.contains(&format!("<code>{key}</code>")))
+            .unwrap_or_else(|| panic!("no {key} row: {chart}"));
+        let today = row.split("<meter").nth(7).unwrap();
+        assert!(!today.contains(r#"value="0""#), "{row}");
+    }
     let mut m = Browser::new(&addr);
     m.login(&member).await;
     assert_eq!(m.get("/ui/agents").await.status, 403);
+    // A member's dashboard charts only their own use (none), not the agents' or models'.
+    let dash = m.get("/ui").await.body;
+    assert!(!dash.contains(r#"class="week""#), "{dash}");
+    assert_eq!(dash.matches(r#"value="0""#).count(), 7, "{dash}");
     assert_eq!(term(&mut child), Some(0));
 }
 

@@ -7,7 +7,9 @@
 //! Afterwards every table is counted on both sides: the copy is verified when Postgres holds at
 //! least every SQLite row. Leadership leases are not copied (they belong to running processes),
 //! nor is the memory search index (`memory_*`: derived from files and transcripts, it rebuilds
-//! itself at the first search).
+//! itself at the first search), nor are web page sessions (`ui_sessions`: signing in again is
+//! the price of moving). The per-day usage sums (`usage_days`) are rebuilt from the copied
+//! calls.
 
 use std::path::Path;
 
@@ -431,6 +433,18 @@ impl PgStore {
                 .await
                 .map_err(|e| db(&e))?;
         }
+        // Derived: rebuilt from every copied call (idempotent, like the rest).
+        let tx = client.transaction().await.map_err(|e| db(&e))?;
+        tx.batch_execute(
+            "DELETE FROM usage_days;
+             INSERT INTO usage_days (day, agent, model, user_id, tokens)
+                 SELECT (at AT TIME ZONE 'UTC')::DATE, agent, model, user_id,
+                        SUM(input_tokens) + SUM(output_tokens)
+                 FROM usage GROUP BY 1, 2, 3, 4;",
+        )
+        .await
+        .map_err(|e| db(&e))?;
+        tx.commit().await.map_err(|e| db(&e))?;
         if let Some(short) = report.iter().find(|t| t.target < t.source) {
             return Err(StoreError::Corrupt(format!(
                 "copy not verified: {} has {} rows in SQLite but {} in Postgres",

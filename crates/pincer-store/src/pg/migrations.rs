@@ -388,6 +388,25 @@ CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
         // Where a held action's untrusted content came from, for the person deciding (D9).
         "ALTER TABLE approvals ADD COLUMN taint_sources TEXT NOT NULL DEFAULT '[]';",
     ),
+    (
+        19,
+        // Tokens per UTC day, agent, model and user, kept with every recorded call: the web
+        // page's week charts read a few rows instead of every call of the week.
+        r"
+CREATE TABLE usage_days (
+    day     DATE NOT NULL,
+    agent   TEXT NOT NULL,
+    model   TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    tokens  BIGINT NOT NULL,
+    PRIMARY KEY (day, agent, model, user_id)
+);
+INSERT INTO usage_days (day, agent, model, user_id, tokens)
+    SELECT (at AT TIME ZONE 'UTC')::DATE, agent, model, user_id,
+           SUM(input_tokens) + SUM(output_tokens)
+    FROM usage GROUP BY 1, 2, 3, 4;
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -50,7 +50,7 @@ async fn an_unreachable_server_is_named_without_the_password() {
 async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
     use pincer_store::{
         ChannelStore, HeartbeatStore, JobStore, NewOutgoing, NewTask, SqliteStore, Store, TaskKind,
-        TaskQueue, TokenStore,
+        TaskQueue, TokenStore, UsageFilter, UsageRecord, UsageStore,
     };
     use pincer_types::{AgentId, Scope, SessionKey};
     let Some(db) = Db::postgres().await else {
@@ -92,6 +92,18 @@ async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
             .await
             .unwrap();
         lite.set_offset("telegram", 77).await.unwrap();
+        lite.record_usage(&UsageRecord {
+            at: super::at(4),
+            agent: "main".into(),
+            session: "main:api:s".into(),
+            user: "owner".into(),
+            model: "m".into(),
+            input_tokens: 30,
+            output_tokens: 12,
+            cost_usd: None,
+        })
+        .await
+        .unwrap();
         (secret, t.id, s.id)
     };
     let Db::Postgres { url, schema } = &db else {
@@ -121,6 +133,10 @@ async fn a_sqlite_home_is_copied_into_postgres_once_and_verified() {
     assert_eq!(pg.pending_out("telegram", 10).await.unwrap()[0].text, "hi");
     assert_eq!(pg.offset("telegram").await.unwrap(), Some(77));
     assert!(pg.jobs().await.unwrap().is_empty());
+    // The per-day sums are rebuilt from the copied calls (once, though copied twice).
+    let days = pg.usage_daily(&UsageFilter::default()).await.unwrap();
+    assert_eq!(days.len(), 1, "{days:?}");
+    assert_eq!((days[0].model.as_str(), days[0].tokens), ("m", 42));
     // The queue carries on: new rows get new ids, the idempotency key still holds.
     let (again, created) = pg
         .submit(

@@ -84,3 +84,56 @@ conformance!(usage_sums_by_filter_and_group, |db| {
             == 0
     );
 });
+
+conformance!(usage_per_day_agent_and_model_in_one_pass, |db| {
+    let s = db.open().await;
+    for r in [
+        rec(0, "main", "u1", "fast", (100, 10), None),
+        rec(86_399, "main", "u1", "fast", (1, 1), None),
+        rec(20, "ops", "u2", "local", (1000, 100), None),
+        rec(86_400, "main", "u1", "fast", (50, 5), None),
+        rec(2 * 86_400 + 5, "main", "u2", "backup", (7, 0), None),
+    ] {
+        s.record_usage(&r).await.unwrap();
+    }
+    let day = |n: u32| chrono::NaiveDate::from_ymd_opt(2026, 1, n).unwrap();
+    let rows: Vec<(chrono::NaiveDate, String, String, u64)> = s
+        .usage_daily(&UsageFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.day, d.agent, d.model, d.tokens))
+        .collect();
+    let want = [
+        (day(1), "main", "fast", 112),
+        (day(1), "ops", "local", 1100),
+        (day(2), "main", "fast", 55),
+        (day(3), "main", "backup", 7),
+    ];
+    assert_eq!(
+        rows,
+        want.map(|(d, a, m, t)| (d, a.to_owned(), m.to_owned(), t))
+    );
+    // The filter applies: one user, from the second day on.
+    let u1 = s
+        .usage_daily(&UsageFilter {
+            since: Some(at(86_400)),
+            user: Some("u1".into()),
+            agent: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(u1.len(), 1);
+    assert_eq!((u1[0].day, u1[0].tokens), (day(2), 55));
+    // `since` counts from the start of its day.
+    let from_noon = s
+        .usage_daily(&UsageFilter {
+            since: Some(at(86_400 + 12 * 3600)),
+            agent: Some("main".into()),
+            user: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(from_noon.len(), 2, "{from_noon:?}");
+    assert_eq!(from_noon[0].day, day(2));
+});
