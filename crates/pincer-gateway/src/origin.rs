@@ -44,6 +44,24 @@ impl HostPolicy {
         }
     }
 
+    /// Whether the browser reached this request over TLS, as far as the server can tell from
+    /// what it has already checked: the request's `Origin` is `https://…`, or its `Host` is the
+    /// host of an `https://` origin in `gateway.allowed_origins` (a TLS-terminating proxy in
+    /// front). The server itself speaks plain HTTP on loopback; cookies set for a browser on
+    /// TLS are marked `Secure`.
+    pub fn over_tls(&self, headers: &HeaderMap) -> bool {
+        let get = |h| headers.get(h).and_then(|v| v.to_str().ok());
+        if get(header::ORIGIN).is_some_and(|o| o.to_ascii_lowercase().starts_with("https://")) {
+            return true;
+        }
+        get(header::HOST).is_some_and(|h| {
+            let h = h.to_ascii_lowercase();
+            self.origins
+                .iter()
+                .any(|o| o.strip_prefix("https://") == Some(h.as_str()))
+        })
+    }
+
     /// Refuses a request whose `Host` or `Origin` is foreign.
     ///
     /// # Errors
@@ -204,5 +222,25 @@ mod tests {
             let got = p.check(&headers(*host, *origin)).map_err(|e| e.code);
             assert_eq!(got, want.map_err(|c| c), "{host:?} {origin:?}");
         }
+    }
+
+    #[test]
+    fn tls_is_recognised_from_the_origin_or_a_proxied_https_host() {
+        let p = HostPolicy::new(["admin.example"], ["https://admin.example"]);
+        let h = |pairs: &[(header::HeaderName, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(k.clone(), v.parse().unwrap());
+            }
+            m
+        };
+        assert!(p.over_tls(&h(&[(header::ORIGIN, "https://admin.example")])));
+        assert!(p.over_tls(&h(&[(header::HOST, "Admin.example")])));
+        assert!(!p.over_tls(&h(&[(header::HOST, "127.0.0.1:8080")])));
+        assert!(!p.over_tls(&h(&[
+            (header::HOST, "127.0.0.1:8080"),
+            (header::ORIGIN, "http://127.0.0.1:8080")
+        ])));
+        assert!(!HostPolicy::default().over_tls(&h(&[(header::HOST, "admin.example")])));
     }
 }

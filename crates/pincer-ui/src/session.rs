@@ -146,6 +146,7 @@ pub(crate) struct Login {
 pub(crate) async fn login(
     State(st): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<Login>,
 ) -> Response {
     let now = std::time::Instant::now();
@@ -175,12 +176,29 @@ pub(crate) async fn login(
                 .into_response();
         }
     };
-    start_session(&st, &info.name, &info.user, &addr.ip().to_string(), "token").await
+    let from = Client {
+        addr: addr.ip().to_string(),
+        tls: st.host_policy.over_tls(&headers),
+    };
+    start_session(&st, &info.name, &info.user, &from, "token").await
+}
+
+/// Who is signing in: their address (audited) and whether their browser is on TLS (the cookie
+/// is then `Secure`).
+struct Client {
+    addr: String,
+    tls: bool,
 }
 
 /// Starts a session for the token named `token`; the response sets the cookie and goes to the
 /// dashboard.
-async fn start_session(st: &AppState, token: &str, user: &str, from: &str, how: &str) -> Response {
+async fn start_session(
+    st: &AppState,
+    token: &str,
+    user: &str,
+    from: &Client,
+    how: &str,
+) -> Response {
     let (id, csrf) = match (random_hex(32), random_hex(16)) {
         (Ok(id), Ok(csrf)) => (id, csrf),
         (Err(e), _) | (_, Err(e)) => return e.into_response(),
@@ -203,12 +221,13 @@ async fn start_session(st: &AppState, token: &str, user: &str, from: &str, how: 
     let _ = pincer_gateway::governance::record(
         st.audit.as_ref(),
         "ui.login",
-        json!({"user": user, "token": token, "from": from, "with": how}),
+        json!({"user": user, "token": token, "from": from.addr, "with": how, "tls": from.tls}),
     )
     .await;
     let cookie = format!(
-        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}",
-        SESSION_HOURS * 3600
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}{}",
+        SESSION_HOURS * 3600,
+        if from.tls { "; Secure" } else { "" }
     );
     (
         StatusCode::SEE_OTHER,
@@ -225,6 +244,7 @@ async fn start_session(st: &AppState, token: &str, user: &str, from: &str, how: 
 pub(crate) async fn login_link(
     State(st): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     axum::extract::Path(link): axum::extract::Path<String>,
 ) -> Response {
     let now = std::time::Instant::now();
@@ -270,7 +290,11 @@ pub(crate) async fn login_link(
         .and_then(|all| all.into_iter().find(|t| t.name == token))
         .map(|t| t.user)
         .unwrap_or_default();
-    start_session(&st, &token, &user, &addr.ip().to_string(), "link").await
+    let from = Client {
+        addr: addr.ip().to_string(),
+        tls: st.host_policy.over_tls(&headers),
+    };
+    start_session(&st, &token, &user, &from, "link").await
 }
 
 #[derive(Debug, Deserialize)]

@@ -186,6 +186,8 @@ async fn signing_in_gives_a_strict_server_side_session_and_signing_out_ends_it()
         !set.contains(&admin),
         "the token itself must never be the cookie"
     );
+    // Plain HTTP on loopback: a `Secure` cookie would never be sent back.
+    assert!(!set.contains("Secure"), "{set}");
     let p = b.get("/ui").await;
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(
@@ -913,4 +915,59 @@ async fn a_held_action_shows_where_the_untrusted_content_came_from() {
         sent.iter().all(|e| e["port"] != attacker.port()),
         "exfiltrated: {sent:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_tls_proxy_the_session_cookie_is_secure() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    set(&home, "gateway.allowed_hosts", r#"["admin.example"]"#).await;
+    set(
+        &home,
+        "gateway.allowed_origins",
+        r#"["https://admin.example"]"#,
+    )
+    .await;
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let b = Browser::new(&addr);
+    // The proxy forwards the browser's request: Host and Origin are the public https name.
+    let p = b
+        .send(
+            b.http
+                .post(format!("http://{addr}/ui/login"))
+                .header("Host", "admin.example")
+                .header("Origin", "https://admin.example")
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(urlencoded(&[("token", &admin)])),
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let set = p.headers["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    // A one-time link opened through the proxy (a GET: no Origin) is recognised by its Host.
+    let out = home.run(&["ui", "login"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let link = stdout(&out).trim().to_owned();
+    let path = &link[link.find("/ui/login/").expect("a link")..];
+    let p = b
+        .send(
+            b.http
+                .get(format!("http://{addr}{path}"))
+                .header("Host", "admin.example"),
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert!(
+        p.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure"),
+        "{:?}",
+        p.headers
+    );
+    assert_eq!(term(&mut child), Some(0));
+    let logins = audit_of_type(&home, "ui.login").await;
+    assert!(logins.iter().all(|e| e["tls"] == true), "{logins:?}");
 }
