@@ -295,12 +295,33 @@ async fn an_operator_signs_in_approves_a_parked_action_and_pauses_everything_in_
     assert!(d.source().await.contains("approval.decided"));
     d.screenshot("audit").await;
     // Chat: the answer appears without reloading by hand (live.js over /ui/events).
+    // The model writes slowly, a word a second: the first words show in the pending answer
+    // (streamed into it over /ui/events) before the answer is done.
+    llm.push(Reply::Drip {
+        delay_ms: 1000,
+        reply: Box::new(Reply::text("streamed into the page word by word")),
+    });
     d.goto(&format!("{ui}/chat")).await;
     d.type_into("#message", "hello from the browser").await;
     d.click("form[method=post][action='/ui/chat'] button").await;
+    let partial = d
+        .find("ol.chat li.agent.pending pre[data-stream]:not(:empty)")
+        .await;
+    let shown = d
+        .cmd("GET", &format!("/element/{partial}/text"), None)
+        .await;
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    assert!(
+        !shown.trim().is_empty() && "streamed into the page word by word".contains(shown.trim()),
+        "{shown:?}"
+    );
     d.find("ol.chat li.agent:not(.pending) pre").await;
     let page = d.source().await;
-    assert!(page.contains("echo: hello from the browser"), "{page}");
+    assert!(
+        page.contains("hello from the browser")
+            && page.contains("streamed into the page word by word"),
+        "{page}"
+    );
     d.screenshot("chat").await;
     // Pause mutating actions, confirming first.
     d.goto(&format!("{ui}/emergency")).await;
