@@ -138,6 +138,8 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
         status: Option<ApprovalStatus>,
         limit: usize,
     ) -> Result<Vec<ApprovalRecord>, ApprovalError>;
+    /// Every approval a task asked for, oldest first.
+    async fn task_approvals(&self, task: TaskId) -> Result<Vec<ApprovalRecord>, ApprovalError>;
     /// Decides a pending approval once. Past its expiry it becomes `EXPIRED` and the decision
     /// is refused.
     async fn decide(
@@ -261,6 +263,22 @@ impl ApprovalStore for SqliteStore {
                      ORDER BY created_at DESC, id LIMIT ?2"
                 ))?;
                 let mut rows = st.query(params![status.map(ApprovalStatus::as_str), limit])?;
+                let mut v = Vec::new();
+                while let Some(r) = rows.next()? {
+                    v.push(row(r)?);
+                }
+                Ok(v)
+            })
+            .await?)
+    }
+
+    async fn task_approvals(&self, task: TaskId) -> Result<Vec<ApprovalRecord>, ApprovalError> {
+        Ok(self
+            .with(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM approvals WHERE task_id = ?1 ORDER BY created_at, id"
+                ))?;
+                let mut rows = st.query(params![task.to_string()])?;
                 let mut v = Vec::new();
                 while let Some(r) = rows.next()? {
                     v.push(row(r)?);

@@ -400,4 +400,9 @@ INSERT INTO usage_days (day, agent, model, user_id, tokens)
     FROM usage GROUP BY 1, 2, 3, 4;
 ",
     ),
+    (
+        24,
+        // A task's approvals, for its page.
+        "CREATE INDEX approvals_task ON approvals(task_id, created_at);",
+    ),
 ];

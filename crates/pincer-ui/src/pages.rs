@@ -317,6 +317,8 @@ pub(crate) async fn task(
         Err(e) => return e.into_response(),
     };
     let refresh = (!t.status.is_terminal()).then_some(3);
+    let approvals = st.store.task_approvals(t.id).await.unwrap_or_default();
+    let can_decide = Scope::ApprovalsWrite.granted_by(&ui.session.scopes);
     // The run bundle: transcript and screenshots (read off the async threads).
     let bundle = match (&st.agents_dir, &t.run_dir) {
         (Some(agents), Some(run)) => {
@@ -325,7 +327,7 @@ pub(crate) async fn task(
                 crate::transcript::bundle_dir(&agents, &run).map(|dir| {
                     (
                         crate::transcript::render(&dir),
-                        crate::transcript::images(&dir),
+                        crate::transcript::files(&dir),
                     )
                 })
             })
@@ -353,15 +355,46 @@ pub(crate) async fn task(
             pre.text { (t.input) }
             @if let Some(o) = &t.output { h2 { "Answer" } pre.text { (o) } }
             @if let Some(e) = &t.error { h2 { "Error" } pre.text.error { (e) } }
-            @if let Some((transcript, images)) = &bundle {
+            @if !approvals.is_empty() {
+                h2 { "Approvals" }
+                table {
+                    thead { tr { th { "tool" } th { "tier" } th { "status" } th { "decided by" } th { "reason" } th {} } }
+                    tbody {
+                        @for a in &approvals {
+                            tr {
+                                td { code { (a.tool) } }
+                                td { (a.tier.as_str()) }
+                                td { span class={ "status " (a.status.as_str()) } { (a.status.as_str()) } }
+                                td { (a.decided_by.as_deref().unwrap_or("")) }
+                                td { (a.reason)
+                                    @if !a.taint_sources.is_empty() { " — held: untrusted content from " (a.taint_sources.join(", ")) } }
+                                td { @if can_decide && a.status == ApprovalStatus::Pending { a href="/ui/approvals" { "decide" } } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some((transcript, files)) = &bundle {
                 h2 { "Transcript" }
                 (transcript)
+                @let images = crate::transcript::images(files);
                 @if !images.is_empty() {
                     h2 { "Screenshots" }
-                    @for name in images {
+                    @for name in &images {
                         figure {
                             img src={ "/ui/tasks/" (t.id) "/files/" (name) } alt=(name);
                             figcaption { (name) }
+                        }
+                    }
+                }
+                h2 { "Files" }
+                ul.files {
+                    @for (name, size) in files {
+                        li {
+                            @if *size <= crate::transcript::MAX_FILE {
+                                a href={ "/ui/tasks/" (t.id) "/files/" (name) } { code { (name) } }
+                            } @else { code { (name) } }
+                            " (" (size) " bytes)"
                         }
                     }
                 }
@@ -377,7 +410,9 @@ pub(crate) async fn task(
     .into_response()
 }
 
-/// `GET /ui/tasks/{id}/files/{name}`: a PNG from the task's run bundle (screenshots).
+/// `GET /ui/tasks/{id}/files/{name}`: a file from the task's run bundle — a PNG (checked by its
+/// signature) shown as an image, anything else as a download (`attachment`, never rendered by
+/// the page's origin).
 pub(crate) async fn file(
     State(st): State<Arc<AppState>>,
     ui: Ui,
@@ -394,22 +429,37 @@ pub(crate) async fn file(
     let (Some(agents), Some(run)) = (st.agents_dir.clone(), t.run_dir.clone()) else {
         return not_found();
     };
-    if !name.ends_with(".png") {
-        return not_found();
-    }
+    let wanted = name.clone();
     let read = tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let dir = crate::transcript::bundle_dir(&agents, &run)?;
-        let mut f = crate::transcript::open_plain(&dir, &name, crate::transcript::MAX_IMAGE)?;
+        let f = crate::transcript::open_plain(&dir, &wanted, crate::transcript::MAX_FILE)?;
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).ok()?;
-        bytes.starts_with(b"\x89PNG").then_some(bytes)
+        f.take(crate::transcript::MAX_FILE)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        Some(bytes)
     })
     .await
     .ok()
     .flatten();
+    use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
     match read {
-        Some(bytes) => ([(axum::http::header::CONTENT_TYPE, "image/png")], bytes).into_response(),
+        Some(bytes) if name.ends_with(".png") && bytes.starts_with(b"\x89PNG") => {
+            ([(CONTENT_TYPE, "image/png".to_owned())], bytes).into_response()
+        }
+        // `open_plain` admits only [A-Za-z0-9._-] names: safe inside the quotes.
+        Some(bytes) => (
+            [
+                (CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (
+                    CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
         None => not_found(),
     }
 }

@@ -1,5 +1,5 @@
-//! The transcript viewer: a task's run bundle (`transcript.jsonl`) as the page shows it, and the
-//! bundle's PNG screenshots. Confined: the bundle directory recorded for the task must resolve
+//! The transcript viewer: a task's run bundle (`transcript.jsonl`) as the page shows it, the
+//! bundle's PNG screenshots, and its other files as downloads. Confined: the bundle directory recorded for the task must resolve
 //! inside `<home>/agents/`, files are read only by a plain name from that directory, never
 //! through a symbolic link, and with size caps.
 
@@ -13,8 +13,8 @@ use serde_json::Value;
 const MAX_TRANSCRIPT: u64 = 2 * 1024 * 1024;
 /// Most characters of one text shown (the rest is elided).
 const MAX_TEXT: usize = 8 * 1024;
-/// Largest screenshot served.
-pub(crate) const MAX_IMAGE: u64 = 8 * 1024 * 1024;
+/// Largest bundle file served (screenshots, artifacts).
+pub(crate) const MAX_FILE: u64 = 8 * 1024 * 1024;
 
 /// The bundle directory, when it resolves to `<agents_dir>/<agent>/runs/<run>` exactly.
 pub(crate) fn bundle_dir(agents_dir: &Path, run_dir: &str) -> Option<PathBuf> {
@@ -35,12 +35,37 @@ pub(crate) fn open_plain(dir: &Path, name: &str, max: u64) -> Option<std::fs::Fi
     if !plain {
         return None;
     }
-    let path = dir.join(name);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    if !meta.file_type().is_file() || meta.len() > max {
-        return None;
-    }
-    std::fs::File::open(path).ok()
+    // Opened without following a link, and never blocking on a FIFO; checked after opening
+    // (no window between a check and the open).
+    let fd = rustix::fs::open(
+        dir.join(name),
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().ok()?;
+    (meta.file_type().is_file() && meta.len() <= max).then_some(file)
+}
+
+/// The plain files of a bundle (what `open_plain` would open, size aside), by name, with
+/// their sizes.
+pub(crate) fn files(dir: &Path) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?; // of the entry itself: links are not files here
+            let name = e.file_name().into_string().ok()?;
+            (meta.file_type().is_file() && !name.starts_with('.')).then_some((name, meta.len()))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn cut(s: &str) -> String {
@@ -62,18 +87,13 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// The PNG files of a bundle, by name.
-pub(crate) fn images(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".png"))
-        .collect();
-    names.sort();
-    names
+/// The PNG files among a bundle's `files`.
+pub(crate) fn images(files: &[(String, u64)]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(n, _)| n.ends_with(".png"))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 /// The transcript as markup (each line a section; unknown kinds shown as JSON).

@@ -359,12 +359,12 @@ async fn members_reach_only_their_own_work_and_no_admin_pages() {
         )
         .await;
     assert_eq!(p.status, 303, "{}", p.body);
-    let (path, tok) = (addr.clone(), bob.clone());
+    let (path, tok, waited) = (addr.clone(), bob.clone(), id.clone());
     let done = tokio::task::spawn_blocking(move || {
         super::serve::request(
             &path,
             "GET",
-            &format!("/v1/tasks/{id}?wait_secs=30"),
+            &format!("/v1/tasks/{waited}?wait_secs=30"),
             &tok,
             None,
         )
@@ -372,6 +372,18 @@ async fn members_reach_only_their_own_work_and_no_admin_pages() {
     .await
     .unwrap();
     assert_eq!(done.1["task"]["status"], "SUCCEEDED", "{:?}", done.1);
+    // The task's page lists its approval, decided by the admin.
+    let task_page = admin_b.get(&format!("/ui/tasks/{id}")).await.body;
+    let section = task_page
+        .split("<h2>Approvals</h2>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no approvals on the task page: {task_page}"));
+    assert!(
+        section.contains("<code>fs.write</code>")
+            && section.contains("APPROVED")
+            && section.contains("user:owner"),
+        "{section}"
+    );
     assert_eq!(term(&mut child), Some(0));
     let refused = audit_of_type(&home, "approval.refused").await;
     assert_eq!(refused.len(), 1);
@@ -399,17 +411,29 @@ async fn a_script_in_an_answer_is_shown_as_text() {
             Some(r#"{"agent": "main", "message": "say hi"}"#),
         );
         let id = v["task"]["id"].as_str().unwrap().to_owned();
-        super::serve::request(
+        let (_, t) = super::serve::request(
             &path,
             "GET",
             &format!("/v1/tasks/{id}?wait_secs=30"),
             &tok,
             None,
         );
-        id
+        (id, t["task"]["run_dir"].as_str().unwrap().to_owned())
     })
     .await
     .unwrap();
+    let (id, run_dir) = id;
+    // Planted in the bundle: a link to the home's config, and a FIFO (a reader would block).
+    let run_dir = std::path::PathBuf::from(run_dir);
+    std::os::unix::fs::symlink(home.path().join("config.toml"), run_dir.join("config.txt"))
+        .unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(run_dir.join("pipe.txt"))
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut b = Browser::new(&addr);
     b.login(&admin).await;
     let page = b.get(&format!("/ui/tasks/{id}")).await;
@@ -438,13 +462,38 @@ async fn a_script_in_an_answer_is_shown_as_text() {
         "{}",
         page.body
     );
-    // Bundle files are served only as PNGs by a plain name.
-    for bad in ["transcript.jsonl", "..%2Fmeta.json", "x.png"] {
-        assert_eq!(
-            b.get(&format!("/ui/tasks/{id}/files/{bad}")).await.status,
-            404,
-            "{bad}"
-        );
+    // The bundle's files are listed and downloadable — as attachments, never rendered by the
+    // page's origin; links, FIFOs, other directories and made-up names are not.
+    assert!(
+        page.body.contains(&format!(
+            r#"<a href="/ui/tasks/{id}/files/transcript.jsonl"><code>transcript.jsonl</code></a>"#
+        )),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("config.txt"), "{}", page.body);
+    assert!(!page.body.contains("pipe.txt"), "{}", page.body);
+    let f = b
+        .get(&format!("/ui/tasks/{id}/files/transcript.jsonl"))
+        .await;
+    assert_eq!(f.status, 200);
+    assert_eq!(f.headers["content-type"], "application/octet-stream");
+    assert_eq!(
+        f.headers["content-disposition"],
+        r#"attachment; filename="transcript.jsonl""#
+    );
+    assert!(f.body.contains("time.now"), "{}", f.body);
+    for bad in [
+        "config.txt",
+        "pipe.txt",
+        "..%2Fmeta.json",
+        "..%2F..%2F..%2F..%2Fconfig.toml",
+        "x.png",
+        ".hidden",
+    ] {
+        let p = b.get(&format!("/ui/tasks/{id}/files/{bad}")).await;
+        assert_eq!(p.status, 404, "{bad}: {}", p.body);
+        assert!(!p.body.contains("api_key_env"), "{bad}: {}", p.body);
     }
     assert_eq!(term(&mut child), Some(0));
 }

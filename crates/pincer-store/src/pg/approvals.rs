@@ -13,6 +13,7 @@ use crate::approvals::{
     sources_text, tier_parse,
 };
 use crate::values::parse;
+use pincer_types::TaskId;
 
 pub(crate) const COLUMNS: &str = "id, task_id, tool, digest, tier, reason, detail, requester, status, \
                        decided_by, created_at, expires_at, decided_at, taint_sources";
@@ -117,6 +118,20 @@ impl ApprovalStore for PgStore {
                      ORDER BY created_at DESC, id LIMIT $2"
                 ),
                 &[&status.map(ApprovalStatus::as_str), &limit],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
+    }
+
+    async fn task_approvals(&self, task: TaskId) -> Result<Vec<ApprovalRecord>, ApprovalError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM approvals WHERE task_id = $1 ORDER BY created_at, id"
+                ),
+                &[&task.to_string()],
             )
             .await
             .map_err(|e| db(&e))?;

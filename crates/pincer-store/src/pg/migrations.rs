@@ -407,6 +407,11 @@ INSERT INTO usage_days (day, agent, model, user_id, tokens)
     FROM usage GROUP BY 1, 2, 3, 4;
 ",
     ),
+    (
+        20,
+        // A task's approvals, for its page.
+        "CREATE INDEX approvals_task ON approvals (task_id, created_at);",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -99,3 +99,27 @@ conformance!(expired_requests_cannot_be_approved, |db| {
     );
     assert!(s.decide(&b.id, true, "late", at(32)).await.is_err());
 });
+
+conformance!(a_tasks_approvals_are_listed_in_order, |db| {
+    let s = db.open().await;
+    let task = TaskId::new();
+    let mut first = req(60);
+    first.task = Some(task);
+    let mut second = req(60);
+    second.task = Some(task);
+    let a = s.request_approval(first, at(0)).await.unwrap();
+    s.request_approval(req(60), at(1)).await.unwrap(); // another task's
+    let b = s.request_approval(second, at(2)).await.unwrap();
+    s.decide(&a.id, false, "token:ops", at(3)).await.unwrap();
+    let listed = s.task_approvals(task).await.unwrap();
+    let ids: Vec<(&str, ApprovalStatus)> =
+        listed.iter().map(|x| (x.id.as_str(), x.status)).collect();
+    assert_eq!(
+        ids,
+        [
+            (a.id.as_str(), ApprovalStatus::Denied),
+            (b.id.as_str(), ApprovalStatus::Pending)
+        ]
+    );
+    assert!(s.task_approvals(TaskId::new()).await.unwrap().is_empty());
+});
