@@ -32,12 +32,42 @@ pub(crate) async fn list(State(st): State<Arc<AppState>>, ui: Ui) -> Response {
         }
     }
     let users = st.store.users().await.unwrap_or_default();
+    let telegram = st.config.as_ref().and_then(|c| c.channels.telegram.clone());
+    // Messages waiting to go out (past the first few hundred: "at least").
+    let waiting = st
+        .store
+        .pending_out("telegram", 500)
+        .await
+        .map(|o| o.len())
+        .unwrap_or(0);
+    let polled = st.store.offset("telegram").await.ok().flatten().is_some();
     let csrf = ui.session.csrf.clone();
     layout(
         &ui,
         "Channels",
         Some(10),
         html! {
+            h2 { "Status" }
+            table {
+                thead { tr { th { "channel" } th { "state" } th { "agent" } th { "direct messages" } th { "groups" } th { "updates" } th { "waiting to send" } } }
+                tbody {
+                    tr {
+                        td { "telegram" }
+                        @match &telegram {
+                            None => { td { "not configured" } td {} td {} td {} td {} }
+                            Some(t) => {
+                                td { @if t.enabled { "enabled (" (if t.webhook_url.is_some() { "webhook" } else { "long polling" }) ")" } @else { "configured, disabled" } }
+                                td { (t.agent) }
+                                td { (format!("{:?}", t.dm_policy).to_lowercase())
+                                    @if !t.allow_from.is_empty() { ", " (t.allow_from.len()) " allowed" } }
+                                td { (t.groups.len()) }
+                            }
+                        }
+                        td { @if polled { "received" } @else { "none yet" } }
+                        td { (waiting) @if waiting >= 500 { "+" } }
+                    }
+                }
+            }
             h2 { "Pairing requests" }
             @if pending.is_empty() { p { "None waiting." } }
             table {

@@ -581,6 +581,14 @@ async fn pairing_requests_are_approved_and_invites_made_on_the_channels_page() {
         page.contains("user777") && page.contains("Approve"),
         "{page}"
     );
+    // The channel's status: running by long polling, its policy, updates received.
+    let status = page.split("<h2>Pairing requests</h2>").next().unwrap();
+    assert!(
+        status.contains("enabled (long polling)")
+            && status.contains("pairing")
+            && status.contains("received"),
+        "{status}"
+    );
     let code = page
         .split(r#"name="code" value=""#)
         .nth(1)
