@@ -724,6 +724,31 @@ async fn the_audit_log_is_searched_exported_and_verified_on_the_page() {
             .body
             .contains("The chain is intact")
     );
+    // Long results come a page of 100 at a time: 105 sign-ins, then the next page.
+    for _ in 0..104 {
+        assert_eq!(Browser::new(&addr).login(&ops).await.status, 303);
+    }
+    let rows = |body: &str| -> Vec<u64> {
+        body.split("<tr><td>")
+            .skip(1)
+            .map(|r| r[..r.find('<').unwrap()].parse().unwrap())
+            .collect()
+    };
+    let first = b.get("/ui/audit?type=ui.login").await.body;
+    let seqs = rows(&first);
+    assert_eq!(seqs.len(), 100, "{first}");
+    let next = first
+        .split(r#"<a href="/ui/audit?"#)
+        .find_map(|r| {
+            r.split_once(r#"">Next page<"#)
+                .map(|(q, _)| q.replace("&amp;", "&"))
+        })
+        .unwrap_or_else(|| panic!("no next page: {first}"));
+    let second = b.get(&format!("/ui/audit?{next}")).await.body;
+    let more = rows(&second);
+    assert_eq!(more.len(), 5, "{second}");
+    assert!(more[0] > *seqs.last().unwrap(), "{more:?} after {seqs:?}");
+    assert!(!second.contains("Next page"), "{second}");
     // Tampering with a day file is seen on the page.
     let day = std::fs::read_dir(home.path().join("audit"))
         .unwrap()
