@@ -19,6 +19,7 @@ mod notes;
 #[cfg(feature = "postgres")]
 mod pg;
 mod relay;
+mod skills;
 mod sqlite;
 mod store;
 mod tasks;
@@ -43,6 +44,7 @@ pub use notes::{Note, NoteHit, NoteIndex, query_terms};
 #[cfg(feature = "postgres")]
 pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore, PgTls};
 pub use relay::EventRelay;
+pub use skills::{SkillRecord, SkillState, SkillStore};
 pub use sqlite::SqliteStore;
 pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store};
 pub use tasks::{NewTask, TaskError, TaskKind, TaskQueue, TaskRecord};
@@ -76,6 +78,7 @@ pub trait Backend:
     + McpStore
     + GovernanceStore
     + UiSessionStore
+    + SkillStore
 {
 }
 
@@ -95,5 +98,6 @@ impl<T> Backend for T where
         + McpStore
         + GovernanceStore
         + UiSessionStore
+        + SkillStore
 {
 }

@@ -306,6 +306,26 @@ const TABLES: &[Table] = &[
         ],
     ),
     (
+        "skills",
+        &[
+            ("name", "name", Text),
+            ("source", "source", Text),
+            ("version", "version", Text),
+            ("description", "description", Text),
+            ("manifest", "manifest", Text),
+            ("verdict", "verdict", Text),
+            ("findings", "findings", Text),
+            ("seen_sha256", "seen_sha256", Text),
+            ("approved_sha256", "approved_sha256", Text),
+            ("approved_by", "approved_by", Text),
+            ("approved_at", "approved_at", Time),
+            ("state", "state", Text),
+            ("state_reason", "state_reason", Text),
+            ("installed_at", "installed_at", Time),
+            ("updated_at", "updated_at", Time),
+        ],
+    ),
+    (
         "session_views",
         &[
             ("session_id", "session_id", Text),

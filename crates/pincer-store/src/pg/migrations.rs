@@ -412,6 +412,29 @@ INSERT INTO usage_days (day, agent, model, user_id, tokens)
         // A task's approvals, for its page.
         "CREATE INDEX approvals_task ON approvals (task_id, created_at);",
     ),
+    (
+        21,
+        // Installed skills (G1, G2): content hash seen and approved, scan, state.
+        r"
+CREATE TABLE skills (
+    name            TEXT PRIMARY KEY,
+    source          TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    description     TEXT NOT NULL,
+    manifest        TEXT NOT NULL,
+    verdict         TEXT NOT NULL,
+    findings        TEXT NOT NULL,
+    seen_sha256     TEXT NOT NULL,
+    approved_sha256 TEXT,
+    approved_by     TEXT,
+    approved_at     TIMESTAMPTZ,
+    state           TEXT NOT NULL,
+    state_reason    TEXT,
+    installed_at    TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+",
+    ),
 ];
 
 /// The newest schema this binary knows.

@@ -25,6 +25,7 @@ mod mcp;
 mod migrations;
 mod relay;
 mod sessions;
+mod skills;
 mod tasks;
 mod tls;
 mod tokens;

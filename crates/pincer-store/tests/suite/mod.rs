@@ -12,6 +12,7 @@ mod notes;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sessions;
+mod skills;
 mod tasks;
 mod tokens;
 mod ui;
