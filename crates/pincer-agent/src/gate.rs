@@ -148,6 +148,8 @@ pub struct CallScope<'a> {
     pub origin: &'a str,
     /// The turn's taint (D9); `None` outside a run (the operator's own call).
     pub taint: Option<&'a pincer_policy::Taint>,
+    /// The skills the turn follows (G1); empty outside a run.
+    pub skills: &'a [Arc<pincer_policy::SkillScope>],
 }
 
 /// The gate.
@@ -157,6 +159,7 @@ pub struct Gate {
     audit: Arc<AuditLog>,
     approver: Arc<dyn Approver>,
     governor: Arc<dyn Governor>,
+    skills: Option<Arc<dyn crate::SkillSource>>,
 }
 
 impl Gate {
@@ -171,7 +174,20 @@ impl Gate {
             audit,
             approver,
             governor: Arc::new(Ungoverned),
+            skills: None,
         }
+    }
+
+    /// The same gate with installed skills offered to runs.
+    #[must_use]
+    pub fn with_skills(mut self, skills: Arc<dyn crate::SkillSource>) -> Self {
+        self.skills = Some(skills);
+        self
+    }
+
+    /// Where runs load their skills from, when any are installed.
+    pub fn skills(&self) -> Option<&Arc<dyn crate::SkillSource>> {
+        self.skills.as_ref()
     }
 
     /// The same gate under `governor`'s controls.
@@ -265,6 +281,7 @@ impl Gate {
             agent: agent.clone(),
             taint: scope.taint.cloned().unwrap_or_default(),
             controls: Controls::default(),
+            skills: scope.skills.to_vec(),
         };
         // An ungranted tool is refused before it is planned: planning may inspect files.
         if let Err(reason) = check_granted(scope.policy, &tool_name, &pctx) {

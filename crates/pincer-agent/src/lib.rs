@@ -16,6 +16,7 @@ mod gate;
 mod prompt;
 pub mod provenance;
 mod run;
+pub mod skills;
 
 pub use bundle::{RunBundle, RunMeta};
 pub use compact::{Compaction, ContextLimits, SUMMARY_PROMPT, compact, needs_compaction};
@@ -29,3 +30,4 @@ pub use prompt::{
     AssembledPrompt, DATA_NOTICE, FileSection, LIGHT_FILES, assemble_light_prompt, assemble_prompt,
 };
 pub use run::{RunOutcome, RunRequest, RunSettings, Runner};
+pub use skills::{RunSkill, SkillSource, SkillsFuture};

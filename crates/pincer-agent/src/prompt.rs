@@ -74,6 +74,27 @@ pub fn assemble_light_prompt(
     assemble_prompt_from(agent_dir, limits, tools_json, &files, false)
 }
 
+/// sha256 over a system prompt and the tool definitions offered with it.
+fn prompt_hash(text: &str, tools_json: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    h.update(b"\0tools\0");
+    h.update(tools_json.as_bytes());
+    hex::encode(h.finalize())
+}
+
+impl AssembledPrompt {
+    /// Appends a section Pincer made (the skills listing) and hashes again.
+    pub(crate) fn append(&mut self, section: &str, tools_json: &str) {
+        if section.is_empty() {
+            return;
+        }
+        self.text.push_str("\n\n");
+        self.text.push_str(section);
+        self.sha256 = prompt_hash(&self.text, tools_json);
+    }
+}
+
 /// The agent's long-term memory as it enters the prompt: labelled untrusted like tool output
 /// (memory is data the agent wrote, possibly from untrusted input), cut to `cap` with a marker.
 /// Read without following a symlink; a missing or unreadable file adds nothing.
@@ -195,12 +216,8 @@ fn assemble_prompt_from(
         text.push_str("\n\n");
         text.push_str(DATA_NOTICE);
     }
-    let mut h = Sha256::new();
-    h.update(text.as_bytes());
-    h.update(b"\0tools\0");
-    h.update(tools_json.as_bytes());
     Ok(AssembledPrompt {
-        sha256: hex::encode(h.finalize()),
+        sha256: prompt_hash(&text, tools_json),
         text,
         files,
     })

@@ -140,6 +140,10 @@ struct Turn<'a> {
     view: Option<View>,
     /// Untrusted content in the model's context so far, and the trusted content (D9).
     taint: pincer_policy::Taint,
+    /// The skills this run may use (G1).
+    skills: Vec<crate::RunSkill>,
+    /// The skills the turn has read and now follows.
+    following: Vec<Arc<pincer_policy::SkillScope>>,
 }
 
 /// A compacted view of the conversation: `sent` stands for the first `covers` messages.
@@ -176,12 +180,19 @@ impl Runner {
         req.tools.run = Some(run_id);
         let started_at = Utc::now();
         let clock = Instant::now();
-        // The model is offered exactly the granted tools that exist, in name order (deterministic).
+        // The skills usable now (verified against their approved content), if any.
+        let skills = match self.gate.skills() {
+            Some(source) => source.load().await,
+            None => Vec::new(),
+        };
+        // The model is offered exactly the granted tools that exist, in name order (deterministic);
+        // `skill.read` only when there is a skill to read.
         let granted: Vec<ToolName> = req.policy.granted.iter().cloned().collect();
         let tool_defs: Vec<ToolDef> = self
             .gate
             .tools()
             .specs_for(&granted)
+            .filter(|s| !skills.is_empty() || s.name.as_str() != pincer_policy::skills::SKILL_READ)
             .map(|s| ToolDef {
                 name: ToolRegistry::wire_name(&s.name),
                 description: s.description.clone(),
@@ -242,7 +253,10 @@ impl Runner {
                 let ended = Ended::failed("prepare", e.to_string());
                 self.finish(&mut turn, meta, ended, clock, on_event).await
             }
-            Ok(prompt) => {
+            Ok(mut prompt) => {
+                // What the operator's instructions ground (D9) is the files, not the listing.
+                let trusted_len = prompt.text.len();
+                prompt.append(&crate::skills::listing(&skills), &tools_json);
                 meta.prompt_sha256 = prompt.sha256.clone();
                 meta.prompt_bytes = prompt.text.len();
                 meta.truncated_files = prompt
@@ -285,6 +299,13 @@ impl Runner {
                 )?;
                 bundle.record("user", json!({"text": req.input}))?;
                 let mut turn = Turn::new(&req, bundle, prompt.text, tool_defs, history);
+                turn.taint = crate::provenance::initial(
+                    turn.request.system.get(..trusted_len).unwrap_or_default(),
+                    &turn.request.messages,
+                    false,
+                    &req.input,
+                );
+                turn.skills = skills;
                 turn.view = view;
                 if turn.view.is_some() {
                     // The summary was written from the conversation, untrusted parts included.
@@ -481,6 +502,8 @@ impl Runner {
                     session: Some(turn.req.session.id),
                     origin: "agent",
                     taint: Some(&turn.taint),
+                    // Saving notes is Pincer's own housekeeping, not the skill's.
+                    skills: &[],
                 };
                 // Only the memory tools were offered; anything else is refused here too.
                 if !call.name.starts_with("memory_") {
@@ -557,6 +580,7 @@ impl Runner {
                 session: Some(turn.req.session.id),
                 origin: "agent",
                 taint: Some(&turn.taint),
+                skills: &turn.following,
             };
             // Cancel stops a running tool at once: dropping the call drops the tool's future,
             // which kills a sandboxed command's whole process tree.
@@ -589,7 +613,19 @@ impl Runner {
                 .as_ref()
                 .and_then(|t| self.gate.tools().get(t))
                 .is_none_or(|t| t.output_is_untrusted());
-            if trust == "untrusted" && untrusted_output {
+            // A skill read successfully: its text is untrusted (`skill:<name>`), and the turn
+            // follows it from now on (G1).
+            let read_skill = (source == pincer_policy::skills::SKILL_READ && !is_error)
+                .then(|| crate::skills::named(&call.arguments))
+                .flatten()
+                .and_then(|n| turn.skills.iter().find(|s| s.scope.name == n).cloned());
+            if let Some(skill) = &read_skill {
+                turn.taint
+                    .add_content(&format!("skill:{}", skill.scope.name), &body);
+                if !turn.following.iter().any(|f| f.name == skill.scope.name) {
+                    turn.following.push(skill.scope.clone());
+                }
+            } else if trust == "untrusted" && untrusted_output {
                 // From now on the model has read it (D9).
                 turn.taint.add_content(&format!("tool:{source}"), &body);
             }
@@ -767,6 +803,8 @@ impl<'a> Turn<'a> {
             breaker: RepeatBreaker::default(),
             view: None,
             taint,
+            skills: Vec::new(),
+            following: Vec::new(),
         }
     }
 }

@@ -72,6 +72,7 @@ fn policy_evaluate_tainted_sink(b: Bencher) {
         agent: "main".parse().unwrap(),
         taint,
         controls: pincer_policy::Controls::default(),
+        skills: Vec::new(),
     };
     let action = Action {
         tool: "http.fetch".parse().unwrap(),

@@ -10,10 +10,12 @@
 pub mod egress;
 pub mod governance;
 mod grants;
+pub mod skills;
 pub mod taint;
 
 pub use governance::{Controls, Decider, bypass_ceiling, may_decide};
 pub use grants::{group_tools, profile_selectors, resolve_grants, resolve_grants_with};
+pub use skills::SkillScope;
 pub use taint::{Grounding, Taint};
 
 use std::collections::BTreeSet;
@@ -46,6 +48,8 @@ pub struct Context {
     pub taint: Taint,
     /// The emergency pause and the requester's bypass (D7, D8).
     pub controls: Controls,
+    /// The skills this turn follows (G1): a call must be declared by one of them.
+    pub skills: Vec<std::sync::Arc<SkillScope>>,
 }
 
 impl Context {
@@ -55,6 +59,7 @@ impl Context {
             agent,
             taint: Taint::default(),
             controls: Controls::default(),
+            skills: Vec::new(),
         }
     }
 }
@@ -124,6 +129,10 @@ pub fn check_granted(policy: &Policy, tool: &ToolName, ctx: &Context) -> Result<
 /// Decides whether `action` may run. Pure.
 pub fn evaluate(policy: &Policy, action: &Action, ctx: &Context) -> Decision {
     if let Err(reason) = check_granted(policy, &action.tool, ctx) {
+        return Decision::Deny { reason };
+    }
+    // G1: a turn following a skill may only do what that skill declared.
+    if let Err(reason) = skills::check(action, &ctx.skills) {
         return Decision::Deny { reason };
     }
     match action.capability {
@@ -523,6 +532,7 @@ mod tests {
                 agent: "main".parse().unwrap(),
                 taint,
                 controls: Controls::default(),
+                skills: Vec::new(),
             }
         };
         let host = |h: &str| vec![SinkArg::new("host", ArgRole::Host, h)];

@@ -43,6 +43,7 @@ async fn no_audit_no_tool() {
         session: None,
         origin: "test",
         taint: None,
+        skills: &[],
     };
     let args = r#"{"path": "a.txt", "content": "x"}"#;
     // With a working log the write goes through.

@@ -133,6 +133,7 @@ pub(crate) fn run(cmd: ToolsCommand, env: &Env) -> anyhow::Result<u8> {
                     session: None,
                     origin: "cli",
                     taint: None,
+                    skills: &[],
                 };
                 anyhow::Ok(gate.call(scope, &call_id, &tool, &args).await)
             })?;
