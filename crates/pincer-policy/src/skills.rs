@@ -42,22 +42,18 @@ impl SkillScope {
         }
         if let Some(sink) = &action.sink {
             for arg in &sink.args {
-                match (sink.kind, arg.name.as_str()) {
+                let declared = match (sink.kind, arg.name.as_str()) {
                     (SinkKind::Exec, "command") => {
-                        if !self.exec.iter().any(|p| command_starts_with(&arg.value, p)) {
-                            return Some(format!("command `{}` is not declared", arg.value));
-                        }
+                        self.exec.iter().any(|p| command_starts_with(&arg.value, p))
                     }
-                    (SinkKind::Egress, "host") => {
-                        if !self
-                            .network
-                            .iter()
-                            .any(|p| host_matches(p, host_of(&arg.value)))
-                        {
-                            return Some(format!("host `{}` is not declared", arg.value));
-                        }
-                    }
-                    _ => {}
+                    (SinkKind::Egress, "host") => self
+                        .network
+                        .iter()
+                        .any(|p| host_matches(p, host_of(&arg.value))),
+                    _ => true,
+                };
+                if !declared {
+                    return Some(format!("{} `{}` is not declared", arg.name, arg.value));
                 }
             }
         }
