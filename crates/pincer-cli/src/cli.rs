@@ -125,6 +125,91 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: McpCommand,
     },
+    /// Skills: scan, install, approve, enable, disable, rescan, revoke and remove them.
+    Skills {
+        #[command(subcommand)]
+        command: SkillsCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SkillsCommand {
+    /// Scans a skill without installing it: verdict (approve, warn, block) and findings.
+    Validate {
+        /// A folder, a local git repository (`PATH[@REV]`), or a git URL
+        /// (`https://host/org/repo[@REV]`, host in skills.trusted_sources).
+        source: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scans and installs a skill into skills/<name>/ (pending approval); a blocked skill is
+    /// refused and nothing is written.
+    Install {
+        /// As for `validate`.
+        source: String,
+        /// Approve the installed content right away (you have read the findings).
+        #[arg(long)]
+        approve: bool,
+        /// With --approve: approve although the scan warned.
+        #[arg(long)]
+        accept_warnings: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every installed skill with its status (pending, enabled, disabled, quarantined,
+    /// blocked, revoked).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One skill: status, source, hashes, permissions, findings, files.
+    Show {
+        /// Skill name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approves the skill's content as last scanned; its sha256 is pinned (a changed file
+    /// quarantines it).
+    Approve {
+        /// Skill name.
+        name: String,
+        /// The sha256 shown at install; refused when the content is another one now.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Approve although the scan warned.
+        #[arg(long)]
+        accept_warnings: bool,
+    },
+    /// Puts a disabled skill back in use.
+    Enable {
+        /// Skill name.
+        name: String,
+    },
+    /// Takes a skill out of use (its approval is kept).
+    Disable {
+        /// Skill name.
+        name: String,
+    },
+    /// Scans the installed files again (a changed skill is quarantined, a blocked one blocked).
+    Rescan {
+        /// Skill name.
+        name: String,
+    },
+    /// Withdraws a skill everywhere at once, until it is approved again.
+    Revoke {
+        /// Skill name.
+        name: String,
+    },
+    /// Removes a skill's files and record.
+    Remove {
+        /// Skill name.
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

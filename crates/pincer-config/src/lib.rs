@@ -21,6 +21,7 @@ mod mcp;
 mod models;
 mod names;
 mod schema;
+mod skills;
 mod storage;
 mod web;
 
@@ -42,5 +43,6 @@ pub use schema::{
     PromptLimits, ProviderConfig, ProviderKind, SecurityConfig, ToolGroup, ToolProfile,
     ToolSelector,
 };
+pub use skills::SkillsConfig;
 pub use storage::StorageConfig;
 pub use web::{BrowserConfig, SearchBackend, SearchConfig, WebConfig};

@@ -72,6 +72,9 @@ pub struct Config {
     /// MCP tool servers (`[mcp.servers.<name>]`).
     #[serde(default, skip_serializing_if = "crate::McpConfig::is_default")]
     pub mcp: crate::McpConfig,
+    /// Skills: trusted git sources.
+    #[serde(default, skip_serializing_if = "crate::SkillsConfig::is_default")]
+    pub skills: crate::SkillsConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -560,6 +563,7 @@ impl Config {
             memory: crate::MemoryConfig::default(),
             web: crate::WebConfig::default(),
             mcp: crate::McpConfig::default(),
+            skills: crate::SkillsConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -681,6 +685,7 @@ impl Config {
         errs.extend(self.governance.errors());
         errs.extend(self.memory.errors());
         errs.extend(self.mcp.errors());
+        errs.extend(self.skills.errors());
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

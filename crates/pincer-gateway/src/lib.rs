@@ -17,6 +17,7 @@ mod mcp;
 mod openai;
 mod openapi;
 mod origin;
+mod skills;
 mod usage;
 mod users;
 
@@ -45,6 +46,7 @@ pub use jobs::{
 pub use mcp::{McpAdmin, McpAdminError, McpResult};
 pub use openapi::openapi;
 pub use origin::HostPolicy;
+pub use skills::{SkillAdmin, SkillAdminError, SkillResult, SkillSource, UploadedFile};
 pub use users::{Actor, UserChange, change_user};
 
 /// Largest request body accepted.
@@ -121,6 +123,8 @@ pub struct AppState {
     pub host_policy: HostPolicy,
     /// MCP server administration (`/v1/mcp/servers…`; `None`: those routes answer 404).
     pub mcp: Option<Arc<dyn McpAdmin>>,
+    /// Skill administration (`/v1/skills…`; `None`: those routes answer 404).
+    pub skills: Option<Arc<dyn SkillAdmin>>,
     /// `[governance]`: self-approval, bypass policy, quotas.
     pub governance: pincer_config::GovernanceConfig,
     /// Where run bundles live (`<home>/agents`), for the web page's transcript viewer; `None`:
@@ -149,6 +153,7 @@ impl AppState {
             hooks: std::collections::BTreeMap::new(),
             host_policy: HostPolicy::default(),
             mcp: None,
+            skills: None,
             governance: pincer_config::GovernanceConfig::default(),
             agents_dir: None,
             audit_source: None,
@@ -389,6 +394,78 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 "Approve a pairing code",
             ),
             post(h::approve_pairing),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/skills",
+                Access::Scoped(Scope::Admin),
+                "Installed skills and their state",
+            ),
+            get(skills::list),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/skills/validate",
+                    Access::Scoped(Scope::Admin),
+                    "Scan a skill (a path or git URL, or uploaded files): verdict and findings, nothing installed",
+                ),
+                skills::source_schema,
+            ),
+            post(skills::validate),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/skills/install",
+                    Access::Scoped(Scope::Admin),
+                    "Scan and install a skill (pending approval); a blocked one is refused (422)",
+                ),
+                skills::source_schema,
+            ),
+            post(skills::install),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/skills/{name}",
+                Access::Scoped(Scope::Admin),
+                "One skill: state, hashes, manifest, findings",
+            ),
+            get(skills::show),
+        ),
+        (
+            r(
+                "DELETE",
+                "/v1/skills/{name}",
+                Access::Scoped(Scope::Admin),
+                "Remove a skill (files and record)",
+            ),
+            axum::routing::delete(skills::remove),
+        ),
+        (
+            with_body(
+                r(
+                    "POST",
+                    "/v1/skills/{name}/approve",
+                    Access::Scoped(Scope::Admin),
+                    "Approve the skill's content as last scanned (exactly `sha256` when given)",
+                ),
+                skills::approve_schema,
+            ),
+            post(skills::approve),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/skills/{name}/{action}",
+                Access::Scoped(Scope::Admin),
+                "enable, disable, rescan or revoke a skill",
+            ),
+            post(skills::act),
         ),
         (
             r(

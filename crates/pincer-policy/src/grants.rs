@@ -42,10 +42,13 @@ pub fn group_tools(group: ToolGroup) -> &'static [&'static str] {
 
 /// The selectors a profile stands for.
 pub fn profile_selectors(profile: ToolProfile) -> Vec<ToolSelector> {
-    let mut v = Vec::new();
-    if let Ok(t) = "time.now".parse() {
-        v.push(ToolSelector::Tool(t));
-    }
+    // Every profile may tell the time and read installed skills (offered only when one is
+    // installed and approved; what a skill may then do is its manifest ∩ these grants).
+    let mut v: Vec<ToolSelector> = ["time.now", crate::skills::SKILL_READ]
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .map(ToolSelector::Tool)
+        .collect();
     let groups: &[ToolGroup] = match profile {
         ToolProfile::Minimal => &[],
         ToolProfile::Coding => &[ToolGroup::Fs, ToolGroup::Runtime, ToolGroup::Memory],

@@ -37,6 +37,7 @@ pub mod router;
 pub mod runtime;
 pub mod sandbox;
 mod serve;
+pub mod skills_admin;
 pub mod web;
 pub mod worker;
 

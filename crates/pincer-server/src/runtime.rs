@@ -534,7 +534,7 @@ impl AgentTools {
             }
         }
         // Memory search goes through the store's index when there is a store.
-        let index: Option<Arc<dyn pincer_tools::memory::NoteSearch>> = match store {
+        let index: Option<Arc<dyn pincer_tools::memory::NoteSearch>> = match store.clone() {
             Some(store) => Some(Arc::new(crate::memory_index::MemoryIndex::new(
                 store,
                 agent.as_str(),
@@ -543,6 +543,18 @@ impl AgentTools {
             ))),
             None => None,
         };
+        // Installed skills (G1): `skill.read`, and the runs' skill source (both need the store).
+        let skills = store.as_ref().map(|s| {
+            pincer_skills::Skills::new(
+                home.skills_dir(),
+                s.clone() as Arc<dyn pincer_store::SkillStore>,
+                audit.clone(),
+                config.skills.trusted_sources.clone(),
+            )
+        });
+        if let Some(s) = &skills {
+            extra_tools.push(Arc::new(pincer_skills::SkillRead::new(s.clone())?));
+        }
         let tools = registry(
             agent,
             a,
@@ -551,8 +563,12 @@ impl AgentTools {
             index,
             &extra_tools,
         )?;
+        let mut gate = Gate::new(tools, audit, approver);
+        if let Some(s) = skills {
+            gate = gate.with_skills(Arc::new(pincer_skills::SkillRuntime::new(s)));
+        }
         Ok(Self {
-            gate: Arc::new(Gate::new(tools, audit, approver)),
+            gate: Arc::new(gate),
             ctx: tool_context(home, agent, a, exec)?,
             policy,
         })

@@ -92,6 +92,12 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             store: store.clone(),
             audit: audit_log.clone(),
         }));
+        state.skills = Some(Arc::new(crate::skills_admin::Admin {
+            home: home.clone(),
+            config: Arc::new(config.clone()),
+            store: store.clone(),
+            audit: audit_log.clone(),
+        }));
         state.delivery = crate::jobs::delivery_policy(&config);
         state.hooks = crate::jobs::hooks(&config, env)?;
         // The Telegram channel is built before the state is shared: in webhook mode the

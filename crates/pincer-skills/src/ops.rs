@@ -169,12 +169,26 @@ impl Skills {
         source: &str,
         by: &str,
     ) -> Result<(SkillRecord, Validated), SkillError> {
+        self.install_as(source, source, by).await
+    }
+
+    /// [`Skills::install`], recording the source as `shown` (an upload's scratch folder is
+    /// recorded as `upload`).
+    ///
+    /// # Errors
+    /// As [`Skills::install`].
+    pub async fn install_as(
+        &self,
+        source: &str,
+        shown: &str,
+        by: &str,
+    ) -> Result<(SkillRecord, Validated), SkillError> {
         let (v, _) = match self.fetch(source).await {
             Ok(x) => x,
             Err(e) => {
                 self.audit(
                     "skill.refused",
-                    json!({"source": source, "by": by, "reason": e.to_string(), "code": e.code()}),
+                    json!({"source": shown, "by": by, "reason": e.to_string(), "code": e.code()}),
                 )
                 .await?;
                 return Err(e);
@@ -190,13 +204,13 @@ impl Skills {
                 .collect();
             self.audit(
                 "skill.refused",
-                json!({"source": source, "by": by, "name": v.name, "sha256": v.sha256,
+                json!({"source": shown, "by": by, "name": v.name, "sha256": v.sha256,
                        "verdict": "block", "findings": v.scan.findings}),
             )
             .await?;
             return Err(SkillError::Blocked(why.join("; ")));
         }
-        let rec = self.write(&v, source, by).await?;
+        let rec = self.write(&v, shown, by).await?;
         Ok((rec, v))
     }
 

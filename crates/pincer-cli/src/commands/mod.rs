@@ -15,6 +15,7 @@ mod models;
 mod output;
 mod pairing;
 mod sandbox;
+mod skills;
 mod storage;
 mod tasks;
 mod tokens;
@@ -54,6 +55,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Audit { command } => audit::run(command, env),
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Mcp { command } => mcp::run(command, env),
+        Command::Skills { command } => skills::run(command, env),
         Command::Tokens { command } => tokens::run(command, env),
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),
