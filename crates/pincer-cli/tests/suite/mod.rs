@@ -16,6 +16,7 @@ mod models;
 mod openai;
 mod postgres;
 mod serve;
+mod skills;
 mod telegram;
 mod tokens;
 mod tools_audit;
