@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The scan against a corpus (issue 22): malicious skills modelled on the attack reports about
 //! other agents' skill hubs — each blocked or warned for the right reason — and benign skills,
 //! which must pass without a single finding. Two attacks use invisible characters; they are
