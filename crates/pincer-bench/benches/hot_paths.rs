@@ -197,6 +197,37 @@ fn prompt_assembly(b: Bencher) {
     });
 }
 
+/// A skill of 10 files (100 KB) as each run checks it: read without following links and hashed
+/// against its approval (issue 22).
+#[divan::bench]
+fn skill_verify_10_files(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    skill_dir(dir.path());
+    b.bench(|| pincer_skills::tree::read(black_box(dir.path())).unwrap());
+}
+
+/// The static scan of the same skill at install (every rule over every line, the manifest,
+/// the name).
+#[divan::bench]
+fn skill_scan_10_files(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    skill_dir(dir.path());
+    let tree = pincer_skills::tree::read(dir.path()).unwrap();
+    b.bench(|| pincer_skills::ops::validate_tree(black_box(tree.clone()), &[]).unwrap());
+}
+
+fn skill_dir(d: &std::path::Path) {
+    std::fs::write(
+        d.join("SKILL.md"),
+        "---\nname: weekly-report\ndescription: Writes the weekly report.\npermissions:\n  tools: [fs.read, fs.write]\n---\n# Weekly report\n\nRead the notes with fs.read and write the report with fs.write.\n",
+    )
+    .unwrap();
+    let line = "A reference line of prose about the report format, columns and examples.\n";
+    for i in 0..9 {
+        std::fs::write(d.join(format!("ref{i}.md")), line.repeat(150)).unwrap();
+    }
+}
+
 /// Decoding a streamed answer of 500 OpenAI deltas.
 #[divan::bench]
 fn sse_decode_500_deltas(b: Bencher) {

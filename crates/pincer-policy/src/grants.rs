@@ -148,10 +148,10 @@ mod tests {
     }
 
     #[test]
-    fn minimal_is_the_clock_only() {
+    fn minimal_is_the_clock_and_reading_skills() {
         assert_eq!(
             names(&resolve_grants(ToolProfile::Minimal, &[], &[])),
-            ["time.now"]
+            ["skill.read", "time.now"]
         );
     }
 
