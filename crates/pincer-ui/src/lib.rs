@@ -20,6 +20,7 @@ mod chat;
 mod pages;
 mod schedules;
 mod session;
+mod skills;
 mod transcript;
 mod usage;
 
@@ -64,6 +65,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/channels", get(channels::list))
         .route("/ui/channels/pair", post(channels::pair))
         .route("/ui/channels/invite", post(channels::invite))
+        .route("/ui/skills", get(skills::list).post(skills::act))
         .route("/ui/schedules", get(schedules::list))
         .route("/ui/schedules/act", post(schedules::act))
         .route("/ui/schedules/add", post(schedules::add))

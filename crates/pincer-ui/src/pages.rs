@@ -75,6 +75,7 @@ pub(crate) fn layout_live(
                     @if s.role >= Role::Admin && Scope::Admin.granted_by(&s.scopes) {
                         a href="/ui/users" { "Users" }
                         a href="/ui/channels" { "Channels" }
+                        a href="/ui/skills" { "Skills" }
                         a href="/ui/emergency" { "Emergency" }
                     }
                     span.who { (s.user) " (" (s.role.as_str()) ")" }

@@ -1053,3 +1053,101 @@ async fn behind_a_tls_proxy_the_session_cookie_is_secure() {
     let logins = audit_of_type(&home, "ui.login").await;
     assert!(logins.iter().all(|e| e["tls"] == true), "{logins:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_are_reviewed_and_approved_on_the_page() {
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pincer-skills/tests/corpus");
+    for src in ["benign/csv-summary", "malicious/pdff"] {
+        let out = home
+            .run(
+                &["skills", "install", corpus.join(src).to_str().unwrap()],
+                "",
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let admin = user_token(&home, "owner", "owner", "admin").await;
+    let ops = user_token(&home, "olga", "operator", "tasks:read").await;
+    let (mut child, addr) = serve_at(&home.path(), &[]);
+    let mut b = Browser::new(&addr);
+    b.login(&admin).await;
+    let page = b.get("/ui/skills").await.body;
+    assert!(
+        page.contains("csv-summary") && page.contains("pending"),
+        "{page}"
+    );
+    // The look-alike's warning is shown, and approving it needs the warning accepted.
+    assert!(
+        page.contains("typosquat") && page.contains("looks like `pdf`"),
+        "{page}"
+    );
+    let sha_of = |page: &str, name: &str| {
+        let form = page
+            .split(r#"<input type="hidden" name="name" value=""#)
+            .find(|f| f.starts_with(&format!("{name}\"")))
+            .unwrap();
+        let at = form.find(r#"name="sha256" value=""#).unwrap() + r#"name="sha256" value=""#.len();
+        form[at..at + 64].to_owned()
+    };
+    let token = csrf(&page);
+    let p = b
+        .post(
+            "/ui/skills",
+            &[
+                ("csrf", &token),
+                ("name", "pdff"),
+                ("sha256", &sha_of(&page, "pdff")),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    assert!(p.body.contains("accept-warnings"), "{}", p.body);
+    let p = b
+        .post(
+            "/ui/skills",
+            &[
+                ("csrf", &token),
+                ("name", "csv-summary"),
+                ("sha256", &sha_of(&page, "csv-summary")),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    // A stale hash (the content shown is not what is there) is refused.
+    let p = b
+        .post(
+            "/ui/skills",
+            &[
+                ("csrf", &token),
+                ("name", "pdff"),
+                ("sha256", &"0".repeat(64)),
+                ("action", "approve"),
+                ("accept_warnings", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 409, "{}", p.body);
+    let page = b.get("/ui/skills").await.body;
+    assert!(page.contains(r#"class="status enabled""#), "{page}");
+    // Not for operators; not without the form token.
+    let mut o = Browser::new(&addr);
+    o.login(&ops).await;
+    assert_eq!(o.get("/ui/skills").await.status, 403);
+    let p = b
+        .post(
+            "/ui/skills",
+            &[("name", "csv-summary"), ("action", "revoke")],
+        )
+        .await;
+    assert_eq!(p.status, 403, "{}", p.body);
+    assert_eq!(term(&mut child), Some(0));
+    let approved = audit_of_type(&home, "skill.approved").await;
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["by"], "user:owner");
+}
