@@ -198,10 +198,8 @@ pub async fn clone(source: &Source, dest: &Path, proxy: Option<&str>) -> Result<
             args.push(a);
         }
     }
+    // A full clone: git's dumb HTTP transport cannot do shallow ones, and skills are small.
     args.extend(["clone", "--quiet", "--no-recurse-submodules"].map(String::from));
-    if rev.is_none() && !local {
-        args.extend(["--depth", "1"].map(String::from));
-    }
     args.extend(["--".to_owned(), url, dest.to_string_lossy().into_owned()]);
     git(&args, None).await?;
     if let Some(rev) = rev {

@@ -351,3 +351,59 @@ async fn the_api_validates_installs_approves_and_revokes() {
         "token:adm"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_remote_repository_is_fetched_through_the_egress_policy() {
+    let web = pincer_testkit::FakeWeb::start("k").await.unwrap();
+    let unlisted = pincer_testkit::FakeWeb::start("k").await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let src = files.path().join("src");
+    copy_dir(&corpus("benign", "csv-summary"), &src);
+    git(&src, &["init", "-q"]);
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-qm", "csv-summary"]);
+    git(files.path(), &["clone", "-q", "--bare", "src", "repo.git"]);
+    git(&files.path().join("repo.git"), &["update-server-info"]);
+    web.serve_dir(files.path());
+    unlisted.serve_dir(files.path());
+    let llm = FakeLlm::start(vec![]).await.unwrap();
+    let home = Home::new();
+    home.init(&llm.base_url()).await;
+    set(&home, "skills.trusted_sources", r#"["127.0.0.1/files"]"#).await;
+    let url = format!("{}/files/repo.git", web.base_url());
+    // Network off (the default): a remote skill is not fetched at all.
+    let out = home.run(&["skills", "install", &url], "").await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("network is off"), "{}", stderr(&out));
+    // On, with one loopback server allowed: fetched through the egress proxy, audited.
+    allow_loopback(&home, web.port()).await;
+    let out = home.run(&["skills", "install", &url], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(home.path().join("skills/csv-summary/SKILL.md").is_file());
+    let sent = audit_of_type(&home, "egress.tunnel").await;
+    assert!(sent.iter().any(|e| e["port"] == web.port()), "{sent:?}");
+    // Trusted by name but not allowed by the egress policy: refused by the proxy.
+    let out = home
+        .run(
+            &[
+                "skills",
+                "install",
+                &format!("{}/files/repo.git", unlisted.base_url()),
+            ],
+            "",
+        )
+        .await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("skill_fetch_failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        audit_of_type(&home, "egress.tunnel")
+            .await
+            .iter()
+            .all(|e| e["port"] != unlisted.port())
+    );
+    assert_eq!(skills_json(&home).await.as_array().map(Vec::len), Some(1));
+}
