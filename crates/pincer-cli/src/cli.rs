@@ -130,6 +130,22 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SkillsCommand,
     },
+    /// Security checks of this installation.
+    Security {
+        #[command(subcommand)]
+        command: SecurityCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SecurityCommand {
+    /// Reports what is weaker than it should be, each with an id, a severity and a fix. Exit
+    /// code by the worst: 0 none or low, 1 medium, 2 high, 3 critical.
+    Audit {
+        /// Print every check (passing ones too) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]

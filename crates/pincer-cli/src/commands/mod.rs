@@ -15,6 +15,7 @@ mod models;
 mod output;
 mod pairing;
 mod sandbox;
+mod security;
 mod skills;
 mod storage;
 mod tasks;
@@ -56,6 +57,9 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Mcp { command } => mcp::run(command, env),
         Command::Skills { command } => skills::run(command, env),
+        Command::Security {
+            command: crate::cli::SecurityCommand::Audit { json },
+        } => security::run(json, env),
         Command::Tokens { command } => tokens::run(command, env),
         Command::Pairing { command } => pairing::run(command, env),
         Command::Invites { command } => pairing::invites(command, env),

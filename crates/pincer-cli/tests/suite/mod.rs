@@ -15,6 +15,7 @@ mod memory;
 mod models;
 mod openai;
 mod postgres;
+mod security;
 mod serve;
 mod skills;
 mod telegram;
