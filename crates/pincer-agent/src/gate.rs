@@ -342,6 +342,7 @@ impl Gate {
             map.insert("ungrounded".into(), json!(h.ungrounded));
             map.insert("sink".into(), json!(h.sink));
         }
+        crate::stats::tool_call(tool_name.as_str(), word);
         self.audit("policy.decision", fields)
             .await
             .map_err(|error| AuditDown {
@@ -460,6 +461,7 @@ impl Gate {
         tool: Option<ToolName>,
         reason: String,
     ) -> Result<Ending, AuditDown> {
+        crate::stats::tool_call(tool.as_ref().map_or("(unknown)", ToolName::as_str), "deny");
         self.audit(
             "policy.decision",
             json!({"run_id": scope.run_id, "agent": scope.ctx.agent, "call_id": call_id,

@@ -17,6 +17,7 @@ mod prompt;
 pub mod provenance;
 mod run;
 pub mod skills;
+pub mod stats;
 
 pub use bundle::{RunBundle, RunMeta};
 pub use compact::{Compaction, ContextLimits, SUMMARY_PROMPT, compact, needs_compaction};

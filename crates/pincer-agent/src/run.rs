@@ -411,6 +411,13 @@ impl Runner {
             on_event(&RunEvent::TextDelta { text: t.to_owned() })
         })
         .await;
+        crate::stats::model_call(
+            &turn.req.settings.model,
+            match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind.as_str(),
+            },
+        );
         let completion = match result {
             Ok(c) => c,
             Err(e) if e.kind == ErrorKind::Canceled => return Ok(State::Finalize(canceled())),
@@ -690,6 +697,16 @@ impl Runner {
         meta.error_kind = ended.kind;
         meta.ended_at = Some(Utc::now());
         meta.duration_ms = Some(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
+        crate::stats::run_finished(
+            match meta.status {
+                RunStatus::Running => "running",
+                RunStatus::Succeeded => "succeeded",
+                RunStatus::Failed => "failed",
+                RunStatus::Canceled => "canceled",
+                RunStatus::TimedOut => "timed_out",
+            },
+            clock.elapsed(),
+        );
         meta.steps = turn.steps;
         meta.tool_calls = turn.tool_calls;
         meta.usage = turn.usage;

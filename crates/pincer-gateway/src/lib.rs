@@ -14,6 +14,7 @@ mod handlers;
 mod hooks;
 mod jobs;
 mod mcp;
+pub mod metrics;
 mod openai;
 mod openapi;
 mod origin;
@@ -46,6 +47,12 @@ pub use jobs::{
 pub use mcp::{McpAdmin, McpAdminError, McpResult};
 pub use openapi::openapi;
 pub use origin::HostPolicy;
+/// Writes this process's counters into a `/metrics` exposition.
+pub trait ProcessMetrics: Send + Sync + std::fmt::Debug {
+    /// Appends the families.
+    fn write(&self, out: &mut metrics::Exposition);
+}
+
 pub use skills::{SkillAdmin, SkillAdminError, SkillResult, SkillSource, UploadedFile};
 pub use users::{Actor, UserChange, change_user};
 
@@ -125,6 +132,8 @@ pub struct AppState {
     pub mcp: Option<Arc<dyn McpAdmin>>,
     /// Skill administration (`/v1/skills…`; `None`: those routes answer 404).
     pub skills: Option<Arc<dyn SkillAdmin>>,
+    /// Adds this process's own counters to `/metrics`.
+    pub process_metrics: Option<Arc<dyn ProcessMetrics>>,
     /// `[governance]`: self-approval, bypass policy, quotas.
     pub governance: pincer_config::GovernanceConfig,
     /// Where run bundles live (`<home>/agents`), for the web page's transcript viewer; `None`:
@@ -154,6 +163,7 @@ impl AppState {
             host_policy: HostPolicy::default(),
             mcp: None,
             skills: None,
+            process_metrics: None,
             governance: pincer_config::GovernanceConfig::default(),
             agents_dir: None,
             audit_source: None,
@@ -394,6 +404,15 @@ pub fn routes() -> Vec<(RouteDef, Handler)> {
                 "Approve a pairing code",
             ),
             post(h::approve_pairing),
+        ),
+        (
+            r(
+                "GET",
+                "/metrics",
+                Access::Scoped(Scope::MetricsRead),
+                "Prometheus metrics (text exposition 0.0.4)",
+            ),
+            get(metrics::metrics),
         ),
         (
             r(

@@ -31,6 +31,7 @@ pub mod mcp;
 pub mod mcp_admin;
 pub mod memory_index;
 pub mod metering;
+pub mod metrics;
 pub mod pins;
 pub mod relay;
 pub mod router;

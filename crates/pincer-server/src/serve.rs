@@ -92,6 +92,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             store: store.clone(),
             audit: audit_log.clone(),
         }));
+        state.process_metrics = Some(Arc::new(crate::metrics::Process::new()));
         state.skills = Some(Arc::new(crate::skills_admin::Admin {
             home: home.clone(),
             config: Arc::new(config.clone()),

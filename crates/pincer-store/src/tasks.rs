@@ -129,6 +129,17 @@ pub enum TaskError {
 }
 
 /// The task queue seam.
+/// `(status, count)` rows as read from either backend.
+pub(crate) fn counts(rows: Vec<(String, i64)>) -> Result<Vec<(TaskStatus, u64)>, TaskError> {
+    rows.into_iter()
+        .map(|(s, n)| {
+            TaskStatus::parse(&s)
+                .map(|st| (st, u64::try_from(n).unwrap_or(0)))
+                .ok_or_else(|| TaskError::from(StoreError::Corrupt(format!("task status `{s}`"))))
+        })
+        .collect()
+}
+
 #[async_trait]
 pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     /// Submits a task; with an idempotency key already used, returns the existing task and
@@ -137,6 +148,8 @@ pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     -> Result<(TaskRecord, bool), TaskError>;
     /// One task.
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, TaskError>;
+    /// How many tasks are in each state (states with none are left out).
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>, TaskError>;
     /// Tasks, newest first, optionally in one state.
     async fn list(
         &self,
@@ -361,6 +374,21 @@ impl TaskQueue for SqliteStore {
 
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, TaskError> {
         Ok(self.with(move |c| get(c, id)).await?)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>, TaskError> {
+        let rows = self
+            .with(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT status, COUNT(*) FROM tasks GROUP BY status ORDER BY status",
+                )?;
+                let rows = st
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        counts(rows)
     }
 
     async fn list(

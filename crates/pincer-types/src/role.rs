@@ -52,6 +52,7 @@ impl Role {
                 Scope::AuditRead,
                 Scope::JobsRead,
                 Scope::JobsWrite,
+                Scope::MetricsRead,
             ],
             Self::Admin | Self::Owner => &Scope::ALL,
         }

@@ -26,6 +26,9 @@ pub enum Scope {
     /// Read token usage and cost (`GET /v1/usage`).
     #[serde(rename = "usage:read")]
     UsageRead,
+    /// Scrape Prometheus metrics (`GET /metrics`).
+    #[serde(rename = "metrics:read")]
+    MetricsRead,
     /// Everything, including token management.
     #[serde(rename = "admin")]
     Admin,
@@ -33,7 +36,7 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::TasksRead,
         Self::TasksWrite,
         Self::ApprovalsWrite,
@@ -41,6 +44,7 @@ impl Scope {
         Self::JobsRead,
         Self::JobsWrite,
         Self::UsageRead,
+        Self::MetricsRead,
         Self::Admin,
     ];
 
@@ -54,6 +58,7 @@ impl Scope {
             Self::JobsRead => "jobs:read",
             Self::JobsWrite => "jobs:write",
             Self::UsageRead => "usage:read",
+            Self::MetricsRead => "metrics:read",
             Self::Admin => "admin",
         }
     }

@@ -12,6 +12,7 @@ mod governance;
 mod injection;
 mod mcp;
 mod memory;
+mod metrics;
 mod models;
 mod openai;
 mod postgres;

@@ -253,6 +253,18 @@ impl TaskQueue for PgStore {
         Ok(get(&client, id, false).await?)
     }
 
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>, TaskError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT status, COUNT(*)::BIGINT FROM tasks GROUP BY status ORDER BY status",
+                &[],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        crate::tasks::counts(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn list(
         &self,
         status: Option<TaskStatus>,

@@ -282,3 +282,15 @@ conformance!(deadlines_time_tasks_out, |db| {
     let t = s.task(t.id).await.unwrap().unwrap();
     assert_eq!(t.status, TaskStatus::TimedOut);
 });
+
+conformance!(tasks_are_counted_by_state, |db| {
+    let s = db.open().await;
+    assert!(s.task_counts().await.unwrap().is_empty());
+    s.submit(new("a", "1", None), at(0)).await.unwrap();
+    s.submit(new("a", "2", None), at(1)).await.unwrap();
+    s.submit(new("b", "1", None), at(2)).await.unwrap();
+    s.claim("w1", at(3), LEASE).await.unwrap().unwrap();
+    let mut counts = s.task_counts().await.unwrap();
+    counts.sort_by_key(|(st, _)| st.as_str());
+    assert_eq!(counts, [(TaskStatus::Queued, 2), (TaskStatus::Running, 1)]);
+});
