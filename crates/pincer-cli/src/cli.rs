@@ -135,6 +135,33 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SecurityCommand,
     },
+    /// Run `pincer serve` as a hardened systemd service.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Prints the unit.
+    Unit(ServiceArgs),
+    /// Writes the unit (~/.config/systemd/user/pincer.service, or /etc/systemd/system/ with
+    /// --system) and says how to start it.
+    Install(ServiceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServiceArgs {
+    /// A user service (the default).
+    #[arg(long, conflicts_with = "system")]
+    pub(crate) user: bool,
+    /// A system service.
+    #[arg(long)]
+    pub(crate) system: bool,
+    /// With --system: the account it runs as.
+    #[arg(long, requires = "system")]
+    pub(crate) run_as: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -16,6 +16,7 @@ mod output;
 mod pairing;
 mod sandbox;
 mod security;
+mod service;
 mod skills;
 mod storage;
 mod tasks;
@@ -57,6 +58,10 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Mcp { command } => mcp::run(command, env),
         Command::Skills { command } => skills::run(command, env),
+        Command::Service { command } => match command {
+            crate::cli::ServiceCommand::Unit(a) => service::run(false, a.system, a.run_as, env),
+            crate::cli::ServiceCommand::Install(a) => service::run(true, a.system, a.run_as, env),
+        },
         Command::Security {
             command: crate::cli::SecurityCommand::Audit { json },
         } => security::run(json, env),

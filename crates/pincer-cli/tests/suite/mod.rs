@@ -18,6 +18,7 @@ mod openai;
 mod postgres;
 mod security;
 mod serve;
+mod service;
 mod skills;
 mod telegram;
 mod tokens;
