@@ -23,10 +23,8 @@ pub(crate) fn unit(binary: &Path, home: &Path, system: bool, user: Option<&str>)
     );
     u.push_str(&format!("ExecStart={} serve\n", binary.display()));
     u.push_str(&format!("Environment=PINCER_HOME={}\n", home.display()));
-    if system {
-        if let Some(user) = user {
-            u.push_str(&format!("User={user}\nGroup={user}\n"));
-        }
+    if let Some(user) = user.filter(|_| system) {
+        u.push_str(&format!("User={user}\nGroup={user}\n"));
     }
     u.push_str(
         "Restart=on-failure\n\
