@@ -85,7 +85,8 @@ fn admin(st: &AppState) -> Result<Arc<dyn McpAdmin>, ApiError> {
         .ok_or_else(|| ApiError::not_found("this server has no MCP administration"))
 }
 
-fn by(who: &pincer_store::TokenInfo) -> String {
+/// Who an admin route's caller is, for the audit log.
+pub(crate) fn by(who: &pincer_store::TokenInfo) -> String {
     format!("token:{}", who.name)
 }
 

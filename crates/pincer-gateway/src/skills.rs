@@ -94,9 +94,7 @@ fn admin(st: &AppState) -> Result<Arc<dyn SkillAdmin>, ApiError> {
         .ok_or_else(|| ApiError::not_found("this server has no skill administration"))
 }
 
-fn by(who: &pincer_store::TokenInfo) -> String {
-    format!("token:{}", who.name)
-}
+use crate::mcp::by;
 
 pub(crate) fn source_schema() -> Value {
     crate::handlers::schema::<SkillSource>()
