@@ -706,7 +706,7 @@ pub(crate) enum PairingCommand {
 
 /// `--scopes` help: every scope of `pincer_types::Scope::ALL`.
 const SCOPES_HELP: &str = "Comma-separated: tasks:read, tasks:write, approvals:write, audit:read, \
-jobs:read, jobs:write, usage:read, admin (admin covers all)";
+jobs:read, jobs:write, usage:read, metrics:read, admin (admin covers all)";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokensCommand {
