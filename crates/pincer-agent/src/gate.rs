@@ -343,6 +343,7 @@ impl Gate {
             map.insert("sink".into(), json!(h.sink));
         }
         crate::stats::tool_call(tool_name.as_str(), word);
+        tracing::info!(tool = %tool_name, decision = word, tier = tier.as_str(), "tool call");
         self.audit("policy.decision", fields)
             .await
             .map_err(|error| AuditDown {

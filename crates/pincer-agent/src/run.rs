@@ -411,13 +411,12 @@ impl Runner {
             on_event(&RunEvent::TextDelta { text: t.to_owned() })
         })
         .await;
-        crate::stats::model_call(
-            &turn.req.settings.model,
-            match &result {
-                Ok(_) => "ok",
-                Err(e) => e.kind.as_str(),
-            },
-        );
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.as_str(),
+        };
+        crate::stats::model_call(&turn.req.settings.model, outcome);
+        tracing::info!(run = %turn.run_id, model = %turn.req.settings.model, step = turn.steps, outcome, "model call");
         let completion = match result {
             Ok(c) => c,
             Err(e) if e.kind == ErrorKind::Canceled => return Ok(State::Finalize(canceled())),

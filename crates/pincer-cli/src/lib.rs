@@ -32,12 +32,19 @@ pub fn main_entry() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Logs on stderr: level by `PINCER_LOG` (`warn` by default; `info` shows tasks, model and tool
+/// calls), human-readable or one JSON object a line with `PINCER_LOG_FORMAT=json`. Log events
+/// carry ids, names, statuses and timings — never message content.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PINCER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if std::env::var("PINCER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

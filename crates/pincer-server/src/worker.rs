@@ -483,6 +483,13 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
         },
         Err(e) => (TaskStatus::Failed, Some(format!("{e:#}"))),
     };
+    tracing::info!(
+        task = %task.id,
+        agent = %task.agent,
+        worker,
+        status = to.as_str(),
+        "task ended"
+    );
     match end_task(pool, worker, task.id, to, detail, info).await {
         Ok(t) => pool.publish(&format!("task.{}", to.as_str().to_ascii_lowercase()), &t),
         Err(e) => eprintln!(

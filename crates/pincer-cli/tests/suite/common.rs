@@ -101,8 +101,9 @@ pub fn run_blocking(
         .args(args)
         .env("PINCER_HOME", home)
         .env(KEY_VAR, KEY)
-        .envs(vars.iter().map(|(k, v)| (k, v)))
+        // The developer's log level does not leak into the tests; a test may set its own.
         .env_remove("PINCER_LOG")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

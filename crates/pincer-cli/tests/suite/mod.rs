@@ -10,6 +10,7 @@ mod exec;
 mod exec_net;
 mod governance;
 mod injection;
+mod logs;
 mod mcp;
 mod memory;
 mod metrics;
