@@ -92,7 +92,7 @@ fn command_starts_with(command: &str, prefix: &str) -> bool {
     !prefix.is_empty() && command.starts_with(&prefix)
 }
 
-/// The file paths an action names (`path`, `paths`).
+/// The file paths an action names (`path`, `paths`, and each of `files[].path` — a patch).
 fn paths_of(detail: &serde_json::Value) -> Vec<&str> {
     let mut v: Vec<&str> = detail
         .get("path")
@@ -101,6 +101,9 @@ fn paths_of(detail: &serde_json::Value) -> Vec<&str> {
         .collect();
     if let Some(list) = detail.get("paths").and_then(|p| p.as_array()) {
         v.extend(list.iter().filter_map(|p| p.as_str()));
+    }
+    if let Some(files) = detail.get("files").and_then(|p| p.as_array()) {
+        v.extend(files.iter().filter_map(|f| f.get("path")?.as_str()));
     }
     v
 }
@@ -196,6 +199,19 @@ mod tests {
             check(&outside, &f)
                 .unwrap_err()
                 .contains("path `reports2/x`")
+        );
+        let patch = |p: &str| {
+            action(
+                "fs.write",
+                Capability::FsWrite,
+                json!({"files": [{"op": "update", "path": "reports/a.md"}, {"op": "create", "path": p}]}),
+            )
+        };
+        assert!(check(&patch("reports/b.md"), &f).is_ok());
+        assert!(
+            check(&patch("src/main.rs"), &f)
+                .unwrap_err()
+                .contains("path `src/main.rs`")
         );
         let undeclared = action("memory.append", Capability::Memory, json!({}));
         assert!(
