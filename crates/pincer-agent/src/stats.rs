@@ -26,6 +26,9 @@ pub struct Stats {
     pub model_calls: BTreeMap<(String, String), u64>,
     /// Tool calls, by (tool, decision).
     pub tool_calls: BTreeMap<(String, String), u64>,
+    /// Other events, by (kind, label): model failovers by the model failed from, channel send
+    /// failures by channel and kind.
+    pub events: BTreeMap<(&'static str, String), u64>,
 }
 
 static STATS: LazyLock<Mutex<Stats>> = LazyLock::new(|| Mutex::new(Stats::default()));
@@ -64,6 +67,12 @@ pub fn tool_call(tool: &str, decision: &str) {
         .tool_calls
         .entry((tool.to_owned(), decision.to_owned()))
         .or_default() += 1;
+}
+
+/// Something worth counting happened (`kind` is one of a fixed set; `label` comes from the
+/// configuration: a model alias, a channel name).
+pub fn event(kind: &'static str, label: &str) {
+    *stats().events.entry((kind, label.to_owned())).or_default() += 1;
 }
 
 /// The counters now.

@@ -412,6 +412,7 @@ impl Failover {
     }
 
     async fn model_failed(&self, alias: &str, next: Option<&str>, e: &ProviderError) {
+        pincer_agent::stats::event("failover", alias);
         let until = self.climb(&model_subject(alias), e).await;
         crate::runtime::record(
             &self.audit,

@@ -86,6 +86,39 @@ impl ProcessMetrics for Process {
                 *n as f64,
             );
         }
+        for (kind, name, help, label) in [
+            (
+                "failover",
+                "pincer_failovers_total",
+                "Model calls that failed over to the next model, by the model failed from.",
+                "model",
+            ),
+            (
+                "channel_send_failure",
+                "pincer_channel_send_failures_total",
+                "Messages a chat channel failed to send (refused, limited or unavailable), by channel.",
+                "channel",
+            ),
+        ] {
+            out.family(name, "counter", help);
+            for ((_, l), n) in s.events.iter().filter(|((k, _), _)| *k == kind) {
+                out.sample(name, &[(label, l)], *n as f64);
+            }
+        }
+        let spawns: u64 = s
+            .tool_calls
+            .iter()
+            .filter(|((tool, decision), _)| {
+                decision == "allow" && matches!(tool.as_str(), "shell.exec" | "process")
+            })
+            .map(|(_, n)| n)
+            .sum();
+        out.family(
+            "pincer_sandbox_spawns_total",
+            "counter",
+            "Commands allowed to start in the sandbox (shell.exec, process).",
+        );
+        out.sample("pincer_sandbox_spawns_total", &[], spawns as f64);
         out.family(
             "pincer_uptime_seconds",
             "gauge",

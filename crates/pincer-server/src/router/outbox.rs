@@ -111,6 +111,7 @@ impl Router {
                 parts_sent,
                 failure,
             }) => {
+                pincer_agent::stats::event("channel_send_failure", self.name());
                 if parts_sent > m.parts_sent
                     && let Err(e) = self.store.progress_out(m.id, parts_sent).await
                 {
