@@ -201,8 +201,14 @@ async fn metrics_are_scraped_and_parsed_by_prometheus() {
         value(&samples, "pincer_skills", json!({"state": "enabled"})),
         0.0
     );
-    assert_eq!(value(&samples, "pincer_sandbox_spawns_total", json!({})), 0.0);
-    for family in ["pincer_failovers_total", "pincer_channel_send_failures_total"] {
+    assert_eq!(
+        value(&samples, "pincer_sandbox_spawns_total", json!({})),
+        0.0
+    );
+    for family in [
+        "pincer_failovers_total",
+        "pincer_channel_send_failures_total",
+    ] {
         assert!(text.contains(&format!("# TYPE {family} counter")), "{text}");
     }
     // No message content anywhere in the exposition.
