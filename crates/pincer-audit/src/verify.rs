@@ -104,9 +104,20 @@ fn verify_probing(
     let mut at_head = (head.as_ref().map(|h| h.0) == Some(0)).then(|| GENESIS.to_owned());
     for path in &files {
         let f = File::open(path).map_err(|e| AuditError::io(path, e))?;
-        for (i, line) in BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| AuditError::io(path, e))?;
-            prev = check_line(path, i + 1, &line, expected_seq, &prev)?;
+        // Lines split on `\n` only: a `\r` before it is a changed byte, not a line ending.
+        let mut reader = BufReader::new(f);
+        let mut buf = String::new();
+        for i in 0.. {
+            buf.clear();
+            if reader
+                .read_line(&mut buf)
+                .map_err(|e| AuditError::io(path, e))?
+                == 0
+            {
+                break;
+            }
+            let line = buf.strip_suffix('\n').unwrap_or(&buf);
+            prev = check_line(path, i + 1, line, expected_seq, &prev)?;
             if head.as_ref().is_some_and(|h| h.0 == expected_seq) {
                 at_head = Some(prev.clone());
             }
@@ -170,6 +181,11 @@ pub(crate) fn check_line(
     };
     let v: Value = serde_json::from_str(line)
         .map_err(|e| bad(format!("not JSON (torn or edited line): {e}")))?;
+    // Lines are written in one canonical form (compact, keys sorted): any other bytes — even
+    // whitespace that leaves the meaning alone — were not written by Pincer.
+    if v.to_string() != line {
+        return Err(bad("not in the form Pincer writes (bytes changed)".into()));
+    }
     let got_seq = v
         .get("seq")
         .and_then(Value::as_u64)
