@@ -183,7 +183,7 @@ pub(crate) fn check_line(
         .map_err(|e| bad(format!("not JSON (torn or edited line): {e}")))?;
     // Lines are written in one canonical form (compact, keys sorted): any other bytes — even
     // whitespace that leaves the meaning alone — were not written by Pincer.
-    if v.to_string() != line {
+    if serde_json::to_string(&v).ok().as_deref() != Some(line) {
         return Err(bad("not in the form Pincer writes (bytes changed)".into()));
     }
     let got_seq = v

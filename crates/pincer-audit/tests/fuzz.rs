@@ -30,7 +30,7 @@ fn a_mutated_audit_log_never_verifies_and_never_panics_the_verifier() {
         .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .unwrap();
     let original = std::fs::read(&day).unwrap();
-    let mut rng = fastrand::Rng::with_seed(0xa0d1_7);
+    let mut rng = fastrand::Rng::with_seed(0x000a_0d17);
     for _ in 0..iters {
         let mut bytes = original.clone();
         for _ in 0..rng.usize(1..4) {
