@@ -236,7 +236,7 @@ impl Runner {
                    "provider": meta.provider, "model": meta.model, "tools": offered}),
         ) {
             bundle.record("error", json!({"error": format!("audit log: {e}")}))?;
-            let mut turn = Turn::new(&req, bundle, String::new(), tool_defs, Vec::new());
+            let mut turn = Turn::new(&req, bundle, String::new(), 0, tool_defs, Vec::new());
             let ended = Ended::failed("audit", format!("the audit log cannot be written: {e}"));
             return self.finish(&mut turn, meta, ended, clock, on_event).await;
         }
@@ -249,7 +249,7 @@ impl Runner {
         match prepared {
             Err(e) => {
                 bundle.record("error", json!({"error": e.to_string()}))?;
-                let mut turn = Turn::new(&req, bundle, String::new(), tool_defs, Vec::new());
+                let mut turn = Turn::new(&req, bundle, String::new(), 0, tool_defs, Vec::new());
                 let ended = Ended::failed("prepare", e.to_string());
                 self.finish(&mut turn, meta, ended, clock, on_event).await
             }
@@ -298,13 +298,8 @@ impl Runner {
                     json!({"sha256": prompt.sha256, "files": prompt.files, "text": prompt.text}),
                 )?;
                 bundle.record("user", json!({"text": req.input}))?;
-                let mut turn = Turn::new(&req, bundle, prompt.text, tool_defs, history);
-                turn.taint = crate::provenance::initial(
-                    turn.request.system.get(..trusted_len).unwrap_or_default(),
-                    &turn.request.messages,
-                    false,
-                    &req.input,
-                );
+                let mut turn =
+                    Turn::new(&req, bundle, prompt.text, trusted_len, tool_defs, history);
                 turn.skills = skills;
                 turn.view = view;
                 if turn.view.is_some() {
@@ -789,11 +784,15 @@ impl<'a> Turn<'a> {
         req: &'a RunRequest,
         bundle: RunBundle,
         system: String,
+        trusted_len: usize,
         tool_defs: Vec<ToolDef>,
         history: Vec<Message>,
     ) -> Self {
         let history_len = history.len();
-        let taint = crate::provenance::initial(&system, &history, false, &req.input);
+        // Only the operator's instruction files ground sink arguments (D9), not what Pincer
+        // appended after them (the skills listing).
+        let trusted = system.get(..trusted_len).unwrap_or(&system);
+        let taint = crate::provenance::initial(trusted, &history, false, &req.input);
         let request = ChatRequest {
             model: req.settings.model.clone(),
             strict_model: req.settings.strict_model,

@@ -10,6 +10,8 @@ use base64::Engine as _;
 use pincer_audit::AuditLog;
 use pincer_config::{Config, NetworkMode, PincerHome};
 use pincer_gateway::{SkillAdmin, SkillAdminError, SkillResult, SkillSource};
+use pincer_skills::ops::Scratch;
+use pincer_skills::source::Source;
 use pincer_skills::{SkillError, Skills, Validated};
 use pincer_store::{Backend, SkillRecord};
 use serde_json::{Value, json};
@@ -62,15 +64,6 @@ fn validated_json(v: &Validated) -> Value {
            "permissions": v.permissions, "files": v.files})
 }
 
-/// A scratch folder removed when dropped.
-struct Upload(std::path::PathBuf);
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Admin {
     /// The skills, with a proxy for remote fetches when the network is on (the proxy task ends
     /// when the returned guard drops).
@@ -94,22 +87,18 @@ impl Admin {
     }
 
     /// Where `src` is on disk: its `source`, or its uploaded files written to a scratch folder.
-    fn materialize(&self, src: &SkillSource) -> Res<(String, Option<Upload>)> {
+    fn materialize(&self, src: &SkillSource) -> Res<(String, Option<Scratch>)> {
         match (&src.source, src.files.is_empty()) {
             (Some(s), true) => Ok((s.clone(), None)),
             (None, false) => {
                 let dir = self.home.skills_dir();
                 std::fs::create_dir_all(&dir).map_err(|e| internal(&e))?;
-                let mut b = [0u8; 8];
-                getrandom::fill(&mut b).map_err(|e| internal(&e))?;
-                let up = Upload(dir.join(format!(".upload-{}", hex::encode(b))));
+                let up = Scratch(
+                    pincer_skills::ops::scratch(&dir, "upload").map_err(|e| api_error(&e))?,
+                );
                 std::fs::create_dir(&up.0).map_err(|e| internal(&e))?;
                 for f in &src.files {
-                    let plain = !f.path.is_empty()
-                        && !f.path.starts_with('/')
-                        && f.path
-                            .split('/')
-                            .all(|c| !c.is_empty() && c != "." && c != "..");
+                    let plain = pincer_skills::runtime::plain_rel(&f.path);
                     if !plain {
                         return Err(invalid(format!(
                             "`{}` is not a path inside the skill",
@@ -159,8 +148,7 @@ fn invalid(message: String) -> SkillAdminError {
 }
 
 fn is_remote(s: &str) -> bool {
-    let l = s.to_ascii_lowercase();
-    l.starts_with("https://") || l.starts_with("http://")
+    matches!(Source::parse(s), Ok(Source::Remote { .. }))
 }
 
 impl SkillAdmin for Admin {

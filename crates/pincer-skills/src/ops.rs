@@ -55,15 +55,19 @@ pub struct Skills {
     proxy: Option<String>,
 }
 
-/// A fresh random suffix for a scratch directory.
-fn scratch(dir: &Path, what: &str) -> Result<PathBuf, SkillError> {
+/// A fresh scratch directory name under `dir` (`.<what>-<random>`).
+///
+/// # Errors
+/// When no random bytes can be had.
+pub fn scratch(dir: &Path, what: &str) -> Result<PathBuf, SkillError> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| SkillError::Io(std::io::Error::other(e.to_string())))?;
     Ok(dir.join(format!(".{what}-{}", hex::encode(b))))
 }
 
 /// Removes a scratch directory when dropped (whatever happened).
-struct Scratch(PathBuf);
+#[derive(Debug)]
+pub struct Scratch(pub PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {

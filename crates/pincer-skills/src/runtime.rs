@@ -129,8 +129,8 @@ impl SkillRead {
     }
 }
 
-/// A resource path inside a skill: plain relative components only.
-fn plain_rel(rel: &str) -> bool {
+/// A path inside a skill: plain relative components only (no `.`, `..`, empty or absolute).
+pub fn plain_rel(rel: &str) -> bool {
     !rel.is_empty()
         && !rel.starts_with('/')
         && rel

@@ -223,14 +223,16 @@ fn hidden(c: char) -> bool {
 }
 
 /// Shells, interpreters and fetchers: a command prefix that is only one of these allows
-/// anything.
-const OPEN_ENDED: &[&str] = &[
+/// anything (also what `pincer security audit` flags in an exec allowlist).
+pub const OPEN_ENDED: &[&str] = &[
     "sh",
     "bash",
     "zsh",
     "dash",
     "fish",
     "env",
+    "find",
+    "awk",
     "sudo",
     "python",
     "python3",

@@ -105,12 +105,6 @@ const MULTI_TENANT: &[&str] = &[
     "com.br",
 ];
 
-/// Open-ended programs: an exec allowlist entry that is only one of these allows anything.
-const OPEN_ENDED: &[&str] = &[
-    "sh", "bash", "zsh", "dash", "env", "sudo", "python", "python3", "node", "perl", "ruby", "php",
-    "curl", "wget", "nc", "eval", "xargs", "find", "awk",
-];
-
 pub(crate) fn run(json: bool, env: &Env) -> anyhow::Result<u8> {
     let home = runtime::home(env)?;
     let loaded = runtime::load_config(&home, env)?;
@@ -209,7 +203,7 @@ fn check_config(c: &Config, a: &mut Audit) {
     for (id, agent) in &c.agents {
         for entry in &agent.exec_allow {
             let words: Vec<&str> = entry.split_whitespace().collect();
-            if words.len() == 1 && OPEN_ENDED.contains(&words[0]) {
+            if words.len() == 1 && pincer_skills::scan::OPEN_ENDED.contains(&words[0]) {
                 broad.push(format!("agents.{id}.exec_allow \"{entry}\""));
             }
         }
