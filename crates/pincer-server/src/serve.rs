@@ -228,13 +228,16 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         } else {
             config.gateway.workers
         };
+        // Signal handlers are installed before readiness is announced: a SIGTERM sent the moment
+        // the "listening"/"worker" line appears must stop the process gracefully, not kill it.
+        let shutdown = shutdown_signal()?;
         let workers = tokio::spawn(worker::run(pool, worker_count, stop.clone()));
         if role == Role::Worker {
             println!("pincer serve: worker ({worker_count} workers, no HTTP)");
             use std::io::Write as _;
             std::io::stdout().flush()?;
             audit("serve.start", json!({"role": "worker"}));
-            shutdown().await;
+            shutdown.await;
             stop.cancel();
             let _ = workers.await;
             let _ = relay.await;
@@ -272,7 +275,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             router_with(state, pincer_ui::routes()).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
-            shutdown().await;
+            shutdown.await;
             // End event streams and task waits so open connections do not hold the exit.
             events.close();
         })
@@ -295,18 +298,15 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Installs the SIGTERM and SIGINT handlers now; the returned future completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        () = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    })
 }
