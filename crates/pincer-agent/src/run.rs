@@ -605,6 +605,11 @@ impl Runner {
                     CallStatus::Ok | CallStatus::Denied | CallStatus::NotApproved => ("pincer", e),
                 },
             };
+            // A secret Pincer holds never reaches the model, whatever a tool read or was sent.
+            let body = match self.gate.redactor().held_secrets(&body) {
+                std::borrow::Cow::Borrowed(_) => body,
+                std::borrow::Cow::Owned(clean) => clean,
+            };
             let source = out
                 .tool
                 .as_ref()

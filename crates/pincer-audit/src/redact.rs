@@ -76,6 +76,23 @@ impl Redactor {
         })
     }
 
+    /// Replaces only the exact secret values this redactor holds (API keys, tokens, every stored
+    /// secret) — for text a model is about to read, where the shape patterns would also hide
+    /// ordinary data. Borrowed when nothing matches.
+    pub fn held_secrets<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        let inner = &*self.inner;
+        if !inner.secrets.iter().any(|x| s.contains(x.as_str())) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        let mut out = s.to_owned();
+        for secret in &inner.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[REDACTED:secret]");
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
     /// Redacts one string.
     pub fn text(&self, s: &str) -> String {
         let inner = &*self.inner;

@@ -216,6 +216,24 @@ fn skill_scan_10_files(b: Bencher) {
     b.bench(|| pincer_skills::ops::validate_tree(black_box(tree.clone()), &[]).unwrap());
 }
 
+/// Resolving one `secret:NAME` reference from a store of 20 secrets: lock, read, check the key
+/// id, decrypt and parse the whole store, pick one (issue 23, D10) — done where a credential is
+/// used (at start-up, per provider client), never per turn.
+#[divan::bench]
+fn secret_lookup_of_20(b: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = pincer_secrets::Vault::new(dir.path(), None).unwrap();
+    for i in 0..20 {
+        vault
+            .set(
+                &format!("key{i}"),
+                &format!("sk-value-{i}-{}", "x".repeat(40)),
+            )
+            .unwrap();
+    }
+    b.bench(|| vault.get(black_box("key7")).unwrap());
+}
+
 fn skill_dir(d: &std::path::Path) {
     std::fs::write(
         d.join("SKILL.md"),

@@ -135,11 +135,40 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SecurityCommand,
     },
+    /// The encrypted secret store: credentials config names as `secret:NAME`.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Run `pincer serve` as a hardened systemd service.
     Service {
         #[command(subcommand)]
         command: ServiceCommand,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// Stores a secret. The value is read from stdin (a prompt without echo on a terminal),
+    /// never from the command line.
+    Set {
+        /// The name config refers to as `secret:NAME`.
+        name: String,
+    },
+    /// Lists the stored names (never values) and where config uses each.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes a secret.
+    Rm {
+        /// The name.
+        name: String,
+    },
+    /// Re-encrypts the store under a new key (from PINCER_SECRETS_NEW_KEY when the key is in
+    /// the environment).
+    RotateKey,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -146,10 +146,6 @@ fn default_tz() -> String {
     "UTC".into()
 }
 
-fn env_name_ok(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 fn header_ok(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
@@ -214,11 +210,8 @@ pub(crate) fn hook_errors(
         if !agents.contains(&h.agent.as_str()) {
             errs.push((key("agent"), format!("no agent `{}` in [agents]", h.agent)));
         }
-        if !env_name_ok(&h.secret_env) {
-            errs.push((
-                key("secret_env"),
-                "must be an environment variable name, not the secret".into(),
-            ));
+        if !crate::credential_ref_ok(&h.secret_env) {
+            errs.push((key("secret_env"), crate::credential::CREDENTIAL_REF.into()));
         }
         if !header_ok(&h.signature_header) {
             errs.push((key("signature_header"), "must be a header name".into()));

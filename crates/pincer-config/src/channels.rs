@@ -92,15 +92,16 @@ impl ChannelsConfig {
     pub(crate) fn errors(&self, agents: &[&str]) -> Vec<(String, String)> {
         let mut errs = Vec::new();
         if let Some(t) = &self.telegram {
-            let valid_env = !t.token_env.is_empty()
-                && t.token_env
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid_env {
-                errs.push((
-                    "channels.telegram.token_env".into(),
-                    "must be an environment variable name, not the token".into(),
-                ));
+            for (key, var) in [
+                ("channels.telegram.token_env", &t.token_env),
+                (
+                    "channels.telegram.webhook_secret_env",
+                    &t.webhook_secret_env,
+                ),
+            ] {
+                if !crate::credential_ref_ok(var) {
+                    errs.push((key.into(), crate::credential::CREDENTIAL_REF.into()));
+                }
             }
             if !(t.api_base.starts_with("https://") || t.api_base.starts_with("http://")) {
                 errs.push((

@@ -140,7 +140,12 @@ fn default_background() -> usize {
 
 /// Environment variable names that stay out of commands whatever `env_allow` says (and every
 /// `LD_*` dynamic-loader variable).
-const NEVER_PASSED: &[&str] = &["PINCER_HOME", "PINCER_TOKEN"];
+const NEVER_PASSED: &[&str] = &[
+    "PINCER_HOME",
+    "PINCER_TOKEN",
+    pincer_secrets::KEY_VAR,
+    pincer_secrets::NEW_KEY_VAR,
+];
 
 impl ExecConfig {
     /// Semantic errors as `(key, message)`; `api_key_vars` are the providers' key variables.

@@ -10,6 +10,7 @@
 mod atomic;
 mod automation;
 mod channels;
+mod credential;
 mod edit;
 mod error;
 mod exec;
@@ -30,6 +31,7 @@ pub use automation::{
     HeartbeatConfig, HookAuth, HookConfig, JobsConfig, SessionMode, delivery_target_error,
 };
 pub use channels::{ChannelsConfig, DmPolicy, TelegramConfig};
+pub use credential::{credential_fields, credential_ref_ok, env_name_ok};
 pub use edit::{get_value, remove_value, set_table, set_value};
 pub use error::ConfigError;
 pub use exec::{ExecConfig, ProcessCleanup, SandboxProvider, argv_prefix};

@@ -152,8 +152,12 @@ impl Default for McpServerConfig {
     }
 }
 
-/// The variable an `env:NAME` reference names.
+/// What an `env:NAME` or `secret:NAME` reference looks up: the variable `NAME`, or
+/// `secret:NAME` itself (the form the process environment's lookup resolves from the store).
 pub fn env_reference(v: &str) -> Option<&str> {
+    if pincer_secrets::reference(v).is_some() {
+        return Some(v);
+    }
     let name = v.strip_prefix("env:")?;
     let ok = !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -229,7 +233,7 @@ impl McpConfig {
                     if env_reference(v).is_none() {
                         errs.push((
                             key(&format!(".{field}.{k}")),
-                            "must be a reference like \"env:VARIABLE\" — values are never written into the config".into(),
+                            "must be a reference like \"env:VARIABLE\" or \"secret:NAME\" — values are never written into the config".into(),
                         ));
                     }
                 }

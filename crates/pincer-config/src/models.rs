@@ -198,11 +198,11 @@ impl MemoryConfig {
             ));
         }
         if let Some(v) = &self.embeddings_api_key_env
-            && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            && !crate::credential_ref_ok(v)
         {
             errs.push((
                 "memory.embeddings_api_key_env".into(),
-                "must be an environment variable name".into(),
+                crate::credential::CREDENTIAL_REF.into(),
             ));
         }
         errs

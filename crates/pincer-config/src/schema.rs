@@ -635,15 +635,8 @@ impl Config {
                         .map(|(i, v)| (format!("providers.{name}.api_key_envs[{i}]"), v)),
                 );
             for (key, var) in vars {
-                let ok = !var.is_empty()
-                    && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && !var.as_bytes()[0].is_ascii_digit();
-                if !ok {
-                    errs.push((
-                        key,
-                        "must be an environment variable name (A-Z, 0-9, _), not the key itself"
-                            .into(),
-                    ));
+                if !crate::credential_ref_ok(var) {
+                    errs.push((key, crate::credential::CREDENTIAL_REF.into()));
                 }
             }
             if !p.api_key_envs.is_empty() && p.api_key_env.is_none() {

@@ -51,11 +51,11 @@ impl StorageConfig {
             }
         }
         if let Some(var) = &self.password_env
-            && (var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            && !crate::credential_ref_ok(var)
         {
             errs.push((
                 "storage.password_env".into(),
-                "must be an environment variable name".into(),
+                crate::credential::CREDENTIAL_REF.into(),
             ));
         }
         if let Some(f) = &self.ca_file {

@@ -179,6 +179,14 @@ impl WebConfig {
                 )),
                 _ => {}
             }
+            if let Some(v) = &s.api_key_env
+                && !crate::credential_ref_ok(v)
+            {
+                errs.push((
+                    "web.search.api_key_env".into(),
+                    crate::credential::CREDENTIAL_REF.into(),
+                ));
+            }
             if !(1..=50).contains(&s.max_results) {
                 errs.push(("web.search.max_results".into(), "must be 1..=50".into()));
             }

@@ -27,6 +27,8 @@ fn redactor(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Red
         )
         .chain(config.storage.password_env.as_deref())
         .filter_map(|var| env.var(var))
+        // Every stored secret, referenced or not: none may reach the log.
+        .chain(env.stored_secrets())
         .collect();
     let extra: Vec<(String, String)> = config
         .security

@@ -60,6 +60,7 @@ pub(crate) fn run(args: DoctorArgs, env: &Env) -> anyhow::Result<u8> {
         check_channels(config, env, &mut r);
         check_automation(&home, config, env, &mut r);
         check_audit(&home, config, env, &mut r);
+        check_secrets(env, &mut r);
         check_mcp(&home, config, env, &mut r)?;
         check_governance(&home, config, env, &mut r)?;
         check_web(config, env, &mut r);
@@ -217,6 +218,49 @@ fn check_agents(home: &PincerHome, config: &Config, r: &mut Report) {
                 Some("run `pincer init` or create the directory"),
             );
         }
+    }
+}
+
+/// The encrypted secret store (D10): whether it opens, with which key, and how much it holds.
+fn check_secrets(env: &Env, r: &mut Report) {
+    let vault = match env.vault() {
+        Ok(v) => v,
+        Err(e) => {
+            r.add(
+                "secrets.store",
+                Status::Fail,
+                format!("{e:#}"),
+                Some("fix PINCER_SECRETS_KEY"),
+            );
+            return;
+        }
+    };
+    if !vault.exists() {
+        r.add(
+            "secrets.store",
+            Status::Skip,
+            "no secrets stored (`pincer secrets set NAME`)",
+            None,
+        );
+        return;
+    }
+    let key = match vault.key_source() {
+        pincer_secrets::KeySource::Environment => "key from PINCER_SECRETS_KEY",
+        pincer_secrets::KeySource::File => "key in secrets/secrets.key",
+    };
+    match vault.names() {
+        Ok(n) => r.add(
+            "secrets.store",
+            Status::Ok,
+            format!("{} secret(s), {key}", n.len()),
+            None,
+        ),
+        Err(e) => r.add(
+            "secrets.store",
+            Status::Fail,
+            e.to_string(),
+            Some("set PINCER_SECRETS_KEY to the store's key or restore secrets/secrets.key"),
+        ),
     }
 }
 

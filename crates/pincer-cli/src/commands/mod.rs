@@ -15,6 +15,7 @@ mod models;
 mod output;
 mod pairing;
 mod sandbox;
+mod secrets;
 mod security;
 mod service;
 mod skills;
@@ -58,6 +59,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Sandbox { command } => sandbox::run(command, env),
         Command::Mcp { command } => mcp::run(command, env),
         Command::Skills { command } => skills::run(command, env),
+        Command::Secrets { command } => secrets::run(command, env),
         Command::Service { command } => match command {
             crate::cli::ServiceCommand::Unit(a) => service::run(false, a.system, a.run_as, env),
             crate::cli::ServiceCommand::Install(a) => service::run(true, a.system, a.run_as, env),

@@ -25,7 +25,6 @@ use crate::{Env, runtime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Severity {
-    Info,
     Low,
     Medium,
     High,
@@ -112,6 +111,7 @@ pub(crate) fn run(json: bool, env: &Env) -> anyhow::Result<u8> {
     let mut a = Audit::default();
     check_config(config, &mut a);
     check_home_files(&home, &mut a);
+    check_secrets(config, env, &mut a);
     check_audit(&home, config, env, &mut a);
     let rt = runtime::tokio_runtime()?;
     rt.block_on(async {
@@ -147,7 +147,7 @@ pub(crate) fn run(json: bool, env: &Env) -> anyhow::Result<u8> {
         }
     }
     Ok(match worst {
-        None | Some(Severity::Info | Severity::Low) => 0,
+        None | Some(Severity::Low) => 0,
         Some(Severity::Medium) => 1,
         Some(Severity::High) => 2,
         Some(Severity::Critical) => 3,
@@ -297,12 +297,71 @@ fn check_config(c: &Config, a: &mut Audit) {
             "use \"balanced\" unless every L2 action of these agents may run unasked",
         );
     }
-    // No encrypted secret store exists yet (issue 23, D10): keys come from the environment.
-    a.pass(
-        "secrets.plain_env",
-        Severity::Info,
-        "keys are read from environment variables named in the config (no secret store yet)",
-    );
+}
+
+/// The secret store (D10): credentials in plain environment variables, references to secrets
+/// that are not stored, a store that does not open.
+fn check_secrets(config: &Config, env: &Env, a: &mut Audit) {
+    let fields = pincer_config::credential_fields(config);
+    let plain: Vec<&str> = fields
+        .iter()
+        .filter(|(_, r)| pincer_secrets::reference(r).is_none())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if plain.is_empty() {
+        a.pass(
+            "secrets.plain_env",
+            Severity::Low,
+            "every credential comes from the encrypted secret store",
+        );
+    } else {
+        a.fail(
+            "secrets.plain_env",
+            Severity::Low,
+            format!(
+                "credentials read from plain environment variables (visible in /proc/PID/environ, unit files and shell history): {}",
+                plain.join(", ")
+            ),
+            "`pincer secrets set NAME` (value on stdin), then set the key to \"secret:NAME\"",
+        );
+    }
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .filter_map(|(k, r)| pincer_secrets::reference(r).map(|n| (k.as_str(), n)))
+        .collect();
+    let names = env.vault().and_then(|v| Ok(v.names()?));
+    match names {
+        Err(e) => a.fail(
+            "secrets.store",
+            Severity::High,
+            format!("the secret store does not open: {e:#}"),
+            "set PINCER_SECRETS_KEY to the store's key or restore secrets/secrets.key",
+        ),
+        Ok(names) => {
+            let missing: Vec<String> = refs
+                .iter()
+                .filter(|(_, n)| !names.iter().any(|m| m == n))
+                .map(|(k, n)| format!("{k} → secret:{n}"))
+                .collect();
+            if missing.is_empty() {
+                a.pass(
+                    "secrets.store",
+                    Severity::High,
+                    format!("{} secret(s) stored, every reference resolves", names.len()),
+                );
+            } else {
+                a.fail(
+                    "secrets.store",
+                    Severity::High,
+                    format!(
+                        "references to secrets that are not stored: {}",
+                        missing.join(", ")
+                    ),
+                    "`pincer secrets set NAME` for each",
+                );
+            }
+        }
+    }
 }
 
 fn check_home_files(home: &PincerHome, a: &mut Audit) {

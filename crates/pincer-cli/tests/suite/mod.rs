@@ -17,6 +17,7 @@ mod metrics;
 mod models;
 mod openai;
 mod postgres;
+mod secrets;
 mod security;
 mod serve;
 mod service;

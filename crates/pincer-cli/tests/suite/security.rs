@@ -33,6 +33,10 @@ async fn a_fresh_home_is_clean_and_a_weakened_one_reports_every_weakness() {
     let llm = FakeLlm::start(vec![]).await.unwrap();
     let home = Home::new();
     home.init(&llm.base_url()).await;
+    // The provider key moves into the encrypted store (a key in a plain variable is reported).
+    let out = home.run(&["secrets", "set", "openai"], KEY).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    set(&home, "providers.default.api_key_env", "secret:openai").await;
     // Something in the audit log, so the chain and its anchor are checked.
     let out = home.run(&["ask", "hello"], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -52,7 +56,8 @@ async fn a_fresh_home_is_clean_and_a_weakened_one_reports_every_weakness() {
         ("agents.main.exec_allow", r#"["bash"]"#),
         ("agents.main.approval_mode", "trusted"),
         ("channels.telegram.enabled", "false"),
-        ("channels.telegram.token_env", "TG_TOKEN"),
+        ("channels.telegram.token_env", "secret:tg"),
+        ("providers.default.api_key_envs", r#"["PINCER_TEST_K2"]"#),
         ("channels.telegram.agent", "main"),
         ("channels.telegram.dm_policy", "open"),
         ("mcp.servers.files.command", "node"),
@@ -113,6 +118,8 @@ async fn a_fresh_home_is_clean_and_a_weakened_one_reports_every_weakness() {
         ("tokens.no_expiry", "low"),
         ("skills.changed", "high"),
         ("home.permissions", "high"),
+        ("secrets.plain_env", "low"),
+        ("secrets.store", "high"),
     ] {
         assert!(
             got.contains(&(id.to_owned(), severity.to_owned())),
