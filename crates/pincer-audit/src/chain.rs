@@ -197,6 +197,7 @@ pub fn verify_chain(
         last_hash: prev,
         after_head: 0,
         anchored: None,
+        witnesses: Vec::new(),
     };
     let Some(cp) = cp else {
         if seq > 0 {

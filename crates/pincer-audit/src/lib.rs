@@ -16,6 +16,7 @@ mod log;
 mod read;
 mod redact;
 mod verify;
+mod witness;
 mod writer;
 
 pub use anchor::{Anchor, AnchorKey, Checkpoint};
@@ -26,5 +27,6 @@ pub use error::AuditError;
 pub use log::GENESIS;
 pub use read::{Entry, Follower, entries};
 pub use redact::Redactor;
-pub use verify::{VerifyReport, verify, verify_anchored};
+pub use verify::{VerifyReport, verify, verify_anchored, verify_witnessed};
+pub use witness::{FileWitness, Witness, WitnessKey, WitnessReport};
 pub use writer::{AuditLog, AuditSource, anchored_event};

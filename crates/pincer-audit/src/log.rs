@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::anchor::Anchor;
 use crate::chain::Pending;
+use crate::witness::Witness;
 use crate::{AuditError, Redactor};
 
 /// `prev_hash` of the first line.
@@ -121,6 +122,9 @@ pub(crate) struct FileLog {
     /// The keyed checkpoint moved with `HEAD`, while it is consistent with the log
     /// ([`crate::anchor`]); `None` when unanchored or frozen.
     anchor: Option<Anchor>,
+    /// Witnesses told the chain's end after each sync ([`crate::witness`]); only those that
+    /// matched the log at open.
+    witnesses: Vec<Arc<dyn Witness>>,
 }
 
 /// `HEAD`'s fixed width: it is rewritten in place, so every version has the same length.
@@ -289,6 +293,7 @@ impl FileLog {
             synced_cv: Condvar::new(),
             lock_file: Mutex::new(lock_file),
             anchor: None,
+            witnesses: Vec::new(),
         })
     }
 
@@ -338,6 +343,44 @@ impl FileLog {
             );
         }
         Ok(log)
+    }
+
+    /// Adds witnesses ([`crate::witness`]): each whose latest record matches the log (or that
+    /// has none) is told the chain's end after every sync from now on; one that does not match
+    /// — or cannot be read — is left frozen as it is and reported, never overwritten.
+    pub(crate) fn add_witnesses(&mut self, witnesses: Vec<Arc<dyn Witness>>) {
+        let (seq, hash) = {
+            let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            (st.seq, st.hash.clone())
+        };
+        for w in witnesses {
+            let consistent = match w.latest() {
+                Ok(None) => Ok(true),
+                Ok(Some(cp)) if cp.seq == seq => Ok(cp.hash == hash),
+                Ok(Some(cp)) if cp.seq < seq => hash_at(&self.dir, cp.seq)
+                    .map(|h| h.as_deref() == Some(cp.hash.as_str()))
+                    .inspect(|ok| {
+                        if *ok {
+                            w.resume(&cp);
+                        }
+                    }),
+                Ok(Some(_)) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match consistent {
+                Ok(true) => self.witnesses.push(w),
+                Ok(false) => tracing::error!(
+                    "audit log {}: {} does not match the log; it is left as it is — run `pincer audit verify`",
+                    self.dir.display(),
+                    w.name()
+                ),
+                Err(e) => tracing::error!(
+                    "audit log {}: {} cannot be checked ({e}); it is left as it is",
+                    self.dir.display(),
+                    w.name()
+                ),
+            }
+        }
     }
 
     /// Whether a keyed anchor moves with `HEAD` (false when unanchored or frozen).
@@ -498,6 +541,13 @@ impl FileLog {
         write_head(&self.dir, target, &hash)?;
         if let Some(a) = &self.anchor {
             a.write(target, &hash)?;
+        }
+        // A witness that cannot be written falls behind (which `verify` accepts); the line is
+        // durable and the caller is not failed for it.
+        for w in &self.witnesses {
+            if let Err(e) = w.record(target, &hash) {
+                tracing::error!("audit log: {} not updated: {e}", w.name());
+            }
         }
         Ok(target)
     }

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::AuditError;
 use crate::anchor::{Anchor, AnchorKey};
-use crate::log::{GENESIS, day_files, head_path, line_hash, read_head};
+use crate::log::{GENESIS, day_files, hash_at, head_path, line_hash, read_head};
+use crate::witness::{Witness, WitnessReport};
 
 /// What a sound log contains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct VerifyReport {
     pub after_head: u64,
     /// The line the keyed anchor vouches for ([`verify_anchored`]); `None` when unanchored.
     pub anchored: Option<u64>,
+    /// How each witness compares ([`verify_witnessed`]): every one listed agrees.
+    pub witnesses: Vec<WitnessReport>,
 }
 
 /// Verifies every line in `dir`.
@@ -88,6 +91,61 @@ pub fn verify_anchored(
         )));
     }
     report.anchored = Some(cp.seq);
+    Ok(report)
+}
+
+/// Verifies the log like [`verify_anchored`] and then against each witness
+/// ([`crate::witness`]): the line a witness vouches for must exist and carry its hash. So a log
+/// wiped together with its anchor and key — or rebuilt by someone holding the key — is still
+/// caught by a witness kept elsewhere.
+///
+/// # Errors
+/// As [`verify_anchored`], and [`AuditError::Tampered`] naming the first witness that is
+/// forged, ahead of the log, or disagrees with it.
+pub fn verify_witnessed(
+    dir: &Path,
+    key_path: &Path,
+    anchor_path: &Path,
+    witnesses: &[std::sync::Arc<dyn Witness>],
+) -> Result<VerifyReport, AuditError> {
+    let mut report = verify_anchored(dir, key_path, anchor_path)?;
+    for w in witnesses {
+        let bad = |reason: String| AuditError::Tampered {
+            path: std::path::PathBuf::from(w.name()),
+            line: 0,
+            reason,
+        };
+        let Some(cp) = w.latest()? else {
+            report.witnesses.push(WitnessReport {
+                name: w.name(),
+                agrees_at: None,
+            });
+            continue;
+        };
+        if cp.seq > report.lines {
+            return Err(bad(format!(
+                "it records {} lines but the log holds {}: lines were removed or the log was replaced",
+                cp.seq, report.lines
+            )));
+        }
+        let at = if cp.seq == report.lines {
+            Some(report.last_hash.clone())
+        } else if cp.seq == 0 {
+            Some(GENESIS.to_owned())
+        } else {
+            hash_at(dir, cp.seq)?
+        };
+        if at.as_deref() != Some(cp.hash.as_str()) {
+            return Err(bad(format!(
+                "line {} does not carry the witnessed hash: the log was rewritten and its chain recomputed",
+                cp.seq
+            )));
+        }
+        report.witnesses.push(WitnessReport {
+            name: w.name(),
+            agrees_at: Some(cp.seq),
+        });
+    }
     Ok(report)
 }
 
@@ -162,6 +220,7 @@ fn verify_probing(
             last_hash: prev,
             after_head: lines.saturating_sub(head_seq),
             anchored: None,
+            witnesses: Vec::new(),
         },
         probed,
     ))

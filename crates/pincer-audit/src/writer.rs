@@ -11,7 +11,8 @@ use crate::anchor::{Anchor, AnchorKey};
 use crate::chain::{ChainStore, chain_entries, verify_chain};
 use crate::log::{FileLog, pending};
 use crate::read::{Entry, entries};
-use crate::verify::{VerifyReport, verify_anchored};
+use crate::verify::{VerifyReport, verify_witnessed};
+use crate::witness::Witness;
 use crate::{AuditError, Redactor};
 
 #[derive(Debug)]
@@ -60,6 +61,16 @@ impl AuditLog {
             redactor,
             sink: Sink::Files(Box::new(FileLog::open_anchored(dir, anchor, fresh_key)?)),
         })
+    }
+
+    /// Adds witnesses to a day-file log ([`crate::witness`]; see `FileLog::add_witnesses`). A
+    /// database chain keeps its own checkpoint in the database, and ignores them.
+    #[must_use]
+    pub fn with_witnesses(mut self, witnesses: Vec<Arc<dyn Witness>>) -> Self {
+        if let Sink::Files(f) = &mut self.sink {
+            f.add_witnesses(witnesses);
+        }
+        self
     }
 
     /// A log kept in a database chain ([`crate::chain`]); the store was opened with the anchor
@@ -168,6 +179,8 @@ pub enum AuditSource {
         key: PathBuf,
         /// `secrets/audit.anchor`.
         anchor: PathBuf,
+        /// Witnesses of the chain's end ([`crate::witness`]).
+        witnesses: Vec<Arc<dyn Witness>>,
     },
     /// A database chain, verified with this node's key (when it has one).
     Chain {
@@ -185,7 +198,12 @@ impl AuditSource {
     /// [`AuditError::Tampered`] naming the first problem; other errors when it cannot be read.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
         match self {
-            Self::Files { dir, key, anchor } => verify_anchored(dir, key, anchor),
+            Self::Files {
+                dir,
+                key,
+                anchor,
+                witnesses,
+            } => verify_witnessed(dir, key, anchor, witnesses),
             Self::Chain { store, key } => verify_chain(store.as_ref(), key.as_ref()),
         }
     }
@@ -208,7 +226,18 @@ impl AuditSource {
     /// Whether the log exists yet (a database chain always does).
     pub fn exists(&self) -> bool {
         match self {
-            Self::Files { dir, .. } => dir.is_dir(),
+            // A log whose directory is gone but whose anchor or witnesses remember it exists:
+            // `verify` must say what was lost, not "no log yet".
+            Self::Files {
+                dir,
+                anchor,
+                witnesses,
+                ..
+            } => {
+                dir.is_dir()
+                    || anchor.exists()
+                    || witnesses.iter().any(|w| !matches!(w.latest(), Ok(None)))
+            }
             Self::Chain { .. } => true,
         }
     }

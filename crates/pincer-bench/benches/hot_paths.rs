@@ -162,11 +162,20 @@ fn fs_scope_check_read_protected(b: Bencher) {
 }
 
 fn audit_append(b: Bencher, dir: &std::path::Path) {
+    audit_append_with(b, dir, Vec::new());
+}
+
+fn audit_append_with(
+    b: Bencher,
+    dir: &std::path::Path,
+    witnesses: Vec<std::sync::Arc<dyn pincer_audit::Witness>>,
+) {
     let log = pincer_audit::AuditLog::open(
         &dir.join("audit"),
         pincer_audit::Redactor::new(Vec::new(), &[]).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+    .with_witnesses(witnesses);
     let fields =
         serde_json::json!({"tool": "fs.read", "agent": "main", "args": {"path": "README.md"}});
     b.bench(|| log.append("tool.call", black_box(fields.clone())).unwrap());
@@ -185,6 +194,15 @@ fn audit_append_fsync_disk(b: Bencher) {
 fn audit_append_tmpfs(b: Bencher) {
     let dir = tempfile::tempdir_in("/dev/shm").unwrap();
     audit_append(b, dir.path());
+}
+
+/// The same on tmpfs with the chain's end also recorded in the state database after every
+/// sync (issue 23, part 4): the witness's cost alone.
+#[divan::bench]
+fn audit_append_tmpfs_with_state_head(b: Bencher) {
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let head = pincer_store::SqliteAuditHead::open(&dir.path().join("state.db")).unwrap();
+    audit_append_with(b, dir.path(), vec![std::sync::Arc::new(head)]);
 }
 
 /// Assembling the default agent's system prompt (files read, capped, hashed).

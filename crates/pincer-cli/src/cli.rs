@@ -833,6 +833,9 @@ pub(crate) enum AuditCommand {
     },
     /// Find entries by agent, tool, decision, event type and time.
     Search(AuditSearchArgs),
+    /// Print the public key the external witness's checkpoints are signed with (creating the
+    /// key in the secret store when there is none), for `audit.witness_public_key`.
+    WitnessKey,
 }
 
 #[derive(Debug, Args)]

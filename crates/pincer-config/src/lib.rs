@@ -8,6 +8,7 @@
 //!   `config.last-good.toml` up to date, and a broken current file falls back to it loudly.
 
 mod atomic;
+mod audit;
 mod automation;
 mod channels;
 mod credential;
@@ -27,6 +28,7 @@ mod storage;
 mod web;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};
+pub use audit::AuditConfig;
 pub use automation::{
     HeartbeatConfig, HookAuth, HookConfig, JobsConfig, SessionMode, delivery_target_error,
 };

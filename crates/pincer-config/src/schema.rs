@@ -75,6 +75,9 @@ pub struct Config {
     /// Skills: trusted git sources.
     #[serde(default, skip_serializing_if = "crate::SkillsConfig::is_default")]
     pub skills: crate::SkillsConfig,
+    /// The audit chain's external witness.
+    #[serde(default, skip_serializing_if = "crate::AuditConfig::is_default")]
+    pub audit: crate::AuditConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -564,6 +567,7 @@ impl Config {
             web: crate::WebConfig::default(),
             mcp: crate::McpConfig::default(),
             skills: crate::SkillsConfig::default(),
+            audit: crate::AuditConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -679,6 +683,7 @@ impl Config {
         errs.extend(self.memory.errors());
         errs.extend(self.mcp.errors());
         errs.extend(self.skills.errors());
+        errs.extend(self.audit.errors());
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

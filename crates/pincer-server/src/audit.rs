@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use pincer_audit::{Anchor, AnchorKey, AuditLog, AuditSource, Redactor};
+use pincer_audit::{
+    Anchor, AnchorKey, AuditLog, AuditSource, FileWitness, Redactor, Witness, WitnessKey,
+};
 use pincer_config::{Config, PincerHome};
 
 use crate::{Env, Failure};
@@ -61,12 +63,106 @@ pub fn open(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<Arc
         path: home.audit_anchor_path(),
         key,
     };
-    Ok(Arc::new(AuditLog::open_anchored(
-        &home.audit_dir(),
-        redactor,
-        anchor,
-        fresh,
-    )?))
+    let witnesses = witnesses(home, config, env, true)?;
+    Ok(Arc::new(
+        AuditLog::open_anchored(&home.audit_dir(), redactor, anchor, fresh)?
+            .with_witnesses(witnesses),
+    ))
+}
+
+/// The name of the witness's signing key in the secret store.
+pub const WITNESS_KEY: &str = "audit-witness";
+
+/// The witness signing key from the secret store; with `create`, a new one is stored when
+/// there is none.
+///
+/// # Errors
+/// When the store cannot be opened or written, or holds a malformed key.
+pub fn witness_key(env: &Env, create: bool) -> anyhow::Result<Option<WitnessKey>> {
+    let vault = env.vault()?;
+    let seed = match vault.get(WITNESS_KEY)? {
+        Some(hex_seed) => hex::decode(hex_seed.as_bytes()).map_err(|_| {
+            Failure::usage(format!("secret `{WITNESS_KEY}` is not a hex ed25519 seed"))
+        })?,
+        None if create => {
+            let seed = WitnessKey::random_seed()?;
+            vault.set(WITNESS_KEY, &hex::encode(seed))?;
+            seed.to_vec()
+        }
+        None => return Ok(None),
+    };
+    Ok(Some(WitnessKey::from_seed(&seed)?))
+}
+
+/// The day-file log's witnesses: the state database's `audit_head` (when the database
+/// exists) and `[audit] witness_file` when configured — signed
+/// with the key in the secret store (`write`), or checked against the pinned or stored public
+/// key.
+///
+/// # Errors
+/// [`Failure`] (exit 2) for a witness file inside the home, a key that does not match the pin,
+/// or no key to check the witness with; store and I/O errors otherwise.
+pub fn witnesses(
+    home: &PincerHome,
+    config: &Config,
+    env: &Env,
+    write: bool,
+) -> anyhow::Result<Vec<Arc<dyn Witness>>> {
+    let mut out: Vec<Arc<dyn Witness>> = Vec::new();
+    // Only a database the store already made: the audit log is also written before there is
+    // one (`init`, `config set storage.url` on the way to Postgres), and must not create it.
+    let db = home.state_db_path();
+    if db.exists() {
+        out.push(Arc::new(pincer_store::SqliteAuditHead::open(&db)?));
+    }
+    let a = &config.audit;
+    let Some(path) = &a.witness_file else {
+        return Ok(out);
+    };
+    let here = |why: String| -> anyhow::Error {
+        Failure::usage(format!(
+            "{}: audit.witness_file: {why}",
+            home.config_path().display()
+        ))
+        .into()
+    };
+    if path.starts_with(home.root()) {
+        return Err(here(format!(
+            "{} is inside the Pincer home; a witness must be kept elsewhere (another mount)",
+            path.display()
+        )));
+    }
+    if write {
+        let key = witness_key(env, true)?.ok_or_else(|| here("no witness key".into()))?;
+        if let Some(pin) = &a.witness_public_key
+            && !pin.eq_ignore_ascii_case(&key.public_hex())
+        {
+            return Err(here(format!(
+                "the witness key in the secret store ({}) is not the pinned audit.witness_public_key",
+                key.public_hex()
+            )));
+        }
+        out.push(Arc::new(FileWitness::writer(
+            path,
+            key,
+            a.witness_every_lines,
+            std::time::Duration::from_secs(a.witness_every_secs),
+        )));
+    } else {
+        let public = match &a.witness_public_key {
+            Some(p) => p.clone(),
+            None => witness_key(env, false)?
+                .ok_or_else(|| {
+                    here(
+                        "no key to check it with: pin audit.witness_public_key or restore the secret store"
+                            .into(),
+                    )
+                })?
+                .public_hex(),
+        };
+        out.push(Arc::new(FileWitness::reader(path, &public)));
+    }
+    Ok(out)
 }
 
 /// Where `pincer audit verify|tail|search` and `pincer doctor` read the log.
@@ -81,10 +177,19 @@ pub fn source(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<A
             key,
         });
     }
+    file_source(home, config, env)
+}
+
+/// The home's day files with their anchor and witnesses (whatever `[storage]` says).
+///
+/// # Errors
+/// As [`witnesses`].
+pub fn file_source(home: &PincerHome, config: &Config, env: &Env) -> anyhow::Result<AuditSource> {
     Ok(AuditSource::Files {
         dir: home.audit_dir(),
         key: home.audit_key_path(),
         anchor: home.audit_anchor_path(),
+        witnesses: witnesses(home, config, env, false)?,
     })
 }
 

@@ -7,6 +7,7 @@
 //! on the blocking pool).
 
 mod approvals;
+mod audit_head;
 mod channels;
 mod error;
 mod health;
@@ -30,6 +31,7 @@ mod users;
 mod values;
 
 pub use approvals::{ApprovalError, ApprovalRecord, ApprovalStatus, ApprovalStore, NewApproval};
+pub use audit_head::SqliteAuditHead;
 pub use channels::{
     APPROVED_TEXT, ChannelError, ChannelStore, NewOutgoing, Outgoing, Pairing, PairingRequest,
     TaskLink,

@@ -428,4 +428,19 @@ CREATE TABLE skills (
 );
 ",
     ),
+    (
+        26,
+        // The audit chain's end as last synced (issue 23, part 4): a witness of the day files
+        // kept in the state database, checked by `pincer audit verify`. One row. SQLite only:
+        // with `[storage] url` the chain itself and its signed checkpoint live in Postgres
+        // (`audit_lines`, `audit_checkpoint`), so there is no day-file log to witness there.
+        r"
+CREATE TABLE audit_head (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    seq        INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+",
+    ),
 ];

@@ -220,7 +220,7 @@ fn upsert_run_in(c: &Connection, run: &RunRecord) -> Result<(), StoreError> {
 /// Brings the schema up to date in one IMMEDIATE transaction: the write lock is taken first
 /// (waiting up to the busy timeout), so processes opening the same home at once apply each
 /// migration exactly once instead of failing with "database is locked" or "table exists".
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",

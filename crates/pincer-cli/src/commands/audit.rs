@@ -26,6 +26,7 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
                         "{}",
                         json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
                                "after_head": r.after_head, "anchored": r.anchored,
+                               "witnesses": r.witnesses.iter().map(|w| json!({"name": w.name, "agrees_at": w.agrees_at})).collect::<Vec<_>>(),
                                "location": source.location()})
                     );
                 } else {
@@ -42,6 +43,12 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
                         None => println!(
                             "warning: not anchored (no audit key yet); the next Pincer run anchors it"
                         ),
+                    }
+                    for w in &r.witnesses {
+                        match w.agrees_at {
+                            Some(seq) => println!("witness: {} agrees at line {seq}", w.name),
+                            None => println!("witness: {} has no record yet", w.name),
+                        }
                     }
                     if r.after_head > 0 {
                         println!(
@@ -69,6 +76,15 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
             }
             Err(e) => Err(e.into()),
         },
+        AuditCommand::WitnessKey => {
+            let key = pincer_server::audit::witness_key(env, true)?
+                .ok_or_else(|| Failure::usage("no witness key"))?;
+            println!("{}", key.public_hex());
+            eprintln!(
+                "Pin it as audit.witness_public_key to verify the witness file on a machine without the secret store."
+            );
+            Ok(0)
+        }
         AuditCommand::Tail {
             lines,
             follow,

@@ -21,11 +21,7 @@ fn migrate(to: &str, password_env: Option<&str>, env: &Env) -> anyhow::Result<u8
     }
     let loaded = runtime::load_config(&home, env)?;
     // The audit log moves too, so the deployment keeps one chain: only an intact one.
-    let audit = pincer_audit::AuditSource::Files {
-        dir: home.audit_dir(),
-        key: home.audit_key_path(),
-        anchor: home.audit_anchor_path(),
-    };
+    let audit = pincer_server::audit::file_source(&home, &loaded.config, env)?;
     if audit.exists() {
         audit.verify().map_err(|e| {
             Failure::usage(format!(

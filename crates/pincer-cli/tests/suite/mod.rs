@@ -1,4 +1,5 @@
 mod abuse;
+mod audit_witness;
 mod automation;
 mod browser;
 mod common;

@@ -33,6 +33,7 @@ fn open(db: &Db, key: &AnchorKey, fresh: bool) -> (AuditLog, AuditSource) {
                 dir: audit,
                 key: key_path,
                 anchor,
+                witnesses: Vec::new(),
             };
             (log, source)
         }
