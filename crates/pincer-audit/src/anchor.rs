@@ -49,6 +49,19 @@ impl AnchorKey {
         m
     }
 
+    /// An HMAC over `text` (callers prefix it with their own domain, e.g. `pincer-audit-archive|`).
+    pub(crate) fn sign_text(&self, text: &str) -> String {
+        let mut m = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&self.0.into());
+        m.update(text.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    }
+
+    pub(crate) fn check_text(&self, text: &str, mac_hex: &str) -> bool {
+        let mut m = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&self.0.into());
+        m.update(text.as_bytes());
+        hex::decode(mac_hex).is_ok_and(|mac| m.verify_slice(&mac).is_ok())
+    }
+
     pub(crate) fn sign(&self, seq: u64, hash: &str) -> String {
         hex::encode(self.mac(seq, hash).finalize().into_bytes())
     }

@@ -198,6 +198,8 @@ pub fn verify_chain(
         after_head: 0,
         anchored: None,
         witnesses: Vec::new(),
+        archived: 0,
+        archived_elsewhere: 0,
     };
     let Some(cp) = cp else {
         if seq > 0 {

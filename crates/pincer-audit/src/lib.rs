@@ -10,6 +10,7 @@
 //! here; `pincer audit verify|tail|search` read it.
 
 mod anchor;
+mod archive;
 mod chain;
 mod error;
 mod log;
@@ -20,6 +21,7 @@ mod witness;
 mod writer;
 
 pub use anchor::{Anchor, AnchorKey, Checkpoint};
+pub use archive::{Archived, archive};
 pub use chain::{
     ChainStore, Chained, Pending, SignedCheckpoint, chain, chain_entries, verify_chain,
 };

@@ -231,7 +231,7 @@ pub(crate) fn hash_at(dir: &Path, seq: u64) -> Result<Option<String>, AuditError
             return Ok(None);
         }
     }
-    Ok(None)
+    crate::archive::hash_at(dir, seq)
 }
 
 fn last_line_state(dir: &Path) -> Result<Option<(u64, String)>, AuditError> {

@@ -1,14 +1,15 @@
 //! Verification: recompute the chain from the first line and compare with `HEAD`.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
+use std::io::BufRead as _;
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::AuditError;
 use crate::anchor::{Anchor, AnchorKey};
-use crate::log::{GENESIS, day_files, hash_at, head_path, line_hash, read_head};
+use crate::archive::Source;
+use crate::log::{GENESIS, head_path, line_hash, read_head};
 use crate::witness::{Witness, WitnessReport};
 
 /// What a sound log contains.
@@ -27,6 +28,10 @@ pub struct VerifyReport {
     pub anchored: Option<u64>,
     /// How each witness compares ([`verify_witnessed`]): every one listed agrees.
     pub witnesses: Vec<WitnessReport>,
+    /// Lines read from archives (`audit/archive/*.jsonl.gz`).
+    pub archived: u64,
+    /// Lines in archives moved elsewhere, vouched for by their authenticated checkpoints.
+    pub archived_elsewhere: u64,
 }
 
 /// Verifies every line in `dir`.
@@ -39,7 +44,7 @@ pub struct VerifyReport {
 /// [`AuditError::Tampered`] naming the first bad line (edited, deleted, reordered, torn) or the
 /// `HEAD` file (tail truncated); [`AuditError::Io`] when a file cannot be read.
 pub fn verify(dir: &Path) -> Result<VerifyReport, AuditError> {
-    verify_probing(dir, None).map(|(r, _)| r)
+    verify_probing(dir, None, &[]).map(|(r, _)| r)
 }
 
 /// Verifies the log like [`verify`] and checks it against its keyed anchor
@@ -55,6 +60,16 @@ pub fn verify_anchored(
     key_path: &Path,
     anchor_path: &Path,
 ) -> Result<VerifyReport, AuditError> {
+    anchored_probing(dir, key_path, anchor_path, &[]).map(|(r, _)| r)
+}
+
+/// [`verify_anchored`], also returning the hashes of lines `probes` (those the log holds).
+fn anchored_probing(
+    dir: &Path,
+    key_path: &Path,
+    anchor_path: &Path,
+    probes: &[u64],
+) -> Result<(VerifyReport, BTreeMap<u64, String>), AuditError> {
     let Some(key) = AnchorKey::load(key_path)? else {
         if anchor_path.exists() {
             return Err(AuditError::Tampered {
@@ -63,7 +78,7 @@ pub fn verify_anchored(
                 reason: "the audit anchor key is missing while an anchor exists".into(),
             });
         }
-        return verify(dir);
+        return verify_probing(dir, None, probes);
     };
     let anchor = Anchor {
         path: anchor_path.to_owned(),
@@ -77,21 +92,23 @@ pub fn verify_anchored(
     let cp = anchor.read()?.ok_or_else(|| {
         bad("the anchor is missing while its key exists (deleted with the log?)".into())
     })?;
-    let (mut report, at) = verify_probing(dir, Some(cp.seq))?;
+    let mut all: Vec<u64> = probes.to_vec();
+    all.push(cp.seq);
+    let (mut report, at) = verify_probing(dir, Some(&anchor.key), &all)?;
     if cp.seq > report.lines {
         return Err(bad(format!(
             "the anchor records {} lines but the log holds {}: lines were removed or the log was replaced",
             cp.seq, report.lines
         )));
     }
-    if at.as_deref() != Some(cp.hash.as_str()) {
+    if at.get(&cp.seq).map(String::as_str) != Some(cp.hash.as_str()) {
         return Err(bad(format!(
             "line {} does not carry the anchored hash: the log was rewritten and its chain recomputed",
             cp.seq
         )));
     }
     report.anchored = Some(cp.seq);
-    Ok(report)
+    Ok((report, at))
 }
 
 /// Verifies the log like [`verify_anchored`] and then against each witness
@@ -108,14 +125,22 @@ pub fn verify_witnessed(
     anchor_path: &Path,
     witnesses: &[std::sync::Arc<dyn Witness>],
 ) -> Result<VerifyReport, AuditError> {
-    let mut report = verify_anchored(dir, key_path, anchor_path)?;
+    let mut latest = Vec::with_capacity(witnesses.len());
     for w in witnesses {
+        latest.push((w, w.latest()?));
+    }
+    let probes: Vec<u64> = latest
+        .iter()
+        .filter_map(|(_, cp)| cp.as_ref().map(|c| c.seq))
+        .collect();
+    let (mut report, at) = anchored_probing(dir, key_path, anchor_path, &probes)?;
+    for (w, cp) in latest {
         let bad = |reason: String| AuditError::Tampered {
             path: std::path::PathBuf::from(w.name()),
             line: 0,
             reason,
         };
-        let Some(cp) = w.latest()? else {
+        let Some(cp) = cp else {
             report.witnesses.push(WitnessReport {
                 name: w.name(),
                 agrees_at: None,
@@ -128,14 +153,7 @@ pub fn verify_witnessed(
                 cp.seq, report.lines
             )));
         }
-        let at = if cp.seq == report.lines {
-            Some(report.last_hash.clone())
-        } else if cp.seq == 0 {
-            Some(GENESIS.to_owned())
-        } else {
-            hash_at(dir, cp.seq)?
-        };
-        if at.as_deref() != Some(cp.hash.as_str()) {
+        if at.get(&cp.seq).map(String::as_str) != Some(cp.hash.as_str()) {
             return Err(bad(format!(
                 "line {} does not carry the witnessed hash: the log was rewritten and its chain recomputed",
                 cp.seq
@@ -149,21 +167,71 @@ pub fn verify_witnessed(
     Ok(report)
 }
 
-/// Verifies and returns the hash of line `probe` when it exists.
+/// Verifies the whole log — archives (checked against their authenticated index, `key`), then
+/// day files — and returns the hashes of lines `probes` that it holds.
 fn verify_probing(
     dir: &Path,
-    probe: Option<u64>,
-) -> Result<(VerifyReport, Option<String>), AuditError> {
+    key: Option<&AnchorKey>,
+    probes: &[u64],
+) -> Result<(VerifyReport, BTreeMap<u64, String>), AuditError> {
     let head = read_head(dir)?;
-    let mut probed = (probe == Some(0)).then(|| GENESIS.to_owned());
-    let files = day_files(dir)?;
+    let mut probed = BTreeMap::new();
+    if probes.contains(&0) {
+        probed.insert(0, GENESIS.to_owned());
+    }
+    let index = crate::archive::read_index(dir, key)?;
+    let sources = crate::archive::sources(dir, key)?;
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_owned();
     let mut at_head = (head.as_ref().map(|h| h.0) == Some(0)).then(|| GENESIS.to_owned());
-    for path in &files {
-        let f = File::open(path).map_err(|e| AuditError::io(path, e))?;
+    let mut files = 0usize;
+    let mut archived = 0u64;
+    let mut elsewhere = 0u64;
+    for source in &sources {
+        let (path, sha) = match source {
+            Source::Elsewhere(e) => {
+                if e.first_seq != expected_seq {
+                    return Err(AuditError::Tampered {
+                        path: e.gz_path(dir),
+                        line: 0,
+                        reason: format!(
+                            "archived lines {}..={} do not follow line {}",
+                            e.first_seq,
+                            e.last_seq,
+                            expected_seq - 1
+                        ),
+                    });
+                }
+                if let Some(p) = probes
+                    .iter()
+                    .find(|p| (e.first_seq..e.last_seq).contains(p))
+                {
+                    return Err(AuditError::Tampered {
+                        path: e.gz_path(dir),
+                        line: 0,
+                        reason: format!(
+                            "line {p} is in an archive that is not here; bring it back to check it"
+                        ),
+                    });
+                }
+                elsewhere += e.last_seq + 1 - e.first_seq;
+                expected_seq = e.last_seq + 1;
+                prev = e.last_hash.clone();
+                if probes.contains(&e.last_seq) {
+                    probed.insert(e.last_seq, prev.clone());
+                }
+                if head.as_ref().is_some_and(|h| h.0 == e.last_seq) {
+                    at_head = Some(prev.clone());
+                }
+                continue;
+            }
+            Source::Gz(p) => (p, crate::archive::indexed_sha(dir, &index, p)),
+            Source::Plain(p) => (p, None),
+        };
+        files += 1;
+        let first = expected_seq;
         // Lines split on `\n` only: a `\r` before it is a changed byte, not a line ending.
-        let mut reader = BufReader::new(f);
+        let mut reader = crate::archive::open_lines(path, sha.as_deref())?;
         let mut buf = String::new();
         for i in 0.. {
             buf.clear();
@@ -179,10 +247,23 @@ fn verify_probing(
             if head.as_ref().is_some_and(|h| h.0 == expected_seq) {
                 at_head = Some(prev.clone());
             }
-            if probe == Some(expected_seq) {
-                probed = Some(prev.clone());
+            if probes.contains(&expected_seq) {
+                probed.insert(expected_seq, prev.clone());
             }
             expected_seq += 1;
+        }
+        if sha.is_some() {
+            archived += expected_seq - first;
+            // The archive must end where its checkpoint says.
+            if let Some(e) = index.iter().find(|e| e.gz_path(dir) == *path)
+                && (e.last_seq != expected_seq - 1 || e.last_hash != prev)
+            {
+                return Err(AuditError::Tampered {
+                    path: path.clone(),
+                    line: 0,
+                    reason: "the archive does not end where its checkpoint says".into(),
+                });
+            }
         }
     }
     let lines = expected_seq - 1;
@@ -216,11 +297,13 @@ fn verify_probing(
     Ok((
         VerifyReport {
             lines,
-            files: files.len(),
+            files,
             last_hash: prev,
             after_head: lines.saturating_sub(head_seq),
             anchored: None,
             witnesses: Vec::new(),
+            archived,
+            archived_elsewhere: elsewhere,
         },
         probed,
     ))
@@ -279,6 +362,7 @@ pub(crate) fn check_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::day_files;
     use crate::{AuditLog, Redactor};
     use serde_json::json;
     use std::fs;

@@ -205,6 +205,57 @@ fn audit_append_tmpfs_with_state_head(b: Bencher) {
     audit_append_with(b, dir.path(), vec![std::sync::Arc::new(head)]);
 }
 
+/// Archiving one audit day of 10,000 lines (issue 23, H6): the whole log verified first, the
+/// day gzipped, synced, read back and indexed — what `pincer gc` spends per archived day.
+#[divan::bench(sample_count = 10)]
+fn audit_archive_day_of_10k_lines(b: Bencher) {
+    b.with_inputs(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit");
+        std::fs::create_dir_all(&audit).unwrap();
+        let pending: Vec<pincer_audit::Pending> = (0..10_000)
+            .map(|i| pincer_audit::Pending {
+                ts: format!("2026-10-01T{:02}:{:02}:00.000000Z", i / 600, (i / 10) % 60),
+                event: serde_json::json!({"type": "tool.call", "tool": "fs.read", "i": i}),
+            })
+            .collect();
+        let lines = pincer_audit::chain(0, pincer_audit::GENESIS, &pending);
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(&l.line);
+            text.push('\n');
+        }
+        std::fs::write(audit.join("2026-10-01.jsonl"), text).unwrap();
+        let last = lines.last().unwrap();
+        std::fs::write(
+            audit.join("HEAD"),
+            serde_json::json!({"seq": last.seq, "hash": last.hash}).to_string(),
+        )
+        .unwrap();
+        let (key, fresh) =
+            pincer_audit::AnchorKey::load_or_create(&dir.path().join("audit.key")).unwrap();
+        let anchor = pincer_audit::Anchor {
+            path: dir.path().join("audit.anchor"),
+            key,
+        };
+        let redactor = pincer_audit::Redactor::new(Vec::new(), &[]).unwrap();
+        drop(pincer_audit::AuditLog::open_anchored(&audit, redactor, anchor, fresh).unwrap());
+        dir
+    })
+    .bench_values(|dir| {
+        let p = dir.path();
+        pincer_audit::archive(
+            &p.join("audit"),
+            &p.join("audit.key"),
+            &p.join("audit.anchor"),
+            "2026-12-01",
+            false,
+        )
+        .unwrap();
+        dir
+    });
+}
+
 /// Assembling the default agent's system prompt (files read, capped, hashed).
 #[divan::bench]
 fn prompt_assembly(b: Bencher) {

@@ -135,6 +135,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SecurityCommand,
     },
+    /// Applies `[retention]` now: old run bundles, task rows, idle conversations and delivered
+    /// messages are deleted, old audit days archived (compressed, never deleted).
+    Gc {
+        /// Only report what would be removed or archived.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The encrypted secret store: credentials config names as `secret:NAME`.
     Secrets {
         #[command(subcommand)]

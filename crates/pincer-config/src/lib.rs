@@ -22,6 +22,7 @@ mod locate;
 mod mcp;
 mod models;
 mod names;
+mod retention;
 mod schema;
 mod skills;
 mod storage;
@@ -42,6 +43,7 @@ pub use home::PincerHome;
 pub use load::{LoadedConfig, load, parse_and_validate, save};
 pub use mcp::{McpConfig, McpServerConfig, env_reference, server_name_error};
 pub use models::{BudgetsConfig, FailoverConfig, Limits, MemoryConfig, ModelConfig};
+pub use retention::RetentionConfig;
 pub use schema::{
     AgentConfig, ApprovalMode, CONFIG_VERSION, Config, ExecMode, GatewayConfig, NetworkMode,
     PromptLimits, ProviderConfig, ProviderKind, SecurityConfig, ToolGroup, ToolProfile,

@@ -78,6 +78,9 @@ pub struct Config {
     /// The audit chain's external witness.
     #[serde(default, skip_serializing_if = "crate::AuditConfig::is_default")]
     pub audit: crate::AuditConfig,
+    /// How long runs, tasks, conversations, outbox entries and audit day files are kept.
+    #[serde(default, skip_serializing_if = "crate::RetentionConfig::is_default")]
+    pub retention: crate::RetentionConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -568,6 +571,7 @@ impl Config {
             mcp: crate::McpConfig::default(),
             skills: crate::SkillsConfig::default(),
             audit: crate::AuditConfig::default(),
+            retention: crate::RetentionConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -684,6 +688,7 @@ impl Config {
         errs.extend(self.mcp.errors());
         errs.extend(self.skills.errors());
         errs.extend(self.audit.errors());
+        errs.extend(self.retention.errors());
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

@@ -34,6 +34,7 @@ pub mod metering;
 pub mod metrics;
 pub mod pins;
 pub mod relay;
+pub mod retention;
 pub mod router;
 pub mod runtime;
 pub mod sandbox;

@@ -232,6 +232,15 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         // the "listening"/"worker" line appears must stop the process gracefully, not kill it.
         let shutdown = shutdown_signal()?;
         let workers = tokio::spawn(worker::run(pool, worker_count, stop.clone()));
+        // Retention (H6): this node's run bundles, the state database's old rows and old audit
+        // day files, at start and daily.
+        let retention = tokio::spawn(crate::retention::daily(
+            home.clone(),
+            Arc::new(config.clone()),
+            store.clone(),
+            audit_log.clone(),
+            stop.clone(),
+        ));
         if role == Role::Worker {
             println!("pincer serve: worker ({worker_count} workers, no HTTP)");
             use std::io::Write as _;
@@ -240,6 +249,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
             shutdown.await;
             stop.cancel();
             let _ = workers.await;
+            let _ = retention.await;
             let _ = relay.await;
             audit("serve.stop", json!({"role": "worker"}));
             eprintln!("pincer serve: stopped");
@@ -283,6 +293,7 @@ pub fn serve(args: ServeOptions, env: &Env) -> anyhow::Result<u8> {
         // Drain: no new work is claimed; tasks already running finish.
         stop.cancel();
         let _ = workers.await;
+        let _ = retention.await;
         if let Some(c) = channel {
             let _ = c.await;
         }

@@ -20,6 +20,7 @@ mod notes;
 #[cfg(feature = "postgres")]
 mod pg;
 mod relay;
+mod retention;
 mod skills;
 mod sqlite;
 mod store;
@@ -46,6 +47,7 @@ pub use notes::{Note, NoteHit, NoteIndex, query_terms};
 #[cfg(feature = "postgres")]
 pub use pg::{ChainWriter, CopiedTable, PgAuditChain, PgStore, PgTls};
 pub use relay::EventRelay;
+pub use retention::{PrunePlan, Pruned, RetentionStore};
 pub use skills::{SkillRecord, SkillState, SkillStore};
 pub use sqlite::SqliteStore;
 pub use store::{ModelPin, RunRecord, RunStart, SessionInfo, SessionSummary, SessionView, Store};
@@ -81,6 +83,7 @@ pub trait Backend:
     + GovernanceStore
     + UiSessionStore
     + SkillStore
+    + RetentionStore
 {
 }
 
@@ -101,5 +104,6 @@ impl<T> Backend for T where
         + GovernanceStore
         + UiSessionStore
         + SkillStore
+        + RetentionStore
 {
 }

@@ -26,6 +26,7 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
                         "{}",
                         json!({"ok": true, "lines": r.lines, "files": r.files, "last_hash": r.last_hash,
                                "after_head": r.after_head, "anchored": r.anchored,
+                               "archived": r.archived, "archived_elsewhere": r.archived_elsewhere,
                                "witnesses": r.witnesses.iter().map(|w| json!({"name": w.name, "agrees_at": w.agrees_at})).collect::<Vec<_>>(),
                                "location": source.location()})
                     );
@@ -43,6 +44,12 @@ pub(crate) fn run(cmd: AuditCommand, env: &Env) -> anyhow::Result<u8> {
                         None => println!(
                             "warning: not anchored (no audit key yet); the next Pincer run anchors it"
                         ),
+                    }
+                    if r.archived + r.archived_elsewhere > 0 {
+                        println!(
+                            "archives: {} line(s) read from audit/archive/, {} vouched for by checkpoints of archives kept elsewhere",
+                            r.archived, r.archived_elsewhere
+                        );
                     }
                     for w in &r.witnesses {
                         match w.agrees_at {

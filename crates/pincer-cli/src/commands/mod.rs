@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod cron;
 mod doctor;
+mod gc;
 mod heartbeat;
 mod init;
 mod mcp;
@@ -60,6 +61,7 @@ pub(crate) fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<u8> {
         Command::Mcp { command } => mcp::run(command, env),
         Command::Skills { command } => skills::run(command, env),
         Command::Secrets { command } => secrets::run(command, env),
+        Command::Gc { dry_run, json } => gc::run(dry_run, json, env),
         Command::Service { command } => match command {
             crate::cli::ServiceCommand::Unit(a) => service::run(false, a.system, a.run_as, env),
             crate::cli::ServiceCommand::Install(a) => service::run(true, a.system, a.run_as, env),

@@ -234,6 +234,25 @@ pub async fn audit_of_type(home: &Home, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Edits the first `from` in a day file of `home`'s audit log into `to` (tampering, as an
+/// attacker with write access to `audit/` would); panics when nothing was changed.
+pub fn tamper_day_file(home: &Home, from: &str, to: &str) {
+    let days: Vec<PathBuf> = std::fs::read_dir(home.path().join("audit"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    for day in days {
+        let text = std::fs::read_to_string(&day).unwrap();
+        if text.contains(from) {
+            std::fs::write(&day, text.replacen(from, to, 1)).unwrap();
+            return;
+        }
+    }
+    panic!("no audit day file holds {from:?}");
+}
+
 /// Under CI (`CI=true`) a missing real part fails the test instead of skipping it.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

@@ -884,14 +884,7 @@ async fn audit_tampering_is_detected(db: Db) {
     ok(&home, &["audit", "verify"]).await;
     match &db {
         Db::Sqlite => {
-            let day = std::fs::read_dir(home.path().join("audit"))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-                .unwrap();
-            let text = std::fs::read_to_string(&day).unwrap();
-            std::fs::write(&day, text.replacen("\"ann\"", "\"eve\"", 1)).unwrap();
+            tamper_day_file(&home, "\"ann\"", "\"eve\"");
         }
         Db::Postgres(pg) => {
             pg.client

@@ -18,6 +18,7 @@ mod metrics;
 mod models;
 mod openai;
 mod postgres;
+mod retention;
 mod secrets;
 mod security;
 mod serve;

@@ -129,14 +129,7 @@ async fn a_fresh_home_is_clean_and_a_weakened_one_reports_every_weakness() {
     assert_eq!(code, Some(3), "a critical weakness: exit 3");
 
     // A tampered audit log is critical too.
-    let day = std::fs::read_dir(home.path().join("audit"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
-    let text = std::fs::read_to_string(&day).unwrap();
-    std::fs::write(&day, text.replacen("\"run.start\"", "\"run.START\"", 1)).unwrap();
+    tamper_day_file(&home, "\"run.start\"", "\"run.START\"");
     let (_, checks) = audit(&home).await;
     assert!(failing(&checks).contains(&("audit.chain".to_owned(), "critical".to_owned())));
 }

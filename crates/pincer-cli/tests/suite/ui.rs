@@ -750,14 +750,7 @@ async fn the_audit_log_is_searched_exported_and_verified_on_the_page() {
     assert!(more[0] > *seqs.last().unwrap(), "{more:?} after {seqs:?}");
     assert!(!second.contains("Next page"), "{second}");
     // Tampering with a day file is seen on the page.
-    let day = std::fs::read_dir(home.path().join("audit"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
-    let text = std::fs::read_to_string(&day).unwrap();
-    std::fs::write(&day, text.replacen("time.now", "time.NOW", 1)).unwrap();
+    tamper_day_file(&home, "time.now", "time.NOW");
     assert!(
         b.get("/ui/audit/verify")
             .await

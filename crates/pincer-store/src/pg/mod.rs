@@ -24,6 +24,7 @@ mod leaders;
 mod mcp;
 mod migrations;
 mod relay;
+mod retention;
 mod sessions;
 mod skills;
 mod tasks;

@@ -11,6 +11,7 @@ mod mcp;
 mod notes;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod retention;
 mod sessions;
 mod skills;
 mod tasks;
