@@ -10,6 +10,7 @@ mod clock;
 mod envelope;
 mod events;
 mod ids;
+pub mod markers;
 mod risk;
 mod role;
 mod scope;

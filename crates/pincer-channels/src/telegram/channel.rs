@@ -237,3 +237,158 @@ impl Channel for TelegramChannel {
         })
     }
 }
+
+/// Seeded mutation fuzzing of the update parser (issue 23, part 7): realistic updates — private
+/// and group messages with mention entities over emoji and other UTF-16 surrogate pairs, replies,
+/// button presses — mutated structurally (values swapped for other types, extreme numbers, keys
+/// dropped, deep nesting) and byte-wise, `PINCER_FUZZ_ITERS` cases (default 3,000). Nothing may
+/// panic; what parses keeps the addressing rules.
+#[cfg(test)]
+mod fuzz {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const ME: (&str, i64) = ("Pincer_Bot", 4242);
+
+    fn corpus() -> Vec<Value> {
+        vec![
+            json!({"update_id": 1, "message": {"message_id": 10, "from": {"id": 7, "is_bot": false, "first_name": "Ann"},
+                   "chat": {"id": 7, "type": "private"}, "text": "hello 👋 there"}}),
+            json!({"update_id": 2, "message": {"message_id": 11, "from": {"id": 8, "is_bot": false, "first_name": "Bo"},
+                   "chat": {"id": -100, "type": "supergroup"}, "text": "👋🏽 @pincer_bot summarise",
+                   "entities": [{"type": "mention", "offset": 5, "length": 11}]}}),
+            json!({"update_id": 3, "message": {"message_id": 12, "from": {"id": 9, "is_bot": false, "first_name": "Cy"},
+                   "chat": {"id": -100, "type": "group"}, "text": "thanks!",
+                   "reply_to_message": {"message_id": 11, "from": {"id": 4242, "is_bot": true, "first_name": "P"},
+                                        "chat": {"id": -100, "type": "group"}, "text": "done"}}}),
+            json!({"update_id": 4, "callback_query": {"id": "cb1", "from": {"id": 7, "is_bot": false, "first_name": "Ann"},
+                   "message": {"message_id": 13, "chat": {"id": 7, "type": "private"}, "text": "Approve?"},
+                   "data": "approve:apr_1"}}),
+            json!({"update_id": 5, "message": {"message_id": 14, "from": {"id": 10, "is_bot": false, "first_name": "D"},
+                   "chat": {"id": -5, "type": "group"}, "text": "@someone_else hi",
+                   "entities": [{"type": "text_mention", "offset": 0, "length": 13, "user": {"id": 4242, "is_bot": true, "first_name": "P"}}]}}),
+        ]
+    }
+
+    fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+        match rng.u8(..9) {
+            0 => Value::Null,
+            1 => json!(rng.bool()),
+            2 => json!([i64::MIN, i64::MAX, -1, 0, u32::MAX as i64, 1 << 53][rng.usize(..6)]),
+            3 => json!(u64::MAX),
+            4 => json!(f64::MAX),
+            5 => json!(
+                [
+                    "",
+                    "👋🏽",
+                    "@PINCER_BOT",
+                    "\u{200d}",
+                    "a\u{0}b",
+                    "x".repeat(5000).as_str()
+                ][rng.usize(..6)]
+            ),
+            6 if depth < 40 => json!([random_value(rng, depth + 1)]),
+            7 if depth < 40 => json!({"k": random_value(rng, depth + 1)}),
+            _ => json!(rng.i64(-100..100)),
+        }
+    }
+
+    /// Replaces, drops or wraps one node somewhere in `v`.
+    fn mutate(rng: &mut fastrand::Rng, v: &mut Value, depth: u32) {
+        match v {
+            Value::Object(map) if !map.is_empty() && rng.u8(..4) != 0 => {
+                let keys: Vec<String> = map.keys().cloned().collect();
+                let k = &keys[rng.usize(..keys.len())];
+                match rng.u8(..6) {
+                    0 => {
+                        map.remove(k);
+                    }
+                    1 => {
+                        map.insert(k.clone(), random_value(rng, depth));
+                    }
+                    _ => mutate(rng, map.get_mut(k).unwrap(), depth + 1),
+                }
+            }
+            Value::Array(items) if !items.is_empty() && rng.bool() => {
+                let i = rng.usize(..items.len());
+                if rng.u8(..5) == 0 {
+                    let copy = items[i].clone();
+                    items.extend(std::iter::repeat_n(copy, 50));
+                } else {
+                    mutate(rng, &mut items[i], depth + 1);
+                }
+            }
+            _ => *v = random_value(rng, depth),
+        }
+    }
+
+    fn check(u: Update, me: &(String, i64)) {
+        let text_in = u
+            .message
+            .as_ref()
+            .and_then(|m| m.text.clone())
+            .unwrap_or_default();
+        let d = TelegramChannel::convert(u, me);
+        if let Some(Inbound::Message {
+            text,
+            private,
+            addressed,
+            ..
+        }) = d.inbound
+        {
+            assert!(text.encode_utf16().count() <= text_in.encode_utf16().count());
+            assert!(!private || addressed, "a private chat is always addressed");
+        }
+    }
+
+    #[test]
+    fn mutated_updates_never_panic_and_keep_the_addressing_rules() {
+        let iters: usize = std::env::var("PINCER_FUZZ_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3_000);
+        let me = (ME.0.to_owned(), ME.1);
+        let corpus = corpus();
+        // The corpus itself parses as intended.
+        let group: Update = serde_json::from_value(corpus[1].clone()).unwrap();
+        match TelegramChannel::convert(group, &me).inbound {
+            Some(Inbound::Message {
+                text, addressed, ..
+            }) => {
+                assert!(addressed);
+                assert_eq!(text.trim(), "👋🏽  summarise".trim());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut rng = fastrand::Rng::with_seed(0x7e1e_6a11);
+        for _ in 0..iters {
+            let mut v = corpus[rng.usize(..corpus.len())].clone();
+            for _ in 0..rng.usize(1..4) {
+                mutate(&mut rng, &mut v, 0);
+            }
+            if let Ok(u) = serde_json::from_value::<Update>(v.clone()) {
+                check(u, &me);
+            }
+            // Byte-level: the serialized update with bytes changed.
+            let mut bytes = serde_json::to_vec(&v).unwrap();
+            for _ in 0..rng.usize(1..4) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = rng.usize(..bytes.len());
+                bytes[at] = rng.u8(..);
+            }
+            if let Ok(u) = serde_json::from_slice::<Update>(&bytes) {
+                check(u, &me);
+            }
+        }
+        // Nesting far deeper than serde's limit is an error, not a stack overflow.
+        let deep = format!(
+            "{{\"update_id\":1,\"message\":{}{}}}",
+            "{\"message_id\":1,\"chat\":{\"id\":1,\"type\":\"private\"},\"reply_to_message\":"
+                .repeat(5000),
+            "null".to_owned() + &"}".repeat(5000)
+        );
+        assert!(serde_json::from_str::<Update>(&deep).is_err());
+    }
+}
