@@ -199,6 +199,15 @@ fn meta(method: &str, path: &str) -> Meta {
                     "id": {"type": "string"}, "object": {"type": "string"},
                     "owned_by": {"type": "string"}}}}}})
         }),
+        ("GET", "/v1/mcp/servers") => m(ok, &[], || {
+            json!({"type": "array", "items": {"type": "object",
+                "required": ["server", "transport", "enabled", "status"], "properties": {
+                "server": {"type": "string"}, "transport": {"type": "string", "enum": ["stdio", "http"]},
+                "enabled": {"type": "boolean"},
+                "approved_sha256": {"type": ["string", "null"]},
+                "seen_sha256": {"type": ["string", "null"]},
+                "status": {"type": "string"}}}})
+        }),
         _ => m(ok, &[], || json!({"type": "object"})),
     }
 }

@@ -19,6 +19,7 @@ mod models;
 mod openai;
 mod postgres;
 mod retention;
+mod sbom;
 mod secrets;
 mod security;
 mod serve;
