@@ -24,6 +24,7 @@ use pincer_tools::{ToolContext, ToolRegistry};
 use pincer_types::{AgentId, RunEvent, RunId, RunStatus, TokenUsage, ToolName};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::breaker::{REPEAT_LIMIT, RepeatBreaker};
 use crate::gate::{CallScope, CallStatus, Gate};
@@ -401,15 +402,32 @@ impl Runner {
             compacted = r;
             &compacted
         };
+        // One span per model call (exported as a trace by the `otel` build): names, counts and
+        // the outcome — never the messages.
+        let span = tracing::info_span!(
+            "pincer.model_call",
+            provider = %turn.req.settings.provider_name,
+            model = %turn.req.settings.model,
+            step = turn.steps,
+            outcome = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+        );
         let stream = self.provider.stream(sent, cancel.clone());
         let result = collect(stream, |t| {
             on_event(&RunEvent::TextDelta { text: t.to_owned() })
         })
+        .instrument(span.clone())
         .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.kind.as_str(),
         };
+        span.record("outcome", outcome);
+        if let Ok(c) = &result {
+            span.record("input_tokens", c.usage.input_tokens);
+            span.record("output_tokens", c.usage.output_tokens);
+        }
         crate::stats::model_call(&turn.req.settings.model, outcome);
         tracing::info!(run = %turn.run_id, model = %turn.req.settings.model, step = turn.steps, outcome, "model call");
         let completion = match result {
@@ -585,8 +603,18 @@ impl Runner {
             };
             // Cancel stops a running tool at once: dropping the call drops the tool's future,
             // which kills a sandboxed command's whole process tree.
+            // One span per tool call: the tool, its tier, the decision and how it ended — never
+            // the arguments or the result.
+            let span = tracing::info_span!(
+                "pincer.tool_call",
+                tool = %call.name,
+                call_id = %call.id,
+                tier = tracing::field::Empty,
+                decision = tracing::field::Empty,
+                status = tracing::field::Empty,
+            );
             let out = tokio::select! {
-                out = self.gate.call(scope, &call.id, &call.name, &call.arguments) => out,
+                out = self.gate.call(scope, &call.id, &call.name, &call.arguments).instrument(span.clone()) => out,
                 () = cancel.cancelled() => {
                     let fields = json!({"run_id": turn.run_id, "call_id": call.id, "wire_name": call.name});
                     if let Err(e) = self.gate.audit("tool.canceled", fields.clone()).await {
@@ -596,6 +624,21 @@ impl Runner {
                     return Ok(State::Finalize(canceled()));
                 }
             };
+            if let Some(t) = out.tier {
+                span.record("tier", t.as_str());
+            }
+            if let Some(d) = out.decision.get("decision").and_then(Value::as_str) {
+                span.record("decision", d);
+            }
+            span.record(
+                "status",
+                match out.status {
+                    CallStatus::Ok => "ok",
+                    CallStatus::ToolError => "tool_error",
+                    CallStatus::Denied => "denied",
+                    CallStatus::NotApproved => "not_approved",
+                },
+            );
             let is_error = out.result.is_err();
             // D9: tool output is data, labelled untrusted; Pincer's own messages are labelled so.
             let (trust, body) = match out.result {

@@ -7,6 +7,8 @@
 mod cli;
 mod commands;
 mod exit;
+#[cfg(feature = "otel")]
+mod telemetry;
 
 pub use exit::Failure;
 pub use pincer_server::Env;
@@ -19,8 +21,16 @@ use clap::Parser;
 /// Parses `std::env::args`, runs the command and returns its exit code.
 pub fn main_entry() -> ExitCode {
     let args = cli::Cli::parse();
-    init_tracing();
     let env = Env::from_process();
+    let serving = matches!(args.command, cli::Command::Serve(_));
+    // Dropped after the command: flushes the last traces.
+    let _traces = match init_tracing(serving, &env) {
+        Ok(t) => t,
+        Err(err) => {
+            eprintln!("error: {}", exit::render(&err));
+            return ExitCode::from(exit::code_for(&err));
+        }
+    };
     let code = match commands::dispatch(args, &env) {
         Ok(code) => code,
         Err(err) => {
@@ -34,17 +44,70 @@ pub fn main_entry() -> ExitCode {
 
 /// Logs on stderr: level by `PINCER_LOG` (`warn` by default; `info` shows tasks, model and tool
 /// calls), human-readable or one JSON object a line with `PINCER_LOG_FORMAT=json`. Log events
-/// carry ids, names, statuses and timings — never message content.
-fn init_tracing() {
+/// carry ids, names, statuses and timings — never message content. For `pincer serve` with
+/// `[telemetry] otlp_endpoint`, spans are also exported as traces (`otel` feature); the
+/// returned guard flushes them at exit.
+fn init_tracing(serving: bool, env: &Env) -> anyhow::Result<Option<Traces>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PINCER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = if std::env::var("PINCER_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().try_init()
+    let fmt = if std::env::var("PINCER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        builder.try_init()
+        fmt.with_filter(filter).boxed()
     };
+    let (traces, guard) = match serving.then(|| telemetry_config(env)).flatten() {
+        Some(t) => traces_layer(&t)?,
+        None => (None, None),
+    };
+    let mut layers: Vec<BoxedLayer> = vec![fmt];
+    layers.extend(traces);
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    Ok(guard)
+}
+
+/// `[telemetry]` of the home's config when it sets an endpoint (errors in the config are left
+/// for `serve` to report, with file, line and key).
+fn telemetry_config(env: &Env) -> Option<pincer_config::TelemetryConfig> {
+    let home = runtime::home(env).ok()?;
+    let loaded = pincer_config::load(&home).ok()?;
+    loaded
+        .config
+        .telemetry
+        .otlp_endpoint
+        .is_some()
+        .then_some(loaded.config.telemetry)
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+#[cfg(feature = "otel")]
+type Traces = telemetry::Guard;
+#[cfg(not(feature = "otel"))]
+type Traces = ();
+
+#[cfg(feature = "otel")]
+fn traces_layer(
+    t: &pincer_config::TelemetryConfig,
+) -> anyhow::Result<(Option<BoxedLayer>, Option<Traces>)> {
+    let endpoint = t.otlp_endpoint.as_deref().unwrap_or_default();
+    let (layer, guard) = telemetry::layer(t, endpoint)
+        .map_err(|e| Failure::usage(format!("telemetry.otlp_endpoint {endpoint}: {e}")))?;
+    Ok((Some(layer), Some(guard)))
+}
+
+#[cfg(not(feature = "otel"))]
+fn traces_layer(
+    t: &pincer_config::TelemetryConfig,
+) -> anyhow::Result<(Option<BoxedLayer>, Option<Traces>)> {
+    Err(Failure::usage(format!(
+        "telemetry.otlp_endpoint {}: this pincer was built without OpenTelemetry support (build with `--features otel`)",
+        t.otlp_endpoint.as_deref().unwrap_or_default()
+    ))
+    .into())
 }

@@ -26,6 +26,7 @@ mod retention;
 mod schema;
 mod skills;
 mod storage;
+mod telemetry;
 mod web;
 
 pub use atomic::{atomic_write, atomic_write_with_hook};
@@ -51,4 +52,5 @@ pub use schema::{
 };
 pub use skills::SkillsConfig;
 pub use storage::StorageConfig;
+pub use telemetry::TelemetryConfig;
 pub use web::{BrowserConfig, SearchBackend, SearchConfig, WebConfig};

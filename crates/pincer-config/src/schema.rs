@@ -81,6 +81,9 @@ pub struct Config {
     /// How long runs, tasks, conversations, outbox entries and audit day files are kept.
     #[serde(default, skip_serializing_if = "crate::RetentionConfig::is_default")]
     pub retention: crate::RetentionConfig,
+    /// OpenTelemetry traces.
+    #[serde(default, skip_serializing_if = "crate::TelemetryConfig::is_default")]
+    pub telemetry: crate::TelemetryConfig,
     /// Agents by id.
     #[serde(default)]
     pub agents: BTreeMap<AgentId, AgentConfig>,
@@ -572,6 +575,7 @@ impl Config {
             skills: crate::SkillsConfig::default(),
             audit: crate::AuditConfig::default(),
             retention: crate::RetentionConfig::default(),
+            telemetry: crate::TelemetryConfig::default(),
             agents: BTreeMap::new(),
         }
     }
@@ -689,6 +693,7 @@ impl Config {
         errs.extend(self.skills.errors());
         errs.extend(self.audit.errors());
         errs.extend(self.retention.errors());
+        errs.extend(self.telemetry.errors());
         errs.extend(self.jobs.errors());
         errs.extend(crate::automation::hook_errors(&self.hooks, &agent_names));
         errs.extend(self.storage.errors());

@@ -22,6 +22,7 @@ use pincer_types::{AgentId, RunStatus, SessionId, TaskId, TaskStatus};
 use serde_json::json;
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::Env;
 use crate::runtime::{self, AgentRuntime};
@@ -281,7 +282,21 @@ async fn work(pool: Arc<Pool>, name: String, stop: CancellationToken) {
         let wait = match claimed {
             Ok(Some(task)) => {
                 pool.publish("task.running", &task);
-                run_task(&pool, &name, task).await;
+                // The task's span: every model and tool call of its run is a child (one trace
+                // per task in the `otel` build). Content only with telemetry.export_content.
+                let span = tracing::info_span!(
+                    "pincer.task",
+                    task_id = %task.id,
+                    agent = %task.agent,
+                    worker = %name,
+                    status = tracing::field::Empty,
+                    input = tracing::field::Empty,
+                    output = tracing::field::Empty,
+                );
+                if pool.config.telemetry.export_content {
+                    span.record("input", task.input.as_str());
+                }
+                run_task(&pool, &name, task).instrument(span).await;
                 continue;
             }
             Ok(None) => IDLE,
@@ -490,6 +505,13 @@ async fn run_task(pool: &Pool, worker: &str, task: TaskRecord) {
         status = to.as_str(),
         "task ended"
     );
+    let span = tracing::Span::current();
+    span.record("status", to.as_str());
+    if pool.config.telemetry.export_content
+        && let Some(out) = &detail
+    {
+        span.record("output", out.as_str());
+    }
     match end_task(pool, worker, task.id, to, detail, info).await {
         Ok(t) => pool.publish(&format!("task.{}", to.as_str().to_ascii_lowercase()), &t),
         Err(e) => eprintln!(

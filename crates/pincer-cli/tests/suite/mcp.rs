@@ -582,9 +582,13 @@ async fn an_http_server_is_reached_only_through_the_egress_policy() {
             let mut line = String::new();
             std::io::BufReader::new(out).read_line(&mut line).unwrap();
             let port: u16 = line.trim().strip_prefix("port ").unwrap().parse().unwrap();
-            // Ready when uvicorn says it listens (its log goes to stderr).
-            for l in std::io::BufReader::new(err).lines() {
+            // Ready when uvicorn says it listens (its log goes to stderr). The rest of its log
+            // is drained, not dropped: a server logging into a closed pipe fails its requests
+            // (500) once its logger notices.
+            let mut lines = std::io::BufReader::new(err).lines();
+            for l in lines.by_ref() {
                 if l.unwrap().contains("Uvicorn running on") {
+                    std::thread::spawn(move || lines.for_each(drop));
                     return port;
                 }
             }

@@ -28,6 +28,7 @@ mod skills;
 mod telegram;
 mod tokens;
 mod tools_audit;
+mod traces;
 mod ui;
 mod ui_browser;
 mod usage;
