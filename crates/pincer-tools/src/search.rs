@@ -50,7 +50,7 @@ pub struct SearchArgs {
     /// Directory to search, relative to the root (default `.`).
     #[serde(default)]
     pub path: Option<String>,
-    /// Root: `workspace` (default) or a read-only root granted to this agent.
+    /// `workspace` (default) or a granted read-only root.
     #[serde(default)]
     pub root: Option<String>,
     /// Globs to include (`*.rs`) or, with a leading `!`, exclude (`!target/**`).
@@ -242,8 +242,7 @@ impl CodeSearch {
         Ok(Self {
             spec: ToolSpec::for_args::<SearchArgs>(
                 "code.search",
-                "Search file contents like ripgrep: regex or literal pattern, include/exclude \
-                 globs, case options, context lines. Respects .gitignore; skips hidden and binary \
+                "Search file contents, like ripgrep. Respects .gitignore; skips hidden and binary \
                  files by default.",
                 Capability::FsRead,
                 RiskTier::L0ReadOnly,

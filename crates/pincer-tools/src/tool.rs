@@ -67,8 +67,90 @@ pub fn schema_of<A: JsonSchema>() -> serde_json::Value {
     if let Some(map) = v.as_object_mut() {
         map.remove("$schema");
         map.remove("title");
+        // "Arguments of `fs.read`." tells the model nothing its name does not.
+        if map
+            .get("description")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|d| d.starts_with("Arguments of"))
+        {
+            map.remove("description");
+        }
     }
+    compact(&mut v);
     v
+}
+
+/// Shrinks a generated schema to what a model needs to call the tool (it is sent with every
+/// model call; issue 24): Rust integer `format`s and the bounds of the integer type,
+/// `additionalProperties: false` (unknown arguments are refused when parsed), `null`
+/// defaults and the `null` alternative of optional fields (absence says it), `false` and `[]`
+/// defaults, and a `oneOf` of documented constants written as the `enum` it is (the field's
+/// description already explains each). Arguments are still checked by deserializing them.
+fn compact(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let unsigned = map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("uint"));
+            if map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"))
+            {
+                map.remove("format");
+            }
+            if unsigned && map.get("minimum") == Some(&Value::from(0)) {
+                map.remove("minimum");
+            }
+            // The type's own bounds (a `u8`'s 255) are not the tool's; its description says those.
+            if unsigned
+                && map
+                    .get("maximum")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|m| [255, 65_535, 4_294_967_295].contains(&m))
+            {
+                map.remove("maximum");
+            }
+            // Unknown arguments are refused when they are parsed; saying so costs every call.
+            if map.get("additionalProperties") == Some(&Value::Bool(false)) {
+                map.remove("additionalProperties");
+            }
+            if matches!(map.get("default"), Some(Value::Null | Value::Bool(false)))
+                || map
+                    .get("default")
+                    .is_some_and(|d| d.as_array().is_some_and(Vec::is_empty))
+            {
+                map.remove("default");
+            }
+            if let Some(Value::Array(types)) = map.get("type")
+                && types.len() == 2
+                && types.contains(&Value::from("null"))
+                && let Some(t) = types.iter().find(|t| *t != "null").cloned()
+            {
+                map.insert("type".into(), t);
+            }
+            let consts: Option<Vec<Value>> =
+                map.get("oneOf").and_then(Value::as_array).and_then(|alts| {
+                    alts.iter()
+                        .map(|a| a.get("const").cloned())
+                        .collect::<Option<Vec<Value>>>()
+                });
+            if let Some(values) = consts {
+                map.remove("oneOf");
+                if values.iter().all(Value::is_string) {
+                    map.insert("type".into(), Value::from("string"));
+                }
+                map.insert("enum".into(), Value::Array(values));
+            }
+            for child in map.values_mut() {
+                compact(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(compact),
+        _ => {}
+    }
 }
 
 /// Parses tool arguments into `A`, with an error the model can act on.
@@ -166,5 +248,70 @@ pub trait Tool: Send + Sync + std::fmt::Debug {
     /// anyone else wrote (`time.now`).
     fn output_is_untrusted(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Arguments of `x.test`.
+    #[derive(schemars::JsonSchema, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Args {
+        /// Required text.
+        pattern: String,
+        /// Optional count.
+        limit: Option<u32>,
+        /// A small number.
+        #[serde(default)]
+        context: u8,
+        /// A flag.
+        #[serde(default)]
+        literal: bool,
+        /// A choice.
+        #[serde(default)]
+        case: Case,
+    }
+
+    #[derive(schemars::JsonSchema, serde::Deserialize, Default)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Case {
+        /// Smart.
+        #[default]
+        Smart,
+        /// Exact.
+        Sensitive,
+    }
+
+    #[test]
+    fn wire_schemas_keep_what_a_model_needs_and_drop_the_rest() {
+        let v = schema_of::<Args>();
+        let text = v.to_string();
+        for gone in [
+            "format",
+            "additionalProperties",
+            "\"null\"",
+            "Arguments of",
+            "oneOf",
+            "255",
+        ] {
+            assert!(!text.contains(gone), "{gone} left in {text}");
+        }
+        let p = &v["properties"];
+        assert_eq!(v["required"], serde_json::json!(["pattern"]));
+        assert_eq!(p["limit"]["type"], "integer");
+        assert_eq!(p["context"]["type"], "integer");
+        assert_eq!(p["literal"]["type"], "boolean");
+        assert_eq!(p["case"]["enum"], serde_json::json!(["smart", "sensitive"]));
+        assert_eq!(p["case"]["type"], "string");
+        assert_eq!(p["pattern"]["description"], "Required text.");
+        // Arguments are still checked when parsed: unknown ones are refused.
+        let bad: Result<Args, _> =
+            serde_json::from_value(serde_json::json!({"pattern": "x", "nope": 1}));
+        assert!(bad.is_err());
     }
 }

@@ -20,7 +20,7 @@ struct Args {
     /// Directory relative to the root (default `.`).
     #[serde(default)]
     path: Option<String>,
-    /// Root: `workspace` (default) or a read-only root granted to this agent.
+    /// `workspace` (default) or a granted read-only root.
     #[serde(default)]
     root: Option<String>,
     /// Levels to descend, 1..=8 (default 2).

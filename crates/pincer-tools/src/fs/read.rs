@@ -20,7 +20,7 @@ const DEFAULT_LINES: usize = 2000;
 struct Args {
     /// File path relative to the root, e.g. `src/main.rs`.
     path: String,
-    /// Root to read from: `workspace` (default) or a read-only root granted to this agent.
+    /// `workspace` (default) or a granted read-only root.
     #[serde(default)]
     root: Option<String>,
     /// First line to return, 1-based (default 1).
