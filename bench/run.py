@@ -812,7 +812,7 @@ def table(r):
         ("overhead via /v1/chat/completions p50 / p95 / p99", ms3(r["overhead_chat_ms"]), "p50 ≤ 1 ms, p99 ≤ 3 ms"),
         ("turns/s at concurrency 1 / 8 / 64", " / ".join(str(r["turns_per_sec"][c]) for c in ("1", "8", "64")), "≥ 2,000 (at 8)"),
         (f"RSS growth over {r['leak_check_turns']} turns", f"{r['rss_growth_pct']} % ({mib(r['rss_before_leak_check_kib'])} → {mib(r['rss_after_leak_check_kib'])})", "≤ 10 %"),
-        ("bytes sent upstream, trivial turn", f"{r['upstream_bytes_trivial_turn']} B (~{r['upstream_tokens_estimate']} tokens)", "≤ 8 KB"),
+        ("bytes sent upstream, trivial turn", f"{r['upstream_bytes_trivial_turn']} B (~{r['upstream_tokens_estimate']} tokens)", "≤ 6 KB"),
         ("sandboxed `true` native / bwrap", " / ".join(f"{v} ms" if isinstance(v, (int, float)) else str(v) for v in r["sandbox_true_spawn_ms"].values()), "—"),
         (f"code.search vs rg ({r['search']['files']} files)", f"{r['search']['code_search_ms']} ms vs {r['search']['rg_ms']} ms", "—"),
     ]

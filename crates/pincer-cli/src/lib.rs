@@ -53,18 +53,32 @@ fn init_tracing(serving: bool, env: &Env) -> anyhow::Result<Option<Traces>> {
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PINCER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let json = std::env::var("PINCER_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let Some(t) = serving.then(|| telemetry_config(env)).flatten() else {
+        // No traces: the filter is global, so every disabled callsite (ours and every
+        // dependency's debug and trace events) is switched off once, not asked at each event.
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false);
+        let _ = if json {
+            builder.json().try_init()
+        } else {
+            builder.try_init()
+        };
+        return Ok(None);
+    };
+    // Traces: the log filter applies to the log layer only, the trace layer takes Pincer's
+    // spans whatever `PINCER_LOG` says.
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let fmt = if std::env::var("PINCER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    let fmt = if json {
         fmt.json().with_filter(filter).boxed()
     } else {
         fmt.with_filter(filter).boxed()
     };
-    let (traces, guard) = match serving.then(|| telemetry_config(env)).flatten() {
-        Some(t) => traces_layer(&t)?,
-        None => (None, None),
-    };
+    let (traces, guard) = traces_layer(&t)?;
     let mut layers: Vec<BoxedLayer> = vec![fmt];
     layers.extend(traces);
     let _ = tracing_subscriber::registry().with(layers).try_init();
