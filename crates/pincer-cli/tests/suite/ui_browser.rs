@@ -21,6 +21,21 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // End the WebDriver session first: chromedriver then closes Chromium. Killing only
+        // chromedriver left the browser running after the test (orphaned to init).
+        if let Some(rest) = self.base.strip_prefix("http://")
+            && let Some((host, path)) = rest.split_once('/')
+            && path.starts_with("session/")
+            && let Ok(mut s) = std::net::TcpStream::connect(host)
+        {
+            use std::io::{Read as _, Write as _};
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.read_to_end(&mut Vec::new());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
