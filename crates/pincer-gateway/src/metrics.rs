@@ -75,10 +75,9 @@ async fn from_store(st: &AppState, out: &mut Exposition) -> Result<(), ApiError>
     out.sample("pincer_queue_depth", &[], queued as f64);
     let waiting = st
         .store
-        .approvals(Some(ApprovalStatus::Pending), 100_000)
+        .count_approvals(ApprovalStatus::Pending)
         .await
-        .map_err(ApiError::internal)?
-        .len();
+        .map_err(ApiError::internal)?;
     out.family(
         "pincer_approvals_waiting",
         "gauge",

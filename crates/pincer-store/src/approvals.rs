@@ -138,6 +138,9 @@ pub trait ApprovalStore: Send + Sync + std::fmt::Debug {
         status: Option<ApprovalStatus>,
         limit: usize,
     ) -> Result<Vec<ApprovalRecord>, ApprovalError>;
+    /// How many approvals are in `status` (a count, not the rows: `/metrics` asks at every
+    /// scrape).
+    async fn count_approvals(&self, status: ApprovalStatus) -> Result<u64, ApprovalError>;
     /// Every approval a task asked for, oldest first.
     async fn task_approvals(&self, task: TaskId) -> Result<Vec<ApprovalRecord>, ApprovalError>;
     /// Decides a pending approval once. Past its expiry it becomes `EXPIRED` and the decision
@@ -268,6 +271,17 @@ impl ApprovalStore for SqliteStore {
                     v.push(row(r)?);
                 }
                 Ok(v)
+            })
+            .await?)
+    }
+
+    async fn count_approvals(&self, status: ApprovalStatus) -> Result<u64, ApprovalError> {
+        Ok(self
+            .with(move |c| {
+                let n: i64 = c
+                    .prepare_cached("SELECT COUNT(*) FROM approvals WHERE status = ?1")?
+                    .query_row(params![status.as_str()], |r| r.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
             })
             .await?)
     }

@@ -124,6 +124,19 @@ impl ApprovalStore for PgStore {
         Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
 
+    async fn count_approvals(&self, status: ApprovalStatus) -> Result<u64, ApprovalError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM approvals WHERE status = $1",
+                &[&status.as_str()],
+            )
+            .await
+            .map_err(|e| db(&e))?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn task_approvals(&self, task: TaskId) -> Result<Vec<ApprovalRecord>, ApprovalError> {
         let client = self.client().await?;
         let rows = client

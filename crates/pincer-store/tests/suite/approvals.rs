@@ -53,6 +53,13 @@ conformance!(decided_once_bound_to_the_digest, |db| {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, b.id);
     assert_eq!(s.approvals(None, 10).await.unwrap().len(), 2);
+    // Counted without loading the rows (what /metrics asks at every scrape).
+    assert_eq!(s.count_approvals(ApprovalStatus::Pending).await.unwrap(), 1);
+    assert_eq!(
+        s.count_approvals(ApprovalStatus::Approved).await.unwrap(),
+        1
+    );
+    assert_eq!(s.count_approvals(ApprovalStatus::Denied).await.unwrap(), 0);
 });
 
 conformance!(concurrent_decisions_have_one_winner, |db| {
