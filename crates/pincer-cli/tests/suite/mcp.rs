@@ -292,7 +292,13 @@ async fn a_changed_tool_list_withdraws_the_tools_until_reapproved() {
     home.init(&server.base_url()).await;
     add_python(&home, &p, "test", "test_server.py", &[]).await;
     approve_and_grant(&home, "test").await;
-    assert_eq!(ok(&home, &["ask", "grow"]).await, "first done\n");
+    // The user names "after" so the second call is not held by the taint check (the turn has
+    // read `grow`'s output) before it reaches the server: which of the two stops it depended on
+    // how fast the re-list finished, and the withdrawal is what is under test here.
+    assert_eq!(
+        ok(&home, &["ask", "grow, then say hello to after"]).await,
+        "first done\n"
+    );
     // `grow` announced a new tool before it answered: the very next call is refused.
     let results = tool_results(&server, Some(2));
     assert!(results[0].contains(">\ngrown\n<"), "{results:?}");
