@@ -11,6 +11,7 @@ mod breaker;
 mod bundle;
 mod compact;
 mod error;
+mod filecache;
 mod files;
 mod gate;
 mod prompt;

@@ -148,7 +148,8 @@ fn assemble_prompt_from(
     let mut omitted = Vec::new();
     for f in agent_files {
         let path = agent_dir.join(f.name);
-        let content = match std::fs::read(&path) {
+        // One `stat` per file while it is unchanged (crate::filecache).
+        let content = match crate::filecache::FileCache::instructions().read(&path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 files.push(FileSection {

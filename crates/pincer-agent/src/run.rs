@@ -266,7 +266,6 @@ impl Runner {
                     .filter(|f| f.truncated)
                     .map(|f| f.name.clone())
                     .collect();
-                bundle.write_meta(&meta)?;
                 let start = self.store.begin_run(&record(&meta, req.session.id)).await?;
                 let history = start
                     .history

@@ -86,10 +86,7 @@ fn runs(home: &PincerHome) -> Vec<RunDir> {
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            let running = fs::read(path.join("meta.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|v| v["status"] == "running");
+            let running = in_progress(&path, modified);
             out.push(RunDir {
                 bytes: size(&path),
                 path,
@@ -100,6 +97,30 @@ fn runs(home: &PincerHome) -> Vec<RunDir> {
     }
     out.sort_by_key(|r| r.modified);
     out
+}
+
+/// How long a bundle without `meta.json` counts as a run still going: longer than any run may
+/// last; after that it was cut off by a crash and is pruned like any other.
+const UNFINISHED_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether the bundle at `path` belongs to a run still going: no `meta.json` yet (it is written
+/// once, when the run ends) and its transcript written to within [`UNFINISHED_GRACE`] — or a
+/// `meta.json` saying `running` (bundles of versions that wrote it at the start).
+fn in_progress(path: &Path, modified: SystemTime) -> bool {
+    match fs::read(path.join("meta.json")) {
+        Ok(b) => {
+            serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["status"] == "running")
+        }
+        Err(_) => {
+            let touched = fs::symlink_metadata(path.join("transcript.jsonl"))
+                .and_then(|m| m.modified())
+                .map_or(modified, |t| t.max(modified));
+            // A time in the future (a clock that went back) counts as recent.
+            SystemTime::now()
+                .duration_since(touched)
+                .map_or(true, |age| age < UNFINISHED_GRACE)
+        }
+    }
 }
 
 /// Removes run bundles older than `runs_days`, then the oldest while the rest exceed
@@ -261,6 +282,42 @@ mod tests {
         fs::write(d.join("meta.json"), format!(r#"{{"status": "{status}"}}"#)).unwrap();
         let t = SystemTime::now() - Duration::from_secs(age_days * 24 * 3600);
         fs::File::open(&d).unwrap().set_modified(t).unwrap();
+    }
+
+    #[test]
+    fn a_bundle_without_meta_is_kept_while_recent_and_pruned_once_abandoned() {
+        let t = tempfile::tempdir().unwrap();
+        let home = PincerHome::at(t.path());
+        let unfinished = |id: &str, age_days: u64| {
+            let d = home.agents_dir().join("main/runs").join(id);
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("transcript.jsonl"), vec![b'x'; 600_000]).unwrap();
+            let t = SystemTime::now() - Duration::from_secs(age_days * 24 * 3600);
+            fs::File::open(d.join("transcript.jsonl"))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+            fs::File::open(&d).unwrap().set_modified(t).unwrap();
+        };
+        // Going now (no meta.json yet, written to today), and cut off by a crash 40 days ago.
+        unfinished("going", 0);
+        unfinished("crashed", 40);
+        bundle(&home, "done", 600_000, 2, "succeeded");
+        let r = RetentionConfig {
+            runs_days: 30,
+            runs_max_mb: 1,
+            ..RetentionConfig::default()
+        };
+        let got = prune_runs(&home, &r, SystemTime::now(), false);
+        let runs = home.agents_dir().join("main/runs");
+        assert!(
+            runs.join("going").is_dir(),
+            "a run in progress is never pruned"
+        );
+        assert!(!runs.join("crashed").exists(), "an abandoned one is");
+        // Over the cap with the running one counted: the finished one goes, the running stays.
+        assert!(!runs.join("done").exists());
+        assert_eq!(got.removed, 2);
     }
 
     #[test]

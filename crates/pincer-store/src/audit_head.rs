@@ -1,24 +1,61 @@
 //! The audit chain's end recorded in the state database: a [`pincer_audit::Witness`] of the
-//! day-file log (issue 23, part 4). Its own connection to `state.db` — the audit writer is
-//! synchronous and may run on any thread, so it does not queue behind the store's thread —
-//! with the same busy timeout and WAL settings. The head only moves forward.
+//! day-file log (issue 23, part 4). Its own connection to `state.db` (made by the same
+//! `sqlite::connect` as the store's), so it never queues behind the store's thread. The head
+//! only moves forward.
+//!
+//! Written off the audit log's durable path (issue 24): [`Witness::record`] hands the newest
+//! `(seq, hash)` to a writer thread and returns, so a turn's durable sync never waits for a
+//! second SQLite writer (and its busy handler's sleeps while the store's thread holds the write
+//! lock). Records arriving while one is written are coalesced to the newest. A witness may be
+//! behind the log — `verify` accepts that — and this one is at most one write behind; dropping
+//! it (the log closing) writes what is pending first.
 
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use chrono::Utc;
 use pincer_audit::{AuditError, Checkpoint, Witness};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::StoreError;
-use crate::sqlite::{migrate, stamp};
+use crate::sqlite::{connect, migrate, stamp};
 
 /// The audit head in one SQLite state database.
 #[derive(Debug)]
 pub struct SqliteAuditHead {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    queue: Arc<Queue>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the writer thread is to write next.
+#[derive(Debug, Default)]
+struct Queue {
+    slot: Mutex<Slot>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    next: Option<(u64, String)>,
+    writing: bool,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until nothing is pending or being written.
+    fn drain(&self) {
+        let mut s = self.lock();
+        while s.next.is_some() || s.writing {
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 impl SqliteAuditHead {
@@ -27,55 +64,131 @@ impl SqliteAuditHead {
     /// # Errors
     /// When it cannot be opened or migrated.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        // Created 0600 like the store itself when it does not exist yet.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|source| StoreError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Created 0600, with the same settings and busy wait as the store's own connection.
+        let mut conn = connect(path)?;
         migrate(&mut conn)?;
         Ok(Self {
             path: path.to_owned(),
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
+            queue: Arc::default(),
+            writer: Mutex::new(None),
         })
     }
 
     fn fail(&self, e: &rusqlite::Error) -> AuditError {
-        AuditError::Chain {
-            location: self.name(),
-            message: e.to_string(),
+        fail(&self.path, e)
+    }
+
+    /// Starts the writer thread on first use (a process that never syncs never starts it).
+    fn ensure_writer(&self) -> Result<(), AuditError> {
+        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.is_some() {
+            return Ok(());
+        }
+        let (queue, conn, path) = (self.queue.clone(), self.conn.clone(), self.path.clone());
+        let handle = std::thread::Builder::new()
+            .name("pincer-audit-head".into())
+            .spawn(move || write_loop(&queue, &conn, &path))
+            .map_err(|e| AuditError::Chain {
+                location: name(&self.path),
+                message: format!("starting its writer: {e}"),
+            })?;
+        *w = Some(handle);
+        Ok(())
+    }
+}
+
+fn name(path: &Path) -> String {
+    format!("state database {} (audit_head)", path.display())
+}
+
+fn fail(path: &Path, e: &rusqlite::Error) -> AuditError {
+    AuditError::Chain {
+        location: name(path),
+        message: e.to_string(),
+    }
+}
+
+fn write(conn: &Mutex<Connection>, seq: u64, hash: &str) -> Result<(), rusqlite::Error> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    conn.prepare_cached(
+        "INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+             updated_at = excluded.updated_at
+         WHERE excluded.seq > audit_head.seq",
+    )
+    .and_then(|mut st| st.execute(params![seq, hash, stamp(Utc::now())]))
+    .map(drop)
+}
+
+/// The writer thread: writes the newest pending head until closed and drained.
+fn write_loop(queue: &Queue, conn: &Mutex<Connection>, path: &Path) {
+    loop {
+        let (seq, hash) = {
+            let mut s = queue.lock();
+            loop {
+                if let Some(next) = s.next.take() {
+                    s.writing = true;
+                    break next;
+                }
+                if s.closed {
+                    return;
+                }
+                s = queue
+                    .changed
+                    .wait(s)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if let Err(e) = write(conn, seq, &hash) {
+            // Behind, which `verify` accepts; the log is not failed for it.
+            tracing::error!("audit log: {} not updated: {}", name(path), fail(path, &e));
+        }
+        queue.lock().writing = false;
+        queue.changed.notify_all();
+    }
+}
+
+impl Drop for SqliteAuditHead {
+    /// Writes what is pending, then stops the writer.
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.changed.notify_all();
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = writer {
+            let _ = h.join();
         }
     }
 }
 
 impl Witness for SqliteAuditHead {
     fn name(&self) -> String {
-        format!("state database {} (audit_head)", self.path.display())
+        name(&self.path)
     }
 
     fn record(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.prepare_cached(
-            "INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
-                 updated_at = excluded.updated_at
-             WHERE excluded.seq > audit_head.seq",
-        )
-        .and_then(|mut st| st.execute(params![seq, hash, stamp(Utc::now())]))
-        .map(drop)
-        .map_err(|e| self.fail(&e))
+        if let Err(e) = self.ensure_writer() {
+            // No thread: write here, as before.
+            tracing::error!("audit log: {e}");
+            return write(&self.conn, seq, hash).map_err(|e| self.fail(&e));
+        }
+        let mut s = self.queue.lock();
+        if s.next.as_ref().is_none_or(|(n, _)| seq > *n) {
+            s.next = Some((seq, hash.to_owned()));
+        }
+        drop(s);
+        self.queue.changed.notify_all();
+        Ok(())
     }
 
     fn latest(&self) -> Result<Option<Checkpoint>, AuditError> {
+        // What this process recorded is read back, not what is still on its way.
+        self.queue.drain();
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let row: Option<(i64, String)> = conn
             .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -108,6 +221,22 @@ mod tests {
             Some(Checkpoint {
                 seq: 9,
                 hash: "nine".into()
+            })
+        );
+        // Many records at once (handed to the writer, coalesced): the newest is what is read
+        // back, and what a fresh handle finds after this one is dropped.
+        for seq in 10..200 {
+            again.record(seq, &format!("h{seq}")).unwrap();
+        }
+        assert_eq!(again.latest().unwrap().unwrap().seq, 199);
+        again.record(200, "last").unwrap();
+        drop(again);
+        let third = SqliteAuditHead::open(&path).unwrap();
+        assert_eq!(
+            third.latest().unwrap(),
+            Some(Checkpoint {
+                seq: 200,
+                hash: "last".into()
             })
         );
         // The store opens the same file and sees its schema up to date.

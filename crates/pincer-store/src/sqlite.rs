@@ -41,17 +41,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be created or opened, or a migration fails.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|source| StoreError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(connect(path)?)
     }
 
     /// An in-memory store (tests and one-off tools).
@@ -63,9 +53,7 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        settings(&mut conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(128);
@@ -151,6 +139,60 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.call(f).await?
     }
+}
+
+/// Opens the database file at `path` (created 0600 when missing) with [`settings`]; every
+/// connection to a state database is made here.
+///
+/// # Errors
+/// When the file cannot be created or opened.
+pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut conn = Connection::open(path)?;
+    settings(&mut conn)?;
+    Ok(conn)
+}
+
+/// WAL, `synchronous=NORMAL` and [`busy_wait`].
+fn settings(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.busy_handler(Some(busy_wait))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// How long a connection waits for another one's write lock before "database is locked".
+const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The wait before retry `n` of a locked database: 50 µs doubling to 1.6 ms. SQLite's own busy
+/// timeout sleeps a whole millisecond at the first conflict; the other writer (the audit head,
+/// a CLI command, another process) usually holds the lock for far less, and the store's thread
+/// serves every task, so a millisecond there is a millisecond added to every waiting turn.
+fn busy_delay(n: u32) -> std::time::Duration {
+    std::time::Duration::from_micros(50 << n.min(5))
+}
+
+/// The time waited before retry `n`: the sum of the delays before it.
+fn waited_before(n: u32) -> std::time::Duration {
+    (0..n.min(6)).map(busy_delay).sum::<std::time::Duration>() + busy_delay(6) * n.saturating_sub(6)
+}
+
+/// SQLite's busy handler: waits [`busy_delay`] and retries, for [`BUSY_LIMIT`] in all.
+fn busy_wait(n: i32) -> bool {
+    let n = u32::try_from(n).unwrap_or(0);
+    if waited_before(n) >= BUSY_LIMIT {
+        return false;
+    }
+    std::thread::sleep(busy_delay(n));
+    true
 }
 
 fn append_messages_in(
@@ -606,6 +648,26 @@ mod tests {
     /// Two handles on one file (the worker pool's and an agent runtime's, or two processes)
     /// writing at once: read-then-write transactions wait for each other instead of failing
     /// with "database is locked".
+    #[test]
+    fn the_busy_wait_starts_short_and_gives_up_after_the_limit() {
+        assert_eq!(busy_delay(0), std::time::Duration::from_micros(50));
+        assert_eq!(busy_delay(3), std::time::Duration::from_micros(400));
+        assert_eq!(busy_delay(40), std::time::Duration::from_micros(1600));
+        for n in [0, 1, 5, 6, 7, 100, 2600] {
+            let summed: std::time::Duration = (0..n).map(busy_delay).sum();
+            assert_eq!(waited_before(n), summed, "{n}");
+        }
+        // Gives up once about BUSY_LIMIT has been waited, not before.
+        let retries = (0..10_000).take_while(|&n| busy_would_retry(n)).count();
+        let waited = waited_before(u32::try_from(retries).unwrap());
+        assert!(waited >= BUSY_LIMIT && waited <= BUSY_LIMIT + std::time::Duration::from_millis(2));
+    }
+
+    /// [`busy_wait`]'s decision for retry `n`, without its sleep.
+    fn busy_would_retry(n: u32) -> bool {
+        waited_before(n) < BUSY_LIMIT
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_handles_writing_at_once_wait_instead_of_failing() {
         let dir = tempfile::tempdir().unwrap();

@@ -40,7 +40,18 @@ pub struct TokenInfo {
     pub user_disabled: bool,
 }
 
+/// How often a token's `last_used_at` is written: at most once per minute, so a busy client
+/// does not turn every authenticated request into a write (it is shown in minutes and days).
+pub const LAST_USED_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 impl TokenInfo {
+    /// Whether a use at `now` should be recorded: never used, or last recorded at least
+    /// [`LAST_USED_EVERY`] before `now` (or after it — a clock that went back).
+    pub fn last_used_is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_EVERY || t > now)
+    }
+
     /// Usable at `now`: neither revoked nor expired, and its user exists and is enabled.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none()
@@ -348,8 +359,10 @@ impl TokenStore for SqliteStore {
             return Ok(None);
         }
         let hash = token_hash(presented);
+        // No transaction: a read, and — at most once per LAST_USED_EVERY — one single-statement
+        // update (atomic on its own), so most requests write nothing.
         Ok(self
-            .transact(move |c| {
+            .with(move |c| {
                 let found: Option<(String, String)> = c
                     .prepare_cached("SELECT name, hash FROM tokens WHERE hash = ?1")
                     .and_then(|mut st| st.query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -360,15 +373,18 @@ impl TokenStore for SqliteStore {
                 if !ct_eq(stored.as_bytes(), hash.as_bytes()) {
                     return Ok(None);
                 }
-                let Some(info) = by_name(c, &name)? else {
+                let Some(mut info) = by_name(c, &name)? else {
                     return Ok(None);
                 };
                 if !info.is_active(now) {
                     return Ok(None);
                 }
-                c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
-                    .and_then(|mut st| st.execute(params![name, stamp(now)]))?;
-                by_name(c, &name)
+                if info.last_used_is_stale(now) {
+                    c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
+                        .and_then(|mut st| st.execute(params![name, stamp(now)]))?;
+                    info.last_used_at = Some(now);
+                }
+                Ok(Some(info))
             })
             .await?)
     }

@@ -337,15 +337,75 @@ async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
     .unwrap();
     let home = Home::new();
     home.init(&server.base_url()).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
-        .args(["ask", "wait"])
+    let out = signal_ask_mid_turn(&home, &server, &["ask", "wait"], "-INT").await;
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let meta = json_file(&home.runs()[0].join("meta.json"));
+    assert_eq!(meta["status"], "canceled");
+}
+
+/// The run bundle's crash contract (docs/ARCHITECTURE.md, "Durability"): a run killed with
+/// SIGKILL mid-turn leaves its input and its transcript up to the last step, no `meta.json` (it
+/// is written once, when a run ends — its absence is what marks a run cut off), an audit log that
+/// verifies, and a session the next run can use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_turn_leaves_input_and_transcript_and_no_meta() {
+    let server = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 30_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
+    let out = signal_ask_mid_turn(&home, &server, &["ask", "wait", "for", "it"], "-KILL").await;
+    assert_eq!(out.status.code(), None, "killed by the signal");
+    let runs = home.runs();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(
+        std::fs::read_to_string(run.join("input.md")).unwrap(),
+        "wait for it"
+    );
+    let transcript = std::fs::read_to_string(run.join("transcript.jsonl")).unwrap();
+    let kinds: Vec<String> = transcript
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["\"run_start\"", "\"system_prompt\"", "\"user\""],
+        "every step up to the model call"
+    );
+    assert!(
+        !run.join("meta.json").exists(),
+        "a cut-off run has no meta.json"
+    );
+    assert!(!run.join("output.md").exists());
+    let out = home.run(&["audit", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The session is not left busy: the next run answers.
+    let out = home.run(&["ask", "hello"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "echo: hello\n");
+}
+
+/// Runs `pincer <args>`, sends it `signal` once the model server holds its request, and returns
+/// how it ended.
+async fn signal_ask_mid_turn(
+    home: &Home,
+    server: &FakeLlm,
+    args: &[&str],
+    signal: &str,
+) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
+        .args(args)
         .env("PINCER_HOME", home.path())
         .env(KEY_VAR, KEY)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once the model server holds the request.
     assert!(
         server
             .wait_for_requests(1, std::time::Duration::from_secs(20))
@@ -353,18 +413,12 @@ async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
         "request never arrived"
     );
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || {
-        let _ = child.stdin.take();
-        child.wait_with_output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let meta = json_file(&home.runs()[0].join("meta.json"));
-    assert_eq!(meta["status"], "canceled");
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }

@@ -178,17 +178,21 @@ impl TokenStore for PgStore {
         if !ct_eq(stored.as_bytes(), hash.as_bytes()) {
             return Ok(None);
         }
-        match by_name(&client, &name).await? {
-            Some(info) if info.is_active(now) => {}
+        let mut info = match by_name(&client, &name).await? {
+            Some(info) if info.is_active(now) => info,
             _ => return Ok(None),
+        };
+        // At most once per LAST_USED_EVERY: most requests write nothing.
+        if info.last_used_is_stale(now) {
+            client
+                .execute(
+                    "UPDATE tokens SET last_used_at = $2 WHERE name = $1",
+                    &[&name, &now],
+                )
+                .await
+                .map_err(|e| db(&e))?;
+            info.last_used_at = Some(now);
         }
-        client
-            .execute(
-                "UPDATE tokens SET last_used_at = $2 WHERE name = $1",
-                &[&name, &now],
-            )
-            .await
-            .map_err(|e| db(&e))?;
-        Ok(by_name(&client, &name).await?)
+        Ok(Some(info))
     }
 }

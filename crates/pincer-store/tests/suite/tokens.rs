@@ -28,6 +28,17 @@ conformance!(tokens_are_shown_once_stored_hashed_and_checked, |db| {
     let who = s.authenticate(&secret, at(1)).await.unwrap().unwrap();
     assert_eq!(who.name, "ci");
     assert_eq!(who.last_used_at, Some(at(1)));
+    // Recorded at most once a minute: a use 30 s later reads it, one 60 s after writes it.
+    let who = s.authenticate(&secret, at(31)).await.unwrap().unwrap();
+    assert_eq!(who.last_used_at, Some(at(1)));
+    let who = s.authenticate(&secret, at(61)).await.unwrap().unwrap();
+    assert_eq!(who.last_used_at, Some(at(61)));
+    let listed = s.tokens().await.unwrap();
+    assert_eq!(
+        listed[0].last_used_at,
+        Some(at(61)),
+        "stored, not only returned"
+    );
     // Wrong, malformed or near-miss secrets fail.
     let mut near = secret.clone();
     near.pop();
