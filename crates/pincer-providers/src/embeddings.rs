@@ -35,7 +35,7 @@ impl EmbeddingsClient {
         settings: HttpSettings,
     ) -> Result<Self, ProviderError> {
         Ok(Self {
-            core: Arc::new(HttpCore::new(settings, key)?),
+            core: Arc::new(HttpCore::new(settings, key, base_url)),
             url: format!("{}/embeddings", base_url.trim_end_matches('/')),
             model: model.to_owned(),
         })

@@ -72,29 +72,72 @@ impl Default for HttpSettings {
 
 #[derive(Debug)]
 pub(crate) struct HttpCore {
-    client: reqwest::Client,
+    /// Built at the first request (issue 24: an idle gateway or a command that never calls the
+    /// model does not load and parse the system's TLS roots).
+    client: std::sync::OnceLock<reqwest::Client>,
+    /// The base URL is plain `http://` (a local model server): the client carries no TLS roots
+    /// and follows no redirects — a redirect is answered as the error it is, never followed
+    /// to another host or scheme.
+    plain_http: bool,
     pub(crate) settings: HttpSettings,
     key: Option<ApiKey>,
 }
 
+/// A redirect from a plain-`http://` model server (the only client that does not follow them):
+/// not retried, and saying where the server pointed.
+fn redirected(resp: &reqwest::Response) -> ProviderError {
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(no Location)");
+    let mut e = ProviderError::new(
+        ErrorKind::BadRequest,
+        format!(
+            "the model server answered with a redirect (HTTP {}) to {to}; redirects from an \
+             http:// base URL are not followed — set the provider's base_url to the address it \
+             names",
+            resp.status().as_u16()
+        ),
+    );
+    e.status = Some(resp.status().as_u16());
+    e
+}
+
 impl HttpCore {
-    pub(crate) fn new(settings: HttpSettings, key: Option<ApiKey>) -> Result<Self, ProviderError> {
+    pub(crate) fn new(settings: HttpSettings, key: Option<ApiKey>, base_url: &str) -> Self {
+        Self {
+            client: std::sync::OnceLock::new(),
+            plain_http: base_url
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
+            settings,
+            key,
+        }
+    }
+
+    /// The HTTP client, built on first use.
+    fn client(&self) -> Result<&reqwest::Client, ProviderError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
         // reqwest is built without a bundled crypto provider; ring is ours. Installing twice is
         // harmless (the second call reports the first is in place).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.connect_timeout)
-            .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                ProviderError::new(ErrorKind::Network, format!("cannot build HTTP client: {e}"))
-            })?;
-        Ok(Self {
-            client,
-            settings,
-            key,
-        })
+        let mut b = reqwest::Client::builder()
+            .timeout(self.settings.timeout)
+            .connect_timeout(self.settings.connect_timeout)
+            .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")));
+        if self.plain_http {
+            b = b
+                .tls_certs_only(std::iter::empty())
+                .redirect(reqwest::redirect::Policy::none());
+        }
+        let built = b.build().map_err(|e| {
+            ProviderError::new(ErrorKind::Network, format!("cannot build HTTP client: {e}"))
+        })?;
+        // Two first calls at once may both build; one client is kept.
+        Ok(self.client.get_or_init(|| built))
     }
 
     pub(crate) fn key(&self) -> Option<&ApiKey> {
@@ -118,13 +161,14 @@ impl HttpCore {
     ) -> Result<reqwest::Response, ProviderError> {
         let mut attempt = 0u32;
         loop {
-            let request = self.client.post(url).headers(headers.clone()).json(body);
+            let request = self.client()?.post(url).headers(headers.clone()).json(body);
             let result = tokio::select! {
                 r = request.send() => r,
                 () = cancel.cancelled() => return Err(canceled()),
             };
             let err = match result {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().is_redirection() => return Err(redirected(&resp)),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = retry_after(resp.headers());
@@ -178,7 +222,7 @@ impl HttpCore {
     /// `GET url` once (no retries); any 2xx is success.
     pub(crate) async fn get_ok(&self, url: &str, headers: HeaderMap) -> Result<(), ProviderError> {
         let resp = self
-            .client
+            .client()?
             .get(url)
             .headers(headers)
             .send()

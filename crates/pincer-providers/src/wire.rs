@@ -74,7 +74,7 @@ impl<W: Wire> WireProvider<W> {
         settings: HttpSettings,
     ) -> Result<Self, ProviderError> {
         Ok(Self {
-            core: Arc::new(HttpCore::new(settings, key)?),
+            core: Arc::new(HttpCore::new(settings, key, base_url)),
             base: base_url.trim_end_matches('/').into(),
             wire: PhantomData,
         })

@@ -263,6 +263,17 @@ fn upsert_run_in(c: &Connection, run: &RunRecord) -> Result<(), StoreError> {
 /// (waiting up to the busy timeout), so processes opening the same home at once apply each
 /// migration exactly once instead of failing with "database is locked" or "table exists".
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // Up to date (every open but the first after an upgrade): a read, no write lock.
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let applied: Option<i64> = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .ok()
+        .flatten();
+    if applied == Some(known) {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -270,7 +281,6 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         .and_then(|mut st| st.query_row([], |r| r.get(0)))?;
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > known {
         return Err(StoreError::TooNew {
             found: current,

@@ -370,3 +370,41 @@ async fn gemini_invalid_key_is_an_auth_error() {
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
     assert_eq!(server.requests().len(), 1, "not retried");
 }
+
+/// A plain-`http://` model server's redirect is reported, never followed: the client for such
+/// a base URL carries no TLS roots and follows no redirects (issue 24), so a redirect elsewhere
+/// is the error it is rather than a request sent — with the API key — to another host.
+#[tokio::test]
+async fn a_plain_http_redirect_is_an_error_and_is_not_followed() {
+    let target = FakeLlm::start(vec![Reply::text("should not be reached")])
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let location = format!("{}/chat/completions", target.base_url());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let _ = sock.read(&mut buf).await;
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    let p = OpenAiProvider::new(
+        &format!("http://127.0.0.1:{port}/v1"),
+        Some(ApiKey::new(KEY)),
+        settings(false),
+    )
+    .unwrap();
+    let err = collect(p.stream(&request("hi"), CancellationToken::new()), |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("307"), "{err:?}");
+    assert!(
+        target.requests().is_empty(),
+        "the redirect was not followed"
+    );
+}
