@@ -409,9 +409,18 @@ impl Store for SqliteStore {
         agent: &AgentId,
     ) -> Result<SessionInfo, StoreError> {
         let (key, agent) = (key.clone(), agent.clone());
-        self.with_tx(move |tx| match current(tx, &key)? {
-            Some(info) => Ok(info),
-            None => insert_session(tx, &key, &agent),
+        // Every turn asks; the session exists for all but the first: a read, no write lock.
+        self.with(move |c| {
+            if let Some(info) = current(c, &key)? {
+                return Ok(info);
+            }
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let info = match current(&tx, &key)? {
+                Some(info) => info,
+                None => insert_session(&tx, &key, &agent)?,
+            };
+            tx.commit()?;
+            Ok(info)
         })
         .await
     }

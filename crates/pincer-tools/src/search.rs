@@ -39,30 +39,30 @@ pub enum CaseMode {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchArgs {
-    /// Regular expression (Rust regex syntax), or literal text when `literal` is true.
+    /// Rust regex, or plain text with `literal`.
     pub pattern: String,
-    /// Treat `pattern` as literal text.
+    /// Match `pattern` as plain text.
     #[serde(default)]
     pub literal: bool,
-    /// Case handling: `smart` (default), `sensitive` or `insensitive`.
+    /// `smart` (default): case-insensitive unless the pattern has a capital.
     #[serde(default)]
-    pub case: CaseMode,
-    /// Directory to search, relative to the root (default `.`).
+    pub case: Option<CaseMode>,
+    /// Directory under the root (default `.`).
     #[serde(default)]
     pub path: Option<String>,
     /// `workspace` (default) or a granted read-only root.
     #[serde(default)]
     pub root: Option<String>,
-    /// Globs to include (`*.rs`) or, with a leading `!`, exclude (`!target/**`).
+    /// Globs to include (`*.rs`); `!` excludes (`!target/**`).
     #[serde(default)]
     pub globs: Vec<String>,
-    /// Lines of context before and after each match, 0..=10 (default 0).
+    /// Lines around each match, 0-10.
     #[serde(default)]
     pub context: u8,
-    /// Most matching lines to return, 1..=1000 (default 100).
+    /// Default 100, at most 1000.
     #[serde(default)]
     pub max_results: Option<usize>,
-    /// Also search hidden files and directories (dot files); `.git` is always skipped.
+    /// Include dot files (never `.git`).
     #[serde(default)]
     pub hidden: bool,
 }
@@ -159,8 +159,8 @@ pub fn search(fs: &FsScope, args: &SearchArgs) -> Result<SearchResult, ToolError
         .ok_or_else(|| ToolError::Internal("root vanished".into()))?
         .to_owned();
     let matcher = RegexMatcherBuilder::new()
-        .case_smart(args.case == CaseMode::Smart)
-        .case_insensitive(args.case == CaseMode::Insensitive)
+        .case_smart(args.case.unwrap_or_default() == CaseMode::Smart)
+        .case_insensitive(args.case == Some(CaseMode::Insensitive))
         .fixed_strings(args.literal)
         .line_terminator(Some(b'\n'))
         .build(&args.pattern)
@@ -242,8 +242,8 @@ impl CodeSearch {
         Ok(Self {
             spec: ToolSpec::for_args::<SearchArgs>(
                 "code.search",
-                "Search file contents, like ripgrep. Respects .gitignore; skips hidden and binary \
-                 files by default.",
+                "Search file contents like ripgrep (honours .gitignore; skips hidden and binary \
+                 files).",
                 Capability::FsRead,
                 RiskTier::L0ReadOnly,
             )?,

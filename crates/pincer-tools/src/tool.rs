@@ -83,8 +83,9 @@ pub fn schema_of<A: JsonSchema>() -> serde_json::Value {
 /// Shrinks a generated schema to what a model needs to call the tool (it is sent with every
 /// model call; issue 24): Rust integer `format`s and the bounds of the integer type,
 /// `additionalProperties: false` (unknown arguments are refused when parsed), `null`
-/// defaults and the `null` alternative of optional fields (absence says it), `false` and `[]`
-/// defaults, and a `oneOf` of documented constants written as the `enum` it is (the field's
+/// defaults and the `null` alternative of optional fields (absence says it; an `anyOf` with
+/// `null` becomes its other branch), `false`, `0` and `[]` defaults, and a `oneOf` of documented
+/// constants written as the `enum` it is (the field's
 /// description already explains each). Arguments are still checked by deserializing them.
 fn compact(v: &mut serde_json::Value) {
     use serde_json::Value;
@@ -117,7 +118,9 @@ fn compact(v: &mut serde_json::Value) {
             if map.get("additionalProperties") == Some(&Value::Bool(false)) {
                 map.remove("additionalProperties");
             }
+            // Defaults that are the type's zero say nothing a model needs (like `false`).
             if matches!(map.get("default"), Some(Value::Null | Value::Bool(false)))
+                || map.get("default").and_then(Value::as_u64) == Some(0)
                 || map
                     .get("default")
                     .is_some_and(|d| d.as_array().is_some_and(Vec::is_empty))
@@ -130,6 +133,24 @@ fn compact(v: &mut serde_json::Value) {
                 && let Some(t) = types.iter().find(|t| *t != "null").cloned()
             {
                 map.insert("type".into(), t);
+            }
+            // `anyOf: [X, null]` (an optional enum or struct) is X: absence says the rest. The
+            // field's own description wins over the type's.
+            let nullable = map.get("anyOf").and_then(Value::as_array).and_then(|alts| {
+                let is_null = |a: &Value| a.get("type") == Some(&Value::from("null"));
+                match alts.as_slice() {
+                    [a, b] if is_null(b) => a.as_object().cloned(),
+                    [a, b] if is_null(a) => b.as_object().cloned(),
+                    _ => None,
+                }
+            });
+            if let Some(inner) = nullable {
+                map.remove("anyOf");
+                for (k, v) in inner {
+                    if !map.contains_key(&k) {
+                        map.insert(k, v);
+                    }
+                }
             }
             let consts: Option<Vec<Value>> =
                 map.get("oneOf").and_then(Value::as_array).and_then(|alts| {
@@ -274,6 +295,8 @@ mod tests {
         /// A choice.
         #[serde(default)]
         case: Case,
+        /// An optional choice.
+        maybe: Option<Case>,
     }
 
     #[derive(schemars::JsonSchema, serde::Deserialize, Default)]
@@ -297,6 +320,7 @@ mod tests {
             "\"null\"",
             "Arguments of",
             "oneOf",
+            "anyOf",
             "255",
         ] {
             assert!(!text.contains(gone), "{gone} left in {text}");
@@ -309,6 +333,15 @@ mod tests {
         assert_eq!(p["case"]["enum"], serde_json::json!(["smart", "sensitive"]));
         assert_eq!(p["case"]["type"], "string");
         assert_eq!(p["pattern"]["description"], "Required text.");
+        assert_eq!(
+            p["maybe"]["enum"],
+            serde_json::json!(["smart", "sensitive"])
+        );
+        assert_eq!(p["maybe"]["description"], "An optional choice.");
+        assert!(
+            p["context"].get("default").is_none(),
+            "a zero default says nothing"
+        );
         // Arguments are still checked when parsed: unknown ones are refused.
         let bad: Result<Args, _> =
             serde_json::from_value(serde_json::json!({"pattern": "x", "nope": 1}));

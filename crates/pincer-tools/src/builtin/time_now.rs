@@ -23,8 +23,7 @@ impl TimeNow {
     pub fn new(clock: Arc<dyn Clock>) -> Result<Self, IdError> {
         let spec = ToolSpec {
             name: "time.now".parse()?,
-            description:
-                "Returns the current date and time (UTC, RFC 3339) and the Unix timestamp.".into(),
+            description: "The current date and time (UTC, RFC 3339) and Unix timestamp.".into(),
             parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
             capability: Capability::Time,
             base_tier: RiskTier::L0ReadOnly,

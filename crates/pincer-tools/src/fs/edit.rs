@@ -18,11 +18,11 @@ use crate::{Tool, ToolContext, ToolError, ToolFuture, ToolOutput, ToolSpec};
 struct Args {
     /// File path relative to the workspace.
     path: String,
-    /// Exact text to find (must occur exactly once unless `replace_all`).
+    /// Exact text to find.
     old_string: String,
     /// Replacement text.
     new_string: String,
-    /// Replace every occurrence instead of requiring exactly one.
+    /// Replace every occurrence.
     #[serde(default)]
     replace_all: bool,
 }
@@ -42,8 +42,8 @@ impl FsEdit {
         Ok(Self {
             spec: ToolSpec::for_args::<Args>(
                 "fs.edit",
-                "Replace exact text in a workspace file. `old_string` must match exactly once \
-                 (include surrounding lines to make it unique) unless `replace_all` is true.",
+                "Replace exact text in a workspace file. `old_string` must occur exactly once \
+                 (add surrounding lines to make it unique) unless `replace_all`.",
                 Capability::FsWrite,
                 RiskTier::L1Mutating,
             )?,

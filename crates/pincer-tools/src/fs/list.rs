@@ -17,16 +17,16 @@ const MAX_ENTRIES: usize = 5000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// Directory relative to the root (default `.`).
+    /// Directory under the root (default `.`).
     #[serde(default)]
     path: Option<String>,
     /// `workspace` (default) or a granted read-only root.
     #[serde(default)]
     root: Option<String>,
-    /// Levels to descend, 1..=8 (default 2).
+    /// 1-8, default 2.
     #[serde(default)]
     depth: Option<u32>,
-    /// Most entries, up to 5000 (default 500).
+    /// Default 500, at most 5000.
     #[serde(default)]
     limit: Option<usize>,
 }
@@ -46,8 +46,7 @@ impl FsList {
         Ok(Self {
             spec: ToolSpec::for_args::<Args>(
                 "fs.list",
-                "List files and directories in the workspace (or a granted read-only root), \
-                 sorted by name, descending `depth` levels. Symbolic links are shown, not followed.",
+                "List a directory, `depth` levels deep, by name. Links are shown, not followed.",
                 Capability::FsRead,
                 RiskTier::L0ReadOnly,
             )?,

@@ -18,15 +18,15 @@ const DEFAULT_LINES: usize = 2000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// File path relative to the root, e.g. `src/main.rs`.
+    /// Path relative to the root.
     path: String,
     /// `workspace` (default) or a granted read-only root.
     #[serde(default)]
     root: Option<String>,
-    /// First line to return, 1-based (default 1).
+    /// First line, 1-based.
     #[serde(default)]
     offset: Option<usize>,
-    /// Most lines to return (default 2000).
+    /// Default 2000.
     #[serde(default)]
     limit: Option<usize>,
 }
@@ -46,9 +46,8 @@ impl FsRead {
         Ok(Self {
             spec: ToolSpec::for_args::<Args>(
                 "fs.read",
-                "Read a text file from the workspace (or a granted read-only root). Returns lines \
-                 `offset`..`offset+limit`; binary files are reported, not shown. Files over 1 MiB \
-                 are truncated.",
+                "Read a text file of the workspace (or a granted read-only root): lines \
+                 `offset` to `offset+limit`. Binary files are reported, files over 1 MiB cut.",
                 Capability::FsRead,
                 RiskTier::L0ReadOnly,
             )?,

@@ -18,9 +18,9 @@ pub const MAX_WRITE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// File path relative to the workspace; parent directories are created.
+    /// Path relative to the workspace; parents are created.
     path: String,
-    /// The complete new content of the file.
+    /// The whole new content.
     content: String,
 }
 
@@ -39,9 +39,8 @@ impl FsWrite {
         Ok(Self {
             spec: ToolSpec::for_args::<Args>(
                 "fs.write",
-                "Create a file in the workspace, or replace an existing file's whole content \
-                 (replacing needs approval in balanced mode). Prefer fs.edit or apply_patch for \
-                 changes to existing files.",
+                "Create a workspace file or replace its whole content (replacing may need \
+                 approval). To change a file prefer fs_edit or apply_patch.",
                 Capability::FsWrite,
                 RiskTier::L1Mutating,
             )?,

@@ -146,7 +146,7 @@ impl MemorySearch {
             index,
             spec: ToolSpec::for_args::<SearchArgs>(
                 "memory.search",
-                "Search your memory notes; best matches with file, line and text.",
+                "Search your memory notes; best matches first, with file and line.",
                 Capability::Memory,
                 RiskTier::L0ReadOnly,
             )?,

@@ -29,7 +29,7 @@ const MAX_FILE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
-    /// The patch, from `*** Begin Patch` to `*** End Patch`.
+    /// The whole patch.
     patch: String,
 }
 
