@@ -75,16 +75,14 @@ pub(crate) struct HttpCore {
     /// Built at the first request (issue 24: an idle gateway or a command that never calls the
     /// model does not load and parse the system's TLS roots).
     client: std::sync::OnceLock<reqwest::Client>,
-    /// The base URL is plain `http://` (a local model server): the client carries no TLS roots
-    /// and follows no redirects — a redirect is answered as the error it is, never followed
-    /// to another host or scheme.
+    /// The base URL is plain `http://` (a local model server): the client carries no TLS roots.
+    /// No client follows redirects — a redirect is answered as the error it is.
     plain_http: bool,
     pub(crate) settings: HttpSettings,
     key: Option<ApiKey>,
 }
 
-/// A redirect from a plain-`http://` model server (the only client that does not follow them):
-/// not retried, and saying where the server pointed.
+/// A redirect from a model server (never followed): not retried, and saying where it pointed.
 fn redirected(resp: &reqwest::Response) -> ProviderError {
     let to = resp
         .headers()
@@ -94,9 +92,8 @@ fn redirected(resp: &reqwest::Response) -> ProviderError {
     let mut e = ProviderError::new(
         ErrorKind::BadRequest,
         format!(
-            "the model server answered with a redirect (HTTP {}) to {to}; redirects from an \
-             http:// base URL are not followed — set the provider's base_url to the address it \
-             names",
+            "the model server answered with a redirect (HTTP {}) to {to}; redirects are not \
+             followed — set the provider's base_url to the address it names",
             resp.status().as_u16()
         ),
     );
@@ -124,14 +121,15 @@ impl HttpCore {
         // reqwest is built without a bundled crypto provider; ring is ours. Installing twice is
         // harmless (the second call reports the first is in place).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // A model API never needs a redirect; following one would re-send the conversation
+        // (and for 307/308 the body) to wherever it points.
         let mut b = reqwest::Client::builder()
             .timeout(self.settings.timeout)
             .connect_timeout(self.settings.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")));
         if self.plain_http {
-            b = b
-                .tls_certs_only(std::iter::empty())
-                .redirect(reqwest::redirect::Policy::none());
+            b = b.tls_certs_only(std::iter::empty());
         }
         let built = b.build().map_err(|e| {
             ProviderError::new(ErrorKind::Network, format!("cannot build HTTP client: {e}"))

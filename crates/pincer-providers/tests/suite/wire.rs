@@ -371,9 +371,9 @@ async fn gemini_invalid_key_is_an_auth_error() {
     assert_eq!(server.requests().len(), 1, "not retried");
 }
 
-/// A plain-`http://` model server's redirect is reported, never followed: the client for such
-/// a base URL carries no TLS roots and follows no redirects (issue 24), so a redirect elsewhere
-/// is the error it is rather than the conversation re-sent to wherever it points.
+/// A model server's redirect is reported, never followed (every provider client does so; a
+/// plain-`http://` one also carries no TLS roots, issue 24): the error it is, rather than the
+/// conversation re-sent to wherever it points.
 #[tokio::test]
 async fn a_plain_http_redirect_is_an_error_and_is_not_followed() {
     let target = FakeLlm::start(vec![Reply::text("should not be reached")])
