@@ -6,8 +6,9 @@
 //! Written off the audit log's durable path (issue 24): [`Witness::record`] hands the newest
 //! `(seq, hash)` to a writer thread and returns, so a turn's durable sync never waits for a
 //! second SQLite writer (and its busy handler's sleeps while the store's thread holds the write
-//! lock). Records arriving while one is written are coalesced to the newest. A witness may be
-//! behind the log — `verify` accepts that — and this one is at most one write behind; dropping
+//! lock). Records arriving while one is written, or within 50 ms of the last write, are
+//! coalesced to the newest (a busy gateway syncs once per turn). A witness may be behind the
+//! log — `verify` accepts that — and this one is at most 50 ms behind (plus one write); dropping
 //! it (the log closing) writes what is pending first.
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ struct Slot {
     next: Option<(u64, String)>,
     writing: bool,
     closed: bool,
+    /// Someone waits in [`Queue::drain`]: write without coalescing.
+    flush: bool,
 }
 
 impl Queue {
@@ -52,9 +55,12 @@ impl Queue {
     /// Waits until nothing is pending or being written.
     fn drain(&self) {
         let mut s = self.lock();
+        s.flush = true;
+        self.changed.notify_all();
         while s.next.is_some() || s.writing {
             s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
+        s.flush = false;
     }
 }
 
@@ -145,10 +151,28 @@ fn write_loop(queue: &Queue, conn: &Mutex<Connection>, path: &Path) {
             // Behind, which `verify` accepts; the log is not failed for it.
             tracing::error!("audit log: {} not updated: {}", name(path), fail(path, &e));
         }
-        queue.lock().writing = false;
+        let mut s = queue.lock();
+        s.writing = false;
         queue.changed.notify_all();
+        // Coalesce: at most one write per COALESCE while the log is busy (a served gateway
+        // syncs once per turn), at once when closing or when someone waits for it.
+        let until = std::time::Instant::now() + COALESCE;
+        while !s.closed && !s.flush {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = queue
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
+
+/// The shortest time between two head writes while records keep coming.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Drop for SqliteAuditHead {
     /// Writes what is pending, then stops the writer.
