@@ -343,7 +343,7 @@ async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
     assert_eq!(meta["status"], "canceled");
 }
 
-/// The run bundle's crash contract (docs/ARCHITECTURE.md, "Durability"): a run killed with
+/// The crash contract of a turn (docs/ARCHITECTURE.md, "The run loop"): a run killed with
 /// SIGKILL mid-turn leaves its input and its transcript up to the last step, no `meta.json` (it
 /// is written once, when a run ends — its absence is what marks a run cut off), an audit log that
 /// verifies, and a session the next run can use.
