@@ -15,7 +15,6 @@ use std::fs::{self, File};
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -66,7 +65,9 @@ type Entry = (Stamp, Arc<[u8]>);
 #[derive(Debug, Default)]
 pub(crate) struct FileCache {
     entries: Mutex<HashMap<PathBuf, Entry>>,
-    hits: AtomicU64,
+    /// Reads answered from the cache (the tests' view of it).
+    #[cfg(test)]
+    hits: std::sync::atomic::AtomicU64,
 }
 
 impl FileCache {
@@ -88,7 +89,8 @@ impl FileCache {
             if let Some((stamp, bytes)) = entries.get(path)
                 && *stamp == now
             {
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                #[cfg(test)]
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(bytes.clone());
             }
         }
@@ -115,7 +117,7 @@ impl FileCache {
     /// Reads answered from the cache so far.
     #[cfg(test)]
     fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

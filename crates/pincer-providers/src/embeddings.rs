@@ -27,7 +27,8 @@ impl EmbeddingsClient {
     /// A client for `{base_url}/embeddings` and `model`.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built.
+    /// None today: the HTTP client is built (and can fail, as a network error) at the first
+    /// request, so that nothing loads TLS roots before a model is called.
     pub fn new(
         base_url: &str,
         model: &str,

@@ -67,7 +67,8 @@ impl<W: Wire> WireProvider<W> {
     /// A client for `base_url` (e.g. `https://api.openai.com/v1`).
     ///
     /// # Errors
-    /// When the HTTP client cannot be built.
+    /// None today: the HTTP client is built (and can fail, as a network error) at the first
+    /// request, so that nothing loads TLS roots before a model is called.
     pub fn new(
         base_url: &str,
         key: Option<ApiKey>,

@@ -67,7 +67,7 @@ fn size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn runs(home: &PincerHome) -> Vec<RunDir> {
+fn runs(home: &PincerHome, now: SystemTime) -> Vec<RunDir> {
     let mut out = Vec::new();
     let Ok(agents) = fs::read_dir(home.agents_dir()) else {
         return out;
@@ -86,7 +86,7 @@ fn runs(home: &PincerHome) -> Vec<RunDir> {
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            let running = in_progress(&path, modified);
+            let running = in_progress(&path, modified, now);
             out.push(RunDir {
                 bytes: size(&path),
                 path,
@@ -106,7 +106,7 @@ const UNFINISHED_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// Whether the bundle at `path` belongs to a run still going: no `meta.json` yet (it is written
 /// once, when the run ends) and its transcript written to within [`UNFINISHED_GRACE`] — or a
 /// `meta.json` saying `running` (bundles of versions that wrote it at the start).
-fn in_progress(path: &Path, modified: SystemTime) -> bool {
+fn in_progress(path: &Path, modified: SystemTime, now: SystemTime) -> bool {
     match fs::read(path.join("meta.json")) {
         Ok(b) => {
             serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v["status"] == "running")
@@ -116,8 +116,7 @@ fn in_progress(path: &Path, modified: SystemTime) -> bool {
                 .and_then(|m| m.modified())
                 .map_or(modified, |t| t.max(modified));
             // A time in the future (a clock that went back) counts as recent.
-            SystemTime::now()
-                .duration_since(touched)
+            now.duration_since(touched)
                 .map_or(true, |age| age < UNFINISHED_GRACE)
         }
     }
@@ -131,7 +130,7 @@ fn prune_runs(
     now: SystemTime,
     dry_run: bool,
 ) -> RunsPruned {
-    let all = runs(home);
+    let all = runs(home, now);
     let day = Duration::from_secs(24 * 3600);
     let cutoff = (r.runs_days > 0)
         .then(|| now.checked_sub(day * u32::try_from(r.runs_days).unwrap_or(u32::MAX)))
@@ -275,34 +274,30 @@ pub fn audit_fields(rep: &GcReport) -> serde_json::Value {
 mod tests {
     use super::*;
 
-    fn bundle(home: &PincerHome, id: &str, bytes: usize, age_days: u64, status: &str) {
+    /// A bundle `age_days` old (directory and transcript); `status: None` has no meta.json
+    /// (a run going, or cut off).
+    fn bundle(home: &PincerHome, id: &str, bytes: usize, age_days: u64, status: Option<&str>) {
         let d = home.agents_dir().join("main/runs").join(id);
         fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("transcript.jsonl"), vec![b'x'; bytes]).unwrap();
-        fs::write(d.join("meta.json"), format!(r#"{{"status": "{status}"}}"#)).unwrap();
+        let transcript = d.join("transcript.jsonl");
+        fs::write(&transcript, vec![b'x'; bytes]).unwrap();
+        if let Some(status) = status {
+            fs::write(d.join("meta.json"), format!(r#"{{"status": "{status}"}}"#)).unwrap();
+        }
         let t = SystemTime::now() - Duration::from_secs(age_days * 24 * 3600);
-        fs::File::open(&d).unwrap().set_modified(t).unwrap();
+        for p in [&transcript, &d] {
+            fs::File::open(p).unwrap().set_modified(t).unwrap();
+        }
     }
 
     #[test]
     fn a_bundle_without_meta_is_kept_while_recent_and_pruned_once_abandoned() {
         let t = tempfile::tempdir().unwrap();
         let home = PincerHome::at(t.path());
-        let unfinished = |id: &str, age_days: u64| {
-            let d = home.agents_dir().join("main/runs").join(id);
-            fs::create_dir_all(&d).unwrap();
-            fs::write(d.join("transcript.jsonl"), vec![b'x'; 600_000]).unwrap();
-            let t = SystemTime::now() - Duration::from_secs(age_days * 24 * 3600);
-            fs::File::open(d.join("transcript.jsonl"))
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
-            fs::File::open(&d).unwrap().set_modified(t).unwrap();
-        };
         // Going now (no meta.json yet, written to today), and cut off by a crash 40 days ago.
-        unfinished("going", 0);
-        unfinished("crashed", 40);
-        bundle(&home, "done", 600_000, 2, "succeeded");
+        bundle(&home, "going", 600_000, 0, None);
+        bundle(&home, "crashed", 600_000, 40, None);
+        bundle(&home, "done", 600_000, 2, Some("succeeded"));
         let r = RetentionConfig {
             runs_days: 30,
             runs_max_mb: 1,
@@ -324,11 +319,11 @@ mod tests {
     fn old_and_oversized_bundles_go_oldest_first_and_running_ones_stay() {
         let t = tempfile::tempdir().unwrap();
         let home = PincerHome::at(t.path());
-        bundle(&home, "r1", 1000, 40, "succeeded");
-        bundle(&home, "r2", 400_000, 20, "succeeded");
-        bundle(&home, "r3", 400_000, 10, "running");
-        bundle(&home, "r4", 400_000, 1, "succeeded");
-        bundle(&home, "r5", 10, 0, "succeeded");
+        bundle(&home, "r1", 1000, 40, Some("succeeded"));
+        bundle(&home, "r2", 400_000, 20, Some("succeeded"));
+        bundle(&home, "r3", 400_000, 10, Some("running"));
+        bundle(&home, "r4", 400_000, 1, Some("succeeded"));
+        bundle(&home, "r5", 10, 0, Some("succeeded"));
         let r = RetentionConfig {
             runs_days: 30,
             runs_max_mb: 1,

@@ -329,15 +329,7 @@ async fn anthropic_provider_streamed_and_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
-    let server = FakeLlm::start(vec![Reply::Slow {
-        delay_ms: 30_000,
-        reply: Box::new(Reply::text("late")),
-    }])
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
-    let out = signal_ask_mid_turn(&home, &server, &["ask", "wait"], "-INT").await;
+    let (home, _server, out) = signal_ask_mid_turn(&["ask", "wait"], "-INT").await;
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let meta = json_file(&home.runs()[0].join("meta.json"));
     assert_eq!(meta["status"], "canceled");
@@ -349,15 +341,7 @@ async fn ctrl_c_cancels_the_run_and_leaves_a_canceled_bundle() {
 /// verifies, and a session the next run can use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_mid_turn_leaves_input_and_transcript_and_no_meta() {
-    let server = FakeLlm::start(vec![Reply::Slow {
-        delay_ms: 30_000,
-        reply: Box::new(Reply::text("late")),
-    }])
-    .await
-    .unwrap();
-    let home = Home::new();
-    home.init(&server.base_url()).await;
-    let out = signal_ask_mid_turn(&home, &server, &["ask", "wait", "for", "it"], "-KILL").await;
+    let (home, _server, out) = signal_ask_mid_turn(&["ask", "wait", "for", "it"], "-KILL").await;
     assert_eq!(out.status.code(), None, "killed by the signal");
     let runs = home.runs();
     assert_eq!(runs.len(), 1);
@@ -389,14 +373,18 @@ async fn a_run_killed_mid_turn_leaves_input_and_transcript_and_no_meta() {
     assert_eq!(stdout(&out), "echo: hello\n");
 }
 
-/// Runs `pincer <args>`, sends it `signal` once the model server holds its request, and returns
-/// how it ended.
-async fn signal_ask_mid_turn(
-    home: &Home,
-    server: &FakeLlm,
-    args: &[&str],
-    signal: &str,
-) -> std::process::Output {
+/// In a new home whose model answers only after 30 s (then echoes), runs `pincer <args>`, sends
+/// it `signal` once the model server holds its request, and returns the home, the server and
+/// how the process ended.
+async fn signal_ask_mid_turn(args: &[&str], signal: &str) -> (Home, FakeLlm, std::process::Output) {
+    let server = FakeLlm::start(vec![Reply::Slow {
+        delay_ms: 30_000,
+        reply: Box::new(Reply::text("late")),
+    }])
+    .await
+    .unwrap();
+    let home = Home::new();
+    home.init(&server.base_url()).await;
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_pincer"))
         .args(args)
         .env("PINCER_HOME", home.path())
@@ -417,8 +405,9 @@ async fn signal_ask_mid_turn(
         .status()
         .unwrap();
     assert!(status.success());
-    tokio::task::spawn_blocking(move || child.wait_with_output())
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
-        .unwrap()
+        .unwrap();
+    (home, server, out)
 }
