@@ -248,21 +248,16 @@ pub(crate) async fn get_task(
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = task_id(&id)?;
-    visible_task(&st, &who, id).await?;
     let wait = std::time::Duration::from_secs(q.wait_secs.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;
+    // Watching from before the first read: a change made after it wakes us.
     let mut changes = st.events.watch_task(id);
-    let mut initial = None;
+    // The visibility check's read is the first look (one store read fewer per wait).
+    let mut t = visible_task(&st, &who, id).await?;
+    // Return when it ends, or when it starts waiting for an approval (a task already waiting
+    // when the call came in is waited on until that changes).
+    let first = t.status;
     loop {
-        let t = st
-            .store
-            .task(id)
-            .await
-            .map_err(task_error)?
-            .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-        // Return when it ends, or when it starts waiting for an approval (a task already
-        // waiting when the call came in is waited on until that changes).
-        let first = *initial.get_or_insert(t.status);
         let needs_attention = t.status.is_terminal()
             || (t.status == TaskStatus::WaitingApproval && first != TaskStatus::WaitingApproval);
         if needs_attention || tokio::time::Instant::now() >= deadline || st.events.is_closed() {
@@ -272,6 +267,12 @@ pub(crate) async fn get_task(
         // made by another process).
         let recheck = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
         changes.changed(&st.events, deadline.min(recheck)).await;
+        t = st
+            .store
+            .task(id)
+            .await
+            .map_err(task_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
     }
 }
 

@@ -118,17 +118,25 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
-        self.call(move |conn| {
-            // IMMEDIATE: take the write lock at BEGIN, where the busy timeout applies. A
-            // deferred transaction that reads and then writes fails at once with "database is
-            // locked" when another connection (another handle in this process, or another
-            // process) wrote in between — the busy handler is never consulted for that.
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(StoreError::from)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(StoreError::from)?;
-            Ok(out)
+        self.call(move |conn| immediate(conn, f)).await?
+    }
+
+    /// Runs `look` on the store's thread without the write lock and returns its answer when it
+    /// has one; otherwise runs `f` in one transaction as [`Self::transact`] does — in the same
+    /// call, so a turn that finds it must write pays one hand-off to the store's thread, not
+    /// two. `f` must look again: another connection may have written in between.
+    pub(crate) async fn look_or_transact<T, E>(
+        &self,
+        look: impl FnOnce(&Connection) -> Result<Option<T>, E> + Send + 'static,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.call(move |conn| match look(conn)? {
+            Some(answer) => Ok(answer),
+            None => immediate(conn, f),
         })
         .await?
     }
@@ -139,6 +147,23 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.call(f).await?
     }
+}
+
+/// Runs `f` in an IMMEDIATE transaction on `conn`, committing when it returns `Ok`.
+fn immediate<T, E: From<StoreError>>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    // IMMEDIATE: take the write lock at BEGIN, where the busy timeout applies. A deferred
+    // transaction that reads and then writes fails at once with "database is locked" when
+    // another connection (another handle in this process, or another process) wrote in
+    // between — the busy handler is never consulted for that.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::from)?;
+    let out = f(&tx)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(out)
 }
 
 /// Opens the database file at `path` (created 0600 when missing) with [`settings`]; every
@@ -161,8 +186,20 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// WAL, `synchronous=NORMAL` and [`busy_wait`].
+/// WAL, `synchronous=NORMAL`, [`busy_wait`] and plans that do not depend on bound values.
+///
+/// The last is SQLite's query planner stability guarantee (QPSG). Without it, a statement whose
+/// plan looked at a bound value (the bundled SQLite does this for our `LEFT JOIN` lookups:
+/// tokens by name, a key's current session) is marked to be compiled again whenever its
+/// bindings change or are cleared — and the statement cache clears them each time a statement
+/// goes back into it, so those statements were parsed and planned anew on every call (8 % of a
+/// served turn's CPU, docs/PERFORMANCE.md round 2). Our queries look rows up by key; no plan
+/// here gains from the bound value.
 fn settings(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.busy_handler(Some(busy_wait))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -411,13 +448,13 @@ impl Store for SqliteStore {
         let (key, agent) = (key.clone(), agent.clone());
         // Every turn asks; the session exists for all but the first: a read, no write lock.
         let k = key.clone();
-        if let Some(info) = self.with(move |c| current(c, &k)).await? {
-            return Ok(info);
-        }
-        self.with_tx(move |tx| match current(tx, &key)? {
-            Some(info) => Ok(info),
-            None => insert_session(tx, &key, &agent),
-        })
+        self.look_or_transact(
+            move |c| current(c, &k),
+            move |tx| match current(tx, &key)? {
+                Some(info) => Ok(info),
+                None => insert_session(tx, &key, &agent),
+            },
+        )
         .await
     }
 
@@ -658,6 +695,33 @@ mod tests {
             SqliteStore::open(&p),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    /// A cached statement is compiled once: reusing it with other values does not parse and
+    /// plan it again (the `LEFT JOIN` lookups were, on every call, before QPSG was set).
+    #[test]
+    fn cached_statements_are_not_compiled_again_for_new_values() {
+        use rusqlite::StatementStatus;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let c = connect(&p).unwrap();
+        for sql in [
+            "SELECT s.id, p.alias FROM sessions s LEFT JOIN model_pins p ON p.session_key = s.key
+             WHERE s.key = ?1 AND s.archived_at IS NULL",
+            "SELECT t.name FROM tokens t LEFT JOIN users u ON u.name = t.user_name
+             WHERE t.name = ?1",
+        ] {
+            let mut recompiled = 0;
+            for key in ["a", "b", "c", "d"] {
+                let mut st = c.prepare_cached(sql).unwrap();
+                st.query_map(params![key], |_| Ok(()))
+                    .unwrap()
+                    .for_each(drop);
+                recompiled = st.get_status(StatementStatus::RePrepare);
+            }
+            assert_eq!(recompiled, 0, "{sql}");
+        }
     }
 
     /// Two handles on one file (the worker pool's and an agent runtime's, or two processes)

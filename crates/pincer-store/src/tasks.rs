@@ -422,18 +422,15 @@ impl TaskQueue for SqliteStore {
         let worker = worker.to_owned();
         // A worker asks after every task and at every wake-up; most find nothing. Looking first
         // is a read (no write lock); the claim itself looks again inside its transaction.
-        let queued = self
-            .with(|c| {
-                Ok(
-                    c.prepare_cached("SELECT 1 FROM tasks WHERE status = 'QUEUED' LIMIT 1")
-                        .and_then(|mut st| st.exists([]))?,
-                )
-            })
-            .await?;
-        if !queued {
-            return Ok(None);
-        }
-        in_tx(self, move |c| {
+        let nothing_queued =
+            |c: &rusqlite::Connection| -> Result<Option<Option<TaskRecord>>, TaskError> {
+                let queued = c
+                    .prepare_cached("SELECT 1 FROM tasks WHERE status = 'QUEUED' LIMIT 1")
+                    .and_then(|mut st| st.exists([]))
+                    .map_err(StoreError::from)?;
+                Ok((!queued).then_some(None))
+            };
+        self.look_or_transact(nothing_queued, move |c| {
             let id: Option<String> = c
                 .prepare_cached(
                     "SELECT id FROM tasks q WHERE q.status = 'QUEUED' AND NOT EXISTS (
