@@ -377,8 +377,8 @@ fn estimate_input_tokens_32k(b: Bencher) {
         .map(|i| ToolDef {
             name: format!("tool_{i}"),
             description: "does a thing with a path and some options".into(),
-            parameters: serde_json::json!({"type": "object", "properties": {
-                "path": {"type": "string"}, "limit": {"type": "integer"}}}),
+            parameters: std::sync::Arc::new(serde_json::json!({"type": "object", "properties": {
+                "path": {"type": "string"}, "limit": {"type": "integer"}}})),
         })
         .collect();
     let req = ChatRequest {

@@ -41,7 +41,7 @@ impl McpTool {
             spec: ToolSpec {
                 name,
                 description: format!("[MCP server `{}`] {description}", server.name()),
-                parameters: model_schema(&def.input_schema),
+                parameters: std::sync::Arc::new(model_schema(&def.input_schema)),
                 capability: Capability::Mcp,
                 base_tier: tier,
             },

@@ -10,8 +10,9 @@ pub struct ToolDef {
     pub name: String,
     /// What the tool does, for the model.
     pub description: String,
-    /// JSON Schema of the arguments object.
-    pub parameters: serde_json::Value,
+    /// JSON Schema of the arguments object (shared with the tool's spec: offered on every
+    /// turn, never copied).
+    pub parameters: std::sync::Arc<serde_json::Value>,
 }
 
 /// A complete tool call requested by the model.
@@ -98,10 +99,30 @@ impl ChatRequest {
             + self
                 .tools
                 .iter()
-                .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+                .map(|t| t.name.len() + t.description.len() + json_len(&t.parameters))
                 .sum::<usize>();
         u64::try_from(bytes.div_ceil(4) + (1 + self.tools.len()) * 10).unwrap_or(u64::MAX)
     }
+}
+
+/// The length of `v` as compact JSON, counted without building the text (this runs before every
+/// model call, for every tool offered).
+fn json_len(v: &serde_json::Value) -> usize {
+    /// Counts the bytes written to it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing a Value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
 }
 
 impl Message {
@@ -168,4 +189,20 @@ pub struct Completion {
     pub usage: TokenUsage,
     /// Why it stopped.
     pub finish: FinishReason,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_is_the_length_of_the_compact_text() {
+        for v in [
+            serde_json::json!({}),
+            serde_json::json!({"type": "object", "properties": {"path": {"type": "string",
+                "description": "a \"quoted\" ü\n"}}, "required": ["path"], "n": [1, 2.5, null]}),
+        ] {
+            assert_eq!(json_len(&v), v.to_string().len());
+        }
+    }
 }

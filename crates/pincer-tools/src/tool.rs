@@ -18,8 +18,8 @@ pub struct ToolSpec {
     pub name: ToolName,
     /// What it does, for the model.
     pub description: String,
-    /// JSON Schema of its arguments object.
-    pub parameters: serde_json::Value,
+    /// JSON Schema of its arguments object (shared: every turn offers it).
+    pub parameters: std::sync::Arc<serde_json::Value>,
     /// The capability it exercises.
     pub capability: Capability,
     /// Its tier before arguments raise it.
@@ -40,7 +40,7 @@ impl ToolSpec {
         Ok(Self {
             name: name.parse()?,
             description: description.to_owned(),
-            parameters: schema_of::<A>(),
+            parameters: std::sync::Arc::new(schema_of::<A>()),
             capability,
             base_tier,
         })

@@ -50,7 +50,7 @@ fn request(text: &str) -> ChatRequest {
         tools: vec![ToolDef {
             name: "time_now".into(),
             description: "current time".into(),
-            parameters: json!({"type": "object", "properties": {}}),
+            parameters: std::sync::Arc::new(json!({"type": "object", "properties": {}})),
         }],
         max_tokens: 100,
     }

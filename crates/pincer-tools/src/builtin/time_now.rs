@@ -24,7 +24,9 @@ impl TimeNow {
         let spec = ToolSpec {
             name: "time.now".parse()?,
             description: "The current date and time (UTC, RFC 3339) and Unix timestamp.".into(),
-            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            parameters: std::sync::Arc::new(
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ),
             capability: Capability::Time,
             base_tier: RiskTier::L0ReadOnly,
         };
