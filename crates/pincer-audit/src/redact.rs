@@ -1,7 +1,7 @@
 //! Redaction before hashing: known secret values, common token shapes and configured patterns
 //! become `[REDACTED:kind]`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet};
 use serde_json::Value;
@@ -32,9 +32,29 @@ pub struct Redactor {
 #[derive(Debug)]
 struct Inner {
     secrets: Vec<String>,
-    patterns: Vec<(String, Regex)>,
-    /// All patterns at once: most text matches none, and one pass over it says so.
+    patterns: Vec<Pattern>,
+    /// All patterns at once: most text matches none, and one pass over it says so (and which).
     any: RegexSet,
+}
+
+/// One shape: compiled on its own only when the set first finds it in a text. Building the
+/// eight regexes at every start was a fifth of a `pincer ask` (docs/PERFORMANCE.md, round 2);
+/// most processes never redact a shape.
+#[derive(Debug)]
+struct Pattern {
+    kind: String,
+    source: String,
+    re: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    /// The compiled pattern; `None` if it cannot be compiled alone (the set it belongs to was,
+    /// so this is not expected; the caller then redacts the whole text).
+    fn regex(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| Regex::new(&self.source).ok())
+            .as_ref()
+    }
 }
 
 impl Redactor {
@@ -44,29 +64,39 @@ impl Redactor {
     /// # Errors
     /// [`AuditError::Pattern`] when a pattern does not compile.
     pub fn new(secrets: Vec<String>, extra: &[(String, String)]) -> Result<Self, AuditError> {
-        let mut patterns: Vec<(String, Regex)> = Vec::new();
         // The built-in shapes are ASCII: compiled without Unicode classes (`\b`, `\s`, `(?i)` by
         // ASCII rules — a boundary next to any non-ASCII letter counts, so they redact at least
         // as much), which makes them several times smaller and faster to build.
         let builtin = BUILTIN
             .iter()
             .map(|(k, p)| ((*k).to_owned(), format!("(?-u){p}")));
-        for (kind, pattern) in builtin.chain(extra.iter().cloned()) {
-            let re = Regex::new(&pattern).map_err(|e| AuditError::Pattern {
-                pattern: pattern.clone(),
-                message: e.to_string(),
-            })?;
-            patterns.push((kind, re));
-        }
+        let patterns: Vec<Pattern> = builtin
+            .chain(extra.iter().cloned())
+            .map(|(kind, source)| Pattern {
+                kind,
+                source,
+                re: OnceLock::new(),
+            })
+            .collect();
+        let any = RegexSet::new(patterns.iter().map(|p| p.source.as_str())).map_err(|e| {
+            // Name the pattern at fault when one fails on its own (only on this error path).
+            match patterns
+                .iter()
+                .find_map(|p| Regex::new(&p.source).err().map(|e| (p, e)))
+            {
+                Some((p, e)) => AuditError::Pattern {
+                    pattern: p.source.clone(),
+                    message: e.to_string(),
+                },
+                None => AuditError::Pattern {
+                    pattern: "(all patterns together)".into(),
+                    message: e.to_string(),
+                },
+            }
+        })?;
         // Longest first, so a secret containing another is replaced whole.
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 6).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let any = RegexSet::new(patterns.iter().map(|(_, re)| re.as_str())).map_err(|e| {
-            AuditError::Pattern {
-                pattern: "(all patterns together)".into(),
-                message: e.to_string(),
-            }
-        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 secrets,
@@ -105,12 +135,20 @@ impl Redactor {
                 out = out.replace(secret.as_str(), "[REDACTED:secret]");
             }
         }
-        for (kind, re) in &inner.patterns {
-            if re.is_match(&out) {
-                out = re
-                    .replace_all(&out, format!("[REDACTED:{kind}]").as_str())
-                    .into_owned();
+        // In order, each on the text as the ones before left it (as `is_match` then
+        // `replace_all` per pattern would), asking the set which still match.
+        let mut hits = inner.any.matches(&out);
+        for (i, p) in inner.patterns.iter().enumerate() {
+            if !hits.matched(i) {
+                continue;
             }
+            let Some(re) = p.regex() else {
+                return format!("[REDACTED:{}]", p.kind);
+            };
+            out = re
+                .replace_all(&out, format!("[REDACTED:{}]", p.kind).as_str())
+                .into_owned();
+            hits = inner.any.matches(&out);
         }
         out
     }
@@ -176,7 +214,43 @@ mod tests {
     }
 
     #[test]
-    fn bad_pattern_is_an_error() {
-        assert!(Redactor::new(vec![], &[("x".into(), "(".into())]).is_err());
+    fn bad_pattern_is_an_error_naming_it() {
+        let e = Redactor::new(vec![], &[("x".into(), "(".into())]).unwrap_err();
+        assert!(
+            matches!(e, AuditError::Pattern { ref pattern, .. } if pattern == "("),
+            "{e:?}"
+        );
+    }
+
+    /// A shape is compiled on its own only once a text holds it; the others never are.
+    #[test]
+    fn shapes_are_compiled_only_when_found() {
+        let r = Redactor::new(vec![], &[("ticket".into(), r"TKT-\d{4}".into())]).unwrap();
+        let compiled = |r: &Redactor| -> Vec<String> {
+            r.inner
+                .patterns
+                .iter()
+                .filter(|p| p.re.get().is_some())
+                .map(|p| p.kind.clone())
+                .collect()
+        };
+        assert_eq!(
+            r.text("plain text, nothing to hide"),
+            "plain text, nothing to hide"
+        );
+        assert!(compiled(&r).is_empty());
+        assert_eq!(r.text("see TKT-1234"), "see [REDACTED:ticket]");
+        assert_eq!(compiled(&r), ["ticket"]);
+    }
+
+    /// Patterns apply in order, each to the text the ones before left: a later pattern sees an
+    /// earlier one's replacement.
+    #[test]
+    fn later_patterns_see_earlier_replacements() {
+        let r = Redactor::new(vec![], &[("marker".into(), r"REDACTED:openai_key".into())]).unwrap();
+        assert_eq!(
+            r.text("key sk-abcdefghijklmnopqrstuvwx"),
+            "key [[REDACTED:marker]]"
+        );
     }
 }
