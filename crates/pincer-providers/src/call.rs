@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +32,8 @@ pub trait Assembler: Default + Send + 'static {
 pub(crate) struct Call {
     pub url: String,
     pub headers: HeaderMap,
-    pub body: Value,
+    /// The JSON body, as sent (shared by retries).
+    pub body: bytes::Bytes,
     /// Parser for a non-streamed answer.
     pub parse_full: fn(&[u8]) -> Result<Vec<StreamEvent>, ProviderError>,
 }

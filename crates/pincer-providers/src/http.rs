@@ -149,17 +149,22 @@ impl HttpCore {
         }
     }
 
-    /// POSTs `body` as JSON, retrying retryable failures. Returns the first 2xx response.
+    /// POSTs `body` (JSON text), retrying retryable failures. Returns the first 2xx response.
     pub(crate) async fn post_json(
         &self,
         url: &str,
         headers: HeaderMap,
-        body: &serde_json::Value,
+        body: &bytes::Bytes,
         cancel: &CancellationToken,
     ) -> Result<reqwest::Response, ProviderError> {
         let mut attempt = 0u32;
         loop {
-            let request = self.client()?.post(url).headers(headers.clone()).json(body);
+            let request = self
+                .client()?
+                .post(url)
+                .headers(headers.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
             let result = tokio::select! {
                 r = request.send() => r,
                 () = cancel.cancelled() => return Err(canceled()),

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use pincer_types::TokenUsage;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
 
 use crate::call::{self, MAX_EVENT};
 use crate::http::headers;
@@ -43,57 +44,213 @@ impl Wire for OpenAi {
         request_body(req, stream)
     }
 
+    fn request_bytes(req: &ChatRequest, stream: bool) -> Vec<u8> {
+        request_bytes(req, stream)
+    }
+
     fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
         parse_full(bytes)
     }
 }
 
-/// The JSON body for a request.
+/// The JSON body for a request, as a `Value` (what [`request_bytes`] writes, for checks).
 pub(crate) fn request_body(req: &ChatRequest, stream: bool) -> Value {
-    let mut messages = Vec::with_capacity(req.messages.len() + 1);
-    if !req.system.is_empty() {
-        messages.push(json!({"role": "system", "content": req.system}));
+    serde_json::to_value(Body { req, stream }).unwrap_or(Value::Null)
+}
+
+/// The JSON body for a request, written straight from the request: no `Value` tree, no copy of
+/// the tool schemas or the conversation (a served turn's largest allocation site before).
+pub(crate) fn request_bytes(req: &ChatRequest, stream: bool) -> Vec<u8> {
+    // Writing borrowed strings, numbers and Values to a Vec cannot fail.
+    serde_json::to_vec(&Body { req, stream }).unwrap_or_default()
+}
+
+/// `{"model", "messages", "max_tokens", "stream", "stream_options"?, "tools"?}`.
+struct Body<'a> {
+    req: &'a ChatRequest,
+    stream: bool,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let req = self.req;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", &req.model)?;
+        m.serialize_entry("messages", &Messages(req))?;
+        m.serialize_entry("max_tokens", &req.max_tokens)?;
+        m.serialize_entry("stream", &self.stream)?;
+        if self.stream {
+            m.serialize_entry("stream_options", &IncludeUsage)?;
+        }
+        if !req.tools.is_empty() {
+            m.serialize_entry("tools", &Tools(&req.tools))?;
+        }
+        m.end()
     }
-    for m in &req.messages {
-        messages.push(match m {
-            Message::User { content } => json!({"role": "user", "content": content}),
-            Message::Assistant { content, tool_calls } if tool_calls.is_empty() => {
-                json!({"role": "assistant", "content": content})
+}
+
+/// `{"include_usage": true}`.
+struct IncludeUsage;
+
+impl Serialize for IncludeUsage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("include_usage", &true)?;
+        m.end()
+    }
+}
+
+/// The system prompt (when there is one) as the first message, then the conversation.
+struct Messages<'a>(&'a ChatRequest);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let req = self.0;
+        let mut seq = s.serialize_seq(None)?;
+        if !req.system.is_empty() {
+            seq.serialize_element(&Role("system", &req.system))?;
+        }
+        for m in &req.messages {
+            seq.serialize_element(&WireMessage(m))?;
+        }
+        seq.end()
+    }
+}
+
+/// `{"role", "content"}`.
+struct Role<'a>(&'static str, &'a str);
+
+impl Serialize for Role<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("role", self.0)?;
+        m.serialize_entry("content", self.1)?;
+        m.end()
+    }
+}
+
+/// One message in the chat completions shape.
+struct WireMessage<'a>(&'a Message);
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Message::User { content } => Role("user", content).serialize(s),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } if tool_calls.is_empty() => Role("assistant", content).serialize(s),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("role", "assistant")?;
+                // An assistant turn of only tool calls has no text: `null`, not "".
+                m.serialize_entry("content", &Some(content.as_str()).filter(|c| !c.is_empty()))?;
+                m.serialize_entry("tool_calls", &WireCalls(tool_calls))?;
+                m.end()
             }
-            Message::Assistant { content, tool_calls } => json!({
-                "role": "assistant",
-                "content": if content.is_empty() { Value::Null } else { Value::from(content.as_str()) },
-                "tool_calls": tool_calls.iter().map(|c| json!({
-                    "id": c.id, "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                })).collect::<Vec<_>>(),
-            }),
-            Message::Tool { call_id, content, .. } => {
-                json!({"role": "tool", "tool_call_id": call_id, "content": content})
+            Message::Tool {
+                call_id, content, ..
+            } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("role", "tool")?;
+                m.serialize_entry("tool_call_id", call_id)?;
+                m.serialize_entry("content", content)?;
+                m.end()
             }
-        });
+        }
     }
-    let mut body = json!({
-        "model": req.model,
-        "messages": messages,
-        "max_tokens": req.max_tokens,
-        "stream": stream,
-    });
-    if stream {
-        body["stream_options"] = json!({"include_usage": true});
+}
+
+/// `[{"id", "type": "function", "function": {"name", "arguments"}}]`.
+struct WireCalls<'a>(&'a [ToolCall]);
+
+impl Serialize for WireCalls<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for c in self.0 {
+            seq.serialize_element(&Function {
+                id: Some(&c.id),
+                name: &c.name,
+                fields: FunctionFields::Call(&c.arguments),
+            })?;
+        }
+        seq.end()
     }
-    if !req.tools.is_empty() {
-        body["tools"] = req
-            .tools
-            .iter()
-            .map(|t| {
-                json!({"type": "function", "function": {
-                    "name": t.name, "description": t.description, "parameters": t.parameters,
-                }})
-            })
-            .collect();
+}
+
+/// `[{"type": "function", "function": {"name", "description", "parameters"}}]`.
+struct Tools<'a>(&'a [crate::ToolDef]);
+
+impl Serialize for Tools<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for t in self.0 {
+            seq.serialize_element(&Function {
+                id: None,
+                name: &t.name,
+                fields: FunctionFields::Def(&t.description, &t.parameters),
+            })?;
+        }
+        seq.end()
     }
-    body
+}
+
+/// `{"id"?, "type": "function", "function": {"name", …fields}}` — a tool call or a tool offered.
+struct Function<'a> {
+    id: Option<&'a str>,
+    name: &'a str,
+    fields: FunctionFields<'a>,
+}
+
+/// What follows the name inside `"function"`.
+#[derive(Clone, Copy)]
+enum FunctionFields<'a> {
+    /// A call's `arguments` text.
+    Call(&'a str),
+    /// An offered tool's `description` and `parameters` schema.
+    Def(&'a str, &'a Value),
+}
+
+impl Serialize for Function<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(id) = self.id {
+            m.serialize_entry("id", id)?;
+        }
+        m.serialize_entry("type", "function")?;
+        m.serialize_entry(
+            "function",
+            &FunctionInner {
+                name: self.name,
+                fields: self.fields,
+            },
+        )?;
+        m.end()
+    }
+}
+
+/// The object inside `"function"`.
+struct FunctionInner<'a> {
+    name: &'a str,
+    fields: FunctionFields<'a>,
+}
+
+impl Serialize for FunctionInner<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", self.name)?;
+        match self.fields {
+            FunctionFields::Call(arguments) => m.serialize_entry("arguments", arguments)?,
+            FunctionFields::Def(description, parameters) => {
+                m.serialize_entry("description", description)?;
+                m.serialize_entry("parameters", parameters)?;
+            }
+        }
+        m.end()
+    }
 }
 
 fn usage_of(v: &Value) -> Option<TokenUsage> {
@@ -303,6 +460,115 @@ mod tests {
     use super::*;
     use crate::FinishReason;
     use crate::call::Assembler as _;
+    use serde_json::json;
+
+    /// The body as it was built before it was written straight from the request: a `Value`
+    /// tree per message and per tool.
+    fn reference_body(req: &ChatRequest, stream: bool) -> Value {
+        let mut messages = Vec::new();
+        if !req.system.is_empty() {
+            messages.push(json!({"role": "system", "content": req.system}));
+        }
+        for m in &req.messages {
+            messages.push(match m {
+                Message::User { content } => json!({"role": "user", "content": content}),
+                Message::Assistant { content, tool_calls } if tool_calls.is_empty() => {
+                    json!({"role": "assistant", "content": content})
+                }
+                Message::Assistant { content, tool_calls } => json!({
+                    "role": "assistant",
+                    "content": if content.is_empty() { Value::Null } else { Value::from(content.as_str()) },
+                    "tool_calls": tool_calls.iter().map(|c| json!({
+                        "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    })).collect::<Vec<_>>(),
+                }),
+                Message::Tool { call_id, content, .. } => {
+                    json!({"role": "tool", "tool_call_id": call_id, "content": content})
+                }
+            });
+        }
+        let mut body = json!({"model": req.model, "messages": messages,
+                              "max_tokens": req.max_tokens, "stream": stream});
+        if stream {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        if !req.tools.is_empty() {
+            body["tools"] = req
+                .tools
+                .iter()
+                .map(|t| {
+                    json!({"type": "function", "function": {
+                        "name": t.name, "description": t.description, "parameters": *t.parameters,
+                    }})
+                })
+                .collect();
+        }
+        body
+    }
+
+    #[test]
+    fn the_body_written_from_the_request_is_the_reference_body() {
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "fs_read".into(),
+            arguments: r#"{"path":"a \"b\" ü"}"#.into(),
+        };
+        let full = ChatRequest {
+            model: "m-1".into(),
+            strict_model: false,
+            system: "be brief\n<pincer>".into(),
+            messages: vec![
+                Message::User {
+                    content: "hi \u{1F980}".into(),
+                },
+                Message::Assistant {
+                    content: String::new(),
+                    tool_calls: vec![call("c1"), call("c2")],
+                },
+                Message::Tool {
+                    call_id: "c1".into(),
+                    content: "x".into(),
+                    is_error: true,
+                },
+                Message::Tool {
+                    call_id: "c2".into(),
+                    content: String::new(),
+                    is_error: false,
+                },
+                Message::Assistant {
+                    content: "thinking".into(),
+                    tool_calls: vec![call("c3")],
+                },
+                Message::Assistant {
+                    content: "done".into(),
+                    tool_calls: Vec::new(),
+                },
+            ],
+            tools: vec![crate::ToolDef {
+                name: "fs_read".into(),
+                description: "Reads \"a\" file".into(),
+                parameters: std::sync::Arc::new(json!({"type": "object",
+                    "properties": {"path": {"type": "string"}}, "required": ["path"]})),
+            }],
+            max_tokens: 77,
+            context: crate::CallContext::default(),
+        };
+        let bare = ChatRequest {
+            system: String::new(),
+            messages: Vec::new(),
+            tools: Vec::new(),
+            ..full.clone()
+        };
+        for req in [&full, &bare] {
+            for stream in [true, false] {
+                let want = reference_body(req, stream);
+                assert_eq!(request_body(req, stream), want);
+                let sent: Value = serde_json::from_slice(&request_bytes(req, stream)).unwrap();
+                assert_eq!(sent, want);
+            }
+        }
+    }
 
     #[test]
     fn assembles_interleaved_tool_call_fragments() {

@@ -38,6 +38,12 @@ pub trait Wire: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<HeaderMap, ProviderError>;
     /// The request body.
     fn request_body(req: &ChatRequest, stream: bool) -> Value;
+    /// The request body as sent: [`Self::request_body`] written out, unless the format writes
+    /// it straight from the request.
+    fn request_bytes(req: &ChatRequest, stream: bool) -> Vec<u8> {
+        // A Value (string keys) always serialises.
+        serde_json::to_vec(&Self::request_body(req, stream)).unwrap_or_default()
+    }
     /// Decodes a non-streamed answer.
     ///
     /// # Errors
@@ -99,7 +105,7 @@ impl<W: Wire> ModelProvider for WireProvider<W> {
         let call = W::headers(self.core.key(), Some(accept(stream))).map(|headers| Call {
             url: W::chat_url(&self.base, request, stream),
             headers,
-            body: W::request_body(request, stream),
+            body: W::request_bytes(request, stream).into(),
             parse_full: W::parse_full,
         });
         call::start::<W::Assembler>(Arc::clone(&self.core), call, cancel)
