@@ -10,9 +10,13 @@
 //! coalesced to the newest (a busy gateway syncs once per turn). A witness may be behind the
 //! log — `verify` accepts that — and this one is at most 50 ms behind (plus one write); dropping
 //! it (the log closing) writes what is pending first.
+//!
+//! The connection is made (and the schema checked) at the first write or read, on the thread
+//! that needs it — for a one-shot `pincer ask`, the writer thread at the end of the turn,
+//! while the turn finishes; a process that never syncs never opens it (issue 24).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use chrono::Utc;
@@ -26,9 +30,27 @@ use crate::sqlite::{connect, migrate, stamp};
 #[derive(Debug)]
 pub struct SqliteAuditHead {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Lazy>,
     queue: Arc<Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The connection, made at first use; the error text when it could not be.
+type Lazy = OnceLock<Result<Mutex<Connection>, String>>;
+
+/// The connection, made (created 0600, with the store's settings and busy wait, and migrated)
+/// on first use.
+fn conn<'a>(lazy: &'a Lazy, path: &Path) -> Result<&'a Mutex<Connection>, AuditError> {
+    lazy.get_or_init(|| {
+        let mut c = connect(path).map_err(|e| e.to_string())?;
+        migrate(&mut c).map_err(|e| e.to_string())?;
+        Ok(Mutex::new(c))
+    })
+    .as_ref()
+    .map_err(|message| AuditError::Chain {
+        location: name(path),
+        message: message.clone(),
+    })
 }
 
 /// What the writer thread is to write next.
@@ -65,17 +87,16 @@ impl Queue {
 }
 
 impl SqliteAuditHead {
-    /// Opens (and migrates) the database at `path`.
+    /// The head in the database at `path`. Nothing is opened yet: the connection is made (and
+    /// the schema migrated) at the first write or read, and an error there is reported by it
+    /// (a write's as the witness falling behind, a read's to the caller).
     ///
     /// # Errors
-    /// When it cannot be opened or migrated.
+    /// None today; kept fallible for the callers that treat opening as a step that may fail.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        // Created 0600, with the same settings and busy wait as the store's own connection.
-        let mut conn = connect(path)?;
-        migrate(&mut conn)?;
         Ok(Self {
             path: path.to_owned(),
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(OnceLock::new()),
             queue: Arc::default(),
             writer: Mutex::new(None),
         })
@@ -83,6 +104,12 @@ impl SqliteAuditHead {
 
     fn fail(&self, e: &rusqlite::Error) -> AuditError {
         fail(&self.path, e)
+    }
+
+    /// Writes `(seq, hash)` on this thread.
+    fn write_here(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
+        let c = conn(&self.conn, &self.path)?;
+        write(c, seq, hash).map_err(|e| self.fail(&e))
     }
 
     /// Starts the writer thread on first use (a process that never syncs never starts it).
@@ -129,7 +156,7 @@ fn write(conn: &Mutex<Connection>, seq: u64, hash: &str) -> Result<(), rusqlite:
 }
 
 /// The writer thread: writes the newest pending head until closed and drained.
-fn write_loop(queue: &Queue, conn: &Mutex<Connection>, path: &Path) {
+fn write_loop(queue: &Queue, lazy: &Lazy, path: &Path) {
     loop {
         let (seq, hash) = {
             let mut s = queue.lock();
@@ -147,9 +174,11 @@ fn write_loop(queue: &Queue, conn: &Mutex<Connection>, path: &Path) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        if let Err(e) = write(conn, seq, &hash) {
+        let written =
+            conn(lazy, path).and_then(|c| write(c, seq, &hash).map_err(|e| fail(path, &e)));
+        if let Err(e) = written {
             // Behind, which `verify` accepts; the log is not failed for it.
-            tracing::error!("audit log: {} not updated: {}", name(path), fail(path, &e));
+            tracing::error!("audit log: {} not updated: {e}", name(path));
         }
         let mut s = queue.lock();
         s.writing = false;
@@ -199,7 +228,7 @@ impl Witness for SqliteAuditHead {
         if let Err(e) = self.ensure_writer() {
             // No thread: write here, as before.
             tracing::error!("audit log: {e}");
-            return write(&self.conn, seq, hash).map_err(|e| self.fail(&e));
+            return self.write_here(seq, hash);
         }
         let mut s = self.queue.lock();
         if s.next.as_ref().is_none_or(|(n, _)| seq > *n) {
@@ -213,7 +242,9 @@ impl Witness for SqliteAuditHead {
     fn latest(&self) -> Result<Option<Checkpoint>, AuditError> {
         // What this process recorded is read back, not what is still on its way.
         self.queue.drain();
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = conn(&self.conn, &self.path)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let row: Option<(i64, String)> = conn
             .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
             .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
@@ -265,5 +296,23 @@ mod tests {
         );
         // The store opens the same file and sees its schema up to date.
         crate::SqliteStore::open(&path).unwrap();
+    }
+
+    /// Nothing is opened until the head is written or read; a database that cannot be opened
+    /// is reported then (to the reader), not at `open`.
+    #[test]
+    fn the_connection_is_made_at_first_use() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        let h = SqliteAuditHead::open(&path).unwrap();
+        assert!(!path.exists());
+        h.record(1, "one").unwrap();
+        assert_eq!(h.latest().unwrap().unwrap().seq, 1);
+        assert!(path.exists());
+
+        let nowhere = SqliteAuditHead::open(&t.path().join("missing/dir/state.db")).unwrap();
+        nowhere.record(1, "one").unwrap();
+        let e = nowhere.latest().unwrap_err();
+        assert!(e.to_string().contains("missing/dir/state.db"), "{e}");
     }
 }
