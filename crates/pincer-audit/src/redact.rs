@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
+use regex_automata::{Input, MatchKind, PatternSet, meta};
 use serde_json::Value;
 
 use crate::AuditError;
@@ -34,12 +35,13 @@ struct Inner {
     secrets: Vec<String>,
     patterns: Vec<Pattern>,
     /// All patterns at once: most text matches none, and one pass over it says so (and which).
-    any: RegexSet,
+    /// Searched by a lazy DFA built as it goes; no full DFA is built up front.
+    any: meta::Regex,
 }
 
 /// One shape: compiled on its own only when the set first finds it in a text. Building the
-/// eight regexes at every start was a fifth of a `pincer ask` (docs/PERFORMANCE.md, round 2);
-/// most processes never redact a shape.
+/// eight regexes (and the set, with full DFAs) at every start was a fifth of a `pincer ask`
+/// (docs/PERFORMANCE.md, round 2); most processes never redact a shape.
 #[derive(Debug)]
 struct Pattern {
     kind: String,
@@ -55,6 +57,32 @@ impl Pattern {
             .get_or_init(|| Regex::new(&self.source).ok())
             .as_ref()
     }
+}
+
+/// The set of all patterns: reports every pattern that matches somewhere (as `RegexSet`).
+fn set(patterns: &[Pattern]) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .configure(
+            meta::Regex::config()
+                .match_kind(MatchKind::All)
+                .dfa(false)
+                .onepass(false)
+                .backtrack(false),
+        )
+        .build_many(
+            &patterns
+                .iter()
+                .map(|p| p.source.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| e.to_string())
+}
+
+/// Which patterns of `set` match somewhere in `text`.
+fn matching(set: &meta::Regex, text: &str) -> PatternSet {
+    let mut hits = PatternSet::new(set.pattern_len());
+    set.which_overlapping_matches(&Input::new(text), &mut hits);
+    hits
 }
 
 impl Redactor {
@@ -78,7 +106,7 @@ impl Redactor {
                 re: OnceLock::new(),
             })
             .collect();
-        let any = RegexSet::new(patterns.iter().map(|p| p.source.as_str())).map_err(|e| {
+        let any = set(&patterns).map_err(|e| {
             // Name the pattern at fault when one fails on its own (only on this error path).
             match patterns
                 .iter()
@@ -90,7 +118,7 @@ impl Redactor {
                 },
                 None => AuditError::Pattern {
                     pattern: "(all patterns together)".into(),
-                    message: e.to_string(),
+                    message: e,
                 },
             }
         })?;
@@ -137,9 +165,9 @@ impl Redactor {
         }
         // In order, each on the text as the ones before left it (as `is_match` then
         // `replace_all` per pattern would), asking the set which still match.
-        let mut hits = inner.any.matches(&out);
+        let mut hits = matching(&inner.any, &out);
         for (i, p) in inner.patterns.iter().enumerate() {
-            if !hits.matched(i) {
+            if !hits.contains(regex_automata::PatternID::new_unchecked(i)) {
                 continue;
             }
             let Some(re) = p.regex() else {
@@ -148,7 +176,7 @@ impl Redactor {
             out = re
                 .replace_all(&out, format!("[REDACTED:{}]", p.kind).as_str())
                 .into_owned();
-            hits = inner.any.matches(&out);
+            hits = matching(&inner.any, &out);
         }
         out
     }
