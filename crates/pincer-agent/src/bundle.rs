@@ -137,7 +137,7 @@ impl RunBundle {
         if let Value::Object(map) = fields {
             line.extend(map);
         }
-        let mut text = self.redactor.value(&Value::Object(line)).to_string();
+        let mut text = self.redactor.redact(Value::Object(line)).to_string();
         text.push('\n');
         let path = self.dir.join("transcript.jsonl");
         self.transcript

@@ -788,7 +788,7 @@ impl Runner {
             turn.request.messages[turn.history_len..]
                 .iter()
                 .filter_map(|m| serde_json::to_value(m).ok())
-                .map(|v| redactor.value(&v))
+                .map(|v| redactor.redact(v))
                 .collect()
         } else {
             Vec::new()
@@ -808,7 +808,7 @@ impl Runner {
                     .sent
                     .iter()
                     .filter_map(|m| serde_json::to_value(m).ok())
-                    .map(|m| redactor.value(&m))
+                    .map(|m| redactor.redact(m))
                     .collect(),
             };
             self.store

@@ -569,7 +569,7 @@ pub(crate) fn pending(kind: &str, fields: Value, redactor: Option<&Redactor>) ->
     Pending {
         ts: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
         event: match redactor {
-            Some(r) => r.value(&event),
+            Some(r) => r.redact(event),
             None => event,
         },
     }

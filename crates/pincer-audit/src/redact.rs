@@ -153,9 +153,14 @@ impl Redactor {
 
     /// Redacts one string.
     pub fn text(&self, s: &str) -> String {
+        self.redacted(s).unwrap_or_else(|| s.to_owned())
+    }
+
+    /// The redacted text, or `None` when `s` holds nothing to redact.
+    fn redacted(&self, s: &str) -> Option<String> {
         let inner = &*self.inner;
         if !inner.secrets.iter().any(|x| s.contains(x.as_str())) && !inner.any.is_match(s) {
-            return s.to_owned();
+            return None;
         }
         let mut out = s.to_owned();
         for secret in &inner.secrets {
@@ -171,28 +176,52 @@ impl Redactor {
                 continue;
             }
             let Some(re) = p.regex() else {
-                return format!("[REDACTED:{}]", p.kind);
+                return Some(format!("[REDACTED:{}]", p.kind));
             };
             out = re
                 .replace_all(&out, format!("[REDACTED:{}]", p.kind).as_str())
                 .into_owned();
             hits = matching(&inner.any, &out);
         }
-        out
+        Some(out)
     }
 
-    /// Redacts every string (keys included) in a JSON value.
-    pub fn value(&self, v: &Value) -> Value {
+    /// Redacts every string (keys included) in a JSON value it is given, in place: what holds
+    /// nothing to redact is kept, not copied (what [`Self::value`] gives for a borrowed value).
+    pub fn redact(&self, mut v: Value) -> Value {
+        self.redact_in_place(&mut v);
+        v
+    }
+
+    fn redact_in_place(&self, v: &mut Value) {
         match v {
-            Value::String(s) => Value::String(self.text(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|i| self.value(i)).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (self.text(k), self.value(v)))
-                    .collect(),
-            ),
-            Value::Null | Value::Bool(_) | Value::Number(_) => v.clone(),
+            Value::String(s) => {
+                if let Some(r) = self.redacted(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.redact_in_place(i)),
+            Value::Object(map) => {
+                // Keys cannot be changed in place: the map is rebuilt only when one must be.
+                if map.keys().any(|k| self.redacted(k).is_some()) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, mut v)| {
+                            self.redact_in_place(&mut v);
+                            (self.text(&k), v)
+                        })
+                        .collect();
+                } else {
+                    map.values_mut().for_each(|v| self.redact_in_place(v));
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
+    }
+
+    /// Redacts every string (keys included) in a JSON value (a copy; see [`Self::redact`]).
+    pub fn value(&self, v: &Value) -> Value {
+        self.redact(v.clone())
     }
 }
 
@@ -239,6 +268,26 @@ mod tests {
         }
         let v = r.value(&serde_json::json!({"args": {"cmd": "curl -H 'Authorization: Bearer abcdefgh12345'"}, "n": 1}));
         assert!(!v.to_string().contains("abcdefgh12345"));
+    }
+
+    /// Every string is redacted, keys and nested ones included; the rest is kept as it was.
+    #[test]
+    fn values_are_redacted_in_place_keys_included() {
+        let r = Redactor::new(vec!["hunter2-very-secret".into()], &[]).unwrap();
+        let v = serde_json::json!({
+            "a": "plain", "b": ["x", {"c": "pw hunter2-very-secret"}], "n": 1,
+            "key sk-abcdefghijklmnopqrstuvwx": {"inner": "AKIAABCDEFGHIJKLMNOP"},
+            "ok": [null, true, 2.5, "Bearer abcdefgh12345"],
+        });
+        let want = serde_json::json!({
+            "a": "plain", "b": ["x", {"c": "pw [REDACTED:secret]"}], "n": 1,
+            "key [REDACTED:openai_key]": {"inner": "[REDACTED:aws_key]"},
+            "ok": [null, true, 2.5, "[REDACTED:bearer]"],
+        });
+        assert_eq!(r.value(&v), want);
+        assert_eq!(r.redact(v), want);
+        let untouched = serde_json::json!({"nothing": ["to", "hide", 3]});
+        assert_eq!(r.redact(untouched.clone()), untouched);
     }
 
     #[test]
