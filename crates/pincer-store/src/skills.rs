@@ -271,11 +271,11 @@ impl SkillStore for SqliteStore {
 
     async fn skills(&self) -> Result<Vec<SkillRecord>, StoreError> {
         let rows = self
-            .with(move |c| {
+            .read(move |c| {
                 let mut st =
                     c.prepare_cached(&format!("SELECT {COLUMNS} FROM skills ORDER BY name"))?;
                 let rows = st.query_map([], raw)?.collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
+                Ok::<_, StoreError>(rows)
             })
             .await?;
         rows.into_iter().map(finish).collect()

@@ -6,6 +6,7 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,13 +27,20 @@ const QUEUE: usize = 256;
 
 /// A store in one SQLite file.
 ///
-/// One thread owns the connection and runs every call in order; async callers queue a closure
-/// (bounded) and await its result. A single connection serialises calls anyway, so a thread of
-/// its own replaces a blocking-pool hand-off plus a contended mutex per call, and keeps its
-/// prepared-statement cache warm.
+/// One thread runs every call that writes, in order; async callers queue a closure (bounded)
+/// and await its result. A single connection serialises calls anyway, so a thread of its own
+/// replaces a blocking-pool hand-off plus a contended mutex per call, and keeps its
+/// prepared-statement cache warm. The thread exists because a write may wait (up to the busy
+/// limit) for another process's lock, and that wait must not hold a runtime worker.
+///
+/// Reads that are asked often (a task, a token, a key's current session, whether anything is
+/// queued) are tried on the caller's thread first ([`Self::read`]): only when the connection is
+/// free this instant, with SQLite's busy wait off, so the caller never waits — a busy
+/// connection or any error sends the same read to the store's thread, which answers as before.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     jobs: tokio::sync::mpsc::Sender<Job>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -57,19 +65,67 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(128);
+        let conn = Arc::new(Mutex::new(conn));
         let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(QUEUE);
+        let shared = Arc::clone(&conn);
         std::thread::Builder::new()
             .name("pincer-store".into())
             .spawn(move || {
                 while let Some(job) = queue.blocking_recv() {
+                    let mut c = shared.lock().unwrap_or_else(PoisonError::into_inner);
                     // A panicking call drops its reply (its caller gets an error); the thread
                     // and the connection carry on.
-                    let _ =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c)));
                 }
             })
             .map_err(|e| StoreError::Task(format!("starting the store thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, conn })
+    }
+
+    /// Runs the read `f` on the caller's thread if the connection is free this instant and
+    /// SQLite answers without waiting; otherwise — connection in use, or any error — on the
+    /// store's thread, as [`Self::with`] does. `f` must only read: it may run twice.
+    pub(crate) async fn read<T, E>(
+        &self,
+        f: impl Fn(&Connection) -> Result<T, E> + Send + Sync + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        if let Some(Ok(answer)) = self.read_here(&f) {
+            return Ok(answer);
+        }
+        self.call(move |c| f(c)).await?
+    }
+
+    /// [`Self::read`]'s attempt on this thread: `None` when the connection is in use.
+    fn read_here<T, E>(&self, f: &impl Fn(&Connection) -> Result<T, E>) -> Option<Result<T, E>> {
+        let c = match self.conn.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        // No busy wait here: a locked database is an error, and the store's thread retries.
+        let _no_wait = NoWait::on();
+        Some(f(&c))
+    }
+
+    /// Answers with `look` (a read, as [`Self::read`]) when it has an answer; otherwise runs
+    /// `f` on the store's thread as [`Self::with`] does (which must look again).
+    pub(crate) async fn look_or_call<T, E>(
+        &self,
+        look: impl Fn(&Connection) -> Result<Option<T>, E> + Send + Sync + 'static,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        if let Some(Ok(Some(answer))) = self.read_here(&look) {
+            return Ok(answer);
+        }
+        self.call(f).await?
     }
 
     /// Runs `f` on the store's thread and returns its result.
@@ -121,24 +177,26 @@ impl SqliteStore {
         self.call(move |conn| immediate(conn, f)).await?
     }
 
-    /// Runs `look` on the store's thread without the write lock and returns its answer when it
-    /// has one; otherwise runs `f` in one transaction as [`Self::transact`] does — in the same
-    /// call, so a turn that finds it must write pays one hand-off to the store's thread, not
-    /// two. `f` must look again: another connection may have written in between.
-    pub(crate) async fn look_or_transact<T, E>(
+    /// Runs `look` without the write lock — on the caller's thread when it can ([`Self::read`]),
+    /// else on the store's thread — and returns its answer when it has one; otherwise runs `f`
+    /// in one transaction as [`Self::transact`] does, in the same call on the store's thread as
+    /// a second look. `f` must look again: another connection may have written in between.
+    pub(crate) async fn look_or_transact<T, E, L>(
         &self,
-        look: impl FnOnce(&Connection) -> Result<Option<T>, E> + Send + 'static,
+        look: L,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
+        L: Fn(&Connection) -> Result<Option<T>, E> + Clone + Send + Sync + 'static,
     {
-        self.call(move |conn| match look(conn)? {
+        let again = look.clone();
+        self.look_or_call(look, move |conn| match again(conn)? {
             Some(answer) => Ok(answer),
             None => immediate(conn, f),
         })
-        .await?
+        .await
     }
 
     pub(crate) async fn with<T: Send + 'static>(
@@ -222,8 +280,34 @@ fn waited_before(n: u32) -> std::time::Duration {
     (0..n).map(busy_delay).sum()
 }
 
-/// SQLite's busy handler: waits [`busy_delay`] and retries, for [`BUSY_LIMIT`] in all.
+thread_local! {
+    /// Set while this thread runs a read in [`SqliteStore::read`]'s attempt on the caller's
+    /// thread: the busy handler then gives up at once.
+    static NO_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`NO_WAIT`] for as long as it lives (reset on drop, a panic included).
+struct NoWait;
+
+impl NoWait {
+    fn on() -> Self {
+        NO_WAIT.with(|w| w.set(true));
+        Self
+    }
+}
+
+impl Drop for NoWait {
+    fn drop(&mut self) {
+        NO_WAIT.with(|w| w.set(false));
+    }
+}
+
+/// SQLite's busy handler: waits [`busy_delay`] and retries, for [`BUSY_LIMIT`] in all — but not
+/// at all on a caller's thread ([`NO_WAIT`]).
 fn busy_wait(n: i32) -> bool {
+    if NO_WAIT.with(std::cell::Cell::get) {
+        return false;
+    }
     let n = u32::try_from(n).unwrap_or(0);
     if waited_before(n) >= BUSY_LIMIT {
         return false;
@@ -726,6 +810,44 @@ mod tests {
             }
         }
         assert_eq!(recompiled, Vec::<&str>::new());
+    }
+
+    /// A read on a caller's thread never waits for a lock: the busy handler gives up at once
+    /// there (and only there), and waits again once the read is done.
+    #[test]
+    fn the_busy_wait_is_off_only_during_a_read_on_a_callers_thread() {
+        assert!(busy_wait(0));
+        {
+            let _on = NoWait::on();
+            assert!(!busy_wait(0));
+        }
+        assert!(busy_wait(0));
+    }
+
+    /// When the connection is in use, a read goes to the store's thread and answers from there
+    /// once the connection is free (it is not an error, and it sees what was written).
+    #[tokio::test]
+    async fn a_read_goes_to_the_store_thread_when_the_connection_is_in_use() {
+        use std::future::Future as _;
+        let s = SqliteStore::in_memory().unwrap();
+        let agent: AgentId = "main".parse().unwrap();
+        let key = SessionKey::for_peer(&agent, "api", "p").unwrap();
+        let made = s.current_session(&key, &agent).await.unwrap();
+        let held = s.conn.lock().unwrap();
+        let k = key.clone();
+        let mut read = Box::pin(s.read(move |c| current(c, &k)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The connection is held: the read is queued, not answered here.
+        assert!(read.as_mut().poll(&mut cx).is_pending());
+        drop(held);
+        let found = read.await.unwrap().unwrap();
+        assert_eq!(found.id, made.id);
+        // Free: answered on this thread, the same.
+        let k = key.clone();
+        assert_eq!(
+            s.read(move |c| current(c, &k)).await.unwrap().unwrap().id,
+            made.id
+        );
     }
 
     /// Two handles on one file (the worker pool's and an agent runtime's, or two processes)

@@ -373,7 +373,7 @@ impl TaskQueue for SqliteStore {
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, TaskError> {
-        Ok(self.with(move |c| get(c, id)).await?)
+        Ok(self.read(move |c| get(c, id)).await?)
     }
 
     async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>, TaskError> {

@@ -359,35 +359,49 @@ impl TokenStore for SqliteStore {
             return Ok(None);
         }
         let hash = token_hash(presented);
-        // No transaction: a read, and — at most once per LAST_USED_EVERY — one single-statement
-        // update (atomic on its own), so most requests write nothing.
+        let h = hash.clone();
+        // Most requests only read (on the caller's thread when the connection is free); at most
+        // once per LAST_USED_EVERY one single-statement update (atomic on its own) on the
+        // store's thread. No transaction.
         Ok(self
-            .with(move |c| {
-                let found: Option<(String, String)> = c
-                    .prepare_cached("SELECT name, hash FROM tokens WHERE hash = ?1")
-                    .and_then(|mut st| st.query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?))))
-                    .optional()?;
-                let Some((name, stored)) = found else {
-                    return Ok::<_, StoreError>(None);
-                };
-                if !ct_eq(stored.as_bytes(), hash.as_bytes()) {
-                    return Ok(None);
-                }
-                let Some(mut info) = by_name(c, &name)? else {
-                    return Ok(None);
-                };
-                if !info.is_active(now) {
-                    return Ok(None);
-                }
-                if info.last_used_is_stale(now) {
-                    c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
-                        .and_then(|mut st| st.execute(params![name, stamp(now)]))?;
-                    info.last_used_at = Some(now);
-                }
-                Ok(Some(info))
-            })
+            .look_or_call(
+                move |c| match active_token(c, &h, now)? {
+                    Some(info) if info.last_used_is_stale(now) => Ok(None),
+                    found => Ok(Some(found)),
+                },
+                move |c| {
+                    let Some(mut info) = active_token(c, &hash, now)? else {
+                        return Ok::<_, StoreError>(None);
+                    };
+                    if info.last_used_is_stale(now) {
+                        c.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE name = ?1")
+                            .and_then(|mut st| st.execute(params![info.name, stamp(now)]))?;
+                        info.last_used_at = Some(now);
+                    }
+                    Ok(Some(info))
+                },
+            )
             .await?)
     }
+}
+
+/// The active token whose stored hash is `hash`, if any (compared in constant time).
+fn active_token(
+    c: &rusqlite::Connection,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<TokenInfo>, StoreError> {
+    let found: Option<(String, String)> = c
+        .prepare_cached("SELECT name, hash FROM tokens WHERE hash = ?1")
+        .and_then(|mut st| st.query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?))))
+        .optional()?;
+    let Some((name, stored)) = found else {
+        return Ok(None);
+    };
+    if !ct_eq(stored.as_bytes(), hash.as_bytes()) {
+        return Ok(None);
+    }
+    Ok(by_name(c, &name)?.filter(|info| info.is_active(now)))
 }
 
 #[cfg(test)]
