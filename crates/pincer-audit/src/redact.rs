@@ -156,12 +156,18 @@ impl Redactor {
         self.redacted(s).unwrap_or_else(|| s.to_owned())
     }
 
+    /// Whether `s` holds something to redact (a held secret or a shape).
+    fn needs(&self, s: &str) -> bool {
+        let inner = &*self.inner;
+        inner.secrets.iter().any(|x| s.contains(x.as_str())) || inner.any.is_match(s)
+    }
+
     /// The redacted text, or `None` when `s` holds nothing to redact.
     fn redacted(&self, s: &str) -> Option<String> {
-        let inner = &*self.inner;
-        if !inner.secrets.iter().any(|x| s.contains(x.as_str())) && !inner.any.is_match(s) {
+        if !self.needs(s) {
             return None;
         }
+        let inner = &*self.inner;
         let mut out = s.to_owned();
         for secret in &inner.secrets {
             if out.contains(secret.as_str()) {
@@ -203,7 +209,7 @@ impl Redactor {
             Value::Array(items) => items.iter_mut().for_each(|i| self.redact_in_place(i)),
             Value::Object(map) => {
                 // Keys cannot be changed in place: the map is rebuilt only when one must be.
-                if map.keys().any(|k| self.redacted(k).is_some()) {
+                if map.keys().any(|k| self.needs(k)) {
                     *map = std::mem::take(map)
                         .into_iter()
                         .map(|(k, mut v)| {

@@ -201,7 +201,7 @@ fn audit_append_tmpfs(b: Bencher) {
 #[divan::bench]
 fn audit_append_tmpfs_with_state_head(b: Bencher) {
     let dir = tempfile::tempdir_in("/dev/shm").unwrap();
-    let head = pincer_store::SqliteAuditHead::open(&dir.path().join("state.db")).unwrap();
+    let head = pincer_store::SqliteAuditHead::new(&dir.path().join("state.db"));
     audit_append_with(b, dir.path(), vec![std::sync::Arc::new(head)]);
 }
 

@@ -40,8 +40,8 @@ impl Wire for Anthropic {
         headers(&pairs)
     }
 
-    fn request_body(req: &ChatRequest, stream: bool) -> Value {
-        request_body(req, stream)
+    fn request_body(req: &ChatRequest, stream: bool) -> Result<bytes::Bytes, ProviderError> {
+        crate::http::json_bytes(&request_body(req, stream))
     }
 
     fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {

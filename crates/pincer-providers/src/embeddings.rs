@@ -57,10 +57,7 @@ impl EmbeddingsClient {
         let cancel = CancellationToken::new();
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
-            // A Value (string keys) always serialises.
-            let body = serde_json::to_vec(&json!({"model": self.model, "input": batch}))
-                .unwrap_or_default()
-                .into();
+            let body = crate::http::json_bytes(&json!({"model": self.model, "input": batch}))?;
             let resp = self
                 .core
                 .post_json(&self.url, hdrs.clone(), &body, &cancel)

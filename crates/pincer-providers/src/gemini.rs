@@ -54,8 +54,8 @@ impl Wire for Gemini {
         headers(&pairs)
     }
 
-    fn request_body(req: &ChatRequest, _stream: bool) -> Value {
-        request_body(req)
+    fn request_body(req: &ChatRequest, _stream: bool) -> Result<bytes::Bytes, ProviderError> {
+        crate::http::json_bytes(&request_body(req))
     }
 
     fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {

@@ -356,6 +356,20 @@ pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> Result<HeaderMap, Provi
     Ok(map)
 }
 
+/// `v` as JSON text, for a request body. One that cannot be encoded is refused before anything
+/// is sent (not retried).
+///
+/// # Errors
+/// [`ErrorKind::BadRequest`] naming the encoding error.
+pub(crate) fn json_bytes(v: &impl serde::Serialize) -> Result<bytes::Bytes, ProviderError> {
+    serde_json::to_vec(v).map(Into::into).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::BadRequest,
+            format!("the request cannot be encoded as JSON: {e}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,5 +394,16 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_encoded_is_refused_not_sent_empty() {
+        let ok = json_bytes(&serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(&ok[..], br#"{"a":1}"#);
+        // JSON object keys must be strings.
+        let bad: std::collections::BTreeMap<(i32, i32), i32> = [((1, 2), 3)].into();
+        let e = json_bytes(&bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert!(!e.kind.is_retryable());
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use pincer_types::TokenUsage;
 use reqwest::header::HeaderMap;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::call::{self, MAX_EVENT};
@@ -40,12 +40,8 @@ impl Wire for OpenAi {
         headers(&pairs)
     }
 
-    fn request_body(req: &ChatRequest, stream: bool) -> Value {
-        request_body(req, stream)
-    }
-
-    fn request_bytes(req: &ChatRequest, stream: bool) -> Vec<u8> {
-        request_bytes(req, stream)
+    fn request_body(req: &ChatRequest, stream: bool) -> Result<bytes::Bytes, ProviderError> {
+        crate::http::json_bytes(&Body::new(req, stream))
     }
 
     fn parse_full(bytes: &[u8]) -> Result<Vec<StreamEvent>, ProviderError> {
@@ -53,203 +49,138 @@ impl Wire for OpenAi {
     }
 }
 
-/// The JSON body for a request, as a `Value` (what [`request_bytes`] writes, for checks).
-pub(crate) fn request_body(req: &ChatRequest, stream: bool) -> Value {
-    serde_json::to_value(Body { req, stream }).unwrap_or(Value::Null)
-}
-
-/// The JSON body for a request, written straight from the request: no `Value` tree, no copy of
-/// the tool schemas or the conversation (a served turn's largest allocation site before).
-pub(crate) fn request_bytes(req: &ChatRequest, stream: bool) -> Vec<u8> {
-    // Writing borrowed strings, numbers and Values to a Vec cannot fail.
-    serde_json::to_vec(&Body { req, stream }).unwrap_or_default()
-}
-
-/// `{"model", "messages", "max_tokens", "stream", "stream_options"?, "tools"?}`.
+/// The request body, borrowed from the request and written straight to JSON text: no `Value`
+/// tree, no copy of the tool schemas or the conversation (a served turn's largest allocation
+/// site before).
+#[derive(Serialize)]
 struct Body<'a> {
-    req: &'a ChatRequest,
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    max_tokens: u32,
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
 }
 
-impl Serialize for Body<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let req = self.req;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("model", &req.model)?;
-        m.serialize_entry("messages", &Messages(req))?;
-        m.serialize_entry("max_tokens", &req.max_tokens)?;
-        m.serialize_entry("stream", &self.stream)?;
-        if self.stream {
-            m.serialize_entry("stream_options", &IncludeUsage)?;
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// One chat-completions message; the system prompt (when there is one) comes first.
+#[derive(Serialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+enum WireMessage<'a> {
+    System {
+        content: &'a str,
+    },
+    User {
+        content: &'a str,
+    },
+    Assistant {
+        /// An assistant turn of only tool calls has no text: `null`, not "".
+        content: Option<&'a str>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<WireCall<'a>>,
+    },
+    Tool {
+        tool_call_id: &'a str,
+        content: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct WireCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: CallFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct CallFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: ToolFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+impl<'a> Body<'a> {
+    fn new(req: &'a ChatRequest, stream: bool) -> Self {
+        let system = (!req.system.is_empty()).then_some(WireMessage::System {
+            content: &req.system,
+        });
+        let messages = system
+            .into_iter()
+            .chain(req.messages.iter().map(WireMessage::of))
+            .collect();
+        let tools = req
+            .tools
+            .iter()
+            .map(|t| WireTool {
+                kind: "function",
+                function: ToolFunction {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
+                },
+            })
+            .collect();
+        Self {
+            model: &req.model,
+            messages,
+            max_tokens: req.max_tokens,
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+            tools,
         }
-        if !req.tools.is_empty() {
-            m.serialize_entry("tools", &Tools(&req.tools))?;
-        }
-        m.end()
     }
 }
 
-/// `{"include_usage": true}`.
-struct IncludeUsage;
-
-impl Serialize for IncludeUsage {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(1))?;
-        m.serialize_entry("include_usage", &true)?;
-        m.end()
-    }
-}
-
-/// The system prompt (when there is one) as the first message, then the conversation.
-struct Messages<'a>(&'a ChatRequest);
-
-impl Serialize for Messages<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let req = self.0;
-        let mut seq = s.serialize_seq(None)?;
-        if !req.system.is_empty() {
-            seq.serialize_element(&Role("system", &req.system))?;
-        }
-        for m in &req.messages {
-            seq.serialize_element(&WireMessage(m))?;
-        }
-        seq.end()
-    }
-}
-
-/// `{"role", "content"}`.
-struct Role<'a>(&'static str, &'a str);
-
-impl Serialize for Role<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("role", self.0)?;
-        m.serialize_entry("content", self.1)?;
-        m.end()
-    }
-}
-
-/// One message in the chat completions shape.
-struct WireMessage<'a>(&'a Message);
-
-impl Serialize for WireMessage<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Message::User { content } => Role("user", content).serialize(s),
+impl<'a> WireMessage<'a> {
+    fn of(m: &'a Message) -> Self {
+        match m {
+            Message::User { content } => Self::User { content },
             Message::Assistant {
                 content,
                 tool_calls,
-            } if tool_calls.is_empty() => Role("assistant", content).serialize(s),
-            Message::Assistant {
-                content,
-                tool_calls,
-            } => {
-                let mut m = s.serialize_map(Some(3))?;
-                m.serialize_entry("role", "assistant")?;
-                // An assistant turn of only tool calls has no text: `null`, not "".
-                m.serialize_entry("content", &Some(content.as_str()).filter(|c| !c.is_empty()))?;
-                m.serialize_entry("tool_calls", &WireCalls(tool_calls))?;
-                m.end()
-            }
+            } => Self::Assistant {
+                content: Some(content.as_str()).filter(|c| tool_calls.is_empty() || !c.is_empty()),
+                tool_calls: tool_calls
+                    .iter()
+                    .map(|c| WireCall {
+                        id: &c.id,
+                        kind: "function",
+                        function: CallFunction {
+                            name: &c.name,
+                            arguments: &c.arguments,
+                        },
+                    })
+                    .collect(),
+            },
             Message::Tool {
                 call_id, content, ..
-            } => {
-                let mut m = s.serialize_map(Some(3))?;
-                m.serialize_entry("role", "tool")?;
-                m.serialize_entry("tool_call_id", call_id)?;
-                m.serialize_entry("content", content)?;
-                m.end()
-            }
-        }
-    }
-}
-
-/// `[{"id", "type": "function", "function": {"name", "arguments"}}]`.
-struct WireCalls<'a>(&'a [ToolCall]);
-
-impl Serialize for WireCalls<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for c in self.0 {
-            seq.serialize_element(&Function {
-                id: Some(&c.id),
-                name: &c.name,
-                fields: FunctionFields::Call(&c.arguments),
-            })?;
-        }
-        seq.end()
-    }
-}
-
-/// `[{"type": "function", "function": {"name", "description", "parameters"}}]`.
-struct Tools<'a>(&'a [crate::ToolDef]);
-
-impl Serialize for Tools<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for t in self.0 {
-            seq.serialize_element(&Function {
-                id: None,
-                name: &t.name,
-                fields: FunctionFields::Def(&t.description, &t.parameters),
-            })?;
-        }
-        seq.end()
-    }
-}
-
-/// `{"id"?, "type": "function", "function": {"name", …fields}}` — a tool call or a tool offered.
-struct Function<'a> {
-    id: Option<&'a str>,
-    name: &'a str,
-    fields: FunctionFields<'a>,
-}
-
-/// What follows the name inside `"function"`.
-#[derive(Clone, Copy)]
-enum FunctionFields<'a> {
-    /// A call's `arguments` text.
-    Call(&'a str),
-    /// An offered tool's `description` and `parameters` schema.
-    Def(&'a str, &'a Value),
-}
-
-impl Serialize for Function<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        if let Some(id) = self.id {
-            m.serialize_entry("id", id)?;
-        }
-        m.serialize_entry("type", "function")?;
-        m.serialize_entry(
-            "function",
-            &FunctionInner {
-                name: self.name,
-                fields: self.fields,
+            } => Self::Tool {
+                tool_call_id: call_id,
+                content,
             },
-        )?;
-        m.end()
-    }
-}
-
-/// The object inside `"function"`.
-struct FunctionInner<'a> {
-    name: &'a str,
-    fields: FunctionFields<'a>,
-}
-
-impl Serialize for FunctionInner<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("name", self.name)?;
-        match self.fields {
-            FunctionFields::Call(arguments) => m.serialize_entry("arguments", arguments)?,
-            FunctionFields::Def(description, parameters) => {
-                m.serialize_entry("description", description)?;
-                m.serialize_entry("parameters", parameters)?;
-            }
         }
-        m.end()
     }
 }
 
@@ -563,8 +494,9 @@ mod tests {
         for req in [&full, &bare] {
             for stream in [true, false] {
                 let want = reference_body(req, stream);
-                assert_eq!(request_body(req, stream), want);
-                let sent: Value = serde_json::from_slice(&request_bytes(req, stream)).unwrap();
+                let sent: Value =
+                    serde_json::from_slice(&<OpenAi as Wire>::request_body(req, stream).unwrap())
+                        .unwrap();
                 assert_eq!(sent, want);
             }
         }

@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{self, Assembler, Call};
@@ -36,14 +35,11 @@ pub trait Wire: Send + Sync + std::fmt::Debug + 'static {
         key: Option<&ApiKey>,
         accept: Option<&'static str>,
     ) -> Result<HeaderMap, ProviderError>;
-    /// The request body.
-    fn request_body(req: &ChatRequest, stream: bool) -> Value;
-    /// The request body as sent: [`Self::request_body`] written out, unless the format writes
-    /// it straight from the request.
-    fn request_bytes(req: &ChatRequest, stream: bool) -> Vec<u8> {
-        // A Value (string keys) always serialises.
-        serde_json::to_vec(&Self::request_body(req, stream)).unwrap_or_default()
-    }
+    /// The request body, as sent (JSON text).
+    ///
+    /// # Errors
+    /// When it cannot be encoded ([`crate::http::json_bytes`]).
+    fn request_body(req: &ChatRequest, stream: bool) -> Result<bytes::Bytes, ProviderError>;
     /// Decodes a non-streamed answer.
     ///
     /// # Errors
@@ -102,11 +98,13 @@ impl<W: Wire> ModelProvider for WireProvider<W> {
 
     fn stream(&self, request: &ChatRequest, cancel: CancellationToken) -> EventStream {
         let stream = self.core.settings.stream;
-        let call = W::headers(self.core.key(), Some(accept(stream))).map(|headers| Call {
-            url: W::chat_url(&self.base, request, stream),
-            headers,
-            body: W::request_bytes(request, stream).into(),
-            parse_full: W::parse_full,
+        let call = W::headers(self.core.key(), Some(accept(stream))).and_then(|headers| {
+            Ok(Call {
+                url: W::chat_url(&self.base, request, stream),
+                headers,
+                body: W::request_body(request, stream)?,
+                parse_full: W::parse_full,
+            })
         });
         call::start::<W::Assembler>(Arc::clone(&self.core), call, cancel)
     }

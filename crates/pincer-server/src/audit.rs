@@ -113,7 +113,7 @@ pub fn witnesses(
     // one (`init`, `config set storage.url` on the way to Postgres), and must not create it.
     let db = home.state_db_path();
     if db.exists() {
-        out.push(Arc::new(pincer_store::SqliteAuditHead::open(&db)?));
+        out.push(Arc::new(pincer_store::SqliteAuditHead::new(&db)));
     }
     let a = &config.audit;
     let Some(path) = &a.witness_file else {

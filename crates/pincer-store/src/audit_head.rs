@@ -35,22 +35,26 @@ pub struct SqliteAuditHead {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// The connection, made at first use; the error text when it could not be.
-type Lazy = OnceLock<Result<Mutex<Connection>, String>>;
+/// The connection, made at first use.
+type Lazy = OnceLock<Mutex<Connection>>;
 
 /// The connection, made (created 0600, with the store's settings and busy wait, and migrated)
-/// on first use.
+/// on first use; a failure is reported to this caller and the next use tries again.
 fn conn<'a>(lazy: &'a Lazy, path: &Path) -> Result<&'a Mutex<Connection>, AuditError> {
-    lazy.get_or_init(|| {
-        let mut c = connect(path).map_err(|e| e.to_string())?;
-        migrate(&mut c).map_err(|e| e.to_string())?;
-        Ok(Mutex::new(c))
-    })
-    .as_ref()
-    .map_err(|message| AuditError::Chain {
+    if let Some(c) = lazy.get() {
+        return Ok(c);
+    }
+    let open = || -> Result<Connection, StoreError> {
+        let mut c = connect(path)?;
+        migrate(&mut c)?;
+        Ok(c)
+    };
+    let made = open().map_err(|e| AuditError::Chain {
         location: name(path),
-        message: message.clone(),
-    })
+        message: e.to_string(),
+    })?;
+    // Two first uses at once: one connection is kept, the other closed.
+    Ok(lazy.get_or_init(|| Mutex::new(made)))
 }
 
 /// What the writer thread is to write next.
@@ -89,17 +93,15 @@ impl Queue {
 impl SqliteAuditHead {
     /// The head in the database at `path`. Nothing is opened yet: the connection is made (and
     /// the schema migrated) at the first write or read, and an error there is reported by it
-    /// (a write's as the witness falling behind, a read's to the caller).
-    ///
-    /// # Errors
-    /// None today; kept fallible for the callers that treat opening as a step that may fail.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
+    /// (a write's as the witness falling behind, a read's to the caller); the next use tries
+    /// again.
+    pub fn new(path: &Path) -> Self {
+        Self {
             path: path.to_owned(),
             conn: Arc::new(OnceLock::new()),
             queue: Arc::default(),
             writer: Mutex::new(None),
-        })
+        }
     }
 
     fn fail(&self, e: &rusqlite::Error) -> AuditError {
@@ -264,13 +266,13 @@ mod tests {
     fn the_head_only_moves_forward_and_survives_reopening() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("state.db");
-        let h = SqliteAuditHead::open(&path).unwrap();
+        let h = SqliteAuditHead::new(&path);
         assert_eq!(h.latest().unwrap(), None);
         h.record(5, "five").unwrap();
         h.record(3, "three").unwrap();
         h.record(9, "nine").unwrap();
         drop(h);
-        let again = SqliteAuditHead::open(&path).unwrap();
+        let again = SqliteAuditHead::new(&path);
         assert_eq!(
             again.latest().unwrap(),
             Some(Checkpoint {
@@ -286,7 +288,7 @@ mod tests {
         assert_eq!(again.latest().unwrap().unwrap().seq, 199);
         again.record(200, "last").unwrap();
         drop(again);
-        let third = SqliteAuditHead::open(&path).unwrap();
+        let third = SqliteAuditHead::new(&path);
         assert_eq!(
             third.latest().unwrap(),
             Some(Checkpoint {
@@ -299,20 +301,25 @@ mod tests {
     }
 
     /// Nothing is opened until the head is written or read; a database that cannot be opened
-    /// is reported then (to the reader), not at `open`.
+    /// is reported then (to the reader), and tried again at the next use.
     #[test]
     fn the_connection_is_made_at_first_use() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("state.db");
-        let h = SqliteAuditHead::open(&path).unwrap();
+        let h = SqliteAuditHead::new(&path);
         assert!(!path.exists());
         h.record(1, "one").unwrap();
         assert_eq!(h.latest().unwrap().unwrap().seq, 1);
         assert!(path.exists());
 
-        let nowhere = SqliteAuditHead::open(&t.path().join("missing/dir/state.db")).unwrap();
+        let nowhere = SqliteAuditHead::new(&t.path().join("missing/dir/state.db"));
         nowhere.record(1, "one").unwrap();
         let e = nowhere.latest().unwrap_err();
         assert!(e.to_string().contains("missing/dir/state.db"), "{e}");
+        // The failure is not kept: once the database can be made, the next use makes it.
+        std::fs::create_dir_all(t.path().join("missing/dir")).unwrap();
+        assert_eq!(nowhere.latest().unwrap(), None);
+        nowhere.record(2, "two").unwrap();
+        assert_eq!(nowhere.latest().unwrap().unwrap().seq, 2);
     }
 }

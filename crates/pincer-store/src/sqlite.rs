@@ -179,24 +179,29 @@ impl SqliteStore {
 
     /// Runs `look` without the write lock — on the caller's thread when it can ([`Self::read`]),
     /// else on the store's thread — and returns its answer when it has one; otherwise runs `f`
-    /// in one transaction as [`Self::transact`] does, in the same call on the store's thread as
-    /// a second look. `f` must look again: another connection may have written in between.
-    pub(crate) async fn look_or_transact<T, E, L>(
+    /// in one transaction as [`Self::transact`] does (when `look` ran on the store's thread, in
+    /// the same call). `f` must look again: another connection may have written in between.
+    pub(crate) async fn look_or_transact<T, E>(
         &self,
-        look: L,
+        look: impl Fn(&Connection) -> Result<Option<T>, E> + Send + Sync + 'static,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        L: Fn(&Connection) -> Result<Option<T>, E> + Clone + Send + Sync + 'static,
     {
-        let again = look.clone();
-        self.look_or_call(look, move |conn| match again(conn)? {
-            Some(answer) => Ok(answer),
-            None => immediate(conn, f),
-        })
-        .await
+        match self.read_here(&look) {
+            Some(Ok(Some(answer))) => Ok(answer),
+            Some(Ok(None)) => self.transact(f).await,
+            // Not looked here (connection in use, or an error): look again on the thread.
+            _ => {
+                self.call(move |conn| match look(conn)? {
+                    Some(answer) => Ok(answer),
+                    None => immediate(conn, f),
+                })
+                .await?
+            }
+        }
     }
 
     pub(crate) async fn with<T: Send + 'static>(
